@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The event vocabulary: everything the model can do to the state, as a zod discriminated union on `type`.
+ *
+ * Three levels (architecture decision 2): operation events (OpStarted / OpFinished, one pair per trace op),
+ * effect events (pins, xarray stores, tree inserts, IOMMU maps, heap, accounting, ...), and findings
+ * (Warned, ViolationDetected). Effects carry ranges and PFN runs, never one event per page.
+ *
+ * Vocabulary: `index` counts pages inside one iopt_pages, `last` is inclusive, `pfn`/`count` is a run of
+ * physical pages, `vpn` is a user virtual page number (address / PAGE_SIZE), `iova`/`size` are bytes.
+ * Object ids: trace-visible objects (process, ctx, ioas, domain, access) use the trace's names; kernel
+ * internal objects (mm, pages, area, access node, heap allocation) use numeric ids from State.nextId.
+ *
+ * Every event has `v`, its schema version. A change to an event's meaning bumps its version and adds an
+ * upcaster in upcast.ts; stored logs are never rewritten.
+ */
+import { z } from 'zod';
+
+const id = z.number().int().nonnegative();
+const count = z.number().int().nonnegative();
+const name = z.string();
+const u64 = z.bigint().nonnegative();
+const fn = z.string();
+const treeKey = z.union([z.number(), z.bigint()]);
+
+export const TREE_KINDS = ['area', 'allowed', 'reserved', 'access', 'domains'] as const;
+export const COUNTERS = ['user.locked_vm', 'mm.locked_vm', 'mm.pinned_vm'] as const;
+export const HEAP_OWNERS = ['iommufd', 'caller', 'stack'] as const;
+export const HUGE_SIZES = ['4K', '2M', '1G'] as const;
+export const FAULT_SITES = ['kmalloc', 'temp_kmalloc', 'gup', 'charge', 'pages_to_xarray', 'iommu_map', 'rw_page'] as const;
+export const ACCOUNT_MODES = ['none', 'user', 'mm'] as const;
+
+export type TreeKind = (typeof TREE_KINDS)[number];
+export type Counter = (typeof COUNTERS)[number];
+export type HeapOwner = (typeof HEAP_OWNERS)[number];
+export type HugeSize = (typeof HUGE_SIZES)[number];
+export type FaultSite = (typeof FAULT_SITES)[number];
+export type AccountMode = (typeof ACCOUNT_MODES)[number];
+
+/** Which interval tree: the IOVA trees belong to an IOAS, the index trees to an iopt_pages. */
+export const TreeRef = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.enum(['area', 'allowed', 'reserved']), ioas: name }),
+  z.strictObject({ kind: z.enum(['access', 'domains']), pages: id }),
+]);
+export type TreeRef = z.infer<typeof TreeRef>;
+
+const ev = <T extends string, S extends z.ZodRawShape>(type: T, shape: S) =>
+  z.strictObject({ type: z.literal(type), v: z.literal(1), ...shape });
+
+export const EVENT_SCHEMAS = [
+  // ---- operations and the run ----
+  ev('RunConfigured', {
+    pageSize: count,
+    testBuild: z.boolean(),
+    tempMemoryLimit: count,
+    gupZeroOnOverflow: z.boolean(),
+    variant: z.string(),
+    fixes: z.array(z.string()),
+  }),
+  ev('OpStarted', { op: count, line: count, name: z.string(), caller: z.string().nullable() }),
+  ev('OpFinished', {
+    op: count,
+    errno: z.string().nullable(),
+    result: z.record(z.string(), z.unknown()),
+  }),
+  ev('FaultArmed', { nth: count, site: z.enum(FAULT_SITES).nullable() }),
+  ev('FaultInjected', { site: z.enum(FAULT_SITES), fn, nth: count }),
+  ev('FaultDisarmed', { fired: z.boolean() }),
+  ev('TempMemoryLimitSet', { bytes: count }),
+
+  // ---- machine: processes, memory, pins ----
+  ev('ProcessCreated', {
+    pid: name,
+    mm: id,
+    uid: count,
+    memlock: u64.nullable(),
+    capIpcLock: z.boolean(),
+  }),
+  ev('RlimitSet', { pid: name, memlock: u64.nullable() }),
+  ev('ProcessExited', { pid: name }),
+  ev('MmGot', { mm: id, fn }),
+  ev('MmPut', { mm: id, fn }),
+  ev('MmGrabbed', { mm: id, fn }),
+  ev('MmDropped', { mm: id, fn }),
+  ev('FramesAllocated', { pfn: count, count, huge: z.enum(HUGE_SIZES) }),
+  ev('VmaMapped', {
+    mm: id,
+    vpn: count,
+    npages: count,
+    writable: z.boolean(),
+    huge: z.enum(HUGE_SIZES),
+    runs: z.array(z.tuple([count, count])),
+  }),
+  ev('VmaUnmapped', { mm: id, vpn: count, npages: count }),
+  ev('CowBroken', { mm: id, vpn: count, oldPfn: count, newPfn: count, fn }),
+  ev('MemoryWritten', { pfn: count, offset: count, data: z.string() }),
+  ev('PagesPinned', { pfn: count, count, fn, mm: id.nullable() }),
+  ev('PagesUnpinned', { pfn: count, count, dirty: z.boolean(), fn }),
+
+  // ---- machine: heap ----
+  ev('HeapAllocated', { alloc: id, size: count, owner: z.enum(HEAP_OWNERS), tag: z.string(), fn }),
+  ev('HeapFreed', { alloc: id, fn }),
+
+  // ---- accounting ----
+  ev('AccountingCharged', { counter: z.enum(COUNTERS), owner: count, pages: id.nullable(), delta: count, fn }),
+  ev('AccountingUncharged', { counter: z.enum(COUNTERS), owner: count, pages: id.nullable(), delta: count, fn }),
+  ev('NpinnedChanged', { pages: id, delta: z.number().int(), fn }),
+  ev('LastNpinnedSet', { pages: id, value: count, fn }),
+
+  // ---- iommufd objects ----
+  ev('CtxOpened', { ctx: name, pid: name, account: z.enum(['user', 'mm']), vfioType1: z.boolean() }),
+  ev('IoasAllocated', { ioas: name, ctx: name }),
+  ev('IovaAlignmentSet', { ioas: name, alignment: u64 }),
+  ev('LargePagesDisabled', { ioas: name, disabled: z.boolean() }),
+  ev('IoasDomainsSet', { ioas: name, domains: z.array(name) }),
+  ev('PagesAllocated', {
+    pages: id,
+    uptr: u64,
+    npages: count,
+    writable: z.boolean(),
+    accountMode: z.enum(ACCOUNT_MODES),
+    sourcePid: name,
+    sourceMm: id,
+    sourceUid: count,
+    fn,
+  }),
+  ev('PagesAccountModeSet', { pages: id, accountMode: z.enum(ACCOUNT_MODES) }),
+  ev('PagesRefChanged', { pages: id, delta: z.number().int(), fn }),
+  ev('PagesReleased', { pages: id, fn }),
+  ev('AreaAllocated', {
+    area: id,
+    ioas: name,
+    iova: u64,
+    lastIova: u64,
+    pageOffset: count,
+    firstIndex: count,
+    lastIndex: count,
+    prot: z.strictObject({ read: z.boolean(), write: z.boolean() }),
+  }),
+  ev('AreaPagesSet', { area: id, pages: id.nullable() }),
+  ev('AreaStorageDomainSet', { area: id, domain: name.nullable() }),
+  ev('AreaAccessesChanged', { area: id, delta: z.number().int(), fn }),
+  ev('AreaPreventAccessSet', { area: id, prevent: z.boolean() }),
+  ev('AreaFreed', { area: id }),
+  ev('ItreeInserted', { tree: TreeRef, node: id, start: treeKey, last: treeKey, owner: z.string().nullable() }),
+  ev('ItreeRemoved', { tree: TreeRef, node: id, start: treeKey, last: treeKey }),
+  ev('XaStored', { pages: id, index: count, pfn: count, count }),
+  ev('XaErased', { pages: id, index: count, count }),
+  ev('PagesAccessAllocated', { node: id, pages: id, index: count, last: count }),
+  ev('PagesAccessUsersChanged', { node: id, delta: z.number().int() }),
+  ev('PagesAccessFreed', { node: id }),
+  ev('AccessCreated', { access: name, ioas: name, needsPinPages: z.boolean() }),
+  ev('AccessItemAdded', { access: name, item: id, iova: u64, length: u64 }),
+  ev('AccessItemRemoved', { access: name, item: id }),
+  ev('AccessDestroyed', { access: name }),
+  ev('DomainAllocated', {
+    domain: name,
+    kind: z.enum(['mock', 'generic']),
+    pgsizes: z.array(u64),
+    aperture: z.tuple([u64, u64]),
+  }),
+  ev('DomainFreed', { domain: name }),
+  ev('IommuMapped', { domain: name, extent: id, iova: u64, paddr: u64, size: u64, read: z.boolean(), write: z.boolean(), fn }),
+  ev('IommuUnmapped', {
+    domain: name,
+    iova: u64,
+    size: u64,
+    unmapped: u64,
+    /** The byte ranges that were really removed (whole IOPTEs; holes excluded). */
+    removed: z.array(z.tuple([u64, u64])),
+    fn,
+  }),
+
+  // ---- findings ----
+  ev('Warned', { fn, condition: z.string(), objects: z.record(z.string(), z.unknown()) }),
+  ev('ViolationDetected', {
+    kind: z.string(),
+    fn,
+    detail: z.string(),
+    objects: z.record(z.string(), z.unknown()),
+  }),
+] as const;
+
+export const Event = z.discriminatedUnion('type', EVENT_SCHEMAS);
+export type Event = z.infer<typeof Event>;
+export type EventType = Event['type'];
+export type EventOf<T extends EventType> = Extract<Event, { type: T }>;
+
+/** Event types, in vocabulary order. */
+export const EVENT_TYPES: readonly EventType[] = EVENT_SCHEMAS.map((s) => s.shape.type.value);
+
+/**
+ * The kinds of violation the model reports. `warn` findings are Warned events; the rest are
+ * ViolationDetected with one of these kinds.
+ */
+export const VIOLATION_KINDS = [
+  'bad_free',
+  'double_free',
+  'leak',
+  'double_unpin',
+  'pin_leak',
+  'mmput_underflow',
+  'mmdrop_underflow',
+  'unlock_not_held',
+  'accounting_mismatch',
+  'stale_batch_entry',
+  'batch_out_of_bounds',
+  'itree_corruption',
+  'domain_pairing',
+  'short_unmap',
+  'xarray_missing_entry',
+  'use_after_free',
+  'invariant',
+] as const;
+export type ViolationKind = (typeof VIOLATION_KINDS)[number];

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * Variants and fix flags (spec section 17). A variant is the v3 posting plus a set of named fixes; each
+ * flag changes only the behaviour its spec section describes. `merged` = v3 + every pre-merge flag,
+ * `upstream` = everything. Flags are listed in upstream order, which is the order fix bisect walks.
+ */
+
+export interface FixFlag {
+  name: string;
+  /** Upstream commit, or the posting that carried it for pre-merge fixes. */
+  commit: string;
+  /** First release (or posting) with the fix. */
+  release: string;
+  /** Spec sections whose behaviour the flag changes. */
+  sections: string;
+  preMerge: boolean;
+  summary: string;
+}
+
+export const FIX_FLAGS: readonly FixFlag[] = [
+  { name: 'mmget-fail-no-kfree', commit: 'v4 posting (review of v3 07/15)', release: 'v6.2-rc1', sections: '9a', preMerge: true, summary: 'pfn_reader_user_pin no longer kfrees upages (BAD_FREE) or leaves locked = 0 when mmget_not_zero fails' },
+  { name: 'xarray-clear-after-add', commit: 'v4..v6 posting', release: 'v6.2-rc1', sections: '5', preMerge: true, summary: 'batch_from_xarray_clear erases an entry only after it was added to the batch' },
+  { name: 'unfill-xarray-loop', commit: 'v4..v6 posting', release: 'v6.2-rc1', sections: '13b', preMerge: true, summary: 'iopt_pages_unfill_xarray loops clear+unpin until the hole is done' },
+  { name: 'fill-xarray-upages-bytes', commit: 'v4..v6 posting', release: 'v6.2-rc1', sections: '13a', preMerge: true, summary: 'iopt_pages_fill_xarray sets upages_len in bytes, not entries' },
+  { name: 'reader-release-pins', commit: 'v4..v6 posting', release: 'v6.2-rc1', sections: '10, 12a, 12b', preMerge: true, summary: 'pfn_reader_release_pins: guarded tail unpin with npinned decrement, release before unwind, done_end tracking' },
+  { name: 'fill-domains-unwind-extents', commit: 'v4..v6 posting', release: 'v6.2-rc1', sections: '12b', preMerge: true, summary: 'iopt_area_fill_domains unwinds each domain over exactly what it mapped' },
+  { name: 'area-add-access-locking', commit: 'v4..v6 posting', release: 'v6.2-rc1', sections: '13d', preMerge: true, summary: 'iopt_area_add_access/remove_access take the pages mutex and count num_accesses themselves' },
+  { name: 'split-blocks-accesses', commit: 'v4..v6 posting', release: 'v6.2-rc1', sections: '14', preMerge: true, summary: 'iopt_area_split refuses an area with accesses instead of copying num_accesses into both halves' },
+  { name: 'unfill-domain-per-area', commit: 'v4..v6 posting', release: 'v6.2-rc1', sections: '14', preMerge: true, summary: 'detach unmaps each area from the removed domain instead of each contiguous span of the area tree' },
+  { name: 'npfns-u32', commit: 'v3 08/15', release: 'v6.2-rc1', sections: '5', preMerge: true, summary: 'pfn_batch run lengths are u32 instead of u16' },
+  { name: 'incr-locked-vm-uses-arg', commit: 'a26fa392068d', release: 'v6.2-rc1', sections: '8', preMerge: true, summary: 'incr_user_locked_vm charges its argument instead of npinned - last_npinned' },
+  { name: 'reader-destroy-locked-reset', commit: 'a26fa392068d', release: 'v6.2-rc1', sections: '9', preMerge: true, summary: 'pfn_reader_user_destroy sets locked = -1, not 0' },
+  { name: 'gup-unshare-flags', commit: 'v6.2-rc1 (GUP FOLL_UNSHARE)', release: 'v6.2-rc1', sections: '6, 9', preMerge: false, summary: 'read-only pins use FOLL_LONGTERM only (GUP unshares) and remote GUP reports a dropped mmap lock' },
+  { name: 'uptr-overflow-check', commit: 'e4395701330f', release: 'v6.3-rc6', sections: '11', preMerge: false, summary: 'iopt_alloc_pages returns -EOVERFLOW when uptr + length wraps' },
+  { name: 'unpin-domain-batch-last-index', commit: '727c28c1cef2', release: 'v6.3-rc6', sections: '12c', preMerge: false, summary: 'iopt_area_unpin_domain computes batch_last from the hole start, not past the carry' },
+  { name: 'carry-store-order', commit: '13a0d1ae7ee6', release: 'v6.3-rc6', sections: '5', preMerge: false, summary: 'batch_clear_carry reads the last run before overwriting entry 0' },
+  { name: 'unmap-no-area-deref', commit: '804ca14d04df', release: 'v6.5-rc1', sections: '14', preMerge: false, summary: 'iopt_unmap_iova no longer dereferences the area after dropping the locks; retries are counted' },
+  { name: 'carry-end-one', commit: 'b7c822fa6b77', release: 'v6.5-rc4', sections: '5', preMerge: false, summary: 'batch_clear_carry leaves end = 1 so the carried entry stays visible' },
+  { name: 'split-updates-domains-itree', commit: 'e7250ab7ca49', release: 'v6.7-rc', sections: '14, 12d', preMerge: false, summary: 'iopt_area_split moves the domains_itree node to the two halves' },
+  { name: 'mock-unmap-skips-holes', commit: 'v6.7 dirty-tracking selftest rework of the mock domain', release: 'v6.7-rc1', sections: '15', preMerge: false, summary: 'the selftest mock domain skips unmapped pages silently instead of WARNing per missing page (not a section 17 flag: added so the mock of each era can be chosen)' },
+  { name: 'access-list-id', commit: 'aeb004c0cd69', release: 'v6.8-rc7', sections: '14', preMerge: false, summary: 'iopt_add_access does not overwrite the access list id on failure' },
+  { name: 'map-requires-prot', commit: '996dc53ac289', release: 'v6.11-rc', sections: '14', preMerge: false, summary: 'IOAS_MAP and IOAS_COPY refuse a mapping with neither READ nor WRITE' },
+  { name: 'iova-align-cap', commit: '8f6887349b2f', release: 'v6.12-rc1', sections: '14a', preMerge: false, summary: 'IOVA allocation alignment is capped at the huge page size' },
+  { name: 'unmap-reports-bytes-on-error', commit: 'b23e09f99977', release: 'v6.17-rc1', sections: '14', preMerge: false, summary: 'IOAS_UNMAP writes the unmapped length on the -EDEADLOCK bail-out too' },
+  { name: 'alloc-iova-align-overflow', commit: 'b42497e3c0e7', release: 'v6.17-rc1', sections: '14a', preMerge: false, summary: 'the IOVA allocation alignment step is overflow-checked' },
+  { name: 'unmap-advance-start', commit: '8602018b1f17', release: '2026', sections: '14', preMerge: false, summary: 'iopt_unmap_iova continues after the unmapped area instead of restarting at the range start' },
+];
+
+export const FLAG_NAMES: readonly string[] = FIX_FLAGS.map((f) => f.name);
+export const PRE_MERGE_FLAGS: readonly string[] = FIX_FLAGS.filter((f) => f.preMerge).map((f) => f.name);
+
+export const VARIANTS: Record<string, readonly string[]> = {
+  v3: [],
+  merged: PRE_MERGE_FLAGS,
+  upstream: FLAG_NAMES,
+};
+
+export interface VariantSpec {
+  variant: string;
+  fixes: string[];
+}
+
+/** Resolve `--variant V --fix F... --without F...` into the set of flags, in upstream order. */
+export function resolveVariant(variant: string, add: readonly string[] = [], remove: readonly string[] = []): VariantSpec {
+  const base = VARIANTS[variant];
+  if (base === undefined) throw new RangeError(`unknown variant "${variant}" (known: ${Object.keys(VARIANTS).join(', ')})`);
+  for (const f of [...add, ...remove]) {
+    if (!FLAG_NAMES.includes(f)) throw new RangeError(`unknown fix flag "${f}" (known: ${FLAG_NAMES.join(', ')})`);
+  }
+  const set = new Set([...base, ...add].filter((f) => !remove.includes(f)));
+  return { variant, fixes: FLAG_NAMES.filter((f) => set.has(f)) };
+}
+
+/** True when every pre-merge flag is on: then the spec's unflagged [merged] text applies. */
+export function isMerged(fixes: ReadonlySet<string>): boolean {
+  return PRE_MERGE_FLAGS.every((f) => fixes.has(f));
+}

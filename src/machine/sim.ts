@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The simulated machine's context: what every machine and kernel function receives as its first argument.
+ *
+ * It gives read access to the live State, the single write path (emit), the variant's fix flags, the
+ * calling task, numbered fault points for fail-nth, and WARN / violation reporting. Nothing here is
+ * State: the calling task and the fault counter live for one operation only.
+ */
+import type { Event, FaultSite, ViolationKind } from '../events/events.js';
+import type { Emitter } from '../state/emit.js';
+import type { State } from '../state/state.js';
+
+/** The task that issues the current call: a process (its mm) or a kernel thread (no mm). */
+export interface Task {
+  pid: string | null;
+  mm: number | null;
+}
+
+export const KTHREAD: Task = { pid: null, mm: null };
+
+export type FindingObjects = Record<string, string | number | bigint | boolean | null>;
+
+export class Sim {
+  /** The caller of the current operation. */
+  current: Task = KTHREAD;
+  /** Fault points reached during the current operation (fail-nth counts them). */
+  faultPointsReached = 0;
+  /** The replay-wide fail-nth plan (`replay --fail-nth N`): the Nth fault point of the whole run fails. */
+  runFailNth: number | null = null;
+  runFaultPointsReached = 0;
+  private idCursor = 0;
+
+  constructor(
+    readonly emitter: Emitter,
+    readonly fixes: ReadonlySet<string>,
+    /** True when every pre-merge fix is on: the [merged] text of the spec that names no flag applies. */
+    readonly merged: boolean,
+  ) {}
+
+  get state(): State {
+    return this.emitter.state;
+  }
+
+  get pageSize(): number {
+    return this.emitter.state.config.pageSize;
+  }
+
+  get testBuild(): boolean {
+    return this.emitter.state.config.testBuild;
+  }
+
+  /** True when the variant has the named upstream fix. */
+  has(flag: string): boolean {
+    return this.fixes.has(flag);
+  }
+
+  emit(event: Event): void {
+    this.emitter.emit(event);
+  }
+
+  /** A fresh object id. Ids are unique within a run and deterministic. */
+  newId(): number {
+    const id = Math.max(this.idCursor, this.state.nextId);
+    this.idCursor = id + 1;
+    return id;
+  }
+
+  /** WARN_ON: report and carry on. Returns true so callers can write `if (cond && sim.warn(...))`. */
+  warn(fn: string, condition: string, objects: FindingObjects = {}): true {
+    this.emit({ type: 'Warned', v: 1, fn, condition, objects });
+    return true;
+  }
+
+  /** A WARN that exists only in kernels built with the iommufd selftest option. */
+  testWarn(fn: string, condition: string, objects: FindingObjects = {}): boolean {
+    if (!this.testBuild) return false;
+    return this.warn(fn, condition, objects);
+  }
+
+  /** Something KASAN, kmemleak, a refcount check or an invariant check would catch. */
+  violation(kind: ViolationKind, fn: string, detail: string, objects: FindingObjects = {}): void {
+    this.emit({ type: 'ViolationDetected', v: 1, kind, fn, detail, objects });
+  }
+
+  /**
+   * A numbered fault point (failslab, iommufd_should_fail, ...). Returns true when the armed fail-nth plan
+   * says this one fails: the nth point reached during the operation (of `site` when the plan names one).
+   */
+  faultPoint(site: FaultSite, fn: string): boolean {
+    if (this.runFailNth !== null) {
+      this.runFaultPointsReached += 1;
+      if (this.runFaultPointsReached === this.runFailNth) {
+        this.emit({ type: 'FaultInjected', v: 1, site, fn, nth: this.runFailNth });
+        return true;
+      }
+    }
+    const plan = this.state.fault;
+    if (plan === null) return false;
+    if (plan.site !== null && plan.site !== site) return false;
+    this.faultPointsReached += 1;
+    if (this.faultPointsReached !== plan.nth) return false;
+    this.emit({ type: 'FaultInjected', v: 1, site, fn, nth: plan.nth });
+    return true;
+  }
+
+  /** The process that owns an mm, or null once it is gone. */
+  processOfMm(mm: number): State['processes'][string] | null {
+    const m = this.state.mms[mm];
+    return m ? (this.state.processes[m.pid] ?? null) : null;
+  }
+}

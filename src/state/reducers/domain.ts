@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * Reducers for IOMMU domains as IO page tables. A successful iommu_map call becomes mappings of uniform
+ * IOPTE size (the largest sizes that the alignment of iova and paddr allows, as the IOMMU core splits a
+ * call); the mock domain stores one piece per call with its START/LAST flag bit on the first and last mock
+ * page. An unmap removes exactly the byte ranges its event lists (the model decided what the driver removes).
+ */
+import type { EventOf } from '../../events/events.js';
+import { btreeCreate, btreeDelete, btreeEntriesFrom, btreeFloorValue, btreeSet } from '../../kernel/btree.js';
+import { digestAdd, digestRemove, zeroDigest } from '../../lib/digest.js';
+import type { HashPart } from '../../lib/digest.js';
+import { recordAdd, recordRemove, recordSet, recordStructure } from '../records.js';
+import type { Domain, Mapping, MappingTable, State } from '../state.js';
+import { mustGet } from './lookup.js';
+
+export interface PgsizeRun {
+  iova: bigint;
+  paddr: bigint;
+  size: bigint;
+  pgsize: bigint;
+}
+
+/** Split a map call into runs of one IOPTE size each, choosing per step the largest size that fits. */
+export function pgsizeRuns(iova: bigint, paddr: bigint, size: bigint, pgsizes: readonly bigint[]): PgsizeRun[] {
+  const sizes = [...pgsizes].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+  const runs: PgsizeRun[] = [];
+  let off = 0n;
+  while (off < size) {
+    const at = iova + off;
+    const pa = paddr + off;
+    const pg = sizes.find((p) => at % p === 0n && pa % p === 0n && size - off >= p) ?? sizes[sizes.length - 1] ?? size - off;
+    const last = runs[runs.length - 1];
+    if (last && last.pgsize === pg && last.iova + last.size === at) last.size += pg;
+    else runs.push({ iova: at, paddr: pa, size: pg, pgsize: pg });
+    off += pg;
+  }
+  return runs;
+}
+
+export function mappingTableCreate(): MappingTable {
+  return { tree: btreeCreate<bigint, Mapping>(), digest: zeroDigest() };
+}
+
+const mappingParts = (m: Mapping): HashPart[] => [
+  m.iova,
+  m.size,
+  m.paddr,
+  m.pgsize,
+  m.read,
+  m.write,
+  m.extent,
+  m.headFlag,
+  m.tailFlag,
+];
+
+function putMapping(t: MappingTable, m: Mapping): void {
+  btreeSet(t.tree, m.iova, m);
+  digestAdd(t.digest, mappingParts(m));
+}
+
+function dropMapping(t: MappingTable, m: Mapping): void {
+  btreeDelete(t.tree, m.iova);
+  digestRemove(t.digest, mappingParts(m));
+}
+
+/** Remove [start, end) from the table, cutting the mappings it overlaps. Returns the bytes removed. */
+function removeRange(t: MappingTable, start: bigint, end: bigint): bigint {
+  let removed = 0n;
+  const hit: Mapping[] = [];
+  const head = btreeFloorValue(t.tree, start);
+  if (head && head.iova < start && head.iova + head.size > start) hit.push(head);
+  for (const [iova, m] of btreeEntriesFrom(t.tree, start)) {
+    if (iova >= end) break;
+    hit.push(m);
+  }
+  for (const m of hit) {
+    const mEnd = m.iova + m.size;
+    const cutStart = m.iova > start ? m.iova : start;
+    const cutEnd = mEnd < end ? mEnd : end;
+    dropMapping(t, m);
+    removed += cutEnd - cutStart;
+    if (m.iova < cutStart) putMapping(t, { ...m, size: cutStart - m.iova, tailFlag: false });
+    if (cutEnd < mEnd) {
+      putMapping(t, { ...m, iova: cutEnd, paddr: m.paddr + (cutEnd - m.iova), size: mEnd - cutEnd, headFlag: false });
+    }
+  }
+  return removed;
+}
+
+export function domainAllocated(s: State, e: EventOf<'DomainAllocated'>): void {
+  const domain: Domain = {
+    name: e.domain,
+    kind: e.kind,
+    pgsizes: [...e.pgsizes],
+    aperture: [e.aperture[0], e.aperture[1]],
+    mappings: mappingTableCreate(),
+    mappedBytes: 0n,
+  };
+  s.domains[e.domain] = domain;
+  recordAdd(s, 'domain', e.domain, domain);
+}
+
+export function domainFreed(s: State, e: EventOf<'DomainFreed'>): void {
+  recordRemove(s, 'domain', e.domain, mustGet(s.domains, e.domain, 'domain'));
+  delete s.domains[e.domain];
+}
+
+export function iommuMapped(s: State, e: EventOf<'IommuMapped'>): void {
+  const d = mustGet(s.domains, e.domain, 'domain');
+  let overwritten = 0n;
+  recordStructure(s, 'domain', e.domain, d, 'mappings', (t) => {
+    // The model has already WARNed about an overlap; like the mock, the new entries replace the old ones.
+    overwritten = removeRange(t, e.iova, e.iova + e.size);
+    const base = { read: e.read, write: e.write, extent: e.extent };
+    if (d.kind === 'mock') {
+      putMapping(t, { ...base, iova: e.iova, size: e.size, paddr: e.paddr, pgsize: d.pgsizes[0] ?? e.size, headFlag: true, tailFlag: true });
+      return;
+    }
+    for (const run of pgsizeRuns(e.iova, e.paddr, e.size, d.pgsizes)) {
+      putMapping(t, { ...base, ...run, headFlag: false, tailFlag: false });
+    }
+  });
+  recordSet(s, 'domain', e.domain, d, 'mappedBytes', d.mappedBytes - overwritten + e.size);
+  s.nextId = Math.max(s.nextId, e.extent + 1);
+}
+
+export function iommuUnmapped(s: State, e: EventOf<'IommuUnmapped'>): void {
+  const d = mustGet(s.domains, e.domain, 'domain');
+  let removed = 0n;
+  recordStructure(s, 'domain', e.domain, d, 'mappings', (t) => {
+    for (const [iova, size] of e.removed) removed += removeRange(t, iova, iova + size);
+  });
+  recordSet(s, 'domain', e.domain, d, 'mappedBytes', d.mappedBytes - removed);
+}

@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/** Reducers for the simulated machine: processes, mm lifetime, physical frames, page tables, pins, heap. */
+import type { EventOf } from '../../events/events.js';
+import { rangeSet, rangeUpdate } from '../../kernel/range-map.js';
+import { xaErase, xaRuns, xaStore } from '../../kernel/xarray.js';
+import { rangeMapCreate } from '../../kernel/range-map.js';
+import { xaCreate } from '../../kernel/xarray.js';
+import { entrySet, recordAdd, recordRemove, recordSet, recordStructure } from '../records.js';
+import type { Frame, Mm, State } from '../state.js';
+import { FRAME_SPEC, VMA_SPEC, frameOrFree } from '../frames.js';
+import { mustGet } from './lookup.js';
+
+function updateFrames(s: State, pfn: number, count: number, fn: (f: Frame | undefined) => Frame | undefined): void {
+  recordStructure(s, 'state', 'memory', { frames: s.frames }, 'frames', (frames) => rangeUpdate(frames, pfn, count, fn, FRAME_SPEC));
+}
+
+function dropPageData(s: State, pfn: number, count: number): void {
+  for (const key of Object.keys(s.pageData)) {
+    const p = Number(key);
+    if (p >= pfn && p < pfn + count) entrySet(s, 'pageData', s.pageData, p, undefined);
+  }
+}
+
+export function processCreated(s: State, e: EventOf<'ProcessCreated'>): void {
+  const proc = { pid: e.pid, mm: e.mm, uid: e.uid, memlock: e.memlock, capIpcLock: e.capIpcLock, exited: false };
+  s.processes[e.pid] = proc;
+  recordAdd(s, 'process', e.pid, proc);
+  const mm: Mm = { id: e.mm, pid: e.pid, users: 1, count: 1, pt: xaCreate(), vmas: rangeMapCreate(), lockedVm: 0, pinnedVm: 0 };
+  s.mms[e.mm] = mm;
+  recordAdd(s, 'mm', e.mm, mm);
+  if (s.users[e.uid] === undefined) {
+    const user = { uid: e.uid, lockedVm: 0 };
+    s.users[e.uid] = user;
+    recordAdd(s, 'user', e.uid, user);
+  }
+  s.nextId = Math.max(s.nextId, e.mm + 1);
+}
+
+export function rlimitSet(s: State, e: EventOf<'RlimitSet'>): void {
+  recordSet(s, 'process', e.pid, mustGet(s.processes, e.pid, 'process'), 'memlock', e.memlock);
+}
+
+export function processExited(s: State, e: EventOf<'ProcessExited'>): void {
+  recordSet(s, 'process', e.pid, mustGet(s.processes, e.pid, 'process'), 'exited', true);
+}
+
+function mmCounter(s: State, mmId: number, field: 'users' | 'count', delta: number): void {
+  const mm = mustGet(s.mms, mmId, 'mm');
+  recordSet(s, 'mm', mmId, mm, field, mm[field] + delta);
+}
+
+export const mmGot = (s: State, e: EventOf<'MmGot'>): void => mmCounter(s, e.mm, 'users', 1);
+export const mmPut = (s: State, e: EventOf<'MmPut'>): void => mmCounter(s, e.mm, 'users', -1);
+export const mmGrabbed = (s: State, e: EventOf<'MmGrabbed'>): void => mmCounter(s, e.mm, 'count', 1);
+export const mmDropped = (s: State, e: EventOf<'MmDropped'>): void => mmCounter(s, e.mm, 'count', -1);
+
+export function framesAllocated(s: State, e: EventOf<'FramesAllocated'>): void {
+  dropPageData(s, e.pfn, e.count);
+  const frame: Frame = { pins: 0, maps: 0, huge: e.huge, dirty: false };
+  recordStructure(s, 'state', 'memory', { frames: s.frames }, 'frames', (frames) => rangeSet(frames, e.pfn, e.count, frame, FRAME_SPEC));
+  s.nextPfn = Math.max(s.nextPfn, e.pfn + e.count);
+}
+
+export function vmaMapped(s: State, e: EventOf<'VmaMapped'>): void {
+  const mm = mustGet(s.mms, e.mm, 'mm');
+  recordStructure(s, 'mm', e.mm, mm, 'vmas', (vmas) => rangeSet(vmas, e.vpn, e.npages, { writable: e.writable, huge: e.huge }, VMA_SPEC));
+  let vpn = e.vpn;
+  for (const [pfn, count] of e.runs) {
+    recordStructure(s, 'mm', e.mm, mm, 'pt', (pt) => xaStore(pt, vpn, pfn, count));
+    updateFrames(s, pfn, count, (f) => (f ? { ...f, maps: f.maps + 1 } : f));
+    vpn += count;
+  }
+}
+
+export function vmaUnmapped(s: State, e: EventOf<'VmaUnmapped'>): void {
+  const mm = mustGet(s.mms, e.mm, 'mm');
+  const runs = [...xaRuns(mm.pt, e.vpn, e.vpn + e.npages - 1)];
+  for (const run of runs) {
+    updateFrames(s, run.pfn, run.count, (f) => (f ? frameOrFree({ ...f, maps: f.maps - 1 }) : f));
+  }
+  recordStructure(s, 'mm', e.mm, mm, 'pt', (pt) => void xaErase(pt, e.vpn, e.npages));
+  recordStructure(s, 'mm', e.mm, mm, 'vmas', (vmas) => rangeSet(vmas, e.vpn, e.npages, undefined, VMA_SPEC));
+}
+
+export function cowBroken(s: State, e: EventOf<'CowBroken'>): void {
+  const mm = mustGet(s.mms, e.mm, 'mm');
+  recordStructure(s, 'mm', e.mm, mm, 'pt', (pt) => xaStore(pt, e.vpn, e.newPfn, 1));
+  const data = s.pageData[e.oldPfn];
+  updateFrames(s, e.newPfn, 1, (f) => (f ? { ...f, maps: f.maps + 1 } : f));
+  updateFrames(s, e.oldPfn, 1, (f) => (f ? frameOrFree({ ...f, maps: f.maps - 1 }) : f));
+  if (data !== undefined) entrySet(s, 'pageData', s.pageData, e.newPfn, data);
+}
+
+export function memoryWritten(s: State, e: EventOf<'MemoryWritten'>): void {
+  const pageHex = s.config.pageSize * 2;
+  const old = s.pageData[e.pfn] ?? '0'.repeat(pageHex);
+  const at = e.offset * 2;
+  const next = old.slice(0, at) + e.data + old.slice(at + e.data.length);
+  entrySet(s, 'pageData', s.pageData, e.pfn, next);
+}
+
+export function pagesPinned(s: State, e: EventOf<'PagesPinned'>): void {
+  updateFrames(s, e.pfn, e.count, (f) => (f ? { ...f, pins: f.pins + 1 } : f));
+}
+
+export function pagesUnpinned(s: State, e: EventOf<'PagesUnpinned'>): void {
+  // A pin underflow is reported by the model before this event; the count stays at zero here.
+  updateFrames(s, e.pfn, e.count, (f) =>
+    f ? frameOrFree({ ...f, pins: Math.max(0, f.pins - 1), dirty: f.dirty || e.dirty }) : f,
+  );
+}
+
+export function heapAllocated(s: State, e: EventOf<'HeapAllocated'>): void {
+  const alloc = { id: e.alloc, size: e.size, owner: e.owner, tag: e.tag, fn: e.fn };
+  s.heap[e.alloc] = alloc;
+  recordAdd(s, 'heap', e.alloc, alloc);
+  s.nextId = Math.max(s.nextId, e.alloc + 1);
+}
+
+export function heapFreed(s: State, e: EventOf<'HeapFreed'>): void {
+  const alloc = mustGet(s.heap, e.alloc, 'heap allocation');
+  recordRemove(s, 'heap', e.alloc, alloc);
+  delete s.heap[e.alloc];
+}

@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The State: everything the model knows at one point of a run, as plain data.
+ *
+ * Only reducers (reducers/*.ts) write it; the kernel model reads it and emits events. It is plain objects,
+ * arrays and the tree structures of src/kernel (no Map, Set or class instances), so that the same reducers
+ * run on a mutable state (bulk replay, rebuild) and on an immer draft (time travel, one produce per op),
+ * and so that v8.serialize snapshots it. Large collections are trees of small nodes so that a produce copies
+ * only the path it touched.
+ *
+ * Physical memory, page tables, the xarray and IO page tables are run-length: a 16 GiB guest of 2 MiB
+ * pages is thousands of runs, not millions of pages.
+ *
+ * `digest` is the additive digest of every record (see digest.ts in this folder): two states are equal,
+ * with overwhelming probability, iff their digests are.
+ */
+import type { Digest } from '../lib/digest.js';
+import { zeroDigest } from '../lib/digest.js';
+import type { AccountMode, FaultSite, HeapOwner, HugeSize } from '../events/events.js';
+import type { IntervalTree } from '../kernel/interval-tree.js';
+import type { Xarray } from '../kernel/xarray.js';
+import type { RangeMap } from '../kernel/range-map.js';
+import type { BTree } from '../kernel/btree.js';
+import { rangeMapCreate } from '../kernel/range-map.js';
+import { recomputeDigest } from './records.js';
+
+export interface RunConfig {
+  pageSize: number;
+  testBuild: boolean;
+  tempMemoryLimit: number;
+  gupZeroOnOverflow: boolean;
+  variant: string;
+  fixes: string[];
+}
+
+/** One physical page's life, shared by a run of identical neighbours. */
+export interface Frame {
+  pins: number;
+  /** Page-table entries that map it (all processes). */
+  maps: number;
+  huge: HugeSize;
+  dirty: boolean;
+}
+
+export interface Vma {
+  writable: boolean;
+  huge: HugeSize;
+}
+
+export interface Process {
+  pid: string;
+  mm: number;
+  uid: number;
+  /** RLIMIT_MEMLOCK in bytes; null = unlimited. */
+  memlock: bigint | null;
+  capIpcLock: boolean;
+  exited: boolean;
+}
+
+export interface Mm {
+  id: number;
+  pid: string;
+  /** mm_users: address-space users (mmget / mmput). */
+  users: number;
+  /** mm_count: struct lifetime (mmgrab / mmdrop). */
+  count: number;
+  /** Page table: virtual page number -> PFN (run-length). */
+  pt: Xarray;
+  vmas: RangeMap<Vma>;
+  lockedVm: number;
+  pinnedVm: number;
+}
+
+export interface User {
+  uid: number;
+  lockedVm: number;
+}
+
+export interface Allocation {
+  id: number;
+  size: number;
+  owner: HeapOwner;
+  tag: string;
+  fn: string;
+}
+
+export interface Ctx {
+  name: string;
+  pid: string;
+  account: 'user' | 'mm';
+  vfioType1: boolean;
+}
+
+export interface Ioas {
+  name: string;
+  ctx: string;
+  areas: IntervalTree<bigint>;
+  allowed: IntervalTree<bigint>;
+  reserved: IntervalTree<bigint>;
+  /** Reserved node id -> owner (a domain name, or 'resv'). */
+  reservedOwners: Record<number, string>;
+  /** The dense domains array: index = domain id inside this io_pagetable. */
+  domains: string[];
+  iovaAlignment: bigint;
+  disableLargePages: boolean;
+  accesses: string[];
+}
+
+export interface Pages {
+  id: number;
+  refs: number;
+  npages: number;
+  npinned: number;
+  lastNpinned: number;
+  uptr: bigint;
+  writable: boolean;
+  accountMode: AccountMode;
+  sourcePid: string;
+  sourceMm: number;
+  sourceUid: number;
+  xa: Xarray;
+  accessTree: IntervalTree<number>;
+  domainsTree: IntervalTree<number>;
+}
+
+export interface Area {
+  id: number;
+  ioas: string;
+  iova: bigint;
+  lastIova: bigint;
+  pageOffset: number;
+  /** pages_node bounds: [firstIndex, lastIndex] in the pages. */
+  firstIndex: number;
+  lastIndex: number;
+  read: boolean;
+  write: boolean;
+  pages: number | null;
+  storageDomain: string | null;
+  numAccesses: number;
+  preventAccess: boolean;
+}
+
+/** struct iopt_pages_access: one interval of access_itree with its user count. */
+export interface PagesAccess {
+  id: number;
+  pages: number;
+  index: number;
+  last: number;
+  users: number;
+}
+
+export interface AccessItem {
+  id: number;
+  iova: bigint;
+  length: bigint;
+}
+
+export interface Access {
+  name: string;
+  ioas: string | null;
+  needsPinPages: boolean;
+  /** The selftest driver's list of pinned ranges, unpinned by its unmap callback. */
+  items: Record<number, AccessItem>;
+}
+
+/** A piece of IO page table: `size` bytes from `iova` map `paddr`, as IOPTEs of `pgsize` bytes. */
+export interface Mapping {
+  iova: bigint;
+  size: bigint;
+  paddr: bigint;
+  pgsize: bigint;
+  read: boolean;
+  write: boolean;
+  /** Which iommu_map call made it (pairing checks). */
+  extent: number;
+  /** Mock domain: the START/LAST flag bit is set on the first / last mock page of this piece. */
+  headFlag: boolean;
+  tailFlag: boolean;
+}
+
+export interface MappingTable {
+  tree: BTree<bigint, Mapping>;
+  digest: Digest;
+}
+
+export interface Domain {
+  name: string;
+  kind: 'mock' | 'generic';
+  pgsizes: bigint[];
+  aperture: [bigint, bigint];
+  mappings: MappingTable;
+  mappedBytes: bigint;
+}
+
+export interface State {
+  config: RunConfig;
+  nextId: number;
+  opsDone: number;
+  fault: { nth: number; site: FaultSite | null } | null;
+  processes: Record<string, Process>;
+  mms: Record<number, Mm>;
+  users: Record<number, User>;
+  frames: RangeMap<Frame>;
+  /** Next free PFN of the default physical layout. */
+  nextPfn: number;
+  /** Contents of pages that were ever written, as hex, keyed by PFN; absent pages read as zeros. */
+  pageData: Record<number, string>;
+  heap: Record<number, Allocation>;
+  ctxs: Record<string, Ctx>;
+  ioases: Record<string, Ioas>;
+  pages: Record<number, Pages>;
+  areas: Record<number, Area>;
+  pagesAccesses: Record<number, PagesAccess>;
+  accesses: Record<string, Access>;
+  domains: Record<string, Domain>;
+  counts: { warns: number; violations: number };
+  digest: Digest;
+}
+
+export const DEFAULT_CONFIG: RunConfig = {
+  pageSize: 4096,
+  testBuild: true,
+  tempMemoryLimit: 65536,
+  gupZeroOnOverflow: true,
+  variant: 'upstream',
+  fixes: [],
+};
+
+/** PFNs of the default layout start high so that PFN 0 (what a failed iova_to_phys reads back) is never real. */
+export const FIRST_PFN = 0x40000;
+
+export function initialState(): State {
+  const state: State = {
+    config: { ...DEFAULT_CONFIG, fixes: [] },
+    nextId: 1,
+    opsDone: 0,
+    fault: null,
+    processes: {},
+    mms: {},
+    users: {},
+    frames: rangeMapCreate<Frame>(),
+    nextPfn: FIRST_PFN,
+    pageData: {},
+    heap: {},
+    ctxs: {},
+    ioases: {},
+    pages: {},
+    areas: {},
+    pagesAccesses: {},
+    accesses: {},
+    domains: {},
+    counts: { warns: 0, violations: 0 },
+    digest: zeroDigest(),
+  };
+  state.digest = recomputeDigest(state);
+  return state;
+}
