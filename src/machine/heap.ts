@@ -29,8 +29,13 @@ export function kmalloc(sim: Sim, size: number, opts: KmallocOptions): Ptr | nul
   return { space: 'heap', alloc, offset: 0 };
 }
 
-/** kfree: NULL is a no-op; anything but the start of a live allocation is reported and nothing is freed. */
-export function kfree(sim: Sim, ptr: Ptr | null, fn: string): void {
+/**
+ * kfree: NULL is a no-op; anything but the start of a live allocation is reported and nothing is freed.
+ * `by` is the subsystem freeing: freeing the start of a buffer someone else owns is reported as a
+ * BAD_FREE too (the heap knows owners) and then frees it, as the kernel would, so the owner's own free
+ * that follows is a double free.
+ */
+export function kfree(sim: Sim, ptr: Ptr | null, fn: string, by: HeapOwner = 'iommufd'): void {
   if (ptr === null) return;
   if (ptr.space === 'stack') {
     sim.violation('bad_free', fn, `kfree of stack buffer ${ptr.name}`, { buffer: ptr.name });
@@ -49,6 +54,14 @@ export function kfree(sim: Sim, ptr: Ptr | null, fn: string): void {
       { alloc: ptr.alloc, offset: ptr.offset, owner: live.owner, tag: live.tag },
     );
     return;
+  }
+  if (live.owner !== by) {
+    sim.violation('bad_free', fn, `${by} frees allocation ${ptr.alloc} (${live.tag}) owned by ${live.owner}`, {
+      alloc: ptr.alloc,
+      offset: 0,
+      owner: live.owner,
+      tag: live.tag,
+    });
   }
   sim.emit({ type: 'HeapFreed', v: 1, alloc: ptr.alloc, fn });
 }
