@@ -1,0 +1,498 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * Reading a trace (docs/trace-format.md): JSON Lines to a header and a list of ops, each with the
+ * observations recorded after it. A trace with any error is refused whole (one TraceError with every issue,
+ * up to MAX_TRACE_ISSUES), so nothing of a bad trace is ever replayed or stored.
+ *
+ * Beyond the schemas, the reader follows the names a trace creates and removes, in order, and refuses a
+ * reference to an object that does not exist at that point, unless the op expects an errno (then the kernel
+ * is the one meant to refuse it). It also fills in the defaults that depend on earlier lines: the caller
+ * `pid` (the first process) and the `ctx` of `ioas_alloc` (the first context).
+ *
+ * Line rules: lines count from 1, comments and blank lines included. A line whose first non-blank character
+ * is `#`, or that is blank, is a comment. The header may be the first non-comment line (not only line 1, so
+ * a trace can open with a comment such as a licence line). A UTF-8 byte order mark before line 1 is ignored.
+ */
+
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+
+import type { z } from 'zod';
+
+import {
+  DEFAULT_TRACE_HEADER,
+  describeValue,
+  KTHREAD,
+  OBSERVATION_FIELDS,
+  OBSERVATION_KINDS,
+  observationSchema,
+  TRACE_OP_FIELDS,
+  TRACE_OPS,
+  traceHeaderSchema,
+  traceOpSchema,
+} from '../events/trace.js';
+import type {
+  Observation,
+  ObservationKind,
+  TraceHeader,
+  TraceOp,
+  TraceOpName,
+  UnresolvedTraceOp,
+} from '../events/trace.js';
+import { TraceError, traceErrorMap, traceIssuesFromZod } from './errors.js';
+import type { KnownFields, TraceIssue } from './errors.js';
+
+/** One op of a trace, with the line it came from and what a real kernel was observed doing during it. */
+export interface TraceEntry {
+  line: number;
+  op: TraceOp;
+  observed: Observation[];
+}
+
+export interface ParsedTrace {
+  /** The header line, or every default when the trace has none. */
+  header: TraceHeader;
+  entries: TraceEntry[];
+  /** SHA-256 (hex) of the exact bytes read. */
+  sha256: string;
+}
+
+/** Reading stops after this many issues: a trace that broken needs no more detail. */
+export const MAX_TRACE_ISSUES = 1000;
+
+/** The same line breaks as node:readline, so text and file parses agree on line numbers. */
+const LINE_BREAK = /\r\n|\n|\r/g;
+
+const PARSE_CONTEXT = { error: traceErrorMap };
+
+/**
+ * Parse with zod's compiled fast path, which a custom error map turns off (several times slower); only a
+ * line that fails is parsed again with the map, for its messages.
+ */
+function parseLine<T>(schema: z.ZodType<T>, value: unknown): z.ZodSafeParseResult<T> {
+  const fast = schema.safeParse(value);
+  return fast.success ? fast : schema.safeParse(value, PARSE_CONTEXT);
+}
+
+type Namespace = 'process' | 'ctx' | 'ioas' | 'domain' | 'access';
+
+const LABEL: Readonly<Record<Namespace, string>> = {
+  process: 'process',
+  ctx: 'context',
+  ioas: 'IOAS',
+  domain: 'domain',
+  access: 'access',
+};
+const CREATOR: Readonly<Record<Namespace, string>> = {
+  process: 'process',
+  ctx: 'open',
+  ioas: 'ioas_alloc',
+  domain: 'domain_attach',
+  access: 'access_create',
+};
+const REMOVED: Readonly<Record<Namespace, string>> = {
+  process: 'removed',
+  ctx: 'closed',
+  ioas: 'destroyed',
+  domain: 'detached',
+  access: 'destroyed',
+};
+
+interface NameRef {
+  field: string;
+  ns: Namespace;
+  role: 'use' | 'create' | 'destroy';
+}
+
+/** The objects each op names, other than its caller. Uses are listed before creations and checked first. */
+const NAME_REFS: Readonly<Partial<Record<TraceOpName, readonly NameRef[]>>> = {
+  process: [{ field: 'pid', ns: 'process', role: 'create' }],
+  open: [{ field: 'ctx', ns: 'ctx', role: 'create' }],
+  ioas_alloc: [
+    { field: 'ctx', ns: 'ctx', role: 'use' },
+    { field: 'ioas', ns: 'ioas', role: 'create' },
+  ],
+  ioas_map: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
+  ioas_unmap: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
+  ioas_copy: [
+    { field: 'src', ns: 'ioas', role: 'use' },
+    { field: 'dst', ns: 'ioas', role: 'use' },
+  ],
+  ioas_allow_iovas: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
+  ioas_huge_pages: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
+  domain_attach: [
+    { field: 'ioas', ns: 'ioas', role: 'use' },
+    { field: 'domain', ns: 'domain', role: 'create' },
+  ],
+  domain_detach: [{ field: 'domain', ns: 'domain', role: 'destroy' }],
+  access_create: [
+    { field: 'ioas', ns: 'ioas', role: 'use' },
+    { field: 'access', ns: 'access', role: 'create' },
+  ],
+  access_destroy: [{ field: 'access', ns: 'access', role: 'destroy' }],
+  access_pin: [{ field: 'access', ns: 'access', role: 'use' }],
+  access_unpin: [{ field: 'access', ns: 'access', role: 'use' }],
+  access_rw: [{ field: 'access', ns: 'access', role: 'use' }],
+  vfio_unmap: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
+  check_map: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
+};
+
+/**
+ * Ops whose `pid` is a caller that may be omitted. 'caller': any process or "kthread". 'mm': the op works
+ * on that process's address space (its memory, or a user pointer into it), which a kernel thread lacks.
+ */
+const CALLER: Readonly<Partial<Record<TraceOpName, 'caller' | 'mm'>>> = {
+  mmap: 'mm',
+  munmap: 'mm',
+  write: 'mm',
+  read: 'mm',
+  exit: 'mm',
+  rlimit: 'mm',
+  open: 'caller',
+  ioas_map: 'mm',
+  access_pin: 'caller',
+  access_rw: 'caller',
+  check_map: 'mm',
+  check_refs: 'mm',
+};
+
+function isTraceOpName(value: unknown): value is TraceOpName {
+  return typeof value === 'string' && (TRACE_OPS as readonly string[]).includes(value);
+}
+
+function isObservationKind(value: unknown): value is ObservationKind {
+  return typeof value === 'string' && (OBSERVATION_KINDS as readonly string[]).includes(value);
+}
+
+/** A raw name as the schema would normalise it, or null; for bookkeeping on lines that failed the schema. */
+function rawName(value: unknown): string | null {
+  if (typeof value === 'string' && value.length > 0) return value;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
+  return null;
+}
+
+/** Whether a raw `expect` asks for an errno (not "ok"), read without the schema. */
+function rawExpectsErrno(expect: unknown): boolean {
+  if (typeof expect === 'string') return expect !== 'ok';
+  if (typeof expect === 'object' && expect !== null && !Array.isArray(expect)) {
+    const errno = (expect as Record<string, unknown>)['errno'];
+    return typeof errno === 'string' && errno !== 'ok';
+  }
+  return false;
+}
+
+function plural(n: bigint, word: string): string {
+  return `${n} ${word}${n === 1n ? '' : 's'}`;
+}
+
+/** The objects alive at the current line, and where each was created or removed (for messages). */
+class Names {
+  private readonly live: Record<Namespace, Map<string, number>> = {
+    process: new Map(),
+    ctx: new Map(),
+    ioas: new Map(),
+    domain: new Map(),
+    access: new Map(),
+  };
+  private readonly removed: Record<Namespace, Map<string, number>> = {
+    process: new Map(),
+    ctx: new Map(),
+    ioas: new Map(),
+    domain: new Map(),
+    access: new Map(),
+  };
+  /** Every domain ever attached: observations during a detach still name the domain being removed. */
+  readonly everDomains = new Set<string>();
+  firstProcess: string | null = null;
+  firstContext: string | null = null;
+
+  has(ns: Namespace, name: string): boolean {
+    return this.live[ns].has(name);
+  }
+
+  /** Why `name` cannot be used here. */
+  missing(ns: Namespace, name: string): string {
+    const removedAt = this.removed[ns].get(name);
+    return removedAt === undefined
+      ? `unknown ${LABEL[ns]} "${name}": no earlier ${CREATOR[ns]} creates it`
+      : `${LABEL[ns]} "${name}" was ${REMOVED[ns]} on line ${removedAt}`;
+  }
+
+  exists(ns: Namespace, name: string): string {
+    return `${LABEL[ns]} "${name}" already exists (created on line ${this.live[ns].get(name)})`;
+  }
+
+  create(ns: Namespace, name: string, line: number): void {
+    if (this.live[ns].has(name)) return;
+    this.live[ns].set(name, line);
+    this.removed[ns].delete(name);
+    if (ns === 'process') this.firstProcess ??= name;
+    if (ns === 'ctx') this.firstContext ??= name;
+    if (ns === 'domain') this.everDomains.add(name);
+  }
+
+  destroy(ns: Namespace, name: string, line: number): void {
+    if (this.live[ns].delete(name)) this.removed[ns].set(name, line);
+  }
+}
+
+/**
+ * The line-by-line state shared by parseTraceText and parseTraceFile, so both read a trace identically.
+ * Feed lines in order with `line`, then call `finish`.
+ */
+class TraceReader {
+  private header: TraceHeader = { ...DEFAULT_TRACE_HEADER };
+  private readonly entries: TraceEntry[] = [];
+  private readonly issues: TraceIssue[] = [];
+  private readonly names = new Names();
+  private seenContent = false;
+  private seenOp = false;
+  /** The entry observations attach to; null after an op line that failed (its observations go nowhere). */
+  private current: TraceEntry | null = null;
+
+  get full(): boolean {
+    return this.issues.length >= MAX_TRACE_ISSUES;
+  }
+
+  /** Read one line; false once the issue cap is reached and reading should stop. */
+  line(text: string, line: number): boolean {
+    if (this.full) return false;
+    const body = line === 1 && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+    const start = body.trimStart();
+    if (start === '' || start.startsWith('#')) return true;
+    const first = !this.seenContent;
+    this.seenContent = true;
+
+    let value: unknown;
+    try {
+      value = JSON.parse(body);
+    } catch (error) {
+      this.report([{ line, field: null, message: `invalid JSON: ${(error as Error).message}` }]);
+      return !this.full;
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      this.report([{ line, field: null, message: `expected a JSON object, got ${describeValue(value)}` }]);
+    } else {
+      const record = value as Record<string, unknown>;
+      if (Object.hasOwn(record, 'op')) this.readOp(record, line);
+      else if (Object.hasOwn(record, 'observed')) this.readObservation(record, line);
+      else if (Object.hasOwn(record, 'format')) this.readHeader(record, line, first);
+      else {
+        this.report([
+          { line, field: 'op', message: 'required field is missing (a line is an op, an "observed" line or the header)' },
+        ]);
+      }
+    }
+    return !this.full;
+  }
+
+  /** The parsed trace, or a TraceError with every issue found. */
+  finish(fileName: string, sha256: string): ParsedTrace {
+    if (this.issues.length > 0) throw new TraceError(fileName, this.issues, this.full);
+    return { header: this.header, entries: this.entries, sha256 };
+  }
+
+  private report(issues: readonly TraceIssue[]): void {
+    for (const issue of issues) {
+      if (this.full) return;
+      this.issues.push(issue);
+    }
+  }
+
+  private readHeader(record: Record<string, unknown>, line: number, first: boolean): void {
+    if (!first) {
+      this.report([{ line, field: 'format', message: 'the header must be the first non-comment line' }]);
+      return;
+    }
+    const result = parseLine(traceHeaderSchema, record);
+    if (result.success) {
+      this.header = result.data;
+    } else {
+      const known = { subject: 'the header', fields: Object.keys(traceHeaderSchema.shape) };
+      this.report(traceIssuesFromZod(line, result.error.issues, known));
+    }
+  }
+
+  private readOp(record: Record<string, unknown>, line: number): void {
+    this.seenOp = true;
+    this.current = null;
+    const result = parseLine(traceOpSchema, record);
+    if (!result.success) {
+      const name = record['op'];
+      const known: KnownFields | undefined = isTraceOpName(name)
+        ? { subject: name, fields: TRACE_OP_FIELDS[name] }
+        : undefined;
+      this.report(traceIssuesFromZod(line, result.error.issues, known));
+      if (isTraceOpName(name)) this.applyRaw(name, record, line);
+      return;
+    }
+    const issues: TraceIssue[] = [];
+    const op = this.resolve(result.data, line, issues);
+    if (issues.length > 0) {
+      this.report(issues);
+      return;
+    }
+    const entry: TraceEntry = { line, op, observed: [] };
+    this.entries.push(entry);
+    this.current = entry;
+  }
+
+  private readObservation(record: Record<string, unknown>, line: number): void {
+    if (!this.seenOp) {
+      this.report([{ line, field: 'observed', message: 'observation before any op: it must follow the op it records' }]);
+      return;
+    }
+    const result = parseLine(observationSchema, record);
+    if (!result.success) {
+      const kind = record['observed'];
+      const known: KnownFields | undefined = isObservationKind(kind)
+        ? { subject: kind, fields: OBSERVATION_FIELDS[kind] }
+        : undefined;
+      this.report(traceIssuesFromZod(line, result.error.issues, known));
+      return;
+    }
+    const observation = result.data;
+    if (
+      (observation.observed === 'iommu_map' || observation.observed === 'iommu_unmap') &&
+      !this.names.everDomains.has(observation.domain)
+    ) {
+      this.report([{ line, field: 'domain', message: this.names.missing('domain', observation.domain) }]);
+      return;
+    }
+    this.current?.observed.push(observation);
+  }
+
+  /**
+   * Check the names `op` uses against the objects alive before it, fill in the caller and context, and
+   * apply its creations and removals. An op expecting an errno is checked for nothing and changes nothing:
+   * the kernel is to refuse it.
+   */
+  private resolve(op: UnresolvedTraceOp, line: number, issues: TraceIssue[]): TraceOp {
+    const expectsErrno = op.expect !== undefined && op.expect.errno !== 'ok';
+    const fields = op as unknown as Record<string, unknown>;
+    const resolved: Record<string, unknown> = { ...fields };
+
+    const role = CALLER[op.op];
+    if (role !== undefined) {
+      const given = fields['pid'] as string | undefined;
+      if (given === undefined) {
+        if (this.names.firstProcess === null) {
+          issues.push({ line, field: 'pid', message: 'no process yet to default to: name a pid or start a process first' });
+        } else {
+          resolved['pid'] = this.names.firstProcess;
+        }
+      } else if (given === KTHREAD) {
+        if (role === 'mm' && !expectsErrno) {
+          issues.push({ line, field: 'pid', message: '"kthread" has no address space: name a process' });
+        }
+      } else if (!this.names.has('process', given) && !expectsErrno) {
+        issues.push({ line, field: 'pid', message: this.names.missing('process', given) });
+      }
+    }
+
+    if (op.op === 'ioas_alloc' && op.ctx === undefined) {
+      if (this.names.firstContext === null) {
+        issues.push({ line, field: 'ctx', message: 'no context yet to default to: name a ctx or open one first' });
+      } else {
+        resolved['ctx'] = this.names.firstContext;
+      }
+    }
+
+    if (op.op === 'mmap' && op.pfns !== null) {
+      const pageSize = BigInt(this.header.page_size);
+      const pages = (op.length + pageSize - 1n) / pageSize;
+      const covered = op.pfns.reduce((sum, [, n]) => sum + BigInt(n), 0n);
+      if (covered !== pages) {
+        issues.push({
+          line,
+          field: 'pfns',
+          message:
+            `pfns cover ${plural(covered, 'page')} but length ${op.length} is ` +
+            `${plural(pages, 'page')} of ${pageSize} bytes`,
+        });
+      }
+    }
+
+    for (const ref of NAME_REFS[op.op] ?? []) {
+      const name = resolved[ref.field];
+      if (typeof name !== 'string' || expectsErrno) continue;
+      const alive = this.names.has(ref.ns, name);
+      if (ref.role === 'create' ? alive : !alive) {
+        issues.push({
+          line,
+          field: ref.field,
+          message: ref.role === 'create' ? this.names.exists(ref.ns, name) : this.names.missing(ref.ns, name),
+        });
+      }
+    }
+    if (!expectsErrno) this.apply(op.op, resolved, line);
+    return resolved as TraceOp;
+  }
+
+  /** Apply the creations and removals of an op (also of a failed line, so one typo does not cascade). */
+  private apply(op: TraceOpName, fields: Record<string, unknown>, line: number): void {
+    for (const ref of NAME_REFS[op] ?? []) {
+      const name = rawName(fields[ref.field]);
+      if (name === null) continue;
+      if (ref.role === 'create') this.names.create(ref.ns, name, line);
+      if (ref.role === 'destroy') this.names.destroy(ref.ns, name, line);
+    }
+  }
+
+  private applyRaw(op: TraceOpName, record: Record<string, unknown>, line: number): void {
+    if (!rawExpectsErrno(record['expect'])) this.apply(op, record, line);
+  }
+}
+
+/** Parse a whole trace held in memory. `fileName` only names the trace in error messages. */
+export function parseTraceText(text: string, fileName = 'trace'): ParsedTrace {
+  const reader = new TraceReader();
+  let line = 0;
+  let start = 0;
+  LINE_BREAK.lastIndex = 0;
+  for (;;) {
+    const match = LINE_BREAK.exec(text);
+    const end = match === null ? text.length : match.index;
+    line += 1;
+    if (!reader.line(text.slice(start, end), line) || match === null) break;
+    start = end + match[0].length;
+  }
+  return reader.finish(fileName, createHash('sha256').update(text, 'utf8').digest('hex'));
+}
+
+/**
+ * Parse a trace file line by line, holding one line at a time (plus the parsed result).
+ * Rejects with a TraceError for a bad trace, or with the fs error if the file cannot be read.
+ */
+export async function parseTraceFile(path: string): Promise<ParsedTrace> {
+  const reader = new TraceReader();
+  const hash = createHash('sha256');
+  const stream = createReadStream(path);
+  const lines = createInterface({ input: stream, crlfDelay: Infinity });
+  let line = 0;
+  let stopped = false;
+  const stop = (): void => {
+    stopped = true;
+    lines.close();
+    stream.destroy();
+  };
+  await new Promise<void>((resolve, reject) => {
+    stream.on('data', (chunk) => hash.update(chunk));
+    stream.once('error', reject);
+    lines.once('error', reject);
+    lines.once('close', resolve);
+    lines.on('line', (text: string) => {
+      // readline may still deliver the rest of a chunk after close()
+      if (stopped) return;
+      try {
+        line += 1;
+        if (!reader.line(text, line)) stop();
+      } catch (error) {
+        stop();
+        reject(error);
+      }
+    });
+  });
+  return reader.finish(path, hash.digest('hex'));
+}
