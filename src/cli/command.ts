@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * A CLI command: a typed function from parsed arguments to data and an exit code. Commands never print
+ * and never exit; main.ts does both, so tests call commands directly.
+ */
+import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+import { UsageError } from '../lib/errors.js';
+
+export interface CommandOutput {
+  /** 0 clean, 1 findings (violations, unmet expectations, broken rules), 2 bad input. */
+  exitCode: number;
+  /** What `--json` prints. */
+  json: unknown;
+  /** What a person reads. */
+  text: string[];
+}
+
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  /** Extra help lines after the usage. */
+  help: string[];
+  options: OptionSpec;
+  run(positionals: string[], values: Record<string, unknown>, env: CommandEnv): Promise<CommandOutput>;
+}
+
+export interface CommandEnv {
+  /** The database path: --db, else IOPTRACE_DB, else ./ioptrace.db. */
+  db: string;
+  json: boolean;
+  stderr: NodeJS.WriteStream;
+}
+
+export const COMMON_OPTIONS: OptionSpec = {
+  db: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+};
+
+export function parseCommandArgs(cmd: Command, argv: string[]): { positionals: string[]; values: Record<string, unknown> } {
+  try {
+    const { positionals, values } = parseArgs({ args: argv, options: { ...COMMON_OPTIONS, ...cmd.options }, allowPositionals: true, strict: true });
+    return { positionals, values: values as Record<string, unknown> };
+  } catch (err) {
+    throw new UsageError(`${cmd.name}: ${(err as Error).message.replace(/\. To specify.*$/s, '')}\nusage: ${cmd.usage}`);
+  }
+}
+
+/** A non-negative integer argument (decimal or 0x hex), or a UsageError naming it. */
+export function intArg(value: unknown, what: string): number {
+  const text = String(value ?? '');
+  const n = /^0x[0-9a-f]+$/i.test(text) ? Number.parseInt(text.slice(2), 16) : /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n)) throw new UsageError(`${what} must be a non-negative integer, got "${text}"`);
+  return n;
+}
+
+export function listArg(value: unknown): string[] {
+  if (value === undefined) return [];
+  const items = Array.isArray(value) ? value : [value];
+  return items.flatMap((v) => String(v).split(',')).filter((s) => s.length > 0);
+}

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * check_map and check_refs: what the selftest's MD_CHECK_MAP and MD_CHECK_REFS ioctls assert, read straight
+ * from the state (they are observations, so they emit nothing and never WARN). A failed check is a
+ * mismatch of the replay, not an error.
+ */
+import { btreeFloorValue } from '../kernel/btree.js';
+import { rangeGet } from '../kernel/range-map.js';
+import { xaLoad } from '../kernel/xarray.js';
+import type { State } from '../state/state.js';
+
+/** The physical address an IO page table translates iova to, or null when nothing maps it. */
+export function domainLookup(state: State, domain: string, iova: bigint): bigint | null {
+  const d = state.domains[domain];
+  if (!d) return null;
+  const m = btreeFloorValue(d.mappings.tree, iova);
+  if (!m || iova >= m.iova + m.size) return null;
+  return m.paddr + (iova - m.iova);
+}
+
+/** The PFN behind a user virtual address, or null. */
+export function userPfn(state: State, mm: number, addr: bigint): number | null {
+  const m = state.mms[mm];
+  if (!m) return null;
+  const pfn = xaLoad(m.pt, Number(addr / BigInt(state.config.pageSize)));
+  return pfn ?? null;
+}
+
+export interface CheckFailure {
+  what: string;
+  at: bigint;
+  expected: string;
+  actual: string;
+}
+
+const MAX_FAILURES = 8;
+
+/** MD_CHECK_MAP: every domain of the IOAS maps each IO page of [iova, iova+length) to the user page behind uptr. */
+export function checkMap(state: State, ioas: string, iova: bigint, length: bigint, mm: number, uptr: bigint): CheckFailure[] {
+  const failures: CheckFailure[] = [];
+  const io = state.ioases[ioas];
+  if (!io) return [{ what: 'ioas', at: iova, expected: `ioas ${ioas}`, actual: 'none' }];
+  const page = BigInt(state.config.pageSize);
+  for (const name of io.domains) {
+    const d = state.domains[name];
+    if (!d) continue;
+    const step = d.pgsizes.reduce((a, b) => (b < a ? b : a), page);
+    for (let off = 0n; off < length && failures.length < MAX_FAILURES; off += step) {
+      const uva = uptr + off;
+      const pfn = userPfn(state, mm, uva);
+      const expected = pfn === null ? null : BigInt(pfn) * page + (uva % page);
+      const actual = domainLookup(state, name, iova + off);
+      if (expected === null || actual !== expected) {
+        failures.push({
+          what: `domain ${name}`,
+          at: iova + off,
+          expected: expected === null ? 'a mapped user page' : `0x${expected.toString(16)}`,
+          actual: actual === null ? 'unmapped' : `0x${actual.toString(16)}`,
+        });
+      }
+    }
+  }
+  return failures;
+}
+
+/** MD_CHECK_REFS: every page behind [uptr, uptr+length) has exactly `refs` pins. */
+export function checkRefs(state: State, mm: number, uptr: bigint, length: bigint, refs: number): CheckFailure[] {
+  const failures: CheckFailure[] = [];
+  const page = BigInt(state.config.pageSize);
+  const first = uptr - (uptr % page);
+  for (let va = first; va < uptr + length && failures.length < MAX_FAILURES; va += page) {
+    const pfn = userPfn(state, mm, va);
+    if (pfn === null) {
+      failures.push({ what: 'user page', at: va, expected: `${refs} pins`, actual: 'unmapped' });
+      continue;
+    }
+    const pins = rangeGet(state.frames, pfn)?.pins ?? 0;
+    if (pins !== refs) failures.push({ what: `pfn 0x${pfn.toString(16)}`, at: va, expected: `${refs} pins`, actual: `${pins} pins` });
+  }
+  return failures;
+}

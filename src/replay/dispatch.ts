@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The op dispatcher: one trace op -> the machine or kernel call it stands for, and its outputs.
+ * Results are kernel style (0 or -errno); the replayer turns them into names and compares expectations.
+ */
+import type { TraceOp } from '../events/trace.js';
+import { KTHREAD } from '../machine/sim.js';
+import type { Sim, Task } from '../machine/sim.js';
+import { createProcess, exitProcess, setRlimit } from '../machine/mm.js';
+import { cpuRead, cpuWrite, mmap, munmap } from '../machine/memory.js';
+import {
+  domainAttach,
+  domainDetach,
+  ioasAlloc,
+  ioasAllowIovas,
+  ioasCopy,
+  ioasHugePages,
+  ioasMap,
+  ioasUnmap,
+  vfioSetType1,
+  vfioUnmap,
+} from '../kernel/ioas.js';
+import { accessCreate, accessDestroy, accessPin, accessRw, accessUnpin } from '../kernel/selftest-access.js';
+import { ENOENT } from '../machine/errno.js';
+import { checkMap, checkRefs } from './checks.js';
+import type { CheckFailure } from './checks.js';
+import type { State } from '../state/state.js';
+
+export interface OpOutcome {
+  rc: number;
+  outputs: Record<string, unknown>;
+  /** check_map / check_refs failures (mismatches, not errors). */
+  checkFailures?: CheckFailure[];
+}
+
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+const bytesOf = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'hex'));
+
+/** The task a process name stands for ("kthread": a kernel thread with no mm). */
+export function taskOf(state: State, pid: string): Task {
+  if (pid === 'kthread') return KTHREAD;
+  const proc = state.processes[pid];
+  return proc ? { pid, mm: proc.mm } : KTHREAD;
+}
+
+/** Who issues an op that names no caller: the process that opened the context the object belongs to. */
+export function implicitCaller(state: State, op: TraceOp): Task {
+  const ctxOfIoas = (ioas: string): Task => {
+    const ctx = state.ctxs[state.ioases[ioas]?.ctx ?? ''];
+    return ctx ? taskOf(state, ctx.pid) : KTHREAD;
+  };
+  switch (op.op) {
+    case 'ioas_alloc':
+      return taskOf(state, state.ctxs[op.ctx]?.pid ?? 'kthread');
+    case 'ioas_unmap':
+    case 'ioas_allow_iovas':
+    case 'ioas_huge_pages':
+    case 'vfio_unmap':
+    case 'domain_attach':
+      return ctxOfIoas(op.ioas);
+    case 'ioas_copy':
+      return ctxOfIoas(op.dst);
+    case 'access_create':
+      return ctxOfIoas(op.ioas);
+    case 'access_destroy':
+    case 'access_unpin': {
+      const access = state.accesses[op.access];
+      return access?.ioas ? ctxOfIoas(access.ioas) : KTHREAD;
+    }
+    case 'domain_detach': {
+      const ioas = Object.values(state.ioases).find((io) => io.domains.includes(op.domain));
+      return ioas ? ctxOfIoas(ioas.name) : KTHREAD;
+    }
+    default:
+      return 'pid' in op && typeof op.pid === 'string' ? taskOf(state, op.pid) : KTHREAD;
+  }
+}
+
+export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
+  const ok = (rc: number, outputs: Record<string, unknown> = {}): OpOutcome => ({ rc, outputs });
+  switch (op.op) {
+    case 'process':
+      createProcess(sim, op.pid, { uid: op.uid, memlock: op.memlock, capIpcLock: op.cap_ipc_lock });
+      return ok(0);
+    case 'mmap':
+      return ok(
+        mmap(sim, op.pid, op.addr, op.length, {
+          huge: op.huge,
+          writable: op.prot === 'rw',
+          ...(op.pfns ? { pfns: op.pfns.map(([p, c]) => [p, c] as [number, number]) } : {}),
+        }),
+      );
+    case 'munmap':
+      return ok(munmap(sim, op.pid, op.addr, op.length));
+    case 'write':
+      return ok(cpuWrite(sim, op.pid, op.addr, bytesOf(op.data)));
+    case 'read': {
+      const r = cpuRead(sim, op.pid, op.addr, op.length);
+      return ok(r.rc, r.rc === 0 ? { data: hex(r.data) } : {});
+    }
+    case 'exit':
+      exitProcess(sim, op.pid);
+      return ok(0);
+    case 'rlimit':
+      setRlimit(sim, op.pid, op.memlock);
+      return ok(0);
+    case 'fault':
+      sim.emit({ type: 'FaultArmed', v: 1, nth: op.nth, site: op.site });
+      return ok(0);
+    case 'temp_memory_limit':
+      sim.emit({ type: 'TempMemoryLimitSet', v: 1, bytes: Number(op.bytes) });
+      return ok(0);
+    case 'open':
+      sim.emit({ type: 'CtxOpened', v: 1, ctx: op.ctx, pid: op.pid, account: op.account, vfioType1: op.vfio_type1 });
+      return ok(0);
+    case 'ioas_alloc': {
+      const rc = ioasAlloc(sim, op.ioas, op.ctx);
+      if (rc === 0 && sim.state.ctxs[op.ctx]?.vfioType1) return ok(vfioSetType1(sim, op.ioas));
+      return ok(rc);
+    }
+    case 'ioas_map': {
+      const r = ioasMap(sim, op.ioas, { uptr: op.uptr, length: op.length, iova: op.iova, read: op.read, write: op.write });
+      return ok(r.rc, r.iova === null ? {} : { iova: r.iova });
+    }
+    case 'ioas_unmap': {
+      const r = ioasUnmap(sim, op.ioas, op.all ? { all: true } : { iova: op.iova, length: op.length });
+      return ok(r.rc, r.unmapped === null ? {} : { unmapped: r.unmapped });
+    }
+    case 'ioas_copy': {
+      const r = ioasCopy(sim, {
+        src: op.src,
+        dst: op.dst,
+        srcIova: op.src_iova,
+        length: op.length,
+        dstIova: op.dst_iova,
+        read: op.read,
+        write: op.write,
+      });
+      return ok(r.rc, r.iova === null ? {} : { iova: r.iova });
+    }
+    case 'ioas_allow_iovas':
+      return ok(ioasAllowIovas(sim, op.ioas, op.ranges.map(([a, b]) => [a, b] as [bigint, bigint])));
+    case 'ioas_huge_pages':
+      return ok(ioasHugePages(sim, op.ioas, op.enable));
+    case 'domain_attach':
+      return ok(
+        domainAttach(sim, op.ioas, op.domain, {
+          kind: op.kind,
+          ...(op.pgsizes ? { pgsizes: op.pgsizes.map((p) => BigInt(p)) } : {}),
+          ...(op.aperture ? { aperture: [op.aperture[0], op.aperture[1]] as [bigint, bigint] } : {}),
+        }),
+      );
+    case 'domain_detach':
+      return ok(sim.state.domains[op.domain] ? domainDetach(sim, op.domain) : -ENOENT);
+    case 'access_create':
+      return ok(accessCreate(sim, op.access, op.ioas, op.needs_pin_pages));
+    case 'access_destroy':
+      return ok(sim.state.accesses[op.access] ? accessDestroy(sim, op.access) : -ENOENT);
+    case 'access_pin': {
+      if (!sim.state.accesses[op.access]) return ok(-ENOENT);
+      const r = accessPin(sim, op.access, op.iova, op.length, op.write);
+      return ok(r.rc, r.rc === 0 ? { pfns: r.pfns } : {});
+    }
+    case 'access_unpin':
+      return ok(sim.state.accesses[op.access] ? accessUnpin(sim, op.access, op.iova, op.length) : -ENOENT);
+    case 'access_rw': {
+      if (!sim.state.accesses[op.access]) return ok(-ENOENT);
+      const r = accessRw(sim, op.access, op.iova, op.length, {
+        write: op.write,
+        data: op.data === null ? null : bytesOf(op.data),
+        kthread: op.kthread,
+      });
+      return ok(r.rc, !op.write && r.rc === 0 && r.data ? { data: hex(r.data) } : {});
+    }
+    case 'vfio_unmap': {
+      const r = vfioUnmap(sim, op.ioas, op.iova, op.length);
+      return ok(r.rc, { unmapped: r.unmapped });
+    }
+    case 'check_map': {
+      const mm = sim.state.processes[op.pid]?.mm ?? -1;
+      const failures = checkMap(sim.state, op.ioas, op.iova, op.length, mm, op.uptr);
+      return { rc: 0, outputs: { ok: failures.length === 0 }, checkFailures: failures };
+    }
+    case 'check_refs': {
+      const mm = sim.state.processes[op.pid]?.mm ?? -1;
+      const failures = checkRefs(sim.state, mm, op.uptr, op.length, op.refs);
+      return { rc: 0, outputs: { ok: failures.length === 0 }, checkFailures: failures };
+    }
+  }
+}
