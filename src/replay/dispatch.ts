@@ -33,6 +33,9 @@ export interface OpOutcome {
   checkFailures?: CheckFailure[];
 }
 
+/** RLIMIT_MEMLOCK: "unlimited" is RLIM_INFINITY, held as null. */
+const memlockOf = (m: bigint | 'unlimited'): bigint | null => (m === 'unlimited' ? null : m);
+
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const bytesOf = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'hex'));
 
@@ -80,7 +83,7 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
   const ok = (rc: number, outputs: Record<string, unknown> = {}): OpOutcome => ({ rc, outputs });
   switch (op.op) {
     case 'process':
-      createProcess(sim, op.pid, { uid: op.uid, memlock: op.memlock, capIpcLock: op.cap_ipc_lock });
+      createProcess(sim, op.pid, { uid: op.uid, memlock: memlockOf(op.memlock), capIpcLock: op.cap_ipc_lock });
       return ok(0);
     case 'mmap':
       return ok(
@@ -102,7 +105,7 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
       exitProcess(sim, op.pid);
       return ok(0);
     case 'rlimit':
-      setRlimit(sim, op.pid, op.memlock);
+      setRlimit(sim, op.pid, memlockOf(op.memlock));
       return ok(0);
     case 'fault':
       sim.emit({ type: 'FaultArmed', v: 1, nth: op.nth, site: op.site });

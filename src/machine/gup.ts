@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * Page pinning (spec section 6): the FOLL_PIN side of mm/gup.c as iommufd uses it. pin_user_pages_fast
+ * pins from the caller's own mm, pin_user_pages_remote from another (the caller holds its mmap lock and an
+ * mm_users reference); unpin_user_pages and unpin_user_page_range_dirty_lock drop the pins.
+ *
+ * A pin is a count on the frame (`frames[pfn].pins`): a pinned frame is never freed, even once no page
+ * table maps it; the reducer frees it when its last pin drops and nothing maps it.
+ *
+ * Pin walk: pages in order, stopping at the first that cannot be pinned (no VMA; a write to a read-only VMA
+ * without FOLL_FORCE). The result is the number pinned, or -EFAULT when not even the first page was. Before
+ * a page is pinned, a write pin (FOLL_WRITE) of a page that is not exclusive (mapped more than once) breaks
+ * copy-on-write, and so does a FOLL_LONGTERM pin when GUP unshares ([up:gup-unshare-flags]); the VA then
+ * maps the new PFN and the new PFN is pinned. Quirks: npages 0 pins nothing and returns 0; a range whose end
+ * wraps 2^64 returns 0 before the 2023 mm fix (config gupZeroOnOverflow), -EOVERFLOW after it.
+ *
+ * Events: one PagesPinned / PagesUnpinned per contiguous PFN run. Unpinning a frame that holds no pin is a
+ * refcount underflow: a 'double_unpin' violation per contiguous run of such PFNs, and no unpin event for
+ * them (the pin count stays at zero).
+ *
+ * Deviations: no migration of FOLL_LONGTERM pages out of movable zones (the PFN never changes on pin
+ * except by COW); every page is present (mmap populates), so a fault never allocates; no mmap lock and no
+ * `locked` out-parameter (the caller models those).
+ */
+import { rangeGet, rangeSegments } from '../kernel/range-map.js';
+import { xaLoad } from '../kernel/xarray.js';
+import { InternalError } from '../lib/errors.js';
+import { EFAULT, EOVERFLOW } from './errno.js';
+import { breakCow, mustCopyOnWrite } from './memory.js';
+import type { Sim } from './sim.js';
+
+/** The FOLL_* flags iommufd passes. */
+export interface GupFlags {
+  write: boolean;
+  longterm: boolean;
+  force: boolean;
+}
+
+/** The caller's `struct page **` array, as PFNs; a pin writes slots[at + i] for the i-th page pinned. */
+export interface PageSlots {
+  slots: number[];
+}
+
+/** pin_user_pages_fast: pin from the current task's own mm (a kernel thread has none: -EFAULT). */
+export function pinUserPagesFast(
+  sim: Sim,
+  uptr: bigint,
+  npages: number,
+  flags: GupFlags,
+  out: PageSlots,
+  at: number,
+): number {
+  const mm = sim.current.mm;
+  if (mm === null) return npages === 0 ? 0 : -EFAULT;
+  return pinPages(sim, mm, uptr, npages, flags, out, at, 'pin_user_pages_fast');
+}
+
+/** pin_user_pages_remote: pin from `mm`, which the caller keeps alive with an mm_users reference. */
+export function pinUserPagesRemote(
+  sim: Sim,
+  mm: number,
+  uptr: bigint,
+  npages: number,
+  flags: GupFlags,
+  out: PageSlots,
+  at: number,
+): number {
+  return pinPages(sim, mm, uptr, npages, flags, out, at, 'pin_user_pages_remote');
+}
+
+function pinPages(
+  sim: Sim,
+  mm: number,
+  uptr: bigint,
+  npages: number,
+  flags: GupFlags,
+  out: PageSlots,
+  at: number,
+  fn: string,
+): number {
+  const m = sim.state.mms[mm];
+  if (m === undefined) throw new InternalError(`${fn}: no mm ${mm}`);
+  if (npages <= 0) return 0;
+  const page = BigInt(sim.pageSize);
+  const start = uptr - (uptr % page);
+  if (start + BigInt(npages) * page >= 1n << 64n) return sim.state.config.gupZeroOnOverflow ? 0 : -EOVERFLOW;
+
+  const first = Number(start / page);
+  // The run of PFNs pinned but not yet reported; flushed before anything else changes frames.
+  let runPfn = 0;
+  let runCount = 0;
+  const flush = (): void => {
+    if (runCount > 0) sim.emit({ type: 'PagesPinned', v: 1, pfn: runPfn, count: runCount, fn, mm });
+    runCount = 0;
+  };
+  let pinned = 0;
+  for (; pinned < npages; pinned++) {
+    const vpn = first + pinned;
+    const vma = rangeGet(m.vmas, vpn);
+    if (vma === undefined) break;
+    if (flags.write && !vma.writable && !flags.force) break;
+    let pfn = xaLoad(m.pt, vpn);
+    if (pfn === undefined) throw new InternalError(`${fn}: mm ${mm} VMA page ${vpn} has no PFN`);
+    const unshare = flags.longterm && sim.has('gup-unshare-flags');
+    if ((flags.write || unshare) && mustCopyOnWrite(sim.state, pfn)) {
+      flush();
+      pfn = breakCow(sim, mm, vpn, fn);
+    }
+    if (runCount > 0 && runPfn + runCount === pfn) runCount++;
+    else {
+      flush();
+      runPfn = pfn;
+      runCount = 1;
+    }
+    out.slots[at + pinned] = pfn;
+  }
+  flush();
+  return pinned > 0 ? pinned : -EFAULT;
+}
+
+/**
+ * Drop one pin from each PFN of [pfn, pfn + count), emitting the unpin for the pinned runs and a
+ * 'double_unpin' violation for the runs that hold no pin.
+ */
+function unpinRun(sim: Sim, pfn: number, count: number, dirty: boolean, fn: string): void {
+  const pieces: { pfn: number; count: number; pinned: boolean }[] = [];
+  const push = (at: number, n: number, pinned: boolean): void => {
+    const last = pieces[pieces.length - 1];
+    if (last !== undefined && last.pinned === pinned && last.pfn + last.count === at) last.count += n;
+    else pieces.push({ pfn: at, count: n, pinned });
+  };
+  let pos = pfn;
+  for (const seg of rangeSegments(sim.state.frames, pfn, count)) {
+    if (seg.start > pos) push(pos, seg.start - pos, false);
+    push(seg.start, seg.count, seg.value.pins > 0);
+    pos = seg.start + seg.count;
+  }
+  if (pos < pfn + count) push(pos, pfn + count - pos, false);
+  for (const p of pieces) {
+    if (p.pinned) {
+      sim.emit({ type: 'PagesUnpinned', v: 1, pfn: p.pfn, count: p.count, dirty, fn });
+    } else {
+      sim.violation('double_unpin', fn, `unpin of ${p.count} page(s) at pfn ${p.pfn} that hold no pin`, {
+        pfn: p.pfn,
+        count: p.count,
+      });
+    }
+  }
+}
+
+/** unpin_user_pages: one pin dropped per entry, in order (an entry may repeat: each drops one pin). */
+export function unpinUserPages(sim: Sim, pfns: readonly number[], fn: string): void {
+  let i = 0;
+  while (i < pfns.length) {
+    const first = pfns[i] as number;
+    let n = 1;
+    while (i + n < pfns.length && pfns[i + n] === first + n) n++;
+    unpinRun(sim, first, n, false, fn);
+    i += n;
+  }
+}
+
+/** unpin_user_page_range_dirty_lock: drop one pin from each of `count` PFNs from `pfn`, marking them dirty. */
+export function unpinUserPageRangeDirtyLock(sim: Sim, pfn: number, count: number, dirty: boolean, fn: string): void {
+  if (count <= 0) return;
+  unpinRun(sim, pfn, count, dirty, fn);
+}

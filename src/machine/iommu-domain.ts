@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * IOMMU domains as IO page tables (spec section 15): the iommu core's iommu_map / iommu_unmap /
+ * iommu_iova_to_phys (drivers/iommu/iommu.c) over two drivers: a generic page-table driver with 4 KiB,
+ * 2 MiB and 1 GiB IOPTEs (or the sizes a trace gives), and the selftest mock domain
+ * (drivers/iommu/iommufd/selftest.c) with IO pages of PAGE_SIZE / 2 and its START/LAST flag bit.
+ *
+ * A domain's `mappings` holds pieces: `size` bytes from `iova` map `paddr` as IOPTEs of `pgsize`, tagged
+ * with the `extent` (the iommu_map call) that made them. The reducer splits a generic map into pieces with
+ * pgsizeRuns (the core's choice of the largest size the alignment allows) and stores one piece per mock map
+ * with the flag bit on its first and last mock page.
+ *
+ * Invariants: pieces never overlap; generic pieces are whole IOPTEs (an unmap removes whole IOPTEs, so a
+ * piece's iova stays aligned to its pgsize); a successful map is exactly one IommuMapped with a fresh extent
+ * id; an unmap is at most one IommuUnmapped, whose `removed` lists the bytes really removed.
+ *
+ * Pairing: iommufd must unmap exactly what it mapped, call by call (what the mock's flag checks enforce and
+ * what makes huge IOPTEs safe). An unmap that begins or ends strictly inside one extent (the contiguous
+ * pieces of one map call) is a 'domain_pairing' violation, reported before the unmap, for both drivers.
+ *
+ * Deviations: one driver call per core call (the core's per-size loop is folded into pgsizeRuns); the
+ * generic driver refuses a map over a present IOPTE before mapping anything (the kernel maps up to it,
+ * fails and unmaps what it mapped: the same end state); no storage failures inside the drivers; no
+ * aperture check in map (iommufd checks the aperture at attach); a map or unmap whose range wraps 2^64 is
+ * rejected (map: -EINVAL) or clipped at 2^64 (unmap). Without [up:map-requires-prot] a map with neither
+ * READ nor WRITE is stored like any other.
+ */
+import { btreeEntriesFrom, btreeFloorValue, btreeGet } from '../kernel/btree.js';
+import { InternalError } from '../lib/errors.js';
+import type { Domain, Mapping, State } from '../state/state.js';
+import { EEXIST, EINVAL, ENOENT } from './errno.js';
+import type { Sim } from './sim.js';
+
+const U64_LIMIT = 1n << 64n;
+/** The mock domain's aperture: [2^24, 2^31 - 1]. */
+export const MOCK_APERTURE: readonly [bigint, bigint] = [1n << 24n, (1n << 31n) - 1n];
+/** IOPTE sizes of the generic driver unless a trace gives its own. */
+export const GENERIC_PGSIZES: readonly bigint[] = [1n << 12n, 1n << 21n, 1n << 30n];
+
+function domainOf(state: State, name: string): Domain {
+  const d = state.domains[name];
+  if (d === undefined) throw new InternalError(`no domain ${name}`);
+  return d;
+}
+
+const isPow2 = (x: bigint): boolean => x > 0n && (x & (x - 1n)) === 0n;
+
+/** The smallest IO page size of a domain: the alignment of every map and unmap. */
+export function domainPgsizeMin(state: State, domain: string): bigint {
+  const sizes = domainOf(state, domain).pgsizes;
+  return sizes.reduce((a, b) => (b < a ? b : a), sizes[0] ?? 1n);
+}
+
+/**
+ * Allocate a paging domain. mock: IO page PAGE_SIZE / 2 and aperture [2^24, 2^31 - 1] (a given aperture
+ * wins; given page sizes are ignored: the mock driver has one). generic: the given page sizes (powers of
+ * two) or 4K | 2M | 1G, aperture as given or the whole 64-bit space.
+ */
+export function domainAlloc(
+  sim: Sim,
+  name: string,
+  kind: 'mock' | 'generic',
+  opts: { pgsizes?: bigint[]; aperture?: [bigint, bigint] } = {},
+): void {
+  if (sim.state.domains[name] !== undefined) throw new InternalError(`domain ${name} already exists`);
+  const pgsizes =
+    kind === 'mock'
+      ? [BigInt(sim.pageSize / 2)]
+      : [...(opts.pgsizes ?? GENERIC_PGSIZES)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  if (pgsizes.length === 0 || !pgsizes.every(isPow2)) {
+    throw new InternalError(`domain ${name}: page sizes must be powers of two, got ${pgsizes.join(', ')}`);
+  }
+  const aperture: [bigint, bigint] =
+    opts.aperture ?? (kind === 'mock' ? [MOCK_APERTURE[0], MOCK_APERTURE[1]] : [0n, U64_LIMIT - 1n]);
+  sim.emit({ type: 'DomainAllocated', v: 1, domain: name, kind, pgsizes, aperture });
+}
+
+/** iommu_domain_free: WARN if anything is still mapped (the mock's !xa_empty check), then free. */
+export function domainFree(sim: Sim, name: string): void {
+  const d = domainOf(sim.state, name);
+  if (d.mappings.tree.size > 0) {
+    sim.warn(d.kind === 'mock' ? 'mock_domain_free' : 'iommu_domain_free', 'freeing with mappings', {
+      domain: name,
+      mappedBytes: d.mappedBytes,
+    });
+  }
+  sim.emit({ type: 'DomainFreed', v: 1, domain: name });
+}
+
+/** The piece that maps the byte at `iova`. */
+function pieceAt(d: Domain, iova: bigint): Mapping | undefined {
+  const m = btreeFloorValue(d.mappings.tree, iova);
+  return m !== undefined && iova < m.iova + m.size ? m : undefined;
+}
+
+/** The present parts of [start, end), clipped, ascending, merged where they touch: [iova, size][]. */
+function presentIn(d: Domain, start: bigint, end: bigint): [bigint, bigint][] {
+  const out: [bigint, bigint][] = [];
+  const add = (a: bigint, b: bigint): void => {
+    const last = out[out.length - 1];
+    if (last !== undefined && last[0] + last[1] === a) last[1] += b - a;
+    else out.push([a, b - a]);
+  };
+  const head = pieceAt(d, start);
+  if (head !== undefined && head.iova < start) add(start, head.iova + head.size < end ? head.iova + head.size : end);
+  for (const [iova, m] of btreeEntriesFrom(d.mappings.tree, start)) {
+    if (iova >= end) break;
+    add(iova, m.iova + m.size < end ? m.iova + m.size : end);
+  }
+  return out;
+}
+
+/** [start, end) of the extent `m` belongs to: the contiguous pieces with its extent id. */
+function extentSpan(d: Domain, m: Mapping): [bigint, bigint] {
+  let start = m.iova;
+  for (;;) {
+    const prev = btreeFloorValue(d.mappings.tree, start - 1n);
+    if (prev === undefined || prev.extent !== m.extent || prev.iova + prev.size !== start) break;
+    start = prev.iova;
+  }
+  let end = m.iova + m.size;
+  for (;;) {
+    const next = btreeGet(d.mappings.tree, end);
+    if (next === undefined || next.extent !== m.extent) break;
+    end = next.iova + next.size;
+  }
+  return [start, end];
+}
+
+/**
+ * iommu_map: map [iova, iova + size) to paddr. -EINVAL unless iova, paddr and size are multiples of the
+ * smallest page size (or, with [up:map-requires-prot], when prot has neither READ nor WRITE). mock: the
+ * [merged, test] fault point first (-ENOENT), then every mock page that is already mapped WARNs and is
+ * overwritten. generic: a present IOPTE in the range WARNs and fails the call with -EEXIST, mapping nothing.
+ * Size 0 maps nothing and succeeds.
+ */
+export function iommuMap(
+  sim: Sim,
+  domain: string,
+  iova: bigint,
+  paddr: bigint,
+  size: bigint,
+  prot: { read: boolean; write: boolean },
+  fn: string,
+): number {
+  const d = domainOf(sim.state, domain);
+  if (size === 0n) return 0;
+  const min = domainPgsizeMin(sim.state, domain);
+  if ((iova | paddr | size) % min !== 0n) return -EINVAL;
+  const end = iova + size;
+  if (end > U64_LIMIT) return -EINVAL;
+  if (sim.has('map-requires-prot') && !prot.read && !prot.write) return -EINVAL;
+  if (d.kind === 'mock') {
+    if (sim.merged && sim.testBuild && sim.faultPoint('iommu_map', fn)) return -ENOENT;
+    for (const [at, n] of presentIn(d, iova, end)) {
+      for (let p = at; p < at + n; p += min) sim.warn('mock_domain_map_pages', 'old', { domain, iova: p });
+    }
+  } else {
+    const present = presentIn(d, iova, end)[0];
+    if (present !== undefined) {
+      sim.warn('iommu_map', 'IOPTE already present', { domain, iova: present[0], size: present[1] });
+      return -EEXIST;
+    }
+  }
+  sim.emit({
+    type: 'IommuMapped',
+    v: 1,
+    domain,
+    extent: sim.newId(),
+    iova,
+    paddr,
+    size,
+    read: prot.read,
+    write: prot.write,
+    fn,
+  });
+  return 0;
+}
+
+/** Report an unmap that begins or ends strictly inside one map call's extent. */
+function checkPairing(sim: Sim, d: Domain, iova: bigint, end: bigint, fn: string): void {
+  const sides: string[] = [];
+  const objects: Record<string, bigint | number | string> = { domain: d.name, iova, size: end - iova };
+  const head = pieceAt(d, iova);
+  if (head !== undefined) {
+    const [s, e] = extentSpan(d, head);
+    if (s < iova) {
+      sides.push(`begins inside extent ${head.extent} [0x${s.toString(16)}, 0x${e.toString(16)})`);
+      objects['beginExtent'] = head.extent;
+    }
+  }
+  const tail = pieceAt(d, end - 1n);
+  if (tail !== undefined) {
+    const [s, e] = extentSpan(d, tail);
+    if (e > end) {
+      sides.push(`ends inside extent ${tail.extent} [0x${s.toString(16)}, 0x${e.toString(16)})`);
+      objects['endExtent'] = tail.extent;
+    }
+  }
+  if (sides.length > 0) {
+    sim.violation(
+      'domain_pairing',
+      fn,
+      `unmap [0x${iova.toString(16)}, 0x${end.toString(16)}) ${sides.join(' and ')}`,
+      objects,
+    );
+  }
+}
+
+/** Whether the mock page at `p` carries the shared START/LAST bit: the first or last page of its piece. */
+function mockFlagged(d: Domain, p: bigint, page: bigint): boolean | null {
+  const m = pieceAt(d, p);
+  if (m === undefined) return null;
+  return (p === m.iova && m.headFlag) || (p + page === m.iova + m.size && m.tailFlag);
+}
+
+/**
+ * The mock driver's unmap checks, in the order it erases pages: each missing page WARNs ([v3 .. v6.6];
+ * skipped with mock-unmap-skips-holes), and the first and the last page must carry the flag bit.
+ */
+function mockUnmapChecks(sim: Sim, d: Domain, iova: bigint, end: bigint): void {
+  const page = domainPgsizeMin(sim.state, d.name);
+  const skipHoles = sim.has('mock-unmap-skips-holes');
+  const lastPage = end - page;
+  const domain = d.name;
+  const missing = (from: bigint, to: bigint): void => {
+    if (skipHoles) return;
+    let pos = from;
+    const holes: [bigint, bigint][] = [];
+    for (const [at, n] of presentIn(d, from, to)) {
+      if (at > pos) holes.push([pos, at]);
+      pos = at + n;
+    }
+    if (pos < to) holes.push([pos, to]);
+    for (const [a, b] of holes)
+      for (let p = a; p < b; p += page) sim.warn('mock_domain_unmap_pages', '!ent', { domain, iova: p });
+  };
+  const flag = (p: bigint, bit: 'START' | 'LAST'): void => {
+    const flagged = mockFlagged(d, p, page);
+    if (flagged === true || (flagged === null && skipHoles)) return;
+    const cond = `!(xa_to_value(ent) & MOCK_PFN_${bit}_IOVA)`;
+    sim.warn('mock_domain_unmap_pages', skipHoles ? `ent && ${cond}` : cond, { domain, iova: p });
+  };
+  missing(iova, iova + page);
+  flag(iova, 'START');
+  if (lastPage > iova) {
+    missing(iova + page, end);
+  }
+  flag(lastPage, 'LAST');
+}
+
+/**
+ * iommu_unmap: unmap [iova, iova + size) and return the bytes unmapped. Size 0, or an iova or size that is
+ * not a multiple of the smallest page size, unmaps nothing and returns 0 (no event). generic: from iova,
+ * remove whole IOPTEs until `size` bytes are counted, stopping at a hole: less when the range has a hole,
+ * more when it starts or ends inside a large IOPTE. mock: erase every present mock page of the range, WARN
+ * as the driver does, and return `size` whatever was there.
+ */
+export function iommuUnmap(sim: Sim, domain: string, iova: bigint, size: bigint, fn: string): bigint {
+  const d = domainOf(sim.state, domain);
+  if (size === 0n) return 0n;
+  const min = domainPgsizeMin(sim.state, domain);
+  if ((iova | size) % min !== 0n) return 0n;
+  const end = iova + size < U64_LIMIT ? iova + size : U64_LIMIT;
+  checkPairing(sim, d, iova, end, fn);
+
+  let removed: [bigint, bigint][];
+  let unmapped: bigint;
+  if (d.kind === 'mock') {
+    mockUnmapChecks(sim, d, iova, end);
+    removed = presentIn(d, iova, end);
+    unmapped = size;
+  } else {
+    removed = [];
+    unmapped = 0n;
+    let cursor = iova;
+    while (unmapped < size) {
+      const m = pieceAt(d, cursor);
+      if (m === undefined) break;
+      const pteStart = m.iova + ((cursor - m.iova) / m.pgsize) * m.pgsize;
+      const want = ((size - unmapped + m.pgsize - 1n) / m.pgsize) * m.pgsize;
+      const avail = m.iova + m.size - pteStart;
+      const take = want < avail ? want : avail;
+      const last = removed[removed.length - 1];
+      if (last !== undefined && last[0] + last[1] === pteStart) last[1] += take;
+      else removed.push([pteStart, take]);
+      unmapped += take;
+      cursor = pteStart + take;
+    }
+  }
+  sim.emit({ type: 'IommuUnmapped', v: 1, domain, iova, size, unmapped, removed, fn });
+  return unmapped;
+}
+
+/**
+ * iommu_iova_to_phys: the physical address behind `iova`, or 0 when nothing maps it. The mock WARNs on an
+ * iova that is not a multiple of its page and when nothing is mapped, and answers the start of the mock
+ * page (it stores page numbers, not bytes).
+ */
+export function iommuIovaToPhys(sim: Sim, domain: string, iova: bigint): bigint {
+  const d = domainOf(sim.state, domain);
+  if (d.kind === 'generic') {
+    const m = pieceAt(d, iova);
+    return m === undefined ? 0n : m.paddr + (iova - m.iova);
+  }
+  const page = domainPgsizeMin(sim.state, domain);
+  if (iova % page !== 0n) sim.warn('mock_domain_iova_to_phys', 'iova % MOCK_IO_PAGE_SIZE', { domain, iova });
+  const m = pieceAt(d, iova);
+  if (m === undefined) {
+    sim.warn('mock_domain_iova_to_phys', '!ent', { domain, iova });
+    return 0n;
+  }
+  return m.paddr + (iova - (iova % page) - m.iova);
+}
