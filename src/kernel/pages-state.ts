@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * How the pages.c model reads the State (drivers/iommu/iommufd/pages.c has these as plain pointer
+ * dereferences): the live iopt_pages and iopt_area records, the double-span walks over a pages' two index
+ * trees (re-reading the trees at every step), the remote-mm test and the [merged, test] switch.
+ *
+ * Records returned here are live: a reducer changes them in place, so copy a field before emitting an event
+ * that changes it. Nothing here writes.
+ */
+import type { Sim } from '../machine/sim.js';
+import { InternalError } from '../lib/errors.js';
+import type { Area, Pages } from '../state/state.js';
+import type { DoubleSpan } from './span.js';
+import { doubleSpans } from './span.js';
+
+/** sizeof(struct page *): upages_len counts bytes of these. */
+export const PAGE_PTR_BYTES = 8;
+
+/** The live iopt_pages record; a missing one means the model itself lost track (a bug, not a kernel event). */
+export function pagesOf(sim: Sim, pages: number): Pages {
+  const p = sim.state.pages[pages];
+  if (p === undefined) throw new InternalError(`iopt_pages ${pages} does not exist`);
+  return p;
+}
+
+export function areaOf(sim: Sim, area: number): Area {
+  const a = sim.state.areas[area];
+  if (a === undefined) throw new InternalError(`iopt_area ${area} does not exist`);
+  return a;
+}
+
+/** The double spans of (access_itree, domains_itree) of a pages, re-reading the trees at every step. */
+export function accessDomainSpans(sim: Sim, pages: number, first: number, last: number): Generator<DoubleSpan<number>> {
+  return doubleSpans(
+    () => pagesOf(sim, pages).accessTree,
+    () => pagesOf(sim, pages).domainsTree,
+    first,
+    last,
+  );
+}
+
+/** The double spans of (domains_itree, access_itree): the order domain unfill uses. */
+export function domainAccessSpans(sim: Sim, pages: number, first: number, last: number): Generator<DoubleSpan<number>> {
+  return doubleSpans(
+    () => pagesOf(sim, pages).domainsTree,
+    () => pagesOf(sim, pages).accessTree,
+    first,
+    last,
+  );
+}
+
+/** source_mm != current->mm: another process's mm, or any mm seen from a kernel thread. */
+export function isRemote(sim: Sim, p: Pages): boolean {
+  return p.sourceMm !== sim.current.mm;
+}
+
+/** A [merged, test] check or fault point exists: merged variants built with the selftest option. */
+export function mergedTest(sim: Sim): boolean {
+  return sim.merged && sim.testBuild;
+}
