@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * Every migration, by name, for kysely's Migrator. A static list rather than a folder scan, so it works the
+ * same from dist/, from vitest and from a bundle. Names sort in the order they run.
+ */
+
+import type { Migration } from 'kysely';
+import * as m0001 from './0001_initial.js';
+
+export const migrations: Record<string, Migration> = {
+  '0001_initial': m0001,
+};

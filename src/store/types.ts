@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The store's public shapes: what the replayer writes (RunInfo, EventRow, OpRow through a RunWriter), what
+ * readers get back (RunRow, StoredEvent, StoredOp, Snapshot), the verify report, and the Store itself.
+ * Nothing here names SQLite: a Postgres backend implements the same Store.
+ *
+ * Vocabulary: `seq` counts events of a run from 1; `op` and `index` count trace operations from 0; ranges
+ * given as first..last are inclusive at both ends.
+ */
+
+import type { Kysely } from 'kysely';
+import type { Database, RunStatus } from './schema.js';
+
+export type { RunStatus } from './schema.js';
+
+/** One event, already encoded by the replayer. */
+export interface EventRow {
+  /** 1-based, contiguous within the run. */
+  seq: number;
+  /** 0-based index of the trace operation that caused it. */
+  op: number;
+  type: string;
+  v: number;
+  /** encodeJson(the whole event object). */
+  payload: string;
+}
+
+/** One trace operation once its events are appended. */
+export interface OpRow {
+  index: number;
+  /** Line of the trace file. */
+  line: number;
+  op: string;
+  errno: string | null;
+  /** encodeJson of the outputs. */
+  result: string;
+  /** The op's events: firstSeq..lastSeq; lastSeq = firstSeq - 1 when it caused none. */
+  firstSeq: number;
+  lastSeq: number;
+  /** State digest after the op: 16 hex digits. */
+  digest: string;
+}
+
+export interface RunInfo {
+  tracePath: string;
+  /** sha256 of the trace text, 64 hex digits. */
+  traceSha256: string;
+  /** The trace itself, so a database is self-contained. */
+  traceText: string;
+  variant: string;
+  flags: string[];
+  /** Stored as JSON (bigints allowed); undefined is stored as null. */
+  faultPlan: unknown;
+  header: unknown;
+}
+
+export interface BeginRunOptions {
+  /** Events per committed transaction; 4096 unless given. */
+  batchSize?: number;
+}
+
+export interface FinishSummary {
+  error?: string;
+  /** State digest after the last op: 16 hex digits. */
+  finalDigest: string;
+}
+
+/**
+ * Appends one run. Rows are buffered and committed one batch per transaction: a batch is in the database
+ * whole or not at all. If the process dies, the run stays 'running' (incomplete) with its committed batches.
+ */
+export interface RunWriter {
+  readonly run: number;
+  readonly batchSize: number;
+  /** Events appended so far (committed or buffered). */
+  readonly seq: number;
+  /** Hash of the last appended event (the genesis hash before the first). */
+  readonly head: string;
+  /** Throws StoreError 'seq-gap' unless row.seq follows the previous one, 'bad-op' unless row.op is the open op. */
+  append(row: EventRow): void;
+  /** Closes op row.index; it must cover exactly the events appended since the previous op. */
+  endOp(row: OpRow): void;
+  /** Stores the state after event `seq`; the writer keeps a reference to `state` until the batch commits. */
+  putSnapshot(seq: number, op: number, digest: string, state: Uint8Array, format: number): void;
+  /** Commits what is buffered. On failure nothing of the batch is written and the writer refuses further rows. */
+  flush(): void;
+  /**
+   * Commits the rest and marks the run finished, in one transaction. After a failed flush only
+   * finish('failed', ...) is accepted; it records what was committed before the failure.
+   */
+  finish(status: 'complete' | 'failed', summary: FinishSummary): void;
+}
+
+export interface RunRow {
+  id: number;
+  tracePath: string;
+  traceSha256: string;
+  variant: string;
+  flags: string[];
+  faultPlan: unknown;
+  header: unknown;
+  status: RunStatus;
+  /** status 'running': no writer finished it, so it is still being written or was interrupted. */
+  incomplete: boolean;
+  error: string | null;
+  /** Finished runs: as recorded by finish; running runs: as committed so far. */
+  eventCount: number;
+  opCount: number;
+  headHash: string | null;
+  opsHeadHash: string | null;
+  finalDigest: string | null;
+  createdSeq: number;
+}
+
+export interface StoredOp extends OpRow {
+  run: number;
+  hash: string;
+}
+
+export interface StoredEvent {
+  /** Global sequence over the database. */
+  id: number;
+  run: number;
+  seq: number;
+  op: number;
+  type: string;
+  v: number;
+  payload: string;
+  hash: string;
+}
+
+export interface EventFilter {
+  fromSeq?: number;
+  toSeq?: number;
+  /** Only these types; an empty list matches nothing. */
+  types?: readonly string[];
+  op?: number;
+}
+
+export interface Snapshot {
+  seq: number;
+  op: number;
+  digest: string;
+  format: number;
+  state: Uint8Array;
+}
+
+export type BrokenEventReason =
+  /** The stored hash is not sha256 of the previous hash and the row's fields: the row was edited. */
+  | 'hash-mismatch'
+  /** The next row's seq is not the expected one: rows were deleted or renumbered. */
+  | 'seq-gap'
+  /** A column holds a value of the wrong type. */
+  | 'bad-row';
+
+export interface BrokenEvent {
+  seq: number;
+  /** Global id of the offending row; null when the expected row is missing. */
+  id: number | null;
+  expected: string;
+  actual: string;
+  reason: BrokenEventReason;
+}
+
+export interface BrokenOp {
+  index: number;
+  expected: string;
+  actual: string;
+  reason: 'hash-mismatch' | 'index-gap' | 'seq-range' | 'bad-row';
+}
+
+/** A run-level disagreement: a stored summary that the rows do not reproduce. */
+export interface RunMismatch {
+  what: 'trace-sha256' | 'head-hash' | 'event-count' | 'ops-head-hash' | 'op-count' | 'event-blocks';
+  expected: string;
+  actual: string;
+}
+
+export interface RunVerification {
+  run: number;
+  status: RunStatus;
+  incomplete: boolean;
+  /** Events whose hash was checked (up to the first broken one). */
+  events: number;
+  ops: number;
+  ok: boolean;
+  firstBroken?: BrokenEvent;
+  firstBrokenOp?: BrokenOp;
+  mismatches: RunMismatch[];
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  runs: RunVerification[];
+}
+
+export interface Store {
+  /** Typed queries (audit, tools); the dialect may change, so use it for portable SQL only. */
+  readonly db: Kysely<Database>;
+  readonly path: string;
+  readonly readonly: boolean;
+  /** Inserts the run as 'running' (committed at once) and returns its writer. */
+  beginRun(info: RunInfo, options?: BeginRunOptions): RunWriter;
+  /** All runs, by id. */
+  runs(): RunRow[];
+  run(id: number): RunRow | undefined;
+  traceText(run: number): string | undefined;
+  /** Op rows first..last (inclusive) by index. */
+  ops(run: number, first?: number, last?: number): StoredOp[];
+  /** The op whose events include `seq`. */
+  opAt(run: number, seq: number): StoredOp | undefined;
+  /**
+   * Events in seq order, read in chunks: never the whole run at once, and no statement stays open between
+   * chunks, so the caller may write or stop iterating at any point.
+   */
+  events(run: number, filter?: EventFilter): IterableIterator<StoredEvent>;
+  /** Highest committed seq of the run (seqs are contiguous from 1). */
+  eventCount(run: number): number;
+  snapshotAtOrBefore(run: number, seq: number): Snapshot | undefined;
+  /** Seqs of the run's snapshots, ascending. */
+  snapshots(run: number): number[];
+  /** Walks the chains of one run or of all runs; throws StoreError 'no-such-run' for an unknown run. */
+  verify(run?: number): VerifyReport;
+  close(): Promise<void>;
+}
