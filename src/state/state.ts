@@ -29,6 +29,10 @@ export interface RunConfig {
   testBuild: boolean;
   tempMemoryLimit: number;
   gupZeroOnOverflow: boolean;
+}
+
+/** Which kernel the run models. Not part of the digest: two variants in the same state are equal states. */
+export interface RunVariant {
   variant: string;
   fixes: string[];
 }
@@ -194,6 +198,7 @@ export interface Domain {
 
 export interface State {
   config: RunConfig;
+  run: RunVariant;
   nextId: number;
   opsDone: number;
   fault: { nth: number; site: FaultSite | null } | null;
@@ -222,8 +227,6 @@ export const DEFAULT_CONFIG: RunConfig = {
   testBuild: true,
   tempMemoryLimit: 65536,
   gupZeroOnOverflow: true,
-  variant: 'upstream',
-  fixes: [],
 };
 
 /** PFNs of the default layout start high so that PFN 0 (what a failed iova_to_phys reads back) is never real. */
@@ -231,7 +234,8 @@ export const FIRST_PFN = 0x40000;
 
 export function initialState(): State {
   const state: State = {
-    config: { ...DEFAULT_CONFIG, fixes: [] },
+    config: { ...DEFAULT_CONFIG },
+    run: { variant: 'upstream', fixes: [] },
     nextId: 1,
     opsDone: 0,
     fault: null,

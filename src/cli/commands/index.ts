@@ -1,11 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** The command table, in the order `ioptrace --help` lists them. */
 import type { Command } from '../command.js';
+import { demoCommand } from './demo.js';
 import { replayCommand } from './replay.js';
 import { runsCommand } from './runs.js';
 import { logCommand } from './log.js';
+import { atCommand } from './at.js';
+import { diffCommand } from './diff.js';
+import { whyCommand } from './why.js';
+import { watchCommand } from './watch.js';
 import { verifyCommand } from './verify.js';
 import { failnthCommand } from './failnth.js';
 import { variantsCommand } from './variants.js';
 
-export const COMMANDS: readonly Command[] = [replayCommand, runsCommand, logCommand, verifyCommand, failnthCommand, variantsCommand];
+export const COMMANDS: readonly Command[] = [
+  demoCommand,
+  replayCommand,
+  runsCommand,
+  logCommand,
+  atCommand,
+  diffCommand,
+  whyCommand,
+  watchCommand,
+  verifyCommand,
+  failnthCommand,
+  variantsCommand,
+];

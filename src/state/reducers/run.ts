@@ -11,8 +11,7 @@ export function runConfigured(s: State, e: EventOf<'RunConfigured'>): void {
   recordSet(s, 'state', 'config', c, 'testBuild', e.testBuild);
   recordSet(s, 'state', 'config', c, 'tempMemoryLimit', e.tempMemoryLimit);
   recordSet(s, 'state', 'config', c, 'gupZeroOnOverflow', e.gupZeroOnOverflow);
-  recordSet(s, 'state', 'config', c, 'variant', e.variant);
-  recordSet(s, 'state', 'config', c, 'fixes', [...e.fixes]);
+  s.run = { variant: e.variant, fixes: [...e.fixes] };
 }
 
 export function tempMemoryLimitSet(s: State, e: EventOf<'TempMemoryLimitSet'>): void {

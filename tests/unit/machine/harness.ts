@@ -21,7 +21,7 @@ export function harness(opts: { flags?: string[]; merged?: boolean; config?: Par
   const sim = new Sim(new Emitter(initialState(), sink), new Set(opts.flags ?? []), opts.merged ?? true);
   if (opts.config !== undefined) {
     const c = { ...DEFAULT_CONFIG, ...opts.config };
-    sim.emit({ type: 'RunConfigured', v: 1, ...c, fixes: [...c.fixes] });
+    sim.emit({ type: 'RunConfigured', v: 1, ...c, variant: 'test', fixes: [...(opts.flags ?? [])] });
   }
   return { sim, sink };
 }

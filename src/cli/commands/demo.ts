@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * `ioptrace demo` (what `npm start` runs): the main job. Replays the review's BAD_FREE trace on v3 and on
+ * merged into a fresh database and prints the time-travel report: the violation, the op and trace line that
+ * caused it, the state just before and just after that op, and the same op on the fixed variant.
+ */
+import { rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { openStore } from '../../store/index.js';
+import type { Store } from '../../store/index.js';
+import { recordReplay } from '../../replay/record.js';
+import { resolveVariant } from '../../kernel/variants.js';
+import { StoreSource, diffStates, renderDiff, stateAt } from '../../timetravel/index.js';
+import { decodeJson } from '../../lib/codec.js';
+import type { Event } from '../../events/events.js';
+import { UsageError } from '../../lib/errors.js';
+import type { Command } from '../command.js';
+import { describeEvent } from '../describe.js';
+import { loadTrace } from './replay.js';
+
+const DEFAULT_TRACE = fileURLToPath(new URL('../../../../replays/bad-free.jsonl', import.meta.url));
+const DEMO_DB = './ioptrace-demo.db';
+
+function opEvents(store: Store, run: number, op: number): string[] {
+  return [...store.events(run, { op })].map((e) => `    ${String(e.seq).padStart(4)}  ${describeEvent(decodeJson(e.payload) as Event)}`);
+}
+
+export const demoCommand: Command = {
+  name: 'demo',
+  summary: 'the main job: replay the BAD_FREE trace on v3 and merged and print the time-travel report',
+  usage: 'ioptrace demo [TRACE] [--bad v3] [--good merged] [--json] [--db FILE]',
+  help: [`The database is recreated: ${DEMO_DB} unless --db names another.`],
+  options: { bad: { type: 'string' }, good: { type: 'string' } },
+  async run(positionals, values, env) {
+    if (positionals.length > 1) throw new UsageError(`usage: ${this.usage}`);
+    const path = positionals[0] ?? DEFAULT_TRACE;
+    const db = env.db === './ioptrace.db' && process.env['IOPTRACE_DB'] === undefined ? DEMO_DB : env.db;
+    const badName = String(values['bad'] ?? 'v3');
+    const goodName = String(values['good'] ?? 'merged');
+    const bad = resolveVariant(badName);
+    const good = resolveVariant(goodName);
+    const { text, trace } = await loadTrace(path);
+    for (const suffix of ['', '-wal', '-shm']) await rm(`${db}${suffix}`, { force: true });
+    const store = await openStore(db);
+    try {
+      const a = recordReplay(store, trace, { tracePath: path, traceText: text, variant: bad.variant, fixes: bad.fixes });
+      const b = recordReplay(store, trace, { tracePath: path, traceText: text, variant: good.variant, fixes: good.fixes });
+      const out: string[] = [];
+      const say = (...lines: string[]) => out.push(...lines);
+      say(`ioptrace: ${path}`, `database ${db}: run ${a.run} = ${bad.variant}, run ${b.run} = ${good.variant}`, '');
+      for (const [name, r] of [[bad.variant, a], [good.variant, b]] as const) {
+        say(`${name.padEnd(8)} run ${r.run}: ${r.result.ops.length} ops, ${r.result.events} events, ${r.result.violations.length} violations, ${r.result.warns.length} WARNs, ${r.result.mismatches.length} unmet expectations, head ${r.head.slice(0, 16)}`);
+      }
+      const first = a.result.violations[0] ?? a.result.warns[0];
+      if (!first) {
+        say('', `${bad.variant} replays clean: nothing to report.`);
+        return { exitCode: 0, json: { runs: [a.run, b.run], violation: null }, text: out };
+      }
+      const opA = a.result.ops.find((o) => o.index === first.op);
+      const opB = b.result.ops.find((o) => o.index === first.op);
+      const lineText = text.split(/\r\n|\n|\r/)[first.line - 1] ?? '';
+      say(
+        '',
+        `== The violation (${bad.variant}, run ${a.run})`,
+        `  ${first.kind === 'warn' ? 'WARN' : first.kind.toUpperCase()} in ${first.fn}: ${first.detail}`,
+        `  at event ${first.seq}, op ${first.op}, trace line ${first.line}:`,
+        `    ${lineText.trim()}`,
+        `  every finding of this run:`,
+        ...a.result.violations.map((v) => `    event ${v.seq}: ${v.kind} in ${v.fn}: ${v.detail}`),
+        ...a.result.warns.map((v) => `    event ${v.seq}: WARN in ${v.fn}: ${v.detail}`),
+      );
+      const srcA = new StoreSource(store, a.run);
+      const srcB = new StoreSource(store, b.run);
+      if (opA) {
+        const before = stateAt(srcA, opA.firstSeq - 1);
+        const after = stateAt(srcA, opA.lastSeq);
+        say(
+          '',
+          `== Op ${opA.index} (${opA.op}) on ${bad.variant}: result ${opA.errno ?? 'ok'}, events ${opA.firstSeq}..${opA.lastSeq}`,
+          ...opEvents(store, a.run, opA.index),
+          '',
+          `== State just before (event ${opA.firstSeq - 1}) -> just after (event ${opA.lastSeq}) on ${bad.variant}`,
+          ...renderDiff(diffStates(before, after)),
+        );
+      }
+      if (opB) {
+        const before = stateAt(srcB, opB.firstSeq - 1);
+        const after = stateAt(srcB, opB.lastSeq);
+        say(
+          '',
+          `== The same op on ${good.variant} (run ${b.run}): result ${opB.errno ?? 'ok'}, events ${opB.firstSeq}..${opB.lastSeq}`,
+          ...opEvents(store, b.run, opB.index),
+          '',
+          `== State just before -> just after on ${good.variant}`,
+          ...renderDiff(diffStates(before, after)),
+        );
+      }
+      const diverge = a.result.ops.find((o, i) => o.digest !== b.result.ops[i]?.digest);
+      if (diverge) {
+        const sb = b.result.ops[diverge.index];
+        say(
+          '',
+          `== Where the runs diverge: op ${diverge.index} (${diverge.op}, trace line ${diverge.line}); ${bad.variant} state vs ${good.variant} state after it:`,
+          ...renderDiff(diffStates(stateAt(srcA, diverge.lastSeq), stateAt(srcB, sb?.lastSeq ?? 0))),
+        );
+      }
+      say(
+        '',
+        'Explore further:',
+        `  npx ioptrace log ${a.run} --op ${first.op} --db ${db}`,
+        `  npx ioptrace at ${a.run} ${first.seq} --db ${db}`,
+        `  npx ioptrace why ${a.run} --pfn <PFN> --db ${db}`,
+        `  npx ioptrace verify --db ${db}`,
+      );
+      return {
+        exitCode: 0,
+        json: {
+          db,
+          runs: { [bad.variant]: a.run, [good.variant]: b.run },
+          violation: first,
+          op: opA ?? null,
+          fixedOp: opB ?? null,
+          divergence: diverge ? { op: diverge.index, line: diverge.line } : null,
+        },
+        text: out,
+      };
+    } finally {
+      await store.close();
+    }
+  },
+};

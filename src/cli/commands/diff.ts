@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/** `ioptrace diff RUN SEQ_A SEQ_B`: what differs between two points of a run. */
+import { openStore } from '../../store/index.js';
+import { StoreSource, diffStates, renderDiff, stateAt } from '../../timetravel/index.js';
+import { UsageError } from '../../lib/errors.js';
+import type { Command } from '../command.js';
+import { intArg } from '../command.js';
+import { requireRun } from './common.js';
+
+export const diffCommand: Command = {
+  name: 'diff',
+  summary: 'structural diff of the state of a run at two events',
+  usage: 'ioptrace diff RUN SEQ_A SEQ_B [--json] [--db FILE]',
+  help: [],
+  options: {},
+  async run(positionals, _values, env) {
+    if (positionals.length !== 3) throw new UsageError(`usage: ${this.usage}`);
+    const run = intArg(positionals[0], 'RUN');
+    const a = intArg(positionals[1], 'SEQ_A');
+    const b = intArg(positionals[2], 'SEQ_B');
+    const store = await openStore(env.db, { readonly: true });
+    try {
+      requireRun(store, run);
+      const source = new StoreSource(store, run);
+      const diff = diffStates(stateAt(source, a), stateAt(source, b));
+      const lines = renderDiff(diff);
+      return { exitCode: 0, json: { run, a, b, diff }, text: [`run ${run}: event ${a} -> event ${b}`, ...(lines.length ? lines : ['  no difference'])] };
+    } finally {
+      await store.close();
+    }
+  },
+};

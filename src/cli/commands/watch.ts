@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/** `ioptrace watch RUN EXPR`: the first event at which a predicate over the state becomes true. */
+import { openStore } from '../../store/index.js';
+import { StoreSource, watch } from '../../timetravel/index.js';
+import { UsageError } from '../../lib/errors.js';
+import type { Command } from '../command.js';
+import { intArg } from '../command.js';
+import { requireRun } from './common.js';
+
+export const watchCommand: Command = {
+  name: 'watch',
+  summary: 'the first event of a run at which EXPR holds, e.g. \'npinned != last_npinned\'',
+  usage: 'ioptrace watch RUN EXPR [--from SEQ] [--json] [--db FILE]',
+  help: [
+    'Fields: npinned, last_npinned, pages.N.npinned, pages.N.last_npinned, user.UID.locked_vm, mm.ID.locked_vm,',
+    'mm.ID.pinned_vm, violations, warns, pins(PFN), xa(PAGES, INDEX); operators == != < <= > >= && || and parentheses.',
+    'A bare npinned / last_npinned means "for any iopt_pages". Exit 1 when the predicate never holds.',
+  ],
+  options: { from: { type: 'string' } },
+  async run(positionals, values, env) {
+    if (positionals.length !== 2 || positionals[1] === undefined) throw new UsageError(`usage: ${this.usage}`);
+    const run = intArg(positionals[0], 'RUN');
+    const expr = positionals[1];
+    const store = await openStore(env.db, { readonly: true });
+    try {
+      requireRun(store, run);
+      const from = values['from'] === undefined ? 0 : intArg(values['from'], '--from');
+      const hit = watch(new StoreSource(store, run), expr, { from });
+      if (!hit) return { exitCode: 1, json: { run, expr, hit: null }, text: [`run ${run}: ${expr} never holds`] };
+      const op = hit.seq === 0 ? null : store.opAt(run, hit.seq);
+      return {
+        exitCode: 0,
+        json: { run, expr, seq: hit.seq, op: hit.op, line: op?.line ?? null },
+        text: [`run ${run}: ${expr} first holds after event ${hit.seq}${op ? ` (op ${op.index} ${op.op}, trace line ${op.line})` : ' (initial state)'}`],
+      };
+    } finally {
+      await store.close();
+    }
+  },
+};
