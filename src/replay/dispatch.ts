@@ -79,8 +79,26 @@ export function implicitCaller(state: State, op: TraceOp): Task {
   }
 }
 
+/**
+ * The kernel looks objects up by id and answers -ENOENT for one that does not exist. The parser accepts
+ * names whose creation is in the trace, but that creation may have failed (fail-nth, an unexpected errno):
+ * then the kernel's answer is -ENOENT, and the model is not called with a missing object.
+ */
+function missingObject(state: State, op: TraceOp): boolean {
+  const ioasNames: string[] = [];
+  if ('ioas' in op && op.op !== 'ioas_alloc') ioasNames.push(op.ioas);
+  if (op.op === 'ioas_copy') ioasNames.push(op.src, op.dst);
+  if (ioasNames.some((n) => state.ioases[n] === undefined)) return true;
+  if (op.op === 'ioas_alloc' || op.op === 'access_create') return false;
+  if ('access' in op && state.accesses[op.access] === undefined) return true;
+  if (op.op === 'domain_detach' && state.domains[op.domain] === undefined) return true;
+  if (op.op === 'open') return false;
+  return 'ctx' in op && typeof op.ctx === 'string' && state.ctxs[op.ctx] === undefined;
+}
+
 export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
   const ok = (rc: number, outputs: Record<string, unknown> = {}): OpOutcome => ({ rc, outputs });
+  if (op.op !== 'check_map' && missingObject(sim.state, op)) return ok(-ENOENT);
   switch (op.op) {
     case 'process':
       createProcess(sim, op.pid, { uid: op.uid, memlock: memlockOf(op.memlock), capIpcLock: op.cap_ipc_lock });
@@ -117,6 +135,7 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
       sim.emit({ type: 'CtxOpened', v: 1, ctx: op.ctx, pid: op.pid, account: op.account, vfioType1: op.vfio_type1 });
       return ok(0);
     case 'ioas_alloc': {
+      if (sim.state.ctxs[op.ctx] === undefined) return ok(-ENOENT);
       const rc = ioasAlloc(sim, op.ioas, op.ctx);
       if (rc === 0 && sim.state.ctxs[op.ctx]?.vfioType1) return ok(vfioSetType1(sim, op.ioas));
       return ok(rc);
@@ -154,20 +173,18 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
         }),
       );
     case 'domain_detach':
-      return ok(sim.state.domains[op.domain] ? domainDetach(sim, op.domain) : -ENOENT);
+      return ok(domainDetach(sim, op.domain));
     case 'access_create':
       return ok(accessCreate(sim, op.access, op.ioas, op.needs_pin_pages));
     case 'access_destroy':
-      return ok(sim.state.accesses[op.access] ? accessDestroy(sim, op.access) : -ENOENT);
+      return ok(accessDestroy(sim, op.access));
     case 'access_pin': {
-      if (!sim.state.accesses[op.access]) return ok(-ENOENT);
       const r = accessPin(sim, op.access, op.iova, op.length, op.write);
       return ok(r.rc, r.rc === 0 ? { pfns: r.pfns } : {});
     }
     case 'access_unpin':
-      return ok(sim.state.accesses[op.access] ? accessUnpin(sim, op.access, op.iova, op.length) : -ENOENT);
+      return ok(accessUnpin(sim, op.access, op.iova, op.length));
     case 'access_rw': {
-      if (!sim.state.accesses[op.access]) return ok(-ENOENT);
       const r = accessRw(sim, op.access, op.iova, op.length, {
         write: op.write,
         data: op.data === null ? null : bytesOf(op.data),
