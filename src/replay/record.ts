@@ -12,17 +12,18 @@ import type { State } from '../state/state.js';
 import { digestHex } from '../lib/digest.js';
 import { SNAPSHOT_FORMAT, serializeState } from '../state/snapshot.js';
 import type { RunWriter, Store } from '../store/index.js';
+import { SnapshotSpacing } from '../timetravel/spacing.js';
+import type { SpacingOptions } from '../timetravel/spacing.js';
 import type { ParsedTrace } from './parse.js';
 import { replay } from './replayer.js';
 import type { OpRecord, ReplayOptions, ReplayResult } from './replayer.js';
 
-/** Events between snapshots: a seek replays at most this many events after loading one. */
-export const DEFAULT_SNAPSHOT_EVERY = 8192;
 
 export interface RecordOptions extends Omit<ReplayOptions, 'sink' | 'onOp'> {
   tracePath: string;
   traceText: string;
-  snapshotEvery?: number;
+  /** Where snapshots are taken (default: spaced by what a seek costs, see SnapshotSpacing). */
+  spacing?: SpacingOptions;
   onOp?: (record: OpRecord) => void;
 }
 
@@ -33,21 +34,19 @@ export interface RecordedRun {
 }
 
 class StoreSink implements EventSink {
-  private lastSnapshot = 0;
   state: State | null = null;
   constructor(
     private readonly writer: RunWriter,
-    private readonly every: number,
+    private readonly spacing: SnapshotSpacing,
   ) {}
 
   accept(event: Event, seq: number, op: number): void {
     this.writer.append({ seq, op, type: event.type, v: event.v, payload: encodeJson(event) });
-    if (this.state !== null && seq - this.lastSnapshot >= this.every) this.snapshot(seq, op, this.state);
-  }
-
-  snapshot(seq: number, op: number, state: State): void {
-    this.writer.putSnapshot(seq, op, digestHex(state.digest), serializeState(state), SNAPSHOT_FORMAT);
-    this.lastSnapshot = seq;
+    if (this.state !== null && this.spacing.due(seq)) {
+      const blob = serializeState(this.state);
+      this.writer.putSnapshot(seq, op, digestHex(this.state.digest), blob, SNAPSHOT_FORMAT);
+      this.spacing.taken(seq, blob.byteLength);
+    }
   }
 }
 
@@ -61,7 +60,7 @@ export function recordReplay(store: Store, trace: ParsedTrace, options: RecordOp
     faultPlan: options.failNth ? { failNth: options.failNth } : null,
     header: trace.header,
   });
-  const sink = new StoreSink(writer, options.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY);
+  const sink = new StoreSink(writer, new SnapshotSpacing(options.spacing));
   let result: ReplayResult;
   try {
     result = replay(trace, {

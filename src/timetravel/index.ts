@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/** Time travel over a recorded run: seeks, stepping, why, watch, rebuild checks. An explicit export list. */
+export type { EventSource, SourcedEvent, SnapshotBlob, OpSpan, MemoryRecorderOptions } from './source.js';
+export { MemorySource, MemoryRecorder } from './source.js';
+export { StoreSource } from './store-source.js';
+export { SnapshotSpacing, DEFAULT_SPACING } from './spacing.js';
+export type { SpacingOptions } from './spacing.js';
+export { stateAt, replayInto, loadSnapshot, ForwardSeeker } from './state-at.js';
+export { Cursor } from './cursor.js';
+export type { Step } from './cursor.js';
+export { why } from './why.js';
+export type { WhyTarget, WhyEntry, WhyOptions } from './why.js';
+export { watch, compileWatch, ExpressionError } from './watch.js';
+export type { Predicate, WatchHit, WatchOptions } from './watch.js';
+export { verifyRebuild } from './rebuild.js';
+export type { RebuildReport, RebuildMismatch } from './rebuild.js';
+export { renderState } from './render.js';
+export type { RenderOptions } from './render.js';
+export { diffStates, renderDiff, renderDifference, DIFF_TABLES } from '../state/diff.js';
+export type { StateDiff, Difference, DiffTable, DiffRange, DiffUnit } from '../state/diff.js';
+export { serializeState, deserializeState, decodeEvent, parseEvent, SNAPSHOT_FORMAT } from '../state/snapshot.js';

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { Immer, enablePatches } from 'immer';
+import { digestHex } from '../../../src/lib/digest.js';
+import { reduce } from '../../../src/state/reduce.js';
+import { Cursor } from '../../../src/timetravel/cursor.js';
+import { stateAt } from '../../../src/timetravel/state-at.js';
+import { UsageError } from '../../../src/lib/errors.js';
+import { FIRST_PFN } from '../../../src/state/state.js';
+import { scriptedRun, ids } from './fixtures.js';
+
+enablePatches();
+const immer = new Immer({ autoFreeze: false });
+
+describe('Cursor', () => {
+  const run = scriptedRun({ snapshotEvery: 16 });
+  const ops = run.source.ops(0, run.source.opCount() - 1);
+
+  it('steps forward through every op, reaching the live state after each', () => {
+    const c = Cursor.open(run.source, -1);
+    expect(c.state).toEqual(run.live[0]);
+    for (const span of ops) {
+      const step = c.forward();
+      expect(step?.op).toBe(span.index);
+      expect(c.op).toBe(span.index);
+      expect(c.seq).toBe(span.lastSeq);
+      expect(c.state, `op ${span.index}`).toEqual(run.live[span.lastSeq]);
+    }
+    expect(c.forward()).toBeNull();
+  });
+
+  it('checks every step: patches turn before into after and inverse patches turn after into before', () => {
+    const c = Cursor.open(run.source, -1);
+    for (;;) {
+      const before = structuredClone(c.state);
+      const step = c.forward();
+      if (step === null) break;
+      const after = structuredClone(c.state);
+      expect(immer.applyPatches(structuredClone(before), step.patches)).toEqual(after);
+      expect(immer.applyPatches(structuredClone(after), step.inversePatches)).toEqual(before);
+    }
+  });
+
+  it('steps back to exactly the previous state by inverse patches, all the way to seq 0', () => {
+    const c = Cursor.open(run.source, -1);
+    while (c.forward() !== null);
+    for (let op = ops.length - 1; op >= 0; op--) {
+      const step = c.back();
+      expect(step?.direction).toBe('back');
+      expect(step?.op).toBe(op);
+      const span = ops[op];
+      expect(c.state, `before op ${op}`).toEqual(run.live[(span?.firstSeq ?? 1) - 1]);
+    }
+    expect(c.op).toBe(-1);
+    expect(c.back()).toBeNull();
+  });
+
+  it('steps back from a freshly opened cursor (no history) and forward again', () => {
+    const c = Cursor.open(run.source, 10);
+    expect(c.state).toEqual(run.live[ops[10]?.lastSeq ?? 0]);
+    for (let i = 0; i < 4; i++) c.back();
+    expect(c.op).toBe(6);
+    expect(c.state).toEqual(run.live[ops[6]?.lastSeq ?? 0]);
+    for (let i = 0; i < 4; i++) c.forward();
+    expect(c.state).toEqual(run.live[ops[10]?.lastSeq ?? 0]);
+    expect(digestHex(c.state.digest)).toBe(ops[10]?.digest);
+  });
+
+  it('leaves the states it stepped over untouched (no auto-freeze, no mutation of the base)', () => {
+    const c = Cursor.open(run.source, 2);
+    const base = c.state;
+    const copy = structuredClone(base);
+    c.forward();
+    expect(base).toEqual(copy);
+    expect(Object.isFrozen(c.state)).toBe(false);
+    // A produced state can be reduced in place by the bulk path.
+    reduce(c.state, { type: 'Warned', v: 1, fn: 'f', condition: 'c', objects: {} });
+    expect(c.state.counts.warns).toBe(1);
+  });
+
+  it('summarises a map op as the differences it made', () => {
+    const c = Cursor.open(run.source, 2);
+    const step = c.forward();
+    const { pages, area, heap } = ids(0);
+    expect(step?.summary).toEqual([
+      'cursors nextId: 2 -> 104',
+      'cursors opsDone: 3 -> 4',
+      'users 1000 lockedVm: 0 -> 64',
+      `frames pfn ${'0x' + FIRST_PFN.toString(16)}..0x4003f pins: 0 -> 1`,
+      `heap ${heap}: (none) -> {id ${heap}, size 192, owner iommufd, tag iopt_area, fn iopt_area_alloc}`,
+      'ioases i1 areas node 101: (none) -> {start 0x1000000, last 0x103ffff}',
+      `pages ${pages}: (none) -> {id ${pages}, refs 1, npages 64, npinned 64, lastNpinned 64, uptr 0x100000, writable yes, accountMode user, sourcePid p1, sourceMm 1, sourceUid 1000}`,
+      `pages ${pages} domainsTree node ${area}: (none) -> {start 0, last 63}`,
+      `pages ${pages} xa index 0..63: (none) -> pfn 0x40000..0x4003f`,
+      `areas ${area}: (none) -> {id ${area}, ioas i1, iova 0x1000000, lastIova 0x103ffff, pageOffset 0, firstIndex 0, lastIndex 63, read yes, write yes, pages ${pages}, storageDomain d1, numAccesses 0, preventAccess no}`,
+      'domains d1 mappedBytes: 0x0 -> 0x40000',
+      'domains d1 mappings iova 0x1000000..0x103ffff: (none) -> {paddr 0x40000000, size 0x40000, pgsize 0x1000, read yes, write yes, extent 103, headFlag yes, tailFlag yes}',
+    ]);
+  });
+
+  it('refuses an op outside the run', () => {
+    expect(() => Cursor.open(run.source, 25)).toThrow(new UsageError('op 25 is outside the run (-1..24)'));
+  });
+
+  it('seeks to any op and keeps stepping from there', () => {
+    const c = Cursor.open(run.source, 0);
+    c.seek(20);
+    expect(c.state).toEqual(stateAt(run.source, ops[20]?.lastSeq ?? 0));
+    c.back();
+    expect(c.state).toEqual(run.live[ops[19]?.lastSeq ?? 0]);
+  });
+});
