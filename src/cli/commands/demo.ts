@@ -5,7 +5,7 @@
  * caused it, the state just before and just after that op, and the same op on the fixed variant.
  */
 import { rm } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { openStore } from '../../store/index.js';
 import type { Store } from '../../store/index.js';
 import { recordReplay } from '../../replay/record.js';
@@ -14,11 +14,12 @@ import { StoreSource, diffStates, renderDiff, stateAt } from '../../timetravel/i
 import { decodeJson } from '../../lib/codec.js';
 import type { Event } from '../../events/events.js';
 import { UsageError } from '../../lib/errors.js';
+import { packageRoot } from '../../lib/paths.js';
 import type { Command } from '../command.js';
 import { describeEvent } from '../describe.js';
 import { loadTrace } from './replay.js';
 
-const DEFAULT_TRACE = fileURLToPath(new URL('../../../../replays/bad-free.jsonl', import.meta.url));
+const defaultTrace = (): string => join(packageRoot(), 'replays', 'bad-free.jsonl');
 const DEMO_DB = './ioptrace-demo.db';
 
 function opEvents(store: Store, run: number, op: number): string[] {
@@ -33,7 +34,7 @@ export const demoCommand: Command = {
   options: { bad: { type: 'string' }, good: { type: 'string' } },
   async run(positionals, values, env) {
     if (positionals.length > 1) throw new UsageError(`usage: ${this.usage}`);
-    const path = positionals[0] ?? DEFAULT_TRACE;
+    const path = positionals[0] ?? defaultTrace();
     const db = env.db === './ioptrace.db' && process.env['IOPTRACE_DB'] === undefined ? DEMO_DB : env.db;
     const badName = String(values['bad'] ?? 'v3');
     const goodName = String(values['good'] ?? 'merged');
