@@ -1,15 +1,59 @@
-// Any console output in a test is a failure: the suite must be silent, and code under test must not print.
+// Two checks around every test of the suite:
+// - any console output is a failure: the suite must be silent, and code under test must not print;
+// - every Emitter the test created is rebuilt from the events it applied, starting from the state it was
+//   created with: the rebuilt state must equal the live one, digest included (events are the only writers).
+import { serialize, deserialize } from 'node:v8';
 import { afterEach, beforeEach, expect, vi } from 'vitest';
+import { Emitter } from '../src/state/emit.js';
+import type { Event } from '../src/events/events.js';
+import type { State } from '../src/state/state.js';
+import { reduce } from '../src/state/reduce.js';
+import { recomputeDigest } from '../src/state/records.js';
+import { tampering } from './support/tamper.js';
 
 const methods = ['log', 'info', 'warn', 'error', 'debug'] as const;
 let spies: ReturnType<typeof vi.spyOn>[] = [];
 
+interface Tapped {
+  emitter: Emitter;
+  start: State;
+  events: Event[];
+}
+/** Deep-compare states only up to this many events: beyond, the digests (checked always) carry the check. */
+const DEEP_COMPARE_LIMIT = 20_000;
+let tapped: Tapped[] = [];
+const byEmitter = new WeakMap<Emitter, Tapped>();
+
 beforeEach(() => {
   spies = methods.map((m) => vi.spyOn(console, m).mockImplementation(() => undefined));
+  tapped = [];
+  Emitter.tap = {
+    created(emitter) {
+      const t: Tapped = { emitter, start: deserialize(serialize(emitter.state)) as State, events: [] };
+      tapped.push(t);
+      byEmitter.set(emitter, t);
+    },
+    emitted(emitter, event) {
+      byEmitter.get(emitter)?.events.push(deserialize(serialize(event)) as Event);
+    },
+  };
 });
 
 afterEach(() => {
+  Emitter.tap = null;
   const calls = spies.flatMap((spy, i) => spy.mock.calls.map((args) => `console.${methods[i]}: ${args.map(String).join(' ')}`));
   for (const spy of spies) spy.mockRestore();
   expect(calls, 'a test wrote to the console').toEqual([]);
+  const tamper = tampering.allowed;
+  tampering.allowed = false;
+  for (const t of tamper ? [] : tapped) {
+    if (t.events.length === 0) continue;
+    const rebuilt = t.start;
+    for (const e of t.events) reduce(rebuilt, e);
+    const live = t.emitter.state;
+    expect(rebuilt.digest, 'rebuilt digest equals the live digest').toEqual(live.digest);
+    expect(recomputeDigest(live), 'the incremental digest equals a digest computed from scratch').toEqual(live.digest);
+    if (t.events.length <= DEEP_COMPARE_LIMIT) expect(rebuilt, 'the rebuilt state equals the live state').toEqual(live);
+  }
+  tapped = [];
 });

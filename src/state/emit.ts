@@ -30,18 +30,29 @@ export class NullSink implements EventSink {
   }
 }
 
+/** Observes every emitter and every event it applies (the test suite's rebuild-equals-live check). */
+export interface EmitterTap {
+  created(emitter: Emitter): void;
+  emitted(emitter: Emitter, event: Event): void;
+}
+
 /** The live state plus the log position; the kernel model holds one and calls emit. */
 export class Emitter {
+  /** Set by the test setup only; production code leaves it null. */
+  static tap: EmitterTap | null = null;
   seq = 0;
   op = 0;
   constructor(
     readonly state: State,
     private readonly sink: EventSink,
-  ) {}
+  ) {
+    Emitter.tap?.created(this);
+  }
 
   emit(event: Event): void {
     reduce(this.state, event);
     this.seq += 1;
+    Emitter.tap?.emitted(this, event);
     this.sink.accept(event, this.seq, this.op);
   }
 }

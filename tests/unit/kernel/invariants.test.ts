@@ -17,6 +17,7 @@ import { KTHREAD, Sim } from '../../../src/machine/sim.js';
 import { Emitter, MemorySink } from '../../../src/state/emit.js';
 import type { State } from '../../../src/state/state.js';
 import { initialState } from '../../../src/state/state.js';
+import { allowStateTampering } from '../../support/tamper.js';
 
 const PAGE = 4096n;
 const BUF = 0x7f0000000000n;
@@ -403,6 +404,7 @@ describe('checkInvariants on broken states', () => {
   });
 
   it('reports a corrupted interval tree and xarray as itree_corruption', () => {
+    allowStateTampering();
     const w = world([]);
     const p = w.sim.state.pages[pagesId(w.sim.state)];
     if (p === undefined) throw new Error('no pages');
