@@ -12,6 +12,12 @@ import { watchCommand } from './watch.js';
 import { verifyCommand } from './verify.js';
 import { failnthCommand } from './failnth.js';
 import { variantsCommand } from './variants.js';
+import { fuzzCommand } from './fuzz.js';
+import { shrinkCommand } from './shrink.js';
+import { bisectCommand } from './bisect.js';
+import { bisectFixCommand } from './bisect-fix.js';
+import { observedCommand } from './observed.js';
+import { auditCommand } from './audit.js';
 
 export const COMMANDS: readonly Command[] = [
   demoCommand,
@@ -25,4 +31,8 @@ export const COMMANDS: readonly Command[] = [
   verifyCommand,
   failnthCommand,
   variantsCommand,
+  fuzzCommand,
+  shrinkCommand,
+  bisectCommand, bisectFixCommand, observedCommand,
+  auditCommand,
 ];

@@ -1,0 +1,430 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * Run bisect over the store: two runs of one trace (other variants, fix sets or fault plans), aligned by
+ * op index, compared op by op on their neutral digests, errnos and results (scan.ts), and at the first op
+ * where they differ, the states just after it on both sides, diffed structurally, with the op's events
+ * side by side (divergence.ts).
+ *
+ * Cost, for runs of millions of events: a join of the two runs' op rows inside the database (ops are far fewer
+ * than events: every op has at least two), which returns one row per stretch of differing ops, except where
+ * the derived alignment differs between the runs (then the rows of that stretch are read: idx and digests);
+ * the few events that set neutralised fields, through the store's type filter; then per side one snapshot
+ * load plus at most the snapshot spacing of events (stateAt), and the divergent op's own events. No pass
+ * over the events of either run.
+ *
+ * Runs of different traces are refused unless aligned by prefix: then the traces are parsed from the store,
+ * and setup plus the ops both traces share from their start are compared (the teardown only when the two
+ * traces hold the same ops: it closes whatever each whole trace left open).
+ */
+import type { Event } from '../events/events.js';
+import type { TraceOp } from '../events/trace.js';
+import { encodeJson } from '../lib/codec.js';
+import { InternalError, UsageError } from '../lib/errors.js';
+import { parseTraceText } from '../replay/parse.js';
+import type { ParsedTrace } from '../replay/parse.js';
+import { recordReplay } from '../replay/record.js';
+import { decodeEvent } from '../state/snapshot.js';
+import type { RunRow, Store } from '../store/index.js';
+import { stateAt } from '../timetravel/state-at.js';
+import { StoreSource } from '../timetravel/store-source.js';
+import type { Divergence } from './divergence.js';
+import { describeDivergence } from './divergence.js';
+import { DigestNeutralizer, NEUTRAL_EVENT_TYPES } from './neutral.js';
+import type { OpKey, OpPair, ScanResult } from './scan.js';
+import { opDifferences } from './scan.js';
+import type { NamedVariant } from './variant-spec.js';
+
+export type Align = 'same' | 'prefix';
+
+export interface BisectRunsOptions {
+  /** 'same' (default): the runs must replay the same trace. 'prefix': compare the ops the traces share. */
+  align?: Align;
+  /** Count differences in derived fields (the IOVA alignment) too; see neutral.ts. */
+  strict?: boolean;
+}
+
+export interface RunSide {
+  run: number;
+  tracePath: string;
+  traceSha256: string;
+  variant: string;
+  flags: string[];
+  faultPlan: unknown;
+  status: string;
+  ops: number;
+}
+
+export interface BisectReport {
+  a: RunSide;
+  b: RunSide;
+  align: Align;
+  strict: boolean;
+  /** Ops compared: indexes 0..compared-1. */
+  compared: number;
+  /** With --align prefix: how many trace ops the two traces share from their start. */
+  commonTraceOps: number | null;
+  /** The first op after which the runs differ; null when every compared op agrees. */
+  divergence: Divergence | null;
+  /** Every stretch of differing ops, [first, last] inclusive (digests can re-converge). */
+  ranges: [number, number][];
+  differingOps: number;
+  /** Things the reader must know to trust the answer (incomplete runs, a shorter run). */
+  notes: string[];
+}
+
+/** Rows read per query where rows must be read one by one. */
+const ROW_CHUNK = 8192;
+
+function sideOf(row: RunRow): RunSide {
+  return {
+    run: row.id,
+    tracePath: row.tracePath,
+    traceSha256: row.traceSha256,
+    variant: row.variant,
+    flags: row.flags,
+    faultPlan: row.faultPlan,
+    status: row.status,
+    ops: row.opCount,
+  };
+}
+
+function requireRun(store: Store, run: number): RunRow {
+  const row = store.run(run);
+  if (row === undefined) throw new UsageError(`no run ${run} in ${store.path} (ioptrace runs lists them)`);
+  return row;
+}
+
+/** One run's neutraliser, moved forward op by op through the events that set neutralised fields. */
+class RunNeutralizer {
+  readonly neutralizer: DigestNeutralizer;
+  readonly pending: { op: number; event: Event }[] = [];
+  private next = 0;
+
+  constructor(store: Store, run: number, strict: boolean) {
+    this.neutralizer = new DigestNeutralizer({ derived: !strict });
+    for (const row of store.events(run, { types: NEUTRAL_EVENT_TYPES }))
+      this.pending.push({ op: row.op, event: decodeEvent(row.payload) });
+  }
+
+  /** Apply the events of ops up to `op` (ascending calls only); returns the neutraliser for the state after `op`. */
+  at(op: number): DigestNeutralizer {
+    for (let e = this.pending[this.next]; e !== undefined && e.op <= op; e = this.pending[++this.next])
+      this.neutralizer.accept(e.event);
+    return this.neutralizer;
+  }
+}
+
+/** The ops of run A joined with the same ops of run B, over [from, to). */
+function joined(store: Store, runA: number, runB: number, from: number, to: number) {
+  return store.db
+    .selectFrom('ops as a')
+    .innerJoin('ops as b', (join) => join.onRef('b.idx', '=', 'a.idx').on('b.run', '=', runB))
+    .where('a.run', '=', runA)
+    .where('a.idx', '>=', from)
+    .where('a.idx', '<', to);
+}
+
+/**
+ * Stretches [first, last] of ops in [from, to) whose stored rows differ (digest, errno or result), as
+ * gaps-and-islands inside the database: only one row per stretch comes back.
+ */
+async function rawStretches(
+  store: Store,
+  runA: number,
+  runB: number,
+  from: number,
+  to: number,
+): Promise<[number, number][]> {
+  const differing = joined(store, runA, runB, from, to)
+    .where((eb) =>
+      eb.or([
+        eb('a.digest', '<>', eb.ref('b.digest')),
+        eb('a.errno', 'is distinct from', eb.ref('b.errno')),
+        eb('a.result', '<>', eb.ref('b.result')),
+      ]),
+    )
+    .select((eb) => [
+      'a.idx as idx',
+      eb(
+        'a.idx',
+        '-',
+        eb.fn.agg<number>('row_number').over((ob) => ob.orderBy('a.idx')),
+      ).as('island'),
+    ]);
+  const rows = await store.db
+    .selectFrom(differing.as('d'))
+    .select((eb) => [eb.fn.min('d.idx').as('first'), eb.fn.max('d.idx').as('last')])
+    .groupBy('d.island')
+    .orderBy('first')
+    .execute();
+  return rows.map((r) => {
+    const first = Number(r.first);
+    const last = Number(r.last);
+    if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last)) {
+      throw new InternalError(`ops of runs ${runA} and ${runB}: a stretch bound is not an integer`);
+    }
+    return [first, last];
+  });
+}
+
+/**
+ * Stretches of ops in [from, to) whose neutral keys differ while the two runs' corrections are constant but
+ * unequal: the digests must be neutralised row by row, so the rows are read (idx and both digests, and
+ * whether errno or result differ), ROW_CHUNK at a time.
+ */
+async function neutralStretches(
+  store: Store,
+  runA: number,
+  runB: number,
+  from: number,
+  to: number,
+  na: DigestNeutralizer,
+  nb: DigestNeutralizer,
+): Promise<[number, number][]> {
+  const out: [number, number][] = [];
+  for (let at = from; at < to;) {
+    const rows = await joined(store, runA, runB, at, to)
+      .select((eb) => [
+        'a.idx as idx',
+        'a.digest as da',
+        'b.digest as db',
+        eb
+          .or([eb('a.errno', 'is distinct from', eb.ref('b.errno')), eb('a.result', '<>', eb.ref('b.result'))])
+          .as('other'),
+      ])
+      .orderBy('a.idx')
+      .limit(ROW_CHUNK)
+      .execute();
+    for (const r of rows) {
+      if (typeof r.idx !== 'number' || typeof r.da !== 'string' || typeof r.db !== 'string') {
+        throw new InternalError(
+          `ops rows of runs ${runA} and ${runB} at op ${String(r.idx)} have a column of the wrong type`,
+        );
+      }
+      // `other` is SQL's boolean: 0 or 1 in SQLite, a boolean elsewhere.
+      if (!r.other && na.neutral(r.da) === nb.neutral(r.db)) continue;
+      const last = out[out.length - 1];
+      if (last !== undefined && last[1] === r.idx - 1) last[1] = r.idx;
+      else out.push([r.idx, r.idx]);
+    }
+    const last = rows[rows.length - 1];
+    if (rows.length < ROW_CHUNK || last === undefined) break;
+    at = last.idx + 1;
+  }
+  return out;
+}
+
+/** The key of one stored op, neutralised. */
+function storedKey(store: Store, run: number, index: number, n: DigestNeutralizer): OpKey {
+  const row = store.ops(run, index, index)[0];
+  if (row === undefined) throw new InternalError(`run ${run} has no op ${index}`);
+  return {
+    index,
+    line: row.line,
+    op: row.op,
+    errno: row.errno,
+    result: row.result,
+    firstSeq: row.firstSeq,
+    lastSeq: row.lastSeq,
+    digest: n.neutral(row.digest),
+  };
+}
+
+/**
+ * Compare the first `compared` ops of two stored runs on their neutral keys (see scan.ts).
+ *
+ * The neutral correction of each run is constant between the ops that hold NEUTRAL_EVENT_TYPES events (a
+ * handful), which cut [0, compared) into segments. Where both runs subtract the same correction, neutral
+ * keys differ exactly where the stored rows differ, so the database finds the stretches alone; where the
+ * corrections differ (the derived alignment differs), rows are neutralised one by one.
+ */
+async function scanStored(
+  store: Store,
+  runA: number,
+  runB: number,
+  compared: number,
+  strict: boolean,
+): Promise<ScanResult> {
+  const ra = new RunNeutralizer(store, runA, strict);
+  const rb = new RunNeutralizer(store, runB, strict);
+  const cuts = [...new Set([0, ...ra.pending.map((e) => e.op), ...rb.pending.map((e) => e.op), compared])]
+    .filter((op) => op <= compared)
+    .sort((x, y) => x - y);
+  const stretches: [number, number][] = [];
+  let first: OpPair | null = null;
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const from = cuts[i] as number;
+    const to = cuts[i + 1] as number;
+    const na = ra.at(from);
+    const nb = rb.at(from);
+    const found =
+      na.correctionHex() === nb.correctionHex()
+        ? await rawStretches(store, runA, runB, from, to)
+        : await neutralStretches(store, runA, runB, from, to, na, nb);
+    for (const [f, l] of found) {
+      const last = stretches[stretches.length - 1];
+      if (last !== undefined && last[1] === f - 1) last[1] = l;
+      else stretches.push([f, l]);
+    }
+    if (first === null && found[0] !== undefined) {
+      const index = found[0][0];
+      const a = storedKey(store, runA, index, na);
+      const b = storedKey(store, runB, index, nb);
+      first = { index, a, b, differs: opDifferences(a, b) };
+    }
+  }
+  return {
+    compared,
+    first,
+    ranges: stretches,
+    differingOps: stretches.reduce((n, [f, l]) => n + l - f + 1, 0),
+  };
+}
+
+/** An op as the kernel model sees it: its `expect` only judges the result, so it does not take part. */
+function opText(op: TraceOp | undefined): string {
+  if (op === undefined) return '';
+  const { expect: _expect, ...rest } = op;
+  return encodeJson(rest);
+}
+
+/**
+ * How many leading trace ops two stored traces share (same op and fields; comments, lines, expect aside),
+ * and whether that is all of both (then their teardowns align too).
+ */
+function commonPrefix(store: Store, a: RunRow, b: RunRow): { ops: number; whole: boolean } {
+  const text = (row: RunRow): string => {
+    const t = store.traceText(row.id);
+    if (t === undefined) throw new UsageError(`run ${row.id} has no stored trace`);
+    return t;
+  };
+  const ta = parseTraceText(text(a), a.tracePath);
+  const tb = parseTraceText(text(b), b.tracePath);
+  if (encodeJson(ta.header) !== encodeJson(tb.header)) return { ops: 0, whole: false };
+  const n = Math.min(ta.entries.length, tb.entries.length);
+  let k = 0;
+  while (k < n && opText(ta.entries[k]?.op) === opText(tb.entries[k]?.op)) k++;
+  return { ops: k, whole: k === ta.entries.length && k === tb.entries.length };
+}
+
+function eventsOfOp(store: Store, run: number, op: number): Event[] {
+  const out: Event[] = [];
+  for (const row of store.events(run, { op })) out.push(decodeEvent(row.payload));
+  return out;
+}
+
+/**
+ * Find where two stored runs stop agreeing and what differs there.
+ *
+ * @example (await bisectRuns(store, 1, 2)).divergence?.line  // 33 for bad-free.jsonl on v3 and merged
+ */
+export async function bisectRuns(
+  store: Store,
+  runA: number,
+  runB: number,
+  options: BisectRunsOptions = {},
+): Promise<BisectReport> {
+  const align = options.align ?? 'same';
+  const strict = options.strict ?? false;
+  const rowA = requireRun(store, runA);
+  const rowB = requireRun(store, runB);
+  const notes: string[] = [];
+  let limit = Number.MAX_SAFE_INTEGER;
+  let commonTraceOps: number | null = null;
+  if (rowA.traceSha256 !== rowB.traceSha256) {
+    if (align !== 'prefix') {
+      throw new UsageError(
+        `runs ${runA} and ${runB} replay different traces (${rowA.tracePath}, sha256 ${rowA.traceSha256.slice(0, 12)}; ` +
+          `${rowB.tracePath}, sha256 ${rowB.traceSha256.slice(0, 12)}): give --align prefix to compare the ops they share`,
+      );
+    }
+    const common = commonPrefix(store, rowA, rowB);
+    commonTraceOps = common.ops;
+    // Setup, then the shared trace ops (and the teardown when nothing else differs); a header difference
+    // leaves only setup, which then differs.
+    limit = common.whole ? common.ops + 2 : common.ops + 1;
+    notes.push(
+      common.whole
+        ? 'different trace files with the same ops: comparing every op'
+        : `different traces: comparing setup and the ${commonTraceOps} trace ops they share from the start`,
+    );
+  }
+  for (const row of [rowA, rowB]) {
+    if (row.status !== 'complete')
+      notes.push(
+        `run ${row.id} is ${row.incomplete ? 'incomplete' : row.status}: only its ${row.opCount} stored ops are compared`,
+      );
+  }
+  const compared = Math.min(rowA.opCount, rowB.opCount, limit);
+  const scan = await scanStored(store, runA, runB, compared, strict);
+  if (scan.first === null && limit === Number.MAX_SAFE_INTEGER && rowA.opCount !== rowB.opCount) {
+    notes.push(
+      `the runs agree on their first ${scan.compared} ops; run ${rowA.opCount < rowB.opCount ? runA : runB} has no more`,
+    );
+  }
+  let divergence: Divergence | null = null;
+  if (scan.first !== null) {
+    const pair = scan.first;
+    const stateA = stateAt(new StoreSource(store, runA), pair.a.lastSeq);
+    const stateB = stateAt(new StoreSource(store, runB), pair.b.lastSeq);
+    divergence = describeDivergence(
+      pair,
+      stateA,
+      stateB,
+      eventsOfOp(store, runA, pair.index),
+      eventsOfOp(store, runB, pair.index),
+      { derived: !strict },
+    );
+  }
+  return {
+    a: sideOf(rowA),
+    b: sideOf(rowB),
+    align,
+    strict,
+    compared: scan.compared,
+    commonTraceOps,
+    divergence,
+    ranges: scan.ranges,
+    differingOps: scan.differingOps,
+    notes,
+  };
+}
+
+export interface VariantRun {
+  run: number;
+  variant: string;
+  fixes: string[];
+}
+
+export interface TraceBisectReport extends BisectReport {
+  /** The two runs this command recorded, in the order given. */
+  recorded: [VariantRun, VariantRun];
+}
+
+/**
+ * Replay one trace on two variants into the store (recordReplay), then bisect the two runs.
+ *
+ * @example bisectVariants(store, trace, { tracePath, traceText }, parseVariantSpec('v3'), parseVariantSpec('merged'))
+ */
+export async function bisectVariants(
+  store: Store,
+  trace: ParsedTrace,
+  source: { tracePath: string; traceText: string },
+  a: NamedVariant,
+  b: NamedVariant,
+  options: Omit<BisectRunsOptions, 'align'> & { failNth?: number | null } = {},
+): Promise<TraceBisectReport> {
+  const record = (v: NamedVariant): VariantRun => {
+    const { run } = recordReplay(store, trace, {
+      ...source,
+      variant: v.label,
+      fixes: v.fixes,
+      failNth: options.failNth ?? null,
+    });
+    return { run, variant: v.label, fixes: v.fixes };
+  };
+  const ra = record(a);
+  const rb = record(b);
+  const strict = options.strict ?? false;
+  return { ...(await bisectRuns(store, ra.run, rb.run, { strict })), recorded: [ra, rb] };
+}

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * `ioptrace bisect-fix TRACE [--good upstream] [--bad v3]`: the first fix flag, in upstream order, whose
+ * addition changes the trace's outcome (src/bisect/bisect-fix.ts). Replays run in memory; --record stores
+ * the two variants around the first change so that `bisect` and time travel can look at them.
+ * Exit 0 for one change (a clean answer), 1 when there are several or none, 2 for bad arguments.
+ */
+import { bisectFix, variantAt } from '../../bisect/bisect-fix.js';
+import { bisectFixJson, renderBisectFix } from '../../bisect/render.js';
+import { parseVariantSpec } from '../../bisect/variant-spec.js';
+import { UsageError } from '../../lib/errors.js';
+import { recordReplay } from '../../replay/record.js';
+import { openStore } from '../../store/index.js';
+import type { Command, CommandOutput } from '../command.js';
+import { intArg } from '../command.js';
+import { loadTrace } from './replay.js';
+
+/** A string option's value, or its default when absent. */
+function stringOption(value: unknown, fallback: string): string {
+  return typeof value === 'string' ? value : fallback;
+}
+
+export const bisectFixCommand: Command = {
+  name: 'bisect-fix',
+  summary: "the first fix flag (in upstream order) whose addition changes a trace's outcome",
+  usage:
+    'ioptrace bisect-fix TRACE [--good upstream] [--bad v3] [--all] [--diff] [--record] [--fail-nth N] [--json] [--db FILE]',
+  help: [
+    'Walks the fix flags of spec section 17 from the bad variant to the good one in upstream order, as git',
+    'bisect walks commits, in O(log F) replays. The outcome of a replay is its violations and WARNs (kind and',
+    'function), its unmet expectations and its final state digest. Prints the flag, its upstream commit, the',
+    'spec section and the first op where the variants just before and after the flag disagree.',
+    'If the outcome changes more than once along the flag order, every change found is listed; --all replays',
+    'every step, which also finds changes that a later flag undoes. --diff adds the state diff at each change;',
+    '--record stores the two variants around the first change in the database (then: ioptrace bisect A B).',
+    'Variants: a name (v3, merged, upstream) with +FLAG / -FLAG, e.g. --bad merged+carry-store-order.',
+    'Exit 0 for exactly one change, 1 for several or none.',
+  ],
+  options: {
+    good: { type: 'string' },
+    bad: { type: 'string' },
+    all: { type: 'boolean', default: false },
+    diff: { type: 'boolean', default: false },
+    record: { type: 'boolean', default: false },
+    'fail-nth': { type: 'string' },
+  },
+  async run(positionals, values, env): Promise<CommandOutput> {
+    const [path, ...extra] = positionals;
+    if (path === undefined || extra.length) throw new UsageError(`usage: ${this.usage}`);
+    const good = parseVariantSpec(stringOption(values['good'], 'upstream'));
+    const bad = parseVariantSpec(stringOption(values['bad'], 'v3'));
+    const failNth = values['fail-nth'] === undefined ? null : intArg(values['fail-nth'], '--fail-nth');
+    const { text, trace } = await loadTrace(path);
+    const report = bisectFix(
+      trace,
+      { variant: good.label, fixes: good.fixes },
+      { variant: bad.label, fixes: bad.fixes },
+      {
+        all: values['all'] === true,
+        diff: values['diff'] === true,
+        failNth,
+      },
+    );
+    const lines = renderBisectFix(report, path);
+    const json = bisectFixJson(report);
+    const first = report.flips[0];
+    if (values['record'] === true && first !== undefined) {
+      const store = await openStore(env.db);
+      try {
+        const runs = [first.k - 1, first.k].map((k) => {
+          const spec = variantAt(report.bad, report.steps, k);
+          return recordReplay(store, trace, {
+            tracePath: path,
+            traceText: text,
+            variant: spec.variant,
+            fixes: spec.fixes,
+            failNth,
+          }).run;
+        });
+        lines.push(
+          `recorded run ${runs[0]} (before ${first.flag}) and run ${runs[1]} (with it): ioptrace bisect ${runs[0]} ${runs[1]}`,
+        );
+        json['recorded'] = runs;
+      } finally {
+        await store.close();
+      }
+    }
+    return { exitCode: report.flips.length === 1 ? 0 : 1, json, text: lines };
+  },
+};

@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * `ioptrace fuzz`: generate traces, replay them in memory on a variant, and save a reproducer (the first
+ * failing trace and its shrunk form) for every distinct failure, counted by (kind, function).
+ *
+ * Bounds: --iterations N traces, --time S seconds, or both (whichever comes first); without either, 60 s.
+ * A campaign bounded by --iterations alone is deterministic. Nothing goes to the database.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { describeKey } from '../../fuzz/dedupe.js';
+import { fuzz, reproducerFiles } from '../../fuzz/fuzz.js';
+import type { FuzzReport } from '../../fuzz/fuzz.js';
+import { findingFileStem } from '../../fuzz/write.js';
+import { UsageError } from '../../lib/errors.js';
+import type { Command, CommandOutput } from '../command.js';
+import { intArg } from '../command.js';
+import { Progress, table } from '../output.js';
+import { VARIANT_OPTIONS, variantFromArgs } from './replay.js';
+
+const DEFAULT_SECONDS = 60;
+const DEFAULT_OPS = 40;
+const DEFAULT_SHRINK_BUDGET = 3000;
+
+function positiveArg(value: unknown, what: string): number {
+  const n = intArg(value, what);
+  if (n < 1) throw new UsageError(`${what} must be at least 1, got ${n}`);
+  return n;
+}
+
+export const fuzzCommand: Command = {
+  name: 'fuzz',
+  summary: 'generate traces, replay them on a variant, save and shrink a reproducer of every distinct failure',
+  usage:
+    'ioptrace fuzz [--variant V] [--fix F]... [--without F]... [--seed N] [--ops N] [--time S] [--iterations N] [--shrink-budget N] [--out DIR] [--json]',
+  help: [
+    'Trace i of the campaign is generated from seed N + i (default N = 1), with at most --ops ops (default 40).',
+    `Stops after --iterations traces or --time seconds, whichever comes first (default: ${DEFAULT_SECONDS} s).`,
+    'A failure is a violation or WARN (including the invariant checks), identified by its kind and function;',
+    'each is reported once with the number of traces that showed it. For each, --out DIR (default ./fuzz-out)',
+    'receives <kind>-<fn>-seed<N>.jsonl (the first trace that showed it) and <kind>-<fn>-seed<N>.min.jsonl (shrunk',
+    `with at most --shrink-budget replays, default ${DEFAULT_SHRINK_BUDGET}; 0 = no shrinking).`,
+    'Exit 1 when anything failed, 0 when every trace replayed clean. Nothing is stored in the database.',
+  ],
+  options: {
+    ...VARIANT_OPTIONS,
+    seed: { type: 'string' },
+    ops: { type: 'string' },
+    time: { type: 'string' },
+    iterations: { type: 'string' },
+    'shrink-budget': { type: 'string' },
+    out: { type: 'string' },
+  },
+  // async so that every failure, usage errors included, is a rejected promise as for the other commands.
+  // eslint-disable-next-line @typescript-eslint/require-await
+  async run(positionals, values, env): Promise<CommandOutput> {
+    if (positionals.length > 0) throw new UsageError(`fuzz takes no positional argument\nusage: ${this.usage}`);
+    const { variant, fixes } = variantFromArgs(values);
+    const seed = values['seed'] === undefined ? 1 : intArg(values['seed'], '--seed');
+    if (seed > 0xffff_ffff) throw new UsageError(`--seed must be below 2^32, got ${seed}`);
+    const maxOps = values['ops'] === undefined ? DEFAULT_OPS : positiveArg(values['ops'], '--ops');
+    const iterations = values['iterations'] === undefined ? null : positiveArg(values['iterations'], '--iterations');
+    const seconds =
+      values['time'] === undefined
+        ? iterations === null
+          ? DEFAULT_SECONDS
+          : null
+        : positiveArg(values['time'], '--time');
+    const shrinkBudget =
+      values['shrink-budget'] === undefined
+        ? DEFAULT_SHRINK_BUDGET
+        : intArg(values['shrink-budget'], '--shrink-budget');
+    const dir = typeof values['out'] === 'string' ? values['out'] : './fuzz-out';
+
+    const started = performance.now();
+    const deadline = seconds === null ? null : started + seconds * 1000;
+    const progress = new Progress(iterations ?? (seconds ?? 0) * 1000, `fuzz ${variant}`, env.stderr);
+    const report = fuzz({
+      variant,
+      fixes,
+      seed,
+      maxOps,
+      iterations,
+      shrinkBudget,
+      ...(deadline === null ? {} : { shouldStop: () => performance.now() >= deadline }),
+      // The bar counts traces when their number is bounded, else elapsed milliseconds.
+      onTrace: (done) => progress.update(iterations !== null ? done : performance.now() - started),
+    });
+    progress.finish();
+    const elapsed = (performance.now() - started) / 1000;
+
+    const files = reproducerFiles(report, dir);
+    if (files.length > 0) {
+      try {
+        mkdirSync(dir, { recursive: true });
+        for (const file of files) writeFileSync(join(dir, file.name), file.text);
+      } catch (error) {
+        throw new UsageError(
+          `cannot write to ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        );
+      }
+    }
+    return output(report, dir, files.length, elapsed);
+  },
+};
+
+function output(report: FuzzReport, dir: string, saved: number, elapsed: number): CommandOutput {
+  const { variant, traces, findings } = report;
+  const last = (report.seed + traces - 1) % 0x1_0000_0000;
+  const head =
+    `fuzz on ${variant}: ${traces} traces (seeds ${report.seed}..${last}, at most ${report.maxOps} ops each) in ` +
+    `${elapsed.toFixed(1)} s: ${findings.length === 0 ? 'no failure' : `${findings.length} distinct failures in ${report.failingTraces} failing traces`}`;
+  const text = [head];
+  if (report.invalid.length > 0) {
+    text.push(`generator defect: the parser refused the traces of seeds ${report.invalid.join(', ')}`);
+  }
+  if (findings.length > 0) {
+    const rows = findings.map((f) => {
+      const stem = join(dir, findingFileStem(f.kind, f.fn));
+      return [
+        String(f.count),
+        describeKey(f),
+        String(f.seed),
+        String(f.trace.ops.length),
+        f.shrunk === null ? '-' : `${f.shrunk.after}${f.shrunk.exhausted ? '+' : ''}`,
+        f.shrunk === null ? `${stem}-seed${f.seed}.jsonl` : `${stem}-seed${f.seed}.min.jsonl`,
+      ];
+    });
+    text.push(...table(['traces', 'failure', 'seed', 'ops', 'shrunk', 'reproducer'], rows).map((l) => `  ${l}`));
+    text.push(`saved ${saved} files in ${dir} (shrunk "+": the shrink budget or --time ran out first)`);
+  }
+  const json = {
+    variant,
+    flags: report.fixes,
+    seed: report.seed,
+    ops: report.maxOps,
+    traces,
+    failingTraces: report.failingTraces,
+    seconds: Number(elapsed.toFixed(3)),
+    invalid: report.invalid,
+    out: dir,
+    findings: findings.map((f) => ({
+      kind: f.kind,
+      function: f.fn,
+      count: f.count,
+      seed: f.seed,
+      op: f.failure.op,
+      detail: f.failure.detail,
+      traceOps: f.trace.ops.length,
+      file: join(dir, `${findingFileStem(f.kind, f.fn)}-seed${f.seed}.jsonl`),
+      shrunk:
+        f.shrunk === null
+          ? null
+          : {
+              file: join(dir, `${findingFileStem(f.kind, f.fn)}-seed${f.seed}.min.jsonl`),
+              ops: f.shrunk.after,
+              replays: f.shrunk.tests,
+              exhausted: f.shrunk.exhausted,
+            },
+    })),
+  };
+  return { exitCode: findings.length > 0 || report.invalid.length > 0 ? 1 : 0, json, text };
+}

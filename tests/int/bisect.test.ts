@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * Run bisect over a real SQLite store: the same answers as the in-memory bisect (a differential test over
+ * traces and variant pairs, with snapshots every few events so that every state load is snapshot + tail),
+ * refusal of runs of different traces, prefix alignment, and the commands as a user calls them.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { bisectRuns } from '../../src/bisect/bisect-runs.js';
+import type { BisectReport } from '../../src/bisect/bisect-runs.js';
+import { bisectInMemory } from '../../src/bisect/memory.js';
+import { parseVariantSpec } from '../../src/bisect/variant-spec.js';
+import { renderDifference } from '../../src/state/diff.js';
+import { bisectCommand } from '../../src/cli/commands/bisect.js';
+import { bisectFixCommand } from '../../src/cli/commands/bisect-fix.js';
+import { observedCommand } from '../../src/cli/commands/observed.js';
+import type { CommandEnv } from '../../src/cli/command.js';
+import { UsageError } from '../../src/lib/errors.js';
+import { parseTraceText } from '../../src/replay/parse.js';
+import { recordReplay } from '../../src/replay/record.js';
+import { openStore, type Store } from '../../src/store/index.js';
+import { tempDir } from './helpers/store-fixtures.js';
+
+const BAD_FREE = 'replays/bad-free.jsonl';
+const ADD = 'replays/selftest/iommufd_ioas.access_domain_destory.jsonl';
+const FIX = 'tests/fixtures/bisect';
+
+let tmp: ReturnType<typeof tempDir>;
+let db: string;
+let store: Store | null = null;
+
+beforeEach(() => {
+  tmp = tempDir();
+  db = join(tmp.dir, 'bisect.db');
+});
+
+afterEach(async () => {
+  await store?.close();
+  store = null;
+  tmp.remove();
+});
+
+async function opened(): Promise<Store> {
+  store ??= await openStore(db);
+  return store;
+}
+
+/** Record `path` on `spec`, with a snapshot every few events so every state load is snapshot + tail. */
+function record(s: Store, path: string, spec: string, text = readFileSync(path, 'utf8')): number {
+  const v = parseVariantSpec(spec);
+  return recordReplay(s, parseTraceText(text, path), {
+    tracePath: path,
+    traceText: text,
+    variant: v.label,
+    fixes: v.fixes,
+    spacing: { minEvents: 7, maxEvents: 7, bytesPerEvent: 1 },
+  }).run;
+}
+
+/** What must agree between the store bisect and the in-memory one. */
+function essence(r: { divergence: BisectReport['divergence'] } & { ranges: [number, number][] }): unknown {
+  const d = r.divergence;
+  return {
+    ranges: r.ranges,
+    d:
+      d === null
+        ? null
+        : {
+            op: d.op,
+            line: d.line,
+            differs: d.differs,
+            a: d.a,
+            b: d.b,
+            state: d.diff.lines,
+            uncounted: d.diff.uncounted.map(renderDifference),
+            onlyA: d.diff.onlyA,
+            onlyB: d.diff.onlyB,
+            named: d.diff.named,
+            rows: d.events.rows,
+          },
+  };
+}
+
+const env = (): CommandEnv => ({ db, json: true, stderr: process.stderr });
+
+describe('bisectRuns over the store', () => {
+  const PAIRS: [string, string, string][] = [
+    [BAD_FREE, 'v3', 'merged'],
+    [BAD_FREE, 'v3', 'upstream'],
+    [ADD, 'merged', 'upstream'],
+    [ADD, 'v3', 'upstream'],
+    [`${FIX}/split-domains-itree.jsonl`, 'merged', 'upstream'],
+    [`${FIX}/unmap-all-empty.jsonl`, 'v3', 'merged'],
+    [`${FIX}/map-no-prot.jsonl`, 'upstream', 'upstream'],
+  ];
+  for (const [path, a, b] of PAIRS) {
+    it(`agrees with the in-memory bisect on ${path}, ${a} against ${b}`, async () => {
+      const s = await opened();
+      const report = await bisectRuns(s, record(s, path, a), record(s, path, b));
+      const memory = bisectInMemory(
+        parseTraceText(readFileSync(path, 'utf8'), path),
+        parseVariantSpec(a),
+        parseVariantSpec(b),
+      );
+      expect(essence(report)).toEqual(essence({ divergence: memory.divergence, ranges: memory.scan.ranges }));
+      expect(report.compared).toBe(memory.scan.compared);
+    });
+  }
+
+  it('finds bad-free.jsonl diverging at the access_pin of line 33, naming heap allocation 4 and mm 1 users', async () => {
+    const s = await opened();
+    const r = await bisectRuns(s, record(s, BAD_FREE, 'v3'), record(s, BAD_FREE, 'merged'));
+    expect([r.divergence?.op, r.divergence?.line, r.divergence?.name]).toEqual([8, 33, 'access_pin']);
+    expect(r.divergence?.diff.lines).toEqual(['counts violations: 3 -> 0', 'mms 1 users: -1 -> 0']);
+    expect(r.divergence?.diff.onlyA).toContain('HeapFreed alloc 4 fn pfn_reader_user_pin');
+    expect(r.ranges).toEqual([[8, 11]]);
+    expect(r.notes).toEqual([]);
+  });
+
+  it('refuses runs of different traces with one clear message', async () => {
+    const s = await opened();
+    const a = record(s, BAD_FREE, 'v3');
+    const b = record(s, `${FIX}/map-no-prot.jsonl`, 'v3');
+    await expect(bisectRuns(s, a, b)).rejects.toThrow(UsageError);
+    await expect(bisectRuns(s, a, b)).rejects.toThrow(
+      /^runs 1 and 2 replay different traces \(replays\/bad-free\.jsonl, sha256 [0-9a-f]{12}; tests\/fixtures\/bisect\/map-no-prot\.jsonl, sha256 [0-9a-f]{12}\): give --align prefix to compare the ops they share$/,
+    );
+    await expect(bisectRuns(s, a, 9)).rejects.toThrow(`no run 9 in ${db} (ioptrace runs lists them)`);
+  });
+
+  it('with --align prefix compares setup and the ops both traces start with (expectations aside)', async () => {
+    const s = await opened();
+    const r = await bisectRuns(s, record(s, BAD_FREE, 'v3'), record(s, `${FIX}/map-no-prot.jsonl`, 'upstream'), {
+      align: 'prefix',
+    });
+    expect(r.commonTraceOps).toBe(4);
+    expect(r.compared).toBe(5);
+    expect(r.divergence).toBeNull();
+    expect(r.notes).toEqual(['different traces: comparing setup and the 4 trace ops they share from the start']);
+    const d = await bisectRuns(
+      s,
+      record(s, `${FIX}/access-pin-short.jsonl`, 'v3'),
+      record(s, `${FIX}/access-pin-short.jsonl`, 'merged'),
+      {
+        align: 'prefix',
+      },
+    );
+    expect(d.commonTraceOps).toBeNull();
+    expect(d.divergence?.line).toBe(14);
+  });
+  it('with --align prefix compares every op, teardown included, of two files holding the same ops', async () => {
+    const s = await opened();
+    const path = `${FIX}/access-pin-short.jsonl`;
+    const text = readFileSync(path, 'utf8');
+    const a = record(s, path, 'v3');
+    const b = record(s, path, 'merged', `# the same trace with one more comment line\n${text}`);
+    const r = await bisectRuns(s, a, b, { align: 'prefix' });
+    expect(r.commonTraceOps).toBe(10);
+    expect(r.compared).toBe(12);
+    expect(r.notes).toEqual(['different trace files with the same ops: comparing every op']);
+    expect([r.divergence?.op, r.divergence?.line, r.divergence?.b.line]).toEqual([7, 14, 15]);
+    expect(r.ranges).toEqual([[7, 11]]);
+  });
+});
+
+describe('ioptrace bisect', () => {
+  it('replays TRACE on two variants, stores both runs and reports op, line and diff (exit 1: they diverge)', async () => {
+    const out = await bisectCommand.run([BAD_FREE], { variants: 'v3,merged', strict: false }, env());
+    const json = out.json as Record<string, unknown>;
+    expect(out.exitCode).toBe(1);
+    expect([json['op'], json['line'], json['name']]).toEqual([8, 33, 'access_pin']);
+    expect(json['recorded']).toEqual([
+      { run: 1, variant: 'v3', fixes: [] },
+      expect.objectContaining({ run: 2, variant: 'merged' }),
+    ]);
+    const diff = json['diff'] as { state: { text: string }[]; named: { allocations: number[] } };
+    expect(diff.state.map((d) => d.text)).toEqual(['counts violations: 3 -> 0', 'mms 1 users: -1 -> 0']);
+    expect(diff.named.allocations).toEqual([4, 5]);
+    expect(out.text[0]).toBe('recorded run 1 (v3) and run 2 (merged)');
+    expect(out.text).toContain('first divergence: op 8, line 33 (access_pin): state differs');
+    const again = await bisectCommand.run(['1', '2'], { strict: true }, env());
+    expect((again.json as Record<string, unknown>)['line']).toBe(24);
+  });
+
+  it('exits 0 for runs that agree, and refuses bad arguments', async () => {
+    const same = await bisectCommand.run([BAD_FREE], { variants: 'upstream,upstream' }, env());
+    expect(same.exitCode).toBe(0);
+    expect((same.json as Record<string, unknown>)['diff']).toBeNull();
+    expect(same.text).toContain('no divergence: every compared op leaves equal states with equal results');
+    await expect(bisectCommand.run(['1', '2'], { align: 'suffix' }, env())).rejects.toThrow(
+      '--align must be "same" or "prefix", got "suffix"',
+    );
+    await expect(bisectCommand.run([BAD_FREE], { variants: 'v3' }, env())).rejects.toThrow(
+      '--variants takes two variants, A,B; got "v3"',
+    );
+    await expect(bisectCommand.run(['1'], {}, env())).rejects.toThrow(UsageError);
+  });
+});
+
+describe('ioptrace bisect-fix', () => {
+  it('prints the flag, its commit and the line, and with --record stores the variants around the change', async () => {
+    const out = await bisectFixCommand.run([BAD_FREE], { record: true }, env());
+    const json = out.json as Record<string, unknown>;
+    expect(out.exitCode).toBe(0);
+    expect([json['flag'], json['commit'], json['section'], json['line']]).toEqual([
+      'mmget-fail-no-kfree',
+      'v4 posting (review of v3 07/15)',
+      '9a',
+      33,
+    ]);
+    expect(json['recorded']).toEqual([1, 2]);
+    const s = await opened();
+    expect(s.run(2)?.flags).toEqual(['mmget-fail-no-kfree']);
+    expect((await bisectRuns(s, 1, 2)).divergence?.line).toBe(33);
+  });
+
+  it('exits 1 when the outcome changes more than once', async () => {
+    const out = await bisectFixCommand.run([ADD], { bad: 'merged', good: 'upstream' }, env());
+    expect(out.exitCode).toBe(1);
+    const json = out.json as { flag: string; monotonic: boolean; flips: { flag: string; line: number }[] };
+    expect(json.flag).toBe('unpin-domain-batch-last-index');
+    expect(json.monotonic).toBe(false);
+    expect(json.flips.map((f) => [f.flag, f.line])).toEqual([
+      ['unpin-domain-batch-last-index', 61],
+      ['carry-end-one', 61],
+    ]);
+  });
+});
+
+describe('ioptrace observed', () => {
+  it('reports the first op that differs from the recording on v3 (exit 1) and none on merged (exit 0)', async () => {
+    const v3 = await observedCommand.run([`${FIX}/recorded-access-pin.jsonl`], { variant: 'v3' }, env());
+    expect(v3.exitCode).toBe(1);
+    expect(v3.text[1]).toBe('first divergence from the recording: op 7, line 16 (access_pin), pin');
+    expect(v3.text[3]).toBe('  kernel: pfn 0x493e1..0x493e2 x1');
+    expect(v3.text[4]).toBe('  model:  (nothing)');
+    const merged = await observedCommand.run([`${FIX}/recorded-access-pin.jsonl`], { variant: 'merged' }, env());
+    expect(merged.exitCode).toBe(0);
+    await expect(observedCommand.run([BAD_FREE], {}, env())).rejects.toThrow(
+      `${BAD_FREE} has no "observed" lines to compare`,
+    );
+  });
+});
