@@ -14,11 +14,12 @@ import type { PageSlots } from '../machine/gup.js';
 import { unpinUserPageRangeDirtyLock } from '../machine/gup.js';
 import type { Ptr } from '../machine/heap.js';
 import { kfree, samePtr, tempKmalloc } from '../machine/heap.js';
-import { iommuIovaToPhys, iommuMap, iommuUnmap } from '../machine/iommu-domain.js';
+import { domainPgsizeMin, iommuIovaToPhys, iommuMap, iommuUnmap } from '../machine/iommu-domain.js';
 import { readPhys, writePhys } from '../machine/memory.js';
 import type { Sim } from '../machine/sim.js';
 import type { Area } from '../state/state.js';
 import { ioptAreaIndexToIova, ioptAreaIndexToIovaLast, u64 } from './area-geometry.js';
+import { btreeFloorValue } from './btree.js';
 import type { BatchBehaviour, BatchDiag, PfnBatch } from './pfn-batch.js';
 import { U16_MAX, U32_MAX, batchCreate, batchPieces, entrySize } from './pfn-batch.js';
 import { ioptPagesSubNpinned } from './pages-accounting.js';
@@ -221,6 +222,27 @@ function physPfn(sim: Sim, phys: bigint): number {
 }
 
 /**
+ * How many of the (at most `max`) pages that follow the page-aligned `iova`, one PAGE_SIZE apart, the same
+ * mapping piece of `domain` translates. iommu_iova_to_phys gives each of them the PFN after the previous
+ * one and WARNs for none (mapped, and for the mock aligned to its IO page because `iova` is), so the
+ * domain walks below take them as one run: the result of calling it page by page, without the per-page
+ * tree lookup (a 16 GiB unmap reads 4 million pages back).
+ */
+function pagesAfterInPiece(sim: Sim, domain: string, iova: bigint, max: number): number {
+  const d = sim.state.domains[domain];
+  if (d === undefined || max <= 0) return 0;
+  if (d.kind === 'mock' && iova % domainPgsizeMin(sim.state, domain) !== 0n) return 0;
+  const m = btreeFloorValue(d.mappings.tree, iova);
+  if (m === undefined) return 0;
+  const page = BigInt(sim.pageSize);
+  const end = m.iova + m.size;
+  const next = iova + page;
+  if (iova < m.iova || next >= end) return 0;
+  const n = (end - 1n - next) / page + 1n;
+  return n < BigInt(max) ? Number(n) : max;
+}
+
+/**
  * batch_from_domain: read the PFNs of [start, last] back from `domain` with iova_to_phys, stopping when
  * the batch is full. The first index of the area carries page_offset. The caller learns progress from total.
  */
@@ -235,11 +257,13 @@ export function batchFromDomain(
   const runMax = batchBehaviour(sim).runMax;
   let iova = ioptAreaIndexToIova(sim, area, start);
   let pageOffset = start === area.firstIndex ? area.pageOffset : 0;
-  for (let index = start; index <= last; index++) {
+  for (let index = start; index <= last;) {
     const phys = iommuIovaToPhys(sim, domain, iova) - BigInt(pageOffset);
-    if (batchAddPfns(batch.b, physPfn(sim, phys), 1, runMax) === 0) return;
-    iova = u64(iova + BigInt(sim.pageSize - pageOffset));
+    const take = 1 + (pageOffset === 0 ? pagesAfterInPiece(sim, domain, iova, last - index) : 0);
+    if (batchAddPfns(batch.b, physPfn(sim, phys), take, runMax) < take) return;
+    iova = u64(iova + BigInt(sim.pageSize - pageOffset) + BigInt((take - 1) * sim.pageSize));
     pageOffset = 0;
+    index += take;
   }
 }
 
@@ -256,11 +280,14 @@ export function rawPagesFromDomain(
   let iova = ioptAreaIndexToIova(sim, area, start);
   let pageOffset = start === area.firstIndex ? area.pageOffset : 0;
   let slot = at;
-  for (let index = start; index <= last; index++) {
+  for (let index = start; index <= last;) {
     const phys = iommuIovaToPhys(sim, domain, iova) - BigInt(pageOffset);
-    out.slots[slot++] = physPfn(sim, phys);
-    iova = u64(iova + BigInt(sim.pageSize - pageOffset));
+    const take = 1 + (pageOffset === 0 ? pagesAfterInPiece(sim, domain, iova, last - index) : 0);
+    const pfn = physPfn(sim, phys);
+    for (let k = 0; k < take; k++) out.slots[slot++] = pfn + k;
+    iova = u64(iova + BigInt(sim.pageSize - pageOffset) + BigInt((take - 1) * sim.pageSize));
     pageOffset = 0;
+    index += take;
   }
   return slot;
 }

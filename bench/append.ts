@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * B1 append: a generated trace replayed into a new database file through the product's own path
+ * (recordReplay: events appended as they are emitted, op rows, snapshots), timed two ways:
+ *
+ * - end to end: recordReplay from its call to its return (model, reducers, invariant checks, encoding,
+ *   snapshots, hashing, SQLite);
+ * - in the store: the time spent inside the RunWriter's calls (append, endOp, putSnapshot, flush, finish:
+ *   hash chains, buffering, the batched INSERTs and their commits), measured by wrapping the Store that
+ *   recordReplay is given. Payload encoding (encodeJson) and snapshot serialisation run in the recorder
+ *   before the writer is called, so they are in the end-to-end time only; B5 - B6 (the same trace with and
+ *   without the store) bounds the whole store path including them.
+ *
+ * The raw insert limit (limits.ts) is then measured in the same process on rows of the same count and mean
+ * size.
+ */
+
+import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { resolveVariant } from '../src/kernel/variants.js';
+import { parseTraceText } from '../src/replay/parse.js';
+import { recordReplay } from '../src/replay/record.js';
+import type { RunWriter, Store } from '../src/store/index.js';
+import { DEFAULT_BATCH_SIZE, openStore } from '../src/store/index.js';
+import type { GuestOptions, GuestTrace } from './generate.js';
+import { SETUP_OPS, TEARDOWN_OPS, guestTrace } from './generate.js';
+import { payloadStats, rawInsert } from './limits.js';
+import type { RawInsertResult } from './limits.js';
+import { cpuSeconds, loadAverage, peakRssMiB, seconds, stopwatch } from './timing.js';
+
+/** A RunWriter that adds the time spent in each of its calls to `clock.ns` (a plain delegate: no Proxy). */
+class TimedWriter implements RunWriter {
+  constructor(
+    private readonly inner: RunWriter,
+    private readonly clock: { ns: bigint },
+  ) {}
+  get run(): number {
+    return this.inner.run;
+  }
+  get batchSize(): number {
+    return this.inner.batchSize;
+  }
+  get seq(): number {
+    return this.inner.seq;
+  }
+  get head(): string {
+    return this.inner.head;
+  }
+  private timed<T>(call: () => T): T {
+    const t0 = process.hrtime.bigint();
+    try {
+      return call();
+    } finally {
+      this.clock.ns += process.hrtime.bigint() - t0;
+    }
+  }
+  append(row: Parameters<RunWriter['append']>[0]): void {
+    const t0 = process.hrtime.bigint();
+    try {
+      this.inner.append(row);
+    } finally {
+      this.clock.ns += process.hrtime.bigint() - t0;
+    }
+  }
+  endOp(row: Parameters<RunWriter['endOp']>[0]): void {
+    this.timed(() => this.inner.endOp(row));
+  }
+  putSnapshot(...args: Parameters<RunWriter['putSnapshot']>): void {
+    this.timed(() => this.inner.putSnapshot(...args));
+  }
+  flush(): void {
+    this.timed(() => this.inner.flush());
+  }
+  finish(...args: Parameters<RunWriter['finish']>): void {
+    this.timed(() => this.inner.finish(...args));
+  }
+}
+
+/** The store as recordReplay sees it, with every RunWriter it hands out timed into `clock.ns`. */
+export function timedStore(store: Store, clock: { ns: bigint }): Store {
+  return new Proxy(store, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      const fn = (value as (...args: unknown[]) => unknown).bind(target);
+      if (prop !== 'beginRun') return fn;
+      return (...args: unknown[]): RunWriter => {
+        const t0 = process.hrtime.bigint();
+        const writer = fn(...args) as RunWriter;
+        clock.ns += process.hrtime.bigint() - t0;
+        return new TimedWriter(writer, clock);
+      };
+    },
+  });
+}
+
+/** A variant by name with flags taken away, e.g. upstream without map-requires-prot. */
+export interface VariantChoice {
+  label: string;
+  variant: string;
+  without: string[];
+}
+
+export const UPSTREAM: VariantChoice = { label: 'upstream', variant: 'upstream', without: [] };
+
+export interface RecordFigures {
+  run: number;
+  dbPath: string;
+  events: number;
+  /** Trace ops (without the replayer's setup and teardown ops). */
+  traceOps: number;
+  accessOps: number;
+  parseSeconds: number;
+  /** recordReplay, call to return. */
+  seconds: number;
+  cpuSeconds: number;
+  /** Inside the RunWriter's calls. */
+  writerSeconds: number;
+  /** Trace ops before the first access op (process, mmap, domains, the guest map). */
+  setupSeconds: number;
+  /** From the end of the setup to the end of the last access op. */
+  accessSeconds: number;
+  /** Events of the ops that are not access ops: the fixed cost of the guest. */
+  fixedEvents: number;
+  /** Events of the op that maps the whole guest. */
+  mapEvents: number;
+  digest: string;
+  violations: number;
+  warns: number;
+  mismatches: number;
+  dbBytes: number;
+}
+
+function fileBytes(path: string): number {
+  let n = 0;
+  for (const suffix of ['', '-wal', '-shm']) {
+    try {
+      n += statSync(path + suffix).size;
+    } catch {
+      // absent
+    }
+  }
+  return n;
+}
+
+/** Replay the guest trace into a new (or existing, for a second run) database file, timed. */
+export async function recordGuest(
+  dbPath: string,
+  guest: GuestTrace,
+  choice: VariantChoice = UPSTREAM,
+  fresh = true,
+): Promise<RecordFigures> {
+  mkdirSync(dirname(dbPath), { recursive: true });
+  if (fresh) for (const suffix of ['', '-wal', '-shm']) rmSync(dbPath + suffix, { force: true });
+  const parseClock = stopwatch();
+  const trace = parseTraceText(guest.text, 'bench-guest.jsonl');
+  const parseSeconds = seconds(parseClock);
+  const spec = resolveVariant(choice.variant, [], choice.without);
+  const opened = await openStore(dbPath);
+  const clock = { ns: 0n };
+  const store = timedStore(opened, clock);
+  const lastAccessOp = guest.ops - TEARDOWN_OPS;
+  let setupEnd = 0n;
+  let accessEnd = 0n;
+  const cpu0 = cpuSeconds();
+  const t0 = stopwatch();
+  let recorded: ReturnType<typeof recordReplay>;
+  try {
+    recorded = recordReplay(store, trace, {
+      tracePath: 'bench-guest.jsonl',
+      traceText: guest.text,
+      variant: choice.label,
+      fixes: spec.fixes,
+      onOp: (record) => {
+        if (record.index === SETUP_OPS) setupEnd = process.hrtime.bigint();
+        else if (record.index === lastAccessOp) accessEnd = process.hrtime.bigint();
+      },
+    });
+  } finally {
+    await opened.close();
+  }
+  const total = seconds(t0);
+  const cpu = cpuSeconds() - cpu0;
+  const r = recorded.result;
+  let fixedEvents = 0;
+  let mapEvents = 0;
+  for (const op of r.ops) {
+    const n = op.lastSeq - op.firstSeq + 1;
+    if (op.op !== 'access_pin' && op.op !== 'access_unpin') fixedEvents += n;
+    if (op.index === SETUP_OPS - 1) mapEvents = n;
+  }
+  return {
+    run: recorded.run,
+    dbPath,
+    events: r.events,
+    traceOps: guest.ops,
+    accessOps: guest.accessOps,
+    parseSeconds,
+    seconds: total,
+    cpuSeconds: cpu,
+    writerSeconds: Number(clock.ns) / 1e9,
+    setupSeconds: Number(setupEnd - t0) / 1e9,
+    accessSeconds: Number(accessEnd - setupEnd) / 1e9,
+    fixedEvents,
+    mapEvents,
+    digest: r.digest,
+    violations: r.violations.length,
+    warns: r.warns.length,
+    mismatches: r.mismatches.length,
+    dbBytes: fileBytes(dbPath),
+  };
+}
+
+export interface AppendMeasurement {
+  record: RecordFigures;
+  limit: RawInsertResult;
+  meanPayloadBytes: number;
+  /** The process's peak RSS once the run was recorded, before the limit was measured. */
+  peakRssMiB: number;
+  /** 1-minute load average when the recording ended. */
+  load: number;
+}
+
+/** B1 at one size: record the guest trace, then the raw insert of as many rows of the same mean size. */
+export async function measureAppend(dbPath: string, options: GuestOptions): Promise<AppendMeasurement> {
+  const guest = guestTrace(options);
+  const record = await recordGuest(dbPath, guest);
+  const peak = peakRssMiB();
+  const load = loadAverage();
+  const stats = payloadStats(dbPath, record.run);
+  const rawPath = `${dbPath}.raw`;
+  for (const suffix of ['', '-wal', '-shm']) rmSync(rawPath + suffix, { force: true });
+  const limit = rawInsert({
+    storePath: dbPath,
+    path: rawPath,
+    rows: stats.events,
+    meanPayloadBytes: stats.meanPayloadBytes,
+    meanTypeBytes: stats.meanTypeBytes,
+    batchSize: DEFAULT_BATCH_SIZE,
+  });
+  for (const suffix of ['', '-wal', '-shm']) rmSync(rawPath + suffix, { force: true });
+  return { record, limit, meanPayloadBytes: stats.meanPayloadBytes, peakRssMiB: peak, load };
+}
+
+/** The B1 figures of one measurement (events/s in the store, end to end, and what they rest on). */
+export function appendFigures(m: AppendMeasurement): Record<string, number> {
+  const r = m.record;
+  return {
+    events: r.events,
+    storedEventsPerSec: r.events / r.writerSeconds,
+    endToEndEventsPerSec: r.events / r.seconds,
+    writerSeconds: r.writerSeconds,
+    recordSeconds: r.seconds,
+    meanPayloadBytes: m.meanPayloadBytes,
+    dbBytesPerEvent: r.dbBytes / r.events,
+    rawInsertSeconds: m.limit.seconds,
+    peakRssMiB: m.peakRssMiB,
+  };
+}

@@ -1,0 +1,455 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * `npm run bench [-- --quick]`: runs the workloads B1..B6 (bench/README.md), prints one table and writes
+ * bench/results.json.
+ *
+ * Every workload runs in a child process of its own (this file again, with --worker), one at a time: the
+ * peak RSS of a process is then that workload's alone, and no workload measures the heap another left
+ * behind. A limit is measured in the same child as its figure, right after it. Children report their
+ * measurements over the IPC channel; this process only plans, assembles and prints.
+ *
+ * Databases go to a fresh temporary folder, removed at the end unless --keep.
+ */
+
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { appendFigures, measureAppend } from './append.js';
+import type { AppendMeasurement } from './append.js';
+import { measureBisect } from './bisect.js';
+import type { BisectMeasurement } from './bisect.js';
+import { DEFAULT_GUEST, GiB, Rng, SETUP_OPS, guestTrace } from './generate.js';
+import type { GuestOptions } from './generate.js';
+import { guestFigures, measureGuest } from './guest.js';
+import type { GuestMeasurement } from './guest.js';
+import { measureModel } from './model.js';
+import type { ModelMeasurement } from './model.js';
+import { measureRebuild } from './rebuild.js';
+import type { RebuildMeasurement } from './rebuild.js';
+import { fmtNumber, fmtPct, makeResult, renderNotes, renderTable } from './report.js';
+import type { CurvePoint, Mode, Results } from './report.js';
+import { measureSeeks } from './seek.js';
+import type { SeekMeasurement } from './seek.js';
+import { seconds, stopwatch } from './timing.js';
+
+// ---- the plan -------------------------------------------------------------------------------------------
+
+export interface Plan {
+  mode: Mode;
+  seed: number;
+  /** B5 (and B1, B2, B3, B4, B6 on its run). */
+  guest: GuestOptions;
+  /** The same guest with every 2 MiB page its own physical block, a short sample of access ops (B5 note). */
+  fragmented: GuestOptions;
+  seeks: number;
+  /** Other log sizes for the cost curve of B1 and B3, in events (the B5 run is the third point). */
+  curveEvents: number[];
+}
+
+/** Where the probe of B4 goes: an op drawn uniformly from the access ops. */
+function probeOp(seed: number, accessOps: number): number {
+  return new Rng(seed ^ 0x5eed).int(SETUP_OPS + 2, SETUP_OPS + accessOps);
+}
+
+export function makePlan(mode: Mode, seed = 1): Plan {
+  const accessOps = mode === 'full' ? 100_000 : 10_000;
+  const guestBytes = mode === 'full' ? 16 * GiB : GiB;
+  return {
+    mode,
+    seed,
+    guest: { ...DEFAULT_GUEST, guestBytes, accessOps, seed, probeAt: probeOp(seed, accessOps) },
+    fragmented: { ...DEFAULT_GUEST, guestBytes, accessOps: mode === 'full' ? 300 : 1000, seed, chunkBytes: null },
+    seeks: 1000,
+    curveEvents: mode === 'full' ? [100_000, 4_000_000] : [],
+  };
+}
+
+/** Access ops (even) for about `events` events, from the B5 run's fixed and per-op events. */
+export function accessOpsFor(events: number, fixedEvents: number, eventsPerAccessOp: number): number {
+  const ops = Math.max(2, Math.round((events - fixedEvents) / eventsPerAccessOp));
+  return ops + (ops % 2);
+}
+
+// ---- workers --------------------------------------------------------------------------------------------
+
+type Params = Record<string, unknown>;
+
+const JOBS: Record<string, (p: Params) => unknown> = {
+  guest: (p) => measureGuest(p['db'] as string, p['options'] as GuestOptions),
+  model: (p) => measureModel(p['options'] as GuestOptions),
+  rebuild: (p) => measureRebuild(p['db'] as string, p['run'] as number),
+  seek: (p) => measureSeeks(p['db'] as string, p['run'] as number, p['count'] as number, p['seed'] as number),
+  bisect: (p) =>
+    measureBisect(p['db'] as string, p['run'] as number, p['events'] as number, p['options'] as GuestOptions),
+  append: (p) => measureAppend(p['db'] as string, p['options'] as GuestOptions),
+};
+
+async function worker(name: string, params: Params): Promise<void> {
+  const job = JOBS[name];
+  if (job === undefined) throw new Error(`unknown worker job ${name}`);
+  const result = await job(params);
+  await new Promise<void>((done, fail) => process.send?.(result, undefined, {}, (e) => (e ? fail(e) : done())));
+}
+
+const SELF = fileURLToPath(import.meta.url);
+
+interface RunOptions {
+  cpuProf: string | null;
+}
+
+/** Runs one job in a child process and returns what it reported. */
+function runJob<T>(name: string, params: Params, options: RunOptions): Promise<T> {
+  const execArgv =
+    options.cpuProf === null
+      ? []
+      : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProf}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`];
+  return new Promise((done, fail) => {
+    const child = fork(SELF, ['--worker', name, '--params', JSON.stringify(params)], {
+      execArgv,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let result: { value: T } | null = null;
+    child.on('message', (m) => {
+      result = { value: m as T };
+    });
+    child.on('error', fail);
+    child.on('exit', (code, signal) => {
+      if (result !== null && code === 0) done(result.value);
+      else fail(new Error(`bench worker ${name} failed (${signal ?? `exit ${code}`})`));
+    });
+  });
+}
+
+// ---- assembling the results -------------------------------------------------------------------------------
+
+interface Measured {
+  guest: GuestMeasurement;
+  model: ModelMeasurement;
+  rebuild: RebuildMeasurement;
+  seek: SeekMeasurement;
+  bisect: BisectMeasurement;
+  curve: { append: AppendMeasurement; seek: SeekMeasurement }[];
+  fragmented: ModelMeasurement;
+}
+
+const mib = (bytes: number): string => `${fmtNumber(bytes / 2 ** 20)} MiB`;
+
+/** The results of a whole run, from its measurements (pure: tests feed it fixed numbers). */
+export function assemble(plan: Plan, m: Measured): Results {
+  const mode = plan.mode;
+  const g = m.guest.append;
+  const b1 = appendFigures(g);
+  const b5 = guestFigures(m.guest);
+  const b6Ops = m.model.traceOps / m.model.seconds;
+  // B5 - B6: the time the whole store path adds to the same replay (encoding, snapshots, writer), in wall
+  // time and in CPU time (the latter unaffected by other processes on the machine).
+  const storePathSeconds = g.record.seconds - m.model.seconds;
+  if (storePathSeconds > 0) b1['storePathEventsPerSec'] = g.record.events / storePathSeconds;
+  const storePathCpu = g.record.cpuSeconds - m.model.cpuSeconds;
+  if (storePathCpu > 0 && g.limit.cpuSeconds > 0) {
+    b1['storePathCpuEventsPerSec'] = g.record.events / storePathCpu;
+    b1['storePathCpuRatio'] = g.record.events / storePathCpu / (g.limit.rows / g.limit.cpuSeconds);
+  }
+  b1['loadAverage'] = g.load;
+  const guestLabel = `${plan.guest.guestBytes / GiB} GiB guest, ${fmtNumber(plan.guest.accessOps)} access ops`;
+  const rawInsert = (a: AppendMeasurement): { what: string; value: number } => ({
+    what: 'raw better-sqlite3 insert, same rows',
+    value: a.limit.rowsPerSec,
+  });
+
+  const b1Curve: CurvePoint[] = [];
+  const b3Curve: CurvePoint[] = [];
+  const points = [...m.curve.map((c) => ({ append: c.append, seek: c.seek })), { append: g, seek: m.seek }].sort(
+    (x, y) => x.append.record.events - y.append.record.events,
+  );
+  for (const p of points) {
+    const f = appendFigures(p.append);
+    b1Curve.push({
+      events: p.append.record.events,
+      figures: f,
+      limit: rawInsert(p.append),
+      ratio: f['storedEventsPerSec']! / p.append.limit.rowsPerSec,
+    });
+    b3Curve.push({
+      events: p.seek.events,
+      figures: { p50Ms: p.seek.p50Ms, p99Ms: p.seek.p99Ms, p99CpuMs: p.seek.p99CpuMs },
+      limit: null,
+      ratio: null,
+    });
+  }
+
+  const results: Results = {};
+  results.B1 = makeResult({
+    id: 'B1',
+    workload: `append (${guestLabel})`,
+    mode,
+    figure: 'storedEventsPerSec',
+    figures: b1,
+    limit: rawInsert(g),
+    goals: [{ figure: 'ratio', op: '>=', value: 0.7 }],
+    ...(m.curve.length > 0 ? { curve: b1Curve } : {}),
+    notes: [
+      `storedEventsPerSec = events / time inside the store's RunWriter (hash chains, buffering, batched INSERTs, commits); ` +
+        `end to end (model, invariant checks, encoding, snapshots, store) the replay stored ${fmtNumber(b1['endToEndEventsPerSec']!)} events/s` +
+        (b1['storePathEventsPerSec'] === undefined
+          ? ''
+          : `; the whole store path including payload encoding and snapshots (B5 time - B6 time) ran at ${fmtNumber(b1['storePathEventsPerSec'])} events/s, ` +
+            `ratio ${fmtNumber(b1['storePathEventsPerSec'] / g.limit.rowsPerSec)} to the raw insert`) +
+        (b1['storePathCpuRatio'] === undefined ? '' : ` (${fmtNumber(b1['storePathCpuRatio'])} in CPU time)`),
+      `${fmtNumber(g.record.events)} events of ${fmtNumber(g.meanPayloadBytes)} payload bytes on average; database ${mib(g.record.dbBytes)}; ` +
+        `load average ${fmtNumber(g.load)} on ${availableParallelism()} CPUs`,
+    ],
+  });
+  results.B2 = makeResult({
+    id: 'B2',
+    workload: 'rebuild final state from the log',
+    mode,
+    figure: 'eventsPerSec',
+    figures: {
+      events: m.rebuild.events,
+      eventsPerSec: m.rebuild.eventsPerSec,
+      seconds: m.rebuild.seconds,
+      rawScanSeconds: m.rebuild.limit.seconds,
+      cpuRatio: m.rebuild.limit.cpuSeconds / m.rebuild.cpuSeconds,
+    },
+    limit: { what: 'raw scan + decodeEvent, same rows', value: m.rebuild.limit.rowsPerSec },
+    goals: [{ figure: 'ratio', op: '>=', value: 0.6 }],
+    notes: [
+      'rebuilt with the plain reducers from the initial state (no snapshot), checked against the recorded final digest',
+    ],
+  });
+  results.B3 = makeResult({
+    id: 'B3',
+    workload: `seek: ${plan.seeks} stateAt at random events`,
+    mode,
+    figure: 'p99Ms',
+    figures: {
+      events: m.seek.events,
+      seeks: m.seek.seeks,
+      p50Ms: m.seek.p50Ms,
+      p99Ms: m.seek.p99Ms,
+      maxMs: m.seek.maxMs,
+      meanMs: m.seek.meanMs,
+      p99CpuMs: m.seek.p99CpuMs,
+      snapshots: m.seek.snapshots,
+      loadAverage: m.seek.load,
+    },
+    limit: null,
+    goals: [{ figure: 'p99Ms', op: '<=', value: 50 }],
+    notes: [
+      `wall-clock latency of each stateAt (nearest snapshot + the events after it); p99 of CPU time per seek ${fmtNumber(m.seek.p99CpuMs)} ms, load average ${fmtNumber(m.seek.load)}`,
+    ],
+    ...(m.curve.length > 0 ? { curve: b3Curve } : {}),
+  });
+  results.B4 = makeResult({
+    id: 'B4',
+    workload: 'bisect two runs diverging at a random op',
+    mode,
+    figure: 'seconds',
+    figures: {
+      seconds: m.bisect.seconds,
+      eventsA: m.bisect.eventsA,
+      eventsB: m.bisect.eventsB,
+      divergenceOp: m.bisect.divergenceOp,
+      differingOps: m.bisect.differingOps,
+      diffLines: m.bisect.diffLines,
+    },
+    limit: { what: 'B2 rebuild of one run', value: m.rebuild.seconds },
+    goals: [{ figure: 'ratio', op: '<=', value: 0.2 }],
+    notes: [
+      `src/bisect bisectRuns on upstream vs upstream without map-requires-prot; it found op ${m.bisect.divergenceOp}, the probe's op, with a diff of ${m.bisect.diffLines} lines`,
+    ],
+  });
+  const frag = m.fragmented;
+  const fragRate = frag.accessPhaseOps / frag.accessSeconds;
+  b5['fragmentedAccessOpsPerSec'] = fragRate;
+  results.B5 = makeResult({
+    id: 'B5',
+    workload: `guest (${guestLabel}, mock + generic domain)`,
+    mode,
+    figure: 'opsPerSec',
+    figures: b5,
+    limit: null,
+    goals: [
+      { figure: 'peakRssMiB', op: '<=', value: 512 },
+      { figure: 'maxStateBytesPerPage', op: '<=', value: 1 },
+      { figure: 'mapEventsPerPage', op: '<=', value: 0.01 },
+    ],
+    notes: [
+      `peak RSS ${fmtNumber(b5['peakRssMiB']!)} MiB; ${fmtNumber(b5['events']!)} events; ${fmtNumber(b5['dbBytesPerEvent']!)} database bytes per event; ` +
+        `the largest stored state is ${mib(b5['maxStateBytes']!)} (${fmtNumber(b5['maxStateBytesPerPage']!)} bytes per 4 KiB guest page), ` +
+        `the map of the whole guest ${fmtNumber(b5['mapEvents']!)} events`,
+      `layout: physically contiguous 1 GiB chunks of 2 MiB pages; setup (map of the whole guest) ${fmtNumber(b5['setupSeconds']!)} s, ` +
+        `access ops ${fmtNumber(b5['accessOpsPerSec']!)}/s`,
+      `fragmented layout (every 2 MiB page its own physical block, the trace format's default): ${frag.accessPhaseOps} access ops at ` +
+        `${fmtNumber(fragRate)}/s without a store, so ${fmtNumber(plan.guest.accessOps)} would take ${fmtNumber(plan.guest.accessOps / fragRate)} s; ` +
+        `the time goes to checkInvariants after every op (src/kernel/invariants.ts), which walks every run of the guest (see bench/README.md)`,
+    ],
+  });
+  results.B6 = makeResult({
+    id: 'B6',
+    workload: 'model: B5 without a store',
+    mode,
+    figure: 'opsPerSec',
+    figures: {
+      opsPerSec: b6Ops,
+      accessOpsPerSec: m.model.accessPhaseOps / m.model.accessSeconds,
+      events: m.model.events,
+      seconds: m.model.seconds,
+      peakRssMiB: m.model.peakRssMiB,
+      storeShareOfB5: 1 - m.model.seconds / g.record.seconds,
+      cpuRatio: g.record.cpuSeconds / m.model.cpuSeconds,
+    },
+    limit: null,
+    ratio: b6Ops / b5['opsPerSec']!,
+    goals: [{ figure: 'ratio', op: '>=', value: 3 }],
+    notes: [
+      `ratio = B6 ops/s / B5 ops/s (${fmtNumber(g.record.cpuSeconds / m.model.cpuSeconds)} in CPU time); the store takes ` +
+        `${fmtPct(1 - m.model.seconds / g.record.seconds)} of B5's time (${fmtPct(1 - m.model.cpuSeconds / g.record.cpuSeconds)} of its CPU time). ` +
+        'The goal as written (B6 >= 3 x B5) holds only when the store takes at least two thirds of B5; its stated intent ' +
+        '("the store must not dominate") is the opposite bound, so both are reported',
+    ],
+  });
+  return results;
+}
+
+// ---- the run --------------------------------------------------------------------------------------------
+
+const USAGE = 'usage: npm run bench [-- --quick] [--keep] [--out FILE] [--save-trace FILE] [--cpu-prof DIR]\n';
+
+function log(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: {
+        quick: { type: 'boolean', default: false },
+        keep: { type: 'boolean', default: false },
+        out: { type: 'string' },
+        'save-trace': { type: 'string' },
+        'cpu-prof': { type: 'string' },
+        worker: { type: 'string' },
+        params: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    });
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message.replace(/\. To specify.*$/s, '')} (${USAGE.trimEnd()})\n`);
+    return 2;
+  }
+  const { values } = parsed;
+  if (values.worker !== undefined) {
+    await worker(values.worker, JSON.parse(values.params ?? '{}') as Params);
+    return 0;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const plan = makePlan(values.quick ? 'quick' : 'full');
+  const dir = mkdtempSync(join(tmpdir(), 'ioptrace-bench-'));
+  const out = values.out ?? resolve(dirname(SELF), '../../bench/results.json');
+  const ro: RunOptions = { cpuProf: values['cpu-prof'] === undefined ? null : resolve(values['cpu-prof']) };
+  const started = stopwatch();
+  const step = async <T>(label: string, name: string, params: Params): Promise<T> => {
+    log(`${label} ...`);
+    const t = stopwatch();
+    const r = await runJob<T>(name, params, ro);
+    log(`${label}: ${fmtNumber(seconds(t))} s`);
+    return r;
+  };
+  try {
+    if (values['save-trace'] !== undefined) writeFileSync(values['save-trace'], guestTrace(plan.guest).text);
+    const db = join(dir, 'guest.db');
+    const gb = plan.guest.guestBytes / GiB;
+    const guest = await step<GuestMeasurement>(
+      `B5/B1 guest ${gb} GiB, ${plan.guest.accessOps} access ops into ${db}`,
+      'guest',
+      { db, options: plan.guest },
+    );
+    const run = guest.append.record.run;
+    const events = guest.append.record.events;
+    const model = await step<ModelMeasurement>('B6 the same without a store', 'model', { options: plan.guest });
+    const rebuild = await step<RebuildMeasurement>(`B2 rebuild of ${events} events`, 'rebuild', { db, run });
+    const seek = await step<SeekMeasurement>(`B3 ${plan.seeks} seeks`, 'seek', {
+      db,
+      run,
+      count: plan.seeks,
+      seed: plan.seed,
+    });
+    const bisect = await step<BisectMeasurement>('B4 record the divergent run and bisect', 'bisect', {
+      db,
+      run,
+      events,
+      options: plan.guest,
+    });
+    const curve: Measured['curve'] = [];
+    const r = guest.append.record;
+    const perOp = (r.events - r.fixedEvents) / r.accessOps;
+    for (const target of plan.curveEvents) {
+      const options: GuestOptions = {
+        ...plan.guest,
+        probeAt: null,
+        accessOps: accessOpsFor(target, r.fixedEvents, perOp),
+      };
+      const cdb = join(dir, `curve-${target}.db`);
+      const append = await step<AppendMeasurement>(`B1 cost curve: about ${target} events`, 'append', {
+        db: cdb,
+        options,
+      });
+      const s = await step<SeekMeasurement>(
+        `B3 cost curve: ${plan.seeks} seeks in ${append.record.events} events`,
+        'seek',
+        {
+          db: cdb,
+          run: append.record.run,
+          count: plan.seeks,
+          seed: plan.seed,
+        },
+      );
+      curve.push({ append, seek: s });
+      if (!values.keep) for (const suffix of ['', '-wal', '-shm']) rmSync(cdb + suffix, { force: true });
+    }
+    const fragmented = await step<ModelMeasurement>(
+      `B5 fragmented layout sample (${plan.fragmented.accessOps} access ops)`,
+      'model',
+      { options: plan.fragmented },
+    );
+    const results = assemble(plan, { guest, model, rebuild, seek, bisect, curve, fragmented });
+    writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+    const lines = [
+      `ioptrace benchmark (${plan.mode}), ${fmtNumber(seconds(started))} s, node ${process.version}`,
+      '',
+      ...renderTable(results),
+      '',
+      ...renderNotes(results),
+      '',
+      `wrote ${out}`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return 0;
+  } finally {
+    if (values.keep) log(`databases kept in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const isMain = process.argv[1] !== undefined && resolve(process.argv[1]) === SELF;
+if (isMain) {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

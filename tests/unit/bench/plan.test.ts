@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// The benchmark's plan, percentile rule and assembly of results, on fixed measurements (no clock).
+import { describe, expect, it } from 'vitest';
+import type { AppendMeasurement } from '../../../bench/append.js';
+import { GiB, SETUP_OPS } from '../../../bench/generate.js';
+import type { ModelMeasurement } from '../../../bench/model.js';
+import { accessOpsFor, assemble, makePlan } from '../../../bench/run.js';
+import { quantile } from '../../../bench/timing.js';
+
+describe('quantile', () => {
+  it('takes the nearest rank: p50 of 1..1000 is 500, p99 is 990', () => {
+    const values = Array.from({ length: 1000 }, (_, i) => 1000 - i);
+    expect(quantile(values, 0.5)).toBe(500);
+    expect(quantile(values, 0.99)).toBe(990);
+    expect(quantile(values, 1)).toBe(1000);
+  });
+
+  it('handles one sample and refuses no samples or a bad q', () => {
+    expect(quantile([7], 0.99)).toBe(7);
+    expect(quantile([], 0.5)).toBeNaN();
+    expect(quantile([1, 2], 0)).toBeNaN();
+  });
+});
+
+describe('makePlan', () => {
+  it('runs the issue sizes in full: 16 GiB, 100,000 access ops, 1000 seeks, curve at 100k and 4M events', () => {
+    const p = makePlan('full');
+    expect(p.guest.guestBytes).toBe(16 * GiB);
+    expect(p.guest.accessOps).toBe(100_000);
+    expect(p.guest.maxPinPages).toBe(64);
+    expect(p.guest.chunkBytes).toBe(GiB);
+    expect(p.fragmented.chunkBytes).toBeNull();
+    expect(p.fragmented.guestBytes).toBe(16 * GiB);
+    expect(p.seeks).toBe(1000);
+    expect(p.curveEvents).toEqual([100_000, 4_000_000]);
+  });
+
+  it('scales down for --quick and keeps the probe among the access ops', () => {
+    const p = makePlan('quick');
+    expect(p.guest.guestBytes).toBe(GiB);
+    expect(p.guest.accessOps).toBe(10_000);
+    expect(p.curveEvents).toEqual([]);
+    for (const plan of [p, makePlan('full'), makePlan('full', 9)]) {
+      const at = plan.guest.probeAt ?? 0;
+      expect(at).toBeGreaterThanOrEqual(SETUP_OPS + 2);
+      expect(at).toBeLessThanOrEqual(SETUP_OPS + plan.guest.accessOps);
+    }
+    expect(makePlan('full').guest.probeAt).toBe(makePlan('full').guest.probeAt);
+  });
+});
+
+describe('accessOpsFor', () => {
+  it('sizes a run for a number of events, always an even number of ops', () => {
+    expect(accessOpsFor(100_000, 200, 10)).toBe(9_980);
+    expect(accessOpsFor(4_000_000, 3_000, 11.5)).toBe(347_566);
+    expect(accessOpsFor(1_000, 5_000, 10)).toBe(2);
+  });
+});
+
+describe('assemble', () => {
+  const append = (
+    events: number,
+    writerSeconds: number,
+    recordSeconds: number,
+    rawPerSec: number,
+  ): AppendMeasurement => ({
+    record: {
+      run: 1,
+      dbPath: '/x.db',
+      events,
+      traceOps: 100_014,
+      accessOps: 100_000,
+      parseSeconds: 1,
+      seconds: recordSeconds,
+      cpuSeconds: recordSeconds / 2,
+      writerSeconds,
+      setupSeconds: 0.5,
+      accessSeconds: 40,
+      fixedEvents: 1_000,
+      mapEvents: 200,
+      digest: '0123456789abcdef',
+      violations: 0,
+      warns: 0,
+      mismatches: 0,
+      dbBytes: events * 250,
+    },
+    limit: {
+      rows: events,
+      seconds: events / rawPerSec,
+      cpuSeconds: events / rawPerSec / 2,
+      rowsPerSec: rawPerSec,
+      payloadBytes: 84,
+    },
+    meanPayloadBytes: 84,
+    peakRssMiB: 300,
+    load: 1.5,
+  });
+  const model = (seconds: number): ModelMeasurement => ({
+    traceOps: 100_014,
+    events: 1_200_000,
+    parseSeconds: 1,
+    seconds,
+    cpuSeconds: seconds / 2,
+    setupSeconds: 0.5,
+    accessSeconds: seconds - 1,
+    teardownSeconds: 0.5,
+    accessPhaseOps: 100_001,
+    peakRssMiB: 200,
+    digest: '0123456789abcdef',
+    findings: 0,
+  });
+  const seek = {
+    events: 1_200_000,
+    seeks: 1000,
+    p50Ms: 7,
+    p99Ms: 30,
+    maxMs: 90,
+    meanMs: 8,
+    p99CpuMs: 20,
+    snapshots: 500,
+    load: 1.5,
+  };
+  const results = assemble(makePlan('full'), {
+    guest: {
+      append: append(1_200_000, 8, 50, 200_000),
+      snapshots: { snapshots: 500, snapshotBytes: 1e6, maxCompressedBytes: 4096, maxStateBytes: 40_000 },
+      guestPages: 4_194_304,
+    },
+    model: model(20),
+    rebuild: {
+      events: 1_200_000,
+      seconds: 24,
+      cpuSeconds: 20,
+      eventsPerSec: 50_000,
+      limit: { rows: 1_200_000, seconds: 4, cpuSeconds: 3, rowsPerSec: 300_000 },
+    },
+    seek,
+    bisect: {
+      seconds: 1.5,
+      eventsA: 1_200_000,
+      eventsB: 1_200_100,
+      runB: 2,
+      divergenceOp: 5000,
+      probeOp: 5000,
+      differingOps: 90_000,
+      diffLines: 14,
+    },
+    curve: [{ append: append(100_000, 0.5, 4, 250_000), seek: { ...seek, events: 100_000, p99Ms: 20 } }],
+    fragmented: { ...model(30), accessPhaseOps: 400, accessSeconds: 8 },
+  });
+
+  it('has every id, and the ratios of the issue', () => {
+    expect(Object.keys(results)).toEqual(['B1', 'B2', 'B3', 'B4', 'B5', 'B6']);
+    expect(results.B1?.figures['storedEventsPerSec']).toBe(150_000);
+    expect(results.B1?.ratio).toBe(0.75);
+    expect(results.B1?.met).toBe(true);
+    expect(results.B1?.figures['storePathEventsPerSec']).toBe(40_000);
+    expect(results.B2?.ratio).toBe(50_000 / 300_000);
+    expect(results.B2?.met).toBe(false);
+    expect(results.B3?.met).toBe(true);
+    expect(results.B4?.ratio).toBe(0.0625);
+    expect(results.B4?.limit).toEqual({ what: 'B2 rebuild of one run', value: 24 });
+    expect(results.B4?.met).toBe(true);
+    expect(results.B6?.ratio).toBe(2.5);
+    expect(results.B6?.figures['storeShareOfB5']).toBe(0.6);
+    expect(results.B6?.figures['cpuRatio']).toBe(2.5);
+    expect(results.B2?.figures['cpuRatio']).toBe(0.15);
+    expect(results.B1?.figures['storePathCpuEventsPerSec']).toBe(80_000);
+    expect(results.B1?.figures['storePathCpuRatio']).toBe(0.2);
+    expect(results.B6?.met).toBe(false);
+  });
+
+  it('measures B5 per guest page and notes the fragmented layout', () => {
+    const b5 = results.B5;
+    expect(b5?.figures['maxStateBytesPerPage']).toBe(40_000 / 4_194_304);
+    expect(b5?.figures['mapEventsPerPage']).toBe(200 / 4_194_304);
+    expect(b5?.figures['peakRssMiB']).toBe(300);
+    expect(b5?.figures['fragmentedAccessOpsPerSec']).toBe(50);
+    expect(b5?.met).toBe(true);
+    expect(b5?.notes.some((n) => n.includes('100,000 would take 2,000 s'))).toBe(true);
+  });
+
+  it('orders the cost curve by log size, the B5 run among the points', () => {
+    expect(results.B1?.curve?.map((p) => p.events)).toEqual([100_000, 1_200_000]);
+    expect(results.B1?.curve?.map((p) => p.ratio)).toEqual([0.8, 0.75]);
+    expect(results.B3?.curve?.map((p) => p.figures['p99Ms'])).toEqual([20, 30]);
+  });
+});
