@@ -49,7 +49,9 @@ beforeEach(() => {
 
 afterEach(() => {
   Emitter.tap = null;
-  const calls = spies.flatMap((spy, i) => spy.mock.calls.map((args) => `console.${methods[i]}: ${args.map(String).join(' ')}`));
+  const calls = spies.flatMap((spy, i) =>
+    spy.mock.calls.map((args) => `console.${methods[i]}: ${args.map(String).join(' ')}`),
+  );
   for (const spy of spies) spy.mockRestore();
   expect(calls, 'a test wrote to the console').toEqual([]);
   const tamper = tampering.allowed;

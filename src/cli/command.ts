@@ -41,12 +41,22 @@ export const COMMON_OPTIONS: OptionSpec = {
   help: { type: 'boolean', short: 'h', default: false },
 };
 
-export function parseCommandArgs(cmd: Command, argv: string[]): { positionals: string[]; values: Record<string, unknown> } {
+export function parseCommandArgs(
+  cmd: Command,
+  argv: string[],
+): { positionals: string[]; values: Record<string, unknown> } {
   try {
-    const { positionals, values } = parseArgs({ args: argv, options: { ...COMMON_OPTIONS, ...cmd.options }, allowPositionals: true, strict: true });
-    return { positionals, values: values as Record<string, unknown> };
+    const { positionals, values } = parseArgs({
+      args: argv,
+      options: { ...COMMON_OPTIONS, ...cmd.options },
+      allowPositionals: true,
+      strict: true,
+    });
+    return { positionals, values: values };
   } catch (err) {
-    throw new UsageError(`${cmd.name}: ${(err as Error).message.replace(/\. To specify.*$/s, '')}\nusage: ${cmd.usage}`);
+    throw new UsageError(
+      `${cmd.name}: ${(err as Error).message.replace(/\. To specify.*$/s, '')}\nusage: ${cmd.usage}`,
+    );
   }
 }
 

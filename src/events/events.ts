@@ -27,7 +27,15 @@ export const TREE_KINDS = ['area', 'allowed', 'reserved', 'access', 'domains'] a
 export const COUNTERS = ['user.locked_vm', 'mm.locked_vm', 'mm.pinned_vm'] as const;
 export const HEAP_OWNERS = ['iommufd', 'caller', 'stack'] as const;
 export const HUGE_SIZES = ['4K', '2M', '1G'] as const;
-export const FAULT_SITES = ['kmalloc', 'temp_kmalloc', 'gup', 'charge', 'pages_to_xarray', 'iommu_map', 'rw_page'] as const;
+export const FAULT_SITES = [
+  'kmalloc',
+  'temp_kmalloc',
+  'gup',
+  'charge',
+  'pages_to_xarray',
+  'iommu_map',
+  'rw_page',
+] as const;
 export const ACCOUNT_MODES = ['none', 'user', 'mm'] as const;
 
 export type TreeKind = (typeof TREE_KINDS)[number];
@@ -160,7 +168,16 @@ export const EVENT_SCHEMAS = [
     aperture: z.tuple([u64, u64]),
   }),
   ev('DomainFreed', { domain: name }),
-  ev('IommuMapped', { domain: name, extent: id, iova: u64, paddr: u64, size: u64, read: z.boolean(), write: z.boolean(), fn }),
+  ev('IommuMapped', {
+    domain: name,
+    extent: id,
+    iova: u64,
+    paddr: u64,
+    size: u64,
+    read: z.boolean(),
+    write: z.boolean(),
+    fn,
+  }),
   ev('IommuUnmapped', {
     domain: name,
     iova: u64,

@@ -25,11 +25,50 @@ export const MISSING_FIELD = 'required field is missing';
 
 /** Linux errno names a trace may expect (ENOTSUPP is the kernel-internal 524, distinct from EOPNOTSUPP). */
 export const ERRNO_NAMES = [
-  'EPERM', 'ENOENT', 'ESRCH', 'EINTR', 'EIO', 'ENXIO', 'E2BIG', 'ENOEXEC', 'EBADF', 'ECHILD', 'EAGAIN',
-  'ENOMEM', 'EACCES', 'EFAULT', 'EBUSY', 'EEXIST', 'EXDEV', 'ENODEV', 'ENOTDIR', 'EISDIR', 'EINVAL', 'ENFILE',
-  'EMFILE', 'ENOTTY', 'EFBIG', 'ENOSPC', 'ESPIPE', 'EROFS', 'EMLINK', 'EPIPE', 'EDOM', 'ERANGE', 'EDEADLK',
-  'ENAMETOOLONG', 'ENOLCK', 'ENOSYS', 'ENOTEMPTY', 'ELOOP', 'ENODATA', 'EOVERFLOW', 'EOPNOTSUPP',
-  'EADDRINUSE', 'EADDRNOTAVAIL', 'ENOTSUPP',
+  'EPERM',
+  'ENOENT',
+  'ESRCH',
+  'EINTR',
+  'EIO',
+  'ENXIO',
+  'E2BIG',
+  'ENOEXEC',
+  'EBADF',
+  'ECHILD',
+  'EAGAIN',
+  'ENOMEM',
+  'EACCES',
+  'EFAULT',
+  'EBUSY',
+  'EEXIST',
+  'EXDEV',
+  'ENODEV',
+  'ENOTDIR',
+  'EISDIR',
+  'EINVAL',
+  'ENFILE',
+  'EMFILE',
+  'ENOTTY',
+  'EFBIG',
+  'ENOSPC',
+  'ESPIPE',
+  'EROFS',
+  'EMLINK',
+  'EPIPE',
+  'EDOM',
+  'ERANGE',
+  'EDEADLK',
+  'ENAMETOOLONG',
+  'ENOLCK',
+  'ENOSYS',
+  'ENOTEMPTY',
+  'ELOOP',
+  'ENODATA',
+  'EOVERFLOW',
+  'EOPNOTSUPP',
+  'EADDRINUSE',
+  'EADDRNOTAVAIL',
+  'ENOTSUPP',
 ] as const;
 export type ErrnoName = (typeof ERRNO_NAMES)[number];
 
@@ -38,17 +77,44 @@ export const ERRNO_ALIASES: Readonly<Record<string, ErrnoName>> = { EDEADLOCK: '
 
 /** The named fault points of the `fault` op (kernel-model.md section 16). */
 export const FAULT_SITES = [
-  'kmalloc', 'temp_kmalloc', 'gup', 'charge', 'pages_to_xarray', 'iommu_map', 'rw_page',
+  'kmalloc',
+  'temp_kmalloc',
+  'gup',
+  'charge',
+  'pages_to_xarray',
+  'iommu_map',
+  'rw_page',
 ] as const;
 export type FaultSite = (typeof FAULT_SITES)[number];
 
 /** Every op of the contract, in the order of its tables (machine, iommufd, checks). */
 export const TRACE_OPS = [
-  'process', 'mmap', 'munmap', 'write', 'read', 'exit', 'rlimit', 'fault', 'temp_memory_limit',
-  'open', 'ioas_alloc', 'ioas_map', 'ioas_unmap', 'ioas_copy', 'ioas_allow_iovas', 'ioas_huge_pages',
-  'domain_attach', 'domain_detach', 'access_create', 'access_destroy', 'access_pin', 'access_unpin',
-  'access_rw', 'vfio_unmap',
-  'check_map', 'check_refs',
+  'process',
+  'mmap',
+  'munmap',
+  'write',
+  'read',
+  'exit',
+  'rlimit',
+  'fault',
+  'temp_memory_limit',
+  'open',
+  'ioas_alloc',
+  'ioas_map',
+  'ioas_unmap',
+  'ioas_copy',
+  'ioas_allow_iovas',
+  'ioas_huge_pages',
+  'domain_attach',
+  'domain_detach',
+  'access_create',
+  'access_destroy',
+  'access_pin',
+  'access_unpin',
+  'access_rw',
+  'vfio_unmap',
+  'check_map',
+  'check_refs',
 ] as const;
 export type TraceOpName = (typeof TRACE_OPS)[number];
 
@@ -143,7 +209,9 @@ const name = z.unknown().transform((value, ctx): string => {
   if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
   return fail(
     ctx,
-    value === undefined ? MISSING_FIELD : `expected a name (a non-empty string or an integer), got ${describeValue(value)}`,
+    value === undefined
+      ? MISSING_FIELD
+      : `expected a name (a non-empty string or an integer), got ${describeValue(value)}`,
   );
 });
 
@@ -193,7 +261,10 @@ const errnoOrOk = z.string().transform((text, ctx): ErrnoName | 'ok' => {
   const alias = ERRNO_ALIASES[text];
   if (alias !== undefined) return alias;
   if ((ERRNO_NAMES as readonly string[]).includes(text)) return text as ErrnoName;
-  return fail(ctx, `unknown errno ${describeValue(text)}: expected "ok" or a Linux errno name (EFAULT, ENOMEM, EINVAL, ...)`);
+  return fail(
+    ctx,
+    `unknown errno ${describeValue(text)}: expected "ok" or a Linux errno name (EFAULT, ENOMEM, EINVAL, ...)`,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------------------
@@ -229,7 +300,9 @@ const traceHeaderShape = {
   format: z.literal('ioptrace-trace'),
   version: z.literal(1, {
     error: (iss) =>
-      iss.input === undefined ? undefined : `unsupported version ${describeValue(iss.input)}: this ioptrace reads version 1`,
+      iss.input === undefined
+        ? undefined
+        : `unsupported version ${describeValue(iss.input)}: this ioptrace reads version 1`,
   }),
   page_size: pageSize.default(4096),
   test_build: z.boolean().default(true),
@@ -251,7 +324,9 @@ export const DEFAULT_TRACE_HEADER: Readonly<TraceHeader> = Object.freeze(
 
 /** `null` when the key is absent: the op then means something specific ("allocate", "default layout"). */
 function orNull<T extends z.ZodType>(schema: T) {
-  return schema.optional().transform((value) => (value === undefined ? null : value) as Exclude<z.output<T>, undefined> | null);
+  return schema
+    .optional()
+    .transform((value) => (value === undefined ? null : value) as Exclude<z.output<T>, undefined> | null);
 }
 
 const prot = z.enum(['rw', 'r']);
@@ -391,11 +466,14 @@ const ioasUnmap = opSchema('ioas_unmap').transform((op, ctx) => {
   const { iova, length, ...rest } = op;
   if (op.all) {
     if (iova !== undefined) ctx.addIssue({ code: 'custom', path: ['iova'], message: 'not allowed with "all": true' });
-    if (length !== undefined) ctx.addIssue({ code: 'custom', path: ['length'], message: 'not allowed with "all": true' });
+    if (length !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['length'], message: 'not allowed with "all": true' });
     return { ...rest, iova: 0n, length: U64_MAX };
   }
-  if (iova === undefined) ctx.addIssue({ code: 'custom', path: ['iova'], message: `${MISSING_FIELD} (or "all": true)` });
-  if (length === undefined) ctx.addIssue({ code: 'custom', path: ['length'], message: `${MISSING_FIELD} (or "all": true)` });
+  if (iova === undefined)
+    ctx.addIssue({ code: 'custom', path: ['iova'], message: `${MISSING_FIELD} (or "all": true)` });
+  if (length === undefined)
+    ctx.addIssue({ code: 'custom', path: ['length'], message: `${MISSING_FIELD} (or "all": true)` });
   return { ...rest, iova: iova ?? 0n, length: length ?? 0n };
 });
 

@@ -121,13 +121,13 @@ function locateFloor<K extends Key, V>(t: BTree<K, V>, key: K): boolean {
   }
   const i = upperBound(node.keys, key) - 1;
   if (i >= 0) {
-    foundLeaf = node as BTreeLeaf<Key, unknown>;
+    foundLeaf = node;
     foundIndex = i;
     return true;
   }
   if (left === undefined) return false;
   const leaf = rightmostLeaf(left);
-  foundLeaf = leaf as BTreeLeaf<Key, unknown>;
+  foundLeaf = leaf;
   foundIndex = leaf.keys.length - 1;
   return true;
 }
@@ -143,12 +143,12 @@ function locateCeiling<K extends Key, V>(t: BTree<K, V>, key: K): boolean {
   }
   const i = lowerBound(node.keys, key);
   if (i < node.keys.length) {
-    foundLeaf = node as BTreeLeaf<Key, unknown>;
+    foundLeaf = node;
     foundIndex = i;
     return true;
   }
   if (right === undefined) return false;
-  foundLeaf = leftmostLeaf(right) as BTreeLeaf<Key, unknown>;
+  foundLeaf = leftmostLeaf(right);
   foundIndex = 0;
   return true;
 }

@@ -70,11 +70,13 @@ export interface ItreeEntry<K extends Key> {
 
 /** `k + 1` in the key's own type. */
 export function keyInc<K extends Key>(k: K): K {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- without it `+` mixes number and bigint
   return (typeof k === 'bigint' ? k + 1n : (k as number) + 1) as K;
 }
 
 /** `k - 1` in the key's own type. */
 export function keyDec<K extends Key>(k: K): K {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- without it `-` mixes number and bigint
   return (typeof k === 'bigint' ? k - 1n : (k as number) - 1) as K;
 }
 

@@ -19,7 +19,9 @@ function replacer(_key: string, value: unknown): unknown {
 function restoreBigints(value: unknown): unknown {
   if (typeof value === 'string') {
     if (value.charCodeAt(0) === 126) return value.slice(1);
-    return value.length > 1 && value.charCodeAt(value.length - 1) === 110 && BIGINT_TEXT.test(value) ? BigInt(value.slice(0, -1)) : value;
+    return value.length > 1 && value.charCodeAt(value.length - 1) === 110 && BIGINT_TEXT.test(value)
+      ? BigInt(value.slice(0, -1))
+      : value;
   }
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) value[i] = restoreBigints(value[i]);

@@ -43,7 +43,10 @@ export function kfree(sim: Sim, ptr: Ptr | null, fn: string, by: HeapOwner = 'io
   }
   const live = sim.state.heap[ptr.alloc];
   if (live === undefined) {
-    sim.violation('double_free', fn, `kfree of freed allocation ${ptr.alloc}`, { alloc: ptr.alloc, offset: ptr.offset });
+    sim.violation('double_free', fn, `kfree of freed allocation ${ptr.alloc}`, {
+      alloc: ptr.alloc,
+      offset: ptr.offset,
+    });
     return;
   }
   if (ptr.offset !== 0) {
@@ -73,7 +76,8 @@ export function ptrAdd(ptr: Ptr, bytes: number): Ptr {
 
 export function samePtr(a: Ptr | null, b: Ptr | null): boolean {
   if (a === null || b === null) return a === b;
-  if (a.space === 'stack' || b.space === 'stack') return a.space === b.space && (a as { name: string }).name === (b as { name: string }).name;
+  if (a.space === 'stack' || b.space === 'stack')
+    return a.space === b.space && (a as { name: string }).name === (b as { name: string }).name;
   return a.alloc === b.alloc && a.offset === b.offset;
 }
 
@@ -87,7 +91,14 @@ export interface TempBuffer {
  * temp_kmalloc(size, backup, backup_len). The fail-nth plan can fail the opportunistic and the normal
  * kmalloc separately (each is its own fault point), and, on merged test kernels, the iommufd fault point.
  */
-export function tempKmalloc(sim: Sim, size: number, backup: Ptr | null, backupLen: number, fn: string, tag: string): TempBuffer {
+export function tempKmalloc(
+  sim: Sim,
+  size: number,
+  backup: Ptr | null,
+  backupLen: number,
+  fn: string,
+  tag: string,
+): TempBuffer {
   if (sim.merged && size === 0) {
     sim.warn('temp_kmalloc', '!*size');
     return { ptr: null, size };

@@ -36,7 +36,14 @@ export interface CheckFailure {
 const MAX_FAILURES = 8;
 
 /** MD_CHECK_MAP: every domain of the IOAS maps each IO page of [iova, iova+length) to the user page behind uptr. */
-export function checkMap(state: State, ioas: string, iova: bigint, length: bigint, mm: number, uptr: bigint): CheckFailure[] {
+export function checkMap(
+  state: State,
+  ioas: string,
+  iova: bigint,
+  length: bigint,
+  mm: number,
+  uptr: bigint,
+): CheckFailure[] {
   const failures: CheckFailure[] = [];
   const io = state.ioases[ioas];
   if (!io) return [{ what: 'ioas', at: iova, expected: `ioas ${ioas}`, actual: 'none' }];
@@ -75,7 +82,8 @@ export function checkRefs(state: State, mm: number, uptr: bigint, length: bigint
       continue;
     }
     const pins = rangeGet(state.frames, pfn)?.pins ?? 0;
-    if (pins !== refs) failures.push({ what: `pfn 0x${pfn.toString(16)}`, at: va, expected: `${refs} pins`, actual: `${pins} pins` });
+    if (pins !== refs)
+      failures.push({ what: `pfn 0x${pfn.toString(16)}`, at: va, expected: `${refs} pins`, actual: `${pins} pins` });
   }
   return failures;
 }

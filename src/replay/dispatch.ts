@@ -141,7 +141,13 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
       return ok(rc);
     }
     case 'ioas_map': {
-      const r = ioasMap(sim, op.ioas, { uptr: op.uptr, length: op.length, iova: op.iova, read: op.read, write: op.write });
+      const r = ioasMap(sim, op.ioas, {
+        uptr: op.uptr,
+        length: op.length,
+        iova: op.iova,
+        read: op.read,
+        write: op.write,
+      });
       return ok(r.rc, r.iova === null ? {} : { iova: r.iova });
     }
     case 'ioas_unmap': {
@@ -161,7 +167,13 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
       return ok(r.rc, r.iova === null ? {} : { iova: r.iova });
     }
     case 'ioas_allow_iovas':
-      return ok(ioasAllowIovas(sim, op.ioas, op.ranges.map(([a, b]) => [a, b] as [bigint, bigint])));
+      return ok(
+        ioasAllowIovas(
+          sim,
+          op.ioas,
+          op.ranges.map(([a, b]) => [a, b] as [bigint, bigint]),
+        ),
+      );
     case 'ioas_huge_pages':
       return ok(ioasHugePages(sim, op.ioas, op.enable));
     case 'domain_attach':

@@ -280,7 +280,11 @@ class TraceReader {
       else if (Object.hasOwn(record, 'format')) this.readHeader(record, line, first);
       else {
         this.report([
-          { line, field: 'op', message: 'required field is missing (a line is an op, an "observed" line or the header)' },
+          {
+            line,
+            field: 'op',
+            message: 'required field is missing (a line is an op, an "observed" line or the header)',
+          },
         ]);
       }
     }
@@ -340,7 +344,9 @@ class TraceReader {
 
   private readObservation(record: Record<string, unknown>, line: number): void {
     if (!this.seenOp) {
-      this.report([{ line, field: 'observed', message: 'observation before any op: it must follow the op it records' }]);
+      this.report([
+        { line, field: 'observed', message: 'observation before any op: it must follow the op it records' },
+      ]);
       return;
     }
     const result = parseLine(observationSchema, record);
@@ -378,7 +384,11 @@ class TraceReader {
       const given = fields['pid'] as string | undefined;
       if (given === undefined) {
         if (this.names.firstProcess === null) {
-          issues.push({ line, field: 'pid', message: 'no process yet to default to: name a pid or start a process first' });
+          issues.push({
+            line,
+            field: 'pid',
+            message: 'no process yet to default to: name a pid or start a process first',
+          });
         } else {
           resolved['pid'] = this.names.firstProcess;
         }
@@ -490,7 +500,7 @@ export async function parseTraceFile(path: string): Promise<ParsedTrace> {
         if (!reader.line(text, line)) stop();
       } catch (error) {
         stop();
-        reject(error);
+        reject(error instanceof Error ? error : new Error(String(error)));
       }
     });
   });

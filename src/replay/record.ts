@@ -18,7 +18,6 @@ import type { ParsedTrace } from './parse.js';
 import { replay } from './replayer.js';
 import type { OpRecord, ReplayOptions, ReplayResult } from './replayer.js';
 
-
 export interface RecordOptions extends Omit<ReplayOptions, 'sink' | 'onOp'> {
   tracePath: string;
   traceText: string;

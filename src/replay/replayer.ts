@@ -88,9 +88,25 @@ class FindingSink implements EventSink {
   constructor(private readonly next: EventSink | undefined) {}
   accept(event: Event, seq: number, op: number): void {
     if (event.type === 'ViolationDetected') {
-      this.violations.push({ kind: event.kind, fn: event.fn, detail: event.detail, seq, op, line: this.line, objects: event.objects });
+      this.violations.push({
+        kind: event.kind,
+        fn: event.fn,
+        detail: event.detail,
+        seq,
+        op,
+        line: this.line,
+        objects: event.objects,
+      });
     } else if (event.type === 'Warned') {
-      this.warns.push({ kind: 'warn', fn: event.fn, detail: event.condition, seq, op, line: this.line, objects: event.objects });
+      this.warns.push({
+        kind: 'warn',
+        fn: event.fn,
+        detail: event.condition,
+        seq,
+        op,
+        line: this.line,
+        objects: event.objects,
+      });
     } else if (event.type === 'FaultInjected') {
       this.faultFired = true;
     }
@@ -98,7 +114,13 @@ class FindingSink implements EventSink {
   }
 }
 
-function compareExpectation(expect: Expectation, errno: string | null, outputs: Record<string, unknown>, line: number, op: number): Mismatch[] {
+function compareExpectation(
+  expect: Expectation,
+  errno: string | null,
+  outputs: Record<string, unknown>,
+  line: number,
+  op: number,
+): Mismatch[] {
   const out: Mismatch[] = [];
   const want = expect.errno === 'ok' ? null : expect.errno;
   if (want !== errno) out.push({ line, op, field: 'errno', expected: want ?? 'ok', actual: errno ?? 'ok' });
@@ -121,7 +143,12 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
   const ops: OpRecord[] = [];
   const mismatches: Mismatch[] = [];
 
-  const runOp = (index: number, line: number, name: string, body: () => { errno: string | null; outputs: Record<string, unknown> }): void => {
+  const runOp = (
+    index: number,
+    line: number,
+    name: string,
+    body: () => { errno: string | null; outputs: Record<string, unknown> },
+  ): void => {
     emitter.op = index;
     findings.line = line;
     const firstSeq = emitter.seq + 1;
@@ -130,9 +157,19 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
     const armed = state.fault !== null && name !== 'fault';
     const { errno, outputs } = body();
     checkInvariants(sim);
-    if (armed) sim.emit({ type: 'FaultDisarmed', v: 1, fired: sim.faultPointsReached >= (state.fault?.nth ?? Infinity) });
+    if (armed)
+      sim.emit({ type: 'FaultDisarmed', v: 1, fired: sim.faultPointsReached >= (state.fault?.nth ?? Infinity) });
     sim.emit({ type: 'OpFinished', v: 1, op: index, errno, result: outputs });
-    const record: OpRecord = { index, line, op: name, errno, outputs, firstSeq, lastSeq: emitter.seq, digest: digestHex(state.digest) };
+    const record: OpRecord = {
+      index,
+      line,
+      op: name,
+      errno,
+      outputs,
+      firstSeq,
+      lastSeq: emitter.seq,
+      digest: digestHex(state.digest),
+    };
     ops.push(record);
     options.onOp?.(record, state);
   };
@@ -160,7 +197,13 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
       const errno = errnoName(outcome.rc);
       if (op.expect) mismatches.push(...compareExpectation(op.expect, errno, outcome.outputs, entry.line, i + 1));
       for (const f of outcome.checkFailures ?? []) {
-        mismatches.push({ line: entry.line, op: i + 1, field: `${op.op} ${f.what} @0x${f.at.toString(16)}`, expected: f.expected, actual: f.actual });
+        mismatches.push({
+          line: entry.line,
+          op: i + 1,
+          field: `${op.op} ${f.what} @0x${f.at.toString(16)}`,
+          expected: f.expected,
+          actual: f.actual,
+        });
       }
       return { errno, outputs: outcome.outputs };
     });

@@ -66,7 +66,13 @@ export function recordStructure<R extends object, F extends keyof R & string>(
 }
 
 /** table[key] = value for tables of plain values (undefined deletes), keeping the digest. */
-export function entrySet<V extends HashPart>(s: State, table: string, map: Record<Key, V>, key: Key, value: V | undefined): void {
+export function entrySet<V extends HashPart>(
+  s: State,
+  table: string,
+  map: Record<Key, V>,
+  key: Key,
+  value: V | undefined,
+): void {
   const old = map[key];
   if (old !== undefined) digestRemove(s.digest, [table, String(key), old]);
   if (value === undefined) delete map[key];
@@ -77,7 +83,10 @@ export function entrySet<V extends HashPart>(s: State, table: string, map: Recor
 }
 
 /** The digested parts of a state, named as the reducers name them. */
-export function digestedTables(s: State): { records: Record<string, Record<Key, object>>; entries: Record<string, Record<Key, HashPart>> } {
+export function digestedTables(s: State): {
+  records: Record<string, Record<Key, object>>;
+  entries: Record<string, Record<Key, HashPart>>;
+} {
   return {
     records: {
       process: s.processes,

@@ -23,7 +23,13 @@ describe('ioptrace replay', () => {
     expect(out['digest']).toMatch(/^[0-9a-f]{16}$/);
     expect(out['violations']).toEqual([
       expect.objectContaining({ kind: 'bad_free', function: 'pfn_reader_user_pin', seq: 39, op: 8, line: 33 }),
-      expect.objectContaining({ kind: 'mmput_underflow', function: 'pfn_reader_user_destroy', seq: 41, op: 8, line: 33 }),
+      expect.objectContaining({
+        kind: 'mmput_underflow',
+        function: 'pfn_reader_user_destroy',
+        seq: 41,
+        op: 8,
+        line: 33,
+      }),
       expect.objectContaining({ kind: 'double_free', function: 'iommufd_test_access_pages', seq: 44, op: 8, line: 33 }),
     ]);
     expect(out['mismatches']).toEqual([]);
@@ -32,9 +38,24 @@ describe('ioptrace replay', () => {
   });
 
   it('is clean with --fix mmget-fail-no-kfree and returns EFAULT as the kernel does, exit 0', () => {
-    const r = cli(['replay', 'replays/bad-free.jsonl', '--variant', 'v3', '--fix', 'mmget-fail-no-kfree', '--json', '--db', db]);
+    const r = cli([
+      'replay',
+      'replays/bad-free.jsonl',
+      '--variant',
+      'v3',
+      '--fix',
+      'mmget-fail-no-kfree',
+      '--json',
+      '--db',
+      db,
+    ]);
     expect(r.status).toBe(0);
-    const out = JSON.parse(r.stdout) as { violations: unknown[]; warns: unknown[]; flags: string[]; results: { line: number; errno: string | null }[] };
+    const out = JSON.parse(r.stdout) as {
+      violations: unknown[];
+      warns: unknown[];
+      flags: string[];
+      results: { line: number; errno: string | null }[];
+    };
     expect(out.flags).toEqual(['mmget-fail-no-kfree']);
     expect(out.violations).toEqual([]);
     expect(out.warns).toEqual([]);
@@ -42,16 +63,28 @@ describe('ioptrace replay', () => {
   });
 
   it('gives byte-identical logs for the same trace and variant (equal hash-chain heads)', () => {
-    const a = JSON.parse(cli(['replay', 'replays/bad-free.jsonl', '--variant', 'merged', '--json', '--db', db]).stdout) as { head: string };
-    const b = JSON.parse(cli(['replay', 'replays/bad-free.jsonl', '--variant', 'merged', '--json', '--db', db]).stdout) as { head: string };
+    const a = JSON.parse(
+      cli(['replay', 'replays/bad-free.jsonl', '--variant', 'merged', '--json', '--db', db]).stdout,
+    ) as { head: string };
+    const b = JSON.parse(
+      cli(['replay', 'replays/bad-free.jsonl', '--variant', 'merged', '--json', '--db', db]).stdout,
+    ) as { head: string };
     expect(a.head).toBe(b.head);
   });
 
   const malformed: [string, string, RegExp][] = [
     ['bad JSON', '{"op":"process","pid":1}\n{"op":"mmap",\n', /:2: .*invalid JSON/],
     ['an unknown op', '{"op":"process","pid":1}\n{"op":"frobnicate"}\n', /:2: field op: /],
-    ['a missing field', '{"op":"process","pid":1}\n{"op":"mmap","pid":1,"addr":"0x1000"}\n', /:2: field length: required field is missing/],
-    ['a 2^64 overflow', '{"op":"process","pid":1}\n{"op":"mmap","pid":1,"addr":"0x10000000000000000","length":4096}\n', /:2: field addr: .*2\^64/],
+    [
+      'a missing field',
+      '{"op":"process","pid":1}\n{"op":"mmap","pid":1,"addr":"0x1000"}\n',
+      /:2: field length: required field is missing/,
+    ],
+    [
+      'a 2^64 overflow',
+      '{"op":"process","pid":1}\n{"op":"mmap","pid":1,"addr":"0x10000000000000000","length":4096}\n',
+      /:2: field addr: .*2\^64/,
+    ],
   ];
   for (const [what, text, message] of malformed) {
     it(`refuses a trace with ${what}: exit 2, line and field named, database byte-for-byte unchanged`, () => {
@@ -77,7 +110,9 @@ describe('ioptrace replay', () => {
   });
 
   it('names unknown variants and flags as usage errors, exit 2', () => {
-    expect(cli(['replay', 'replays/bad-free.jsonl', '--variant', 'v9', '--db', db]).stderr).toMatch(/unknown variant "v9"/);
+    expect(cli(['replay', 'replays/bad-free.jsonl', '--variant', 'v9', '--db', db]).stderr).toMatch(
+      /unknown variant "v9"/,
+    );
     const r = cli(['replay', 'replays/bad-free.jsonl', '--fix', 'nope', '--db', db]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/unknown fix flag "nope"/);
@@ -92,24 +127,31 @@ describe('ioptrace time travel on a stored run', () => {
   });
 
   it('runs lists the run as complete', () => {
-    const runs = JSON.parse(cli(['runs', '--json', '--db', db]).stdout) as { id: number; status: string; variant: string; eventCount: number }[];
+    const runs = JSON.parse(cli(['runs', '--json', '--db', db]).stdout) as {
+      id: number;
+      status: string;
+      variant: string;
+      eventCount: number;
+    }[];
     expect(runs.map((r) => [r.id, r.status, r.variant, r.eventCount])).toEqual([[1, 'complete', 'v3', 60]]);
   });
 
   it('log --type filters the violations of the run', () => {
     const r = cli(['log', '1', '--type', 'ViolationDetected', '--db', db]);
     expect(r.status).toBe(0);
-    expect(r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).slice(0, 4).join(' '))).toEqual([
-      '39 op 8 ViolationDetected',
-      '41 op 8 ViolationDetected',
-      '44 op 8 ViolationDetected',
-    ]);
+    expect(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/).slice(0, 4).join(' ')),
+    ).toEqual(['39 op 8 ViolationDetected', '41 op 8 ViolationDetected', '44 op 8 ViolationDetected']);
   });
 
   it('at shows mm_users of the exited process going to -1 across the op', () => {
     const before = cli(['at', '1', '35', '--json', '--db', db]);
     const after = cli(['at', '1', '45', '--json', '--db', db]);
-    const users = (out: string) => (JSON.parse(out) as { state: { mms: Record<string, { users: number }> } }).state.mms['1']?.users;
+    const users = (out: string) =>
+      (JSON.parse(out) as { state: { mms: Record<string, { users: number }> } }).state.mms['1']?.users;
     expect(users(before.stdout)).toBe(0);
     expect(users(after.stdout)).toBe(-1);
   });
@@ -144,7 +186,9 @@ describe('ioptrace demo (npm start)', () => {
     const dir = tempDir();
     const r = cli(['demo'], { cwd: dir });
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain('BAD_FREE in pfn_reader_user_pin: iommufd frees allocation 4 (out_pages) owned by caller');
+    expect(r.stdout).toContain(
+      'BAD_FREE in pfn_reader_user_pin: iommufd frees allocation 4 (out_pages) owned by caller',
+    );
     expect(r.stdout).toContain('at event 39, op 8, trace line 33:');
     expect(r.stdout).toContain('== Op 8 (access_pin) on v3: result EFAULT, events 36..45');
     expect(r.stdout).toContain('== The same op on merged (run 2): result EFAULT, events 37..42');

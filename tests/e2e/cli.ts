@@ -20,7 +20,14 @@ export function cli(args: string[], opts: { cwd?: string; env?: Record<string, s
     encoding: 'utf8',
     timeout: 120_000,
   });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.split('\n').filter((l) => !l.includes('nodedir')).join('\n') };
+  return {
+    status: r.status ?? -1,
+    stdout: r.stdout,
+    stderr: r.stderr
+      .split('\n')
+      .filter((l) => !l.includes('nodedir'))
+      .join('\n'),
+  };
 }
 
 export function tempDir(): string {

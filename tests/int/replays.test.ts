@@ -13,7 +13,9 @@ import { encodeJson } from '../../src/lib/codec.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const SELFTEST = join(ROOT, 'replays/selftest');
-const traces = readdirSync(SELFTEST).filter((f) => f.endsWith('.jsonl')).sort();
+const traces = readdirSync(SELFTEST)
+  .filter((f) => f.endsWith('.jsonl'))
+  .sort();
 
 function run(trace: ParsedTrace, variant: string, add: string[] = []): ReplayResult {
   const { fixes } = resolveVariant(variant, add);
@@ -86,7 +88,16 @@ describe('access_domain_destory (the batch-carry regression test)', () => {
     const carry = ['carry-store-order', 'carry-end-one', 'unpin-domain-batch-last-index'];
     expect(findings(run(trace, 'merged', carry))).toEqual([]);
     for (const missing of carry) {
-      expect(findings(run(trace, 'merged', carry.filter((f) => f !== missing))).length, `without ${missing}`).toBeGreaterThan(0);
+      expect(
+        findings(
+          run(
+            trace,
+            'merged',
+            carry.filter((f) => f !== missing),
+          ),
+        ).length,
+        `without ${missing}`,
+      ).toBeGreaterThan(0);
     }
   });
 });

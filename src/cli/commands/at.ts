@@ -26,7 +26,11 @@ export const atCommand: Command = {
       const op = seq === 0 ? null : (store.opAt(run, seq) ?? null);
       const header = `run ${run} after event ${seq}${op ? ` (op ${op.index} ${op.op}, trace line ${op.line})` : ''}: digest ${digestHex(state.digest)}`;
       const max = values['max'] === undefined ? 50 : intArg(values['max'], '--max');
-      return { exitCode: 0, json: { run, seq, op: op?.index ?? null, line: op?.line ?? null, state }, text: [header, ...renderState(state, { maxItems: max })] };
+      return {
+        exitCode: 0,
+        json: { run, seq, op: op?.index ?? null, line: op?.line ?? null, state },
+        text: [header, ...renderState(state, { maxItems: max })],
+      };
     } finally {
       await store.close();
     }

@@ -23,7 +23,9 @@ const defaultTrace = (): string => join(packageRoot(), 'replays', 'bad-free.json
 const DEMO_DB = './ioptrace-demo.db';
 
 function opEvents(store: Store, run: number, op: number): string[] {
-  return [...store.events(run, { op })].map((e) => `    ${String(e.seq).padStart(4)}  ${describeEvent(decodeJson(e.payload) as Event)}`);
+  return [...store.events(run, { op })].map(
+    (e) => `    ${String(e.seq).padStart(4)}  ${describeEvent(decodeJson(e.payload) as Event)}`,
+  );
 }
 
 export const demoCommand: Command = {
@@ -44,13 +46,28 @@ export const demoCommand: Command = {
     for (const suffix of ['', '-wal', '-shm']) await rm(`${db}${suffix}`, { force: true });
     const store = await openStore(db);
     try {
-      const a = recordReplay(store, trace, { tracePath: path, traceText: text, variant: bad.variant, fixes: bad.fixes });
-      const b = recordReplay(store, trace, { tracePath: path, traceText: text, variant: good.variant, fixes: good.fixes });
+      const a = recordReplay(store, trace, {
+        tracePath: path,
+        traceText: text,
+        variant: bad.variant,
+        fixes: bad.fixes,
+      });
+      const b = recordReplay(store, trace, {
+        tracePath: path,
+        traceText: text,
+        variant: good.variant,
+        fixes: good.fixes,
+      });
       const out: string[] = [];
       const say = (...lines: string[]) => out.push(...lines);
       say(`ioptrace: ${path}`, `database ${db}: run ${a.run} = ${bad.variant}, run ${b.run} = ${good.variant}`, '');
-      for (const [name, r] of [[bad.variant, a], [good.variant, b]] as const) {
-        say(`${name.padEnd(8)} run ${r.run}: ${r.result.ops.length} ops, ${r.result.events} events, ${r.result.violations.length} violations, ${r.result.warns.length} WARNs, ${r.result.mismatches.length} unmet expectations, head ${r.head.slice(0, 16)}`);
+      for (const [name, r] of [
+        [bad.variant, a],
+        [good.variant, b],
+      ] as const) {
+        say(
+          `${name.padEnd(8)} run ${r.run}: ${r.result.ops.length} ops, ${r.result.events} events, ${r.result.violations.length} violations, ${r.result.warns.length} WARNs, ${r.result.mismatches.length} unmet expectations, head ${r.head.slice(0, 16)}`,
+        );
       }
       const first = a.result.violations[0] ?? a.result.warns[0];
       if (!first) {

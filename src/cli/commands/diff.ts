@@ -24,7 +24,11 @@ export const diffCommand: Command = {
       const source = new StoreSource(store, run);
       const diff = diffStates(stateAt(source, a), stateAt(source, b));
       const lines = renderDiff(diff);
-      return { exitCode: 0, json: { run, a, b, diff }, text: [`run ${run}: event ${a} -> event ${b}`, ...(lines.length ? lines : ['  no difference'])] };
+      return {
+        exitCode: 0,
+        json: { run, a, b, diff },
+        text: [`run ${run}: event ${a} -> event ${b}`, ...(lines.length ? lines : ['  no difference'])],
+      };
     } finally {
       await store.close();
     }

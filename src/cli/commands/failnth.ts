@@ -24,7 +24,10 @@ export const failnthCommand: Command = {
     const text = [
       `${positionals[0]} on ${variant}: ${r.steps.length - (r.truncated ? 0 : 1)} fault points failed in turn${r.truncated ? ` (stopped at --max ${maxN})` : ''}`,
       r.findings.length ? `${r.findings.length} findings:` : 'clean: no WARN, no violation at any N',
-      ...r.findings.map((f) => `  N=${f.n}: ${f.kind === 'warn' ? 'WARN' : `VIOLATION ${f.kind}`} in ${f.fn} (line ${f.line}): ${f.detail}`),
+      ...r.findings.map(
+        (f) =>
+          `  N=${f.n}: ${f.kind === 'warn' ? 'WARN' : `VIOLATION ${f.kind}`} in ${f.fn} (line ${f.line}): ${f.detail}`,
+      ),
     ];
     return {
       exitCode: r.findings.length ? 1 : 0,

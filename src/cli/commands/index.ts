@@ -33,6 +33,8 @@ export const COMMANDS: readonly Command[] = [
   variantsCommand,
   fuzzCommand,
   shrinkCommand,
-  bisectCommand, bisectFixCommand, observedCommand,
+  bisectCommand,
+  bisectFixCommand,
+  observedCommand,
   auditCommand,
 ];

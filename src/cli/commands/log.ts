@@ -15,12 +15,18 @@ export const logCommand: Command = {
   summary: 'print the events of a run (filter by seq range, type, op)',
   usage: 'ioptrace log RUN [--from SEQ] [--to SEQ] [--type TYPE[,TYPE]]... [--op N] [--json] [--db FILE]',
   help: [`Types: ${EVENT_TYPES.join(', ')}`],
-  options: { from: { type: 'string' }, to: { type: 'string' }, type: { type: 'string', multiple: true }, op: { type: 'string' } },
+  options: {
+    from: { type: 'string' },
+    to: { type: 'string' },
+    type: { type: 'string', multiple: true },
+    op: { type: 'string' },
+  },
   async run(positionals, values, env) {
     if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
     const run = intArg(positionals[0], 'RUN');
     const types = listArg(values['type']);
-    for (const t of types) if (!EVENT_TYPES.includes(t as Event['type'])) throw new UsageError(`unknown event type "${t}"`);
+    for (const t of types)
+      if (!EVENT_TYPES.includes(t as Event['type'])) throw new UsageError(`unknown event type "${t}"`);
     const store = await openStore(env.db, { readonly: true });
     try {
       requireRun(store, run);

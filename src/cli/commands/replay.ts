@@ -19,7 +19,11 @@ export interface VariantArgs {
 /** --variant / --fix / --without, resolved and checked. */
 export function variantFromArgs(values: Record<string, unknown>, defaultVariant = 'upstream'): VariantArgs {
   try {
-    const spec = resolveVariant(String(values['variant'] ?? defaultVariant), listArg(values['fix']), listArg(values['without']));
+    const spec = resolveVariant(
+      String(values['variant'] ?? defaultVariant),
+      listArg(values['fix']),
+      listArg(values['without']),
+    );
     return { variant: spec.variant, fixes: spec.fixes };
   } catch (err) {
     throw new UsageError((err as Error).message);
@@ -52,25 +56,50 @@ export function replaySummary(run: number | null, head: string | null, r: Replay
     events: r.events,
     digest: r.digest,
     head,
-    violations: r.violations.map((v) => ({ kind: v.kind, function: v.fn, seq: v.seq, op: v.op, line: v.line, detail: v.detail })),
-    warns: r.warns.map((v) => ({ kind: v.kind, function: v.fn, seq: v.seq, op: v.op, line: v.line, condition: v.detail })),
-    mismatches: r.mismatches.map((m) => ({ line: m.line, op: m.op, field: m.field, expected: m.expected, actual: m.actual })),
+    violations: r.violations.map((v) => ({
+      kind: v.kind,
+      function: v.fn,
+      seq: v.seq,
+      op: v.op,
+      line: v.line,
+      detail: v.detail,
+    })),
+    warns: r.warns.map((v) => ({
+      kind: v.kind,
+      function: v.fn,
+      seq: v.seq,
+      op: v.op,
+      line: v.line,
+      condition: v.detail,
+    })),
+    mismatches: r.mismatches.map((m) => ({
+      line: m.line,
+      op: m.op,
+      field: m.field,
+      expected: m.expected,
+      actual: m.actual,
+    })),
     results: r.ops.map((o) => ({ line: o.line, op: o.op, errno: o.errno, ...o.outputs })),
   };
 }
 
 export function findingLines(r: ReplayResult): string[] {
   return [
-    ...r.violations.map((v) => `  VIOLATION ${v.kind} in ${v.fn} (line ${v.line}, op ${v.op}, event ${v.seq}): ${v.detail}`),
+    ...r.violations.map(
+      (v) => `  VIOLATION ${v.kind} in ${v.fn} (line ${v.line}, op ${v.op}, event ${v.seq}): ${v.detail}`,
+    ),
     ...r.warns.map((v) => `  WARN in ${v.fn} (line ${v.line}, op ${v.op}, event ${v.seq}): ${v.detail}`),
-    ...r.mismatches.map((m) => `  MISMATCH line ${m.line}: ${m.field} expected ${String(m.expected)}, got ${String(m.actual)}`),
+    ...r.mismatches.map(
+      (m) => `  MISMATCH line ${m.line}: ${m.field} expected ${String(m.expected)}, got ${String(m.actual)}`,
+    ),
   ];
 }
 
 export const replayCommand: Command = {
   name: 'replay',
   summary: 'replay a trace on a variant and store every event',
-  usage: 'ioptrace replay TRACE [--variant v3|merged|upstream] [--fix FLAG]... [--without FLAG]... [--fail-nth N] [--json] [--db FILE]',
+  usage:
+    'ioptrace replay TRACE [--variant v3|merged|upstream] [--fix FLAG]... [--without FLAG]... [--fail-nth N] [--json] [--db FILE]',
   help: [
     'Exit 0 when the replay is clean, 1 when it found violations, WARNs or unmet expectations, 2 for a bad',
     'trace (nothing is stored). `ioptrace variants` lists the fix flags.',
@@ -97,7 +126,9 @@ export const replayCommand: Command = {
       const findings = result.violations.length + result.warns.length + result.mismatches.length;
       const text_ = [
         `run ${run}: ${path} on ${variant}${fixes.length && variant !== 'upstream' ? ` (+${fixes.length} fixes)` : ''}: ${result.ops.length} ops, ${result.events} events, digest ${result.digest}`,
-        findings ? `${result.violations.length} violations, ${result.warns.length} WARNs, ${result.mismatches.length} mismatches:` : 'clean: no violation, no WARN, every expectation met',
+        findings
+          ? `${result.violations.length} violations, ${result.warns.length} WARNs, ${result.mismatches.length} mismatches:`
+          : 'clean: no violation, no WARN, every expectation met',
         ...findingLines(result),
       ];
       return { exitCode: findings ? 1 : 0, json: replaySummary(run, head, result), text: text_ };

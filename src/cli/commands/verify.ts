@@ -8,7 +8,7 @@ import { requireRun } from './common.js';
 
 export const verifyCommand: Command = {
   name: 'verify',
-  summary: 'walk every hash chain (or one run\'s) and report the first broken link',
+  summary: "walk every hash chain (or one run's) and report the first broken link",
   usage: 'ioptrace verify [RUN] [--json] [--db FILE]',
   help: ['Exit 1 when a chain is broken or a run summary does not match its rows.'],
   options: {},
@@ -25,7 +25,9 @@ export const verifyCommand: Command = {
         const parts: string[] = [];
         if (r.firstBroken) {
           const b = r.firstBroken;
-          parts.push(`event seq ${b.seq}${b.id === null ? '' : ` (id ${b.id})`}: ${b.reason}, expected ${b.expected}, found ${b.actual}`);
+          parts.push(
+            `event seq ${b.seq}${b.id === null ? '' : ` (id ${b.id})`}: ${b.reason}, expected ${b.expected}, found ${b.actual}`,
+          );
         }
         if (r.firstBrokenOp) parts.push(`op ${r.firstBrokenOp.index}: ${r.firstBrokenOp.reason}`);
         for (const m of r.mismatches) parts.push(`${m.what}: expected ${m.expected}, found ${m.actual}`);

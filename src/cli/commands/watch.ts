@@ -9,7 +9,7 @@ import { requireRun } from './common.js';
 
 export const watchCommand: Command = {
   name: 'watch',
-  summary: 'the first event of a run at which EXPR holds, e.g. \'npinned != last_npinned\'',
+  summary: "the first event of a run at which EXPR holds, e.g. 'npinned != last_npinned'",
   usage: 'ioptrace watch RUN EXPR [--from SEQ] [--json] [--db FILE]',
   help: [
     'Fields: npinned, last_npinned, pages.N.npinned, pages.N.last_npinned, user.UID.locked_vm, mm.ID.locked_vm,',
@@ -31,7 +31,9 @@ export const watchCommand: Command = {
       return {
         exitCode: 0,
         json: { run, expr, seq: hit.seq, op: hit.op, line: op?.line ?? null },
-        text: [`run ${run}: ${expr} first holds after event ${hit.seq}${op ? ` (op ${op.index} ${op.op}, trace line ${op.line})` : ' (initial state)'}`],
+        text: [
+          `run ${run}: ${expr} first holds after event ${hit.seq}${op ? ` (op ${op.index} ${op.op}, trace line ${op.line})` : ' (initial state)'}`,
+        ],
       };
     } finally {
       await store.close();

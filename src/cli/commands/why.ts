@@ -28,12 +28,17 @@ export const whyCommand: Command = {
     try {
       requireRun(store, run);
       const entries = why(new StoreSource(store, run), target);
-      const what = 'pfn' in target ? `pfn 0x${target.pfn.toString(16)}` : `iopt_pages ${target.pages} index ${target.index}`;
+      const what =
+        'pfn' in target ? `pfn 0x${target.pfn.toString(16)}` : `iopt_pages ${target.pages} index ${target.index}`;
       const text = [
         `run ${run}, ${what}: ${entries.length} events`,
         ...entries.map((e) => `${String(e.seq).padStart(7)} op ${String(e.op).padStart(5)}  ${e.text}`),
       ];
-      return { exitCode: 0, json: { run, target, events: entries.map(({ seq, op, type, text: t }) => ({ seq, op, type, text: t })) }, text };
+      return {
+        exitCode: 0,
+        json: { run, target, events: entries.map(({ seq, op, type, text: t }) => ({ seq, op, type, text: t })) },
+        text,
+      };
     } finally {
       await store.close();
     }

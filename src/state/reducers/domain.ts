@@ -28,7 +28,8 @@ export function pgsizeRuns(iova: bigint, paddr: bigint, size: bigint, pgsizes: r
   while (off < size) {
     const at = iova + off;
     const pa = paddr + off;
-    const pg = sizes.find((p) => at % p === 0n && pa % p === 0n && size - off >= p) ?? sizes[sizes.length - 1] ?? size - off;
+    const pg =
+      sizes.find((p) => at % p === 0n && pa % p === 0n && size - off >= p) ?? sizes[sizes.length - 1] ?? size - off;
     const last = runs[runs.length - 1];
     if (last && last.pgsize === pg && last.iova + last.size === at) last.size += pg;
     else runs.push({ iova: at, paddr: pa, size: pg, pgsize: pg });
@@ -125,7 +126,15 @@ export function iommuMapped(s: State, e: EventOf<'IommuMapped'>): void {
     overwritten = removeRange(t, e.iova, e.iova + e.size);
     const base = { read: e.read, write: e.write, extent: e.extent };
     if (d.kind === 'mock') {
-      putMapping(t, { ...base, iova: e.iova, size: e.size, paddr: e.paddr, pgsize: d.pgsizes[0] ?? e.size, headFlag: true, tailFlag: true });
+      putMapping(t, {
+        ...base,
+        iova: e.iova,
+        size: e.size,
+        paddr: e.paddr,
+        pgsize: d.pgsizes[0] ?? e.size,
+        headFlag: true,
+        tailFlag: true,
+      });
       return;
     }
     for (const run of pgsizeRuns(e.iova, e.paddr, e.size, d.pgsizes)) {

@@ -213,7 +213,10 @@ export function accessCreated(s: State, e: EventOf<'AccessCreated'>): void {
 
 export function accessItemAdded(s: State, e: EventOf<'AccessItemAdded'>): void {
   const access = mustGet(s.accesses, e.access, 'access');
-  recordSet(s, 'access', e.access, access, 'items', { ...access.items, [e.item]: { id: e.item, iova: e.iova, length: e.length } });
+  recordSet(s, 'access', e.access, access, 'items', {
+    ...access.items,
+    [e.item]: { id: e.item, iova: e.iova, length: e.length },
+  });
   s.nextId = Math.max(s.nextId, e.item + 1);
 }
 
@@ -228,7 +231,14 @@ export function accessDestroyed(s: State, e: EventOf<'AccessDestroyed'>): void {
   const access = mustGet(s.accesses, e.access, 'access');
   if (access.ioas !== null) {
     const ioas = mustGet(s.ioases, access.ioas, 'ioas');
-    recordSet(s, 'ioas', access.ioas, ioas, 'accesses', ioas.accesses.filter((a) => a !== e.access));
+    recordSet(
+      s,
+      'ioas',
+      access.ioas,
+      ioas,
+      'accesses',
+      ioas.accesses.filter((a) => a !== e.access),
+    );
   }
   recordRemove(s, 'access', e.access, access);
   delete s.accesses[e.access];
@@ -236,7 +246,11 @@ export function accessDestroyed(s: State, e: EventOf<'AccessDestroyed'>): void {
 
 const COUNTER_FIELD = { 'mm.locked_vm': 'lockedVm', 'mm.pinned_vm': 'pinnedVm' } as const;
 
-function applyAccounting(s: State, e: EventOf<'AccountingCharged'> | EventOf<'AccountingUncharged'>, sign: 1 | -1): void {
+function applyAccounting(
+  s: State,
+  e: EventOf<'AccountingCharged'> | EventOf<'AccountingUncharged'>,
+  sign: 1 | -1,
+): void {
   if (e.counter === 'user.locked_vm') {
     const user = mustGet(s.users, e.owner, 'user');
     recordSet(s, 'user', e.owner, user, 'lockedVm', user.lockedVm + sign * e.delta);

@@ -11,7 +11,9 @@ import { FRAME_SPEC, VMA_SPEC, frameOrFree } from '../frames.js';
 import { mustGet } from './lookup.js';
 
 function updateFrames(s: State, pfn: number, count: number, fn: (f: Frame | undefined) => Frame | undefined): void {
-  recordStructure(s, 'state', 'memory', { frames: s.frames }, 'frames', (frames) => rangeUpdate(frames, pfn, count, fn, FRAME_SPEC));
+  recordStructure(s, 'state', 'memory', { frames: s.frames }, 'frames', (frames) =>
+    rangeUpdate(frames, pfn, count, fn, FRAME_SPEC),
+  );
 }
 
 function dropPageData(s: State, pfn: number, count: number): void {
@@ -25,7 +27,16 @@ export function processCreated(s: State, e: EventOf<'ProcessCreated'>): void {
   const proc = { pid: e.pid, mm: e.mm, uid: e.uid, memlock: e.memlock, capIpcLock: e.capIpcLock, exited: false };
   s.processes[e.pid] = proc;
   recordAdd(s, 'process', e.pid, proc);
-  const mm: Mm = { id: e.mm, pid: e.pid, users: 1, count: 1, pt: xaCreate(), vmas: rangeMapCreate(), lockedVm: 0, pinnedVm: 0 };
+  const mm: Mm = {
+    id: e.mm,
+    pid: e.pid,
+    users: 1,
+    count: 1,
+    pt: xaCreate(),
+    vmas: rangeMapCreate(),
+    lockedVm: 0,
+    pinnedVm: 0,
+  };
   s.mms[e.mm] = mm;
   recordAdd(s, 'mm', e.mm, mm);
   if (s.users[e.uid] === undefined) {
@@ -57,13 +68,17 @@ export const mmDropped = (s: State, e: EventOf<'MmDropped'>): void => mmCounter(
 export function framesAllocated(s: State, e: EventOf<'FramesAllocated'>): void {
   dropPageData(s, e.pfn, e.count);
   const frame: Frame = { pins: 0, maps: 0, huge: e.huge, dirty: false };
-  recordStructure(s, 'state', 'memory', { frames: s.frames }, 'frames', (frames) => rangeSet(frames, e.pfn, e.count, frame, FRAME_SPEC));
+  recordStructure(s, 'state', 'memory', { frames: s.frames }, 'frames', (frames) =>
+    rangeSet(frames, e.pfn, e.count, frame, FRAME_SPEC),
+  );
   s.nextPfn = Math.max(s.nextPfn, e.pfn + e.count);
 }
 
 export function vmaMapped(s: State, e: EventOf<'VmaMapped'>): void {
   const mm = mustGet(s.mms, e.mm, 'mm');
-  recordStructure(s, 'mm', e.mm, mm, 'vmas', (vmas) => rangeSet(vmas, e.vpn, e.npages, { writable: e.writable, huge: e.huge }, VMA_SPEC));
+  recordStructure(s, 'mm', e.mm, mm, 'vmas', (vmas) =>
+    rangeSet(vmas, e.vpn, e.npages, { writable: e.writable, huge: e.huge }, VMA_SPEC),
+  );
   let vpn = e.vpn;
   for (const [pfn, count] of e.runs) {
     recordStructure(s, 'mm', e.mm, mm, 'pt', (pt) => xaStore(pt, vpn, pfn, count));

@@ -16,9 +16,24 @@ describe('encodeJson / decodeJson', () => {
   });
 
   it('round-trips any JSON value made of strings, safe integers and bigints', () => {
-    const leaf = fc.oneof(fc.string(), fc.bigInt({ min: -(2n ** 64n), max: 2n ** 64n }), fc.integer(), fc.boolean(), fc.constant(null));
+    const leaf = fc.oneof(
+      fc.string(),
+      fc.bigInt({ min: -(2n ** 64n), max: 2n ** 64n }),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+    );
     const tree = fc.letrec((tie) => ({
-      node: fc.oneof({ depthSize: 'small' }, leaf, fc.array(tie('node'), { maxLength: 4 }), fc.dictionary(fc.string().filter((k) => k !== '__proto__'), tie('node'), { maxKeys: 4 })),
+      node: fc.oneof(
+        { depthSize: 'small' },
+        leaf,
+        fc.array(tie('node'), { maxLength: 4 }),
+        fc.dictionary(
+          fc.string().filter((k) => k !== '__proto__'),
+          tie('node'),
+          { maxKeys: 4 },
+        ),
+      ),
     })).node;
     fc.assert(
       fc.property(tree, (v) => {

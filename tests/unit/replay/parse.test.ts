@@ -236,7 +236,8 @@ describe('parseTraceText', () => {
   });
 
   it('normalises every form of expect to the object form, EDEADLOCK to EDEADLK', () => {
-    const expectOf = (value: string) => lastOp(`{"op":"vfio_unmap","ioas":"A","iova":0,"length":4096,"expect":${value}}`);
+    const expectOf = (value: string) =>
+      lastOp(`{"op":"vfio_unmap","ioas":"A","iova":0,"length":4096,"expect":${value}}`);
     expect(expectOf('"ok"')).toMatchObject({ expect: { errno: 'ok' } });
     expect(expectOf('"EDEADLOCK"')).toMatchObject({ expect: { errno: 'EDEADLK' } });
     expect(expectOf('{"unmapped":"0x1000","data":"FF"}')).toMatchObject({
@@ -270,7 +271,11 @@ describe('parseTraceText', () => {
 
   it('lets a process that has exited be named again', () => {
     const parsed = parseTraceText(
-      trace('{"op":"process","pid":1}', '{"op":"exit","pid":1}', '{"op":"check_refs","pid":1,"uptr":0,"length":4096,"refs":1}'),
+      trace(
+        '{"op":"process","pid":1}',
+        '{"op":"exit","pid":1}',
+        '{"op":"check_refs","pid":1,"uptr":0,"length":4096,"refs":1}',
+      ),
     );
     expect(parsed.entries[2]?.op).toEqual({ op: 'check_refs', pid: '1', uptr: 0n, length: 4096n, refs: 1 });
   });
@@ -352,7 +357,14 @@ describe('parseTraceText', () => {
     ]);
     expect(parsed.entries[10]).toEqual({
       line: 23,
-      op: { op: 'ioas_unmap', ioas: 'A', all: true, iova: 0n, length: U64_MAX, expect: { errno: 'ok', unmapped: 0x400000n } },
+      op: {
+        op: 'ioas_unmap',
+        ioas: 'A',
+        all: true,
+        iova: 0n,
+        length: U64_MAX,
+        expect: { errno: 'ok', unmapped: 0x400000n },
+      },
       observed: [{ observed: 'result', errno: 'ok', unmapped: 4194304n }],
     });
   });
@@ -376,7 +388,11 @@ describe('parseTraceText errors', () => {
 
   it('refuses a line with neither op, observed nor a header format, naming the field op', () => {
     expect(issuesOf('{"pid":1}')).toEqual([
-      { line: 1, field: 'op', message: 'required field is missing (a line is an op, an "observed" line or the header)' },
+      {
+        line: 1,
+        field: 'op',
+        message: 'required field is missing (a line is an op, an "observed" line or the header)',
+      },
     ]);
   });
 
@@ -443,7 +459,9 @@ describe('parseTraceText errors', () => {
   });
 
   it('accepts 2^64 - 1 written as a hex or decimal string', () => {
-    expect(lastOp('{"op":"vfio_unmap","ioas":"A","iova":"0xFFFFFFFFFFFFFFFF","length":"18446744073709551615"}')).toEqual({
+    expect(
+      lastOp('{"op":"vfio_unmap","ioas":"A","iova":"0xFFFFFFFFFFFFFFFF","length":"18446744073709551615"}'),
+    ).toEqual({
       op: 'vfio_unmap',
       ioas: 'A',
       iova: U64_MAX,
@@ -500,7 +518,13 @@ describe('parseTraceText errors', () => {
   });
 
   it('refuses odd-length and non-hex data', () => {
-    expect(issuesOf('{"op":"process","pid":1}', '{"op":"write","addr":0,"data":"abc"}', '{"op":"write","addr":0,"data":"0x00"}')).toEqual([
+    expect(
+      issuesOf(
+        '{"op":"process","pid":1}',
+        '{"op":"write","addr":0,"data":"abc"}',
+        '{"op":"write","addr":0,"data":"0x00"}',
+      ),
+    ).toEqual([
       { line: 2, field: 'data', message: 'odd number of hex digits (3): expected whole bytes' },
       { line: 3, field: 'data', message: 'expected hex digits, got "0x00"' },
     ]);
@@ -546,9 +570,7 @@ describe('parseTraceText errors', () => {
   });
 
   it('refuses an unknown errno and an expect of another type', () => {
-    expect(
-      issuesOf('{"op":"process","pid":1,"expect":"EWHAT"}', '{"op":"process","pid":2,"expect":22}'),
-    ).toEqual([
+    expect(issuesOf('{"op":"process","pid":1,"expect":"EWHAT"}', '{"op":"process","pid":2,"expect":22}')).toEqual([
       {
         line: 1,
         field: 'expect',
@@ -588,7 +610,10 @@ describe('parseTraceText errors', () => {
       expect: { errno: 'ENOENT' },
     });
     expect(
-      issuesOf('{"op":"domain_attach","domain":"d","ioas":"B","expect":"ENOENT"}', '{"op":"domain_detach","domain":"d"}'),
+      issuesOf(
+        '{"op":"domain_attach","domain":"d","ioas":"B","expect":"ENOENT"}',
+        '{"op":"domain_detach","domain":"d"}',
+      ),
     ).toEqual([{ line: 2, field: 'domain', message: 'unknown domain "d": no earlier domain_attach creates it' }]);
   });
 
@@ -785,7 +810,9 @@ describe('parseTraceFile', () => {
     writeFileSync(path, trace('{"op":"process","pid":1}', '{"op":"exit","pid":2}'));
     const error: unknown = await parseTraceFile(path).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(TraceError);
-    expect((error as TraceError).message).toBe(`${path}:2: field pid: unknown process "2": no earlier process creates it`);
+    expect((error as TraceError).message).toBe(
+      `${path}:2: field pid: unknown process "2": no earlier process creates it`,
+    );
   });
 
   it('rejects with the fs error when the file cannot be read', async () => {
