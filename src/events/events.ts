@@ -15,6 +15,11 @@
  * upcaster in upcast.ts; stored logs are never rewritten.
  */
 import { z } from 'zod';
+import { FAULT_SITES } from './trace.js';
+import type { FaultSite } from './trace.js';
+
+export { FAULT_SITES };
+export type { FaultSite };
 
 const id = z.number().int().nonnegative();
 const count = z.number().int().nonnegative();
@@ -27,22 +32,12 @@ export const TREE_KINDS = ['area', 'allowed', 'reserved', 'access', 'domains'] a
 export const COUNTERS = ['user.locked_vm', 'mm.locked_vm', 'mm.pinned_vm'] as const;
 export const HEAP_OWNERS = ['iommufd', 'caller', 'stack'] as const;
 export const HUGE_SIZES = ['4K', '2M', '1G'] as const;
-export const FAULT_SITES = [
-  'kmalloc',
-  'temp_kmalloc',
-  'gup',
-  'charge',
-  'pages_to_xarray',
-  'iommu_map',
-  'rw_page',
-] as const;
 export const ACCOUNT_MODES = ['none', 'user', 'mm'] as const;
 
 export type TreeKind = (typeof TREE_KINDS)[number];
 export type Counter = (typeof COUNTERS)[number];
 export type HeapOwner = (typeof HEAP_OWNERS)[number];
 export type HugeSize = (typeof HUGE_SIZES)[number];
-export type FaultSite = (typeof FAULT_SITES)[number];
 export type AccountMode = (typeof ACCOUNT_MODES)[number];
 
 /** Which interval tree: the IOVA trees belong to an IOAS, the index trees to an iopt_pages. */
