@@ -2,6 +2,12 @@
 // - any console output is a failure: the suite must be silent, and code under test must not print;
 // - every Emitter the test created is rebuilt from the events it applied, starting from the state it was
 //   created with: the rebuilt state must equal the live one, digest included (events are the only writers).
+// After every test the event loop gets a turn, so that a file of synchronous tests does not starve the
+// worker's RPC with the main process (tests/README.md). With IOPTRACE_TEST_BLOCKS=<file>, the longest time
+// each test kept the event loop from turning is appended to that file as a JSON line (a measurement, never
+// a check).
+import { appendFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { serialize, deserialize } from 'node:v8';
 import { afterEach, beforeEach, expect, vi } from 'vitest';
 import { Emitter } from '../src/state/emit.js';
@@ -10,6 +16,7 @@ import type { State } from '../src/state/state.js';
 import { reduce } from '../src/state/reduce.js';
 import { recomputeDigest } from '../src/state/records.js';
 import { tampering } from './support/tamper.js';
+import { yieldToEventLoop, yieldToTimers } from './support/yield.js';
 
 const methods = ['log', 'info', 'warn', 'error', 'debug'] as const;
 let spies: ReturnType<typeof vi.spyOn>[] = [];
@@ -26,7 +33,12 @@ const RECORD_LIMIT = 200_000;
 let tapped: Tapped[] = [];
 const byEmitter = new WeakMap<Emitter, Tapped>();
 
+const blockLog = process.env.IOPTRACE_TEST_BLOCKS;
+const loopDelay = blockLog === undefined ? null : monitorEventLoopDelay({ resolution: 10 });
+loopDelay?.enable();
+
 beforeEach(() => {
+  loopDelay?.reset();
   spies = methods.map((m) => vi.spyOn(console, m).mockImplementation(() => undefined));
   tapped = [];
   Emitter.tap = {
@@ -47,7 +59,8 @@ beforeEach(() => {
   };
 });
 
-afterEach(() => {
+afterEach(async () => {
+  await yieldToEventLoop();
   Emitter.tap = null;
   const calls = spies.flatMap((spy, i) =>
     spy.mock.calls.map((args) => `console.${methods[i]}: ${args.map(String).join(' ')}`),
@@ -58,6 +71,13 @@ afterEach(() => {
   tampering.allowed = false;
   for (const t of tamper ? [] : tapped) checkRebuild(t);
   tapped = [];
+  await yieldToEventLoop();
+  if (loopDelay !== null && blockLog !== undefined) {
+    await yieldToTimers(); // the delay monitor records a block when its timer next fires
+    const { testPath, currentTestName } = expect.getState();
+    const maxBlockMs = Math.round(loopDelay.max / 1e6);
+    appendFileSync(blockLog, JSON.stringify({ file: testPath, test: currentTestName, maxBlockMs }) + '\n');
+  }
 });
 
 const TOO_LONG = { type: 'too-long' } as unknown as Event;

@@ -28,12 +28,19 @@ export interface SweepResult {
 
 export function failNthSweep(
   trace: ParsedTrace,
-  options: { variant: string; fixes: readonly string[]; maxN?: number; onStep?: (step: SweepStep) => void },
+  options: {
+    variant: string;
+    fixes: readonly string[];
+    /** Resume a sweep cut into slices (firstN..maxN each), e.g. to give an event loop a turn in between. */
+    firstN?: number;
+    maxN?: number;
+    onStep?: (step: SweepStep) => void;
+  },
 ): SweepResult {
   const maxN = options.maxN ?? 100_000;
   const steps: SweepStep[] = [];
   const findings: (Finding & { n: number })[] = [];
-  for (let n = 1; n <= maxN; n++) {
+  for (let n = options.firstN ?? 1; n <= maxN; n++) {
     const r = replay(trace, { variant: options.variant, fixes: options.fixes, failNth: n });
     const stepFindings = [...r.warns, ...r.violations].sort((a, b) => a.seq - b.seq);
     const step: SweepStep = { n, fired: r.faultFired, findings: stepFindings, digest: r.digest };

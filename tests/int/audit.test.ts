@@ -11,6 +11,7 @@ import { reconcile, RULE_NAMES } from '../../src/audit/reconcile.js';
 import { auditRun } from '../../src/audit/report.js';
 import { UsageError } from '../../src/lib/errors.js';
 import { FIXTURES, recordTrace, tempStore, type TempStore } from '../fixtures/audit/record.js';
+import { yieldToEventLoop } from '../support/yield.js';
 
 let t: TempStore;
 beforeEach(async () => {
@@ -260,6 +261,7 @@ describe('reconcile on upstream', () => {
       const r = await reconcile(t.store, run);
       const left = (await finalBalances(t.store, run)).filter((b) => b.value !== 0);
       if (!r.ok || left.length > 0) unbalanced.push(path);
+      await yieldToEventLoop(); // awaiting the store alone never turns the event loop (tests/README.md)
     }
     expect(unbalanced).toEqual([]);
   });

@@ -10,6 +10,7 @@ import { failNthSweep } from '../../src/replay/failnth.js';
 import { resolveVariant } from '../../src/kernel/variants.js';
 import { MemorySink } from '../../src/state/emit.js';
 import { encodeJson } from '../../src/lib/codec.js';
+import { sweepYielding } from '../support/sweep.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const SELFTEST = join(ROOT, 'replays/selftest');
@@ -34,18 +35,27 @@ describe('selftest parity on upstream', () => {
   }
 });
 
-describe('fail-nth sweep of the fail_nth traces on upstream', () => {
-  for (const file of traces.filter((f) => f.startsWith('fail_nth.'))) {
-    it(`${file}: no WARN and no violation at any N, and the last replay fires nothing`, async () => {
-      const { fixes } = resolveVariant('upstream');
-      const r = failNthSweep(await parseTraceFile(join(SELFTEST, file)), { variant: 'upstream', fixes });
-      expect(r.truncated).toBe(false);
-      expect(r.steps.length).toBeGreaterThan(1);
-      expect(r.steps.slice(0, -1).every((s) => s.fired)).toBe(true);
-      expect(r.steps.at(-1)?.fired).toBe(false);
-      expect(r.findings.map((f) => `N=${f.n} ${f.kind} ${f.fn}`)).toEqual([]);
-    });
-  }
+// The full sweep of every fail_nth trace is in the long suite (tests/long/failnth-sweeps.test.ts).
+describe('fail-nth sweep in slices', () => {
+  it('one N at a time gives the same steps, findings and digests as one failNthSweep call', async () => {
+    const trace = await parseTraceFile(join(SELFTEST, 'fail_nth.basic.jsonl'));
+    const whole = failNthSweep(trace, { variant: 'upstream', fixes: resolveVariant('upstream').fixes });
+    const sliced = await sweepYielding(trace, 'upstream');
+    expect(whole.truncated).toBe(false);
+    expect(whole.steps.length).toBeGreaterThan(1);
+    expect(sliced).toEqual(whole);
+  });
+
+  it('stops at maxN with the sweep marked truncated', async () => {
+    const trace = await parseTraceFile(join(SELFTEST, 'fail_nth.basic.jsonl'));
+    const r = await sweepYielding(trace, 'upstream', 3);
+    expect(r.truncated).toBe(true);
+    expect(r.steps.map((s) => [s.n, s.fired])).toEqual([
+      [1, true],
+      [2, true],
+      [3, true],
+    ]);
+  });
 });
 
 describe('replays/bad-free.jsonl', () => {

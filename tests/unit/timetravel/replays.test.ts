@@ -11,6 +11,7 @@ import { verifyRebuild } from '../../../src/timetravel/rebuild.js';
 import { stateAt } from '../../../src/timetravel/state-at.js';
 import { Cursor } from '../../../src/timetravel/cursor.js';
 import { digestHex } from '../../../src/lib/digest.js';
+import { yieldToEventLoop, yielder } from '../../support/yield.js';
 
 const TRACES = [
   'replays/bad-free.jsonl',
@@ -46,24 +47,31 @@ function sample<T>(list: readonly T[], n: number): T[] {
 
 describe('time travel over the shipped traces', () => {
   for (const path of TRACES) {
-    it(`${path}: rebuild gives the live digest after every op; seeks and patch steps give the live states`, () => {
+    // Tens of seconds on a loaded machine: the event loop gets a turn between the steps (tests/README.md).
+    it(`${path}: rebuild gives the live digest after every op; seeks and patch steps give the live states`, async () => {
+      const pause = yielder();
       const { source, live } = recorded(path, 'v3');
+      await yieldToEventLoop();
       const report = verifyRebuild(source);
       expect(report.mismatch).toBeNull();
       expect(report.ops).toBe(live.ops.length);
       expect(report.state).toEqual(live.state);
+      await yieldToEventLoop();
 
       for (const op of sample(live.ops, 40)) {
         expect(digestHex(stateAt(source, op.lastSeq).digest), `op ${op.index}`).toBe(op.digest);
+        await pause();
       }
 
       const c = Cursor.open(source, -1);
-      while (c.forward() !== null);
+      while (c.forward() !== null) await pause();
       expect(c.state).toEqual(live.state);
-      while (c.back() !== null);
+      while (c.back() !== null) await pause();
       expect(c.state).toEqual(stateAt(source, 0));
+      await yieldToEventLoop();
 
       const upstream = recorded(path, 'upstream');
+      await yieldToEventLoop();
       expect(verifyRebuild(upstream.source).mismatch).toBeNull();
     });
   }
