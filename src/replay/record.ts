@@ -91,10 +91,11 @@ export function recordReplay(store: Store, trace: ParsedTrace, options: RecordOp
         options.onOp?.(record);
       },
     });
+    writer.finish('complete', { finalDigest: result.digest });
   } catch (err) {
-    throw failRun(writer, trace, opIndex, err);
+    // opIndex past the teardown: every op ran, and committing the last batch failed.
+    throw failRun(writer, trace, opIndex > trace.entries.length + 1 ? null : opIndex, err);
   }
-  writer.finish('complete', { finalDigest: result.digest });
   return { run: writer.run, head: writer.head, result };
 }
 
@@ -113,14 +114,17 @@ function causeText(err: unknown): string {
   return String(err);
 }
 
-/** Records the run as failed where it stopped and returns the error that names the cause. */
-function failRun(writer: RunWriter, trace: ParsedTrace, opIndex: number, err: unknown): StoreError {
-  const line = opLine(trace, opIndex);
+/** Records the run as failed where it stopped (op null: at its last commit) and returns the error naming the cause. */
+function failRun(writer: RunWriter, trace: ParsedTrace, opIndex: number | null, err: unknown): StoreError {
+  const line = opIndex === null ? null : opLine(trace, opIndex);
   // The writer's own errors already start with the run; say it once.
   const reason = causeText(err).replace(`run ${writer.run}: `, '');
-  const where = `run ${writer.run} failed at op ${opIndex} (trace line ${line})`;
+  const where = `run ${writer.run} failed ${opIndex === null ? 'at its last commit' : `at op ${opIndex} (trace line ${line})`}`;
   try {
-    writer.finish('failed', { error: reason, errorOp: opIndex, errorLine: line });
+    writer.finish('failed', {
+      error: reason,
+      ...(opIndex === null || line === null ? {} : { errorOp: opIndex, errorLine: line }),
+    });
   } catch (finishErr) {
     return new StoreError(
       'run-failed',
