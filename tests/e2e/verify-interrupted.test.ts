@@ -2,43 +2,19 @@
 // verify on stores nobody tampered with: a writer killed with SIGKILL at every point of a batch, and verify
 // running while a writer commits. Incomplete is not broken (exit 0); tampering is (exit 1, the row named).
 import Database from 'better-sqlite3';
-import { build } from 'esbuild';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifyCommand } from '../../src/cli/commands/verify.js';
 import { eventHash } from '../../src/store/chain.js';
 import { tempDir } from '../int/helpers/store-fixtures.js';
+import { useBundle } from './bundle.js';
 import { ROOT } from './cli.js';
 
-// The writer child and the CLI are bundled once (esbuild, packages left in node_modules) and run with plain
-// node: a vite-node start per kill point costs seconds on a loaded machine, this a fraction of one.
-const bundle = tempDir();
-const CHILD = join(bundle.dir, 'store-writer-child.mjs');
-const CLI = join(bundle.dir, 'bin.mjs');
+const bundle = useBundle({ 'store-writer-child': 'tests/int/helpers/store-writer-child.ts' });
+const CHILD = bundle.script('store-writer-child');
 // Long: every kill point starts a process.
 const SLOW = 240_000;
-
-beforeAll(async () => {
-  symlinkSync(join(ROOT, 'node_modules'), join(bundle.dir, 'node_modules'));
-  await build({
-    entryPoints: {
-      'store-writer-child': join(ROOT, 'tests/int/helpers/store-writer-child.ts'),
-      bin: join(ROOT, 'src/cli/bin.ts'),
-    },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outdir: bundle.dir,
-    outExtension: { '.js': '.mjs' },
-    packages: 'external',
-    logLevel: 'error',
-  });
-});
-
-afterAll(() => bundle.remove());
 
 let tmp: ReturnType<typeof tempDir>;
 let db: string;
@@ -79,22 +55,6 @@ function exited(child: ChildProcess): Promise<void> {
 async function verify(): Promise<{ exitCode: number; text: string[] }> {
   const out = await verifyCommand.run([], {}, { db, json: false, stderr: process.stderr });
   return { exitCode: out.exitCode, text: out.text };
-}
-
-/** The verify CLI as its own process, run while the test keeps reading the writer's output. */
-function verifyCli(): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, 'verify', '--db', db], {
-      cwd: ROOT,
-      env: { ...process.env, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('exit', (status) => resolve({ status, stdout, stderr }));
-  });
 }
 
 beforeEach(() => {
@@ -248,7 +208,7 @@ describe('verify while a writer commits', () => {
         /^run 1: incomplete, not broken: (\d+) events in (\d+) whole batches, (\d+) ops; no finish row \(still being written, or its writer was stopped\)$/;
       const events: number[] = [];
       for (let attempt = 0; attempt < 5; attempt++) {
-        const r = await verifyCli();
+        const r = await bundle.cli(['verify', '--db', db]);
         expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
         const match = pattern.exec(r.stdout.trim());
         expect(match, r.stdout).not.toBeNull();
