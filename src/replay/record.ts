@@ -2,8 +2,13 @@
 /**
  * Replay into the store: every event appended as it is emitted (the store batches transactions), one op row
  * per operation with the digest after it, and snapshots of the state spaced so that any event is at most
- * `snapshotEvery` events of replay away from one. If the replay throws (a bug), the run is finished as
- * 'failed' with what was committed, and the error is rethrown: the database stays consistent.
+ * `snapshotEvery` events of replay away from one.
+ *
+ * If the replay throws part way (the store cannot write: disk full; a value too large to encode; a bug),
+ * the run is finished as 'failed' with what was committed, the reason and the op and trace line where it
+ * stopped, and a StoreError 'run-failed' naming that cause is thrown (its `cause` is the original error).
+ * Should even marking the run failed be impossible (the disk still full), the error says so too, and the
+ * run stays 'running', which readers show as incomplete.
  */
 import type { Event } from '../events/events.js';
 import { encodeJson } from '../lib/codec.js';
@@ -11,6 +16,7 @@ import type { EventSink } from '../state/emit.js';
 import type { State } from '../state/state.js';
 import { digestHex } from '../lib/digest.js';
 import { SNAPSHOT_FORMAT, serializeState } from '../state/snapshot.js';
+import { StoreError } from '../store/index.js';
 import type { RunWriter, Store } from '../store/index.js';
 import { SnapshotSpacing } from '../timetravel/spacing.js';
 import type { SpacingOptions } from '../timetravel/spacing.js';
@@ -60,6 +66,8 @@ export function recordReplay(store: Store, trace: ParsedTrace, options: RecordOp
     header: trace.header,
   });
   const sink = new StoreSink(writer, new SnapshotSpacing(options.spacing));
+  // The op being replayed: the one after the last that ended (op 0 is the setup, the last the teardown).
+  let opIndex = 0;
   let result: ReplayResult;
   try {
     result = replay(trace, {
@@ -79,13 +87,56 @@ export function recordReplay(store: Store, trace: ParsedTrace, options: RecordOp
           lastSeq: record.lastSeq,
           digest: record.digest,
         });
+        opIndex = record.index + 1;
         options.onOp?.(record);
       },
     });
+    writer.finish('complete', { finalDigest: result.digest });
   } catch (err) {
-    writer.finish('failed', { error: (err as Error).message, finalDigest: '' });
-    throw err;
+    // opIndex past the teardown: every op ran, and committing the last batch failed.
+    throw failRun(writer, trace, opIndex > trace.entries.length + 1 ? null : opIndex, err);
   }
-  writer.finish('complete', { finalDigest: result.digest });
   return { run: writer.run, head: writer.head, result };
+}
+
+/** The trace line of op `index`: 0 for the setup, one past the last entry for the teardown. */
+function opLine(trace: ParsedTrace, index: number): number {
+  if (index === 0) return 0;
+  const entry = trace.entries[index - 1];
+  if (entry !== undefined) return entry.line;
+  const last = trace.entries[trace.entries.length - 1];
+  return last === undefined ? 1 : last.line + 1;
+}
+
+function causeText(err: unknown): string {
+  if (err instanceof StoreError) return err.message;
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}
+
+/** Records the run as failed where it stopped (op null: at its last commit) and returns the error naming the cause. */
+function failRun(writer: RunWriter, trace: ParsedTrace, opIndex: number | null, err: unknown): StoreError {
+  const line = opIndex === null ? null : opLine(trace, opIndex);
+  // The writer's own errors already start with the run; say it once.
+  const reason = causeText(err).replace(`run ${writer.run}: `, '');
+  const where = `run ${writer.run} failed ${opIndex === null ? 'at its last commit' : `at op ${opIndex} (trace line ${line})`}`;
+  try {
+    writer.finish('failed', {
+      error: reason,
+      ...(opIndex === null || line === null ? {} : { errorOp: opIndex, errorLine: line }),
+    });
+  } catch (finishErr) {
+    return new StoreError(
+      'run-failed',
+      `${where}: ${reason}; it could not be marked failed either (${causeText(finishErr)}), so it shows as incomplete`,
+      { run: writer.run, op: opIndex, line, marked: false },
+      { cause: err },
+    );
+  }
+  return new StoreError(
+    'run-failed',
+    `${where}: ${reason}; the run is marked failed with the events committed before`,
+    { run: writer.run, op: opIndex, line, marked: true },
+    { cause: err },
+  );
 }

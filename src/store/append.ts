@@ -16,8 +16,8 @@
 import { encodeJson } from '../lib/codec.js';
 import { DIGEST_HEX, HASH_HEX, eventHash, genesisHash, opHash } from './chain.js';
 import type { Connection, Transaction } from './connection.js';
-import { StoreError, messageOf } from './errors.js';
-import type { BeginRunOptions, EventRow, FinishSummary, OpRow, RunInfo, RunWriter } from './types.js';
+import { StoreError, describeCause } from './errors.js';
+import type { BeginRunOptions, EventRow, FinishSummary, OpRow, RunInfo, RunWriter, WriteStep } from './types.js';
 
 export const DEFAULT_BATCH_SIZE = 4096;
 
@@ -39,16 +39,27 @@ function insertSql(table: string, columns: readonly string[], rows: number): str
   return sql;
 }
 
-/** Inserts rows given as flat bound parameters, INSERT_CHUNK rows per statement. */
-function insertRows(conn: Connection, table: string, columns: readonly string[], params: unknown[]): void {
+/** Inserts rows given as flat bound parameters, INSERT_CHUNK rows per statement; `before` runs before each. */
+function insertRows(
+  conn: Connection,
+  table: string,
+  columns: readonly string[],
+  params: unknown[],
+  before: () => void,
+): void {
   const width = INSERT_CHUNK * columns.length;
   let at = 0;
   if (params.length >= width) {
     const chunk = conn.prepare(insertSql(table, columns, INSERT_CHUNK));
-    for (; at + width <= params.length; at += width) chunk.run(params.slice(at, at + width));
+    for (; at + width <= params.length; at += width) {
+      before();
+      chunk.run(params.slice(at, at + width));
+    }
   }
-  if (at < params.length)
+  if (at < params.length) {
+    before();
     conn.prepare(insertSql(table, columns, (params.length - at) / columns.length)).run(params.slice(at));
+  }
 }
 
 const EVENT_CHUNK_WIDTH = INSERT_CHUNK * EVENT_COLUMNS.length;
@@ -57,8 +68,10 @@ const INSERT_RUN = `INSERT INTO runs (trace_path, trace_sha256, trace_text, vari
   VALUES (?, ?, ?, ?, ?, ?, ?, 'running', (SELECT coalesce(max(id), 0) FROM events))`;
 const INSERT_SNAPSHOT = 'INSERT INTO snapshots (run, seq, op, digest, format, state) VALUES (?, ?, ?, ?, ?, ?)';
 const INSERT_BLOCK = 'INSERT INTO event_blocks (run, first_seq, last_seq, types) VALUES (?, ?, ?, ?)';
-const FINISH_RUN = `UPDATE runs SET status = ?, error = ?, event_count = ?, op_count = ?, head_hash = ?, ops_head_hash = ?,
-  final_digest = ? WHERE id = ? AND status = 'running'`;
+const FINISH_RUN = `UPDATE runs SET status = ?, error = ?, error_op = ?, error_line = ?, event_count = ?, op_count = ?,
+  head_hash = ?, ops_head_hash = ?, final_digest = ? WHERE id = ? AND status = 'running'`;
+
+const NO_HOOK = (): void => undefined;
 
 /** Inserts the run as 'running' in its own transaction and returns its writer. */
 export function beginRun(conn: Connection, info: RunInfo, options: BeginRunOptions = {}): RunWriter {
@@ -81,9 +94,15 @@ export function beginRun(conn: Connection, info: RunInfo, options: BeginRunOptio
       .run(info.tracePath, info.traceSha256, info.traceText, info.variant, flags, faultPlan, header);
     run = Number(result.lastInsertRowid);
   } catch (error) {
-    throw new StoreError('write-failed', `cannot record a new run: ${messageOf(error)}`, {}, { cause: error });
+    throw new StoreError('write-failed', `cannot record a new run: ${describeCause(error)}`, {}, { cause: error });
   }
-  return new SqliteRunWriter(conn, run, batchSize, genesisHash(info.traceSha256, info.variant, flags, faultPlan));
+  return new SqliteRunWriter(
+    conn,
+    run,
+    batchSize,
+    genesisHash(info.traceSha256, info.variant, flags, faultPlan),
+    options.onWriteStep ?? NO_HOOK,
+  );
 }
 
 /** Where the chains stand: kept twice, as appended (live) and as committed, to undo a failed batch. */
@@ -102,7 +121,9 @@ interface ChainState {
 interface FinishRow {
   status: 'complete' | 'failed';
   error: string | null;
-  finalDigest: string;
+  errorOp: number | null;
+  errorLine: number | null;
+  finalDigest: string | null;
 }
 
 class SqliteRunWriter implements RunWriter {
@@ -128,9 +149,19 @@ class SqliteRunWriter implements RunWriter {
   #state: 'open' | 'broken' | 'finished' = 'open';
   #failure: StoreError | undefined;
   readonly #commitTx: Transaction<(finish: FinishRow | null) => void>;
+  readonly #onWriteStep: (step: WriteStep, batch: number) => void;
+  /** Batch commits begun so far (for onWriteStep). */
+  #batches = 0;
 
-  constructor(conn: Connection, run: number, batchSize: number, genesis: string) {
+  constructor(
+    conn: Connection,
+    run: number,
+    batchSize: number,
+    genesis: string,
+    onWriteStep: (step: WriteStep, batch: number) => void,
+  ) {
     this.#conn = conn;
+    this.#onWriteStep = onWriteStep;
     this.run = run;
     this.batchSize = batchSize;
     this.#live = { seq: 0, head: genesis, opsHead: genesis, opsEnded: 0, lastOpLastSeq: 0, lastSnapshotSeq: -1 };
@@ -263,17 +294,25 @@ class SqliteRunWriter implements RunWriter {
   finish(status: 'complete' | 'failed', summary: FinishSummary): void {
     // After a failed commit the run may still be recorded as failed, never as complete.
     if (!(this.#state === 'broken' && status === 'failed')) this.#checkOpen();
-    if (!DIGEST_HEX.test(summary.finalDigest)) {
+    // A failed run may have stopped before any state digest existed; a complete one always has one.
+    const finalDigest = summary.finalDigest ?? null;
+    if (finalDigest === null ? status === 'complete' : !DIGEST_HEX.test(finalDigest)) {
       throw new StoreError(
         'bad-argument',
-        `run ${this.run}: final digest must be 16 hex digits, not '${summary.finalDigest}'`,
+        `run ${this.run}: final digest must be 16 hex digits, not '${finalDigest ?? ''}'`,
         {
           run: this.run,
-          finalDigest: summary.finalDigest,
+          finalDigest,
         },
       );
     }
-    this.#commit({ status, error: summary.error ?? null, finalDigest: summary.finalDigest });
+    this.#commit({
+      status,
+      error: summary.error ?? null,
+      errorOp: summary.errorOp ?? null,
+      errorLine: summary.errorLine ?? null,
+      finalDigest,
+    });
     this.#state = 'finished';
   }
 
@@ -303,7 +342,7 @@ class SqliteRunWriter implements RunWriter {
           ? error
           : new StoreError(
               'write-failed',
-              `run ${this.run}: batch of events ${this.#committed.seq + 1}..${this.#live.seq} not written: ${messageOf(error)}`,
+              `run ${this.run}: batch of events ${this.#committed.seq + 1}..${this.#live.seq} not written: ${describeCause(error)}`,
               { run: this.run, firstSeq: this.#committed.seq + 1, lastSeq: this.#live.seq },
               { cause: error },
             );
@@ -315,6 +354,7 @@ class SqliteRunWriter implements RunWriter {
     }
     this.#committed = { ...this.#live };
     this.#clearBuffers();
+    this.#onWriteStep('commit', this.#batches);
   }
 
   #clearBuffers(): void {
@@ -327,30 +367,47 @@ class SqliteRunWriter implements RunWriter {
     this.#snapshots = [];
   }
 
-  /** Runs inside the batch transaction: any throw rolls the whole batch back. */
+  /**
+   * Runs inside the batch transaction: any throw rolls the whole batch back. The events of a batch, its
+   * event_blocks row, its op rows, snapshots and the finish row commit together or not at all, so a reader
+   * (or a writer killed at any statement) never sees events without their block.
+   */
   #write(finish: FinishRow | null): void {
     const conn = this.#conn;
+    const batch = ++this.#batches;
+    const step = (name: WriteStep) => () => this.#onWriteStep(name, batch);
+    const beforeEvents = step('events');
     if (this.#chunks.length > 0) {
       const insertChunk = conn.prepare(insertSql('events', EVENT_COLUMNS, INSERT_CHUNK));
-      for (const chunk of this.#chunks) insertChunk.run(chunk);
+      for (const chunk of this.#chunks) {
+        beforeEvents();
+        insertChunk.run(chunk);
+      }
     }
-    insertRows(conn, 'events', EVENT_COLUMNS, this.#chunk.slice(0, this.#chunkAt));
+    insertRows(conn, 'events', EVENT_COLUMNS, this.#chunk.slice(0, this.#chunkAt), beforeEvents);
     if (this.#eventCount > 0) {
       const types = JSON.stringify([...this.#types].sort());
+      this.#onWriteStep('block', batch);
       conn.prepare(INSERT_BLOCK).run(this.run, this.#committed.seq + 1, this.#live.seq, types);
     }
-    insertRows(conn, 'ops', OP_COLUMNS, this.#ops);
+    insertRows(conn, 'ops', OP_COLUMNS, this.#ops, step('ops'));
     if (this.#snapshots.length > 0) {
       const insertSnapshot = conn.prepare(INSERT_SNAPSHOT);
-      for (const snapshot of this.#snapshots) insertSnapshot.run(snapshot);
+      for (const snapshot of this.#snapshots) {
+        this.#onWriteStep('snapshots', batch);
+        insertSnapshot.run(snapshot);
+      }
     }
     if (finish !== null) {
       const live = this.#live;
+      this.#onWriteStep('finish', batch);
       const changed = conn
         .prepare(FINISH_RUN)
         .run(
           finish.status,
           finish.error,
+          finish.errorOp,
+          finish.errorLine,
           live.seq,
           live.opsEnded,
           live.head,

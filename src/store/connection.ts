@@ -12,10 +12,13 @@ export type Transaction<F extends (...args: never[]) => unknown> = BetterSqlite3
 
 export class Connection {
   readonly raw: BetterSqlite3.Database;
+  /** The migrations the schema has: a store opened read-only may lack the optional ones. */
+  readonly migrations: ReadonlySet<string>;
   readonly #statements = new Map<string, Statement>();
 
-  constructor(raw: BetterSqlite3.Database) {
+  constructor(raw: BetterSqlite3.Database, migrations: ReadonlySet<string>) {
     this.raw = raw;
+    this.migrations = migrations;
   }
 
   /** The prepared statement for `sql`, compiled on first use. */

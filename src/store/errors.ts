@@ -4,7 +4,12 @@
  * that did not commit) and bugs of the caller that would corrupt the log (a gap in event seqs, an op that
  * does not cover the events appended since the previous one). `code` is stable for tests and the CLI;
  * `details` holds the values the message was made from.
+ *
+ * A path that holds no ioptrace store is the user's mistake, not a store failure: NotAStoreError is a
+ * UsageError (exit 2), and the file it names was not written to.
  */
+
+import { UsageError } from '../lib/errors.js';
 
 export type StoreErrorCode =
   | 'open-failed'
@@ -20,7 +25,8 @@ export type StoreErrorCode =
   | 'bad-row'
   | 'write-failed'
   | 'writer-closed'
-  | 'writer-broken';
+  | 'writer-broken'
+  | 'run-failed';
 
 export class StoreError extends Error {
   override readonly name = 'StoreError';
@@ -42,4 +48,30 @@ export class StoreError extends Error {
 /** The message of whatever was thrown, for wrapping a driver error into a StoreError. */
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+export type NotAStoreCode =
+  /** Nothing at the path (or an empty file) where a read needs an existing store. */
+  | 'no-store'
+  /** A file that is not SQLite, or an SQLite database of another program. */
+  | 'not-a-store';
+
+export class NotAStoreError extends UsageError {
+  readonly code: NotAStoreCode;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: NotAStoreCode, message: string, details: Record<string, unknown> = {}) {
+    super(message);
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** The message of a driver error with its SQLite code when it has one: "database or disk is full (SQLITE_FULL)". */
+export function describeCause(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = messageOf(error);
+  return typeof code === 'string' && code.startsWith('SQLITE_') && !message.includes(code)
+    ? `${message} (${code})`
+    : message;
 }

@@ -6,7 +6,7 @@
 
 export { openStore, type OpenStoreOptions } from './sqlite.js';
 export { DEFAULT_BATCH_SIZE } from './append.js';
-export { StoreError, type StoreErrorCode } from './errors.js';
+export { NotAStoreError, StoreError, type NotAStoreCode, type StoreErrorCode } from './errors.js';
 export type { Database, RunStatus } from './schema.js';
 export type {
   BeginRunOptions,
@@ -27,4 +27,5 @@ export type {
   StoredEvent,
   StoredOp,
   VerifyReport,
+  WriteStep,
 } from './types.js';

@@ -22,9 +22,17 @@ const EVENT_CHUNK = 1024;
 const NO_LIMIT = Number.MAX_SAFE_INTEGER;
 
 const RUN_COLUMNS = `id, trace_path, trace_sha256, variant, flags, fault_plan, header, status, error, head_hash, ops_head_hash,
-  final_digest, created_seq,
+  final_digest, created_seq, ERROR_PLACE,
   CASE WHEN status = 'running' THEN (SELECT coalesce(max(seq), 0) FROM events e WHERE e.run = runs.id) ELSE event_count END AS event_count,
   CASE WHEN status = 'running' THEN (SELECT coalesce(max(idx) + 1, 0) FROM ops o WHERE o.run = runs.id) ELSE op_count END AS op_count`;
+
+/** The run columns of this schema: a store read without migration 0002 has no error_op, error_line. */
+function runColumns(conn: Connection): string {
+  return RUN_COLUMNS.replace(
+    'ERROR_PLACE',
+    conn.migrations.has('0002_run_failure') ? 'error_op, error_line' : 'NULL AS error_op, NULL AS error_line',
+  );
+}
 
 const jsonText = z.string().transform((text, ctx) => {
   try {
@@ -46,6 +54,8 @@ const runRowSchema = z
     header: jsonText,
     status: z.enum(['running', 'complete', 'failed']),
     error: z.string().nullable(),
+    error_op: z.number().int().nullable(),
+    error_line: z.number().int().nullable(),
     event_count: z.number().int(),
     op_count: z.number().int(),
     head_hash: z.string().nullable(),
@@ -64,6 +74,8 @@ const runRowSchema = z
     status: r.status,
     incomplete: r.status === 'running',
     error: r.error,
+    errorOp: r.error_op,
+    errorLine: r.error_line,
     eventCount: r.event_count,
     opCount: r.op_count,
     headHash: r.head_hash,
@@ -118,13 +130,13 @@ function parseRow<T>(schema: z.ZodType<T>, row: unknown, what: string): T {
 
 export function readRuns(conn: Connection): RunRow[] {
   return conn
-    .prepare<[]>(`SELECT ${RUN_COLUMNS} FROM runs ORDER BY id`)
+    .prepare<[]>(`SELECT ${runColumns(conn)} FROM runs ORDER BY id`)
     .all()
     .map((row) => parseRow(runRowSchema, row, 'runs row'));
 }
 
 export function readRun(conn: Connection, id: number): RunRow | undefined {
-  const row = conn.prepare<[number]>(`SELECT ${RUN_COLUMNS} FROM runs WHERE id = ?`).get(id);
+  const row = conn.prepare<[number]>(`SELECT ${runColumns(conn)} FROM runs WHERE id = ?`).get(id);
   return row === undefined ? undefined : parseRow(runRowSchema, row, `runs row ${id}`);
 }
 

@@ -26,7 +26,11 @@ export interface RunsTable {
   /** JSON: the trace header. */
   header: string;
   status: Generated<RunStatus>;
+  /** Why a 'failed' run failed; null otherwise. */
   error: string | null;
+  /** For a 'failed' run: the op being replayed when it failed and its trace line (migration 0002). */
+  error_op: number | null;
+  error_line: number | null;
   /** Written by finish; 0 while 'running' (count the events instead). */
   event_count: Generated<number>;
   op_count: Generated<number>;

@@ -29,7 +29,8 @@ import {
 import { migrations } from '../../migrations/index.js';
 import { beginRun } from './append.js';
 import { Connection } from './connection.js';
-import { StoreError, messageOf } from './errors.js';
+import { NotAStoreError, StoreError, describeCause, messageOf } from './errors.js';
+import { inspectFile, openReadOnly, storeContents } from './file.js';
 import {
   readEventCount,
   readEvents,
@@ -92,16 +93,53 @@ class StoreDialect extends SqliteDialect {
   }
 }
 
-/** Opens (creating and migrating unless readonly) the store in the SQLite file at `path`. */
+/**
+ * Migrations that only add what readers do without: a read-only open of a store that lacks them still works
+ * (an archived ledger cannot be migrated), and read.ts fills the missing columns with null.
+ */
+const READ_OPTIONAL = new Set(['0002_run_failure']);
+
+/**
+ * Opens (creating and migrating unless readonly) the store in the SQLite file at `path`. Refuses, without
+ * writing to it, a path that holds anything but an ioptrace store or an empty database (NotAStoreError);
+ * read-only, a path that holds no store at all.
+ */
 export async function openStore(path: string, options: OpenStoreOptions = {}): Promise<Store> {
   const readonly = options.readonly ?? false;
+  const timeout = options.busyTimeoutMs ?? 5000;
+  const kind = inspectFile(path);
+  if (readonly && kind !== 'sqlite') {
+    throw new NotAStoreError('no-store', `no ioptrace store at ${path}${kind === 'empty' ? ' (an empty file)' : ''}`, {
+      path,
+    });
+  }
   let raw: Database.Database;
   try {
-    raw = new Database(path, { readonly, fileMustExist: readonly, timeout: options.busyTimeoutMs ?? 5000 });
+    if (kind === 'sqlite') {
+      const probe = openReadOnly(path, timeout);
+      try {
+        const contents = storeContents(probe, path);
+        if (readonly && contents === 'empty') {
+          throw new NotAStoreError('no-store', `no ioptrace store at ${path} (an empty SQLite database)`, { path });
+        }
+      } catch (error) {
+        probe.close();
+        throw error;
+      }
+      if (readonly) raw = probe;
+      else {
+        probe.close();
+        raw = new Database(path, { fileMustExist: true, timeout });
+      }
+    } else {
+      raw = new Database(path, { timeout });
+    }
   } catch (error) {
-    throw new StoreError('open-failed', `cannot open ${path}: ${messageOf(error)}`, { path }, { cause: error });
+    if (error instanceof StoreError || error instanceof NotAStoreError) throw error;
+    throw new StoreError('open-failed', `cannot open ${path}: ${describeCause(error)}`, { path }, { cause: error });
   }
   const db = new Kysely<Schema>({ dialect: new StoreDialect({ database: raw }) });
+  let executed: string[];
   try {
     if (!readonly) {
       // Takes effect only on a new file (before WAL and the first table). Larger pages mean fewer page
@@ -112,14 +150,14 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
       raw.pragma('synchronous = NORMAL');
     }
     raw.pragma('foreign_keys = ON');
-    await migrate(db, path, readonly);
+    executed = await migrate(db, path, readonly);
   } catch (error) {
     await db.destroy();
     if (raw.open) raw.close();
     if (error instanceof StoreError) throw error;
-    throw new StoreError('open-failed', `cannot open ${path}: ${messageOf(error)}`, { path }, { cause: error });
+    throw new StoreError('open-failed', `cannot open ${path}: ${describeCause(error)}`, { path }, { cause: error });
   }
-  return new SqliteStore(path, readonly, new Connection(raw), db);
+  return new SqliteStore(path, readonly, new Connection(raw, new Set(executed)), db);
 }
 
 async function executedMigrations(db: Kysely<Schema>): Promise<string[]> {
@@ -129,7 +167,8 @@ async function executedMigrations(db: Kysely<Schema>): Promise<string[]> {
   return rows.rows.map((row) => row.name);
 }
 
-async function migrate(db: Kysely<Schema>, path: string, readonly: boolean): Promise<void> {
+/** Runs the pending migrations (unless readonly); returns the names of those the schema now has. */
+async function migrate(db: Kysely<Schema>, path: string, readonly: boolean): Promise<string[]> {
   const known = Object.keys(migrations).sort();
   const executed = await executedMigrations(db);
   const unknown = executed.filter((name) => !known.includes(name));
@@ -141,8 +180,9 @@ async function migrate(db: Kysely<Schema>, path: string, readonly: boolean): Pro
     );
   }
   const pending = known.filter((name) => !executed.includes(name));
-  if (pending.length === 0) return;
+  if (pending.length === 0) return executed;
   if (readonly) {
+    if (pending.every((name) => READ_OPTIONAL.has(name))) return executed;
     throw new StoreError(
       'schema-outdated',
       `${path} needs migrations ${pending.join(', ')}; open it once for writing`,
@@ -163,6 +203,7 @@ async function migrate(db: Kysely<Schema>, path: string, readonly: boolean): Pro
       { cause: error },
     );
   }
+  return known;
 }
 
 class SqliteStore implements Store {

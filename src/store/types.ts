@@ -57,12 +57,28 @@ export interface RunInfo {
 export interface BeginRunOptions {
   /** Events per committed transaction; 4096 unless given. */
   batchSize?: number;
+  /**
+   * Test-only: called before each statement of a batch commit and once after the commit, so a test can
+   * stop or kill the writer at any point of a batch. `batch` counts this writer's commits from 1.
+   */
+  onWriteStep?: (step: WriteStep, batch: number) => void;
 }
 
+/**
+ * The points of a batch commit, in order: `begin` right after BEGIN IMMEDIATE (the write lock is held),
+ * then before each statement: `events` (once per multi-row INSERT), `block` (the batch's event_blocks row),
+ * `ops`, `snapshots`, `finish` (the runs row, in the last batch only), and `commit` once COMMIT returned.
+ */
+export type WriteStep = 'begin' | 'events' | 'block' | 'ops' | 'snapshots' | 'finish' | 'commit';
+
 export interface FinishSummary {
+  /** Why the run failed (finish 'failed'). */
   error?: string;
-  /** State digest after the last op: 16 hex digits. */
-  finalDigest: string;
+  /** For a failed run: the op being replayed when it failed, and its trace line. */
+  errorOp?: number;
+  errorLine?: number;
+  /** State digest after the last op: 16 hex digits; required for a complete run, optional for a failed one. */
+  finalDigest?: string;
 }
 
 /**
@@ -102,7 +118,10 @@ export interface RunRow {
   status: RunStatus;
   /** status 'running': no writer finished it, so it is still being written or was interrupted. */
   incomplete: boolean;
+  /** Why a 'failed' run failed, and where: the op being replayed and its trace line (null when unknown). */
   error: string | null;
+  errorOp: number | null;
+  errorLine: number | null;
   /** Finished runs: as recorded by finish; running runs: as committed so far. */
   eventCount: number;
   opCount: number;
@@ -182,6 +201,8 @@ export interface RunVerification {
   incomplete: boolean;
   /** Events whose hash was checked (up to the first broken one). */
   events: number;
+  /** Committed batches (event_blocks rows) of the run. */
+  batches: number;
   ops: number;
   ok: boolean;
   firstBroken?: BrokenEvent;

@@ -11,6 +11,13 @@
  *
  * Streaming: events and ops are read in keyset chunks, so memory does not grow with the run; the zone map
  * (one row per batch) is read whole.
+ *
+ * Incomplete is not broken: a run without its finish row (still being written, or its writer was killed)
+ * holds whole batches, because a batch's events, block, op rows and snapshots commit in one transaction.
+ * Its rows are checked like any others, and its tail must end where its last block ends. All reads of one
+ * verify happen in one read transaction, so a writer committing meanwhile is not seen half-way (events
+ * read after the blocks were) and raises no false alarm. Only the head hash a finished run records seals
+ * its end: whole batches cut off the tail of a run that never finished cannot be told from an interruption.
  */
 
 import { DIGEST_HEX, eventHash, genesisHash, opHash, sha256Hex } from './chain.js';
@@ -59,7 +66,18 @@ interface RawOp {
 const RUN_SQL = `SELECT id, trace_sha256, trace_text, variant, flags, fault_plan, status, event_count, op_count, head_hash,
   ops_head_hash FROM runs`;
 
+/**
+ * Test-only: called after a run's event blocks are read and before its events are, so a test can commit
+ * more rows in between and check that verify reads one snapshot.
+ */
+export const verifyTestHooks: { afterBlocks?: (run: number) => void } = {};
+
 export function verifyRuns(conn: Connection, run?: number): VerifyReport {
+  // Deferred: the read snapshot is taken at the first SELECT and held until the end.
+  return conn.raw.transaction(() => verifySnapshot(conn, run))();
+}
+
+function verifySnapshot(conn: Connection, run: number | undefined): VerifyReport {
   const ids = run === undefined ? conn.prepare<[], number>('SELECT id FROM runs ORDER BY id').pluck().all() : [run];
   const runs: RunVerification[] = [];
   // One run row at a time: each holds its whole trace text.
@@ -84,7 +102,9 @@ function verifyRun(conn: Connection, record: RunRecord): RunVerification {
   }
   const genesis = genesisHash(record.trace_sha256, record.variant, record.flags, record.fault_plan);
 
-  const events = walkEvents(conn, record.id, genesis, mismatches);
+  const blocks = readBlocks(conn, record.id, mismatches);
+  verifyTestHooks.afterBlocks?.(record.id);
+  const events = walkEvents(conn, record.id, genesis, blocks, mismatches);
   if (finished && events.broken === undefined) {
     if (events.count !== record.event_count) {
       mismatches.push({ what: 'event-count', expected: String(record.event_count), actual: String(events.count) });
@@ -109,6 +129,7 @@ function verifyRun(conn: Connection, record: RunRecord): RunVerification {
     status: record.status,
     incomplete: !finished,
     events: events.count,
+    batches: blocks.length,
     ops: ops.count,
     ok: events.broken === undefined && ops.broken === undefined && mismatches.length === 0,
     mismatches,
@@ -157,9 +178,9 @@ function walkEvents(
   conn: Connection,
   run: number,
   genesis: string,
+  blocks: Block[],
   mismatches: RunMismatch[],
 ): { count: number; head: string; broken?: BrokenEvent } {
-  const blocks = readBlocks(conn, run, mismatches);
   let blockIndex = 0;
   let blocksOk = mismatches.every((m) => m.what !== 'event-blocks');
   const statement = conn.prepare<[number, number], RawEvent>(

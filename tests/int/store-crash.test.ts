@@ -81,7 +81,18 @@ describe('a writer killed midway', () => {
       const report = store.verify();
       expect(report).toEqual({
         ok: true,
-        runs: [{ run: 1, status: 'running', incomplete: true, events, ops: run?.opCount, ok: true, mismatches: [] }],
+        runs: [
+          {
+            run: 1,
+            status: 'running',
+            incomplete: true,
+            events,
+            batches: events / batch,
+            ops: run?.opCount,
+            ok: true,
+            mismatches: [],
+          },
+        ],
       });
       // The database still takes new runs.
       const writer = store.beginRun(runInfo());
@@ -100,7 +111,10 @@ describe('openStore from several processes', () => {
     expect(codes).toEqual([0, 0, 0]);
     const raw = new Database(path, { readonly: true });
     try {
-      expect(raw.prepare('SELECT name FROM kysely_migration').pluck().all()).toEqual(['0001_initial']);
+      expect(raw.prepare('SELECT name FROM kysely_migration').pluck().all()).toEqual([
+        '0001_initial',
+        '0002_run_failure',
+      ]);
     } finally {
       raw.close();
     }

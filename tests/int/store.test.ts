@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { eventHash, genesisHash } from '../../src/store/chain.js';
-import { StoreError, openStore, type Store, type StoredEvent } from '../../src/store/index.js';
+import { NotAStoreError, StoreError, openStore, type Store, type StoredEvent } from '../../src/store/index.js';
 import { appendOps, eventRow, opRow, runInfo, tempDir } from './helpers/store-fixtures.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -129,6 +130,8 @@ describe('RunWriter and reads', () => {
         status: 'complete',
         incomplete: false,
         error: null,
+        errorOp: null,
+        errorLine: null,
         eventCount: 100,
         opCount: 10,
         headHash: head,
@@ -246,7 +249,9 @@ describe('verify', () => {
     const { store, run } = await storeWithRun(10_000);
     expect(store.verify()).toEqual({
       ok: true,
-      runs: [{ run, status: 'complete', incomplete: false, events: 10_000, ops: 1000, ok: true, mismatches: [] }],
+      runs: [
+        { run, status: 'complete', incomplete: false, events: 10_000, batches: 3, ops: 1000, ok: true, mismatches: [] },
+      ],
     });
   });
 
@@ -324,7 +329,7 @@ describe('failed batches', () => {
     const failure = thrown(() => appendOps(writer, 3000));
     expect((failure as StoreError).code).toBe('write-failed');
     expect((failure as StoreError).message).toBe(
-      `run ${writer.run}: batch of events 2001..3000 not written: disk on fire`,
+      `run ${writer.run}: batch of events 2001..3000 not written: disk on fire (SQLITE_CONSTRAINT_TRIGGER)`,
     );
     expect(store.eventCount(writer.run)).toBe(2000);
     expect(store.run(writer.run)?.status).toBe('running');
@@ -353,7 +358,10 @@ describe('openStore', () => {
     const store = await openTracked();
     const migrated = new Database(path, { readonly: true });
     try {
-      expect(migrated.prepare('SELECT name FROM kysely_migration').pluck().all()).toEqual(['0001_initial']);
+      expect(migrated.prepare('SELECT name FROM kysely_migration').pluck().all()).toEqual([
+        '0001_initial',
+        '0002_run_failure',
+      ]);
       expect(migrated.pragma('journal_mode', { simple: true })).toBe('wal');
     } finally {
       migrated.close();
@@ -384,10 +392,11 @@ describe('openStore', () => {
     expect((thrown(() => store.beginRun(runInfo())) as StoreError).code).toBe('readonly');
   });
 
-  it('refuses to open a missing file read-only', async () => {
-    const refused = await openStore(join(tmp.dir, 'missing.sqlite'), { readonly: true }).catch(
-      (error: unknown) => error,
-    );
-    expect((refused as StoreError).code).toBe('open-failed');
+  it('refuses to open a missing file read-only, and creates nothing', async () => {
+    const missing = join(tmp.dir, 'missing.sqlite');
+    const refused = await openStore(missing, { readonly: true }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(NotAStoreError);
+    expect(refused).toMatchObject({ code: 'no-store', message: `no ioptrace store at ${missing}` });
+    expect(existsSync(missing)).toBe(false);
   });
 });

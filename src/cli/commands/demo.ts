@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
  * `ioptrace demo` (what `npm start` runs): the main job. Replays the review's BAD_FREE trace on v3 and on
- * merged into a fresh database and prints the time-travel report: the violation, the op and trace line that
- * caused it, the state just before and just after that op, and the same op on the fixed variant.
+ * merged and prints the time-travel report: the violation, the op and trace line that caused it, the state
+ * just before and just after that op, and the same op on the fixed variant.
+ *
+ * The two runs are appended to the store: the demo never deletes or overwrites anything, and openStore
+ * refuses (exit 2, file untouched) a path that holds anything but an ioptrace store.
  */
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openStore } from '../../store/index.js';
 import type { Store } from '../../store/index.js';
@@ -32,7 +34,10 @@ export const demoCommand: Command = {
   name: 'demo',
   summary: 'the main job: replay the BAD_FREE trace on v3 and merged and print the time-travel report',
   usage: 'ioptrace demo [TRACE] [--bad v3] [--good merged] [--json] [--db FILE]',
-  help: [`The database is recreated: ${DEMO_DB} unless --db names another.`],
+  help: [
+    `The two runs are added to ${DEMO_DB}, or to the store that --db or IOPTRACE_DB names; nothing in it is`,
+    'removed. A file that is not an ioptrace store is refused and left untouched.',
+  ],
   options: { bad: { type: 'string' }, good: { type: 'string' } },
   async run(positionals, values, env) {
     if (positionals.length > 1) throw new UsageError(`usage: ${this.usage}`);
@@ -43,7 +48,6 @@ export const demoCommand: Command = {
     const bad = resolveVariant(badName);
     const good = resolveVariant(goodName);
     const { text, trace } = await loadTrace(path);
-    for (const suffix of ['', '-wal', '-shm']) await rm(`${db}${suffix}`, { force: true });
     const store = await openStore(db);
     try {
       const a = recordReplay(store, trace, {

@@ -102,7 +102,9 @@ export const replayCommand: Command = {
     'ioptrace replay TRACE [--variant v3|merged|upstream] [--fix FLAG]... [--without FLAG]... [--fail-nth N] [--json] [--db FILE]',
   help: [
     'Exit 0 when the replay is clean, 1 when it found violations, WARNs or unmet expectations, 2 for a bad',
-    'trace (nothing is stored). `ioptrace variants` lists the fix flags.',
+    'trace (nothing is stored), 3 when the replay failed part way (the store could not write, a value too',
+    'large): the run is then marked failed with the reason, which `ioptrace runs` shows.',
+    '`ioptrace variants` lists the fix flags.',
   ],
   options: { ...VARIANT_OPTIONS, 'fail-nth': { type: 'string' } },
   async run(positionals, values, env): Promise<CommandOutput> {
@@ -114,15 +116,21 @@ export const replayCommand: Command = {
     const store = await openStore(env.db);
     try {
       const progress = new Progress(trace.entries.length, `replay ${path}`, env.stderr);
-      const { run, head, result } = recordReplay(store, trace, {
-        tracePath: path,
-        traceText: text,
-        variant,
-        fixes,
-        failNth,
-        onOp: (op) => progress.update(op.index),
-      });
-      progress.finish();
+      let recorded: ReturnType<typeof recordReplay>;
+      try {
+        // A replay that fails part way throws a StoreError naming the cause (exit 3); the run is marked failed.
+        recorded = recordReplay(store, trace, {
+          tracePath: path,
+          traceText: text,
+          variant,
+          fixes,
+          failNth,
+          onOp: (op) => progress.update(op.index),
+        });
+      } finally {
+        progress.finish();
+      }
+      const { run, head, result } = recorded;
       const findings = result.violations.length + result.warns.length + result.mismatches.length;
       const text_ = [
         `run ${run}: ${path} on ${variant}${fixes.length && variant !== 'upstream' ? ` (+${fixes.length} fixes)` : ''}: ${result.ops.length} ops, ${result.events} events, digest ${result.digest}`,

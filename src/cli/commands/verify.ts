@@ -10,7 +10,13 @@ export const verifyCommand: Command = {
   name: 'verify',
   summary: "walk every hash chain (or one run's) and report the first broken link",
   usage: 'ioptrace verify [RUN] [--json] [--db FILE]',
-  help: ['Exit 1 when a chain is broken or a run summary does not match its rows.'],
+  help: [
+    'Each run is ok (its chains and recorded summary match its rows), incomplete (no finish row: still',
+    'being written, or its writer was stopped; the batches it committed are whole and their chains intact)',
+    'or BROKEN (a row was edited, deleted or inserted: the first one that does not fit is named).',
+    'Exit 0 when no run is broken (incomplete is not broken), 1 when one is. Verify reads one snapshot, so',
+    'it may run while a replay writes.',
+  ],
   options: {},
   async run(positionals, _values, env) {
     if (positionals.length > 1) throw new UsageError(`usage: ${this.usage}`);
@@ -20,7 +26,10 @@ export const verifyCommand: Command = {
       if (run !== undefined) requireRun(store, run);
       const report = store.verify(run);
       const text = report.runs.map((r) => {
-        const state = r.incomplete ? ' (incomplete)' : '';
+        const state = r.incomplete ? ' (incomplete)' : r.status === 'failed' ? ' (failed)' : '';
+        if (r.ok && r.incomplete) {
+          return `run ${r.run}: incomplete, not broken: ${r.events} events in ${r.batches} whole ${r.batches === 1 ? 'batch' : 'batches'}, ${r.ops} ops; no finish row (still being written, or its writer was stopped)`;
+        }
         if (r.ok) return `run ${r.run}${state}: ok, ${r.events} events, ${r.ops} ops`;
         const parts: string[] = [];
         if (r.firstBroken) {
