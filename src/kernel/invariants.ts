@@ -37,11 +37,11 @@
 import type { ViolationKind } from '../events/events.js';
 import type { FindingObjects, Sim } from '../machine/sim.js';
 import type { Area, Pages, State } from '../state/state.js';
-import { btreeFloorValue, btreeForEachFrom } from './btree.js';
+import { btreeFloorValue, btreeForEachFrom } from '../structures/btree.js';
 import { ioptAreaContigDone, ioptAreaContigInit, ioptAreaContigNext } from './io-pagetable.js';
-import type { IntervalTree } from './interval-tree.js';
-import { itreeCheck, itreeEntries, itreeFind } from './interval-tree.js';
-import { xaCheck, xaForEachRun } from './xarray.js';
+import type { IntervalTree } from '../structures/interval-tree.js';
+import { itreeCheck, itreeEntries, itreeFind } from '../structures/interval-tree.js';
+import { xaCheck, xaForEachRun } from '../structures/xarray.js';
 
 export interface InvariantFinding {
   /** Identity of the breach (what it is about), for reporting it once while it persists. */

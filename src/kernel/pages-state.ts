@@ -10,8 +10,8 @@
 import type { Sim } from '../machine/sim.js';
 import { InternalError } from '../lib/errors.js';
 import type { Area, Pages } from '../state/state.js';
-import type { DoubleSpan } from './span.js';
-import { doubleSpans } from './span.js';
+import type { DoubleSpan } from '../structures/span.js';
+import { doubleSpans } from '../structures/span.js';
 
 /** sizeof(struct page *): upages_len counts bytes of these. */
 export const PAGE_PTR_BYTES = 8;

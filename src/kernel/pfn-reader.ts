@@ -30,7 +30,7 @@ import { mmgetNotZero, mmput } from '../machine/mm.js';
 import type { Sim } from '../machine/sim.js';
 import type { Area } from '../state/state.js';
 import { u64 } from './area-geometry.js';
-import { itreeIterFirst } from './interval-tree.js';
+import { itreeIterFirst } from '../structures/interval-tree.js';
 import { batchClear } from './pfn-batch.js';
 import { handles, ioptPagesAddNpinned, ioptPagesSubNpinned, pfnReaderUserUpdatePinned } from './pages-accounting.js';
 import {
@@ -43,8 +43,8 @@ import {
   batchUnpin,
 } from './pages-batch.js';
 import { PAGE_PTR_BYTES, accessDomainSpans, isRemote, mergedTest, pagesOf } from './pages-state.js';
-import type { DoubleSpanIter } from './span.js';
-import { doubleSpanIterDone, doubleSpanIterFirst, doubleSpanIterNext } from './span.js';
+import type { DoubleSpanIter } from '../structures/span.js';
+import { doubleSpanIterDone, doubleSpanIterFirst, doubleSpanIterNext } from '../structures/span.js';
 
 /** Re-exported for io_pagetable.c, which calls the unmap helper of pages.c. */
 export { iommuUnmapNofail, unmapDomainRange } from './pages-batch.js';

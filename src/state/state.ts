@@ -17,11 +17,11 @@
 import type { Digest } from '../lib/digest.js';
 import { zeroDigest } from '../lib/digest.js';
 import type { AccountMode, FaultSite, HeapOwner, HugeSize } from '../events/events.js';
-import type { IntervalTree } from '../kernel/interval-tree.js';
-import type { Xarray } from '../kernel/xarray.js';
-import type { RangeMap } from '../kernel/range-map.js';
-import type { BTree } from '../kernel/btree.js';
-import { rangeMapCreate } from '../kernel/range-map.js';
+import type { IntervalTree } from '../structures/interval-tree.js';
+import type { Xarray } from '../structures/xarray.js';
+import type { RangeMap } from '../structures/range-map.js';
+import type { BTree } from '../structures/btree.js';
+import { rangeMapCreate } from '../structures/range-map.js';
 import { recomputeDigest } from './records.js';
 
 export interface RunConfig {
