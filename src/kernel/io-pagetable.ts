@@ -28,7 +28,7 @@ import type { Sim } from '../machine/sim.js';
 import { InternalError } from '../lib/errors.js';
 import type { Area, Ioas, State } from '../state/state.js';
 import { ioptAreaLength, ioptAreaStartByte, u64 } from './area-geometry.js';
-import { iommufdAccessNotifyUnmap } from './device.js';
+import { iommufdAccessNotifyUnmap } from './access-ops.js';
 import type { ItreeEntry } from '../structures/interval-tree.js';
 import { itreeEntries, itreeFind, itreeIterFirst, itreeIterNext } from '../structures/interval-tree.js';
 import { U64_MAX, ioptAllocIova, ioptCheckIova } from './iova-alloc.js';
