@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Event } from '../../../src/events/events.js';
 import { iommufdAccessPinPages } from '../../../src/kernel/device.js';
-import { invariantFindings } from '../../../src/kernel/invariants.js';
+import { invariantFindings } from '../../../src/kernel/invariants/index.js';
 import { itreeEntries } from '../../../src/structures/interval-tree.js';
 import { domainAttach, domainDetach, ioasAlloc, ioasMap, ioasUnmap } from '../../../src/kernel/ioas.js';
 import { rangeGet } from '../../../src/structures/range-map.js';
