@@ -1,6 +1,39 @@
 // SPDX-License-Identifier: GPL-2.0-only
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+
+/**
+ * The layers of src/ (layers.json, shared with tests/unit/architecture/layers.test.ts): a folder imports
+ * only from lower tiers. One config object per folder and depth below src/, because a relative import names
+ * its target by counting `../` from the importing file.
+ */
+function layerRules() {
+  const { tiers } = JSON.parse(readFileSync(join(import.meta.dirname, 'layers.json'), 'utf8'));
+  const tierOf = new Map(tiers.flatMap((t, i) => t.folders.map((f) => [f, { rank: i, name: t.name }])));
+  const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  // How an import at `depth` directories below src/ names `target` (a folder or the root index.ts).
+  const targetRegex = (depth, target) => {
+    const up = depth === 0 ? '\\./' : `(?:\\.\\./){${depth}}`;
+    const name = target.endsWith('.ts') ? `${escape(target.slice(0, -3))}\\.js$` : `${escape(target)}(?:/|$)`;
+    return `^${up}${name}`;
+  };
+  const configs = [];
+  for (const [folder, { rank, name }] of tierOf) {
+    const forbidden = [...tierOf].filter(([other, t]) => other !== folder && t.rank >= rank);
+    const depths = folder.endsWith('.ts') ? [0] : [1, 2, 3, 4];
+    for (const depth of depths) {
+      const files = depth === 0 ? [`src/${folder}`] : [`src/${folder}/${'*/'.repeat(depth - 1)}*.ts`];
+      const patterns = forbidden.map(([other, t]) => ({
+        regex: targetRegex(depth, other),
+        message: `layers: src/${folder} (tier "${name}") may not import src/${other} (tier "${t.name}"); see layers.json and docs/architecture.md.`,
+      }));
+      configs.push({ files, rules: { 'no-restricted-imports': ['error', { patterns }] } });
+    }
+  }
+  return configs;
+}
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'replays/**', 'bench/results.json'] },
@@ -21,5 +54,6 @@ export default tseslint.config(
       ],
     },
   },
+  ...layerRules(),
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
 );

@@ -14,7 +14,7 @@ import { Emitter } from '../src/state/emit.js';
 import type { Event } from '../src/events/events.js';
 import type { State } from '../src/state/state.js';
 import { reduce } from '../src/state/reduce.js';
-import { recomputeDigest } from '../src/state/records.js';
+import { recomputeDigest } from '../src/state/state.js';
 import { tampering } from './support/tamper.js';
 import { yieldToEventLoop, yieldToTimers } from './support/yield.js';
 

@@ -35,8 +35,8 @@
  * the rule breaks, and its detail says why.
  */
 import type { Pages, State } from '../state/state.js';
-import { itreeEntries } from '../kernel/interval-tree.js';
-import { rangeForEach } from '../kernel/range-map.js';
+import { itreeEntries } from '../structures/interval-tree.js';
+import { rangeForEach } from '../structures/range-map.js';
 import { decodeJson } from '../lib/codec.js';
 import type { Store, StoredOp } from '../store/index.js';
 import { ForwardSeeker, stateAt } from '../timetravel/state-at.js';

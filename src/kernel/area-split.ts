@@ -17,7 +17,7 @@ import { kfree, kmalloc } from '../machine/heap.js';
 import type { Sim } from '../machine/sim.js';
 import { InternalError } from '../lib/errors.js';
 import { ioptAreaStartByte, u64 } from './area-geometry.js';
-import { itreeFind, itreeIterFirst } from './interval-tree.js';
+import { itreeFind, itreeIterFirst } from '../structures/interval-tree.js';
 import { type AreaSlot, IOPT_AREA_BYTES, ioasOf, ioptInsertArea } from './io-pagetable.js';
 import { ioptPagesGet } from './pages.js';
 

@@ -40,7 +40,8 @@ import {
   ioptRemoveAccess,
 } from './io-pagetable.js';
 import { ioptAreaAddAccess, ioptAreaRemoveAccess, ioptPagesRwAccess } from './pages.js';
-import { iommufdTestAccessUnmap } from './selftest-access.js';
+import type { AccessOps } from './access-ops.js';
+import { clearAccessOps, setAccessOps } from './access-ops.js';
 
 /** sizeof(struct page *): the stride of the caller's out_pages array. */
 const PAGE_PTR_BYTES = 8;
@@ -101,13 +102,21 @@ function removeAccessPieces(sim: Sim, ioas: string, iova: bigint, lastIova: bigi
  * pages). -ENOENT for an IOAS that does not exist, -ENOMEM when the object allocation fails; -EADDRINUSE when an existing area does not fit the
  * access's alignment (the access is destroyed again).
  */
-export function iommufdAccessCreate(sim: Sim, access: string, ioas: string, needsPinPages: boolean): number {
+export function iommufdAccessCreate(
+  sim: Sim,
+  access: string,
+  ioas: string,
+  needsPinPages: boolean,
+  ops: AccessOps,
+): number {
   // iommufd_get_ioas: no such object.
   if (sim.state.ioases[ioas] === undefined) return -ENOENT;
   if (sim.faultPoint('kmalloc', 'iommufd_object_alloc')) return -ENOMEM;
   sim.emit({ type: 'AccessCreated', v: 1, access, ioas, needsPinPages });
+  setAccessOps(sim, access, ops);
   const rc = ioptAddAccess(sim, ioas, access);
   if (rc) {
+    clearAccessOps(sim, access);
     sim.emit({ type: 'AccessDestroyed', v: 1, access });
     return rc;
   }
@@ -121,6 +130,7 @@ export function iommufdAccessCreate(sim: Sim, access: string, ioas: string, need
 export function iommufdAccessDestroy(sim: Sim, access: string): void {
   const a = accessOf(sim, access);
   if (a.ioas !== null) ioptRemoveAccess(sim, a.ioas, access);
+  clearAccessOps(sim, access);
   sim.emit({ type: 'AccessDestroyed', v: 1, access });
 }
 
@@ -254,18 +264,4 @@ export function iommufdAccessRw(
   }
   if (!ioptAreaContigDone(state, iter)) rc = -ENOENT;
   return rc;
-}
-
-/**
- * iommufd_access_notify_unmap: every access attached to `ioas` must stop using [iova, iova + length):
- * each one's unmap callback runs (and must unpin what it holds there) before this returns.
- */
-export function iommufdAccessNotifyUnmap(sim: Sim, ioas: string, iova: bigint, length: bigint): void {
-  const io = sim.state.ioases[ioas];
-  if (io === undefined) return;
-  for (const access of [...io.accesses]) {
-    // iommufd_lock_obj fails for an access being destroyed: it is skipped.
-    if (sim.state.accesses[access] === undefined) continue;
-    iommufdTestAccessUnmap(sim, access, iova, length);
-  }
 }

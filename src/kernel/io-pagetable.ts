@@ -28,9 +28,9 @@ import type { Sim } from '../machine/sim.js';
 import { InternalError } from '../lib/errors.js';
 import type { Area, Ioas, State } from '../state/state.js';
 import { ioptAreaLength, ioptAreaStartByte, u64 } from './area-geometry.js';
-import { iommufdAccessNotifyUnmap } from './device.js';
-import type { ItreeEntry } from './interval-tree.js';
-import { itreeEntries, itreeFind, itreeIterFirst, itreeIterNext } from './interval-tree.js';
+import { iommufdAccessNotifyUnmap } from './access-ops.js';
+import type { ItreeEntry } from '../structures/interval-tree.js';
+import { itreeEntries, itreeFind, itreeIterFirst, itreeIterNext } from '../structures/interval-tree.js';
 import { U64_MAX, ioptAllocIova, ioptCheckIova } from './iova-alloc.js';
 import {
   ioptAllocPages,
@@ -44,7 +44,7 @@ import {
 } from './pages.js';
 import { removePagesNode } from './pages-domain.js';
 import { iommuUnmapNofail } from './pfn-reader.js';
-import { spans } from './span.js';
+import { spans } from '../structures/span.js';
 
 /** sizeof(struct iopt_area), sizeof(struct iopt_pages_list), sizeof(struct iopt_reserved) on x86-64. */
 export const IOPT_AREA_BYTES = 176;

@@ -22,8 +22,8 @@ import { EADDRINUSE, EEXIST, EINVAL, ENOENT, ENOSPC, EOVERFLOW } from '../machin
 import type { Sim } from '../machine/sim.js';
 import type { Ioas } from '../state/state.js';
 import { U64_MASK, u64 } from './area-geometry.js';
-import { itreeIterFirst } from './interval-tree.js';
-import { doubleSpans, spans } from './span.js';
+import { itreeIterFirst } from '../structures/interval-tree.js';
+import { doubleSpans, spans } from '../structures/span.js';
 
 export const U64_MAX = U64_MASK;
 /** ULONG_MAX / 2: the largest length whose roundup_pow_of_two cannot overflow is below this. */

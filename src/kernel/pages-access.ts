@@ -20,7 +20,7 @@ import type { Ptr } from '../machine/heap.js';
 import { kfree, kmalloc, ptrAdd } from '../machine/heap.js';
 import type { Sim } from '../machine/sim.js';
 import type { PagesAccess } from '../state/state.js';
-import { itreeIterFirst, itreeIterNext } from './interval-tree.js';
+import { itreeIterFirst, itreeIterNext } from '../structures/interval-tree.js';
 import { batchClear } from './pfn-batch.js';
 import { ioptPagesErrUnpin, pfnReaderUserUpdatePinned, updateUnpinned } from './pages-accounting.js';
 import {
@@ -41,7 +41,7 @@ import {
   pfnReaderUserInit,
   pfnReaderUserPin,
 } from './pfn-reader.js';
-import { xaLoad, xaPresent } from './xarray.js';
+import { xaLoad, xaPresent } from '../structures/xarray.js';
 
 /** sizeof(struct iopt_pages_access): an interval_tree_node and the users counter. */
 const PAGES_ACCESS_BYTES = 56;

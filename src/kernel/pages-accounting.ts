@@ -14,7 +14,7 @@ import { ENOMEM, EINVAL } from '../machine/errno.js';
 import { mmgetNotZero, mmput, rlimitMemlockPages } from '../machine/mm.js';
 import type { Sim } from '../machine/sim.js';
 import { isRemote, mergedTest, pagesOf } from './pages-state.js';
-import type { PfnReaderUser } from './pfn-reader.js';
+import type { PfnReaderUser } from './pages-state.js';
 
 // ---- npinned (spec 8) ------------------------------------------------------------------------------------
 

@@ -19,12 +19,12 @@ import { readPhys, writePhys } from '../machine/memory.js';
 import type { Sim } from '../machine/sim.js';
 import type { Area } from '../state/state.js';
 import { ioptAreaIndexToIova, ioptAreaIndexToIovaLast, u64 } from './area-geometry.js';
-import { btreeFloorValue } from './btree.js';
+import { btreeFloorValue } from '../structures/btree.js';
 import type { BatchBehaviour, BatchDiag, PfnBatch } from './pfn-batch.js';
 import { U16_MAX, U32_MAX, batchCreate, batchPieces, entrySize } from './pfn-batch.js';
 import { ioptPagesSubNpinned } from './pages-accounting.js';
 import { mergedTest, pagesOf } from './pages-state.js';
-import { xaLoad, xaRuns } from './xarray.js';
+import { xaLoad, xaRuns } from '../structures/xarray.js';
 
 /** BATCH_BACKUP_SIZE is 32 u64 on the stack; TEMP_MEMORY_LIMIT is State.config.tempMemoryLimit. */
 export const BATCH_BACKUP_BYTES = 32 * 8;

@@ -18,7 +18,7 @@
 import type { Sim } from '../machine/sim.js';
 import type { Area } from '../state/state.js';
 import { ioptAreaLength } from './area-geometry.js';
-import { itreeFind } from './interval-tree.js';
+import { itreeFind } from '../structures/interval-tree.js';
 import { batchClearCarry, batchSkipCarry } from './pfn-batch.js';
 import { updateUnpinned } from './pages-accounting.js';
 import {

@@ -2,19 +2,40 @@
 /**
  * How the pages.c model reads the State (drivers/iommu/iommufd/pages.c has these as plain pointer
  * dereferences): the live iopt_pages and iopt_area records, the double-span walks over a pages' two index
- * trees (re-reading the trees at every step), the remote-mm test and the [merged, test] switch.
+ * trees (re-reading the trees at every step), the remote-mm test and the [merged, test] switch; and the
+ * pfn_reader_user record, which the accounting and the reader both use (so neither imports the other).
  *
  * Records returned here are live: a reducer changes them in place, so copy a field before emitting an event
  * that changes it. Nothing here writes.
  */
+import type { GupFlags, PageSlots } from '../machine/gup.js';
+import type { Ptr } from '../machine/heap.js';
 import type { Sim } from '../machine/sim.js';
 import { InternalError } from '../lib/errors.js';
 import type { Area, Pages } from '../state/state.js';
-import type { DoubleSpan } from './span.js';
-import { doubleSpans } from './span.js';
+import type { DoubleSpan } from '../structures/span.js';
+import { doubleSpans } from '../structures/span.js';
 
 /** sizeof(struct page *): upages_len counts bytes of these. */
 export const PAGE_PTR_BYTES = 8;
+
+/** A page handle array: `ptr` is the C pointer (owned kmalloc, or into a caller's array); slot i is slots[base + i]. */
+export interface Upages {
+  ptr: Ptr;
+  slots: PageSlots;
+  base: number;
+}
+
+export interface PfnReaderUser {
+  upages: Upages | null;
+  /** Capacity of upages in bytes (the kernel's size_t upages_len). */
+  upagesLen: number;
+  upagesStart: number;
+  upagesEnd: number;
+  gupFlags: GupFlags;
+  /** -1: no mm reference; 0: mm reference (or the local mm); 1: reference plus the mmap read lock. */
+  locked: number;
+}
 
 /** The live iopt_pages record; a missing one means the model itself lost track (a bug, not a kernel event). */
 export function pagesOf(sim: Sim, pages: number): Pages {

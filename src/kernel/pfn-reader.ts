@@ -22,15 +22,14 @@
  * the kernel's size_t would wrap (the [test] WARN fires either way).
  */
 import { EFAULT, EINVAL, ENOMEM } from '../machine/errno.js';
-import type { GupFlags, PageSlots } from '../machine/gup.js';
+import type { GupFlags } from '../machine/gup.js';
 import { pinUserPagesFast, pinUserPagesRemote, unpinUserPages } from '../machine/gup.js';
-import type { Ptr } from '../machine/heap.js';
 import { kfree, tempKmalloc } from '../machine/heap.js';
 import { mmgetNotZero, mmput } from '../machine/mm.js';
 import type { Sim } from '../machine/sim.js';
 import type { Area } from '../state/state.js';
 import { u64 } from './area-geometry.js';
-import { itreeIterFirst } from './interval-tree.js';
+import { itreeIterFirst } from '../structures/interval-tree.js';
 import { batchClear } from './pfn-batch.js';
 import { handles, ioptPagesAddNpinned, ioptPagesSubNpinned, pfnReaderUserUpdatePinned } from './pages-accounting.js';
 import {
@@ -43,30 +42,14 @@ import {
   batchUnpin,
 } from './pages-batch.js';
 import { PAGE_PTR_BYTES, accessDomainSpans, isRemote, mergedTest, pagesOf } from './pages-state.js';
-import type { DoubleSpanIter } from './span.js';
-import { doubleSpanIterDone, doubleSpanIterFirst, doubleSpanIterNext } from './span.js';
+import type { PfnReaderUser, Upages } from './pages-state.js';
+import type { DoubleSpanIter } from '../structures/span.js';
+import { doubleSpanIterDone, doubleSpanIterFirst, doubleSpanIterNext } from '../structures/span.js';
 
 /** Re-exported for io_pagetable.c, which calls the unmap helper of pages.c. */
 export { iommuUnmapNofail, unmapDomainRange } from './pages-batch.js';
+export type { PfnReaderUser, Upages } from './pages-state.js';
 // ---- pfn_reader_user (spec 9) ----------------------------------------------------------------------------
-
-/** A page handle array: `ptr` is the C pointer (owned kmalloc, or into a caller's array); slot i is slots[base + i]. */
-export interface Upages {
-  ptr: Ptr;
-  slots: PageSlots;
-  base: number;
-}
-
-export interface PfnReaderUser {
-  upages: Upages | null;
-  /** Capacity of upages in bytes (the kernel's size_t upages_len). */
-  upagesLen: number;
-  upagesStart: number;
-  upagesEnd: number;
-  gupFlags: GupFlags;
-  /** -1: no mm reference; 0: mm reference (or the local mm); 1: reference plus the mmap read lock. */
-  locked: number;
-}
 
 /** pfn_reader_user_init: no handles, locked = -1, LONGTERM (+ WRITE; [v3..merged] FORCE + WRITE when read-only). */
 export function pfnReaderUserInit(sim: Sim, pages: number): PfnReaderUser {

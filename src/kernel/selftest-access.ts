@@ -29,6 +29,7 @@ import { kfree, kmalloc } from '../machine/heap.js';
 import type { Sim } from '../machine/sim.js';
 import { InternalError } from '../lib/errors.js';
 import type { Access, AccessItem } from '../state/state.js';
+import type { AccessOps } from './access-ops.js';
 import { U64_MASK } from './area-geometry.js';
 import {
   iommufdAccessCreate,
@@ -96,6 +97,9 @@ export function iommufdTestAccessUnmap(sim: Sim, access: string, iova: bigint, l
   }
 }
 
+/** selftest_access_ops: the driver's callbacks. */
+const SELFTEST_ACCESS_OPS: AccessOps = { unmap: iommufdTestAccessUnmap };
+
 /**
  * IOMMU_TEST_OP_CREATE_ACCESS: the driver's object, then iommufd_access_create on `ioas`. -EEXIST for a
  * name already in use, -ENOMEM, or the kAPI's error (the access does not exist afterwards).
@@ -104,7 +108,7 @@ export function accessCreate(sim: Sim, access: string, ioas: string, needsPinPag
   // The trace names accesses; a second one under a taken name cannot be told apart from the first.
   if (sim.state.accesses[access] !== undefined) return -EEXIST;
   if (sim.faultPoint('kmalloc', 'iommufd_test_alloc_access')) return -ENOMEM;
-  return iommufdAccessCreate(sim, access, ioas, needsPinPages);
+  return iommufdAccessCreate(sim, access, ioas, needsPinPages, SELFTEST_ACCESS_OPS);
 }
 
 /**

@@ -22,8 +22,8 @@
  * except by COW); every page is present (mmap populates), so a fault never allocates; no mmap lock and no
  * `locked` out-parameter (the caller models those).
  */
-import { rangeGet, rangeSegments } from '../kernel/range-map.js';
-import { xaLoad } from '../kernel/xarray.js';
+import { rangeGet, rangeSegments } from '../structures/range-map.js';
+import { xaLoad } from '../structures/xarray.js';
 import { InternalError } from '../lib/errors.js';
 import { EFAULT, EOVERFLOW } from './errno.js';
 import { breakCow, mustCopyOnWrite } from './memory.js';

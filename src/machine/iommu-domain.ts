@@ -25,7 +25,7 @@
  * rejected (map: -EINVAL) or clipped at 2^64 (unmap). Without [up:map-requires-prot] a map with neither
  * READ nor WRITE is stored like any other.
  */
-import { btreeEntriesFrom, btreeFloorValue, btreeGet } from '../kernel/btree.js';
+import { btreeEntriesFrom, btreeFloorValue, btreeGet } from '../structures/btree.js';
 import { InternalError } from '../lib/errors.js';
 import type { Domain, Mapping, State } from '../state/state.js';
 import { EEXIST, EINVAL, ENOENT } from './errno.js';

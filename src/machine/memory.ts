@@ -23,8 +23,8 @@
  * 2^64 is a valid address range. PFN 0 is never a real frame (a failed iova_to_phys reads back as PFN 0).
  */
 import type { HugeSize } from '../events/events.js';
-import { rangeGet, rangeSegments } from '../kernel/range-map.js';
-import { xaLoad } from '../kernel/xarray.js';
+import { rangeGet, rangeSegments } from '../structures/range-map.js';
+import { xaLoad } from '../structures/xarray.js';
 import { InternalError } from '../lib/errors.js';
 import { FIRST_PFN } from '../state/state.js';
 import type { Frame, Mm, Process, State, Vma } from '../state/state.js';

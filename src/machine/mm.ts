@@ -19,7 +19,7 @@
  * process's RLIMIT_MEMLOCK and CAP_IPC_LOCK live on its Process record and survive its exit, as the kernel's
  * task_struct does while iommufd holds a reference to it.
  */
-import { btreeEntries } from '../kernel/btree.js';
+import { btreeEntries } from '../structures/btree.js';
 import { InternalError } from '../lib/errors.js';
 import type { Mm, Process } from '../state/state.js';
 import type { Sim } from './sim.js';

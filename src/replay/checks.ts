@@ -4,9 +4,9 @@
  * from the state (they are observations, so they emit nothing and never WARN). A failed check is a
  * mismatch of the replay, not an error.
  */
-import { btreeFloorValue } from '../kernel/btree.js';
-import { rangeGet } from '../kernel/range-map.js';
-import { xaLoad } from '../kernel/xarray.js';
+import { btreeFloorValue } from '../structures/btree.js';
+import { rangeGet } from '../structures/range-map.js';
+import { xaLoad } from '../structures/xarray.js';
 import type { State } from '../state/state.js';
 
 /** The physical address an IO page table translates iova to, or null when nothing maps it. */

@@ -20,7 +20,7 @@ import { digestHex } from '../lib/digest.js';
 import { Sim } from '../machine/sim.js';
 import { errnoName } from '../machine/errno.js';
 import { isMerged } from '../kernel/variants.js';
-import { checkInvariants, checkTeardown } from '../kernel/invariants.js';
+import { checkInvariants, checkTeardown } from '../kernel/invariants/index.js';
 import { dispatch, implicitCaller } from './dispatch.js';
 import { closeEverything } from './teardown.js';
 

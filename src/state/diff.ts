@@ -20,12 +20,12 @@
 import type { Digest } from '../lib/digest.js';
 import { digestEquals, digestHex } from '../lib/digest.js';
 import { encodeJson } from '../lib/codec.js';
-import { btreeForEachFrom } from '../kernel/btree.js';
-import type { IntervalTree } from '../kernel/interval-tree.js';
-import { itreeEntries } from '../kernel/interval-tree.js';
-import type { ItreeEntry, Key as TreeKey } from '../kernel/interval-tree.js';
-import type { RangeMap } from '../kernel/range-map.js';
-import type { Xarray } from '../kernel/xarray.js';
+import { btreeForEachFrom } from '../structures/btree.js';
+import type { IntervalTree } from '../structures/interval-tree.js';
+import { itreeEntries } from '../structures/interval-tree.js';
+import type { ItreeEntry, Key as TreeKey } from '../structures/interval-tree.js';
+import type { RangeMap } from '../structures/range-map.js';
+import type { Xarray } from '../structures/xarray.js';
 import type { Frame, Mapping, MappingTable, State, Vma } from './state.js';
 
 /** The tables of a diff, in the order differences are listed. */

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** How physical frames are compared and hashed inside the run-length frame table. */
-import type { RangeSpec } from '../kernel/range-map.js';
+import type { RangeSpec } from '../structures/range-map.js';
 import type { Frame, Vma } from './state.js';
 
 export const FRAME_SPEC: RangeSpec<Frame> = {

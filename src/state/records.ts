@@ -6,15 +6,21 @@
  * up to date itself. So a write costs O(1) hashes whatever the size of the state, and the reducers use only
  * these helpers to write records.
  *
+ * The State's digested tables and the from-scratch digest are in state.ts, next to the State.
+ *
  * Cursors (nextId, nextPfn, opsDone) are not in the digest: they say how the state was reached, not what
  * it is.
  */
 import type { Digest, HashPart } from '../lib/digest.js';
 import { digestAdd, digestRemove } from '../lib/digest.js';
 import { encodeJson } from '../lib/codec.js';
-import type { State } from './state.js';
 
 type Key = string | number;
+
+/** What the writers touch of a State: only its digest (so this file needs nothing of state.ts). */
+export interface Digested {
+  digest: Digest;
+}
 
 function isStructure(value: object): value is { digest: Digest } {
   const d = (value as { digest?: unknown }).digest;
@@ -29,17 +35,17 @@ function fieldParts(table: string, key: Key, field: string, value: unknown): Has
   return [table, k, field, encodeJson(value)];
 }
 
-export function recordAdd<R extends object>(s: State, table: string, key: Key, rec: R): void {
+export function recordAdd<R extends object>(s: Digested, table: string, key: Key, rec: R): void {
   for (const [field, value] of Object.entries(rec)) digestAdd(s.digest, fieldParts(table, key, field, value));
 }
 
-export function recordRemove<R extends object>(s: State, table: string, key: Key, rec: R): void {
+export function recordRemove<R extends object>(s: Digested, table: string, key: Key, rec: R): void {
   for (const [field, value] of Object.entries(rec)) digestRemove(s.digest, fieldParts(table, key, field, value));
 }
 
 /** rec[field] = value, keeping the digest. */
 export function recordSet<R extends object, F extends keyof R & string>(
-  s: State,
+  s: Digested,
   table: string,
   key: Key,
   rec: R,
@@ -53,7 +59,7 @@ export function recordSet<R extends object, F extends keyof R & string>(
 
 /** Mutate a nested structure (which keeps its own digest) and fold its new digest into the state's. */
 export function recordStructure<R extends object, F extends keyof R & string>(
-  s: State,
+  s: Digested,
   table: string,
   key: Key,
   rec: R,
@@ -67,7 +73,7 @@ export function recordStructure<R extends object, F extends keyof R & string>(
 
 /** table[key] = value for tables of plain values (undefined deletes), keeping the digest. */
 export function entrySet<V extends HashPart>(
-  s: State,
+  s: Digested,
   table: string,
   map: Record<Key, V>,
   key: Key,
@@ -80,41 +86,4 @@ export function entrySet<V extends HashPart>(
     map[key] = value;
     digestAdd(s.digest, [table, String(key), value]);
   }
-}
-
-/** The digested parts of a state, named as the reducers name them. */
-export function digestedTables(s: State): {
-  records: Record<string, Record<Key, object>>;
-  entries: Record<string, Record<Key, HashPart>>;
-} {
-  return {
-    records: {
-      process: s.processes,
-      mm: s.mms,
-      user: s.users,
-      heap: s.heap,
-      ctx: s.ctxs,
-      ioas: s.ioases,
-      pages: s.pages,
-      area: s.areas,
-      pagesAccess: s.pagesAccesses,
-      access: s.accesses,
-      domain: s.domains,
-      state: { config: s.config, counts: s.counts, memory: { frames: s.frames } },
-    },
-    entries: { pageData: s.pageData, fault: s.fault ? { armed: encodeJson(s.fault) } : {} },
-  };
-}
-
-/** Recompute a state's digest from scratch (tests and `verify`: it must equal the incremental one). */
-export function recomputeDigest(s: State): Digest {
-  const scratch = { digest: { lo: 0, hi: 0 } } as State;
-  const { records, entries } = digestedTables(s);
-  for (const [table, recs] of Object.entries(records)) {
-    for (const [key, rec] of Object.entries(recs)) recordAdd(scratch, table, key, rec);
-  }
-  for (const [table, map] of Object.entries(entries)) {
-    for (const [key, value] of Object.entries(map)) digestAdd(scratch.digest, [table, key, value]);
-  }
-  return scratch.digest;
 }

@@ -17,12 +17,15 @@
 import type { Digest } from '../lib/digest.js';
 import { zeroDigest } from '../lib/digest.js';
 import type { AccountMode, FaultSite, HeapOwner, HugeSize } from '../events/events.js';
-import type { IntervalTree } from '../kernel/interval-tree.js';
-import type { Xarray } from '../kernel/xarray.js';
-import type { RangeMap } from '../kernel/range-map.js';
-import type { BTree } from '../kernel/btree.js';
-import { rangeMapCreate } from '../kernel/range-map.js';
-import { recomputeDigest } from './records.js';
+import type { IntervalTree } from '../structures/interval-tree.js';
+import type { Xarray } from '../structures/xarray.js';
+import type { RangeMap } from '../structures/range-map.js';
+import type { BTree } from '../structures/btree.js';
+import { rangeMapCreate } from '../structures/range-map.js';
+import type { HashPart } from '../lib/digest.js';
+import { digestAdd } from '../lib/digest.js';
+import { encodeJson } from '../lib/codec.js';
+import { recordAdd } from './records.js';
 
 export interface RunConfig {
   pageSize: number;
@@ -258,4 +261,41 @@ export function initialState(): State {
   };
   state.digest = recomputeDigest(state);
   return state;
+}
+
+/** The digested parts of a state, named as the reducers name them. */
+export function digestedTables(s: State): {
+  records: Record<string, Record<string | number, object>>;
+  entries: Record<string, Record<string | number, HashPart>>;
+} {
+  return {
+    records: {
+      process: s.processes,
+      mm: s.mms,
+      user: s.users,
+      heap: s.heap,
+      ctx: s.ctxs,
+      ioas: s.ioases,
+      pages: s.pages,
+      area: s.areas,
+      pagesAccess: s.pagesAccesses,
+      access: s.accesses,
+      domain: s.domains,
+      state: { config: s.config, counts: s.counts, memory: { frames: s.frames } },
+    },
+    entries: { pageData: s.pageData, fault: s.fault ? { armed: encodeJson(s.fault) } : {} },
+  };
+}
+
+/** Recompute a state's digest from scratch (tests and `verify`: it must equal the incremental one). */
+export function recomputeDigest(s: State): Digest {
+  const scratch = { digest: zeroDigest() };
+  const { records, entries } = digestedTables(s);
+  for (const [table, recs] of Object.entries(records)) {
+    for (const [key, rec] of Object.entries(recs)) recordAdd(scratch, table, key, rec);
+  }
+  for (const [table, map] of Object.entries(entries)) {
+    for (const [key, value] of Object.entries(map)) digestAdd(scratch.digest, [table, key, value]);
+  }
+  return scratch.digest;
 }

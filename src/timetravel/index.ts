@@ -3,8 +3,8 @@
 export type { EventSource, SourcedEvent, SnapshotBlob, OpSpan, MemoryRecorderOptions } from './source.js';
 export { MemorySource, MemoryRecorder } from './source.js';
 export { StoreSource } from './store-source.js';
-export { SnapshotSpacing, DEFAULT_SPACING } from './spacing.js';
-export type { SpacingOptions } from './spacing.js';
+export { SnapshotSpacing, DEFAULT_SPACING } from '../state/snapshot-spacing.js';
+export type { SpacingOptions } from '../state/snapshot-spacing.js';
 export { stateAt, replayInto, loadSnapshot, ForwardSeeker } from './state-at.js';
 export { Cursor } from './cursor.js';
 export type { Step } from './cursor.js';

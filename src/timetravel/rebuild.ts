@@ -6,7 +6,7 @@
  */
 import { digestHex } from '../lib/digest.js';
 import { reduce } from '../state/reduce.js';
-import { recomputeDigest } from '../state/records.js';
+import { recomputeDigest } from '../state/state.js';
 import type { State } from '../state/state.js';
 import { initialState } from '../state/state.js';
 import type { EventSource, OpSpan } from './source.js';

@@ -7,11 +7,11 @@
  * Output is deterministic: tables are listed by key (numbers numerically, names by code point), runs by
  * position. `maxItems` caps every list (runs, nodes, mappings, records) and says how many were left out.
  */
-import { btreeForEachFrom } from '../kernel/btree.js';
-import { itreeEntries } from '../kernel/interval-tree.js';
-import type { IntervalTree, Key as TreeKey } from '../kernel/interval-tree.js';
-import type { RangeMap } from '../kernel/range-map.js';
-import type { Xarray } from '../kernel/xarray.js';
+import { btreeForEachFrom } from '../structures/btree.js';
+import { itreeEntries } from '../structures/interval-tree.js';
+import type { IntervalTree, Key as TreeKey } from '../structures/interval-tree.js';
+import type { RangeMap } from '../structures/range-map.js';
+import type { Xarray } from '../structures/xarray.js';
 import { digestHex } from '../lib/digest.js';
 import { formatValue, hex } from '../state/diff.js';
 import type { Area, Frame, State, Vma } from '../state/state.js';

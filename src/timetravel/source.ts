@@ -13,7 +13,7 @@ import { reduce } from '../state/reduce.js';
 import { initialState } from '../state/state.js';
 import { digestHex } from '../lib/digest.js';
 import { SNAPSHOT_FORMAT, serializeState } from '../state/snapshot.js';
-import type { SnapshotSpacing } from './spacing.js';
+import type { SnapshotSpacing } from '../state/snapshot-spacing.js';
 
 /** One event of the run with its position. */
 export interface SourcedEvent {

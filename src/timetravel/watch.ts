@@ -24,8 +24,8 @@
  * turns false again once true: snapshots are then bisected and only the last stretch is stepped.
  */
 import type { EventType } from '../events/events.js';
-import { rangeGet } from '../kernel/range-map.js';
-import { xaLoad } from '../kernel/xarray.js';
+import { rangeGet } from '../structures/range-map.js';
+import { xaLoad } from '../structures/xarray.js';
 import { UsageError } from '../lib/errors.js';
 import type { Pages, State } from '../state/state.js';
 import type { EventSource } from './source.js';

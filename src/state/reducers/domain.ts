@@ -6,7 +6,7 @@
  * page. An unmap removes exactly the byte ranges its event lists (the model decided what the driver removes).
  */
 import type { EventOf } from '../../events/events.js';
-import { btreeCreate, btreeDelete, btreeEntriesFrom, btreeFloorValue, btreeSet } from '../../kernel/btree.js';
+import { btreeCreate, btreeDelete, btreeEntriesFrom, btreeFloorValue, btreeSet } from '../../structures/btree.js';
 import { digestAdd, digestRemove, zeroDigest } from '../../lib/digest.js';
 import type { HashPart } from '../../lib/digest.js';
 import { recordAdd, recordRemove, recordSet, recordStructure } from '../records.js';

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** Reducers for iommufd objects: contexts, IOASes, iopt_pages, areas, interval trees, xarray, accesses, accounting. */
 import type { EventOf, TreeRef } from '../../events/events.js';
-import type { IntervalTree } from '../../kernel/interval-tree.js';
-import { itreeCreate, itreeInsert, itreeRemove } from '../../kernel/interval-tree.js';
-import { xaCreate, xaErase, xaStore } from '../../kernel/xarray.js';
+import type { IntervalTree } from '../../structures/interval-tree.js';
+import { itreeCreate, itreeInsert, itreeRemove } from '../../structures/interval-tree.js';
+import { xaCreate, xaErase, xaStore } from '../../structures/xarray.js';
 import { InternalError } from '../../lib/errors.js';
 import { recordAdd, recordRemove, recordSet, recordStructure } from '../records.js';
 import type { Access, Area, Ioas, Pages, PagesAccess, State } from '../state.js';

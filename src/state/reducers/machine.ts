@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** Reducers for the simulated machine: processes, mm lifetime, physical frames, page tables, pins, heap. */
 import type { EventOf } from '../../events/events.js';
-import { rangeSet, rangeUpdate } from '../../kernel/range-map.js';
-import { xaErase, xaRuns, xaStore } from '../../kernel/xarray.js';
-import { rangeMapCreate } from '../../kernel/range-map.js';
-import { xaCreate } from '../../kernel/xarray.js';
+import { rangeSet, rangeUpdate } from '../../structures/range-map.js';
+import { xaErase, xaRuns, xaStore } from '../../structures/xarray.js';
+import { rangeMapCreate } from '../../structures/range-map.js';
+import { xaCreate } from '../../structures/xarray.js';
 import { entrySet, recordAdd, recordRemove, recordSet, recordStructure } from '../records.js';
 import type { Frame, Mm, State } from '../state.js';
 import { FRAME_SPEC, VMA_SPEC, frameOrFree } from '../frames.js';

@@ -7,13 +7,13 @@
 import { describe, expect, it } from 'vitest';
 import type { Event } from '../../../src/events/events.js';
 import { iommufdAccessPinPages } from '../../../src/kernel/device.js';
-import { invariantFindings } from '../../../src/kernel/invariants.js';
-import { itreeEntries } from '../../../src/kernel/interval-tree.js';
+import { invariantFindings } from '../../../src/kernel/invariants/index.js';
+import { itreeEntries } from '../../../src/structures/interval-tree.js';
 import { domainAttach, domainDetach, ioasAlloc, ioasMap, ioasUnmap } from '../../../src/kernel/ioas.js';
-import { rangeGet } from '../../../src/kernel/range-map.js';
+import { rangeGet } from '../../../src/structures/range-map.js';
 import { accessCreate, accessDestroy, accessPin, accessRw, accessUnpin } from '../../../src/kernel/selftest-access.js';
 import { FLAG_NAMES, PRE_MERGE_FLAGS, isMerged } from '../../../src/kernel/variants.js';
-import { xaLoad } from '../../../src/kernel/xarray.js';
+import { xaLoad } from '../../../src/structures/xarray.js';
 import {
   EADDRINUSE,
   EFAULT,

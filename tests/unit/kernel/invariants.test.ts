@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Event } from '../../../src/events/events.js';
-import { checkInvariants, checkTeardown, invariantFindings } from '../../../src/kernel/invariants.js';
+import { checkInvariants, checkTeardown, invariantFindings } from '../../../src/kernel/invariants/index.js';
 import { domainAttach, domainDetach, ioasAlloc, ioasCopy, ioasMap, ioasUnmap } from '../../../src/kernel/ioas.js';
 import { accessCreate, accessDestroy, accessPin, accessRw } from '../../../src/kernel/selftest-access.js';
 import { FLAG_NAMES, isMerged } from '../../../src/kernel/variants.js';

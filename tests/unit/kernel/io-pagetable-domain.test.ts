@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import { describe, expect, it } from 'vitest';
-import { itreeEntries } from '../../../src/kernel/interval-tree.js';
+import { itreeEntries } from '../../../src/structures/interval-tree.js';
 import { pagesNodeInTree } from '../../../src/kernel/io-pagetable.js';
 import {
   domainAttach,

@@ -2,10 +2,10 @@
 /** Shared setup for the io_pagetable tests: a process with a buffer, a context and one IOAS "A". */
 import { expect } from 'vitest';
 import type { Event } from '../../../src/events/events.js';
-import { itreeEntries } from '../../../src/kernel/interval-tree.js';
+import { itreeEntries } from '../../../src/structures/interval-tree.js';
 import { ioasAlloc, vfioSetType1 } from '../../../src/kernel/ioas.js';
 import { FLAG_NAMES, PRE_MERGE_FLAGS, isMerged } from '../../../src/kernel/variants.js';
-import { btreeEntries } from '../../../src/kernel/btree.js';
+import { btreeEntries } from '../../../src/structures/btree.js';
 import { mmap } from '../../../src/machine/memory.js';
 import { createProcess } from '../../../src/machine/mm.js';
 import { Sim } from '../../../src/machine/sim.js';

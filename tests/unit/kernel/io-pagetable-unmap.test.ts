@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * iopt_unmap_iova_range with accesses. The access kAPI (device.ts) is replaced by a scripted stand-in for
+ * iopt_unmap_iova_range with accesses. The access ops table (access-ops.ts) is replaced by a scripted stand-in for
  * iommufd_access_notify_unmap, so each test decides what the access unmap callbacks do.
  */
 import { beforeEach, describe, expect, it, vi } from 'vitest';
@@ -8,7 +8,7 @@ import type { Sim } from '../../../src/machine/sim.js';
 
 type Notify = (sim: Sim, ioas: string, iova: bigint, length: bigint) => void;
 const script = vi.hoisted(() => ({ calls: [] as [string, bigint, bigint][], fn: null as Notify | null }));
-vi.mock('../../../src/kernel/device.js', () => ({
+vi.mock('../../../src/kernel/access-ops.js', () => ({
   iommufdAccessNotifyUnmap: (sim: Sim, ioas: string, iova: bigint, length: bigint): void => {
     script.calls.push([ioas, iova, length]);
     script.fn?.(sim, ioas, iova, length);

@@ -18,7 +18,7 @@ import {
   ioptPagesPut,
   ioptPagesRwAccess,
 } from '../../../src/kernel/pages.js';
-import { rangeSegments } from '../../../src/kernel/range-map.js';
+import { rangeSegments } from '../../../src/structures/range-map.js';
 import {
   type World,
   area,

@@ -8,8 +8,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { btreeFloorValue } from '../../../src/kernel/btree.js';
-import { itreeEntries } from '../../../src/kernel/interval-tree.js';
+import { btreeFloorValue } from '../../../src/structures/btree.js';
+import { itreeEntries } from '../../../src/structures/interval-tree.js';
 import {
   ioptAllocPages,
   ioptAreaAddAccess,
@@ -22,7 +22,7 @@ import {
   ioptPagesPut,
   ioptPagesRwAccess,
 } from '../../../src/kernel/pages.js';
-import { xaLoad } from '../../../src/kernel/xarray.js';
+import { xaLoad } from '../../../src/structures/xarray.js';
 import { reduce } from '../../../src/state/reduce.js';
 import { type State, initialState } from '../../../src/state/state.js';
 import {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { EFAULT, EINVAL, ENOMEM, EOVERFLOW } from '../../../src/machine/errno.js';
 import type { PageSlots } from '../../../src/machine/gup.js';
-import { itreeEntries } from '../../../src/kernel/interval-tree.js';
+import { itreeEntries } from '../../../src/structures/interval-tree.js';
 import {
   ioptAllocPages,
   ioptAreaAddAccess,

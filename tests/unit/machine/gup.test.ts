@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rangeGet } from '../../../src/kernel/range-map.js';
+import { rangeGet } from '../../../src/structures/range-map.js';
 import { EFAULT, EOVERFLOW } from '../../../src/machine/errno.js';
 import {
   pinUserPagesFast,

@@ -6,7 +6,7 @@ import type { EventOf } from '../../../src/events/events.js';
 import { Sim } from '../../../src/machine/sim.js';
 import { Emitter, MemorySink } from '../../../src/state/emit.js';
 import { reduce } from '../../../src/state/reduce.js';
-import { recomputeDigest } from '../../../src/state/records.js';
+import { recomputeDigest } from '../../../src/state/state.js';
 import { DEFAULT_CONFIG, initialState } from '../../../src/state/state.js';
 import type { RunConfig } from '../../../src/state/state.js';
 

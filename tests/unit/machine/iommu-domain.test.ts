@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { btreeEntries } from '../../../src/kernel/btree.js';
+import { btreeEntries } from '../../../src/structures/btree.js';
 import { EEXIST, EINVAL, ENOENT } from '../../../src/machine/errno.js';
 import {
   domainAlloc,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { btreeEntries } from '../../../src/kernel/btree.js';
-import { rangeGet } from '../../../src/kernel/range-map.js';
+import { btreeEntries } from '../../../src/structures/btree.js';
+import { rangeGet } from '../../../src/structures/range-map.js';
 import { pinUserPagesRemote, unpinUserPages } from '../../../src/machine/gup.js';
 import { cpuWrite, mmap, munmap } from '../../../src/machine/memory.js';
 import { createProcess, exitProcess } from '../../../src/machine/mm.js';

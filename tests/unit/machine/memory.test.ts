@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rangeGet } from '../../../src/kernel/range-map.js';
+import { rangeGet } from '../../../src/structures/range-map.js';
 import { EFAULT, EINVAL, ESRCH } from '../../../src/machine/errno.js';
 import { pinUserPagesFast } from '../../../src/machine/gup.js';
 import { cpuRead, cpuWrite, mmap, munmap, readPhys, vaToPfn, writePhys } from '../../../src/machine/memory.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rangeGet } from '../../../src/kernel/range-map.js';
+import { rangeGet } from '../../../src/structures/range-map.js';
 import { pinUserPagesFast, unpinUserPages } from '../../../src/machine/gup.js';
 import { mmap } from '../../../src/machine/memory.js';
 import {

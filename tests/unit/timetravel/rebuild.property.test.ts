@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Immer, enablePatches } from 'immer';
 import { digestHex } from '../../../src/lib/digest.js';
-import { recomputeDigest } from '../../../src/state/records.js';
+import { recomputeDigest } from '../../../src/state/state.js';
 import { FIRST_PFN } from '../../../src/state/state.js';
 import { stateAt } from '../../../src/timetravel/state-at.js';
 import { verifyRebuild } from '../../../src/timetravel/rebuild.js';

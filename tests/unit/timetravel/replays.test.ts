@@ -6,7 +6,7 @@ import { resolveVariant } from '../../../src/kernel/variants.js';
 import { MemorySink } from '../../../src/state/emit.js';
 import { MemorySource } from '../../../src/timetravel/source.js';
 import type { OpSpan } from '../../../src/timetravel/source.js';
-import { SnapshotSpacing } from '../../../src/timetravel/spacing.js';
+import { SnapshotSpacing } from '../../../src/state/snapshot-spacing.js';
 import { verifyRebuild } from '../../../src/timetravel/rebuild.js';
 import { stateAt } from '../../../src/timetravel/state-at.js';
 import { Cursor } from '../../../src/timetravel/cursor.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { digestHex } from '../../../src/lib/digest.js';
-import { recomputeDigest } from '../../../src/state/records.js';
+import { recomputeDigest } from '../../../src/state/state.js';
 import { ForwardSeeker, stateAt } from '../../../src/timetravel/state-at.js';
 import { verifyRebuild } from '../../../src/timetravel/rebuild.js';
 import { MemorySource } from '../../../src/timetravel/source.js';

@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { produce } from 'immer';
 import { describe, expect, it } from 'vitest';
-import { type IntervalTree, type Key, itreeCreate, itreeInsert } from '../../../src/kernel/interval-tree.js';
+import { type IntervalTree, type Key, itreeCreate, itreeInsert } from '../../../src/structures/interval-tree.js';
 import {
   type SpanIter,
   doubleSpanIterFirst,
@@ -13,7 +13,7 @@ import {
   spanIterFirst,
   spanIterNext,
   spans,
-} from '../../../src/kernel/span.js';
+} from '../../../src/structures/span.js';
 
 function build<K extends Key>(items: readonly (readonly [K, K])[]): IntervalTree<K> {
   const tree = itreeCreate<K>();

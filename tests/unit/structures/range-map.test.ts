@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { applyPatches, enablePatches, produceWithPatches } from 'immer';
-import { btreeEntries } from '../../../src/kernel/btree.js';
+import { btreeEntries } from '../../../src/structures/btree.js';
 import {
   rangeCovered,
   rangeForEach,
@@ -12,8 +12,8 @@ import {
   rangeSegments,
   rangeSet,
   rangeUpdate,
-} from '../../../src/kernel/range-map.js';
-import type { RangeMap, RangeSpec } from '../../../src/kernel/range-map.js';
+} from '../../../src/structures/range-map.js';
+import type { RangeMap, RangeSpec } from '../../../src/structures/range-map.js';
 import { zeroDigest } from '../../../src/lib/digest.js';
 
 enablePatches();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_SPACING, SnapshotSpacing } from '../../../src/timetravel/spacing.js';
+import { DEFAULT_SPACING, SnapshotSpacing } from '../../../src/state/snapshot-spacing.js';
 import { MemoryRecorder } from '../../../src/timetravel/source.js';
 import { initialState } from '../../../src/state/state.js';
 

@@ -18,8 +18,8 @@ import {
   btreeHeight,
   btreeLast,
   btreeSet,
-} from '../../../src/kernel/btree.js';
-import type { BTree, BTreeNode, Key } from '../../../src/kernel/btree.js';
+} from '../../../src/structures/btree.js';
+import type { BTree, BTreeNode, Key } from '../../../src/structures/btree.js';
 
 enablePatches();
 

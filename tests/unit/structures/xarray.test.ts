@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { applyPatches, enablePatches, produceWithPatches } from 'immer';
-import { btreeEntries } from '../../../src/kernel/btree.js';
+import { btreeEntries } from '../../../src/structures/btree.js';
 import {
   xaCheck,
   xaCreate,
@@ -14,8 +14,8 @@ import {
   xaPresent,
   xaRuns,
   xaStore,
-} from '../../../src/kernel/xarray.js';
-import type { Xarray } from '../../../src/kernel/xarray.js';
+} from '../../../src/structures/xarray.js';
+import type { Xarray } from '../../../src/structures/xarray.js';
 import { zeroDigest } from '../../../src/lib/digest.js';
 
 enablePatches();

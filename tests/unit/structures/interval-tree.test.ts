@@ -18,7 +18,7 @@ import {
   itreeIterFirst,
   itreeIterNext,
   itreeRemove,
-} from '../../../src/kernel/interval-tree.js';
+} from '../../../src/structures/interval-tree.js';
 
 function build<K extends Key>(items: readonly [number, K, K][]): IntervalTree<K> {
   const tree = itreeCreate<K>();

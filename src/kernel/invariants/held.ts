@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * What each iopt_pages holds: its coverage (access_itree ∪ domains_itree) and the PFN of every covered
+ * index (the xarray, else the storage domain's translation, else the source mm as a hint), with invariants 1
+ * (npinned = |coverage|) and 2 (pinned_pfns keys = access_itree coverage) checked on the way. Geometry here
+ * raises no WARN: the checker only reads.
+ */
+import type { Area, Pages, State } from '../../state/state.js';
+import { btreeFloorValue, btreeForEachFrom } from '../../structures/btree.js';
+import { itreeEntries } from '../../structures/interval-tree.js';
+import { xaForEachRun } from '../../structures/xarray.js';
+import type { InvariantFinding } from './finding.js';
+import { SMALL, U64_MASK } from './finding.js';
+import type { Run } from './runs.js';
+import { coverageOf, listRuns, runsSize, subtractRuns, unionRuns } from './runs.js';
+
+export function indexToIova(area: Area, index: number, page: bigint): bigint {
+  if (index === area.firstIndex) return area.iova;
+  return (area.iova - BigInt(area.pageOffset) + BigInt(index - area.firstIndex) * page) & U64_MASK;
+}
+
+export function indexToIovaLast(area: Area, index: number, page: bigint): bigint {
+  if (index === area.lastIndex) return area.lastIova;
+  return (area.iova - BigInt(area.pageOffset) + BigInt(index - area.firstIndex + 1) * page - 1n) & U64_MASK;
+}
+
+/** The byte position inside the pages of the area's first IOVA. */
+export const areaStartByte = (area: Area, page: bigint): bigint =>
+  BigInt(area.firstIndex) * page + BigInt(area.pageOffset);
+
+/** PFNs of a run of indexes: from the xarray or a storage domain (known), the source mm (hint), or none. */
+export interface PfnSeg {
+  index: number;
+  count: number;
+  pfn: number | null;
+  known: boolean;
+}
+
+export interface Held {
+  pages: Pages;
+  access: Run[];
+  domains: Run[];
+  cover: Run[];
+  /** Exactly `cover`, ascending. */
+  pfns: PfnSeg[];
+}
+
+export function pushSeg(out: PfnSeg[], seg: PfnSeg): void {
+  const prev = out[out.length - 1];
+  if (
+    prev !== undefined &&
+    prev.known === seg.known &&
+    prev.index + prev.count === seg.index &&
+    (prev.pfn === null ? seg.pfn === null : seg.pfn === prev.pfn + prev.count)
+  ) {
+    prev.count += seg.count;
+  } else {
+    out.push(seg);
+  }
+}
+
+/** PFNs of [first, last] from the source mm's page table (a hint), the rest unknown. */
+export function fromSourceMm(state: State, p: Pages, first: number, last: number, out: PfnSeg[]): void {
+  const mm = state.mms[p.sourceMm];
+  const base = Number(p.uptr / BigInt(state.config.pageSize));
+  let next = first;
+  if (mm !== undefined) {
+    xaForEachRun(mm.pt, base + first, base + last, (vpn, pfn, count) => {
+      const index = vpn - base;
+      if (index > next) pushSeg(out, { index: next, count: index - next, pfn: null, known: false });
+      pushSeg(out, { index, count, pfn, known: false });
+      next = index + count;
+    });
+  }
+  if (next <= last) pushSeg(out, { index: next, count: last - next + 1, pfn: null, known: false });
+}
+
+/**
+ * PFNs of [first, last] of an area as its storage domain translates them, run by run over the mapping
+ * pieces; indexes the domain does not map come from the source mm (hint). A piece whose physical offset
+ * is not the page offset gives the PFN of the page the index's start would fall in.
+ */
+export function fromDomain(
+  state: State,
+  p: Pages,
+  area: Area,
+  domain: string,
+  first: number,
+  last: number,
+  out: PfnSeg[],
+): void {
+  const d = state.domains[domain];
+  if (d === undefined) {
+    fromSourceMm(state, p, first, last, out);
+    return;
+  }
+  const pageSize = state.config.pageSize;
+  const page = BigInt(pageSize);
+  const lo = indexToIova(area, first, page);
+  const hi = indexToIovaLast(area, last, page);
+  const byteOf = (iova: bigint): bigint => iova - area.iova + areaStartByte(area, page);
+  let next = first;
+  const emit = (b0: number, b1: number, shift: number): void => {
+    const i0 = Math.max(Math.floor(b0 / pageSize), next);
+    const i1 = Math.floor(b1 / pageSize);
+    if (i1 < i0) return;
+    if (i0 > next) fromSourceMm(state, p, next, i0 - 1, out);
+    pushSeg(out, { index: i0, count: i1 - i0 + 1, pfn: i0 + shift, known: true });
+    next = i1 + 1;
+  };
+  // Small addresses are walked as numbers (exact below 2^52; bigint arithmetic is slow).
+  const small = area.lastIova < SMALL;
+  const areaIova = Number(area.iova);
+  const startByte = Number(areaStartByte(area, page));
+  const loN = Number(lo);
+  const hiN = Number(hi);
+  const take = (mIova: bigint, mSize: bigint, mPaddr: bigint): void => {
+    if (small && mIova < SMALL && mSize < SMALL && mPaddr < SMALL) {
+      const iova = Number(mIova);
+      const x0 = iova > loN ? iova : loN;
+      const x1 = Math.min(iova + Number(mSize) - 1, hiN);
+      if (x0 > x1) return;
+      const b0 = x0 - areaIova + startByte;
+      emit(b0, x1 - areaIova + startByte, Math.floor((Number(mPaddr) + (x0 - iova) - b0) / pageSize));
+      return;
+    }
+    const x0 = mIova > lo ? mIova : lo;
+    const x1 = mIova + mSize - 1n < hi ? mIova + mSize - 1n : hi;
+    if (x0 > x1) return;
+    const b0 = byteOf(x0);
+    const delta = mPaddr + (x0 - mIova) - b0;
+    // floor(delta / page), also for a negative delta (a garbage translation).
+    const shift = delta >= 0n ? delta / page : -((-delta + page - 1n) / page);
+    emit(Number(b0), Number(byteOf(x1)), Number(shift));
+  };
+  const head = btreeFloorValue(d.mappings.tree, lo);
+  if (head !== undefined && head.iova < lo) take(head.iova, head.size, head.paddr);
+  btreeForEachFrom(d.mappings.tree, lo, (iova, m) => {
+    if (iova > hi) return false;
+    take(m.iova, m.size, m.paddr);
+    return true;
+  });
+  if (next <= last) fromSourceMm(state, p, next, last, out);
+}
+
+/** PFNs of the covered gap [first, last] that the xarray does not hold: from the covering areas' domains. */
+export function fromDomains(state: State, p: Pages, first: number, last: number, out: PfnSeg[]): void {
+  let next = first;
+  for (const node of itreeEntries(p.domainsTree)) {
+    if (node.last < next || node.start > last) continue;
+    const area = state.areas[node.id];
+    if (area === undefined || area.pages !== p.id || area.storageDomain === null) continue;
+    const from = Math.max(next, node.start, area.firstIndex);
+    const to = Math.min(last, node.last, area.lastIndex);
+    if (from > to) continue;
+    if (from > next) fromSourceMm(state, p, next, from - 1, out);
+    fromDomain(state, p, area, area.storageDomain, from, to, out);
+    next = to + 1;
+    if (next > last) return;
+  }
+  if (next <= last) fromSourceMm(state, p, next, last, out);
+}
+
+/** Coverage and PFNs of one pages, with invariants 1 (npinned) and 2 (xarray keys). */
+export function heldBy(state: State, p: Pages, out: InvariantFinding[]): Held {
+  const access = coverageOf(p.accessTree);
+  const domains = coverageOf(p.domainsTree);
+  const cover = unionRuns(access, domains);
+  const size = runsSize(cover);
+  if (p.npinned !== size) {
+    out.push({
+      key: `npinned:${p.id}`,
+      kind: 'invariant',
+      detail: `iopt_pages ${p.id}: npinned is ${p.npinned} but access_itree and domains_itree cover ${size} indexes (${listRuns(cover) || 'none'})`,
+      objects: { pages: p.id, npinned: p.npinned, covered: size },
+    });
+  }
+
+  const xaCover: Run[] = [];
+  xaForEachRun(p.xa, 0, Number.MAX_SAFE_INTEGER, (index, _pfn, count) => {
+    const prev = xaCover[xaCover.length - 1];
+    if (prev !== undefined && prev[1] + 1 === index) prev[1] = index + count - 1;
+    else xaCover.push([index, index + count - 1]);
+  });
+  const extra = subtractRuns(xaCover, access);
+  const missing = subtractRuns(access, xaCover);
+  if (extra.length > 0 || missing.length > 0) {
+    const parts: string[] = [];
+    if (extra.length > 0) parts.push(`${runsSize(extra)} entries no access covers (${listRuns(extra)})`);
+    if (missing.length > 0) parts.push(`${runsSize(missing)} accessed indexes without an entry (${listRuns(missing)})`);
+    out.push({
+      key: `xarray:${p.id}`,
+      kind: 'invariant',
+      detail: `iopt_pages ${p.id}: pinned_pfns differs from access_itree coverage: ${parts.join('; ')}`,
+      objects: {
+        pages: p.id,
+        extra: runsSize(extra),
+        missing: runsSize(missing),
+        index: (extra[0] ?? missing[0] ?? [0])[0],
+      },
+    });
+  }
+
+  const pfns: PfnSeg[] = [];
+  for (const [s, l] of cover) {
+    let next = s;
+    xaForEachRun(p.xa, s, l, (index, pfn, count) => {
+      if (index > next) fromDomains(state, p, next, index - 1, pfns);
+      pushSeg(pfns, { index, count, pfn, known: true });
+      next = index + count;
+    });
+    if (next <= l) fromDomains(state, p, next, l, pfns);
+  }
+  return { pages: p, access, domains, cover, pfns };
+}
