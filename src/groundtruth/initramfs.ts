@@ -41,7 +41,8 @@ export function initramfsEntries(programs: readonly PlannedProgram[]): CpioEntry
     { kind: 'file', path: 'init', data: readFileSync(nativeFile('kernel', 'init.sh')), mode: 0o755 },
     { kind: 'file', path: 'tests/plan', data: Buffer.from(planText(programs)) },
   ];
-  for (const p of programs) entries.push({ kind: 'file', path: `tests/${p.name}`, data: readFileSync(p.file), mode: 0o755 });
+  for (const p of programs)
+    entries.push({ kind: 'file', path: `tests/${p.name}`, data: readFileSync(p.file), mode: 0o755 });
   return entries;
 }
 

@@ -54,7 +54,8 @@ export async function prepareSource(say: Say): Promise<SourceTree> {
   const tree = join(srcDir, SOURCE_TOPDIR);
   const marker = join(srcDir, EXTRACTED);
   if (!existsSync(marker) || readFileSync(marker, 'utf8') !== packageVersion) {
-    if (!existsSync(SOURCE_TARBALL)) throw new ToolError(`${SOURCE_TARBALL} is missing although ${SOURCE_PACKAGE} is installed`);
+    if (!existsSync(SOURCE_TARBALL))
+      throw new ToolError(`${SOURCE_TARBALL} is missing although ${SOURCE_PACKAGE} is installed`);
     say(`unpacking ${SOURCE_TARBALL} into ${srcDir}`);
     rmSync(srcDir, { recursive: true, force: true });
     mkdirSync(srcDir, { recursive: true });
@@ -116,10 +117,7 @@ export async function buildKernel(say: Say, opts: { jobs?: number } = {}): Promi
       what: 'merging the config fragment',
     });
     await runTool('make', [`O=${out}`, 'olddefconfig'], { ...cfg, what: 'make olddefconfig' });
-    const bad = kconfigMismatches(
-      parseKconfig(fragmentText),
-      parseKconfig(readFileSync(join(out, '.config'), 'utf8')),
-    );
+    const bad = kconfigMismatches(parseKconfig(fragmentText), parseKconfig(readFileSync(join(out, '.config'), 'utf8')));
     if (bad.length)
       throw new ToolError(
         `the kernel config does not hold what ${fragmentPath} asks (unmet Kconfig dependencies?): ${bad

@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildKernel, prepareSource } from './kernel-build.js';
 import type { KernelBuild, Say } from './kernel-build.js';
-import { SELFTEST_PROGRAMS, buildSelftests } from './selftests.js';
+import { SELFTEST_PROGRAMS, buildNativeProgram, buildSelftests } from './selftests.js';
 import type { SelftestProgram } from './selftests.js';
 import { countOutcomes, parseTap } from './tap.js';
 import type { TapOutcome, TapResult } from './tap.js';
@@ -46,6 +46,17 @@ export interface ProgramSummary {
   totals: TapResult['totals'];
 }
 
+/** The MM-mode accounting finding (issue 14): the program's JSON lines and the WARNs logged while it ran. */
+export interface FindingRun {
+  name: string;
+  mode: 'mm' | 'user';
+  exitStatus: number | undefined;
+  steps: unknown[];
+  warns: KernelReport[];
+}
+
+export const FINDING_PROGRAM = 'mm-exit-reattach';
+
 export interface SelftestReport {
   kernel: KernelBuild;
   selftestsCached: boolean;
@@ -53,6 +64,7 @@ export interface SelftestReport {
   programs: ProgramSummary[];
   rows: SelftestRow[];
   reports: KernelReport[];
+  findings: FindingRun[];
   consoleLog: string;
 }
 
@@ -65,21 +77,25 @@ export async function runSelftestOracle(say: Say): Promise<SelftestReport> {
   );
   const src = await prepareSource(say);
   const selftests = await buildSelftests(src, say);
-  say(`booting ${kernel.bzImage} under qemu-system-x86_64 (no KVM) to run ${SELFTEST_PROGRAMS.join(', ')}`);
-  const vm = await runVm({
-    bzImage: kernel.bzImage,
-    programs: SELFTEST_PROGRAMS.map((p) => ({ name: p, file: selftests.programs[p] })),
-  });
+  const finding = await buildNativeProgram(src, FINDING_PROGRAM);
+  const modes = ['mm', 'user'] as const;
+  // After the selftests, so a WARN it provokes (and the taint) cannot change a selftest's outcome.
+  const programs = [
+    ...SELFTEST_PROGRAMS.map((p) => ({ name: p, file: selftests.programs[p] })),
+    ...modes.map((mode) => ({ name: `${FINDING_PROGRAM}.${mode}`, file: finding, args: [mode] })),
+  ];
+  say(`booting ${kernel.bzImage} under qemu-system-x86_64 (no KVM) to run ${programs.map((p) => p.name).join(', ')}`);
+  const vm = await runVm({ bzImage: kernel.bzImage, programs });
   const logDir = join(src.dir, 'runs');
   mkdirSync(logDir, { recursive: true });
   const consoleLog = join(logDir, `selftest-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
   writeFileSync(consoleLog, vm.console);
-  const programs: ProgramSummary[] = [];
+  const summaries: ProgramSummary[] = [];
   const rows: SelftestRow[] = [];
   for (const program of SELFTEST_PROGRAMS) {
     const run = vm.runs.find((r) => r.name === program);
     const tap = parseTap(run?.output ?? '');
-    programs.push({
+    summaries.push({
       program,
       exitStatus: run?.exitStatus,
       guestSeconds: run?.endedAt === undefined || run.startedAt === undefined ? undefined : run.endedAt - run.startedAt,
@@ -107,8 +123,26 @@ export async function runSelftestOracle(say: Say): Promise<SelftestReport> {
         reason: undefined,
       });
   }
+  const findings = modes.map((mode): FindingRun => {
+    const name = `${FINDING_PROGRAM}.${mode}`;
+    const run = vm.runs.find((r) => r.name === name);
+    const steps = (run?.output ?? '')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as unknown);
+    return { name, mode, exitStatus: run?.exitStatus, steps, warns: vm.reports.filter((w) => w.during === name) };
+  });
   const { console: _c, runs: _r, kmsg: _k, ...vmSummary } = vm;
-  return { kernel, selftestsCached: selftests.cached, vm: vmSummary, programs, rows, reports: vm.reports, consoleLog };
+  return {
+    kernel,
+    selftestsCached: selftests.cached,
+    vm: vmSummary,
+    programs: summaries,
+    rows,
+    reports: vm.reports,
+    findings,
+    consoleLog,
+  };
 }
 
 /** Exit 0 when the VM ran both programs to the end and every planned test printed its result. */

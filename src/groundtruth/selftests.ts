@@ -79,3 +79,20 @@ export async function buildSelftests(src: SourceTree, say: Say): Promise<Selftes
   }
   return { dir, programs, cached: false };
 }
+
+/** Our own C programs for the VM (native/groundtruth/NAME.c), compiled statically, keyed by their source. */
+export async function buildNativeProgram(src: SourceTree, name: string): Promise<string> {
+  const source = nativeFile('groundtruth', `${name}.c`);
+  const key = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 16);
+  const dir = join(src.dir, 'native');
+  const out = join(dir, `${name}-${key}`);
+  if (existsSync(out)) return out;
+  mkdirSync(dir, { recursive: true });
+  await runTool('gcc', ['-Wall', '-Werror', '-O2', '-static', '-o', `${out}.tmp`, source], {
+    log: join(dir, 'build.log'),
+    nice: true,
+    what: `compiling ${source}`,
+  });
+  await runTool('mv', [`${out}.tmp`, out], { log: join(dir, 'build.log'), what: 'mv' });
+  return out;
+}

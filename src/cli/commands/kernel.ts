@@ -46,6 +46,10 @@ async function selftest(env: CommandEnv): Promise<CommandOutput> {
     ),
     `failing on the kernel (${failing.length}): ${failing.map((f) => f.test).join(', ') || 'none'}`,
     `kernel WARN/BUG reports: ${r.reports.length ? r.reports.map((w) => `${w.line} [during ${w.during ?? '?'}]`).join('; ') : 'none'}`,
+    ...r.findings.map(
+      (f) =>
+        `${f.name}: exit ${f.exitStatus ?? 'none'}; ${f.steps.map((s) => JSON.stringify(s)).join(' ')}; WARNs while it ran: ${f.warns.map((w) => w.fn ?? w.line).join(', ') || 'none'}`,
+    ),
     'model column: ioptrace run (issue 13) is not available on this branch yet, so no test is compared',
     `console log: ${r.consoleLog}`,
   ];

@@ -48,7 +48,10 @@ describe('parseConsole', () => {
   });
 
   it('reports a VM that died mid-program: no end marker, not completed', () => {
-    const r = parseConsole('@@IOPTRACE-BOOTED release=6.12.118 hugepages=0 uptime=1\n@@IOPTRACE-BEGIN t uptime=1.5\nout\n', 3);
+    const r = parseConsole(
+      '@@IOPTRACE-BOOTED release=6.12.118 hugepages=0 uptime=1\n@@IOPTRACE-BEGIN t uptime=1.5\nout\n',
+      3,
+    );
     expect(r.completed).toBe(false);
     expect(r.runs).toEqual([{ name: 't', exitStatus: undefined, output: 'out\n', startedAt: 1.5, endedAt: undefined }]);
   });
@@ -65,11 +68,21 @@ describe('parseConsole', () => {
 
 describe('planText', () => {
   it('lists programs with arguments, one a line, and refuses names the init could not run safely', () => {
-    expect(planText([{ name: 'iommufd', file: '/x' }, { name: 'mm', file: '/y', args: ['--mode=vfio'] }])).toBe(
-      'iommufd\nmm --mode=vfio\n',
-    );
+    expect(
+      planText([
+        { name: 'iommufd', file: '/x' },
+        { name: 'mm', file: '/y', args: ['--mode=vfio'] },
+      ]),
+    ).toBe('iommufd\nmm --mode=vfio\n');
     expect(() => planText([{ name: 'a b', file: '/x' }])).toThrow('bad program name for the VM: "a b"');
-    expect(() => planText([{ name: 'a', file: '/x', args: ['$(reboot)'] }])).toThrow('argument "$(reboot)" of a needs quoting');
-    expect(() => planText([{ name: 'a', file: '/x' }, { name: 'a', file: '/y' }])).toThrow('program "a" is planned twice');
+    expect(() => planText([{ name: 'a', file: '/x', args: ['$(reboot)'] }])).toThrow(
+      'argument "$(reboot)" of a needs quoting',
+    );
+    expect(() =>
+      planText([
+        { name: 'a', file: '/x' },
+        { name: 'a', file: '/y' },
+      ]),
+    ).toThrow('program "a" is planned twice');
   });
 });
