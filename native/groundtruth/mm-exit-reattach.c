@@ -139,7 +139,7 @@ int main(int argc, char **argv)
 {
 	const int mm_mode = argc > 1 && !strcmp(argv[1], "mm");
 	const size_t length = 16 * 4096;
-	const uint64_t iova = 1u << 20;
+	const uint64_t iova = 1u << 24; /* the mock domain's aperture starts at 16 MiB */
 	struct gt_ioas_alloc alloc = { .size = sizeof(alloc) };
 	char extra[96];
 	uint32_t stdev = 0, stdev2 = 0;

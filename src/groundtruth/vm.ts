@@ -147,8 +147,9 @@ export function qemuArgs(bzImage: string, initrd: string, memoryMb: number): str
     '-initrd',
     initrd,
     // loglevel=3 keeps the kernel's own chatter off the console; init prints the whole log at the end.
+    // no_timer_check: under emulation on a loaded host the IO-APIC timer check times out and panics.
     '-append',
-    'console=ttyS0 loglevel=3 panic=-1',
+    'console=ttyS0 loglevel=3 panic=-1 no_timer_check',
     '-nographic',
     '-no-reboot',
     '-m',
