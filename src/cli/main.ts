@@ -59,7 +59,8 @@ export async function main(argv: string[]): Promise<number> {
       return 3;
     }
     const e = err as Error;
-    if (e.name === 'StoreError') {
+    // StoreError: the database; ToolError: an external tool (apt, make, gcc, qemu) with its log's tail.
+    if (e.name === 'StoreError' || e.name === 'ToolError') {
       process.stderr.write(`ioptrace: ${e.message}\n`);
       return 3;
     }

@@ -18,6 +18,7 @@ import { bisectCommand } from './bisect.js';
 import { bisectFixCommand } from './bisect-fix.js';
 import { observedCommand } from './observed.js';
 import { auditCommand } from './audit.js';
+import { kernelCommand } from './kernel.js';
 
 export const COMMANDS: readonly Command[] = [
   demoCommand,
@@ -37,4 +38,5 @@ export const COMMANDS: readonly Command[] = [
   bisectFixCommand,
   observedCommand,
   auditCommand,
+  kernelCommand,
 ];

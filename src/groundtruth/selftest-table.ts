@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The selftest as oracle (`npm run test:kernel`): the kernel's iommufd and iommufd_fail_nth selftests,
+ * built from the package's sources, run once in the ground-truth VM; one row per test with its outcome
+ * on the kernel. The model's column is filled by `ioptrace run` (issue 13) once that exists; until then
+ * it says so instead of guessing.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildKernel, prepareSource } from './kernel-build.js';
+import type { KernelBuild, Say } from './kernel-build.js';
+import { SELFTEST_PROGRAMS, buildNativeProgram, buildSelftests } from './selftests.js';
+import type { SelftestProgram } from './selftests.js';
+import { countOutcomes, parseTap } from './tap.js';
+import type { TapOutcome, TapResult } from './tap.js';
+import { runVm } from './vm.js';
+import type { KernelReport, VmResult } from './vm.js';
+
+export const MODEL_UNAVAILABLE = 'n/a (ioptrace run not yet available)';
+
+/** The fixtures whose every test must agree between kernel and model (issue 14, item 5). */
+export const ORACLE_FIXTURES = [
+  'iommufd',
+  'iommufd_ioas',
+  'iommufd_mock_domain',
+  'vfio_compat_mock_domain',
+  'basic_fail_nth',
+] as const;
+
+export interface SelftestRow {
+  program: SelftestProgram;
+  test: string;
+  fixture: string;
+  kernel: TapOutcome | 'missing';
+  model: string;
+  reason: string | undefined;
+}
+
+export interface ProgramSummary {
+  program: SelftestProgram;
+  exitStatus: number | undefined;
+  guestSeconds: number | undefined;
+  planned: number | undefined;
+  counts: Record<TapOutcome, number>;
+  /** The harness's own totals line, to cross-check the parse. */
+  totals: TapResult['totals'];
+}
+
+/** The MM-mode accounting finding (issue 14): the program's JSON lines and the WARNs logged while it ran. */
+export interface FindingRun {
+  name: string;
+  mode: 'mm' | 'user';
+  exitStatus: number | undefined;
+  steps: unknown[];
+  warns: KernelReport[];
+}
+
+export const FINDING_PROGRAM = 'mm-exit-reattach';
+
+export interface SelftestReport {
+  kernel: KernelBuild;
+  selftestsCached: boolean;
+  vm: Omit<VmResult, 'console' | 'runs' | 'kmsg'>;
+  programs: ProgramSummary[];
+  rows: SelftestRow[];
+  reports: KernelReport[];
+  findings: FindingRun[];
+  consoleLog: string;
+}
+
+export async function runSelftestOracle(say: Say): Promise<SelftestReport> {
+  const kernel = await buildKernel(say);
+  say(
+    kernel.cached
+      ? `kernel ${kernel.release} (${kernel.packageVersion}) cached: ${kernel.bzImage}`
+      : `kernel built in ${kernel.buildSeconds.toFixed(0)} s`,
+  );
+  const src = await prepareSource(say);
+  const selftests = await buildSelftests(src, say);
+  const finding = await buildNativeProgram(src, FINDING_PROGRAM);
+  const modes = ['mm', 'user'] as const;
+  // After the selftests, so a WARN it provokes (and the taint) cannot change a selftest's outcome.
+  const programs = [
+    ...SELFTEST_PROGRAMS.map((p) => ({ name: p, file: selftests.programs[p] })),
+    ...modes.map((mode) => ({ name: `${FINDING_PROGRAM}.${mode}`, file: finding, args: [mode] })),
+  ];
+  say(`booting ${kernel.bzImage} under qemu-system-x86_64 (no KVM) to run ${programs.map((p) => p.name).join(', ')}`);
+  const vm = await runVm({ bzImage: kernel.bzImage, programs });
+  const logDir = join(src.dir, 'runs');
+  mkdirSync(logDir, { recursive: true });
+  const consoleLog = join(logDir, `selftest-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
+  writeFileSync(consoleLog, vm.console);
+  const summaries: ProgramSummary[] = [];
+  const rows: SelftestRow[] = [];
+  for (const program of SELFTEST_PROGRAMS) {
+    const run = vm.runs.find((r) => r.name === program);
+    const tap = parseTap(run?.output ?? '');
+    summaries.push({
+      program,
+      exitStatus: run?.exitStatus,
+      guestSeconds: run?.endedAt === undefined || run.startedAt === undefined ? undefined : run.endedAt - run.startedAt,
+      planned: tap.planned,
+      counts: countOutcomes(tap.tests),
+      totals: tap.totals,
+    });
+    for (const t of tap.tests)
+      rows.push({
+        program,
+        test: t.name,
+        fixture: t.name.split('.')[0] ?? t.name,
+        kernel: t.outcome,
+        model: MODEL_UNAVAILABLE,
+        reason: t.reason,
+      });
+    // A planned test that never printed a result line (the program crashed mid-run) is a row too.
+    for (let n = tap.tests.length + 1; tap.planned !== undefined && n <= tap.planned; n++)
+      rows.push({
+        program,
+        test: `#${n} (no result line)`,
+        fixture: '?',
+        kernel: 'missing',
+        model: MODEL_UNAVAILABLE,
+        reason: undefined,
+      });
+  }
+  const findings = modes.map((mode): FindingRun => {
+    const name = `${FINDING_PROGRAM}.${mode}`;
+    const run = vm.runs.find((r) => r.name === name);
+    const steps = (run?.output ?? '')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as unknown);
+    return { name, mode, exitStatus: run?.exitStatus, steps, warns: vm.reports.filter((w) => w.during === name) };
+  });
+  const { console: _c, runs: _r, kmsg: _k, ...vmSummary } = vm;
+  return {
+    kernel,
+    selftestsCached: selftests.cached,
+    vm: vmSummary,
+    programs: summaries,
+    rows,
+    reports: vm.reports,
+    findings,
+    consoleLog,
+  };
+}
+
+/** Exit 0 when the VM ran both programs to the end and every planned test printed its result. */
+export function oracleExitCode(r: SelftestReport): number {
+  const complete =
+    r.vm.completed &&
+    r.programs.every((p) => p.exitStatus !== undefined && p.planned !== undefined) &&
+    r.rows.every((row) => row.kernel !== 'missing');
+  return complete ? 0 : 1;
+}
