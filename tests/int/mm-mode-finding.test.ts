@@ -14,6 +14,7 @@ import type { State } from '../../src/state/state.js';
 const FIXTURES = join(import.meta.dirname, '../fixtures/findings');
 const STALE = join(FIXTURES, 'mm-mode-stale-last-npinned.jsonl');
 const HANG = join(FIXTURES, 'mm-mode-unlock-not-held-hang.jsonl');
+const RW_SLOW = join(FIXTURES, 'mm-mode-rw-slow-warn.jsonl');
 const FIX = 'mm-mode-uncharge-dead-mm';
 
 interface PerOp {
@@ -72,6 +73,18 @@ describe('stale last_npinned after the mapping process exits (MM mode)', () => {
     expect(r.mismatches).toEqual([]);
     expect(perOp[9]).toEqual({ errno: null, npinned: 0, lastNpinned: 0, mmLocked: 0, pinned: 0 });
     expect(perOp[10]).toEqual({ errno: 'EFAULT', npinned: 0, lastNpinned: 0, mmLocked: 0, pinned: 0 });
+  });
+
+  it('the rw_slow consequence: access_rw falls back to rw_slow, fails EFAULT, and the destroy WARNs', async () => {
+    const trace = await parseTraceFile(RW_SLOW);
+    const broken = run(trace, 'upstream');
+    expect(findings(broken.r)).toEqual(['warn pfn_reader_destroy line 15']);
+    expect(broken.r.mismatches).toEqual([]);
+    expect(broken.perOp[11]).toEqual({ errno: 'EFAULT', npinned: 0, lastNpinned: 1, mmLocked: 1, pinned: 1 });
+    const fixed = run(trace, 'upstream', [FIX]);
+    expect(findings(fixed.r)).toEqual([]);
+    expect(fixed.r.mismatches).toEqual([]);
+    expect(fixed.perOp[11]).toEqual({ errno: 'EFAULT', npinned: 0, lastNpinned: 0, mmLocked: 0, pinned: 0 });
   });
 
   it('the WARN is there on v3 and merged too (the path predates the merge)', async () => {
