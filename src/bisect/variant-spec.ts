@@ -6,7 +6,7 @@
  * Flag names contain hyphens, so the text after the variant is read by matching the longest known flag
  * name after each `+` or `-`: with the known names this is unambiguous.
  */
-import { FLAG_NAMES, VARIANTS, resolveVariant } from '../kernel/variants.js';
+import { ALL_FLAG_NAMES, VARIANTS, resolveVariant } from '../kernel/variants.js';
 import type { VariantSpec } from '../kernel/variants.js';
 import { UsageError } from '../lib/errors.js';
 
@@ -15,7 +15,7 @@ export interface NamedVariant extends VariantSpec {
   label: string;
 }
 
-const BY_LENGTH = [...FLAG_NAMES].sort((x, y) => y.length - x.length);
+const BY_LENGTH = [...ALL_FLAG_NAMES].sort((x, y) => y.length - x.length);
 
 /** Parse `NAME(+FLAG|-FLAG)*`; a UsageError names what is wrong. */
 export function parseVariantSpec(text: string): NamedVariant {

@@ -191,6 +191,23 @@ export const EVENT_SCHEMAS = [
     detail: z.string(),
     objects: z.record(z.string(), z.unknown()),
   }),
+
+  // ---- an operation that never returns (added after the findings: existing type order is kept) ----
+  /**
+   * The calling task blocked for good inside the op: `lock` of `mm` could never be granted in `mode`
+   * (`readers` is the rwsem's reader count, negative once an unheld unlock corrupted it). No event of the
+   * op follows but its ViolationDetected('task_hung') and OpFinished (errno 'HUNG'); the run ends there.
+   */
+  ev('OpHung', {
+    op: count,
+    task: z.string(),
+    lock: z.literal('mmap_lock'),
+    mm: id,
+    mode: z.enum(['read', 'write']),
+    fn,
+    readers: z.number().int(),
+    writer: z.string().nullable(),
+  }),
 ] as const;
 
 export const Event = z.discriminatedUnion('type', EVENT_SCHEMAS);
@@ -223,5 +240,6 @@ export const VIOLATION_KINDS = [
   'xarray_missing_entry',
   'use_after_free',
   'invariant',
+  'task_hung',
 ] as const;
 export type ViolationKind = (typeof VIOLATION_KINDS)[number];

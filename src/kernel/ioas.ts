@@ -91,6 +91,8 @@ export function ioasUnmap(
   } else {
     if (args.iova >= U64_MAX || args.length >= U64_MAX) return { rc: -EOVERFLOW, unmapped: null };
     r = ioptUnmapIova(sim, ioas, args.iova, args.length);
+    // [up:vfio-unmap-empty-success] the range walk no longer fails on an empty range; IOAS_UNMAP still does.
+    if (!r.rc && r.unmapped === 0n && sim.has('vfio-unmap-empty-success')) return { rc: -ENOENT, unmapped: null };
   }
   return r.rc ? { rc: r.rc, unmapped: null } : { rc: 0, unmapped: r.unmapped };
 }

@@ -6,12 +6,14 @@
  * VFIO way). Charging happens after pinning; a failed charge is undone by the caller's unwind.
  *
  * Events: NpinnedChanged, LastNpinnedSet, AccountingCharged / AccountingUncharged (counter, owner = uid or
- * mm id, pages id, kernel function). Variants: incr-locked-vm-uses-arg; the [merged, test] charge fault point.
+ * mm id, pages id, kernel function). Variants: incr-locked-vm-uses-arg; the [merged, test] charge fault point;
+ * the proposed mm-mode-uncharge-dead-mm (docs/findings/mm-mode-stale-last-npinned.md).
  */
 import type { PageSlots } from '../machine/gup.js';
 import { unpinUserPages } from '../machine/gup.js';
 import { ENOMEM, EINVAL } from '../machine/errno.js';
 import { mmgetNotZero, mmput, rlimitMemlockPages } from '../machine/mm.js';
+import { mmapReadUnlock, mmapWriteLock, mmapWriteUnlock } from '../machine/mmap-lock.js';
 import type { Sim } from '../machine/sim.js';
 import { isRemote, mergedTest, pagesOf } from './pages-state.js';
 import type { PfnReaderUser } from './pages-state.js';
@@ -154,27 +156,38 @@ function accountLockedVm(sim: Sim, pages: number, n: number, inc: boolean): numb
 }
 
 /**
- * update_mm_locked_vm: the VFIO-compatible accounting on source_mm.locked_vm. A reader that holds the mmap
- * read lock drops it first; the test is "locked is non-zero", so a reader at -1 takes that branch too.
+ * update_mm_locked_vm: the VFIO-compatible accounting on source_mm.locked_vm, under the mmap write lock. A
+ * reader that holds the mmap read lock drops it first; the test is "locked is non-zero", so a reader at -1
+ * (no lock, no mm reference) takes that branch too: its mmap_read_unlock corrupts the rwsem and the
+ * mmap_write_lock right after can never be granted, so the task hangs there (mmapWriteLock throws TaskHung).
+ * Otherwise a remote mm is pinned with mmget_not_zero, which fails (-EINVAL) once its process is gone.
+ *
+ * [proposed mm-mode-uncharge-dead-mm] only a reader at 1 unlocks, and an uncharge needs no mm_users
+ * reference: the mm_struct stays valid through the mmgrab() iopt_alloc_pages took, and its mmap lock and
+ * locked_vm can be used while mm_users is 0 (as account_locked_vm callers that only mmgrab() do), so an
+ * uncharge cannot fail. A charge still needs a live address space.
  */
 function updateMmLockedVm(sim: Sim, pages: number, n: number, inc: boolean, user: PfnReaderUser | null): number {
   const p = pagesOf(sim, pages);
+  const proposed = sim.has('mm-mode-uncharge-dead-mm');
   let doPut = false;
-  if (user !== null && user.locked !== 0) {
-    if (user.locked === -1) {
+  if (user !== null && (proposed ? user.locked === 1 : user.locked !== 0)) {
+    if (!mmapReadUnlock(sim, p.sourceMm)) {
       sim.violation(
         'unlock_not_held',
         'update_mm_locked_vm',
-        `mmap_read_unlock of mm ${p.sourceMm} by a reader that never took the lock (locked == -1)`,
+        `mmap_read_unlock of mm ${p.sourceMm} by a reader that never took the lock (locked == ${user.locked})`,
         { pages, mm: p.sourceMm },
       );
     }
     user.locked = 0;
-  } else if ((user === null || user.upages === null) && isRemote(sim, p)) {
+  } else if ((user === null || user.upages === null) && isRemote(sim, p) && (inc || !proposed)) {
     if (!mmgetNotZero(sim, p.sourceMm, 'update_mm_locked_vm')) return -EINVAL;
     doPut = true;
   }
+  mmapWriteLock(sim, p.sourceMm, 'update_mm_locked_vm');
   const rc = accountLockedVm(sim, pages, n, inc);
+  mmapWriteUnlock(sim, p.sourceMm);
   if (doPut) mmput(sim, p.sourceMm, 'update_mm_locked_vm');
   return rc;
 }

@@ -13,6 +13,7 @@
 import { EFAULT, EINVAL, EPERM } from '../machine/errno.js';
 import { pinUserPagesRemote, unpinUserPages } from '../machine/gup.js';
 import { mmgetNotZero, mmput } from '../machine/mm.js';
+import { mmapReadLock, mmapReadUnlock } from '../machine/mmap-lock.js';
 import type { Sim } from '../machine/sim.js';
 import { userCopy } from '../machine/user-copy.js';
 import { u64 } from './area-geometry.js';
@@ -77,7 +78,9 @@ function ioptPagesRwPage(
   } else {
     const out = { slots: [] as number[] };
     const uptr = u64(p.uptr + BigInt(index) * BigInt(sim.pageSize));
+    mmapReadLock(sim, p.sourceMm, fn);
     rc = pinUserPagesRemote(sim, p.sourceMm, uptr, 1, { write, longterm: false, force: false }, out, 0);
+    mmapReadUnlock(sim, p.sourceMm);
     if (rc !== 1) {
       if (rc >= 0) {
         sim.warn(fn, 'rc >= 0', { pages, index, rc });

@@ -26,6 +26,7 @@ import type { GupFlags } from '../machine/gup.js';
 import { pinUserPagesFast, pinUserPagesRemote, unpinUserPages } from '../machine/gup.js';
 import { kfree, tempKmalloc } from '../machine/heap.js';
 import { mmgetNotZero, mmput } from '../machine/mm.js';
+import { mmapReadLock, mmapReadUnlock } from '../machine/mmap-lock.js';
 import type { Sim } from '../machine/sim.js';
 import type { Area } from '../state/state.js';
 import { u64 } from './area-geometry.js';
@@ -67,7 +68,7 @@ export function pfnReaderUserInit(sim: Sim, pages: number): PfnReaderUser {
 export function pfnReaderUserDestroy(sim: Sim, user: PfnReaderUser, pages: number): void {
   const p = pagesOf(sim, pages);
   if (user.locked !== -1) {
-    // locked == 1: mmap_read_unlock (the lock is not part of the State).
+    if (user.locked === 1) mmapReadUnlock(sim, p.sourceMm);
     if (isRemote(sim, p)) mmput(sim, p.sourceMm, 'pfn_reader_user_destroy');
     user.locked = sim.has('reader-destroy-locked-reset') ? -1 : 0;
   }
@@ -113,7 +114,10 @@ export function pfnReaderUserPin(sim: Sim, user: PfnReaderUser, pages: number, s
   if (!remote) {
     rc = pinUserPagesFast(sim, uptr, npages, user.gupFlags, user.upages.slots, user.upages.base);
   } else {
-    if (user.locked === 0) user.locked = 1;
+    if (user.locked === 0) {
+      mmapReadLock(sim, p.sourceMm, fn);
+      user.locked = 1;
+    }
     rc = pinUserPagesRemote(sim, p.sourceMm, uptr, npages, user.gupFlags, user.upages.slots, user.upages.base);
   }
   if (rc <= 0) {

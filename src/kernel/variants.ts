@@ -2,7 +2,8 @@
 /**
  * Variants and fix flags (spec section 17). A variant is the v3 posting plus a set of named fixes; each
  * flag changes only the behaviour its spec section describes. `merged` = v3 + every pre-merge flag,
- * `upstream` = everything. Flags are listed in upstream order, which is the order fix bisect walks.
+ * `upstream` = every flag of a kernel tree. Flags are listed in upstream order, which is the order fix bisect
+ * walks; the proposed fixes (in no tree, from this model's findings) come last and only `--fix` turns them on.
  */
 
 export interface FixFlag {
@@ -15,6 +16,8 @@ export interface FixFlag {
   sections: string;
   preMerge: boolean;
   summary: string;
+  /** A fix proposed from a finding of this model, in no kernel tree: never part of a variant, only --fix. */
+  proposed?: true;
 }
 
 export const FIX_FLAGS: readonly FixFlag[] = [
@@ -221,6 +224,15 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     summary: 'the IOVA allocation alignment step is overflow-checked',
   },
   {
+    name: 'vfio-unmap-empty-success',
+    commit: 'afb47765f923',
+    release: 'v6.18 (6.12.y, 6.6.y)',
+    sections: '14',
+    preMerge: false,
+    summary:
+      'iopt_unmap_iova_range succeeds when nothing is mapped: VFIO_IOMMU_UNMAP_DMA of an empty range returns 0 with size 0, IOAS_UNMAP checks for 0 bytes itself (-ENOENT)',
+  },
+  {
     name: 'unmap-advance-start',
     commit: '8602018b1f17',
     release: '2026',
@@ -228,9 +240,24 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     preMerge: false,
     summary: 'iopt_unmap_iova continues after the unmapped area instead of restarting at the range start',
   },
+  {
+    name: 'mm-mode-uncharge-dead-mm',
+    commit: 'none: proposed in docs/findings/mm-mode-stale-last-npinned.md',
+    release: 'proposed',
+    sections: '8',
+    preMerge: false,
+    summary:
+      'update_mm_locked_vm uncharges through the mmgrab()ed source_mm without mmget_not_zero, so an uncharge cannot fail and last_npinned always follows npinned; it drops the mmap read lock only when the reader holds it (locked == 1)',
+    proposed: true,
+  },
 ];
 
-export const FLAG_NAMES: readonly string[] = FIX_FLAGS.map((f) => f.name);
+/** Every flag the model knows, proposed ones included (what --fix accepts). */
+export const ALL_FLAG_NAMES: readonly string[] = FIX_FLAGS.map((f) => f.name);
+/** The flags of kernel trees: `upstream` has all of them. */
+export const FLAG_NAMES: readonly string[] = FIX_FLAGS.filter((f) => f.proposed !== true).map((f) => f.name);
+/** Fixes proposed from this model's findings, in no tree. */
+export const PROPOSED_FLAGS: readonly string[] = FIX_FLAGS.filter((f) => f.proposed === true).map((f) => f.name);
 export const PRE_MERGE_FLAGS: readonly string[] = FIX_FLAGS.filter((f) => f.preMerge).map((f) => f.name);
 
 export const VARIANTS: Record<string, readonly string[]> = {
@@ -254,10 +281,11 @@ export function resolveVariant(
   if (base === undefined)
     throw new RangeError(`unknown variant "${variant}" (known: ${Object.keys(VARIANTS).join(', ')})`);
   for (const f of [...add, ...remove]) {
-    if (!FLAG_NAMES.includes(f)) throw new RangeError(`unknown fix flag "${f}" (known: ${FLAG_NAMES.join(', ')})`);
+    if (!ALL_FLAG_NAMES.includes(f))
+      throw new RangeError(`unknown fix flag "${f}" (known: ${ALL_FLAG_NAMES.join(', ')})`);
   }
   const set = new Set([...base, ...add].filter((f) => !remove.includes(f)));
-  return { variant, fixes: FLAG_NAMES.filter((f) => set.has(f)) };
+  return { variant, fixes: ALL_FLAG_NAMES.filter((f) => set.has(f)) };
 }
 
 /** True when every pre-merge flag is on: then the spec's unflagged [merged] text applies. */

@@ -9,6 +9,7 @@
 import type { Event, FaultSite, ViolationKind } from '../events/events.js';
 import type { Emitter } from '../state/emit.js';
 import type { State } from '../state/state.js';
+import type { MmapLockState } from './mmap-lock.js';
 
 /** The task that issues the current call: a process (its mm) or a kernel thread (no mm). */
 export interface Task {
@@ -28,6 +29,8 @@ export class Sim {
   /** The replay-wide fail-nth plan (`replay --fail-nth N`): the Nth fault point of the whole run fails. */
   runFailNth: number | null = null;
   runFaultPointsReached = 0;
+  /** Each mm's mmap lock (mmap-lock.ts); free between operations unless a task hung on it. */
+  readonly mmapLocks = new Map<number, MmapLockState>();
   private idCursor = 0;
 
   constructor(

@@ -5,7 +5,9 @@
  * Operation numbering: op 0 is the run's setup (RunConfigured), ops 1..N are the trace's ops in order,
  * op N+1 is the teardown that closing the iommufd file would do (every access destroyed, every IOAS
  * unmapped, every domain detached), followed by the leak checks. After every op the global invariants are
- * checked; violations found there belong to that op.
+ * checked; violations found there belong to that op. An op whose task blocks for good (a lock that can never
+ * be granted, mmap-lock.ts) ends with OpHung, a 'task_hung' violation and errno 'HUNG'; nothing runs after
+ * it, not even the teardown.
  *
  * Deterministic: the same trace, variant and fault plan give the same events, byte for byte.
  */
@@ -21,6 +23,8 @@ import { Sim } from '../machine/sim.js';
 import { errnoName } from '../machine/errno.js';
 import { isMerged } from '../kernel/variants.js';
 import { checkInvariants, checkTeardown } from '../kernel/invariants/index.js';
+import { TaskHung } from '../machine/mmap-lock.js';
+import type { HungTask } from '../machine/mmap-lock.js';
 import { dispatch, implicitCaller } from './dispatch.js';
 import { closeEverything } from './teardown.js';
 
@@ -65,6 +69,12 @@ export interface Mismatch {
   actual: unknown;
 }
 
+/** The op whose task blocked for good, and on what: the run ends with it (no later op, no teardown). */
+export interface HungOp extends HungTask {
+  op: number;
+  line: number;
+}
+
 export interface ReplayResult {
   variant: string;
   fixes: string[];
@@ -76,6 +86,8 @@ export interface ReplayResult {
   digest: string;
   /** True when a fail-nth plan (run-wide or a `fault` op) made a fault point fail. */
   faultFired: boolean;
+  /** Set when an op never returned (OpHung): the trace's later ops and the teardown did not run. */
+  hung: HungOp | null;
   state: State;
 }
 
@@ -142,6 +154,7 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
   sim.runFailNth = options.failNth ?? null;
   const ops: OpRecord[] = [];
   const mismatches: Mismatch[] = [];
+  let hung: HungOp | null = null;
 
   const runOp = (
     index: number,
@@ -155,10 +168,30 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
     sim.faultPointsReached = 0;
     sim.emit({ type: 'OpStarted', v: 1, op: index, line, name, caller: sim.current.pid });
     const armed = state.fault !== null && name !== 'fault';
-    const { errno, outputs } = body();
-    checkInvariants(sim);
-    if (armed)
-      sim.emit({ type: 'FaultDisarmed', v: 1, fired: sim.faultPointsReached >= (state.fault?.nth ?? Infinity) });
+    let errno: string | null;
+    let outputs: Record<string, unknown>;
+    try {
+      ({ errno, outputs } = body());
+    } catch (err) {
+      if (!(err instanceof TaskHung)) throw err;
+      // The task sleeps forever mid-op: no unwind, no invariant check of a half-done op, nothing after it.
+      hung = { ...err.hung, op: index, line };
+      sim.emit({ type: 'OpHung', v: 1, op: index, ...err.hung });
+      sim.violation('task_hung', err.hung.fn, err.message, {
+        task: err.hung.task,
+        mm: err.hung.mm,
+        lock: err.hung.lock,
+        mode: err.hung.mode,
+        readers: err.hung.readers,
+      });
+      errno = 'HUNG';
+      outputs = {};
+    }
+    if (hung === null) {
+      checkInvariants(sim);
+      if (armed)
+        sim.emit({ type: 'FaultDisarmed', v: 1, fired: sim.faultPointsReached >= (state.fault?.nth ?? Infinity) });
+    }
     sim.emit({ type: 'OpFinished', v: 1, op: index, errno, result: outputs });
     const record: OpRecord = {
       index,
@@ -190,6 +223,7 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
   });
 
   trace.entries.forEach((entry, i) => {
+    if (hung !== null) return;
     const op: TraceOp = entry.op;
     sim.current = implicitCaller(state, op);
     runOp(i + 1, entry.line, op.op, () => {
@@ -210,11 +244,14 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
   });
 
   const lastLine = trace.entries.length ? (trace.entries[trace.entries.length - 1]?.line ?? 0) + 1 : 1;
-  runOp(trace.entries.length + 1, lastLine, 'teardown', () => {
-    closeEverything(sim);
-    checkTeardown(sim);
-    return { errno: null, outputs: {} };
-  });
+  // Closing the file would wait on the locks the hung task holds: a hung run has no teardown.
+  if (hung === null) {
+    runOp(trace.entries.length + 1, lastLine, 'teardown', () => {
+      closeEverything(sim);
+      checkTeardown(sim);
+      return { errno: null, outputs: {} };
+    });
+  }
 
   return {
     variant: options.variant,
@@ -226,6 +263,7 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
     events: emitter.seq,
     digest: digestHex(state.digest),
     faultFired: findings.faultFired,
+    hung,
     state,
   };
 }

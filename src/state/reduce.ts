@@ -16,6 +16,7 @@ export const REDUCERS: ReducerTable = {
   RunConfigured: run.runConfigured,
   OpStarted: run.opStarted,
   OpFinished: run.opFinished,
+  OpHung: run.opHung,
   FaultArmed: run.faultArmed,
   FaultInjected: run.faultInjected,
   FaultDisarmed: run.faultDisarmed,

@@ -80,6 +80,7 @@ export function replaySummary(run: number | null, head: string | null, r: Replay
       actual: m.actual,
     })),
     results: r.ops.map((o) => ({ line: o.line, op: o.op, errno: o.errno, ...o.outputs })),
+    hung: r.hung,
   };
 }
 
@@ -138,6 +139,12 @@ export const replayCommand: Command = {
           ? `${result.violations.length} violations, ${result.warns.length} WARNs, ${result.mismatches.length} mismatches:`
           : 'clean: no violation, no WARN, every expectation met',
         ...findingLines(result),
+        ...(result.hung === null
+          ? []
+          : [
+              `  HUNG at op ${result.hung.op} (line ${result.hung.line}): task ${result.hung.task} never returns from ` +
+                `mmap_${result.hung.mode}_lock of mm ${result.hung.mm} in ${result.hung.fn}; the trace's later ops and the teardown did not run`,
+            ]),
       ];
       return { exitCode: findings ? 1 : 0, json: replaySummary(run, head, result), text: text_ };
     } finally {

@@ -20,6 +20,9 @@ export function tempMemoryLimitSet(s: State, e: EventOf<'TempMemoryLimitSet'>): 
 
 export function opStarted(_s: State, _e: EventOf<'OpStarted'>): void {}
 
+/** The op's task is blocked for good; what it still holds stays as the last effect left it. */
+export function opHung(_s: State, _e: EventOf<'OpHung'>): void {}
+
 export function opFinished(s: State, _e: EventOf<'OpFinished'>): void {
   s.opsDone += 1;
 }
