@@ -18,10 +18,12 @@ import { bisectCommand } from './bisect.js';
 import { bisectFixCommand } from './bisect-fix.js';
 import { observedCommand } from './observed.js';
 import { auditCommand } from './audit.js';
+import { runCommand } from './run.js';
 
 export const COMMANDS: readonly Command[] = [
   demoCommand,
   replayCommand,
+  runCommand,
   runsCommand,
   logCommand,
   atCommand,
