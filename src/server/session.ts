@@ -154,6 +154,7 @@ export class Session {
   ioctl(call: IoctlCall): IoctlReply {
     const ctx = this.contexts.get(call.ino);
     if (ctx === undefined) return { ret: -1, err: NOT_OURS };
+    this.memory.invalidate();
     try {
       return { ret: this.serve(ctx, call), err: 0 };
     } catch (err) {
@@ -512,7 +513,8 @@ export class Session {
     for (const vma of vmasIn(pid, alignDown(uptr, PAGE_SIZE), alignUp(end, PAGE_SIZE))) {
       const unit = BigInt(vma.pageSize);
       const huge = HUGE_OF[vma.pageSize];
-      if (huge === undefined) continue;
+      // A VMA GUP cannot pin (no access, or an unknown page size) is left out: the model then faults too.
+      if (huge === undefined || !vma.readable) continue;
       let start = alignDown(uptr > vma.start ? uptr : vma.start, unit);
       const stop = alignUp(end < vma.end ? end : vma.end, unit);
       for (const [ds, de] of done) {

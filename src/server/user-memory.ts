@@ -13,13 +13,28 @@ import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs'
 /** No user address reaches 2^53 (x86-64 user space ends below 2^57), so file offsets stay exact numbers. */
 const USER_LIMIT = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** A mapping of /proc/PID/maps: [start, end) and whether user copies may read or write it. */
+interface Mapping {
+  start: bigint;
+  end: bigint;
+  read: boolean;
+  write: boolean;
+}
+
 export class UserMemory {
   private readonly fds = new Map<number, number>();
+  /** The caller's mappings, read once per ioctl: /proc/PID/mem itself ignores protections (FOLL_FORCE). */
+  private readonly maps = new Map<number, Mapping[]>();
+
+  /** A new ioctl: the process may have changed its mappings since the last one. */
+  invalidate(): void {
+    this.maps.clear();
+  }
 
   /** Bytes at [addr, addr + length) of `pid`, or null where copy_from_user would fault. */
   read(pid: number, addr: bigint, length: number): Buffer | null {
     if (length === 0) return Buffer.alloc(0);
-    if (addr + BigInt(length) > USER_LIMIT) return null;
+    if (!this.allowed(pid, addr, BigInt(length), 'read')) return null;
     const fd = this.fdOf(pid);
     if (fd === null) return null;
     const out = Buffer.alloc(length);
@@ -34,7 +49,7 @@ export class UserMemory {
   /** Write `data` at `addr` of `pid`; false where copy_to_user would fault. */
   write(pid: number, addr: bigint, data: Uint8Array): boolean {
     if (data.length === 0) return true;
-    if (addr + BigInt(data.length) > USER_LIMIT) return false;
+    if (!this.allowed(pid, addr, BigInt(data.length), 'write')) return false;
     const fd = this.fdOf(pid);
     if (fd === null) return false;
     try {
@@ -49,10 +64,45 @@ export class UserMemory {
     const fd = this.fds.get(pid);
     if (fd !== undefined) closeSync(fd);
     this.fds.delete(pid);
+    this.maps.delete(pid);
   }
 
   close(): void {
     for (const pid of [...this.fds.keys()]) this.drop(pid);
+  }
+
+  /** Whether every byte of [addr, addr + length) lies in mappings with that permission. */
+  private allowed(pid: number, addr: bigint, length: bigint, perm: 'read' | 'write'): boolean {
+    const end = addr + length;
+    if (end > USER_LIMIT) return false;
+    let at = addr;
+    for (const m of this.mappingsOf(pid)) {
+      if (m.end <= at) continue;
+      if (m.start > at || !m[perm]) return false;
+      at = m.end;
+      if (at >= end) return true;
+    }
+    return false;
+  }
+
+  private mappingsOf(pid: number): Mapping[] {
+    let list = this.maps.get(pid);
+    if (list === undefined) {
+      list = [];
+      let text = '';
+      try {
+        text = readFileSync(`/proc/${pid}/maps`, 'utf8');
+      } catch {
+        // an exited process has no mappings: every copy faults
+      }
+      for (const line of text.split('\n')) {
+        const m = MAPS_LINE.exec(line);
+        if (m)
+          list.push({ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), read: m[3] === 'r', write: m[4] === 'w' });
+      }
+      this.maps.set(pid, list);
+    }
+    return list;
   }
 
   private fdOf(pid: number): number | null {
@@ -69,10 +119,13 @@ export class UserMemory {
   }
 }
 
+const MAPS_LINE = /^([0-9a-f]+)-([0-9a-f]+) ([r-])([w-])/;
+
 /** One VMA of /proc/PID/smaps: [start, end), writable, the kernel page size backing it. */
 export interface Vma {
   start: bigint;
   end: bigint;
+  readable: boolean;
   writable: boolean;
   pageSize: number;
 }
@@ -96,7 +149,7 @@ export function vmasIn(pid: number, start: bigint, end: bigint): Vma[] {
       const vmaEnd = BigInt(`0x${head[2]}`);
       current =
         vmaEnd > start && vmaStart < end
-          ? { start: vmaStart, end: vmaEnd, writable: head[4] === 'w', pageSize: 4096 }
+          ? { start: vmaStart, end: vmaEnd, readable: head[3] === 'r', writable: head[4] === 'w', pageSize: 4096 }
           : null;
       if (current) out.push(current);
     } else if (current && line.startsWith('KernelPageSize:')) {
