@@ -82,10 +82,22 @@ static inline uint32_t ioas_alloc(int fd)
 	return a.out_ioas_id;
 }
 
+/*
+ * len bytes of populated anonymous memory at a 1 MiB aligned address: the kernel aligns an allocated IOVA
+ * to the user address's low bits, so an aligned buffer makes the IOVAs the same in every run.
+ */
 static inline void *pages(size_t len)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
+	const uintptr_t align = 1u << 20;
+	char *p = mmap(NULL, len + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	char *at = (char *)(((uintptr_t)p + align - 1) & ~(align - 1));
+	if (at > p)
+		munmap(p, (size_t)(at - p));
+	munmap(at + len, (size_t)(p + align - at));
+	memset(at, 0x5a, len);
+	return at;
 }
 
 static inline int check_refs(int fd, void *uptr, uint64_t length, uint32_t refs)

@@ -57,6 +57,7 @@ export const runCommand: Command = {
     '--trace-out writes the trace the program produced (version 2), which `ioptrace replay` reproduces.',
   ],
   options: { ...VARIANT_OPTIONS, 'trace-out': { type: 'string' }, 'json-out': { type: 'string' } },
+  passThrough: true,
   async run(positionals, values, env): Promise<CommandOutput> {
     const [program, ...args] = positionals;
     if (program === undefined) throw new UsageError(`usage: ${this.usage}`);
@@ -124,7 +125,9 @@ export const runCommand: Command = {
         : 'ioptrace: no violation, no WARN',
       ...findingLines(r).map((l) => `ioptrace: ${l.trim()}`),
       ...(unserved.length
-        ? [`ioptrace: not served (answered as a kernel without them): ${unserved.map(([n, c]) => `${n} x${c}`).join(', ')}`]
+        ? [
+            `ioptrace: not served (answered as a kernel without them): ${unserved.map(([n, c]) => `${n} x${c}`).join(', ')}`,
+          ]
         : []),
     ];
     env.stderr.write(`${report.join('\n')}\n`);
