@@ -45,6 +45,7 @@ export class SessionServer {
     this.sockets.add(socket);
     let pending: Buffer = Buffer.alloc(0);
     let context: bigint | null = null;
+    let controlOf: number | null = null;
     socket.on('data', (chunk: Buffer) => {
       pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
       let at = 0;
@@ -58,6 +59,11 @@ export class SessionServer {
           }
           socket.write(encodeReply(err === 0 ? 0 : -1, err));
         } else if (req.kind === REQ_IOCTL) {
+          if (controlOf !== req.pid) {
+            // A process opens its control connection anew after exec (it is close-on-exec) and after fork.
+            controlOf = req.pid;
+            this.session.newProcessImage(req.pid);
+          }
           let reply = { ret: -1, err: EIO };
           this.guard(() => {
             reply = this.session.ioctl({

@@ -145,6 +145,11 @@ export class Session {
     return 0;
   }
 
+  /** A process connected anew (after exec, or a fresh child): a mem file opened before belongs to its old mm. */
+  newProcessImage(pid: number): void {
+    this.memory.drop(pid);
+  }
+
   /** The last descriptor of a context was closed (its socket reached end-of-file). */
   release(ino: bigint): void {
     const ctx = this.contexts.get(ino);

@@ -205,6 +205,24 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     await expectReplaysTheSame(r.trace, r.report);
   });
 
+  it('keeps a context through exec: the new image maps and pins through the inherited descriptor', async () => {
+    const r = await runClient('exec');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toEqual([
+      'ioas_alloc ok id=1',
+      'mock_domain ok',
+      'after exec map ok iova=0x1000000',
+      'after exec check_refs(1) ok',
+    ]);
+    expect(r.report.ioctls).toEqual({
+      IOMMU_IOAS_ALLOC: 1,
+      IOMMU_IOAS_MAP: 1,
+      'IOMMU_TEST_CMD(MD_CHECK_REFS)': 1,
+      'IOMMU_TEST_CMD(MOCK_DOMAIN)': 1,
+    });
+    await expectReplaysTheSame(r.trace, r.report);
+  });
+
   it('passes a program that never opens /dev/iommu through untouched, with its exit status', async () => {
     const r = await cli(['run', '--db', join(dir, 'runs.db'), '--', 'sh', '-c', 'echo out; echo err >&2; exit 42']);
     expect(r.status).toBe(42);
