@@ -376,7 +376,8 @@ export class Session {
     const length = buf.readBigUInt64LE(o.length);
     const iova = buf.readBigUInt64LE(o.iova);
     const id = buf.readUInt32LE(o.ioasId);
-    if (ctx.objects.get(id)?.kind !== 'ioas') this.mapPrechecks(flags, [iova, length]);
+    // The kernel checks the iova field for overflow even when it is only an output (no FIXED_IOVA).
+    if (ctx.objects.get(id)?.kind !== 'ioas' || !(flags & MAP_FIXED_IOVA)) this.mapPrechecks(flags, [iova, length]);
     const ioas = this.ioasOf(ctx, id);
     this.declare(call.pid, uptr, length);
     const rec = this.run({
@@ -403,8 +404,8 @@ export class Session {
     const dstIova = buf.readBigUInt64LE(o.dstIova);
     const srcId = buf.readUInt32LE(o.srcIoasId);
     const dstId = buf.readUInt32LE(o.dstIoasId);
-    if (ctx.objects.get(srcId)?.kind !== 'ioas' || ctx.objects.get(dstId)?.kind !== 'ioas')
-      this.mapPrechecks(flags, [length, srcIova, dstIova]);
+    const known = ctx.objects.get(srcId)?.kind === 'ioas' && ctx.objects.get(dstId)?.kind === 'ioas';
+    if (!known || !(flags & MAP_FIXED_IOVA)) this.mapPrechecks(flags, [length, srcIova, dstIova]);
     const src = this.ioasOf(ctx, srcId);
     const dst = this.ioasOf(ctx, dstId);
     const rec = this.run({

@@ -47,6 +47,9 @@ int main(void)
 	m.flags |= 1u << 3;
 	printf("map unknown flag %s\n", errname(call(fd, IOAS_MAP, &m)));
 	m.flags = MAP_READABLE;
+	m.iova = UINT64_MAX;
+	printf("map iova 2^64-1 without FIXED_IOVA %s\n", errname(call(fd, IOAS_MAP, &m)));
+	m.iova = 0;
 	m.ioas_id = 99;
 	printf("map unknown ioas %s\n", errname(call(fd, IOAS_MAP, &m)));
 	m.length = UINT64_MAX;

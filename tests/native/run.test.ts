@@ -160,6 +160,7 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
       'alloc flags=1 EOPNOTSUPP',
       'map reserved=1 EOPNOTSUPP',
       'map unknown flag EOPNOTSUPP',
+      'map iova 2^64-1 without FIXED_IOVA EOVERFLOW',
       'map unknown ioas ENOENT',
       'map unknown ioas, length 2^64-1 EOVERFLOW',
       'destroy 99 ENOENT',
