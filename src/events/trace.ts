@@ -301,7 +301,7 @@ const traceHeaderShape = {
   version: z.union([z.literal(1), z.literal(2)], {
     error: (iss) =>
       iss.input === undefined
-        ? undefined
+        ? MISSING_FIELD
         : `unsupported version ${describeValue(iss.input)}: this ioptrace reads versions 1 and 2`,
   }),
   page_size: pageSize.default(4096),
