@@ -25,6 +25,11 @@ export interface Command {
   /** Extra help lines after the usage. */
   help: string[];
   options: OptionSpec;
+  /**
+   * The first positional starts a command line of its own (`run -- PROGRAM ARGS`): it and everything after
+   * it are positionals, never parsed as options, with or without a `--` before them.
+   */
+  passThrough?: boolean;
   run(positionals: string[], values: Record<string, unknown>, env: CommandEnv): Promise<CommandOutput>;
 }
 
@@ -45,14 +50,29 @@ export function parseCommandArgs(
   cmd: Command,
   argv: string[],
 ): { positionals: string[]; values: Record<string, unknown> } {
+  let own = argv;
+  let rest: string[] = [];
+  if (cmd.passThrough) {
+    const specs = { ...COMMON_OPTIONS, ...cmd.options };
+    const takesValue = (token: string): boolean => {
+      const name = token.startsWith('--')
+        ? token.slice(2)
+        : Object.keys(specs).find((k) => specs[k]?.short === token.slice(1));
+      return !token.includes('=') && name !== undefined && specs[name]?.type === 'string';
+    };
+    let i = 0;
+    while (i < argv.length && argv[i] !== '--' && argv[i]?.startsWith('-')) i += takesValue(argv[i] ?? '') ? 2 : 1;
+    own = argv.slice(0, i);
+    rest = argv.slice(argv[i] === '--' ? i + 1 : i);
+  }
   try {
     const { positionals, values } = parseArgs({
-      args: argv,
+      args: own,
       options: { ...COMMON_OPTIONS, ...cmd.options },
       allowPositionals: true,
       strict: true,
     });
-    return { positionals, values: values };
+    return { positionals: [...positionals, ...rest], values: values };
   } catch (err) {
     throw new UsageError(
       `${cmd.name}: ${(err as Error).message.replace(/\. To specify.*$/s, '')}\nusage: ${cmd.usage}`,

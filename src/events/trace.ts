@@ -298,11 +298,11 @@ const common = { expect: expectationSchema.optional() };
 
 const traceHeaderShape = {
   format: z.literal('ioptrace-trace'),
-  version: z.literal(1, {
+  version: z.union([z.literal(1), z.literal(2)], {
     error: (iss) =>
       iss.input === undefined
-        ? undefined
-        : `unsupported version ${describeValue(iss.input)}: this ioptrace reads version 1`,
+        ? MISSING_FIELD
+        : `unsupported version ${describeValue(iss.input)}: this ioptrace reads versions 1 and 2`,
   }),
   page_size: pageSize.default(4096),
   test_build: z.boolean().default(true),

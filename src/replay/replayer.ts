@@ -12,7 +12,7 @@
  * Deterministic: the same trace, variant and fault plan give the same events, byte for byte.
  */
 import type { Event } from '../events/events.js';
-import type { Expectation, TraceOp } from '../events/trace.js';
+import type { Expectation, TraceHeader, TraceOp } from '../events/trace.js';
 import type { ParsedTrace } from './parse.js';
 import { Emitter } from '../state/emit.js';
 import type { EventSink } from '../state/emit.js';
@@ -144,26 +144,126 @@ function compareExpectation(
   return out;
 }
 
-/** Replay a parsed trace; never throws for kernel-level outcomes (those are findings). */
-export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult {
-  const findings = new FindingSink(options.sink);
-  const state = initialState();
-  const emitter = new Emitter(state, findings);
-  const fixes = new Set(options.fixes);
-  const sim = new Sim(emitter, fixes, isMerged(fixes));
-  sim.runFailNth = options.failNth ?? null;
-  const ops: OpRecord[] = [];
-  const mismatches: Mismatch[] = [];
-  let hung: HungOp | null = null;
+/**
+ * A replay fed one op at a time (`ioptrace run` serves a live program with it): the constructor runs op 0
+ * (setup), each `step` one trace op, `finish` the teardown. `replay` below is this fed from a parsed trace,
+ * so both give the same events for the same ops.
+ */
+export class LiveReplay {
+  private readonly findings: FindingSink;
+  private readonly state: State;
+  private readonly emitter: Emitter;
+  private readonly sim: Sim;
+  private readonly ops: OpRecord[] = [];
+  private readonly mismatches: Mismatch[] = [];
+  private steps = 0;
+  private finished = false;
+  private hungOp: HungOp | null = null;
 
-  const runOp = (
+  constructor(
+    header: TraceHeader,
+    private readonly options: ReplayOptions,
+  ) {
+    this.findings = new FindingSink(options.sink);
+    this.state = initialState();
+    this.emitter = new Emitter(this.state, this.findings);
+    const fixes = new Set(options.fixes);
+    this.sim = new Sim(this.emitter, fixes, isMerged(fixes));
+    this.sim.runFailNth = options.failNth ?? null;
+    this.runOp(0, 0, 'setup', () => {
+      this.sim.emit({
+        type: 'RunConfigured',
+        v: 1,
+        pageSize: header.page_size,
+        testBuild: header.test_build,
+        tempMemoryLimit: Number(header.temp_memory_limit),
+        gupZeroOnOverflow: header.gup_zero_on_overflow,
+        variant: options.variant,
+        fixes: [...options.fixes],
+      });
+      return { errno: null, outputs: {} };
+    });
+  }
+
+  /** The live model state (read only: every change goes through an op). */
+  get current(): Readonly<State> {
+    return this.state;
+  }
+
+  /** Every finding so far, in order. */
+  get violations(): readonly Finding[] {
+    return this.findings.violations;
+  }
+
+  get warns(): readonly Finding[] {
+    return this.findings.warns;
+  }
+
+  /** The op that never returned, if one did: no further op can run. */
+  get hung(): HungOp | null {
+    return this.hungOp;
+  }
+
+  /** Run one op (the next of the trace, from line `line`); its record, with the errno and outputs. */
+  step(op: TraceOp, line: number): OpRecord {
+    if (this.finished) throw new Error('LiveReplay.step after finish');
+    if (this.hungOp !== null) throw new Error(`LiveReplay.step after op ${this.hungOp.op} hung`);
+    const index = ++this.steps;
+    const sim = this.sim;
+    sim.current = implicitCaller(this.state, op);
+    return this.runOp(index, line, op.op, () => {
+      const outcome = dispatch(sim, op);
+      const errno = errnoName(outcome.rc);
+      if (op.expect) this.mismatches.push(...compareExpectation(op.expect, errno, outcome.outputs, line, index));
+      for (const f of outcome.checkFailures ?? []) {
+        this.mismatches.push({
+          line,
+          op: index,
+          field: `${op.op} ${f.what} @0x${f.at.toString(16)}`,
+          expected: f.expected,
+          actual: f.actual,
+        });
+      }
+      return { errno, outputs: outcome.outputs };
+    });
+  }
+
+  /** The teardown (numbered after the last op, at `line`) and the result of the whole run. */
+  finish(line: number): ReplayResult {
+    if (this.finished) throw new Error('LiveReplay.finish twice');
+    // Closing the file would wait on the locks the hung task holds: a hung run has no teardown.
+    if (this.hungOp === null) {
+      this.runOp(this.steps + 1, line, 'teardown', () => {
+        closeEverything(this.sim);
+        checkTeardown(this.sim);
+        return { errno: null, outputs: {} };
+      });
+    }
+    this.finished = true;
+    return {
+      variant: this.options.variant,
+      fixes: [...this.options.fixes],
+      ops: this.ops,
+      violations: this.findings.violations,
+      warns: this.findings.warns,
+      mismatches: this.mismatches,
+      events: this.emitter.seq,
+      digest: digestHex(this.state.digest),
+      faultFired: this.findings.faultFired,
+      hung: this.hungOp,
+      state: this.state,
+    };
+  }
+
+  private runOp(
     index: number,
     line: number,
     name: string,
     body: () => { errno: string | null; outputs: Record<string, unknown> },
-  ): void => {
+  ): OpRecord {
+    const { sim, state, emitter } = this;
     emitter.op = index;
-    findings.line = line;
+    this.findings.line = line;
     const firstSeq = emitter.seq + 1;
     sim.faultPointsReached = 0;
     sim.emit({ type: 'OpStarted', v: 1, op: index, line, name, caller: sim.current.pid });
@@ -175,7 +275,7 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
     } catch (err) {
       if (!(err instanceof TaskHung)) throw err;
       // The task sleeps forever mid-op: no unwind, no invariant check of a half-done op, nothing after it.
-      hung = { ...err.hung, op: index, line };
+      this.hungOp = { ...err.hung, op: index, line };
       sim.emit({ type: 'OpHung', v: 1, op: index, ...err.hung });
       sim.violation('task_hung', err.hung.fn, err.message, {
         task: err.hung.task,
@@ -187,7 +287,7 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
       errno = 'HUNG';
       outputs = {};
     }
-    if (hung === null) {
+    if (this.hungOp === null) {
       checkInvariants(sim);
       if (armed)
         sim.emit({ type: 'FaultDisarmed', v: 1, fired: sim.faultPointsReached >= (state.fault?.nth ?? Infinity) });
@@ -203,67 +303,19 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
       lastSeq: emitter.seq,
       digest: digestHex(state.digest),
     };
-    ops.push(record);
-    options.onOp?.(record, state);
-  };
-
-  const h = trace.header;
-  runOp(0, 0, 'setup', () => {
-    sim.emit({
-      type: 'RunConfigured',
-      v: 1,
-      pageSize: h.page_size,
-      testBuild: h.test_build,
-      tempMemoryLimit: Number(h.temp_memory_limit),
-      gupZeroOnOverflow: h.gup_zero_on_overflow,
-      variant: options.variant,
-      fixes: [...options.fixes],
-    });
-    return { errno: null, outputs: {} };
-  });
-
-  trace.entries.forEach((entry, i) => {
-    if (hung !== null) return;
-    const op: TraceOp = entry.op;
-    sim.current = implicitCaller(state, op);
-    runOp(i + 1, entry.line, op.op, () => {
-      const outcome = dispatch(sim, op);
-      const errno = errnoName(outcome.rc);
-      if (op.expect) mismatches.push(...compareExpectation(op.expect, errno, outcome.outputs, entry.line, i + 1));
-      for (const f of outcome.checkFailures ?? []) {
-        mismatches.push({
-          line: entry.line,
-          op: i + 1,
-          field: `${op.op} ${f.what} @0x${f.at.toString(16)}`,
-          expected: f.expected,
-          actual: f.actual,
-        });
-      }
-      return { errno, outputs: outcome.outputs };
-    });
-  });
-
-  const lastLine = trace.entries.length ? (trace.entries[trace.entries.length - 1]?.line ?? 0) + 1 : 1;
-  // Closing the file would wait on the locks the hung task holds: a hung run has no teardown.
-  if (hung === null) {
-    runOp(trace.entries.length + 1, lastLine, 'teardown', () => {
-      closeEverything(sim);
-      checkTeardown(sim);
-      return { errno: null, outputs: {} };
-    });
+    this.ops.push(record);
+    this.options.onOp?.(record, state);
+    return record;
   }
+}
 
-  return {
-    variant: options.variant,
-    fixes: [...options.fixes],
-    ops,
-    violations: findings.violations,
-    warns: findings.warns,
-    mismatches,
-    events: emitter.seq,
-    digest: digestHex(state.digest),
-    faultFired: findings.faultFired,
-    hung,
-    state,
-  };
+/** Replay a parsed trace; never throws for kernel-level outcomes (those are findings). */
+export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult {
+  const live = new LiveReplay(trace.header, options);
+  for (const entry of trace.entries) {
+    if (live.hung !== null) break;
+    live.step(entry.op, entry.line);
+  }
+  const lastLine = trace.entries.length ? (trace.entries[trace.entries.length - 1]?.line ?? 0) + 1 : 1;
+  return live.finish(lastLine);
 }

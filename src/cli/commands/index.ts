@@ -19,10 +19,12 @@ import { bisectFixCommand } from './bisect-fix.js';
 import { observedCommand } from './observed.js';
 import { auditCommand } from './audit.js';
 import { kernelCommand } from './kernel.js';
+import { runCommand } from './run.js';
 
 export const COMMANDS: readonly Command[] = [
   demoCommand,
   replayCommand,
+  runCommand,
   runsCommand,
   logCommand,
   atCommand,

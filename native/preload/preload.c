@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * libioptrace-preload.so: serves /dev/iommu (and /dev/vfio/vfio) from a running `ioptrace run`.
+ *
+ * An open of the device becomes a Unix socket connected to the server (IOPTRACE_SOCK). That socket is the
+ * descriptor the program gets: a real file, so close, dup, fcntl(F_DUPFD), inheritance by fork and release
+ * at exit are the kernel's own, and the server learns of the last close as end-of-file on its side, as the
+ * kernel learns of it in iommufd_fops_release. None of those calls needs intercepting.
+ *
+ * ioctls on such a socket go over a second, per-process control socket, so that a parent and a child
+ * sharing one context never interleave their requests. The control socket is re-opened whenever getpid()
+ * changes: that notices a fork however it was made (fork, vfork, raw clone), not only through atfork.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "protocol.h"
+
+#define IOMMUFD_IOCTL_TYPE ';'
+#define MAX_OWN_INODES 256
+
+static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
+static int ctl_fd = -1;
+static pid_t ctl_pid;
+
+/* Inodes of the context sockets this process image opened; after exec the ioctl type identifies them. */
+static uint64_t own_inodes[MAX_OWN_INODES];
+static unsigned int own_count;
+
+static int (*real_ioctl_fn)(int, unsigned long, ...);
+
+static const char *server_path(void)
+{
+	const char *path = getenv("IOPTRACE_SOCK");
+	return path && *path ? path : NULL;
+}
+
+static int device_of(const char *path)
+{
+	if (!path)
+		return -1;
+	if (strcmp(path, "/dev/iommu") == 0)
+		return IOPTRACE_DEV_IOMMU;
+	if (strcmp(path, "/dev/vfio/vfio") == 0)
+		return IOPTRACE_DEV_VFIO;
+	return -1;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int read_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	while (len) {
+		ssize_t n = recv(fd, p, len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int connect_server(int cloexec)
+{
+	const char *path = server_path();
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (!path || strlen(path) >= sizeof(addr.sun_path)) {
+		errno = ENOENT;
+		return -1;
+	}
+	strcpy(addr.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | (cloexec ? SOCK_CLOEXEC : 0), 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+static void remember_inode(uint64_t ino)
+{
+	if (own_count < MAX_OWN_INODES)
+		own_inodes[own_count++] = ino;
+}
+
+static int is_own_inode(uint64_t ino)
+{
+	for (unsigned int i = 0; i < own_count; i++)
+		if (own_inodes[i] == ino)
+			return 1;
+	return 0;
+}
+
+/* The open of the device: a socket that the server registers as a new iommufd context. */
+static int open_device(int device, int flags)
+{
+	int saved_errno = errno;
+	struct ioptrace_request req = { 0 };
+	struct ioptrace_reply reply;
+	struct stat st;
+	int fd = connect_server(flags & O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	req.kind = IOPTRACE_REQ_OPEN;
+	req.pid = (uint32_t)getpid();
+	req.tid = (uint32_t)syscall(SYS_gettid);
+	req.aux = (uint32_t)device;
+	req.ino = (uint64_t)st.st_ino;
+	if (write_all(fd, &req, sizeof(req)) || read_all(fd, &reply, sizeof(reply)))
+		goto fail;
+	if (reply.err) {
+		close(fd);
+		errno = reply.err;
+		return -1;
+	}
+	pthread_mutex_lock(&ctl_lock);
+	remember_inode(req.ino);
+	pthread_mutex_unlock(&ctl_lock);
+	errno = saved_errno;
+	return fd;
+fail:
+	close(fd);
+	errno = EIO;
+	return -1;
+}
+
+/* The control socket of this process; an inherited one belongs to the parent and is dropped. */
+static int control_socket(void)
+{
+	pid_t pid = getpid();
+
+	if (ctl_fd >= 0 && ctl_pid == pid)
+		return ctl_fd;
+	if (ctl_fd >= 0)
+		close(ctl_fd);
+	ctl_fd = connect_server(1);
+	ctl_pid = pid;
+	return ctl_fd;
+}
+
+/* Forward one ioctl; returns 1 and sets *ret when the server served it, 0 when it is not ours. */
+static int forward_ioctl(int fd, unsigned long request, void *arg, int *ret)
+{
+	struct ioptrace_request req = { 0 };
+	struct ioptrace_reply reply;
+	struct stat st;
+	int ctl;
+
+	if (!server_path() || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return 0;
+	pthread_mutex_lock(&ctl_lock);
+	if (!is_own_inode((uint64_t)st.st_ino) && _IOC_TYPE(request) != IOMMUFD_IOCTL_TYPE) {
+		pthread_mutex_unlock(&ctl_lock);
+		return 0;
+	}
+	ctl = control_socket();
+	if (ctl < 0) {
+		pthread_mutex_unlock(&ctl_lock);
+		return 0;
+	}
+	req.kind = IOPTRACE_REQ_IOCTL;
+	req.pid = (uint32_t)ctl_pid;
+	req.tid = (uint32_t)syscall(SYS_gettid);
+	req.ino = (uint64_t)st.st_ino;
+	req.request = (uint64_t)request;
+	req.arg = (uint64_t)(uintptr_t)arg;
+	if (write_all(ctl, &req, sizeof(req)) || read_all(ctl, &reply, sizeof(reply))) {
+		close(ctl);
+		ctl_fd = -1;
+		pthread_mutex_unlock(&ctl_lock);
+		*ret = -1;
+		errno = EIO;
+		return 1;
+	}
+	pthread_mutex_unlock(&ctl_lock);
+	if (reply.err == IOPTRACE_NOT_OURS)
+		return 0;
+	if (reply.err) {
+		errno = reply.err;
+		*ret = -1;
+	} else {
+		*ret = reply.ret;
+	}
+	return 1;
+}
+
+int ioctl(int fd, unsigned long request, ...)
+{
+	va_list ap;
+	void *arg;
+	int ret;
+
+	va_start(ap, request);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (forward_ioctl(fd, request, arg, &ret))
+		return ret;
+	if (!real_ioctl_fn)
+		real_ioctl_fn = (int (*)(int, unsigned long, ...))dlsym(RTLD_NEXT, "ioctl");
+	return real_ioctl_fn(fd, request, arg);
+}
+
+static mode_t mode_arg(int flags, va_list ap)
+{
+	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+}
+
+#define REAL(name, type) ((type)dlsym(RTLD_NEXT, name))
+
+typedef int (*open_fn)(const char *, int, ...);
+typedef int (*openat_fn)(int, const char *, int, ...);
+typedef int (*open2_fn)(const char *, int);
+typedef int (*openat2_fn)(int, const char *, int);
+
+#define SERVE_OPEN(path, flags)                                 \
+	do {                                                    \
+		int device_ = server_path() ? device_of(path) : -1; \
+		if (device_ >= 0)                               \
+			return open_device(device_, (flags));   \
+	} while (0)
+
+int open(const char *path, int flags, ...)
+{
+	va_list ap;
+	mode_t mode;
+
+	SERVE_OPEN(path, flags);
+	va_start(ap, flags);
+	mode = mode_arg(flags, ap);
+	va_end(ap);
+	return REAL("open", open_fn)(path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...)
+{
+	va_list ap;
+	mode_t mode;
+
+	SERVE_OPEN(path, flags);
+	va_start(ap, flags);
+	mode = mode_arg(flags, ap);
+	va_end(ap);
+	return REAL("open64", open_fn)(path, flags, mode);
+}
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	mode_t mode;
+
+	SERVE_OPEN(path, flags);
+	va_start(ap, flags);
+	mode = mode_arg(flags, ap);
+	va_end(ap);
+	return REAL("openat", openat_fn)(dirfd, path, flags, mode);
+}
+
+int openat64(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	mode_t mode;
+
+	SERVE_OPEN(path, flags);
+	va_start(ap, flags);
+	mode = mode_arg(flags, ap);
+	va_end(ap);
+	return REAL("openat64", openat_fn)(dirfd, path, flags, mode);
+}
+
+int __open_2(const char *path, int flags)
+{
+	SERVE_OPEN(path, flags);
+	return REAL("__open_2", open2_fn)(path, flags);
+}
+
+int __open64_2(const char *path, int flags)
+{
+	SERVE_OPEN(path, flags);
+	return REAL("__open64_2", open2_fn)(path, flags);
+}
+
+int __openat_2(int dirfd, const char *path, int flags)
+{
+	SERVE_OPEN(path, flags);
+	return REAL("__openat_2", openat2_fn)(dirfd, path, flags);
+}
+
+int __openat64_2(int dirfd, const char *path, int flags)
+{
+	SERVE_OPEN(path, flags);
+	return REAL("__openat64_2", openat2_fn)(dirfd, path, flags);
+}

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/** The wire format of native/preload/protocol.h: 40-byte requests, 8-byte replies, little-endian. */
+
+export const REQUEST_SIZE = 40;
+export const REPLY_SIZE = 8;
+
+export const REQ_OPEN = 1;
+export const REQ_IOCTL = 2;
+
+export const DEV_VFIO = 1;
+
+export interface Request {
+  kind: number;
+  pid: number;
+  tid: number;
+  aux: number;
+  ino: bigint;
+  request: number;
+  arg: bigint;
+}
+
+export function decodeRequest(buf: Buffer, at: number): Request {
+  return {
+    kind: buf.readUInt32LE(at),
+    pid: buf.readUInt32LE(at + 4),
+    tid: buf.readUInt32LE(at + 8),
+    aux: buf.readUInt32LE(at + 12),
+    ino: buf.readBigUInt64LE(at + 16),
+    // The kernel takes the request as unsigned int: the upper half of the unsigned long is dropped.
+    request: Number(buf.readBigUInt64LE(at + 24) & 0xffffffffn),
+    arg: buf.readBigUInt64LE(at + 32),
+  };
+}
+
+export function encodeReply(ret: number, err: number): Buffer {
+  const out = Buffer.alloc(REPLY_SIZE);
+  out.writeInt32LE(ret, 0);
+  out.writeInt32LE(err, 4);
+  return out;
+}

@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The Unix socket the preload library talks to. A connection is either a context (its one request is
+ * OPEN; the program holds the other end as its /dev/iommu descriptor, and its end-of-file is the last
+ * close of that file) or a process's control connection (a stream of IOCTL requests, each answered before
+ * the next is read, since the caller blocks in ioctl meanwhile).
+ */
+import { createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { DEV_VFIO, REQ_IOCTL, REQ_OPEN, REQUEST_SIZE, decodeRequest, encodeReply } from './protocol.js';
+import type { Session } from './session.js';
+
+const EIO = 5;
+const EINVAL = 22;
+
+export class SessionServer {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private contextsOpen = 0;
+  /** The first internal error (a bug of the server or the model); the caller saw EIO. */
+  error: Error | null = null;
+
+  constructor(private readonly session: Session) {
+    this.server = createServer((socket) => this.accept(socket));
+  }
+
+  listen(path: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(path, () => resolve());
+    });
+  }
+
+  /** Context descriptors still open somewhere. */
+  get openContexts(): number {
+    return this.contextsOpen;
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(socket: Socket): void {
+    this.sockets.add(socket);
+    let pending: Buffer = Buffer.alloc(0);
+    let context: bigint | null = null;
+    let controlOf: number | null = null;
+    socket.on('data', (chunk: Buffer) => {
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      let at = 0;
+      for (; at + REQUEST_SIZE <= pending.length; at += REQUEST_SIZE) {
+        const req = decodeRequest(pending, at);
+        if (req.kind === REQ_OPEN && context === null) {
+          const err = this.guard(() => this.session.open(req.pid, req.ino, req.aux === DEV_VFIO));
+          if (err === 0) {
+            context = req.ino;
+            this.contextsOpen++;
+          }
+          socket.write(encodeReply(err === 0 ? 0 : -1, err));
+        } else if (req.kind === REQ_IOCTL) {
+          if (controlOf !== req.pid) {
+            // A process opens its control connection anew after exec (it is close-on-exec) and after fork.
+            controlOf = req.pid;
+            this.session.newProcessImage(req.pid);
+          }
+          let reply = { ret: -1, err: EIO };
+          this.guard(() => {
+            reply = this.session.ioctl({
+              pid: req.pid,
+              tid: req.tid,
+              ino: req.ino,
+              request: req.request,
+              arg: req.arg,
+            });
+            return 0;
+          });
+          socket.write(encodeReply(reply.ret, reply.err));
+        } else {
+          socket.write(encodeReply(-1, EINVAL));
+        }
+      }
+      pending = pending.subarray(at);
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      if (context !== null) {
+        this.session.release(context);
+        this.contextsOpen--;
+      }
+    });
+  }
+
+  /** Run `fn`; an exception is an internal error, kept, and answered as EIO. */
+  private guard(fn: () => number): number {
+    try {
+      return fn();
+    } catch (err) {
+      this.error ??= err instanceof Error ? err : new Error(String(err));
+      return EIO;
+    }
+  }
+}

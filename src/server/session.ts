@@ -1,0 +1,599 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * One `ioptrace run`: the iommufd contexts a live program opened, served by the kernel model op by op.
+ *
+ * Each ioctl is decoded as the kernel decodes it (iommufd_fops_ioctl: the request must be the table's
+ * exact number, the user size at least the command's minimum, a larger size only with a zero tail, then
+ * the command's own checks in the kernel's order) and becomes the trace ops that stand for it, run at once
+ * on a LiveReplay. Every op is also written to the trace with the result the program saw as its `expect`,
+ * and each user range the program hands over is first declared with an `mmap` op (size and page size from
+ * /proc/PID/smaps), so the trace replays without the program.
+ *
+ * Object ids are the kernel's: per context, the lowest free id from 1 (xa_alloc with XA_FLAGS_ALLOC1), in
+ * the order the kernel allocates them (MOCK_DOMAIN: selftest object, then the bound device, then the hwpt).
+ */
+import type { TraceHeader, TraceOp } from '../events/trace.js';
+import { DEFAULT_TRACE_HEADER, U64_MAX } from '../events/trace.js';
+import { itreeEntries } from '../structures/interval-tree.js';
+import { serializeOp } from '../fuzz/write.js';
+import { LiveReplay } from '../replay/replayer.js';
+import type { Finding, OpRecord, ReplayResult } from '../replay/replayer.js';
+import { E2BIG, EBUSY, EFAULT, EINVAL, ENOENT, EOPNOTSUPP, EOVERFLOW, errnoFromName } from '../machine/errno.js';
+import {
+  IOMMUFD_TYPE,
+  IOVA_RANGE_SIZE,
+  MAP_FIXED_IOVA,
+  MAP_FLAGS,
+  MAP_READABLE,
+  MAP_WRITEABLE,
+  OFF,
+  SERVED_OPS,
+  TEST_OP_MD_CHECK_MAP,
+  TEST_OP_MD_CHECK_REFS,
+  TEST_OP_MOCK_DOMAIN,
+  TEST_OP_NAMES,
+  UNSERVED_OPS,
+  iommufdRequest,
+} from './uapi.js';
+import type { IoctlOp } from './uapi.js';
+import { UserMemory, credentialsOf, vmasIn } from './user-memory.js';
+
+export const ENOTTY = 25;
+export const EMSGSIZE = 90;
+/** The reply that sends the call on to the real kernel: the descriptor is not one of ours. */
+export const NOT_OURS = -1;
+
+/** MOCK_IO_PAGE_SIZE of the selftest: half a CPU page. */
+const MOCK_IO_PAGE_SIZE = 2048n;
+const PAGE_SIZE = 4096n;
+
+export interface IoctlCall {
+  pid: number;
+  tid: number;
+  ino: bigint;
+  request: number;
+  arg: bigint;
+}
+
+export interface IoctlReply {
+  ret: number;
+  /** 0, an errno, or NOT_OURS. */
+  err: number;
+}
+
+export interface SessionOptions {
+  variant: string;
+  fixes: readonly string[];
+  /** A finding as it happens, one line in the style of a kernel log. */
+  onFinding?: (line: string) => void;
+}
+
+type IdObject =
+  | { kind: 'ioas'; name: string }
+  | { kind: 'selftest'; domain: string; idev: number; hwpt: number }
+  | { kind: 'device'; selftest: number }
+  | { kind: 'hwpt'; domain: string; ioas: string; selftest: number };
+
+interface Context {
+  name: string;
+  ino: bigint;
+  objects: Map<number, IdObject>;
+  open: boolean;
+}
+
+/** What the run report lists besides the model's findings. */
+export interface SessionSummary {
+  contexts: number;
+  ioctls: Record<string, number>;
+  /** Calls answered as a kernel without the feature answers, by name. */
+  unserved: Record<string, number>;
+}
+
+class Errno extends Error {
+  constructor(readonly errno: number) {
+    super(`errno ${errno}`);
+  }
+}
+
+const fail = (errno: number): never => {
+  throw new Errno(errno);
+};
+
+const HUGE_OF: Readonly<Record<number, '4K' | '2M' | '1G'>> = {
+  4096: '4K',
+  [2 * 1024 * 1024]: '2M',
+  [1024 * 1024 * 1024]: '1G',
+};
+
+const alignDown = (x: bigint, a: bigint): bigint => x - (x % a);
+const alignUp = (x: bigint, a: bigint): bigint => alignDown(x + a - 1n, a);
+
+export class Session {
+  private readonly live: LiveReplay;
+  private readonly header: TraceHeader = { ...DEFAULT_TRACE_HEADER, version: 2 };
+  private readonly lines: string[] = [];
+  private readonly contexts = new Map<bigint, Context>();
+  private readonly processes = new Set<number>();
+  /** Per process, the [start, end) ranges already declared to the model with `mmap`, sorted. */
+  private readonly declared = new Map<number, [bigint, bigint][]>();
+  private readonly memory = new UserMemory();
+  private readonly counts = { ioctls: new Map<string, number>(), unserved: new Map<string, number>() };
+  private names = { ctx: 0, ioas: 0, hwpt: 0 };
+  private reported = { violations: 0, warns: 0 };
+  private current = '';
+
+  /** Lines before the first op: a comment and the header. */
+  static readonly PREAMBLE = ['# written by ioptrace run: the ops a live program issued, with what it saw'];
+
+  constructor(private readonly options: SessionOptions) {
+    this.live = new LiveReplay(this.header, { variant: options.variant, fixes: options.fixes });
+  }
+
+  /** An open of /dev/iommu (vfio: /dev/vfio/vfio, the compat container): a new context; 0 or an errno. */
+  open(pid: number, ino: bigint, vfio: boolean): number {
+    this.ensureProcess(pid);
+    const name = `ctx${++this.names.ctx}`;
+    const rec = this.step({
+      op: 'open',
+      ctx: name,
+      pid: String(pid),
+      account: vfio ? 'mm' : 'user',
+      vfio_type1: false,
+    });
+    if (rec.errno !== null) return -errnoFromName(rec.errno);
+    this.contexts.set(ino, { name, ino, objects: new Map(), open: true });
+    return 0;
+  }
+
+  /** A process connected anew (after exec, or a fresh child): a mem file opened before belongs to its old mm. */
+  newProcessImage(pid: number): void {
+    this.memory.drop(pid);
+  }
+
+  /** The last descriptor of a context was closed (its socket reached end-of-file). */
+  release(ino: bigint): void {
+    const ctx = this.contexts.get(ino);
+    if (ctx) ctx.open = false;
+  }
+
+  ioctl(call: IoctlCall): IoctlReply {
+    const ctx = this.contexts.get(call.ino);
+    if (ctx === undefined) return { ret: -1, err: NOT_OURS };
+    this.memory.invalidate();
+    try {
+      return { ret: this.serve(ctx, call), err: 0 };
+    } catch (err) {
+      if (err instanceof Errno) return { ret: -1, err: err.errno };
+      throw err;
+    } finally {
+      this.current = '';
+    }
+  }
+
+  /** Tear down (as the end of a trace does) and give the run's result with the trace it wrote. */
+  finish(): { result: ReplayResult; traceText: string; summary: SessionSummary } {
+    const firstOpLine = Session.PREAMBLE.length + 2;
+    const result = this.live.finish(firstOpLine + this.lines.length);
+    this.reportFindings(null);
+    this.memory.close();
+    const traceText = [...Session.PREAMBLE, JSON.stringify({ format: 'ioptrace-trace', version: 2 }), ...this.lines]
+      .map((l) => `${l}\n`)
+      .join('');
+    return {
+      result,
+      traceText,
+      summary: {
+        contexts: this.names.ctx,
+        ioctls: Object.fromEntries([...this.counts.ioctls].sort()),
+        unserved: Object.fromEntries([...this.counts.unserved].sort()),
+      },
+    };
+  }
+
+  // ---- decoding ------------------------------------------------------------------------------------------
+
+  private serve(ctx: Context, call: IoctlCall): number {
+    const cmd = call.request >>> 0;
+    const nr = cmd & 0xff;
+    const op = SERVED_OPS.find((o) => o.nr === nr);
+    if (op === undefined || cmd !== iommufdRequest(nr)) {
+      const unserved = UNSERVED_OPS[nr];
+      const name =
+        cmd === iommufdRequest(nr) && unserved !== undefined
+          ? unserved
+          : ((cmd >> 8) & 0xff) === IOMMUFD_TYPE && nr >= 100 && nr < 0x80
+            ? `VFIO ioctl ${nr}`
+            : null;
+      if (name !== null) this.count(this.counts.unserved, name);
+      return fail(ENOTTY);
+    }
+    this.current = op.name;
+    const buf = this.copyStructIn(call.pid, call.arg, op);
+    if (op.nr === 0xa0) {
+      const sub = buf.readUInt32LE(OFF.test.op);
+      this.current = `IOMMU_TEST_CMD(${TEST_OP_NAMES[sub] ?? sub})`;
+    }
+    this.count(this.counts.ioctls, this.current);
+    this.ensureProcess(call.pid);
+    switch (op.nr) {
+      case 0x80:
+        return this.destroy(ctx, buf);
+      case 0x81:
+        return this.ioasAlloc(ctx, call, buf);
+      case 0x82:
+        return this.allowIovas(ctx, call, buf);
+      case 0x83:
+        return this.ioasCopy(ctx, call, buf);
+      case 0x84:
+        return this.iovaRanges(ctx, call, buf);
+      case 0x85:
+        return this.ioasMap(ctx, call, buf);
+      case 0x86:
+        return this.ioasUnmap(ctx, call, buf);
+      default:
+        return this.testCmd(ctx, call, buf);
+    }
+  }
+
+  /**
+   * get_user of the size, then copy_struct_from_user: below the minimum is EINVAL, a tail beyond what the
+   * kernel knows must read as zeros (E2BIG otherwise, EFAULT where it cannot be read), then the known part.
+   */
+  private copyStructIn(pid: number, arg: bigint, op: IoctlOp): Buffer {
+    const sizeBytes = this.memory.read(pid, arg, 4) ?? fail(EFAULT);
+    const userSize = sizeBytes.readUInt32LE(0);
+    if (userSize < op.minSize) return fail(EINVAL);
+    if (userSize > op.size) this.checkZeroedTail(pid, arg + BigInt(op.size), BigInt(userSize - op.size));
+    const known = Math.min(userSize, op.size);
+    const bytes = this.memory.read(pid, arg, known) ?? fail(EFAULT);
+    const buf = Buffer.alloc(op.size);
+    bytes.copy(buf);
+    (buf as Buffer & { userSize?: number }).userSize = userSize;
+    return buf;
+  }
+
+  /** check_zeroed_user: E2BIG at the first non-zero byte, EFAULT at a fault before one. */
+  private checkZeroedTail(pid: number, addr: bigint, length: bigint): void {
+    let at = addr;
+    const end = addr + length;
+    while (at < end) {
+      const chunkEnd = alignDown(at, PAGE_SIZE) + PAGE_SIZE < end ? alignDown(at, PAGE_SIZE) + PAGE_SIZE : end;
+      const chunk = this.memory.read(pid, at, Number(chunkEnd - at)) ?? fail(EFAULT);
+      if (chunk.some((b) => b !== 0)) fail(E2BIG);
+      at = chunkEnd;
+    }
+  }
+
+  /** iommufd_ucmd_respond: copy the command back, as much of it as the user's size holds. */
+  private respond(call: IoctlCall, buf: Buffer): void {
+    const userSize = (buf as Buffer & { userSize?: number }).userSize ?? buf.length;
+    if (!this.memory.write(call.pid, call.arg, buf.subarray(0, Math.min(userSize, buf.length)))) fail(EFAULT);
+  }
+
+  // ---- commands ------------------------------------------------------------------------------------------
+
+  private destroy(ctx: Context, buf: Buffer): number {
+    const id = buf.readUInt32LE(OFF.destroy.id);
+    const obj = ctx.objects.get(id) ?? fail(ENOENT);
+    switch (obj.kind) {
+      case 'ioas': {
+        // A device's hwpt holds the IOAS: iommufd_object_remove finds it still referenced.
+        if ([...ctx.objects.values()].some((o) => o.kind === 'hwpt' && o.ioas === obj.name)) fail(EBUSY);
+        if ((this.live.current.ioases[obj.name]?.areas.count ?? 0) > 0)
+          this.run({ op: 'ioas_unmap', ioas: obj.name, iova: 0n, length: U64_MAX, all: true });
+        ctx.objects.delete(id);
+        return 0;
+      }
+      case 'selftest': {
+        this.run({ op: 'domain_detach', domain: obj.domain });
+        ctx.objects.delete(id);
+        ctx.objects.delete(obj.idev);
+        ctx.objects.delete(obj.hwpt);
+        return 0;
+      }
+      default:
+        // The bound device and its hwpt are held by the selftest object until it goes.
+        return fail(EBUSY);
+    }
+  }
+
+  private ioasAlloc(ctx: Context, call: IoctlCall, buf: Buffer): number {
+    if (buf.readUInt32LE(OFF.ioasAlloc.flags) !== 0) fail(EOPNOTSUPP);
+    const name = `ioas${++this.names.ioas}`;
+    this.run({ op: 'ioas_alloc', ioas: name, ctx: ctx.name });
+    const id = this.allocId(ctx, { kind: 'ioas', name });
+    buf.writeUInt32LE(id, OFF.ioasAlloc.outIoasId);
+    try {
+      this.respond(call, buf);
+    } catch (err) {
+      // The kernel aborts the object when the answer cannot be written; the model's IOAS stays, empty.
+      ctx.objects.delete(id);
+      throw err;
+    }
+    return 0;
+  }
+
+  private ioasOf(ctx: Context, id: number): string {
+    const obj = ctx.objects.get(id);
+    return obj?.kind === 'ioas' ? obj.name : fail(ENOENT);
+  }
+
+  private iovaRanges(ctx: Context, call: IoctlCall, buf: Buffer): number {
+    const o = OFF.iovaRanges;
+    if (buf.readUInt32LE(o.reserved) !== 0) fail(EOPNOTSUPP);
+    const ioas = this.live.current.ioases[this.ioasOf(ctx, buf.readUInt32LE(o.ioasId))] ?? fail(ENOENT);
+    const max = buf.readUInt32LE(o.numIovas);
+    const out = buf.readBigUInt64LE(o.allowedIovas);
+    // The allowed IOVAs are the holes between the reserved ranges over the whole 64-bit space.
+    const holes: [bigint, bigint][] = [];
+    let next = 0n;
+    for (const r of itreeEntries(ioas.reserved)) {
+      if (r.start > next) holes.push([next, r.start - 1n]);
+      if (r.last + 1n > next) next = r.last + 1n;
+      if (r.last === U64_MAX) next = U64_MAX + 1n;
+    }
+    if (next <= U64_MAX) holes.push([next, U64_MAX]);
+    holes.forEach(([start, last], i) => {
+      if (i >= max) return;
+      const elm = Buffer.alloc(IOVA_RANGE_SIZE);
+      elm.writeBigUInt64LE(start, 0);
+      elm.writeBigUInt64LE(last, 8);
+      if (!this.memory.write(call.pid, out + BigInt(i * IOVA_RANGE_SIZE), elm)) fail(EFAULT);
+    });
+    buf.writeUInt32LE(holes.length, o.numIovas);
+    buf.writeBigUInt64LE(ioas.iovaAlignment, o.outIovaAlignment);
+    this.respond(call, buf);
+    if (holes.length > max) fail(EMSGSIZE);
+    return 0;
+  }
+
+  private allowIovas(ctx: Context, call: IoctlCall, buf: Buffer): number {
+    const o = OFF.allowIovas;
+    if (buf.readUInt32LE(o.reserved) !== 0) fail(EOPNOTSUPP);
+    const ioas = this.ioasOf(ctx, buf.readUInt32LE(o.ioasId));
+    const count = buf.readUInt32LE(o.numIovas);
+    const at = buf.readBigUInt64LE(o.allowedIovas);
+    const ranges: [bigint, bigint][] = [];
+    for (let i = 0; i < count; i++) {
+      const elm = this.memory.read(call.pid, at + BigInt(i * IOVA_RANGE_SIZE), IOVA_RANGE_SIZE) ?? fail(EFAULT);
+      ranges.push([elm.readBigUInt64LE(0), elm.readBigUInt64LE(8)]);
+    }
+    this.run({ op: 'ioas_allow_iovas', ioas, ranges });
+    return 0;
+  }
+
+  /** The checks MAP and COPY make before looking the IOAS up, so an unknown id answers in the same order. */
+  private mapPrechecks(flags: number, values: readonly bigint[]): void {
+    if (values.some((v) => v >= U64_MAX)) fail(EOVERFLOW);
+    if (this.options.fixes.includes('map-requires-prot') && !(flags & (MAP_READABLE | MAP_WRITEABLE))) fail(EINVAL);
+  }
+
+  private ioasMap(ctx: Context, call: IoctlCall, buf: Buffer): number {
+    const o = OFF.map;
+    const flags = buf.readUInt32LE(o.flags);
+    if (flags & ~MAP_FLAGS || buf.readUInt32LE(o.reserved) !== 0) fail(EOPNOTSUPP);
+    const uptr = buf.readBigUInt64LE(o.userVa);
+    const length = buf.readBigUInt64LE(o.length);
+    const iova = buf.readBigUInt64LE(o.iova);
+    const id = buf.readUInt32LE(o.ioasId);
+    // The kernel checks the iova field for overflow even when it is only an output (no FIXED_IOVA).
+    if (ctx.objects.get(id)?.kind !== 'ioas' || !(flags & MAP_FIXED_IOVA)) this.mapPrechecks(flags, [iova, length]);
+    const ioas = this.ioasOf(ctx, id);
+    this.declare(call.pid, uptr, length);
+    const rec = this.run({
+      op: 'ioas_map',
+      ioas,
+      pid: String(call.pid),
+      uptr,
+      length,
+      iova: flags & MAP_FIXED_IOVA ? iova : null,
+      read: (flags & MAP_READABLE) !== 0,
+      write: (flags & MAP_WRITEABLE) !== 0,
+    });
+    buf.writeBigUInt64LE(rec.outputs['iova'] as bigint, o.iova);
+    this.respond(call, buf);
+    return 0;
+  }
+
+  private ioasCopy(ctx: Context, call: IoctlCall, buf: Buffer): number {
+    const o = OFF.copy;
+    const flags = buf.readUInt32LE(o.flags);
+    if (flags & ~MAP_FLAGS) fail(EOPNOTSUPP);
+    const length = buf.readBigUInt64LE(o.length);
+    const srcIova = buf.readBigUInt64LE(o.srcIova);
+    const dstIova = buf.readBigUInt64LE(o.dstIova);
+    const srcId = buf.readUInt32LE(o.srcIoasId);
+    const dstId = buf.readUInt32LE(o.dstIoasId);
+    const known = ctx.objects.get(srcId)?.kind === 'ioas' && ctx.objects.get(dstId)?.kind === 'ioas';
+    if (!known || !(flags & MAP_FIXED_IOVA)) this.mapPrechecks(flags, [length, srcIova, dstIova]);
+    const src = this.ioasOf(ctx, srcId);
+    const dst = this.ioasOf(ctx, dstId);
+    const rec = this.run({
+      op: 'ioas_copy',
+      src,
+      dst,
+      src_iova: srcIova,
+      length,
+      dst_iova: flags & MAP_FIXED_IOVA ? dstIova : null,
+      read: (flags & MAP_READABLE) !== 0,
+      write: (flags & MAP_WRITEABLE) !== 0,
+    });
+    buf.writeBigUInt64LE(rec.outputs['iova'] as bigint, o.dstIova);
+    this.respond(call, buf);
+    return 0;
+  }
+
+  private ioasUnmap(ctx: Context, call: IoctlCall, buf: Buffer): number {
+    const o = OFF.unmap;
+    const ioas = this.ioasOf(ctx, buf.readUInt32LE(o.ioasId));
+    const iova = buf.readBigUInt64LE(o.iova);
+    const length = buf.readBigUInt64LE(o.length);
+    const all = iova === 0n && length === U64_MAX;
+    const rec = this.run({ op: 'ioas_unmap', ioas, iova, length, all });
+    buf.writeBigUInt64LE(rec.outputs['unmapped'] as bigint, o.length);
+    this.respond(call, buf);
+    return 0;
+  }
+
+  private testCmd(ctx: Context, call: IoctlCall, buf: Buffer): number {
+    const sub = buf.readUInt32LE(OFF.test.op);
+    const id = buf.readUInt32LE(OFF.test.id);
+    switch (sub) {
+      case TEST_OP_MOCK_DOMAIN: {
+        const ioas = this.ioasOf(ctx, id);
+        const domain = `hwpt${++this.names.hwpt}`;
+        this.run({ op: 'domain_attach', domain, ioas, kind: 'mock', pgsizes: null, aperture: null });
+        const selftest = this.allocId(ctx, { kind: 'selftest', domain, idev: 0, hwpt: 0 });
+        const idev = this.allocId(ctx, { kind: 'device', selftest });
+        const hwpt = this.allocId(ctx, { kind: 'hwpt', domain, ioas, selftest });
+        ctx.objects.set(selftest, { kind: 'selftest', domain, idev, hwpt });
+        const m = OFF.test.mockDomain;
+        buf.writeUInt32LE(selftest, m.outStdevId);
+        buf.writeUInt32LE(hwpt, m.outHwptId);
+        buf.writeUInt32LE(idev, m.outIdevId);
+        this.respond(call, buf);
+        return 0;
+      }
+      case TEST_OP_MD_CHECK_MAP: {
+        const hwpt = ctx.objects.get(id);
+        if (hwpt?.kind !== 'hwpt') return fail(ENOENT);
+        const c = OFF.test.checkMap;
+        const iova = buf.readBigUInt64LE(c.iova);
+        const length = buf.readBigUInt64LE(c.length);
+        const uptr = buf.readBigUInt64LE(c.uptr);
+        if (iova % MOCK_IO_PAGE_SIZE || length % MOCK_IO_PAGE_SIZE || uptr % MOCK_IO_PAGE_SIZE) fail(EINVAL);
+        if (uptr + length > U64_MAX) fail(EINVAL);
+        this.requireMapped(call.pid, uptr, length);
+        const rec = this.run({ op: 'check_map', ioas: hwpt.ioas, iova, length, pid: String(call.pid), uptr });
+        return rec.outputs['ok'] === true ? 0 : fail(EINVAL);
+      }
+      case TEST_OP_MD_CHECK_REFS: {
+        const c = OFF.test.checkRefs;
+        const length = buf.readBigUInt64LE(c.length);
+        const uptr = buf.readBigUInt64LE(c.uptr);
+        const refs = buf.readUInt32LE(c.refs);
+        if (length % PAGE_SIZE || uptr % PAGE_SIZE || uptr + length > U64_MAX) fail(EINVAL);
+        this.requireMapped(call.pid, uptr, length);
+        const rec = this.run({ op: 'check_refs', pid: String(call.pid), uptr, length, refs });
+        return rec.outputs['ok'] === true ? 0 : fail(EINVAL);
+      }
+      default: {
+        const name = TEST_OP_NAMES[sub];
+        if (name !== undefined) this.count(this.counts.unserved, `IOMMU_TEST_CMD(${name})`);
+        return fail(EOPNOTSUPP);
+      }
+    }
+  }
+
+  // ---- the model -----------------------------------------------------------------------------------------
+
+  private allocId(ctx: Context, obj: IdObject): number {
+    let id = 1;
+    while (ctx.objects.has(id)) id++;
+    ctx.objects.set(id, obj);
+    return id;
+  }
+
+  private ensureProcess(pid: number): void {
+    if (this.processes.has(pid)) return;
+    const cred = credentialsOf(pid);
+    this.step({
+      op: 'process',
+      pid: String(pid),
+      uid: cred.uid,
+      memlock: cred.memlock ?? 'unlimited',
+      cap_ipc_lock: cred.capIpcLock,
+    });
+    this.processes.add(pid);
+  }
+
+  /**
+   * Declare to the model, with `mmap`, the parts of [uptr, uptr + length) the process has mapped and that
+   * were not declared yet; each piece covers whole pages of its VMA's page size.
+   */
+  private declare(pid: number, uptr: bigint, length: bigint): void {
+    const end = uptr + length > U64_MAX ? U64_MAX : uptr + length;
+    if (length === 0n) return;
+    const done = this.declared.get(pid) ?? [];
+    this.declared.set(pid, done);
+    for (const vma of vmasIn(pid, alignDown(uptr, PAGE_SIZE), alignUp(end, PAGE_SIZE))) {
+      const unit = BigInt(vma.pageSize);
+      const huge = HUGE_OF[vma.pageSize];
+      // A VMA GUP cannot pin (no access, or an unknown page size) is left out: the model then faults too.
+      if (huge === undefined || !vma.readable) continue;
+      let start = alignDown(uptr > vma.start ? uptr : vma.start, unit);
+      const stop = alignUp(end < vma.end ? end : vma.end, unit);
+      for (const [ds, de] of done) {
+        if (de <= start || ds >= stop) continue;
+        if (ds > start) this.mmapOp(pid, start, ds - start, huge, vma.writable, done);
+        start = de > start ? de : start;
+      }
+      if (start < stop) this.mmapOp(pid, start, stop - start, huge, vma.writable, done);
+    }
+  }
+
+  private mmapOp(
+    pid: number,
+    addr: bigint,
+    length: bigint,
+    huge: '4K' | '2M' | '1G',
+    writable: boolean,
+    done: [bigint, bigint][],
+  ): void {
+    this.step({ op: 'mmap', pid: String(pid), addr, length, huge, prot: writable ? 'rw' : 'r', pfns: null });
+    done.push([addr, addr + length]);
+    done.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  }
+
+  /** The selftest's checks look every user page up: a hole is EFAULT. Declares what is mapped. */
+  private requireMapped(pid: number, uptr: bigint, length: bigint): void {
+    let at = uptr;
+    for (const vma of vmasIn(pid, uptr, uptr + length)) {
+      if (vma.start > at) fail(EFAULT);
+      at = vma.end;
+    }
+    if (at < uptr + length) fail(EFAULT);
+    this.declare(pid, uptr, length);
+  }
+
+  /** Run an iommufd op; its errno becomes the ioctl's. */
+  private run(op: TraceOp): OpRecord {
+    const rec = this.step(op);
+    if (rec.errno !== null) fail(-errnoFromName(rec.errno));
+    return rec;
+  }
+
+  /** Run one op on the model and write it, with what it returned, to the trace. */
+  private step(op: TraceOp): OpRecord {
+    const line = Session.PREAMBLE.length + 2 + this.lines.length;
+    const rec = this.live.step(op, line);
+    const expect: Record<string, unknown> = { errno: rec.errno ?? 'ok' };
+    for (const field of ['iova', 'unmapped'] as const) {
+      if (rec.outputs[field] !== undefined) expect[field] = rec.outputs[field];
+    }
+    const written = { ...op, expect } as TraceOp;
+    if (op.op === 'check_map' || op.op === 'check_refs') delete (written as { expect?: unknown }).expect;
+    this.lines.push(serializeOp(written));
+    this.reportFindings(rec);
+    return rec;
+  }
+
+  private reportFindings(rec: OpRecord | null): void {
+    const where = rec ? `op ${rec.index} ${rec.op}${this.current ? ` (${this.current})` : ''}` : 'teardown';
+    const print = (label: string, f: Finding): void =>
+      this.options.onFinding?.(`ioptrace: ${label} in ${f.fn} at ${where}, line ${f.line}: ${f.detail}`);
+    const { violations, warns } = this.live;
+    for (; this.reported.violations < violations.length; this.reported.violations++) {
+      const v = violations[this.reported.violations];
+      if (v) print(`VIOLATION ${v.kind}`, v);
+    }
+    for (; this.reported.warns < warns.length; this.reported.warns++) {
+      const w = warns[this.reported.warns];
+      if (w) print('WARNING', w);
+    }
+  }
+
+  private count(map: Map<string, number>, name: string): void {
+    map.set(name, (map.get(name) ?? 0) + 1);
+  }
+}

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * The caller's memory and what the kernel knows of the caller, read from /proc as the kernel would see it:
+ * copy_from_user / copy_to_user through /proc/PID/mem (an address the process has not mapped, or not
+ * readable or writable, is EFAULT, as the kernel's user copy faults there), the VMAs from /proc/PID/smaps,
+ * the credentials from /proc/PID/status and /proc/PID/limits.
+ *
+ * The server is the program's ancestor, so the kernel lets it open /proc/PID/mem of every process of the
+ * run (ptrace access mode ATTACH).
+ */
+import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+
+/** No user address reaches 2^53 (x86-64 user space ends below 2^57), so file offsets stay exact numbers. */
+const USER_LIMIT = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** A mapping of /proc/PID/maps: [start, end) and whether user copies may read or write it. */
+interface Mapping {
+  start: bigint;
+  end: bigint;
+  read: boolean;
+  write: boolean;
+}
+
+export class UserMemory {
+  private readonly fds = new Map<number, number>();
+  /** The caller's mappings, read once per ioctl: /proc/PID/mem itself ignores protections (FOLL_FORCE). */
+  private readonly maps = new Map<number, Mapping[]>();
+
+  /** A new ioctl: the process may have changed its mappings since the last one. */
+  invalidate(): void {
+    this.maps.clear();
+  }
+
+  /** Bytes at [addr, addr + length) of `pid`, or null where copy_from_user would fault. */
+  read(pid: number, addr: bigint, length: number): Buffer | null {
+    if (length === 0) return Buffer.alloc(0);
+    if (!this.allowed(pid, addr, BigInt(length), 'read')) return null;
+    const fd = this.fdOf(pid);
+    if (fd === null) return null;
+    const out = Buffer.alloc(length);
+    try {
+      const n = readSync(fd, out, 0, length, Number(addr));
+      return n === length ? out : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Write `data` at `addr` of `pid`; false where copy_to_user would fault. */
+  write(pid: number, addr: bigint, data: Uint8Array): boolean {
+    if (data.length === 0) return true;
+    if (!this.allowed(pid, addr, BigInt(data.length), 'write')) return false;
+    const fd = this.fdOf(pid);
+    if (fd === null) return false;
+    try {
+      return writeSync(fd, data, 0, data.length, Number(addr)) === data.length;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Forget a process (it exited, or exec'd: its old mem file no longer describes it). */
+  drop(pid: number): void {
+    const fd = this.fds.get(pid);
+    if (fd !== undefined) closeSync(fd);
+    this.fds.delete(pid);
+    this.maps.delete(pid);
+  }
+
+  close(): void {
+    for (const pid of [...this.fds.keys()]) this.drop(pid);
+  }
+
+  /** Whether every byte of [addr, addr + length) lies in mappings with that permission. */
+  private allowed(pid: number, addr: bigint, length: bigint, perm: 'read' | 'write'): boolean {
+    const end = addr + length;
+    if (end > USER_LIMIT) return false;
+    let at = addr;
+    for (const m of this.mappingsOf(pid)) {
+      if (m.end <= at) continue;
+      if (m.start > at || !m[perm]) return false;
+      at = m.end;
+      if (at >= end) return true;
+    }
+    return false;
+  }
+
+  private mappingsOf(pid: number): Mapping[] {
+    let list = this.maps.get(pid);
+    if (list === undefined) {
+      list = [];
+      let text = '';
+      try {
+        text = readFileSync(`/proc/${pid}/maps`, 'utf8');
+      } catch {
+        // an exited process has no mappings: every copy faults
+      }
+      for (const line of text.split('\n')) {
+        const m = MAPS_LINE.exec(line);
+        if (m)
+          list.push({ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), read: m[3] === 'r', write: m[4] === 'w' });
+      }
+      this.maps.set(pid, list);
+    }
+    return list;
+  }
+
+  private fdOf(pid: number): number | null {
+    let fd = this.fds.get(pid);
+    if (fd === undefined) {
+      try {
+        fd = openSync(`/proc/${pid}/mem`, 'r+');
+      } catch {
+        return null;
+      }
+      this.fds.set(pid, fd);
+    }
+    return fd;
+  }
+}
+
+const MAPS_LINE = /^([0-9a-f]+)-([0-9a-f]+) ([r-])([w-])/;
+
+/** One VMA of /proc/PID/smaps: [start, end), writable, the kernel page size backing it. */
+export interface Vma {
+  start: bigint;
+  end: bigint;
+  readable: boolean;
+  writable: boolean;
+  pageSize: number;
+}
+
+const VMA_LINE = /^([0-9a-f]+)-([0-9a-f]+) ([r-])([w-])/;
+
+/** The VMAs of `pid` that intersect [start, end), in address order. */
+export function vmasIn(pid: number, start: bigint, end: bigint): Vma[] {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: Vma[] = [];
+  let current: Vma | null = null;
+  for (const line of text.split('\n')) {
+    const head = VMA_LINE.exec(line);
+    if (head) {
+      const vmaStart = BigInt(`0x${head[1]}`);
+      const vmaEnd = BigInt(`0x${head[2]}`);
+      current =
+        vmaEnd > start && vmaStart < end
+          ? { start: vmaStart, end: vmaEnd, readable: head[3] === 'r', writable: head[4] === 'w', pageSize: 4096 }
+          : null;
+      if (current) out.push(current);
+    } else if (current && line.startsWith('KernelPageSize:')) {
+      current.pageSize = Number(/(\d+)/.exec(line)?.[1] ?? '4') * 1024;
+    }
+  }
+  return out;
+}
+
+/** What iommufd reads of the caller's credentials. */
+export interface Credentials {
+  uid: number;
+  capIpcLock: boolean;
+  /** RLIMIT_MEMLOCK soft limit in bytes; null is unlimited. */
+  memlock: bigint | null;
+}
+
+const CAP_IPC_LOCK = 14n;
+
+export function credentialsOf(pid: number): Credentials {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? '0');
+  const capEff = BigInt(`0x${/^CapEff:\s+([0-9a-f]+)/m.exec(status)?.[1] ?? '0'}`);
+  const limits = readFileSync(`/proc/${pid}/limits`, 'utf8');
+  const soft = /^Max locked memory\s+(\S+)/m.exec(limits)?.[1] ?? 'unlimited';
+  return {
+    uid,
+    capIpcLock: ((capEff >> CAP_IPC_LOCK) & 1n) === 1n,
+    memlock: soft === 'unlimited' ? null : BigInt(soft),
+  };
+}

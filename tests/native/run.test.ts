@@ -1,0 +1,233 @@
+// `ioptrace run` end to end: small C programs (tests/native/*.c) built with the machine's cc, served by the
+// model through the preload library; their outputs, errnos, pin checks and exit statuses, the run report,
+// and the trace they leave, which must replay to the same digest and hash-chain head.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, tempDir } from '../e2e/cli.js';
+import type { CliResult } from '../e2e/cli.js';
+
+/** The CLI from source as a child process, awaited without blocking the test worker's event loop. */
+function cli(args: string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(ROOT, 'node_modules/.bin/vite-node'), [join(ROOT, 'src/cli/bin.ts'), '--', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ status: code ?? -1, stdout, stderr }));
+  });
+}
+
+const dir = tempDir();
+const haveCc = spawnSync('cc', ['--version']).status === 0;
+if (!haveCc) process.stderr.write('tests/native: skipped, no C compiler (cc) on this machine\n');
+
+interface RunReport {
+  run: number;
+  digest: string;
+  head: string;
+  exit_status: number;
+  ops: number;
+  violations: unknown[];
+  warns: unknown[];
+  mismatches: { field: string; expected: unknown; actual: unknown }[];
+  ioctls: Record<string, number>;
+  unserved: Record<string, number>;
+  results: { op: string; errno: string | null }[];
+}
+
+function build(name: string): string {
+  const out = join(dir, name);
+  execFileSync('cc', ['-Wall', '-Werror', '-O1', '-o', out, join(ROOT, 'tests/native', `${name}.c`)]);
+  return out;
+}
+
+interface ClientRun {
+  stdout: string[];
+  stderr: string;
+  status: number;
+  report: RunReport;
+  trace: string;
+}
+
+async function runClient(name: string): Promise<ClientRun> {
+  const trace = join(dir, `${name}.jsonl`);
+  const json = join(dir, `${name}.json`);
+  const r = await cli([
+    'run',
+    '--db',
+    join(dir, 'runs.db'),
+    '--trace-out',
+    trace,
+    '--json-out',
+    json,
+    '--',
+    build(name),
+  ]);
+  return {
+    stdout: r.stdout.trimEnd().split('\n'),
+    stderr: r.stderr,
+    status: r.status,
+    report: JSON.parse(readFileSync(json, 'utf8')) as RunReport,
+    trace,
+  };
+}
+
+/** Replaying the trace a run wrote, into a fresh database, ends on the run's digest and head. */
+async function expectReplaysTheSame(trace: string, report: RunReport): Promise<void> {
+  const r = await cli(['replay', trace, '--json', '--db', join(dir, `replay-${report.run}-${report.digest}.db`)]);
+  const replayed = JSON.parse(r.stdout) as RunReport;
+  expect(replayed.digest).toBe(report.digest);
+  expect(replayed.head).toBe(report.head);
+  expect(replayed.ops).toBe(report.ops);
+}
+
+describe.skipIf(!haveCc)('ioptrace run', () => {
+  beforeAll(() => {
+    execFileSync('sh', [join(ROOT, 'scripts/build-native.sh')]);
+  });
+
+  it('serves alloc, mock domain, map, checks, copy, unmap and destroy with the kernel ids and errnos', async () => {
+    const r = await runClient('map_unmap');
+    expect(r.status).toBe(7);
+    expect(r.stdout).toEqual([
+      'ioas_alloc ok id=1',
+      'mock_domain ok stdev=2 hwpt=4 idev=3',
+      'map ok iova=0x1000000',
+      'check_map ok',
+      'check_refs(1) ok',
+      'check_refs(0) EINVAL',
+      'ioas_alloc ok id=5',
+      'copy ok dst_iova=0x4000',
+      'check_refs(1) after copy ok',
+      'unmap ok length=16384',
+      'unmap again ENOENT',
+      'check_refs(0) after unmap ok',
+      'destroy ioas with device EBUSY',
+      'destroy hwpt EBUSY',
+      'destroy stdev ok',
+      'destroy ioas ok',
+      'destroy ioas again ENOENT',
+      'unmap all of ioas2 ok length=16384',
+      'ioas id reused: ioas_alloc ok id=1',
+    ]);
+    expect(r.report.exit_status).toBe(7);
+    expect(r.report.violations).toEqual([]);
+    expect(r.report.warns).toEqual([]);
+    expect(r.report.ioctls).toEqual({
+      IOMMU_DESTROY: 5,
+      IOMMU_IOAS_ALLOC: 3,
+      IOMMU_IOAS_COPY: 1,
+      IOMMU_IOAS_MAP: 1,
+      IOMMU_IOAS_UNMAP: 3,
+      'IOMMU_TEST_CMD(MD_CHECK_MAP)': 1,
+      'IOMMU_TEST_CMD(MD_CHECK_REFS)': 4,
+      'IOMMU_TEST_CMD(MOCK_DOMAIN)': 1,
+    });
+    expect(r.report.unserved).toEqual({});
+    // The one failed check (the program claimed 0 pins on 4 pinned pages) stays in the stored run.
+    expect(r.report.mismatches.map((m) => [m.expected, m.actual])).toEqual([
+      ['0 pins', '1 pins'],
+      ['0 pins', '1 pins'],
+      ['0 pins', '1 pins'],
+      ['0 pins', '1 pins'],
+    ]);
+    expect(r.stderr).toMatch(/^ioptrace: run \d+: .*map_unmap on upstream: exit 7, 19 ioctls, /m);
+    await expectReplaysTheSame(r.trace, r.report);
+  });
+
+  it('applies the ABI rules: sizes, zero tails, faults, unknown numbers, flags, reserved fields', async () => {
+    const r = await runClient('abi');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toEqual([
+      'ioas_alloc ok id=1',
+      'size 8 EINVAL',
+      'size 24 zero tail ok id=2',
+      'size 24 non-zero tail E2BIG id=0',
+      'tail into PROT_NONE EFAULT',
+      'non-zero before the fault E2BIG',
+      'NULL arg EFAULT',
+      'PROT_NONE arg EFAULT',
+      'unknown nr ENOTTY',
+      'size bits in the number ENOTTY',
+      'HWPT_ALLOC ENOTTY',
+      'alloc flags=1 EOPNOTSUPP',
+      'map reserved=1 EOPNOTSUPP',
+      'map unknown flag EOPNOTSUPP',
+      'map iova 2^64-1 without FIXED_IOVA EOVERFLOW',
+      'map unknown ioas ENOENT',
+      'map unknown ioas, length 2^64-1 EOVERFLOW',
+      'destroy 99 ENOENT',
+      'iova_ranges num=0 EMSGSIZE num=1',
+      'iova_ranges ok num=1 [0x0,0xffffffffffffffff] align=1',
+      'allow_iovas bad array EFAULT',
+      'mock_domain ok',
+      'map PROT_NONE memory EFAULT',
+      'check_refs unaligned EINVAL',
+    ]);
+    expect(r.report.unserved).toEqual({ IOMMU_HWPT_ALLOC: 1 });
+    expect(r.stderr).toContain('ioptrace: not served (answered as a kernel without them): IOMMU_HWPT_ALLOC x1');
+    // The map of PROT_NONE memory reached the model (no mmap declared for it) and faulted there.
+    expect(r.report.results.filter((x) => x.op === 'ioas_map')).toEqual([
+      expect.objectContaining({ op: 'ioas_map', errno: 'EFAULT' }),
+    ]);
+    expect(r.report.mismatches).toEqual([]);
+    await expectReplaysTheSame(r.trace, r.report);
+  });
+
+  it('keeps a context through dup and close, and shares it with a forked child', async () => {
+    const r = await runClient('lifetime');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toEqual([
+      'ioas_alloc ok id=1',
+      'closed original, dup sees ioas ok',
+      'F_DUPFD copy at 100 sees ioas ok',
+      'closed fd EBADF',
+      'mock_domain ok',
+      'parent map ok iova=0x1000000',
+      'child map ok iova=0x1002000',
+      'child check_refs(1) ok',
+      'child unmap ok length=8192',
+      'child exit 5',
+      'parent check_refs(1) ok',
+      'last copy ok',
+    ]);
+    const text = readFileSync(r.trace, 'utf8');
+    expect(text.split('\n')[1]).toBe('{"format":"ioptrace-trace","version":2}');
+    // Two processes issued ops: the parent and the child.
+    expect(text.match(/"op":"process"/g)).toHaveLength(2);
+    expect(r.report.mismatches).toEqual([]);
+    await expectReplaysTheSame(r.trace, r.report);
+  });
+
+  it('keeps a context through exec: the new image maps and pins through the inherited descriptor', async () => {
+    const r = await runClient('exec');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toEqual([
+      'ioas_alloc ok id=1',
+      'mock_domain ok',
+      'after exec map ok iova=0x1000000',
+      'after exec check_refs(1) ok',
+    ]);
+    expect(r.report.ioctls).toEqual({
+      IOMMU_IOAS_ALLOC: 1,
+      IOMMU_IOAS_MAP: 1,
+      'IOMMU_TEST_CMD(MD_CHECK_REFS)': 1,
+      'IOMMU_TEST_CMD(MOCK_DOMAIN)': 1,
+    });
+    await expectReplaysTheSame(r.trace, r.report);
+  });
+
+  it('passes a program that never opens /dev/iommu through untouched, with its exit status', async () => {
+    const r = await cli(['run', '--db', join(dir, 'runs.db'), '--', 'sh', '-c', 'echo out; echo err >&2; exit 42']);
+    expect(r.status).toBe(42);
+    expect(r.stdout).toBe('out\n');
+    expect(r.stderr).toMatch(/^err\nioptrace: run \d+: sh on upstream: exit 42, 0 ioctls, 2 ops, /);
+  });
+});
