@@ -4,6 +4,7 @@
  * report objects only (no store access), so tests render what they computed.
  */
 import { decodeJson, encodeJson } from '../lib/codec.js';
+import { pushAll } from '../lib/arrays.js';
 import { VARIANTS } from '../kernel/variants.js';
 import type { Difference } from '../state/diff.js';
 import { formatValue, renderDifference } from '../state/diff.js';
@@ -111,20 +112,21 @@ function divergenceLines(d: Divergence, a: string, b: string, eventRows: number)
     `  ${a}: ${resultText(d.a.errno, d.a.result)}, digest ${d.a.digest}, ${d.a.events} events`,
     `  ${b}: ${resultText(d.b.errno, d.b.result)}, digest ${d.b.digest}, ${d.b.events} events`,
   ];
-  if (d.diff.lines.length) lines.push(`state just after the op (${a} -> ${b}):`, ...d.diff.lines.map((l) => `  ${l}`));
-  else lines.push('state just after the op: equal (only the result differs)');
+  if (d.diff.lines.length) {
+    lines.push(`state just after the op (${a} -> ${b}):`);
+    for (const l of d.diff.lines) lines.push(`  ${l}`);
+  } else lines.push('state just after the op: equal (only the result differs)');
   if (d.diff.uncounted.length) {
-    lines.push(
-      'not counted (outside the digest, or derived from the variant: see bisect --help):',
-      ...d.diff.uncounted.map((x) => `  ${renderDifference(x)}`),
-    );
+    lines.push('not counted (outside the digest, or derived from the variant: see bisect --help):');
+    for (const x of d.diff.uncounted) lines.push(`  ${renderDifference(x)}`);
   }
   const named = namedLines(d.diff.named);
-  if (named.length) lines.push('names:', ...named.map((l) => `  ${l}`));
-  lines.push(
-    `events of op ${d.op} (${a} | ${b}; = both, < only ${a}, > only ${b}, ~ both but in another order):`,
-    ...sideBySideLines(d.events.rows, eventRows),
-  );
+  if (named.length) {
+    lines.push('names:');
+    for (const l of named) lines.push(`  ${l}`);
+  }
+  lines.push(`events of op ${d.op} (${a} | ${b}; = both, < only ${a}, > only ${b}, ~ both but in another order):`);
+  pushAll(lines, sideBySideLines(d.events.rows, eventRows));
   return lines;
 }
 
@@ -152,7 +154,7 @@ export function renderBisect(report: BisectReport | TraceBisectReport, eventRows
     lines.push('no divergence: every compared op leaves equal states with equal results');
     return lines;
   }
-  lines.push(...divergenceLines(d, `run ${report.a.run}`, `run ${report.b.run}`, eventRows));
+  pushAll(lines, divergenceLines(d, `run ${report.a.run}`, `run ${report.b.run}`, eventRows));
   lines.push(`differing ops: ${rangesText(report.ranges)} (${report.differingOps} of ${report.compared})`);
   return lines;
 }
@@ -267,8 +269,8 @@ function flipLines(f: Flip): string[] {
   for (const x of counted(c.mismatchesNew)) lines.push(`  + mismatch ${x}`);
   if (c.digestBefore !== c.digestAfter) lines.push(`  final digest ${c.digestBefore} -> ${c.digestAfter}`);
   if (f.divergence !== null) {
-    lines.push(...f.divergence.diff.lines.map((l) => `  ${l}`));
-    lines.push(...namedLines(f.divergence.diff.named).map((l) => `  ${l}`));
+    for (const l of f.divergence.diff.lines) lines.push(`  ${l}`);
+    for (const l of namedLines(f.divergence.diff.named)) lines.push(`  ${l}`);
   }
   return lines;
 }
@@ -289,15 +291,13 @@ export function renderBisectFix(report: FixBisectReport, tracePath: string): str
     return lines;
   }
   const [first, ...rest] = report.flips as [Flip, ...Flip[]];
-  lines.push(
-    `first flag that changes the outcome: ${first.flag} (${first.commit}), line ${first.line ?? '-'}`,
-    ...flipLines(first),
-  );
+  lines.push(`first flag that changes the outcome: ${first.flag} (${first.commit}), line ${first.line ?? '-'}`);
+  pushAll(lines, flipLines(first));
   if (rest.length) {
     lines.push(
       `not monotonic: the outcome changes ${report.flips.length} times along the flag order${report.exhaustive ? '' : ' (at least; --all replays every step)'}:`,
     );
-    for (const f of rest) lines.push(...flipLines(f));
+    for (const f of rest) pushAll(lines, flipLines(f));
   } else if (!report.exhaustive) {
     lines.push('one change found by bisection (--all replays every step to rule out changes that undo each other)');
   }

@@ -13,6 +13,7 @@ import type { Event } from '../events/events.js';
 import type { Expectation, TraceOp } from '../events/trace.js';
 import type { ParsedTrace } from './parse.js';
 import { Emitter } from '../state/emit.js';
+import { pushAll } from '../lib/arrays.js';
 import type { EventSink } from '../state/emit.js';
 import { initialState } from '../state/state.js';
 import type { State } from '../state/state.js';
@@ -195,7 +196,7 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
     runOp(i + 1, entry.line, op.op, () => {
       const outcome = dispatch(sim, op);
       const errno = errnoName(outcome.rc);
-      if (op.expect) mismatches.push(...compareExpectation(op.expect, errno, outcome.outputs, entry.line, i + 1));
+      if (op.expect) pushAll(mismatches, compareExpectation(op.expect, errno, outcome.outputs, entry.line, i + 1));
       for (const f of outcome.checkFailures ?? []) {
         mismatches.push({
           line: entry.line,

@@ -18,6 +18,7 @@ import { packageRoot } from '../../lib/paths.js';
 import type { Command } from '../command.js';
 import { describeEvent } from '../describe.js';
 import { loadTrace } from './replay.js';
+import { pushAll } from '../../lib/arrays.js';
 
 const defaultTrace = (): string => join(packageRoot(), 'replays', 'bad-free.jsonl');
 const DEMO_DB = './ioptrace-demo.db';
@@ -59,7 +60,10 @@ export const demoCommand: Command = {
         fixes: good.fixes,
       });
       const out: string[] = [];
-      const say = (...lines: string[]) => out.push(...lines);
+      // A line, or a list of lines (never spread: a run's findings are unbounded).
+      const say = (...lines: (string | readonly string[])[]): void => {
+        for (const l of lines) pushAll(out, typeof l === 'string' ? [l] : l);
+      };
       say(`ioptrace: ${path}`, `database ${db}: run ${a.run} = ${bad.variant}, run ${b.run} = ${good.variant}`, '');
       for (const [name, r] of [
         [bad.variant, a],
@@ -84,8 +88,8 @@ export const demoCommand: Command = {
         `  at event ${first.seq}, op ${first.op}, trace line ${first.line}:`,
         `    ${lineText.trim()}`,
         `  every finding of this run:`,
-        ...a.result.violations.map((v) => `    event ${v.seq}: ${v.kind} in ${v.fn}: ${v.detail}`),
-        ...a.result.warns.map((v) => `    event ${v.seq}: WARN in ${v.fn}: ${v.detail}`),
+        a.result.violations.map((v) => `    event ${v.seq}: ${v.kind} in ${v.fn}: ${v.detail}`),
+        a.result.warns.map((v) => `    event ${v.seq}: WARN in ${v.fn}: ${v.detail}`),
       );
       const srcA = new StoreSource(store, a.run);
       const srcB = new StoreSource(store, b.run);
@@ -95,10 +99,10 @@ export const demoCommand: Command = {
         say(
           '',
           `== Op ${opA.index} (${opA.op}) on ${bad.variant}: result ${opA.errno ?? 'ok'}, events ${opA.firstSeq}..${opA.lastSeq}`,
-          ...opEvents(store, a.run, opA.index),
+          opEvents(store, a.run, opA.index),
           '',
           `== State just before (event ${opA.firstSeq - 1}) -> just after (event ${opA.lastSeq}) on ${bad.variant}`,
-          ...renderDiff(diffStates(before, after)),
+          renderDiff(diffStates(before, after)),
         );
       }
       if (opB) {
@@ -107,10 +111,10 @@ export const demoCommand: Command = {
         say(
           '',
           `== The same op on ${good.variant} (run ${b.run}): result ${opB.errno ?? 'ok'}, events ${opB.firstSeq}..${opB.lastSeq}`,
-          ...opEvents(store, b.run, opB.index),
+          opEvents(store, b.run, opB.index),
           '',
           `== State just before -> just after on ${good.variant}`,
-          ...renderDiff(diffStates(before, after)),
+          renderDiff(diffStates(before, after)),
         );
       }
       const diverge = a.result.ops.find((o, i) => o.digest !== b.result.ops[i]?.digest);
@@ -119,7 +123,7 @@ export const demoCommand: Command = {
         say(
           '',
           `== Where the runs diverge: op ${diverge.index} (${diverge.op}, trace line ${diverge.line}); ${bad.variant} state vs ${good.variant} state after it:`,
-          ...renderDiff(diffStates(stateAt(srcA, diverge.lastSeq), stateAt(srcB, sb?.lastSeq ?? 0))),
+          renderDiff(diffStates(stateAt(srcA, diverge.lastSeq), stateAt(srcB, sb?.lastSeq ?? 0))),
         );
       }
       say(
