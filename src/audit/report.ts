@@ -25,6 +25,7 @@ import {
 } from './ledger.js';
 import { reconcile, reconcileInput, type RuleResult } from './reconcile.js';
 import { maxOf } from '../lib/arrays.js';
+import { variantLabel } from '../kernel/variant-spec.js';
 
 export interface AuditFilter {
   user?: number;
@@ -100,7 +101,7 @@ export async function auditRun(store: Store, run: number, filter: AuditFilter = 
   return {
     run,
     tracePath: row.tracePath,
-    variant: row.variant,
+    variant: variantLabel(row.variant, row.flags),
     flags: row.flags,
     status: row.status,
     filter,

@@ -32,7 +32,7 @@ import { describeDivergence } from './divergence.js';
 import { DigestNeutralizer, NEUTRAL_EVENT_TYPES } from './neutral.js';
 import type { OpKey, OpPair, ScanResult } from './scan.js';
 import { opDifferences } from './scan.js';
-import type { NamedVariant } from './variant-spec.js';
+import type { NamedVariant } from '../kernel/variant-spec.js';
 
 export type Align = 'same' | 'prefix';
 

@@ -5,7 +5,7 @@
  */
 import { decodeJson, encodeJson } from '../lib/codec.js';
 import { pushAll } from '../lib/arrays.js';
-import { VARIANTS } from '../kernel/variants.js';
+import { variantLabel } from '../kernel/variant-spec.js';
 import type { Difference } from '../state/diff.js';
 import { formatValue, renderDifference } from '../state/diff.js';
 import type { FixBisectReport, Flip, Outcome } from './bisect-fix.js';
@@ -44,11 +44,7 @@ function resultText(errno: string | null, result: string): string {
 
 /** A run's variant as a spec: the name it was recorded under, with the flags that differ from that name's. */
 function variantText(side: RunSide): string {
-  const base = VARIANTS[side.variant];
-  if (base === undefined) return side.variant;
-  const added = side.flags.filter((f) => !base.includes(f)).map((f) => `+${f}`);
-  const removed = base.filter((f) => !side.flags.includes(f)).map((f) => `-${f}`);
-  return `${side.variant}${[...added, ...removed].join('')}`;
+  return variantLabel(side.variant, side.flags);
 }
 
 function runLabel(side: RunSide): string {

@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bisectRuns } from '../../src/bisect/bisect-runs.js';
 import type { BisectReport } from '../../src/bisect/bisect-runs.js';
 import { bisectInMemory } from '../../src/bisect/memory.js';
-import { parseVariantSpec } from '../../src/bisect/variant-spec.js';
+import { parseVariantSpec } from '../../src/kernel/variant-spec.js';
 import { renderDifference } from '../../src/state/diff.js';
 import { bisectCommand } from '../../src/cli/commands/bisect.js';
 import { bisectFixCommand } from '../../src/cli/commands/bisect-fix.js';

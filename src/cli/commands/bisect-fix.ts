@@ -7,7 +7,7 @@
  */
 import { bisectFix, variantAt } from '../../bisect/bisect-fix.js';
 import { bisectFixJson, renderBisectFix } from '../../bisect/render.js';
-import { parseVariantSpec } from '../../bisect/variant-spec.js';
+import { parseVariantSpec } from '../../kernel/variant-spec.js';
 import { UsageError } from '../../lib/errors.js';
 import { recordReplay } from '../../replay/record.js';
 import { openStore } from '../../store/index.js';
