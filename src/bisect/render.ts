@@ -116,6 +116,10 @@ function divergenceLines(d: Divergence, a: string, b: string, eventRows: number)
     lines.push('not counted (outside the digest, or derived from the variant: see bisect --help):');
     for (const x of d.diff.uncounted) lines.push(`  ${renderDifference(x)}`);
   }
+  if (d.diff.provenance.length) {
+    lines.push('provenance (the same allocations, made by differently named code; not counted):');
+    for (const x of d.diff.provenance) lines.push(`  ${renderDifference(x)}`);
+  }
   const named = namedLines(d.diff.named);
   if (named.length) {
     lines.push('names:');
@@ -189,6 +193,7 @@ export function divergenceJson(d: Divergence): Record<string, unknown> {
     diff: {
       state: d.diff.state.map(differenceJson),
       uncounted: d.diff.uncounted.map(differenceJson),
+      provenance: d.diff.provenance.map(differenceJson),
       onlyA: d.diff.onlyA,
       onlyB: d.diff.onlyB,
       named: d.diff.named,

@@ -18,6 +18,7 @@ import { packageRoot } from '../../lib/paths.js';
 import type { Command } from '../command.js';
 import { describeEvent } from '../describe.js';
 import { loadTrace } from './replay.js';
+import { bisectRuns } from '../../bisect/bisect-runs.js';
 import { pushAll } from '../../lib/arrays.js';
 
 const defaultTrace = (): string => join(packageRoot(), 'replays', 'bad-free.jsonl');
@@ -50,13 +51,13 @@ export const demoCommand: Command = {
       const a = recordReplay(store, trace, {
         tracePath: path,
         traceText: text,
-        variant: bad.variant,
+        variant: bad.label,
         fixes: bad.fixes,
       });
       const b = recordReplay(store, trace, {
         tracePath: path,
         traceText: text,
-        variant: good.variant,
+        variant: good.label,
         fixes: good.fixes,
       });
       const out: string[] = [];
@@ -64,10 +65,10 @@ export const demoCommand: Command = {
       const say = (...lines: (string | readonly string[])[]): void => {
         for (const l of lines) pushAll(out, typeof l === 'string' ? [l] : l);
       };
-      say(`ioptrace: ${path}`, `database ${db}: run ${a.run} = ${bad.variant}, run ${b.run} = ${good.variant}`, '');
+      say(`ioptrace: ${path}`, `database ${db}: run ${a.run} = ${bad.label}, run ${b.run} = ${good.label}`, '');
       for (const [name, r] of [
-        [bad.variant, a],
-        [good.variant, b],
+        [bad.label, a],
+        [good.label, b],
       ] as const) {
         say(
           `${name.padEnd(8)} run ${r.run}: ${r.result.ops.length} ops, ${r.result.events} events, ${r.result.violations.length} violations, ${r.result.warns.length} WARNs, ${r.result.mismatches.length} unmet expectations, head ${r.head.slice(0, 16)}`,
@@ -75,7 +76,7 @@ export const demoCommand: Command = {
       }
       const first = a.result.violations[0] ?? a.result.warns[0];
       if (!first) {
-        say('', `${bad.variant} replays clean: nothing to report.`);
+        say('', `${bad.label} replays clean: nothing to report.`);
         return { exitCode: 0, json: { runs: [a.run, b.run], violation: null }, text: out };
       }
       const opA = a.result.ops.find((o) => o.index === first.op);
@@ -83,7 +84,7 @@ export const demoCommand: Command = {
       const lineText = text.split(/\r\n|\n|\r/)[first.line - 1] ?? '';
       say(
         '',
-        `== The violation (${bad.variant}, run ${a.run})`,
+        `== The violation (${bad.label}, run ${a.run})`,
         `  ${first.kind === 'warn' ? 'WARN' : first.kind.toUpperCase()} in ${first.fn}: ${first.detail}`,
         `  at event ${first.seq}, op ${first.op}, trace line ${first.line}:`,
         `    ${lineText.trim()}`,
@@ -98,10 +99,10 @@ export const demoCommand: Command = {
         const after = stateAt(srcA, opA.lastSeq);
         say(
           '',
-          `== Op ${opA.index} (${opA.op}) on ${bad.variant}: result ${opA.errno ?? 'ok'}, events ${opA.firstSeq}..${opA.lastSeq}`,
+          `== Op ${opA.index} (${opA.op}) on ${bad.label}: result ${opA.errno ?? 'ok'}, events ${opA.firstSeq}..${opA.lastSeq}`,
           opEvents(store, a.run, opA.index),
           '',
-          `== State just before (event ${opA.firstSeq - 1}) -> just after (event ${opA.lastSeq}) on ${bad.variant}`,
+          `== State just before (event ${opA.firstSeq - 1}) -> just after (event ${opA.lastSeq}) on ${bad.label}`,
           renderDiff(diffStates(before, after)),
         );
       }
@@ -110,20 +111,20 @@ export const demoCommand: Command = {
         const after = stateAt(srcB, opB.lastSeq);
         say(
           '',
-          `== The same op on ${good.variant} (run ${b.run}): result ${opB.errno ?? 'ok'}, events ${opB.firstSeq}..${opB.lastSeq}`,
+          `== The same op on ${good.label} (run ${b.run}): result ${opB.errno ?? 'ok'}, events ${opB.firstSeq}..${opB.lastSeq}`,
           opEvents(store, b.run, opB.index),
           '',
-          `== State just before -> just after on ${good.variant}`,
+          `== State just before -> just after on ${good.label}`,
           renderDiff(diffStates(before, after)),
         );
       }
-      const diverge = a.result.ops.find((o, i) => o.digest !== b.result.ops[i]?.digest);
+      // bisect's answer, so that the demo and `ioptrace bisect` name one op: what the kernel holds is compared.
+      const diverge = (await bisectRuns(store, a.run, b.run)).divergence;
       if (diverge) {
-        const sb = b.result.ops[diverge.index];
         say(
           '',
-          `== Where the runs diverge: op ${diverge.index} (${diverge.op}, trace line ${diverge.line}); ${bad.variant} state vs ${good.variant} state after it:`,
-          renderDiff(diffStates(stateAt(srcA, diverge.lastSeq), stateAt(srcB, sb?.lastSeq ?? 0))),
+          `== Where the runs diverge (ioptrace bisect ${a.run} ${b.run}): op ${diverge.op} (${diverge.name}, trace line ${diverge.line}); ${bad.label} state vs ${good.label} state after it:`,
+          diverge.diff.lines.map((l) => `  ${l}`),
         );
       }
       say(
@@ -138,11 +139,11 @@ export const demoCommand: Command = {
         exitCode: 0,
         json: {
           db,
-          runs: { [bad.variant]: a.run, [good.variant]: b.run },
+          runs: { [bad.label]: a.run, [good.label]: b.run },
           violation: first,
           op: opA ?? null,
           fixedOp: opB ?? null,
-          divergence: diverge ? { op: diverge.index, line: diverge.line } : null,
+          divergence: diverge ? { op: diverge.op, line: diverge.line } : null,
         },
         text: out,
       };
