@@ -8,7 +8,7 @@ import { pushAll } from '../lib/arrays.js';
 import { variantLabel } from '../kernel/variant-spec.js';
 import type { Difference } from '../state/diff.js';
 import { formatValue, renderDifference } from '../state/diff.js';
-import type { FixBisectReport, Flip, Outcome } from './bisect-fix.js';
+import type { FixBisectReport, Flip, FoundFinding, Outcome } from './bisect-fix.js';
 import type { BisectReport, RunSide, TraceBisectReport } from './bisect-runs.js';
 import type { Divergence, OpSide } from './divergence.js';
 import { pfnRangesText } from './effects.js';
@@ -276,12 +276,39 @@ function flipLines(f: Flip): string[] {
   return lines;
 }
 
+function foundText(f: FoundFinding): string {
+  return `${f.finding}${f.occurrence > 0 ? ` #${f.occurrence + 1}` : ''} (line ${f.line}, op ${f.op})`;
+}
+
+/** The headline answer, then every finding of the bad run with the flag that removes it, then those introduced. */
+function attributionLines(report: FixBisectReport): string[] {
+  const lines: string[] = [];
+  const a = report.answer;
+  if (a !== null) {
+    lines.push(
+      `fixed by: ${a.flag} (${a.commit}, ${a.release}, spec ${a.section}): it removes the bad run's first ${a.removes.violation ? 'violation' : 'finding'}, ${foundText(a.removes)}`,
+    );
+  } else if (report.outcomeBad.ordered.length > 0) {
+    lines.push("no flag removes the bad run's first finding: the good variant has it too");
+  }
+  if (report.removed.length > 0) {
+    lines.push('findings of the bad run, and the flag that removes each:');
+    for (const r of report.removed) lines.push(`  ${foundText(r)}: ${r.flag ?? 'not removed (good has it too)'}`);
+  }
+  if (report.introduced.length > 0) {
+    lines.push('findings introduced along the walk, and the flag that introduced each:');
+    for (const r of report.introduced) lines.push(`  ${foundText(r)}: ${r.flag ?? '-'}`);
+  }
+  return lines;
+}
+
 export function renderBisectFix(report: FixBisectReport, tracePath: string): string[] {
   const lines = [
     `bisect-fix ${tracePath}: bad ${report.bad.variant} -> good ${report.good.variant}, ${report.steps.length} flags in upstream order, ${report.replays} replays${report.exhaustive ? ' (every step)' : ''}`,
     `  bad:  ${outcomeText(report.outcomeBad)}`,
     `  good: ${outcomeText(report.outcomeGood)}`,
   ];
+  pushAll(lines, attributionLines(report));
   if (report.flips.length === 0) {
     lines.push(
       report.steps.length === 0
@@ -326,14 +353,20 @@ function flipJson(f: Flip): Record<string, unknown> {
 /** `bisect-fix --json`: the first flip's `flag`, `commit`, `line` at the top, and every flip found. */
 export function bisectFixJson(report: FixBisectReport): Record<string, unknown> {
   const first = report.flips[0];
+  // The headline is the flag that removes the bad run's first violation; without one, the first change.
+  const head = report.answer ?? first;
   return {
-    flag: first?.flag ?? null,
-    commit: first?.commit ?? null,
-    release: first?.release ?? null,
-    section: first?.section ?? null,
-    op: first?.op ?? null,
-    line: first?.line ?? null,
-    opName: first?.opName ?? null,
+    flag: head?.flag ?? null,
+    commit: head?.commit ?? null,
+    release: head?.release ?? null,
+    section: head?.section ?? null,
+    op: head?.op ?? null,
+    line: head?.line ?? null,
+    opName: head?.opName ?? null,
+    answer: report.answer,
+    firstChange: first?.flag ?? null,
+    removed: report.removed,
+    introduced: report.introduced,
     monotonic: report.monotonic,
     exhaustive: report.exhaustive,
     flips: report.flips.map(flipJson),

@@ -276,8 +276,14 @@ describe('ioptrace bisect-fix', () => {
   it('exits 1 when the outcome changes more than once', async () => {
     const out = await bisectFixCommand.run([ADD], { bad: 'merged', good: 'upstream' }, env());
     expect(out.exitCode).toBe(1);
-    const json = out.json as { flag: string; monotonic: boolean; flips: { flag: string; line: number }[] };
-    expect(json.flag).toBe('unpin-domain-batch-last-index');
+    const json = out.json as {
+      flag: string;
+      firstChange: string;
+      monotonic: boolean;
+      flips: { flag: string; line: number }[];
+    };
+    // The headline is the flag that removes merged's first violation; the first change only removes WARNs.
+    expect([json.flag, json.firstChange]).toEqual(['carry-end-one', 'unpin-domain-batch-last-index']);
     expect(json.monotonic).toBe(false);
     expect(json.flips.map((f) => [f.flag, f.line])).toEqual([
       ['unpin-domain-batch-last-index', 61],
