@@ -55,5 +55,22 @@ export default tseslint.config(
     },
   },
   ...layerRules(),
+  {
+    // Spread arguments go on the call stack one by one: past about 100k elements (a long run's ledger,
+    // a big report) Math.max(...xs) or out.push(...xs) throws RangeError. src/lib/arrays.ts has maxOf,
+    // minOf and pushAll; a forwarded fixed-size tuple may be spread with a disable comment saying so.
+    files: ['src/**/*.ts', 'bench/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'CallExpression > SpreadElement.arguments, NewExpression > SpreadElement.arguments',
+          message:
+            'No spread into arguments (unbounded arrays overflow the stack): use maxOf/minOf/pushAll of src/lib/arrays.ts or a loop.',
+        },
+      ],
+      'prefer-spread': 'off',
+    },
+  },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
 );

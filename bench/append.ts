@@ -66,12 +66,14 @@ class TimedWriter implements RunWriter {
     this.timed(() => this.inner.endOp(row));
   }
   putSnapshot(...args: Parameters<RunWriter['putSnapshot']>): void {
+    // eslint-disable-next-line no-restricted-syntax -- forwards the fixed-size argument tuple
     this.timed(() => this.inner.putSnapshot(...args));
   }
   flush(): void {
     this.timed(() => this.inner.flush());
   }
   finish(...args: Parameters<RunWriter['finish']>): void {
+    // eslint-disable-next-line no-restricted-syntax -- forwards the fixed-size argument tuple
     this.timed(() => this.inner.finish(...args));
   }
 }
@@ -86,6 +88,7 @@ export function timedStore(store: Store, clock: { ns: bigint }): Store {
       if (prop !== 'beginRun') return fn;
       return (...args: unknown[]): RunWriter => {
         const t0 = process.hrtime.bigint();
+        // eslint-disable-next-line no-restricted-syntax -- forwards beginRun's fixed-size argument tuple
         const writer = fn(...args) as RunWriter;
         clock.ns += process.hrtime.bigint() - t0;
         return new TimedWriter(writer, clock);

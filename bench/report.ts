@@ -9,6 +9,7 @@
  * the ratio figure / limit, the goals, and `met`: true only when every goal holds. A goal on a figure that
  * could not be measured is not met.
  */
+import { maxOf } from '../src/lib/arrays.js';
 
 export const BENCH_IDS = ['B1', 'B2', 'B3', 'B4', 'B5', 'B6'] as const;
 export type BenchId = (typeof BENCH_IDS)[number];
@@ -213,7 +214,12 @@ export function tableRows(results: Results): string[][] {
 /** The table as lines, columns padded. */
 export function renderTable(results: Results): string[] {
   const rows = tableRows(results);
-  const widths = TABLE_HEADER.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const widths = TABLE_HEADER.map((h, i) =>
+    maxOf(
+      rows.map((r) => (r[i] ?? '').length),
+      h.length,
+    ),
+  );
   const line = (cells: readonly string[]): string =>
     cells
       .map((c, i) => c.padEnd(widths[i] ?? 0))

@@ -5,6 +5,7 @@
  * alone; p50 and p99 by the nearest-rank rule. The last seek is checked against the recorded final digest.
  */
 
+import { maxOf } from '../src/lib/arrays.js';
 import { InternalError } from '../src/lib/errors.js';
 import { digestHex } from '../src/lib/digest.js';
 import { openStore } from '../src/store/index.js';
@@ -51,7 +52,7 @@ export async function measureSeeks(dbPath: string, run: number, count: number, s
       seeks: count,
       p50Ms: quantile(ms, 0.5),
       p99Ms: quantile(ms, 0.99),
-      maxMs: Math.max(...ms),
+      maxMs: maxOf(ms),
       meanMs: ms.reduce((a, b) => a + b, 0) / ms.length,
       p99CpuMs: quantile(cpuMs, 0.99),
       snapshots: source.snapshotSeqs().length,

@@ -17,6 +17,8 @@ export { failNthSweep } from './replay/failnth.js';
 export type { SweepResult, SweepStep } from './replay/failnth.js';
 export { resolveVariant, FIX_FLAGS, VARIANTS } from './kernel/variants.js';
 export type { FixFlag, VariantSpec } from './kernel/variants.js';
+export { parseVariantSpec, variantFromOptions, variantLabel } from './kernel/variant-spec.js';
+export type { NamedVariant } from './kernel/variant-spec.js';
 export type { State } from './state/state.js';
 export { initialState } from './state/state.js';
 export { reduce } from './state/reduce.js';

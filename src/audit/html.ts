@@ -13,6 +13,7 @@
 import type { CounterName } from './ledger.js';
 import type { RuleResult } from './reconcile.js';
 import { CHART_COUNTERS, LEDGER_COLUMNS, ledgerRow, type AuditReport } from './report.js';
+import { maxOf, minOf } from '../lib/arrays.js';
 
 export const CHART = { width: 1100, height: 380, left: 70, right: 30, top: 16, bottom: 50 } as const;
 /** Height of one violation label row above the plot. */
@@ -86,8 +87,8 @@ function chartSvg(report: AuditReport): string {
   const first = report.ops[0]?.index ?? 0;
   const last = report.ops[report.ops.length - 1]?.index ?? 0;
   const values = series.flatMap((s) => s.points.map((p) => p.value));
-  const yMin = Math.min(0, ...values);
-  const yMax = Math.max(1, ...values);
+  const yMin = minOf(values, 0);
+  const yMax = maxOf(values, 1);
   const plotH = CHART.height - CHART.top - CHART.bottom;
   const y = (v: number): number => top + ((yMax - v) * plotH) / (yMax - yMin);
   const x = (op: number): number => opX(op, first, last);

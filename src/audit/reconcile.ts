@@ -59,6 +59,7 @@ import {
   type PagesInfo,
   type RunObjects,
 } from './ledger.js';
+import { pushAll } from '../lib/arrays.js';
 
 export const RULE_NAMES = [
   'ledger-equals-state',
@@ -442,7 +443,7 @@ export async function reconcile(store: Store, run: number, input?: ReconcileInpu
             `iopt_pages ${id}${gone} has npinned ${npinned} but its accesses and filled areas cover ${held} ${held === 1 ? 'index' : 'indexes'}${staleText}`,
           );
           wrongIds.push(id);
-          stale.push(...staleOfP);
+          pushAll(stale, staleOfP);
         }
       }
       if (wrong.length > 0) {

@@ -24,6 +24,8 @@ import {
   type SeriesClosing,
 } from './ledger.js';
 import { reconcile, reconcileInput, type RuleResult } from './reconcile.js';
+import { maxOf } from '../lib/arrays.js';
+import { variantLabel } from '../kernel/variant-spec.js';
 
 export interface AuditFilter {
   user?: number;
@@ -99,7 +101,7 @@ export async function auditRun(store: Store, run: number, filter: AuditFilter = 
   return {
     run,
     tracePath: row.tracePath,
-    variant: row.variant,
+    variant: variantLabel(row.variant, row.flags),
     flags: row.flags,
     status: row.status,
     filter,
@@ -132,7 +134,10 @@ const signed = (n: number): string => (n > 0 ? `+${n}` : String(n));
 
 /** Rules, broken ones with the op and the events that broke them. */
 export function ruleLines(rules: readonly RuleResult[]): string[] {
-  const width = Math.max(...rules.map((r) => r.rule.length));
+  const width = maxOf(
+    rules.map((r) => r.rule.length),
+    0,
+  );
   const out: string[] = [];
   for (const r of rules) {
     if (r.ok) {
@@ -169,7 +174,12 @@ export function ledgerRow(l: LedgerLine): string[] {
 
 /** Left-aligned columns. */
 export function textTable(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const widths = header.map((h, i) =>
+    maxOf(
+      rows.map((r) => (r[i] ?? '').length),
+      h.length,
+    ),
+  );
   const line = (cells: readonly string[]): string =>
     cells
       .map((c, i) => c.padEnd(widths[i] ?? 0))

@@ -3,6 +3,7 @@
  * `audit --all`: every run of the database with its final counters (each counter summed over its owners)
  * and the rules it breaks, each with the op where it broke.
  */
+import { variantLabel } from '../kernel/variant-spec.js';
 import type { Store } from '../store/index.js';
 import { COUNTER_NAMES, finalBalances, type CounterName } from './ledger.js';
 import { reconcile } from './reconcile.js';
@@ -11,6 +12,7 @@ import { textTable } from './report.js';
 export interface RunSummary {
   run: number;
   trace: string;
+  /** The variant with its flags, in the one variant syntax (`v3+mmget-fail-no-kfree`). */
   variant: string;
   status: string;
   ops: number;
@@ -30,7 +32,7 @@ export async function auditAll(store: Store): Promise<RunSummary[]> {
     out.push({
       run: row.id,
       trace: row.tracePath,
-      variant: row.variant,
+      variant: variantLabel(row.variant, row.flags),
       status: row.status,
       ops: row.opCount,
       final,

@@ -26,6 +26,13 @@
  * unmap-all of an empty IOAS returning 0) turns on with the last pre-merge flag a variant gains; a flip at
  * that step is marked `completesMerged`, since the flag named may not be the cause.
  *
+ * Attribution (the answer). A developer asks which upstream commit fixed a defect, and the first flip is
+ * often a flag that only adds or removes an unrelated WARN. So every finding of the bad run (the j-th of
+ * its name, in event order) is attributed to the step that removes it: a k where variant_{k-1} has more
+ * than j findings of that name and variant_k has not, found by bisection over the cached probes (the first
+ * such k with `all`). Every finding that a flip introduces is attributed to that flip's flag. The answer is
+ * the flag that removes the bad run's first violation (its first finding if it has no violation).
+ *
  * Replays run in memory (no store): the intermediate variants are throwaway, and the store would keep every
  * one of their events. For each flip, the op where the outcome changes is the first op where
  * variant_{k-1} and variant_k disagree (neutral digest, errno or result), found from the kept op keys.
@@ -43,6 +50,45 @@ export interface Outcome {
   findings: string[];
   mismatches: string[];
   digest: string;
+  /** The findings in the order the run met them (by event), with where: what attribution follows. */
+  ordered: FoundFinding[];
+}
+
+/** One finding of a run, as the outcome names it (`violation KIND FN`, `warn FN`), with where it was. */
+export interface FoundFinding {
+  finding: string;
+  /** 0 for the first finding of this name in the run, 1 for the second, ... */
+  occurrence: number;
+  violation: boolean;
+  op: number;
+  line: number;
+}
+
+/**
+ * Which flag removes a finding of the bad run, or introduces a finding that a later step has: the step
+ * whose toggle takes the finding's count (of its name) below / above its occurrence.
+ */
+export interface Attribution extends FoundFinding {
+  /** The flag, or null when the good variant still has the finding. */
+  flag: string | null;
+  commit: string | null;
+  /** Its step in the walk (variant_k is the first with the toggle); null with the flag. */
+  k: number | null;
+}
+
+/** The answer to "which fix removed this defect": the flag that removes the bad run's first violation. */
+export interface FixAnswer {
+  flag: string;
+  commit: string;
+  release: string;
+  section: string;
+  k: number;
+  /** The finding it removes (the bad run's first violation; its first finding if it has no violation). */
+  removes: FoundFinding;
+  /** The first op where the variants just before and after the flag disagree. */
+  op: number | null;
+  line: number | null;
+  opName: string | null;
 }
 
 /** One step of the walk: a flag and whether it is added or removed. */
@@ -108,6 +154,15 @@ export interface FixBisectReport {
   exhaustive: boolean;
   /** Replays run for the search (diff replays not counted). */
   replays: number;
+  /** Every finding of the bad run, with the flag that removes it. */
+  removed: Attribution[];
+  /** Every finding a step of the walk introduces (flips' new findings), with the flag that introduced it. */
+  introduced: Attribution[];
+  /**
+   * The headline: the flag that removes the bad run's first violation (or first finding); null when the
+   * bad run has no finding or the good variant keeps it.
+   */
+  answer: FixAnswer | null;
 }
 
 function text(v: unknown): string {
@@ -116,6 +171,17 @@ function text(v: unknown): string {
 
 /** The outcome of one replay (see the file comment); `digest` is the neutral digest after teardown. */
 export function outcomeOf(result: ReplayResult, finalDigest: string): Outcome {
+  const seen = new Map<string, number>();
+  const ordered: FoundFinding[] = [
+    ...result.violations.map((v) => ({ seq: v.seq, finding: `violation ${v.kind} ${v.fn}`, violation: true, v })),
+    ...result.warns.map((w) => ({ seq: w.seq, finding: `warn ${w.fn}`, violation: false, v: w })),
+  ]
+    .sort((x, y) => x.seq - y.seq)
+    .map((f) => {
+      const occurrence = seen.get(f.finding) ?? 0;
+      seen.set(f.finding, occurrence + 1);
+      return { finding: f.finding, occurrence, violation: f.violation, op: f.v.op, line: f.v.line };
+    });
   const findings = [
     ...result.violations.map((v) => `violation ${v.kind} ${v.fn}`),
     ...result.warns.map((w) => `warn ${w.fn}`),
@@ -123,7 +189,7 @@ export function outcomeOf(result: ReplayResult, finalDigest: string): Outcome {
   const mismatches = result.mismatches
     .map((m) => `line ${m.line} ${m.field}: expected ${text(m.expected)}, got ${text(m.actual)}`)
     .sort();
-  return { findings, mismatches, digest: finalDigest };
+  return { findings, mismatches, digest: finalDigest, ordered };
 }
 
 export function sameOutcome(x: Outcome, y: Outcome): boolean {
@@ -134,6 +200,13 @@ export function sameOutcome(x: Outcome, y: Outcome): boolean {
     x.findings.every((f, i) => f === y.findings[i]) &&
     x.mismatches.every((m, i) => m === y.mismatches[i])
   );
+}
+
+/** How many times `item` is in the list. */
+function countOf(list: readonly string[], item: string): number {
+  let n = 0;
+  for (const x of list) if (x === item) n += 1;
+  return n;
 }
 
 /** Multiset difference x - y of two sorted lists. */
@@ -296,6 +369,62 @@ export function bisectFix(
     };
   });
 
+  const countAt = (k: number, finding: string): number => countOf(probe(k).outcome.findings, finding);
+  const stepFlag = (k: number | null): Pick<Attribution, 'flag' | 'commit' | 'k'> => {
+    const step = k === null ? undefined : steps[k - 1];
+    return step === undefined || k === null
+      ? { flag: null, commit: null, k: null }
+      : { flag: step.flag.name, commit: step.flag.commit, k };
+  };
+  // The step that removes a finding: the first k (all) or a k found by bisection (each probe cached)
+  // whose variant has fewer of that finding than the occurrence needs, its predecessor enough.
+  const removedAt = (f: FoundFinding): number | null => {
+    const present = (k: number): boolean => countAt(k, f.finding) > f.occurrence;
+    if (present(F)) return null;
+    if (options.all === true) {
+      for (let k = 1; k <= F; k++) if (!present(k)) return k;
+      return null;
+    }
+    let lo = 0;
+    let hi = F;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >>> 1;
+      if (present(mid)) lo = mid;
+      else hi = mid;
+    }
+    return hi;
+  };
+  const removed: Attribution[] = outcomeBad.ordered.map((f) => ({ ...f, ...stepFlag(removedAt(f)) }));
+  const introduced: Attribution[] = [];
+  for (const flip of flips) {
+    const after = probe(flip.k).outcome;
+    const before = probe(flip.k - 1).outcome;
+    for (const f of after.ordered) {
+      if (countOf(before.findings, f.finding) <= f.occurrence) introduced.push({ ...f, ...stepFlag(flip.k) });
+    }
+  }
+  const firstBad = outcomeBad.ordered.find((f) => f.violation) ?? outcomeBad.ordered[0];
+  const fixing =
+    firstBad === undefined
+      ? undefined
+      : removed.find((r) => r.finding === firstBad.finding && r.occurrence === firstBad.occurrence);
+  let answer: FixAnswer | null = null;
+  if (firstBad !== undefined && fixing?.k != null) {
+    const step = steps[fixing.k - 1] as FixStep;
+    const at = firstDifferingOp(probe(fixing.k - 1).keys, probe(fixing.k).keys);
+    answer = {
+      flag: step.flag.name,
+      commit: step.flag.commit,
+      release: step.flag.release,
+      section: step.flag.sections,
+      k: fixing.k,
+      removes: firstBad,
+      op: at?.index ?? null,
+      line: at?.line ?? null,
+      opName: at?.op ?? null,
+    };
+  }
+
   return {
     good,
     bad,
@@ -306,5 +435,8 @@ export function bisectFix(
     monotonic: flips.length === 0 ? null : flips.length === 1,
     exhaustive: options.all === true,
     replays,
+    removed,
+    introduced,
+    answer,
   };
 }

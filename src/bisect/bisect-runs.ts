@@ -6,9 +6,9 @@
  * side by side (divergence.ts).
  *
  * Cost, for runs of millions of events: a join of the two runs' op rows inside the database (ops are far fewer
- * than events: every op has at least two), which returns one row per stretch of differing ops, except where
- * the derived alignment differs between the runs (then the rows of that stretch are read: idx and digests);
- * the few events that set neutralised fields, through the store's type filter; then per side one snapshot
+ * than events: every op has at least two), which returns one row per stretch of differing ops; the rows of
+ * those stretches only (idx and digests), to tell a kernel-state difference from a neutralised one; the
+ * events that set neutralised fields, through the store's type filter; then per side one snapshot
  * load plus at most the snapshot spacing of events (stateAt), and the divergent op's own events. No pass
  * over the events of either run.
  *
@@ -29,17 +29,17 @@ import { stateAt } from '../timetravel/state-at.js';
 import { StoreSource } from '../timetravel/store-source.js';
 import type { Divergence } from './divergence.js';
 import { describeDivergence } from './divergence.js';
-import { DigestNeutralizer, NEUTRAL_EVENT_TYPES } from './neutral.js';
+import { DigestNeutralizer, NEUTRAL_EVENT_TYPES, neutralOptions } from './neutral.js';
 import type { OpKey, OpPair, ScanResult } from './scan.js';
 import { opDifferences } from './scan.js';
-import type { NamedVariant } from './variant-spec.js';
+import type { NamedVariant } from '../kernel/variant-spec.js';
 
 export type Align = 'same' | 'prefix';
 
 export interface BisectRunsOptions {
   /** 'same' (default): the runs must replay the same trace. 'prefix': compare the ops the traces share. */
   align?: Align;
-  /** Count differences in derived fields (the IOVA alignment) too; see neutral.ts. */
+  /** Count differences in derived fields (the IOVA alignment) and provenance (heap fn, tag) too; see neutral.ts. */
   strict?: boolean;
 }
 
@@ -101,7 +101,7 @@ class RunNeutralizer {
   private next = 0;
 
   constructor(store: Store, run: number, strict: boolean) {
-    this.neutralizer = new DigestNeutralizer({ derived: !strict });
+    this.neutralizer = new DigestNeutralizer(neutralOptions(strict));
     for (const row of store.events(run, { types: NEUTRAL_EVENT_TYPES }))
       this.pending.push({ op: row.op, event: decodeEvent(row.payload) });
   }
@@ -168,9 +168,9 @@ async function rawStretches(
 }
 
 /**
- * Stretches of ops in [from, to) whose neutral keys differ while the two runs' corrections are constant but
- * unequal: the digests must be neutralised row by row, so the rows are read (idx and both digests, and
- * whether errno or result differ), ROW_CHUNK at a time.
+ * Of the ops in [from, to) (a stretch whose stored rows differ), the stretches whose neutral keys differ
+ * too: the rows are read (idx, both digests, and whether errno or result differ), ROW_CHUNK at a time, and
+ * each digest is neutralised with its run's correction after that op.
  */
 async function neutralStretches(
   store: Store,
@@ -178,8 +178,9 @@ async function neutralStretches(
   runB: number,
   from: number,
   to: number,
-  na: DigestNeutralizer,
-  nb: DigestNeutralizer,
+  ra: RunNeutralizer,
+  rb: RunNeutralizer,
+  onFirst: (idx: number, neutralA: string, neutralB: string) => void,
 ): Promise<[number, number][]> {
   const out: [number, number][] = [];
   for (let at = from; at < to;) {
@@ -202,7 +203,10 @@ async function neutralStretches(
         );
       }
       // `other` is SQL's boolean: 0 or 1 in SQLite, a boolean elsewhere.
-      if (!r.other && na.neutral(r.da) === nb.neutral(r.db)) continue;
+      const na = ra.at(r.idx).neutral(r.da);
+      const nb = rb.at(r.idx).neutral(r.db);
+      if (!r.other && na === nb) continue;
+      if (out.length === 0) onFirst(r.idx, na, nb);
       const last = out[out.length - 1];
       if (last !== undefined && last[1] === r.idx - 1) last[1] = r.idx;
       else out.push([r.idx, r.idx]);
@@ -214,8 +218,8 @@ async function neutralStretches(
   return out;
 }
 
-/** The key of one stored op, neutralised. */
-function storedKey(store: Store, run: number, index: number, n: DigestNeutralizer): OpKey {
+/** The key of one stored op, with its neutral digest. */
+function storedKey(store: Store, run: number, index: number, neutralDigest: string): OpKey {
   const row = store.ops(run, index, index)[0];
   if (row === undefined) throw new InternalError(`run ${run} has no op ${index}`);
   return {
@@ -226,17 +230,17 @@ function storedKey(store: Store, run: number, index: number, n: DigestNeutralize
     result: row.result,
     firstSeq: row.firstSeq,
     lastSeq: row.lastSeq,
-    digest: n.neutral(row.digest),
+    digest: neutralDigest,
   };
 }
 
 /**
  * Compare the first `compared` ops of two stored runs on their neutral keys (see scan.ts).
  *
- * The neutral correction of each run is constant between the ops that hold NEUTRAL_EVENT_TYPES events (a
- * handful), which cut [0, compared) into segments. Where both runs subtract the same correction, neutral
- * keys differ exactly where the stored rows differ, so the database finds the stretches alone; where the
- * corrections differ (the derived alignment differs), rows are neutralised one by one.
+ * The neutral correction of a state is a function of the state, so two ops whose raw digests are equal have
+ * equal neutral digests as well: the ops whose neutral keys differ are among those whose stored rows
+ * differ. The database finds those stretches alone (one row per stretch); only their rows are read and
+ * neutralised, in op order, each run's correction moved forward through its neutralising events.
  */
 async function scanStored(
   store: Store,
@@ -245,32 +249,24 @@ async function scanStored(
   compared: number,
   strict: boolean,
 ): Promise<ScanResult> {
-  const ra = new RunNeutralizer(store, runA, strict);
-  const rb = new RunNeutralizer(store, runB, strict);
-  const cuts = [...new Set([0, ...ra.pending.map((e) => e.op), ...rb.pending.map((e) => e.op), compared])]
-    .filter((op) => op <= compared)
-    .sort((x, y) => x - y);
   const stretches: [number, number][] = [];
   let first: OpPair | null = null;
-  for (let i = 0; i + 1 < cuts.length; i++) {
-    const from = cuts[i] as number;
-    const to = cuts[i + 1] as number;
-    const na = ra.at(from);
-    const nb = rb.at(from);
-    const found =
-      na.correctionHex() === nb.correctionHex()
-        ? await rawStretches(store, runA, runB, from, to)
-        : await neutralStretches(store, runA, runB, from, to, na, nb);
-    for (const [f, l] of found) {
-      const last = stretches[stretches.length - 1];
-      if (last !== undefined && last[1] === f - 1) last[1] = l;
-      else stretches.push([f, l]);
-    }
-    if (first === null && found[0] !== undefined) {
-      const index = found[0][0];
-      const a = storedKey(store, runA, index, na);
-      const b = storedKey(store, runB, index, nb);
-      first = { index, a, b, differs: opDifferences(a, b) };
+  const raw = await rawStretches(store, runA, runB, 0, compared);
+  if (raw.length > 0) {
+    const ra = new RunNeutralizer(store, runA, strict);
+    const rb = new RunNeutralizer(store, runB, strict);
+    for (const [from, last] of raw) {
+      const found = await neutralStretches(store, runA, runB, from, last + 1, ra, rb, (idx, na, nb) => {
+        if (first !== null) return;
+        const a = storedKey(store, runA, idx, na);
+        const b = storedKey(store, runB, idx, nb);
+        first = { index: idx, a, b, differs: opDifferences(a, b) };
+      });
+      for (const [f, l] of found) {
+        const prev = stretches[stretches.length - 1];
+        if (prev !== undefined && prev[1] === f - 1) prev[1] = l;
+        else stretches.push([f, l]);
+      }
     }
   }
   return {
@@ -373,7 +369,7 @@ export async function bisectRuns(
       stateB,
       eventsOfOp(store, runA, pair.index),
       eventsOfOp(store, runB, pair.index),
-      { derived: !strict },
+      neutralOptions(strict),
     );
   }
   return {

@@ -5,8 +5,9 @@
  * states just after it, the effects only one run had, the objects all of that names, and the op's events
  * side by side.
  *
- * Differences in neutralised fields (the run labels, the derived IOVA alignment, the cursors; neutral.ts)
- * are listed apart as `uncounted`: shown for context, never the reason for a divergence.
+ * Differences in neutralised fields are listed apart, shown for context and never the reason for a
+ * divergence (neutral.ts): `provenance`, the function and label of a live allocation (code refactored
+ * between the variants: the same object is held); `uncounted`, the derived IOVA alignment and the cursors.
  */
 import type { Event } from '../events/events.js';
 import type { Difference } from '../state/diff.js';
@@ -14,7 +15,7 @@ import { diffStates, renderDifference } from '../state/diff.js';
 import type { State } from '../state/state.js';
 import { compareEffects, eventsOnlyIn, namedObjects } from './effects.js';
 import type { EffectsComparison, NamedObjects } from './effects.js';
-import { isNeutralField } from './neutral.js';
+import { neutralKind } from './neutral.js';
 import type { NeutralOptions } from './neutral.js';
 import type { OpDifference, OpKey, OpPair } from './scan.js';
 
@@ -31,8 +32,10 @@ export interface OpSide {
 export interface DivergenceDiff {
   /** State differences that count, with the value on each side. */
   state: Difference[];
-  /** Differences in neutralised fields, for context. */
+  /** Differences in the derived alignment and the cursors, for context. */
   uncounted: Difference[];
+  /** Differences in where a live allocation came from (heap fn, tag): the same object, other code. */
+  provenance: Difference[];
   /** Effects only run A / only run B had during the op, one line each. */
   onlyA: string[];
   onlyB: string[];
@@ -71,7 +74,11 @@ export function describeDivergence(
   const all = diffStates(stateA, stateB).differences;
   const state: Difference[] = [];
   const uncounted: Difference[] = [];
-  for (const d of all) (isNeutralField(d.table, d.path, options) ? uncounted : state).push(d);
+  const provenance: Difference[] = [];
+  for (const d of all) {
+    const kind = neutralKind(d.table, d.path, options);
+    (kind === 'provenance' ? provenance : kind === 'uncounted' ? uncounted : state).push(d);
+  }
   const events = compareEffects(eventsA, eventsB);
   const one = [...eventsOnlyIn(eventsA, eventsB), ...eventsOnlyIn(eventsB, eventsA)];
   return {
@@ -84,6 +91,7 @@ export function describeDivergence(
     diff: {
       state,
       uncounted,
+      provenance,
       onlyA: events.onlyA,
       onlyB: events.onlyB,
       named: namedObjects(state, one),

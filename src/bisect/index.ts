@@ -19,6 +19,6 @@ export { DigestNeutralizer, NEUTRAL_EVENT_TYPES, neutralDigestOfState } from './
 export type { NeutralOptions } from './neutral.js';
 export { opDifferences, scanOps } from './scan.js';
 export type { OpDifference, OpKey, OpPair, ScanResult } from './scan.js';
-export { parseVariantSpec } from './variant-spec.js';
-export type { NamedVariant } from './variant-spec.js';
+export { parseVariantSpec } from '../kernel/variant-spec.js';
+export type { NamedVariant } from '../kernel/variant-spec.js';
 export { bisectFixJson, bisectJson, observedJson, renderBisect, renderBisectFix, renderObserved } from './render.js';

@@ -1,41 +1,66 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * Variant-neutral state digests: what bisect compares between two runs.
+ * Variant-neutral state digests: what bisect compares between two runs, which is what the kernel holds
+ * (pins, page tables, xarrays, interval trees, IO page tables, accounting, live allocations by owner and
+ * size) and not how the code that got there was written.
  *
- * The stored digest covers the whole state (the run's variant and fixes are not part of it). One field of the
- * state differs between variants by construction, and would make runs of v3 and of any merged variant
- * "diverge" at the first access even where they behave the same: `ioas.iovaAlignment`, a derived value that
- * iopt_calculate_iova_alignment recomputes from the domains, the accesses and disable_large_pages under the
- * variant's rules ([merged] counts each access's PAGE_SIZE alignment, [v3] has none). It holds no history
- * of its own: where an alignment difference has a consequence (an -EINVAL, another allocated IOVA), that
- * consequence differs in its own right (errno, result, areas).
+ * The stored digest covers the whole state (the run's variant and fixes are not part of it). Two kinds of
+ * field differ between variants by construction, and would make runs "diverge" where they behave the same:
+ *   - derived: `ioas.iovaAlignment`, which iopt_calculate_iova_alignment recomputes from the domains, the
+ *     accesses and disable_large_pages under the variant's rules ([merged] counts each access's PAGE_SIZE
+ *     alignment, [v3] has none). It holds no history of its own: where an alignment difference has a
+ *     consequence (an -EINVAL, another allocated IOVA), that consequence differs in its own right.
+ *   - provenance: `heap.fn` and `heap.tag`, the function that allocated a live allocation and its label.
+ *     A refactor renames them (v3's iopt_pages_add_access is iopt_area_add_access after the merge) while
+ *     the kernel holds the same object of the same size for the same owner.
+ * Both are shown beside a divergence (divergence.ts), never counted as one.
  *
- * The digest is additive (src/lib/digest.ts: one hash per record field, summed), so subtracting that field's
- * hashes gives the digest of the rest of the state exactly; nothing is re-read. The hashes are taken as
- * src/state/records.ts takes them (table, key, field, value); tests/unit/bisect/neutral.test.ts checks the
- * coupling against real states. `strict` turns the correction off: every stored difference counts.
+ * The digest is additive (src/lib/digest.ts: one hash per record field, summed), so subtracting those
+ * fields' hashes, taken by src/state/records.ts's own fieldParts, gives the digest of the rest of the
+ * state exactly; nothing is re-read. `strict` turns the correction off: every stored difference counts.
  *
- * The correction is tracked from the few events that set the field (NEUTRAL_EVENT_TYPES), so a store scan
+ * The correction is tracked from the events that set those fields (NEUTRAL_EVENT_TYPES), so a store scan
  * reads them through the type filter without reading the run.
  */
 import type { Event, EventType } from '../events/events.js';
 import type { Digest, HashPart } from '../lib/digest.js';
 import { digestAdd, digestHex, digestRemove, zeroDigest } from '../lib/digest.js';
 import type { EventSink } from '../state/emit.js';
+import { fieldParts } from '../state/records.js';
 import type { State } from '../state/state.js';
 
 /** The events that change a neutralised field. */
-export const NEUTRAL_EVENT_TYPES: readonly EventType[] = ['IoasAllocated', 'IovaAlignmentSet'];
+export const NEUTRAL_EVENT_TYPES: readonly EventType[] = [
+  'IoasAllocated',
+  'IovaAlignmentSet',
+  'HeapAllocated',
+  'HeapFreed',
+];
 
 /** The alignment a new IOAS starts with (reducers/iommufd.ts ioasAllocated). */
 const INITIAL_ALIGNMENT = 1n;
 
+/** Fields of a heap allocation that say where it came from, not what the kernel holds. */
+export const PROVENANCE_FIELDS = ['fn', 'tag'] as const;
+
 export interface NeutralOptions {
-  /** Leave out the derived field ioas.iovaAlignment (default true); false (`--strict`): every difference counts. */
+  /** Leave out the derived field ioas.iovaAlignment (default true); false (`--strict`): it counts. */
   derived?: boolean;
+  /** Leave out the provenance of allocations, heap.fn and heap.tag (default true); false (`--strict`): they count. */
+  provenance?: boolean;
 }
 
-const alignmentParts = (ioas: string, alignment: bigint): HashPart[] => ['ioas', ioas, 'iovaAlignment', alignment];
+/** The options of `--strict` (every stored difference counts) or of the default. */
+export function neutralOptions(strict: boolean): NeutralOptions {
+  return { derived: !strict, provenance: !strict };
+}
+
+const alignmentParts = (ioas: string, alignment: bigint): HashPart[] =>
+  fieldParts('ioas', ioas, 'iovaAlignment', alignment);
+
+function provenanceParts(alloc: number, origin: { fn: string; tag: string }): HashPart[][] {
+  return PROVENANCE_FIELDS.map((field) => fieldParts('heap', alloc, field, origin[field]));
+}
 
 /** A 16-hex-digit digest (hi lane first, as digestHex writes it) back to its lanes. */
 export function parseDigestHex(hex: string): Digest {
@@ -57,10 +82,13 @@ export class DigestNeutralizer implements EventSink {
   /** The sum of the hashes of the neutralised fields as they are now. */
   private readonly correction: Digest = zeroDigest();
   private readonly alignments = new Map<string, bigint>();
+  private readonly origins = new Map<number, { fn: string; tag: string }>();
   private readonly derived: boolean;
+  private readonly provenance: boolean;
 
   constructor(options: NeutralOptions = {}) {
     this.derived = options.derived ?? true;
+    this.provenance = options.provenance ?? true;
   }
 
   accept(event: Event): void {
@@ -71,6 +99,18 @@ export class DigestNeutralizer implements EventSink {
       case 'IovaAlignmentSet':
         this.setAlignment(event.ioas, event.alignment);
         return;
+      case 'HeapAllocated':
+        if (!this.provenance) return;
+        this.origins.set(event.alloc, { fn: event.fn, tag: event.tag });
+        for (const parts of provenanceParts(event.alloc, event)) digestAdd(this.correction, parts);
+        return;
+      case 'HeapFreed': {
+        const origin = this.origins.get(event.alloc);
+        if (origin === undefined) return;
+        for (const parts of provenanceParts(event.alloc, origin)) digestRemove(this.correction, parts);
+        this.origins.delete(event.alloc);
+        return;
+      }
       default:
         return;
     }
@@ -102,12 +142,34 @@ export function neutralDigestOfState(state: State, options: NeutralOptions = {})
     for (const ioas of Object.values(state.ioases))
       digestAdd(correction, alignmentParts(ioas.name, ioas.iovaAlignment));
   }
+  if (options.provenance ?? true) {
+    for (const alloc of Object.values(state.heap))
+      for (const parts of provenanceParts(alloc.id, alloc)) digestAdd(correction, parts);
+  }
   return digestHex(minus(state.digest, correction));
+}
+
+/** Which kind of neutralised field a structural difference is in; null when it counts. */
+export function neutralKind(
+  table: string,
+  path: readonly string[],
+  options: NeutralOptions = {},
+): 'uncounted' | 'provenance' | null {
+  // Cursors (nextId, nextPfn, opsDone) are outside the digest: how a state was reached, not what it is.
+  if (table === 'cursors') return 'uncounted';
+  if ((options.derived ?? true) && table === 'ioases' && path.length === 1 && path[0] === 'iovaAlignment')
+    return 'uncounted';
+  if (
+    (options.provenance ?? true) &&
+    table === 'heap' &&
+    path.length === 1 &&
+    (PROVENANCE_FIELDS as readonly string[]).includes(path[0] ?? '')
+  )
+    return 'provenance';
+  return null;
 }
 
 /** Whether a structural difference is in a neutralised field (shown beside a divergence, never counted). */
 export function isNeutralField(table: string, path: readonly string[], options: NeutralOptions = {}): boolean {
-  // Cursors (nextId, nextPfn, opsDone) are outside the digest: how a state was reached, not what it is.
-  if (table === 'cursors') return true;
-  return (options.derived ?? true) && table === 'ioases' && path.length === 1 && path[0] === 'iovaAlignment';
+  return neutralKind(table, path, options) !== null;
 }

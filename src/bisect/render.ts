@@ -4,10 +4,11 @@
  * report objects only (no store access), so tests render what they computed.
  */
 import { decodeJson, encodeJson } from '../lib/codec.js';
-import { VARIANTS } from '../kernel/variants.js';
+import { pushAll } from '../lib/arrays.js';
+import { variantLabel } from '../kernel/variant-spec.js';
 import type { Difference } from '../state/diff.js';
 import { formatValue, renderDifference } from '../state/diff.js';
-import type { FixBisectReport, Flip, Outcome } from './bisect-fix.js';
+import type { FixBisectReport, Flip, FoundFinding, Outcome } from './bisect-fix.js';
 import type { BisectReport, RunSide, TraceBisectReport } from './bisect-runs.js';
 import type { Divergence, OpSide } from './divergence.js';
 import { pfnRangesText } from './effects.js';
@@ -43,11 +44,7 @@ function resultText(errno: string | null, result: string): string {
 
 /** A run's variant as a spec: the name it was recorded under, with the flags that differ from that name's. */
 function variantText(side: RunSide): string {
-  const base = VARIANTS[side.variant];
-  if (base === undefined) return side.variant;
-  const added = side.flags.filter((f) => !base.includes(f)).map((f) => `+${f}`);
-  const removed = base.filter((f) => !side.flags.includes(f)).map((f) => `-${f}`);
-  return `${side.variant}${[...added, ...removed].join('')}`;
+  return variantLabel(side.variant, side.flags);
 }
 
 function runLabel(side: RunSide): string {
@@ -111,20 +108,25 @@ function divergenceLines(d: Divergence, a: string, b: string, eventRows: number)
     `  ${a}: ${resultText(d.a.errno, d.a.result)}, digest ${d.a.digest}, ${d.a.events} events`,
     `  ${b}: ${resultText(d.b.errno, d.b.result)}, digest ${d.b.digest}, ${d.b.events} events`,
   ];
-  if (d.diff.lines.length) lines.push(`state just after the op (${a} -> ${b}):`, ...d.diff.lines.map((l) => `  ${l}`));
-  else lines.push('state just after the op: equal (only the result differs)');
+  if (d.diff.lines.length) {
+    lines.push(`state just after the op (${a} -> ${b}):`);
+    for (const l of d.diff.lines) lines.push(`  ${l}`);
+  } else lines.push('state just after the op: equal (only the result differs)');
   if (d.diff.uncounted.length) {
-    lines.push(
-      'not counted (outside the digest, or derived from the variant: see bisect --help):',
-      ...d.diff.uncounted.map((x) => `  ${renderDifference(x)}`),
-    );
+    lines.push('not counted (outside the digest, or derived from the variant: see bisect --help):');
+    for (const x of d.diff.uncounted) lines.push(`  ${renderDifference(x)}`);
+  }
+  if (d.diff.provenance.length) {
+    lines.push('provenance (the same allocations, made by differently named code; not counted):');
+    for (const x of d.diff.provenance) lines.push(`  ${renderDifference(x)}`);
   }
   const named = namedLines(d.diff.named);
-  if (named.length) lines.push('names:', ...named.map((l) => `  ${l}`));
-  lines.push(
-    `events of op ${d.op} (${a} | ${b}; = both, < only ${a}, > only ${b}, ~ both but in another order):`,
-    ...sideBySideLines(d.events.rows, eventRows),
-  );
+  if (named.length) {
+    lines.push('names:');
+    for (const l of named) lines.push(`  ${l}`);
+  }
+  lines.push(`events of op ${d.op} (${a} | ${b}; = both, < only ${a}, > only ${b}, ~ both but in another order):`);
+  pushAll(lines, sideBySideLines(d.events.rows, eventRows));
   return lines;
 }
 
@@ -152,7 +154,7 @@ export function renderBisect(report: BisectReport | TraceBisectReport, eventRows
     lines.push('no divergence: every compared op leaves equal states with equal results');
     return lines;
   }
-  lines.push(...divergenceLines(d, `run ${report.a.run}`, `run ${report.b.run}`, eventRows));
+  pushAll(lines, divergenceLines(d, `run ${report.a.run}`, `run ${report.b.run}`, eventRows));
   lines.push(`differing ops: ${rangesText(report.ranges)} (${report.differingOps} of ${report.compared})`);
   return lines;
 }
@@ -191,6 +193,7 @@ export function divergenceJson(d: Divergence): Record<string, unknown> {
     diff: {
       state: d.diff.state.map(differenceJson),
       uncounted: d.diff.uncounted.map(differenceJson),
+      provenance: d.diff.provenance.map(differenceJson),
       onlyA: d.diff.onlyA,
       onlyB: d.diff.onlyB,
       named: d.diff.named,
@@ -267,8 +270,34 @@ function flipLines(f: Flip): string[] {
   for (const x of counted(c.mismatchesNew)) lines.push(`  + mismatch ${x}`);
   if (c.digestBefore !== c.digestAfter) lines.push(`  final digest ${c.digestBefore} -> ${c.digestAfter}`);
   if (f.divergence !== null) {
-    lines.push(...f.divergence.diff.lines.map((l) => `  ${l}`));
-    lines.push(...namedLines(f.divergence.diff.named).map((l) => `  ${l}`));
+    for (const l of f.divergence.diff.lines) lines.push(`  ${l}`);
+    for (const l of namedLines(f.divergence.diff.named)) lines.push(`  ${l}`);
+  }
+  return lines;
+}
+
+function foundText(f: FoundFinding): string {
+  return `${f.finding}${f.occurrence > 0 ? ` #${f.occurrence + 1}` : ''} (line ${f.line}, op ${f.op})`;
+}
+
+/** The headline answer, then every finding of the bad run with the flag that removes it, then those introduced. */
+function attributionLines(report: FixBisectReport): string[] {
+  const lines: string[] = [];
+  const a = report.answer;
+  if (a !== null) {
+    lines.push(
+      `fixed by: ${a.flag} (${a.commit}, ${a.release}, spec ${a.section}): it removes the bad run's first ${a.removes.violation ? 'violation' : 'finding'}, ${foundText(a.removes)}`,
+    );
+  } else if (report.outcomeBad.ordered.length > 0) {
+    lines.push("no flag removes the bad run's first finding: the good variant has it too");
+  }
+  if (report.removed.length > 0) {
+    lines.push('findings of the bad run, and the flag that removes each:');
+    for (const r of report.removed) lines.push(`  ${foundText(r)}: ${r.flag ?? 'not removed (good has it too)'}`);
+  }
+  if (report.introduced.length > 0) {
+    lines.push('findings introduced along the walk, and the flag that introduced each:');
+    for (const r of report.introduced) lines.push(`  ${foundText(r)}: ${r.flag ?? '-'}`);
   }
   return lines;
 }
@@ -279,6 +308,7 @@ export function renderBisectFix(report: FixBisectReport, tracePath: string): str
     `  bad:  ${outcomeText(report.outcomeBad)}`,
     `  good: ${outcomeText(report.outcomeGood)}`,
   ];
+  pushAll(lines, attributionLines(report));
   if (report.flips.length === 0) {
     lines.push(
       report.steps.length === 0
@@ -289,15 +319,13 @@ export function renderBisectFix(report: FixBisectReport, tracePath: string): str
     return lines;
   }
   const [first, ...rest] = report.flips as [Flip, ...Flip[]];
-  lines.push(
-    `first flag that changes the outcome: ${first.flag} (${first.commit}), line ${first.line ?? '-'}`,
-    ...flipLines(first),
-  );
+  lines.push(`first flag that changes the outcome: ${first.flag} (${first.commit}), line ${first.line ?? '-'}`);
+  pushAll(lines, flipLines(first));
   if (rest.length) {
     lines.push(
       `not monotonic: the outcome changes ${report.flips.length} times along the flag order${report.exhaustive ? '' : ' (at least; --all replays every step)'}:`,
     );
-    for (const f of rest) lines.push(...flipLines(f));
+    for (const f of rest) pushAll(lines, flipLines(f));
   } else if (!report.exhaustive) {
     lines.push('one change found by bisection (--all replays every step to rule out changes that undo each other)');
   }
@@ -325,14 +353,20 @@ function flipJson(f: Flip): Record<string, unknown> {
 /** `bisect-fix --json`: the first flip's `flag`, `commit`, `line` at the top, and every flip found. */
 export function bisectFixJson(report: FixBisectReport): Record<string, unknown> {
   const first = report.flips[0];
+  // The headline is the flag that removes the bad run's first violation; without one, the first change.
+  const head = report.answer ?? first;
   return {
-    flag: first?.flag ?? null,
-    commit: first?.commit ?? null,
-    release: first?.release ?? null,
-    section: first?.section ?? null,
-    op: first?.op ?? null,
-    line: first?.line ?? null,
-    opName: first?.opName ?? null,
+    flag: head?.flag ?? null,
+    commit: head?.commit ?? null,
+    release: head?.release ?? null,
+    section: head?.section ?? null,
+    op: head?.op ?? null,
+    line: head?.line ?? null,
+    opName: head?.opName ?? null,
+    answer: report.answer,
+    firstChange: first?.flag ?? null,
+    removed: report.removed,
+    introduced: report.introduced,
     monotonic: report.monotonic,
     exhaustive: report.exhaustive,
     flips: report.flips.map(flipJson),

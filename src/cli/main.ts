@@ -9,9 +9,13 @@ import type { Command, CommandEnv } from './command.js';
 import { parseCommandArgs } from './command.js';
 import { toJson } from './output.js';
 import { COMMANDS } from './commands/index.js';
+import { maxOf } from '../lib/arrays.js';
 
 function helpText(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const width = maxOf(
+    COMMANDS.map((c) => c.name.length),
+    0,
+  );
   return [
     'ioptrace: replay, time-travel and audit traces of the kernel iommufd PFN storage (iopt_pages)',
     '',

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** Output helpers: JSON with bigints as decimal strings, aligned tables, and the progress bar. */
+import { maxOf } from '../lib/arrays.js';
 
 /** JSON for `--json`: bigints become decimal strings (JSON has no 64-bit integers), Uint8Arrays hex. */
 export function toJson(value: unknown): string {
@@ -17,7 +18,12 @@ export function hex(v: bigint | number): string {
 
 /** Left-aligned text table. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const widths = header.map((h, i) =>
+    maxOf(
+      rows.map((r) => (r[i] ?? '').length),
+      h.length,
+    ),
+  );
   const line = (cells: readonly string[]) =>
     cells
       .map((c, i) => c.padEnd(widths[i] ?? 0))

@@ -45,7 +45,7 @@ export function failNthSweep(
     const stepFindings = [...r.warns, ...r.violations].sort((a, b) => a.seq - b.seq);
     const step: SweepStep = { n, fired: r.faultFired, findings: stepFindings, digest: r.digest };
     steps.push(step);
-    findings.push(...stepFindings.map((f) => ({ ...f, n })));
+    for (const f of stepFindings) findings.push({ ...f, n });
     options.onStep?.(step);
     if (!r.faultFired) return { steps, findings, truncated: false };
   }

@@ -15,6 +15,7 @@ import type { Event } from '../events/events.js';
 import type { Expectation, TraceHeader, TraceOp } from '../events/trace.js';
 import type { ParsedTrace } from './parse.js';
 import { Emitter } from '../state/emit.js';
+import { pushAll } from '../lib/arrays.js';
 import type { EventSink } from '../state/emit.js';
 import { initialState } from '../state/state.js';
 import type { State } from '../state/state.js';
@@ -214,7 +215,7 @@ export class LiveReplay {
     return this.runOp(index, line, op.op, () => {
       const outcome = dispatch(sim, op);
       const errno = errnoName(outcome.rc);
-      if (op.expect) this.mismatches.push(...compareExpectation(op.expect, errno, outcome.outputs, line, index));
+      if (op.expect) pushAll(this.mismatches, compareExpectation(op.expect, errno, outcome.outputs, line, index));
       for (const f of outcome.checkFailures ?? []) {
         this.mismatches.push({
           line,

@@ -28,7 +28,8 @@ function isStructure(value: object): value is { digest: Digest } {
 }
 
 // Keys are hashed as text: Record keys are text in JS, so a rebuilt table hashes like the live one.
-function fieldParts(table: string, key: Key, field: string, value: unknown): HashPart[] {
+/** What one field of one record hashes as (exported for the bisect's neutral digests, which subtract some). */
+export function fieldParts(table: string, key: Key, field: string, value: unknown): HashPart[] {
   const k = String(key);
   if (value === null || typeof value !== 'object') return [table, k, field, value as HashPart];
   if (isStructure(value)) return [table, k, field, '#', value.digest.lo, value.digest.hi];

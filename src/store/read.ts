@@ -283,7 +283,8 @@ function* scan(
   if (typesJson !== null) params.push(typesJson);
   if (op !== undefined) params.push(op);
   for (;;) {
-    const rows = statement.all(...params);
+    // better-sqlite3 binds an array argument element by element, as if each were an argument.
+    const rows = statement.all(params);
     for (const row of rows) {
       if (typeof row.payload !== 'string' || typeof row.seq !== 'number' || typeof row.type !== 'string') {
         throw new StoreError('bad-row', `run ${run}: event row ${String(row.id)} has a column of the wrong type`, {

@@ -111,7 +111,7 @@ describe('ioptrace replay', () => {
 
   it('names unknown variants and flags as usage errors, exit 2', () => {
     expect(cli(['replay', 'replays/bad-free.jsonl', '--variant', 'v9', '--db', db]).stderr).toMatch(
-      /unknown variant "v9"/,
+      /variant "v9" must start with one of v3, merged, upstream/,
     );
     const r = cli(['replay', 'replays/bad-free.jsonl', '--fix', 'nope', '--db', db]);
     expect(r.status).toBe(2);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bisectRuns } from '../../src/bisect/bisect-runs.js';
 import { bisectInMemory } from '../../src/bisect/memory.js';
-import { parseVariantSpec } from '../../src/bisect/variant-spec.js';
+import { parseVariantSpec } from '../../src/kernel/variant-spec.js';
 import { parseTraceText } from '../../src/replay/parse.js';
 import { recordReplay } from '../../src/replay/record.js';
 import { openStore, type Store } from '../../src/store/index.js';

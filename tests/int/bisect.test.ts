@@ -10,9 +10,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bisectRuns } from '../../src/bisect/bisect-runs.js';
 import type { BisectReport } from '../../src/bisect/bisect-runs.js';
 import { bisectInMemory } from '../../src/bisect/memory.js';
-import { parseVariantSpec } from '../../src/bisect/variant-spec.js';
+import { renderBisect } from '../../src/bisect/render.js';
+import { parseVariantSpec } from '../../src/kernel/variant-spec.js';
 import { renderDifference } from '../../src/state/diff.js';
 import { bisectCommand } from '../../src/cli/commands/bisect.js';
+import { demoCommand } from '../../src/cli/commands/demo.js';
 import { bisectFixCommand } from '../../src/cli/commands/bisect-fix.js';
 import { observedCommand } from '../../src/cli/commands/observed.js';
 import type { CommandEnv } from '../../src/cli/command.js';
@@ -25,6 +27,7 @@ import { tempDir } from './helpers/store-fixtures.js';
 const BAD_FREE = 'replays/bad-free.jsonl';
 const ADD = 'replays/selftest/iommufd_ioas.access_domain_destory.jsonl';
 const FIX = 'tests/fixtures/bisect';
+const DETACH = `${FIX}/detach-carry.jsonl`;
 
 let tmp: ReturnType<typeof tempDir>;
 let db: string;
@@ -74,6 +77,7 @@ function essence(r: { divergence: BisectReport['divergence'] } & { ranges: [numb
             b: d.b,
             state: d.diff.lines,
             uncounted: d.diff.uncounted.map(renderDifference),
+            provenance: d.diff.provenance.map(renderDifference),
             onlyA: d.diff.onlyA,
             onlyB: d.diff.onlyB,
             named: d.diff.named,
@@ -93,6 +97,8 @@ describe('bisectRuns over the store', () => {
     [`${FIX}/split-domains-itree.jsonl`, 'merged', 'upstream'],
     [`${FIX}/unmap-all-empty.jsonl`, 'v3', 'merged'],
     [`${FIX}/map-no-prot.jsonl`, 'upstream', 'upstream'],
+    [DETACH, 'v3', 'upstream'],
+    [DETACH, 'v3', 'merged'],
   ];
   for (const [path, a, b] of PAIRS) {
     it(`agrees with the in-memory bisect on ${path}, ${a} against ${b}`, async () => {
@@ -116,6 +122,43 @@ describe('bisectRuns over the store', () => {
     expect(r.divergence?.diff.onlyA).toContain('HeapFreed alloc 4 fn pfn_reader_user_pin');
     expect(r.ranges).toEqual([[8, 11]]);
     expect(r.notes).toEqual([]);
+  });
+
+  it('compares what the kernel holds: a renamed allocating function is provenance, the detach diverges', async () => {
+    const s = await opened();
+    const r = await bisectRuns(s, record(s, DETACH, 'v3'), record(s, DETACH, 'upstream'));
+    expect([r.divergence?.op, r.divergence?.line, r.divergence?.name, r.divergence?.differs]).toEqual([
+      10,
+      18,
+      'domain_detach',
+      ['state'],
+    ]);
+    expect(r.divergence?.diff.lines).toEqual([
+      'counts violations: 3 -> 0',
+      'counts warns: 1 -> 0',
+      'mms 1 pinnedVm: 511 -> 1',
+      'users 1000 lockedVm: 511 -> 1',
+      'frames pfn 0x40002..0x401ff dirty: no -> yes',
+      'frames pfn 0x40002..0x401ff pins: 1 -> 0',
+      'pages 4 lastNpinned: 511 -> 1',
+      'pages 4 npinned: 511 -> 1',
+    ]);
+    expect(r.divergence?.diff.provenance.map(renderDifference)).toEqual([
+      'heap 11 fn: iopt_pages_add_access -> iopt_area_add_access',
+    ]);
+    expect(r.ranges).toEqual([[10, 15]]);
+    // --strict counts every stored difference: the derived alignment from the access_create of line 16 on.
+    const strict = await bisectRuns(s, 1, 2, { strict: true });
+    expect([strict.divergence?.op, strict.divergence?.line, strict.divergence?.diff.lines]).toEqual([
+      8,
+      16,
+      ['ioases A iovaAlignment: 0x800 -> 0x1000'],
+    ]);
+    expect(strict.ranges).toEqual([[8, 15]]);
+    const text = renderBisect(r, 18);
+    expect(text).toContain('first divergence: op 10, line 18 (domain_detach): state differs');
+    expect(text).toContain('provenance (the same allocations, made by differently named code; not counted):');
+    expect(text).toContain('  heap 11 fn: iopt_pages_add_access -> iopt_area_add_access');
   });
 
   it('refuses runs of different traces with one clear message', async () => {
@@ -198,6 +241,21 @@ describe('ioptrace bisect', () => {
   });
 });
 
+describe('ioptrace demo and ioptrace bisect', () => {
+  it('name one op where the bad-free runs diverge: the access_pin of line 33 (op 8)', async () => {
+    const demo = await demoCommand.run([], {}, { ...env(), json: false });
+    const json = demo.json as { runs: Record<string, number>; divergence: { op: number; line: number } };
+    expect(json.runs).toEqual({ v3: 1, merged: 2 });
+    expect(json.divergence).toEqual({ op: 8, line: 33 });
+    expect(demo.text).toContain(
+      '== Where the runs diverge (ioptrace bisect 1 2): op 8 (access_pin, trace line 33); v3 state vs merged state after it:',
+    );
+    const bisect = await bisectCommand.run(['1', '2'], {}, env());
+    const b = bisect.json as Record<string, unknown>;
+    expect([b['op'], b['line'], b['name']]).toEqual([8, 33, 'access_pin']);
+  });
+});
+
 describe('ioptrace bisect-fix', () => {
   it('prints the flag, its commit and the line, and with --record stores the variants around the change', async () => {
     const out = await bisectFixCommand.run([BAD_FREE], { record: true }, env());
@@ -218,8 +276,14 @@ describe('ioptrace bisect-fix', () => {
   it('exits 1 when the outcome changes more than once', async () => {
     const out = await bisectFixCommand.run([ADD], { bad: 'merged', good: 'upstream' }, env());
     expect(out.exitCode).toBe(1);
-    const json = out.json as { flag: string; monotonic: boolean; flips: { flag: string; line: number }[] };
-    expect(json.flag).toBe('unpin-domain-batch-last-index');
+    const json = out.json as {
+      flag: string;
+      firstChange: string;
+      monotonic: boolean;
+      flips: { flag: string; line: number }[];
+    };
+    // The headline is the flag that removes merged's first violation; the first change only removes WARNs.
+    expect([json.flag, json.firstChange]).toEqual(['carry-end-one', 'unpin-domain-batch-last-index']);
     expect(json.monotonic).toBe(false);
     expect(json.flips.map((f) => [f.flag, f.line])).toEqual([
       ['unpin-domain-batch-last-index', 61],

@@ -274,7 +274,9 @@ describe('ioptrace fuzz', () => {
     await expect(fuzzCommand.run([], { seed: '4294967296' }, ENV)).rejects.toThrow(
       '--seed must be below 2^32, got 4294967296',
     );
-    await expect(fuzzCommand.run([], { variant: 'v9' }, ENV)).rejects.toThrow('unknown variant "v9"');
+    await expect(fuzzCommand.run([], { variant: 'v9' }, ENV)).rejects.toThrow(
+      'variant "v9" must start with one of v3, merged, upstream',
+    );
     await expect(fuzzCommand.run(['x'], {}, ENV)).rejects.toThrow('fuzz takes no positional argument');
   });
 });

@@ -65,8 +65,10 @@ export const auditCommand: Command = {
       const report = await auditRun(store, run, filter);
       const exitCode = report.ok ? 0 : 1;
       if (html !== null) {
+        // Rendered before the write, so that a failure to render is never reported as one to write.
+        const page = renderAuditHtml(report);
         try {
-          await writeFile(html, renderAuditHtml(report), 'utf8');
+          await writeFile(html, page, 'utf8');
         } catch (err) {
           throw new UsageError(
             `cannot write ${html}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,

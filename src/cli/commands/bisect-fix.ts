@@ -7,7 +7,7 @@
  */
 import { bisectFix, variantAt } from '../../bisect/bisect-fix.js';
 import { bisectFixJson, renderBisectFix } from '../../bisect/render.js';
-import { parseVariantSpec } from '../../bisect/variant-spec.js';
+import { parseVariantSpec } from '../../kernel/variant-spec.js';
 import { UsageError } from '../../lib/errors.js';
 import { recordReplay } from '../../replay/record.js';
 import { openStore } from '../../store/index.js';
@@ -28,11 +28,13 @@ export const bisectFixCommand: Command = {
   help: [
     'Walks the fix flags of spec section 17 from the bad variant to the good one in upstream order, as git',
     'bisect walks commits, in O(log F) replays. The outcome of a replay is its violations and WARNs (kind and',
-    'function), its unmet expectations and its final state digest. Prints the flag, its upstream commit, the',
-    'spec section and the first op where the variants just before and after the flag disagree.',
+    'function), its unmet expectations and its final state digest. The answer ("fixed by") is the flag that',
+    "removes the bad run's first violation (its first WARN if it has none), with its upstream commit, spec",
+    'section and the first op where the variants just before and after it disagree. Every finding of the bad',
+    'run is listed with the flag that removes it, every finding a step introduces with the flag that did.',
     'If the outcome changes more than once along the flag order, every change found is listed; --all replays',
     'every step, which also finds changes that a later flag undoes. --diff adds the state diff at each change;',
-    '--record stores the two variants around the first change in the database (then: ioptrace bisect A B).',
+    '--record stores the two variants around the answer in the database (then: ioptrace bisect A B).',
     'Variants: a name (v3, merged, upstream) with +FLAG / -FLAG, e.g. --bad merged+carry-store-order.',
     'Exit 0 for exactly one change, 1 for several or none.',
   ],
@@ -63,7 +65,8 @@ export const bisectFixCommand: Command = {
     );
     const lines = renderBisectFix(report, path);
     const json = bisectFixJson(report);
-    const first = report.flips[0];
+    // The headline flag: the one that removes the bad run's first violation, else the first change.
+    const first = report.answer ?? report.flips[0];
     if (values['record'] === true && first !== undefined) {
       const store = await openStore(env.db);
       try {

@@ -7,7 +7,7 @@
 import { bisectRuns, bisectVariants } from '../../bisect/bisect-runs.js';
 import type { Align } from '../../bisect/bisect-runs.js';
 import { DEFAULT_EVENT_ROWS, bisectJson, renderBisect } from '../../bisect/render.js';
-import { parseVariantSpec } from '../../bisect/variant-spec.js';
+import { parseVariantSpec } from '../../kernel/variant-spec.js';
 import { UsageError } from '../../lib/errors.js';
 import { openStore } from '../../store/index.js';
 import type { Command, CommandOutput } from '../command.js';
@@ -31,8 +31,10 @@ export const bisectCommand: Command = {
     'op, its errno and its result. At the first op that differs: the structural diff of the two states just',
     "after it, the effects only one run had, and the op's events side by side. Runs of different traces are",
     'refused unless --align prefix (compare the ops both traces start with).',
-    'The IOVA alignment of an IOAS is derived from the variant ([merged] counts each access), so it is shown',
-    'but not counted as a divergence; --strict counts it.',
+    'What is compared is what the kernel holds: pins, page tables, xarrays, trees, IO page tables, accounting',
+    'and live allocations by owner and size. Which function allocated an object (renamed by a refactor) is',
+    'provenance, and the IOVA alignment of an IOAS is derived from the variant ([merged] counts each access):',
+    'both are shown but not counted as a divergence; --strict counts them.',
     'With TRACE --variants A,B the trace is replayed on both variants into the database first. A variant is',
     'a name (v3, merged, upstream) with +FLAG / -FLAG added, e.g. v3+mmget-fail-no-kfree, upstream-carry-end-one.',
     'Exit 0 when the runs agree, 1 when they diverge.',

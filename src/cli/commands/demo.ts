@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { openStore } from '../../store/index.js';
 import type { Store } from '../../store/index.js';
 import { recordReplay } from '../../replay/record.js';
-import { resolveVariant } from '../../kernel/variants.js';
+import { parseVariantSpec } from '../../kernel/variant-spec.js';
 import { StoreSource, diffStates, renderDiff, stateAt } from '../../timetravel/index.js';
 import { decodeJson } from '../../lib/codec.js';
 import type { Event } from '../../events/events.js';
@@ -20,6 +20,8 @@ import { packageRoot } from '../../lib/paths.js';
 import type { Command } from '../command.js';
 import { describeEvent } from '../describe.js';
 import { loadTrace } from './replay.js';
+import { bisectRuns } from '../../bisect/bisect-runs.js';
+import { pushAll } from '../../lib/arrays.js';
 
 const defaultTrace = (): string => join(packageRoot(), 'replays', 'bad-free.jsonl');
 const DEMO_DB = './ioptrace-demo.db';
@@ -45,29 +47,32 @@ export const demoCommand: Command = {
     const db = env.db === './ioptrace.db' && process.env['IOPTRACE_DB'] === undefined ? DEMO_DB : env.db;
     const badName = String(values['bad'] ?? 'v3');
     const goodName = String(values['good'] ?? 'merged');
-    const bad = resolveVariant(badName);
-    const good = resolveVariant(goodName);
+    const bad = parseVariantSpec(badName);
+    const good = parseVariantSpec(goodName);
     const { text, trace } = await loadTrace(path);
     const store = await openStore(db);
     try {
       const a = recordReplay(store, trace, {
         tracePath: path,
         traceText: text,
-        variant: bad.variant,
+        variant: bad.label,
         fixes: bad.fixes,
       });
       const b = recordReplay(store, trace, {
         tracePath: path,
         traceText: text,
-        variant: good.variant,
+        variant: good.label,
         fixes: good.fixes,
       });
       const out: string[] = [];
-      const say = (...lines: string[]) => out.push(...lines);
-      say(`ioptrace: ${path}`, `database ${db}: run ${a.run} = ${bad.variant}, run ${b.run} = ${good.variant}`, '');
+      // A line, or a list of lines (never spread: a run's findings are unbounded).
+      const say = (...lines: (string | readonly string[])[]): void => {
+        for (const l of lines) pushAll(out, typeof l === 'string' ? [l] : l);
+      };
+      say(`ioptrace: ${path}`, `database ${db}: run ${a.run} = ${bad.label}, run ${b.run} = ${good.label}`, '');
       for (const [name, r] of [
-        [bad.variant, a],
-        [good.variant, b],
+        [bad.label, a],
+        [good.label, b],
       ] as const) {
         say(
           `${name.padEnd(8)} run ${r.run}: ${r.result.ops.length} ops, ${r.result.events} events, ${r.result.violations.length} violations, ${r.result.warns.length} WARNs, ${r.result.mismatches.length} unmet expectations, head ${r.head.slice(0, 16)}`,
@@ -75,7 +80,7 @@ export const demoCommand: Command = {
       }
       const first = a.result.violations[0] ?? a.result.warns[0];
       if (!first) {
-        say('', `${bad.variant} replays clean: nothing to report.`);
+        say('', `${bad.label} replays clean: nothing to report.`);
         return { exitCode: 0, json: { runs: [a.run, b.run], violation: null }, text: out };
       }
       const opA = a.result.ops.find((o) => o.index === first.op);
@@ -83,13 +88,13 @@ export const demoCommand: Command = {
       const lineText = text.split(/\r\n|\n|\r/)[first.line - 1] ?? '';
       say(
         '',
-        `== The violation (${bad.variant}, run ${a.run})`,
+        `== The violation (${bad.label}, run ${a.run})`,
         `  ${first.kind === 'warn' ? 'WARN' : first.kind.toUpperCase()} in ${first.fn}: ${first.detail}`,
         `  at event ${first.seq}, op ${first.op}, trace line ${first.line}:`,
         `    ${lineText.trim()}`,
         `  every finding of this run:`,
-        ...a.result.violations.map((v) => `    event ${v.seq}: ${v.kind} in ${v.fn}: ${v.detail}`),
-        ...a.result.warns.map((v) => `    event ${v.seq}: WARN in ${v.fn}: ${v.detail}`),
+        a.result.violations.map((v) => `    event ${v.seq}: ${v.kind} in ${v.fn}: ${v.detail}`),
+        a.result.warns.map((v) => `    event ${v.seq}: WARN in ${v.fn}: ${v.detail}`),
       );
       const srcA = new StoreSource(store, a.run);
       const srcB = new StoreSource(store, b.run);
@@ -98,11 +103,11 @@ export const demoCommand: Command = {
         const after = stateAt(srcA, opA.lastSeq);
         say(
           '',
-          `== Op ${opA.index} (${opA.op}) on ${bad.variant}: result ${opA.errno ?? 'ok'}, events ${opA.firstSeq}..${opA.lastSeq}`,
-          ...opEvents(store, a.run, opA.index),
+          `== Op ${opA.index} (${opA.op}) on ${bad.label}: result ${opA.errno ?? 'ok'}, events ${opA.firstSeq}..${opA.lastSeq}`,
+          opEvents(store, a.run, opA.index),
           '',
-          `== State just before (event ${opA.firstSeq - 1}) -> just after (event ${opA.lastSeq}) on ${bad.variant}`,
-          ...renderDiff(diffStates(before, after)),
+          `== State just before (event ${opA.firstSeq - 1}) -> just after (event ${opA.lastSeq}) on ${bad.label}`,
+          renderDiff(diffStates(before, after)),
         );
       }
       if (opB) {
@@ -110,20 +115,20 @@ export const demoCommand: Command = {
         const after = stateAt(srcB, opB.lastSeq);
         say(
           '',
-          `== The same op on ${good.variant} (run ${b.run}): result ${opB.errno ?? 'ok'}, events ${opB.firstSeq}..${opB.lastSeq}`,
-          ...opEvents(store, b.run, opB.index),
+          `== The same op on ${good.label} (run ${b.run}): result ${opB.errno ?? 'ok'}, events ${opB.firstSeq}..${opB.lastSeq}`,
+          opEvents(store, b.run, opB.index),
           '',
-          `== State just before -> just after on ${good.variant}`,
-          ...renderDiff(diffStates(before, after)),
+          `== State just before -> just after on ${good.label}`,
+          renderDiff(diffStates(before, after)),
         );
       }
-      const diverge = a.result.ops.find((o, i) => o.digest !== b.result.ops[i]?.digest);
+      // bisect's answer, so that the demo and `ioptrace bisect` name one op: what the kernel holds is compared.
+      const diverge = (await bisectRuns(store, a.run, b.run)).divergence;
       if (diverge) {
-        const sb = b.result.ops[diverge.index];
         say(
           '',
-          `== Where the runs diverge: op ${diverge.index} (${diverge.op}, trace line ${diverge.line}); ${bad.variant} state vs ${good.variant} state after it:`,
-          ...renderDiff(diffStates(stateAt(srcA, diverge.lastSeq), stateAt(srcB, sb?.lastSeq ?? 0))),
+          `== Where the runs diverge (ioptrace bisect ${a.run} ${b.run}): op ${diverge.op} (${diverge.name}, trace line ${diverge.line}); ${bad.label} state vs ${good.label} state after it:`,
+          diverge.diff.lines.map((l) => `  ${l}`),
         );
       }
       say(
@@ -138,11 +143,11 @@ export const demoCommand: Command = {
         exitCode: 0,
         json: {
           db,
-          runs: { [bad.variant]: a.run, [good.variant]: b.run },
+          runs: { [bad.label]: a.run, [good.label]: b.run },
           violation: first,
           op: opA ?? null,
           fixedOp: opB ?? null,
-          divergence: diverge ? { op: diverge.index, line: diverge.line } : null,
+          divergence: diverge ? { op: diverge.op, line: diverge.line } : null,
         },
         text: out,
       };

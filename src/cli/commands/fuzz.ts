@@ -127,7 +127,7 @@ function output(report: FuzzReport, dir: string, saved: number, elapsed: number)
         f.shrunk === null ? `${stem}-seed${f.seed}.jsonl` : `${stem}-seed${f.seed}.min.jsonl`,
       ];
     });
-    text.push(...table(['traces', 'failure', 'seed', 'ops', 'shrunk', 'reproducer'], rows).map((l) => `  ${l}`));
+    for (const l of table(['traces', 'failure', 'seed', 'ops', 'shrunk', 'reproducer'], rows)) text.push(`  ${l}`);
     text.push(`saved ${saved} files in ${dir} (shrunk "+": the shrink budget or --time ran out first)`);
   }
   const json = {

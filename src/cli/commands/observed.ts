@@ -6,25 +6,24 @@
  */
 import { replayObserved } from '../../bisect/observed.js';
 import { observedJson, renderObserved } from '../../bisect/render.js';
-import { parseVariantSpec } from '../../bisect/variant-spec.js';
 import { UsageError } from '../../lib/errors.js';
 import type { Command, CommandOutput } from '../command.js';
-import { loadTrace } from './replay.js';
+import { VARIANT_OPTIONS, loadTrace, variantFromArgs } from './replay.js';
 
 export const observedCommand: Command = {
   name: 'observed',
   summary: "compare a recorded trace's observations with the model: the first op where they differ",
-  usage: 'ioptrace observed TRACE [--variant V] [--json]',
+  usage: 'ioptrace observed TRACE [--variant V] [--fix FLAG]... [--without FLAG]... [--json]',
   help: [
     'Each op with `observed` lines is compared on the kinds recorded for it: IOMMU maps (the translations),',
     'unmaps, pinned and unpinned PFNs (as multisets), WARN sites and the result. V is a variant name with',
     'optional +FLAG / -FLAG (default upstream). Nothing is stored.',
   ],
-  options: { variant: { type: 'string' } },
+  options: { ...VARIANT_OPTIONS },
   async run(positionals, values): Promise<CommandOutput> {
     const [path, ...extra] = positionals;
     if (path === undefined || extra.length) throw new UsageError(`usage: ${this.usage}`);
-    const spec = parseVariantSpec(typeof values['variant'] === 'string' ? values['variant'] : 'upstream');
+    const spec = variantFromArgs(values);
     const { trace } = await loadTrace(path);
     const { report } = replayObserved(trace, { variant: spec.label, fixes: spec.fixes });
     if (report.observations === 0) throw new UsageError(`${path} has no "observed" lines to compare`);

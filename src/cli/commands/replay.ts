@@ -4,31 +4,31 @@ import { readFile } from 'node:fs/promises';
 import { parseTraceText } from '../../replay/parse.js';
 import { recordReplay } from '../../replay/record.js';
 import type { ReplayResult } from '../../replay/replayer.js';
-import { resolveVariant } from '../../kernel/variants.js';
+import { DEFAULT_VARIANT, variantFromOptions } from '../../kernel/variant-spec.js';
+import type { NamedVariant } from '../../kernel/variant-spec.js';
 import { openStore } from '../../store/index.js';
 import { UsageError } from '../../lib/errors.js';
 import type { Command, CommandOutput } from '../command.js';
 import { intArg, listArg } from '../command.js';
 import { Progress } from '../output.js';
 
-export interface VariantArgs {
-  variant: string;
-  fixes: string[];
+export type VariantArgs = NamedVariant;
+
+/** --variant SPEC / --fix / --without, resolved and checked (src/kernel/variant-spec.ts). */
+export function variantFromArgs(values: Record<string, unknown>, defaultVariant = DEFAULT_VARIANT): VariantArgs {
+  const spec = values['variant'];
+  return variantFromOptions(
+    typeof spec === 'string' ? spec : defaultVariant,
+    listArg(values['fix']),
+    listArg(values['without']),
+  );
 }
 
-/** --variant / --fix / --without, resolved and checked. */
-export function variantFromArgs(values: Record<string, unknown>, defaultVariant = 'upstream'): VariantArgs {
-  try {
-    const spec = resolveVariant(
-      String(values['variant'] ?? defaultVariant),
-      listArg(values['fix']),
-      listArg(values['without']),
-    );
-    return { variant: spec.variant, fixes: spec.fixes };
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
+/** The --help lines on the variant options. */
+export const VARIANT_HELP = [
+  `--variant V: v3, merged or upstream (default ${DEFAULT_VARIANT}), then +FLAG / -FLAG to add or remove fixes,`,
+  'e.g. v3+mmget-fail-no-kfree; --fix FLAG and --without FLAG do the same. `ioptrace variants` lists the flags.',
+];
 
 export const VARIANT_OPTIONS = {
   variant: { type: 'string' },
@@ -99,9 +99,9 @@ export function findingLines(r: ReplayResult): string[] {
 export const replayCommand: Command = {
   name: 'replay',
   summary: 'replay a trace on a variant and store every event',
-  usage:
-    'ioptrace replay TRACE [--variant v3|merged|upstream] [--fix FLAG]... [--without FLAG]... [--fail-nth N] [--json] [--db FILE]',
+  usage: 'ioptrace replay TRACE [--variant V] [--fix FLAG]... [--without FLAG]... [--fail-nth N] [--json] [--db FILE]',
   help: [
+    ...VARIANT_HELP,
     'Exit 0 when the replay is clean, 1 when it found violations, WARNs or unmet expectations, 2 for a bad',
     'trace (nothing is stored), 3 when the replay failed part way (the store could not write, a value too',
     'large): the run is then marked failed with the reason, which `ioptrace runs` shows.',
@@ -111,7 +111,7 @@ export const replayCommand: Command = {
   async run(positionals, values, env): Promise<CommandOutput> {
     const [path, ...extra] = positionals;
     if (path === undefined || extra.length) throw new UsageError(`usage: ${this.usage}`);
-    const { variant, fixes } = variantFromArgs(values);
+    const { label, fixes } = variantFromArgs(values);
     const failNth = values['fail-nth'] === undefined ? null : intArg(values['fail-nth'], '--fail-nth');
     const { text, trace } = await loadTrace(path);
     const store = await openStore(env.db);
@@ -123,7 +123,7 @@ export const replayCommand: Command = {
         recorded = recordReplay(store, trace, {
           tracePath: path,
           traceText: text,
-          variant,
+          variant: label,
           fixes,
           failNth,
           onOp: (op) => progress.update(op.index),
@@ -134,7 +134,7 @@ export const replayCommand: Command = {
       const { run, head, result } = recorded;
       const findings = result.violations.length + result.warns.length + result.mismatches.length;
       const text_ = [
-        `run ${run}: ${path} on ${variant}${fixes.length && variant !== 'upstream' ? ` (+${fixes.length} fixes)` : ''}: ${result.ops.length} ops, ${result.events} events, digest ${result.digest}`,
+        `run ${run}: ${path} on ${label}: ${result.ops.length} ops, ${result.events} events, digest ${result.digest}`,
         findings
           ? `${result.violations.length} violations, ${result.warns.length} WARNs, ${result.mismatches.length} mismatches:`
           : 'clean: no violation, no WARN, every expectation met',

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** `ioptrace runs`: the runs in the database. */
+import { variantLabel } from '../../kernel/variant-spec.js';
 import { openStore } from '../../store/index.js';
 import type { Command } from '../command.js';
 import { table } from '../output.js';
@@ -20,7 +21,7 @@ export const runsCommand: Command = {
       const rows = runs.map((r) => [
         String(r.id),
         r.incomplete ? 'incomplete' : r.status,
-        r.variant,
+        variantLabel(r.variant, r.flags),
         String(r.opCount),
         String(r.eventCount),
         r.finalDigest ?? '-',
@@ -34,7 +35,7 @@ export const runsCommand: Command = {
         });
       return {
         exitCode: 0,
-        json: runs,
+        json: runs.map((r) => ({ ...r, label: variantLabel(r.variant, r.flags) })),
         text: runs.length
           ? [
               ...table(['run', 'status', 'variant', 'ops', 'events', 'digest', 'trace'], rows),

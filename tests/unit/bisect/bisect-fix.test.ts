@@ -153,3 +153,72 @@ describe('bisectFix', () => {
     expect(r.flips[0]?.divergence?.diff.lines).toEqual(['counts violations: 3 -> 0', 'mms 1 users: -1 -> 0']);
   });
 });
+
+describe('bisectFix attribution: the flag that removes the defect, not the first that changes anything', () => {
+  const attributed = (list: FixBisectReport['removed']): string[] =>
+    list.map((r) => `${r.finding}#${r.occurrence} line ${r.line}: ${r.flag ?? '-'}`);
+
+  it('held-carry: carry-end-one removes the first violation; reader-destroy-locked-reset only adds a WARN', () => {
+    const r = fix(`${FIXTURES}/held-carry.jsonl`, 'upstream', 'v3');
+    expect(r.answer).toMatchObject({
+      flag: 'carry-end-one',
+      commit: 'b7c822fa6b77',
+      k: 18,
+      removes: { finding: 'violation batch_out_of_bounds batch_unpin', occurrence: 0, line: 17, op: 10 },
+      op: 10,
+      line: 17,
+      opName: 'domain_detach',
+    });
+    // The first change along the walk is still reported, as what it is.
+    expect(r.flips[0]?.flag).toBe('reader-destroy-locked-reset');
+    expect(attributed(r.removed)).toEqual([
+      'violation batch_out_of_bounds batch_unpin#0 line 17: carry-end-one',
+      'warn __iopt_area_unfill_domain#0 line 17: unpin-domain-batch-last-index',
+      'violation invariant invariants#0 line 17: carry-end-one',
+      'violation pin_leak invariants#0 line 17: carry-end-one',
+      'violation invariant invariants#1 line 18: carry-end-one',
+      'warn iopt_release_pages#0 line 20: carry-end-one',
+      'violation accounting_mismatch invariants#0 line 20: carry-end-one',
+      'violation accounting_mismatch invariants#1 line 20: carry-end-one',
+      'violation pin_leak teardown#0 line 22: carry-end-one',
+      'violation accounting_mismatch teardown#0 line 22: carry-end-one',
+    ]);
+    expect(attributed(r.introduced)).toEqual(['warn batch_clear_carry#0 line 17: reader-destroy-locked-reset']);
+    const lines = renderBisectFix(r, `${FIXTURES}/held-carry.jsonl`);
+    expect(lines[3]).toBe(
+      "fixed by: carry-end-one (b7c822fa6b77, v6.5-rc4, spec 5): it removes the bad run's first violation, violation batch_out_of_bounds batch_unpin (line 17, op 10)",
+    );
+    // Replaying every step gives the same attribution.
+    const all = fix(`${FIXTURES}/held-carry.jsonl`, 'upstream', 'v3', true);
+    expect(all.answer?.flag).toBe('carry-end-one');
+    expect(attributed(all.removed)).toEqual(attributed(r.removed));
+  });
+
+  it('wrapped-uptr: uptr-overflow-check removes the WARN of the wrapped pin', () => {
+    const r = fix(`${FIXTURES}/wrapped-uptr.jsonl`, 'upstream', 'v3');
+    expect([r.answer?.flag, r.answer?.k, r.answer?.line, r.answer?.opName]).toEqual([
+      'uptr-overflow-check',
+      14,
+      10,
+      'ioas_map',
+    ]);
+    expect(r.answer?.removes).toEqual({
+      finding: 'warn pfn_reader_user_pin',
+      occurrence: 0,
+      violation: false,
+      op: 7,
+      line: 12,
+    });
+    expect(attributed(r.removed)).toEqual(['warn pfn_reader_user_pin#0 line 12: uptr-overflow-check']);
+    expect(r.introduced).toEqual([]);
+  });
+
+  it('bad-free: mmget-fail-no-kfree removes the BAD_FREE, the first violation', () => {
+    const r = fix(BAD_FREE, 'upstream', 'v3');
+    expect([r.answer?.flag, r.answer?.removes.finding, r.answer?.removes.line]).toEqual([
+      'mmget-fail-no-kfree',
+      'violation bad_free pfn_reader_user_pin',
+      33,
+    ]);
+  });
+});

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parseTraceText } from '../../../src/replay/parse.js';
 import type { ParsedTrace } from '../../../src/replay/parse.js';
-import { parseVariantSpec } from '../../../src/bisect/variant-spec.js';
+import { parseVariantSpec } from '../../../src/kernel/variant-spec.js';
 import type { VariantSpec } from '../../../src/kernel/variants.js';
 
 export const BAD_FREE = 'replays/bad-free.jsonl';

@@ -13,6 +13,7 @@ const TRACES = [
   ACCESS_DOMAIN_DESTORY,
   `${FIXTURES}/split-domains-itree.jsonl`,
   `${FIXTURES}/access-pin-short.jsonl`,
+  `${FIXTURES}/detach-carry.jsonl`,
 ];
 
 describe('DigestNeutralizer', () => {
@@ -20,13 +21,13 @@ describe('DigestNeutralizer', () => {
     for (const name of ['v3', 'merged', 'upstream']) {
       for (const derived of [true, false]) {
         it(`tracks the state's neutral digest after every op of ${path} on ${name} (derived ${derived})`, () => {
-          const n = new DigestNeutralizer({ derived });
+          const n = new DigestNeutralizer({ derived, provenance: derived });
           let ops = 0;
           replay(trace(path), {
             ...variant(name),
             sink: n,
             onOp: (record, state) => {
-              expect(n.neutral(record.digest)).toBe(neutralDigestOfState(state, { derived }));
+              expect(n.neutral(record.digest)).toBe(neutralDigestOfState(state, { derived, provenance: derived }));
               ops++;
             },
           });
@@ -51,7 +52,29 @@ describe('DigestNeutralizer', () => {
     expect(digestHex(a.digest)).not.toBe(digestHex(b.digest));
     expect(neutralDigestOfState(a)).toBe(neutralDigestOfState(b));
     expect(neutralDigestOfState(a, { derived: false })).not.toBe(neutralDigestOfState(b, { derived: false }));
-    expect(neutralDigestOfState(a, { derived: false })).toBe(digestHex(a.digest));
+    expect(neutralDigestOfState(a, { derived: false, provenance: false })).toBe(digestHex(a.digest));
+  });
+
+  it('makes states that differ only in which function allocated a live allocation equal (provenance)', () => {
+    let state: State | null = null;
+    replay(trace(BAD_FREE), {
+      ...variant('v3'),
+      onOp: (r, s) => void (r.index === 6 ? (state = deserializeState(serializeState(s))) : null),
+    });
+    const a = state as unknown as State;
+    const b = deserializeState(serializeState(a));
+    const [alloc] = Object.values(b.heap);
+    if (alloc === undefined) throw new Error('no live allocation');
+    recordSet(b, 'heap', alloc.id, alloc, 'fn', 'renamed_by_a_refactor');
+    recordSet(b, 'heap', alloc.id, alloc, 'tag', 'renamed_struct');
+    expect(neutralDigestOfState(a)).toBe(neutralDigestOfState(b));
+    expect(neutralDigestOfState(a, { provenance: false })).not.toBe(neutralDigestOfState(b, { provenance: false }));
+    // The size and the owner are what the kernel holds: they count.
+    const c = deserializeState(serializeState(a));
+    const other = c.heap[alloc.id];
+    if (other === undefined) throw new Error('no copy');
+    recordSet(c, 'heap', alloc.id, other, 'size', other.size + 8);
+    expect(neutralDigestOfState(c)).not.toBe(neutralDigestOfState(a));
   });
 });
 
