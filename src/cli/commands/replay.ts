@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseTraceText } from '../../replay/parse.js';
 import { recordReplay } from '../../replay/record.js';
+import { decodeUtf8Trace } from '../../replay/utf8.js';
 import type { ReplayResult } from '../../replay/replayer.js';
 import { resolveVariant } from '../../kernel/variants.js';
 import { openStore } from '../../store/index.js';
@@ -38,12 +39,13 @@ export const VARIANT_OPTIONS = {
 
 /** Read and parse a trace file; a missing file or a bad trace is bad input (exit 2), nothing stored. */
 export async function loadTrace(path: string): Promise<{ text: string; trace: ReturnType<typeof parseTraceText> }> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (err) {
     throw new UsageError(`cannot read trace ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  const text = decodeUtf8Trace(bytes, path);
   return { text, trace: parseTraceText(text, path) };
 }
 
