@@ -8,6 +8,7 @@
 import type { Event } from '../events/events.js';
 import { encodeJson } from '../lib/codec.js';
 import type { EventSink } from '../state/emit.js';
+import { initialState } from '../state/state.js';
 import type { State } from '../state/state.js';
 import { digestHex } from '../lib/digest.js';
 import { SNAPSHOT_FORMAT, serializeState } from '../state/snapshot.js';
@@ -66,6 +67,8 @@ export function recordReplay(store: Store, trace: ParsedTrace, options: RecordOp
       variant: options.variant,
       fixes: options.fixes,
       failNth: options.failNth ?? null,
+      ...(options.maxEvents !== undefined ? { maxEvents: options.maxEvents } : {}),
+      ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}),
       sink,
       onOp: (record, state) => {
         sink.state = state;
@@ -83,7 +86,9 @@ export function recordReplay(store: Store, trace: ParsedTrace, options: RecordOp
       },
     });
   } catch (err) {
-    writer.finish('failed', { error: (err as Error).message, finalDigest: '' });
+    // The digest of the state the run stopped in (the live state, as far as events were applied).
+    const finalDigest = digestHex((sink.state ?? initialState()).digest);
+    writer.finish('failed', { error: (err as Error).message, finalDigest });
     throw err;
   }
   writer.finish('complete', { finalDigest: result.digest });

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { parseTraceText } from '../../replay/parse.js';
 import { recordReplay } from '../../replay/record.js';
 import { decodeUtf8Trace } from '../../replay/utf8.js';
+import { DEFAULT_MAX_EVENTS } from '../../replay/replayer.js';
 import type { ReplayResult } from '../../replay/replayer.js';
 import { resolveVariant } from '../../kernel/variants.js';
 import { openStore } from '../../store/index.js';
@@ -101,30 +102,49 @@ export const replayCommand: Command = {
   name: 'replay',
   summary: 'replay a trace on a variant and store every event',
   usage:
-    'ioptrace replay TRACE [--variant v3|merged|upstream] [--fix FLAG]... [--without FLAG]... [--fail-nth N] [--json] [--db FILE]',
+    'ioptrace replay TRACE [--variant v3|merged|upstream] [--fix FLAG]... [--without FLAG]... [--fail-nth N] [--max-events N] [--progress] [--json] [--db FILE]',
   help: [
     'Exit 0 when the replay is clean, 1 when it found violations, WARNs or unmet expectations, 2 for a bad',
     'trace (nothing is stored). `ioptrace variants` lists the fix flags.',
+    `--max-events N: the most events the run may emit (default ${DEFAULT_MAX_EVENTS}; 0 = no limit). A trace`,
+    'that needs more is bad input: exit 2 naming the op that ran out of budget, and the run stays in the',
+    'store as failed, with that reason.',
+    '--progress: show progress on stderr even when it is not a terminal (it is shown on a terminal anyway),',
+    'including the events of a long single op as they are emitted.',
   ],
-  options: { ...VARIANT_OPTIONS, 'fail-nth': { type: 'string' } },
+  options: {
+    ...VARIANT_OPTIONS,
+    'fail-nth': { type: 'string' },
+    'max-events': { type: 'string' },
+    progress: { type: 'boolean', default: false },
+  },
   async run(positionals, values, env): Promise<CommandOutput> {
     const [path, ...extra] = positionals;
     if (path === undefined || extra.length) throw new UsageError(`usage: ${this.usage}`);
     const { variant, fixes } = variantFromArgs(values);
     const failNth = values['fail-nth'] === undefined ? null : intArg(values['fail-nth'], '--fail-nth');
+    const maxEvents =
+      values['max-events'] === undefined ? DEFAULT_MAX_EVENTS : intArg(values['max-events'], '--max-events');
     const { text, trace } = await loadTrace(path);
     const store = await openStore(env.db);
     try {
-      const progress = new Progress(trace.entries.length, `replay ${path}`, env.stderr);
-      const { run, head, result } = recordReplay(store, trace, {
-        tracePath: path,
-        traceText: text,
-        variant,
-        fixes,
-        failNth,
-        onOp: (op) => progress.update(op.index),
-      });
-      progress.finish();
+      const progress = new Progress(trace.entries.length, `replay ${path}`, env.stderr, values['progress'] === true);
+      let recorded;
+      try {
+        recorded = recordReplay(store, trace, {
+          tracePath: path,
+          traceText: text,
+          variant,
+          fixes,
+          failNth,
+          maxEvents,
+          onOp: (op) => progress.update(op.index),
+          onProgress: (p) => progress.inside(p.op, p.ops, p.line, p.name, p.opEvents),
+        });
+      } finally {
+        progress.finish();
+      }
+      const { run, head, result } = recorded;
       const findings = result.violations.length + result.warns.length + result.mismatches.length;
       const text_ = [
         `run ${run}: ${path} on ${variant}${fixes.length && variant !== 'upstream' ? ` (+${fixes.length} fixes)` : ''}: ${result.ops.length} ops, ${result.events} events, digest ${result.digest}`,
