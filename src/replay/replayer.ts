@@ -24,7 +24,7 @@ import { checkInvariants, checkTeardown } from '../kernel/invariants.js';
 import { dispatch, implicitCaller } from './dispatch.js';
 import { closeEverything } from './teardown.js';
 import { EventBudgetError } from './errors.js';
-import { byteSize } from '../lib/format.js';
+import { byteSize, hex } from '../lib/format.js';
 
 /**
  * The events one run may emit unless told otherwise (`--max-events`): far above what the shipped and
@@ -94,6 +94,8 @@ export interface Mismatch {
   field: string;
   expected: unknown;
   actual: unknown;
+  /** On the last mismatch listed for a check: how many more pages failed it (not listed). */
+  more?: number;
 }
 
 export interface ReplayResult {
@@ -254,9 +256,10 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
             mismatches.push({
               line: entry.line,
               op: i + 1,
-              field: `${op.op} ${f.what} @0x${f.at.toString(16)}`,
+              field: `${op.op} ${f.what} @${hex(f.at)}`,
               expected: f.expected,
               actual: f.actual,
+              ...(f.more !== undefined ? { more: f.more } : {}),
             });
           }
           return { errno, outputs: outcome.outputs };

@@ -81,6 +81,7 @@ export function replaySummary(run: number | null, head: string | null, r: Replay
       field: m.field,
       expected: m.expected,
       actual: m.actual,
+      ...(m.more !== undefined ? { more: m.more } : {}),
     })),
     results: r.ops.map((o) => ({ line: o.line, op: o.op, errno: o.errno, ...o.outputs })),
   };
@@ -92,9 +93,10 @@ export function findingLines(r: ReplayResult): string[] {
       (v) => `  VIOLATION ${v.kind} in ${v.fn} (line ${v.line}, op ${v.op}, event ${v.seq}): ${v.detail}`,
     ),
     ...r.warns.map((v) => `  WARN in ${v.fn} (line ${v.line}, op ${v.op}, event ${v.seq}): ${v.detail}`),
-    ...r.mismatches.map(
-      (m) => `  MISMATCH line ${m.line}: ${m.field} expected ${String(m.expected)}, got ${String(m.actual)}`,
-    ),
+    ...r.mismatches.flatMap((m) => [
+      `  MISMATCH line ${m.line}: ${m.field} expected ${String(m.expected)}, got ${String(m.actual)}`,
+      ...(m.more !== undefined ? [`  (and ${m.more} more at line ${m.line}, not listed)`] : []),
+    ]),
   ];
 }
 
