@@ -11,9 +11,7 @@ export function toJson(value: unknown): string {
   );
 }
 
-export function hex(v: bigint | number): string {
-  return `0x${v.toString(16)}`;
-}
+export { hex } from '../lib/format.js';
 
 /** Left-aligned text table. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {

@@ -34,6 +34,7 @@
  * uncharged (update_mm_locked_vm needs mmget_not_zero), so MM-mode pages of such an mm may keep a stale
  * last_npinned, and that mm's counters are not checked, at rest or at teardown.
  */
+import { hex } from '../lib/format.js';
 import type { ViolationKind } from '../events/events.js';
 import type { FindingObjects, Sim } from '../machine/sim.js';
 import type { Area, Pages, State } from '../state/state.js';
@@ -60,8 +61,6 @@ const SMALL = 1n << 52n;
 const LIST_MAX = 4;
 /** Teardown reports this many runs or allocations one by one, then one summary. */
 const TEARDOWN_MAX = 16;
-
-const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
 
 // ---- index runs ----------------------------------------------------------------------------------------
 
