@@ -12,10 +12,12 @@
  */
 import type { CounterName } from './ledger.js';
 import type { RuleResult } from './reconcile.js';
-import { CHART_COUNTERS, LEDGER_COLUMNS, ledgerRow, type AuditReport } from './report.js';
+import { CHART_COUNTERS, LEDGER_COLUMNS, ledgerRow, reportVerdict, type AuditReport } from './report.js';
 import { maxOf, minOf } from '../lib/arrays.js';
 
 export const CHART = { width: 1100, height: 380, left: 70, right: 30, top: 16, bottom: 50 } as const;
+/** Runs of at most this many ops get a marker per op, so a short run's lines read as points, not a smear. */
+const MARKED_OPS = 60;
 /** Height of one violation label row above the plot. */
 const LABEL_ROW = 18;
 
@@ -120,11 +122,24 @@ function chartSvg(report: AuditReport): string {
   );
 
   const drawn = [...series].sort((a, b) => STYLE[a.counter].order - STYLE[b.counter].order);
+  const markers = report.ops.length <= MARKED_OPS;
   for (const s of drawn) {
     const st = STYLE[s.counter];
     const points = s.points.map((p) => `${fmt(x(p.op))},${fmt(y(p.value))}`).join(' ');
     out.push(
       `<polyline class="series" data-counter="${s.counter}" points="${points}" fill="none" stroke="${st.color}" stroke-width="${st.width}" stroke-linejoin="round" stroke-linecap="round" opacity="0.9"><title>${s.counter}</title></polyline>`,
+    );
+    if (markers) {
+      for (const p of s.points) {
+        out.push(
+          `<circle class="point" data-counter="${s.counter}" cx="${fmt(x(p.op))}" cy="${fmt(y(p.value))}" r="${fmt(st.width / 2 + 2)}" fill="${st.color}"><title>${s.counter} = ${p.value} after op ${p.op}</title></circle>`,
+        );
+      }
+    }
+  }
+  if (values.every((v) => v === 0)) {
+    out.push(
+      `<text class="flat" x="${fmt((CHART.left + right) / 2)}" y="${fmt(top + plotH / 2)}" text-anchor="middle" font-size="14" fill="#555">no counter moved in this run: every counter stays at 0 through its ${report.ops.length} ops</text>`,
     );
   }
 
@@ -209,6 +224,7 @@ export function renderAuditHtml(report: AuditReport): string {
       `<tr><td>${c.counter}</td><td class="num">${c.owner ?? '-'}</td><td class="num">${c.value}</td><td class="num">${c.op}</td></tr>`,
   );
   const title = `ioptrace audit: run ${report.run}`;
+  const verdict = reportVerdict(report);
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -220,7 +236,7 @@ export function renderAuditHtml(report: AuditReport): string {
 <body>
 <h1>${escapeHtml(title)}</h1>
 <div class="meta">${escapeHtml(report.tracePath)} on <b>${escapeHtml(report.variant)}</b> (${report.flags.length} fix flags), ${report.ops.length} ops, status ${escapeHtml(report.status)}${filter.length ? `; ledger and chart of ${escapeHtml(filter.join(', '))}` : ''}</div>
-<div class="verdict ${broken.length ? 'broken' : 'ok'}">${broken.length ? `${broken.length} of ${report.rules.length} rules broken` : `the books balance: all ${report.rules.length} rules hold`}</div>
+<div class="verdict ${verdict.ok ? 'ok' : 'broken'}">${escapeHtml(verdict.text)}</div>
 <h2>Counters over the run</h2>
 <div class="legend">${legend()}</div>
 ${chartSvg(report)}

@@ -26,6 +26,7 @@ import {
 import { reconcile, reconcileInput, type RuleResult } from './reconcile.js';
 import { maxOf } from '../lib/arrays.js';
 import { variantLabel } from '../kernel/variant-spec.js';
+import { auditVerdict, runFindings, type RunFindings } from './verdict.js';
 
 export interface AuditFilter {
   user?: number;
@@ -54,6 +55,13 @@ export interface AuditReport {
   ops: AuditOp[];
   /** The chart: per counter, the total of the shown accounts at the end of each op where it moved. */
   series: SeriesClosing[];
+  /** The run's violations and WARNs (the rules do not see them; the verdict must). */
+  findings: RunFindings;
+}
+
+/** The report's verdict line: broken rules, and the run's violations and WARNs. */
+export function reportVerdict(report: AuditReport): { ok: boolean; text: string } {
+  return auditVerdict(report.run, report.rules.filter((r) => !r.ok).length, report.rules.length, report.findings);
 }
 
 /** The line filters of an audit filter (user, pid and pages narrow together); UsageError for unknown names. */
@@ -111,6 +119,7 @@ export async function auditRun(store: Store, run: number, filter: AuditFilter = 
     ledger: await ledgerLines(store, run, { where }),
     ops: input.ops.map((o) => ({ index: o.index, line: o.line, op: o.op })),
     series: await seriesClosings(store, run, { where }),
+    findings: runFindings(store, run),
   };
 }
 
@@ -194,9 +203,7 @@ export function auditText(report: AuditReport): string[] {
   const broken = report.rules.filter((r) => !r.ok).length;
   return [
     `run ${report.run}: ${report.tracePath} on ${report.variant}${filterText(report.filter)}: ${report.ledger.length} ledger lines over ${report.ops.length} ops`,
-    broken
-      ? `${broken} of ${report.rules.length} rules broken:`
-      : `the books balance: all ${report.rules.length} rules hold`,
+    broken ? `${reportVerdict(report).text}:` : reportVerdict(report).text,
     ...ruleLines(report.rules),
     '',
     'final balances:',

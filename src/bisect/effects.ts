@@ -11,7 +11,7 @@
 import type { Event } from '../events/events.js';
 import { encodeJson } from '../lib/codec.js';
 import type { Difference } from '../state/diff.js';
-import { formatValue, hex } from '../state/diff.js';
+import { differencePlace, formatValue, hex } from '../state/diff.js';
 
 /** '=' on both sides in step, '<' only in run A, '>' only in run B, '~' on both sides but out of step. */
 export type RowMark = '=' | '<' | '>' | '~';
@@ -179,7 +179,7 @@ export function namedObjects(differences: readonly Difference[], onlyEvents: rea
     }
     const field = d.path[d.path.length - 1];
     if (field !== undefined && COUNTER_FIELDS[d.table]?.includes(field) === true) {
-      counters.add(key === null ? `${d.table} ${field}` : `${d.table} ${key} ${field}`);
+      counters.add(d.path.length === 1 ? differencePlace(d) : `${d.table} ${key ?? ''} ${field}`);
     }
   }
   for (const e of onlyEvents) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** One readable line per event: its type, then its fields, addresses and PFNs in hex. */
 import type { Event } from '../events/events.js';
+import { count, hex } from '../lib/format.js';
 
 const HEX_FIELDS = new Set([
   'iova',
@@ -10,6 +11,7 @@ const HEX_FIELDS = new Set([
   'unmapped',
   'uptr',
   'pfn',
+  'vpn',
   'oldPfn',
   'newPfn',
   'alignment',
@@ -17,12 +19,17 @@ const HEX_FIELDS = new Set([
   'last',
 ]);
 
+/** Fields holding [pfn, count] pairs: the PFN in hex, the count decimal. */
+const RUN_FIELDS = new Set(['runs', 'pfns']);
+
 function show(key: string, value: unknown): string {
-  if (typeof value === 'bigint') return HEX_FIELDS.has(key) ? `0x${value.toString(16)}` : value.toString();
-  if (typeof value === 'number' && HEX_FIELDS.has(key) && key !== 'start' && key !== 'last')
-    return `0x${value.toString(16)}`;
-  if (Array.isArray(value))
-    return `[${value.map((v) => show(key === 'runs' || key === 'removed' ? 'pfn' : key, v)).join(',')}]`;
+  if (typeof value === 'bigint') return HEX_FIELDS.has(key) ? hex(value) : count(value);
+  if (typeof value === 'number' && HEX_FIELDS.has(key) && key !== 'start' && key !== 'last') return hex(value);
+  if (Array.isArray(value)) {
+    if (RUN_FIELDS.has(key)) return `[${value.map((v) => show('run', v)).join(',')}]`;
+    if (key === 'run') return `[${value.map((v, i) => (i === 0 ? show('pfn', v) : show('count', v))).join(',')}]`;
+    return `[${value.map((v) => show(key === 'removed' ? 'pfn' : key, v)).join(',')}]`;
+  }
   if (value !== null && typeof value === 'object') {
     return `{${Object.entries(value)
       .map(([k, v]) => `${k}:${show(k, v)}`)
@@ -38,6 +45,6 @@ export function describeEvent(e: Event): string {
       ([k, v]: [string, unknown]) =>
         !(k === 'objects' && typeof v === 'object' && v !== null && Object.keys(v).length === 0),
     )
-    .map(([k, v]) => `${k}=${show(k, v)}`);
+    .map(([k, v]) => `${k}=${k === 'caller' && v === null ? 'kthread' : show(k, v)}`);
   return `${type} ${parts.join(' ')}`;
 }

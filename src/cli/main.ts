@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
  * The ioptrace command line. The one place that prints, catches and exits: errors become one clear line
- * on stderr and an exit code (2 bad input or usage, 3 internal or store failure).
+ * on stderr and an exit code (2 bad input or usage, 3 internal or store failure). With --json, an error is
+ * also printed on stdout as {"error":{"kind","message","line","field"},"exitCode"}, so a script reading
+ * stdout always gets JSON.
  */
-import { TraceError } from '../replay/errors.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { EventBudgetError, TraceError } from '../replay/errors.js';
+import { packageRoot } from '../lib/paths.js';
 import { InternalError, UsageError } from '../lib/errors.js';
 import type { Command, CommandEnv } from './command.js';
 import { parseCommandArgs } from './command.js';
@@ -20,6 +25,7 @@ function helpText(): string {
     'ioptrace: replay, time-travel and audit traces of the kernel iommufd PFN storage (iopt_pages)',
     '',
     'usage: ioptrace <command> [options]   (every command takes --help, --json and --db FILE)',
+    '       ioptrace --version',
     '',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
@@ -31,11 +37,55 @@ function commandHelp(cmd: Command): string {
   return [`usage: ${cmd.usage}`, '', cmd.summary, ...(cmd.help.length ? ['', ...cmd.help] : [])].join('\n');
 }
 
+/** The version of package.json (`ioptrace --version`). */
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** What `--json` prints on stdout for an error. */
+export interface JsonError {
+  error: { kind: string; message: string; line: number | null; field: string | null };
+  exitCode: number;
+}
+
+/** An error as its exit code, its stderr text and its JSON object. */
+function classify(err: unknown): { exitCode: number; text: string; json: JsonError } {
+  const make = (
+    kind: string,
+    exitCode: number,
+    message: string,
+    text: string,
+    line: number | null = null,
+    field: string | null = null,
+  ) => ({
+    exitCode,
+    text,
+    json: { error: { kind, message, line, field }, exitCode },
+  });
+  if (err instanceof TraceError) {
+    const first = err.issues[0];
+    return make('trace', 2, err.message, err.message, first?.line ?? null, first?.field ?? null);
+  }
+  if (err instanceof EventBudgetError) return make('budget', 2, err.message, err.message, err.line);
+  if (err instanceof UsageError) return make('usage', 2, err.message, err.message);
+  if (err instanceof InternalError) return make('internal', 3, err.message, `internal error: ${err.message}`);
+  const e = err as Error;
+  // StoreError: the database; ToolError: an external tool (apt, make, gcc, qemu) with its log's tail.
+  if (e.name === 'StoreError') return make('store', 3, e.message, e.message);
+  if (e.name === 'ToolError') return make('tool', 3, e.message, e.message);
+  return make('internal', 3, e.message ?? String(err), `internal error: ${e.stack ?? String(err)}`);
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${helpText()}\n`);
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`ioptrace ${version()}\n`);
+    return 0;
   }
   const cmd = COMMANDS.find((c) => c.name === name);
   try {
@@ -54,21 +104,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(env.json ? `${toJson(out.json)}\n` : out.text.length ? `${out.text.join('\n')}\n` : '');
     return out.exitCode;
   } catch (err) {
-    if (err instanceof TraceError || err instanceof UsageError) {
-      process.stderr.write(`ioptrace: ${err.message}\n`);
-      return 2;
-    }
-    if (err instanceof InternalError) {
-      process.stderr.write(`ioptrace: internal error: ${err.message}\n`);
-      return 3;
-    }
-    const e = err as Error;
-    // StoreError: the database; ToolError: an external tool (apt, make, gcc, qemu) with its log's tail.
-    if (e.name === 'StoreError' || e.name === 'ToolError') {
-      process.stderr.write(`ioptrace: ${e.message}\n`);
-      return 3;
-    }
-    process.stderr.write(`ioptrace: internal error: ${e.stack ?? String(err)}\n`);
-    return 3;
+    const { exitCode, text, json } = classify(err);
+    process.stderr.write(`ioptrace: ${text}\n`);
+    if (rest.includes('--json')) process.stdout.write(`${toJson(json)}\n`);
+    return exitCode;
   }
 }

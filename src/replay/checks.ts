@@ -8,6 +8,7 @@ import { btreeFloorValue } from '../structures/btree.js';
 import { rangeGet } from '../structures/range-map.js';
 import { xaLoad } from '../structures/xarray.js';
 import type { State } from '../state/state.js';
+import { hex } from '../lib/format.js';
 
 /** The physical address an IO page table translates iova to, or null when nothing maps it. */
 export function domainLookup(state: State, domain: string, iova: bigint): bigint | null {
@@ -31,9 +32,30 @@ export interface CheckFailure {
   at: bigint;
   expected: string;
   actual: string;
+  /** On the last failure listed: how many more failed that are not listed (the list stops at MAX_FAILURES). */
+  more?: number;
 }
 
-const MAX_FAILURES = 8;
+/** Failures listed per check; the rest are only counted, so a check over a huge range stays readable. */
+export const MAX_FAILURES = 8;
+
+/** Keeps the first MAX_FAILURES failures and counts the others. */
+class FailureList {
+  readonly listed: CheckFailure[] = [];
+  private more = 0;
+  add(failure: () => CheckFailure): void {
+    if (this.listed.length < MAX_FAILURES) this.listed.push(failure());
+    else this.more += 1;
+  }
+  get any(): boolean {
+    return this.listed.length > 0;
+  }
+  done(): CheckFailure[] {
+    const last = this.listed[this.listed.length - 1];
+    if (last !== undefined && this.more > 0) last.more = this.more;
+    return this.listed;
+  }
+}
 
 /** MD_CHECK_MAP: every domain of the IOAS maps each IO page of [iova, iova+length) to the user page behind uptr. */
 export function checkMap(
@@ -44,7 +66,7 @@ export function checkMap(
   mm: number,
   uptr: bigint,
 ): CheckFailure[] {
-  const failures: CheckFailure[] = [];
+  const failures = new FailureList();
   const io = state.ioases[ioas];
   if (!io) return [{ what: 'ioas', at: iova, expected: `ioas ${ioas}`, actual: 'none' }];
   const page = BigInt(state.config.pageSize);
@@ -52,38 +74,38 @@ export function checkMap(
     const d = state.domains[name];
     if (!d) continue;
     const step = d.pgsizes.reduce((a, b) => (b < a ? b : a), page);
-    for (let off = 0n; off < length && failures.length < MAX_FAILURES; off += step) {
+    for (let off = 0n; off < length; off += step) {
       const uva = uptr + off;
       const pfn = userPfn(state, mm, uva);
       const expected = pfn === null ? null : BigInt(pfn) * page + (uva % page);
       const actual = domainLookup(state, name, iova + off);
       if (expected === null || actual !== expected) {
-        failures.push({
+        failures.add(() => ({
           what: `domain ${name}`,
           at: iova + off,
-          expected: expected === null ? 'a mapped user page' : `0x${expected.toString(16)}`,
-          actual: actual === null ? 'unmapped' : `0x${actual.toString(16)}`,
-        });
+          expected: expected === null ? 'a mapped user page' : hex(expected),
+          actual: actual === null ? 'unmapped' : hex(actual),
+        }));
       }
     }
   }
-  return failures;
+  return failures.done();
 }
 
 /** MD_CHECK_REFS: every page behind [uptr, uptr+length) has exactly `refs` pins. */
 export function checkRefs(state: State, mm: number, uptr: bigint, length: bigint, refs: number): CheckFailure[] {
-  const failures: CheckFailure[] = [];
+  const failures = new FailureList();
   const page = BigInt(state.config.pageSize);
   const first = uptr - (uptr % page);
-  for (let va = first; va < uptr + length && failures.length < MAX_FAILURES; va += page) {
+  for (let va = first; va < uptr + length; va += page) {
     const pfn = userPfn(state, mm, va);
     if (pfn === null) {
-      failures.push({ what: 'user page', at: va, expected: `${refs} pins`, actual: 'unmapped' });
+      failures.add(() => ({ what: 'user page', at: va, expected: `${refs} pins`, actual: 'unmapped' }));
       continue;
     }
     const pins = rangeGet(state.frames, pfn)?.pins ?? 0;
     if (pins !== refs)
-      failures.push({ what: `pfn 0x${pfn.toString(16)}`, at: va, expected: `${refs} pins`, actual: `${pins} pins` });
+      failures.add(() => ({ what: `pfn ${hex(pfn)}`, at: va, expected: `${refs} pins`, actual: `${pins} pins` }));
   }
-  return failures;
+  return failures.done();
 }

@@ -10,6 +10,7 @@
 
 import type { z } from 'zod';
 import { describeValue, MISSING_FIELD } from '../events/trace.js';
+import { UsageError } from '../lib/errors.js';
 
 /** One thing wrong with a trace. `field` is the dotted path of the field as written, null for the whole line. */
 export interface TraceIssue {
@@ -150,4 +151,19 @@ export function traceIssuesFromZod(
   };
   for (const issue of issues) visit(issue, []);
   return out;
+}
+
+/**
+ * A trace that needs more events than the run's budget (`--max-events`). The input is too big for the
+ * limit the user set (or the default), so it is bad input (exit 2), like a malformed trace.
+ */
+export class EventBudgetError extends UsageError {
+  constructor(
+    message: string,
+    readonly maxEvents: number,
+    /** The trace line of the op that was running when the budget ran out. */
+    readonly line: number,
+  ) {
+    super(message);
+  }
 }

@@ -12,6 +12,11 @@
  * Line rules: lines count from 1, comments and blank lines included. A line whose first non-blank character
  * is `#`, or that is blank, is a comment. The header may be the first non-comment line (not only line 1, so
  * a trace can open with a comment such as a licence line). A UTF-8 byte order mark before line 1 is ignored.
+ *
+ * Refused whole, beyond the schemas: a trace with no op at all (empty, or only a header, comments and blank
+ * lines: replaying it would store a run of setup and teardown that tests nothing); a line that repeats a
+ * key (JSON.parse keeps the last one silently, so `"pid":1,"pid":2` would not mean what the author read);
+ * bytes that are not UTF-8 (decoding would turn them into U+FFFD, so two different names could collide).
  */
 
 import { createHash } from 'node:crypto';
@@ -41,6 +46,8 @@ import type {
   UnresolvedTraceOp,
 } from '../events/trace.js';
 import { TraceError, traceErrorMap, traceIssuesFromZod } from './errors.js';
+import { duplicateKey } from './json-keys.js';
+import { decodeUtf8Trace, firstInvalidUtf8, lineOfOffset, NOT_UTF8, notUtf8Message } from './utf8.js';
 import type { KnownFields, TraceIssue } from './errors.js';
 
 /** One op of a trace, with the line it came from and what a real kernel was observed doing during it. */
@@ -60,6 +67,9 @@ export interface ParsedTrace {
 
 /** Reading stops after this many issues: a trace that broken needs no more detail. */
 export const MAX_TRACE_ISSUES = 1000;
+
+/** The message of a trace with no op, for tests and documentation. */
+export const NO_OPERATIONS = 'trace has no operations (only a header, comments or blank lines): nothing to replay';
 
 /** The same line breaks as node:readline, so text and file parses agree on line numbers. */
 const LINE_BREAK = /\r\n|\n|\r/g;
@@ -248,6 +258,8 @@ class TraceReader {
   private readonly names = new Names();
   private seenContent = false;
   private seenOp = false;
+  /** The last line that is not blank: where an empty trace is reported. */
+  private lastLine = 0;
   /** The entry observations attach to; null after an op line that failed (its observations go nowhere). */
   private current: TraceEntry | null = null;
 
@@ -260,6 +272,7 @@ class TraceReader {
     if (this.full) return false;
     const body = line === 1 && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
     const start = body.trimStart();
+    if (start !== '') this.lastLine = line;
     if (start === '' || start.startsWith('#')) return true;
     const first = !this.seenContent;
     this.seenContent = true;
@@ -269,6 +282,17 @@ class TraceReader {
       value = JSON.parse(body);
     } catch (error) {
       this.report([{ line, field: null, message: `invalid JSON: ${(error as Error).message}` }]);
+      return !this.full;
+    }
+    const repeated = duplicateKey(body, value);
+    if (repeated !== null) {
+      this.report([
+        {
+          line,
+          field: repeated,
+          message: 'duplicate key: a key may appear once per object (JSON would keep only the last value)',
+        },
+      ]);
       return !this.full;
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -293,6 +317,9 @@ class TraceReader {
 
   /** The parsed trace, or a TraceError with every issue found. */
   finish(fileName: string, sha256: string): ParsedTrace {
+    if (this.issues.length === 0 && this.entries.length === 0) {
+      this.issues.push({ line: Math.max(1, this.lastLine), field: null, message: NO_OPERATIONS });
+    }
     if (this.issues.length > 0) throw new TraceError(fileName, this.issues, this.full);
     return { header: this.header, entries: this.entries, sha256 };
   }
@@ -472,6 +499,14 @@ export function parseTraceText(text: string, fileName = 'trace'): ParsedTrace {
 }
 
 /**
+ * Parse a whole trace held as bytes, refusing bytes that are not UTF-8 (a TraceError naming the line).
+ * The CLI reads traces this way.
+ */
+export function parseTraceBytes(bytes: Uint8Array, fileName = 'trace'): ParsedTrace {
+  return parseTraceText(decodeUtf8Trace(bytes, fileName), fileName);
+}
+
+/**
  * Parse a trace file line by line, holding one line at a time (plus the parsed result).
  * Rejects with a TraceError for a bad trace, or with the fs error if the file cannot be read.
  */
@@ -487,8 +522,34 @@ export async function parseTraceFile(path: string): Promise<ParsedTrace> {
     lines.close();
     stream.destroy();
   };
+  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  let linesBefore = 1;
+  let badUtf8: TraceError | null = null;
+  let endedWithCR = false;
   await new Promise<void>((resolve, reject) => {
-    stream.on('data', (chunk) => hash.update(chunk));
+    stream.on('data', (chunk) => {
+      const bytes = chunk as Buffer;
+      hash.update(bytes);
+      if (badUtf8 !== null) return;
+      try {
+        utf8.decode(bytes, { stream: true });
+      } catch {
+        // A chunk may start inside a character begun in the one before: skip its continuation bytes.
+        let from = 0;
+        while (from < 3 && ((bytes[from] ?? 0) & 0xc0) === 0x80) from += 1;
+        const at = Math.max(from, firstInvalidUtf8(bytes, from));
+        badUtf8 = new TraceError(path, [
+          { line: lineOfOffset(bytes, at, linesBefore), field: null, message: notUtf8Message(bytes[at] ?? 0) },
+        ]);
+        reject(badUtf8);
+        stop();
+        return;
+      }
+      // A \r\n split across two chunks is one line break, counted at the \r.
+      if (endedWithCR && bytes[0] === 0x0a) linesBefore -= 1;
+      linesBefore = lineOfOffset(bytes, bytes.length, linesBefore);
+      endedWithCR = bytes[bytes.length - 1] === 0x0d;
+    });
     stream.once('error', reject);
     lines.once('error', reject);
     lines.once('close', resolve);
@@ -504,5 +565,12 @@ export async function parseTraceFile(path: string): Promise<ParsedTrace> {
       }
     });
   });
+  try {
+    utf8.decode();
+  } catch {
+    throw new TraceError(path, [
+      { line: linesBefore, field: null, message: `${NOT_UTF8} (it ends inside a character)` },
+    ]);
+  }
   return reader.finish(path, hash.digest('hex'));
 }

@@ -22,6 +22,7 @@ import { SnapshotSpacing } from '../state/snapshot-spacing.js';
 import type { SpacingOptions } from '../state/snapshot-spacing.js';
 import type { ParsedTrace } from './parse.js';
 import { replay } from './replayer.js';
+import { EventBudgetError } from './errors.js';
 import type { OpRecord, ReplayOptions, ReplayResult } from './replayer.js';
 
 export interface RecordOptions extends Omit<ReplayOptions, 'sink' | 'onOp'> {
@@ -74,6 +75,8 @@ export function recordReplay(store: Store, trace: ParsedTrace, options: RecordOp
       variant: options.variant,
       fixes: options.fixes,
       failNth: options.failNth ?? null,
+      ...(options.maxEvents !== undefined ? { maxEvents: options.maxEvents } : {}),
+      ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}),
       sink,
       onOp: (record, state) => {
         sink.state = state;
@@ -94,7 +97,9 @@ export function recordReplay(store: Store, trace: ParsedTrace, options: RecordOp
     writer.finish('complete', { finalDigest: result.digest });
   } catch (err) {
     // opIndex past the teardown: every op ran, and committing the last batch failed.
-    throw failRun(writer, trace, opIndex > trace.entries.length + 1 ? null : opIndex, err);
+    const failure = failRun(writer, trace, opIndex > trace.entries.length + 1 ? null : opIndex, err);
+    // A trace too big for its event budget is the user's to fix (exit 2); the run is marked failed all the same.
+    throw err instanceof EventBudgetError ? err : failure;
   }
   return { run: writer.run, head: writer.head, result };
 }

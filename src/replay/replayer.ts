@@ -14,7 +14,7 @@
 import type { Event } from '../events/events.js';
 import type { Expectation, TraceHeader, TraceOp } from '../events/trace.js';
 import type { ParsedTrace } from './parse.js';
-import { Emitter } from '../state/emit.js';
+import { Emitter, EventBudgetExhausted } from '../state/emit.js';
 import { pushAll } from '../lib/arrays.js';
 import type { EventSink } from '../state/emit.js';
 import { initialState } from '../state/state.js';
@@ -28,6 +28,27 @@ import { TaskHung } from '../machine/mmap-lock.js';
 import type { HungTask } from '../machine/mmap-lock.js';
 import { dispatch, implicitCaller } from './dispatch.js';
 import { closeEverything } from './teardown.js';
+import { EventBudgetError } from './errors.js';
+import { byteSize, hex } from '../lib/format.js';
+
+/**
+ * The events one run may emit unless told otherwise (`--max-events`): far above what the shipped and
+ * fuzzed traces need (thousands) or a 50,000-op trace (about a million), low enough that an accidental
+ * giant op (an mmap of 1 TiB of 4K pages) stops within minutes instead of filling the disk for hours.
+ */
+export const DEFAULT_MAX_EVENTS = 20_000_000;
+
+/** Where a replay is, reported from inside long ops (every TICK_EVERY events). */
+export interface ReplayProgress {
+  /** The op running (1..N for the trace's ops, 0 setup, N+1 teardown) and how many ops there are (0: unknown). */
+  op: number;
+  ops: number;
+  line: number;
+  name: string;
+  /** Events emitted so far by this op, and by the whole run. */
+  opEvents: number;
+  events: number;
+}
 
 export interface ReplayOptions {
   variant: string;
@@ -39,6 +60,16 @@ export interface ReplayOptions {
   sink?: EventSink;
   /** Called after each op with its record and the live state (progress, per-op digests, snapshots). */
   onOp?: (record: OpRecord, state: State) => void;
+  /** The most events the run may emit (default DEFAULT_MAX_EVENTS; 0 for no limit). */
+  maxEvents?: number;
+  /** Called every TICK_EVERY events, so a long single op can show that it is moving. */
+  onProgress?: (progress: ReplayProgress) => void;
+}
+
+/** What an op is, for a person: its name, and its length when it has one (`mmap of 1 TiB`). */
+function opSummary(op: TraceOp | null, name: string): string {
+  const length = op !== null ? (op as unknown as Record<string, unknown>)['length'] : undefined;
+  return typeof length === 'bigint' ? `${name} of ${byteSize(length)}` : name;
 }
 
 export interface OpRecord {
@@ -68,6 +99,8 @@ export interface Mismatch {
   field: string;
   expected: unknown;
   actual: unknown;
+  /** On the last mismatch listed for a check: how many more pages failed it (not listed). */
+  more?: number;
 }
 
 /** The op whose task blocked for good, and on what: the run ends with it (no later op, no teardown). */
@@ -160,18 +193,37 @@ export class LiveReplay {
   private steps = 0;
   private finished = false;
   private hungOp: HungOp | null = null;
+  private readonly maxEvents: number;
+  private currentOp = { index: 0, line: 0, name: 'setup', op: null as TraceOp | null, firstSeq: 1 };
 
+  /** `opCount`: how many ops the run will have, setup and teardown included (0 when unknown: a live program). */
   constructor(
     header: TraceHeader,
     private readonly options: ReplayOptions,
+    opCount = 0,
   ) {
     this.findings = new FindingSink(options.sink);
     this.state = initialState();
     this.emitter = new Emitter(this.state, this.findings);
+    this.maxEvents = options.maxEvents ?? DEFAULT_MAX_EVENTS;
+    this.emitter.maxEvents = this.maxEvents;
+    const onProgress = options.onProgress;
+    if (onProgress !== undefined) {
+      const emitter = this.emitter;
+      emitter.onTick = () =>
+        onProgress({
+          op: this.currentOp.index,
+          ops: opCount,
+          line: this.currentOp.line,
+          name: this.currentOp.name,
+          opEvents: emitter.seq - this.currentOp.firstSeq + 1,
+          events: emitter.seq,
+        });
+    }
     const fixes = new Set(options.fixes);
     this.sim = new Sim(this.emitter, fixes, isMerged(fixes));
     this.sim.runFailNth = options.failNth ?? null;
-    this.runOp(0, 0, 'setup', () => {
+    this.runOp(0, 0, 'setup', null, () => {
       this.sim.emit({
         type: 'RunConfigured',
         v: 1,
@@ -212,7 +264,7 @@ export class LiveReplay {
     const index = ++this.steps;
     const sim = this.sim;
     sim.current = implicitCaller(this.state, op);
-    return this.runOp(index, line, op.op, () => {
+    return this.runOp(index, line, op.op, op, () => {
       const outcome = dispatch(sim, op);
       const errno = errnoName(outcome.rc);
       if (op.expect) pushAll(this.mismatches, compareExpectation(op.expect, errno, outcome.outputs, line, index));
@@ -220,9 +272,10 @@ export class LiveReplay {
         this.mismatches.push({
           line,
           op: index,
-          field: `${op.op} ${f.what} @0x${f.at.toString(16)}`,
+          field: `${op.op} ${f.what} @${hex(f.at)}`,
           expected: f.expected,
           actual: f.actual,
+          ...(f.more !== undefined ? { more: f.more } : {}),
         });
       }
       return { errno, outputs: outcome.outputs };
@@ -234,7 +287,7 @@ export class LiveReplay {
     if (this.finished) throw new Error('LiveReplay.finish twice');
     // Closing the file would wait on the locks the hung task holds: a hung run has no teardown.
     if (this.hungOp === null) {
-      this.runOp(this.steps + 1, line, 'teardown', () => {
+      this.runOp(this.steps + 1, line, 'teardown', null, () => {
         closeEverything(this.sim);
         checkTeardown(this.sim);
         return { errno: null, outputs: {} };
@@ -260,12 +313,40 @@ export class LiveReplay {
     index: number,
     line: number,
     name: string,
+    op: TraceOp | null,
+    body: () => { errno: string | null; outputs: Record<string, unknown> },
+  ): OpRecord {
+    try {
+      return this.runOpWithin(index, line, name, op, body);
+    } catch (error) {
+      if (!(error instanceof EventBudgetExhausted)) throw error;
+      const { currentOp: current, emitter, maxEvents } = this;
+      const where =
+        current.op !== null
+          ? `op at line ${current.line} (${opSummary(current.op, current.name)})`
+          : `the ${current.name} of the run`;
+      throw new EventBudgetError(
+        `trace needs more than ${maxEvents} events (budget --max-events ${maxEvents}); ${where} had emitted ` +
+          `${emitter.seq - current.firstSeq + 1} of them when the budget ran out. ` +
+          'Raise --max-events (0 = no limit) if the trace is meant to be this big.',
+        maxEvents,
+        current.line,
+      );
+    }
+  }
+
+  private runOpWithin(
+    index: number,
+    line: number,
+    name: string,
+    op: TraceOp | null,
     body: () => { errno: string | null; outputs: Record<string, unknown> },
   ): OpRecord {
     const { sim, state, emitter } = this;
     emitter.op = index;
     this.findings.line = line;
     const firstSeq = emitter.seq + 1;
+    this.currentOp = { index, line, name, op, firstSeq };
     sim.faultPointsReached = 0;
     sim.emit({ type: 'OpStarted', v: 1, op: index, line, name, caller: sim.current.pid });
     const armed = state.fault !== null && name !== 'fault';
@@ -312,7 +393,7 @@ export class LiveReplay {
 
 /** Replay a parsed trace; never throws for kernel-level outcomes (those are findings). */
 export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult {
-  const live = new LiveReplay(trace.header, options);
+  const live = new LiveReplay(trace.header, options, trace.entries.length + 2);
   for (const entry of trace.entries) {
     if (live.hung !== null) break;
     live.step(entry.op, entry.line);

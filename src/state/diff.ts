@@ -17,6 +17,7 @@
  * state are equal states). Reported though not digested: the cursors nextId, nextPfn, opsDone (table
  * 'cursors'), which say how a state was reached.
  */
+import { hex } from '../lib/format.js';
 import type { Digest } from '../lib/digest.js';
 import { digestEquals, digestHex } from '../lib/digest.js';
 import { encodeJson } from '../lib/codec.js';
@@ -81,10 +82,7 @@ export interface StateDiff {
 
 // ---- formatting, shared with the renderers --------------------------------------------------------------
 
-/** `0x` + hex of a number or bigint. */
-export function hex(n: number | bigint): string {
-  return n < 0 ? `-0x${(-n).toString(16)}` : `0x${n.toString(16)}`;
-}
+export { hex } from '../lib/format.js';
 
 /** A range as text: `pfn 0x40000..0x401ff`, `index 0..511`, `iova 0x1000` (one unit). */
 export function rangeText(r: DiffRange): string {
@@ -572,9 +570,24 @@ function bytesDiffer(a: string | undefined, b: string | undefined): string {
   return first === last ? `byte ${hex(first)} differs` : `bytes ${hex(first)}..${hex(last)} differ`;
 }
 
+/** What a person calls the state's bookkeeping fields (the state's own names are for code). */
+const PLAIN_NAMES: Readonly<Record<string, string>> = {
+  'counts violations': 'violations (count)',
+  'counts warns': 'WARNs (count)',
+  'cursors nextId': 'next object id',
+  'cursors nextPfn': 'next free pfn',
+  'cursors opsDone': 'ops done',
+};
+
+/** Where a difference is, as a person reads it: `pages 7 npinned`, `violations (count)`. */
+export function differencePlace(d: Difference): string {
+  const where = [d.table, ...(d.key === null ? [] : [d.key]), ...d.path].join(' ');
+  return PLAIN_NAMES[where] ?? where;
+}
+
 /** One line for a difference: `pages 7 npinned: 512 -> 511`, `frames pfn 0x40200..0x403ff pins: 1 -> 0`. */
 export function renderDifference(d: Difference): string {
-  const where = [d.table, ...(d.key === null ? [] : [d.key]), ...d.path].join(' ');
+  const where = differencePlace(d);
   if (d.table === 'pageData') return `${where}: ${bytesDiffer(d.a as string | undefined, d.b as string | undefined)}`;
   const field = fieldOf(d);
   if ((field === 'xa' || field === 'pt') && d.at !== null) {

@@ -36,12 +36,30 @@ export interface EmitterTap {
   emitted(emitter: Emitter, event: Event): void;
 }
 
+/**
+ * Thrown by emit when a run would exceed its event budget. The event that would exceed it is neither applied
+ * nor passed on, so the state and the log still agree.
+ */
+export class EventBudgetExhausted extends Error {
+  override readonly name = 'EventBudgetExhausted';
+  constructor(readonly maxEvents: number) {
+    super(`the run reached its budget of ${maxEvents} events`);
+  }
+}
+
+/** How often (in events) `onTick` is called: a power of two, so the check is one mask. */
+export const TICK_EVERY = 1 << 16;
+
 /** The live state plus the log position; the kernel model holds one and calls emit. */
 export class Emitter {
   /** Set by the test setup only; production code leaves it null. */
   static tap: EmitterTap | null = null;
   seq = 0;
   op = 0;
+  /** The most events this run may emit; 0 for no limit. */
+  maxEvents = 0;
+  /** Called every TICK_EVERY events, for progress inside one long op. */
+  onTick: (() => void) | null = null;
   constructor(
     readonly state: State,
     private readonly sink: EventSink,
@@ -50,9 +68,11 @@ export class Emitter {
   }
 
   emit(event: Event): void {
+    if (this.maxEvents > 0 && this.seq >= this.maxEvents) throw new EventBudgetExhausted(this.maxEvents);
     reduce(this.state, event);
     this.seq += 1;
     Emitter.tap?.emitted(this, event);
     this.sink.accept(event, this.seq, this.op);
+    if ((this.seq & (TICK_EVERY - 1)) === 0) this.onTick?.();
   }
 }

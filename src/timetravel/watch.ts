@@ -13,7 +13,15 @@
  *   conditions  value (== != < <= > >=) value,  cond && cond,  cond || cond,  !cond,  ( ... ),
  *               and a lone value, which holds when it is neither 0 nor none.
  * A bare pages field (`npinned != last_npinned`) asks whether some iopt_pages satisfies the expression.
- * A value of a record that does not exist is none; none equals only none and is neither < nor > anything.
+ * none equals only none and is neither < nor > anything.
+ *
+ * Objects that do not exist: a value of a named iopt_pages, user or mm (`pages.9.npinned`, `xa(9, 0)`,
+ * `user.1000.locked_vm`, `mm.2.users`) is unknown at an event where that object does not exist (not yet
+ * created, or already freed), and a comparison with an unknown value is unknown: it neither holds nor fails,
+ * `!` keeps it unknown, `&&` and `||` follow three-valued logic (unknown && false is false, unknown || true
+ * is true), and the predicate holds only where it is known to be true. So `pages.9.npinned != 0` does not
+ * hold before pages 9 exists. An object that exists at no event of the run is a mistake in the expression:
+ * watch refuses it ("pages 9 never exists in run 1", a UsageError).
  *
  * Search: the predicate is evaluated at `from`, then after each event that can change a value it reads
  * (the event types that write those fields, streamed with a type filter), on a state moved forward by the
@@ -289,30 +297,39 @@ function asCond(n: Node): CondNode {
 
 // ---- evaluation -----------------------------------------------------------------------------------------------
 
-function valueOf(n: ValueNode, s: State, scope: Pages | null): number | null {
+/** A value, none (null), or undefined when the object it belongs to does not exist at this event. */
+type Value = number | null | undefined;
+
+function valueOf(n: ValueNode, s: State, scope: Pages | null): Value {
   switch (n.kind) {
     case 'number':
       return n.value;
     case 'pages': {
       const p = n.pages === null ? scope : s.pages[n.pages];
-      return p === null || p === undefined ? null : p[n.field];
+      return p === null || p === undefined ? undefined : p[n.field];
     }
-    case 'user':
-      return s.users[n.uid]?.lockedVm ?? null;
-    case 'mm':
-      return s.mms[n.mm]?.[n.field] ?? null;
+    case 'user': {
+      const u = s.users[n.uid];
+      return u === undefined ? undefined : u.lockedVm;
+    }
+    case 'mm': {
+      const m = s.mms[n.mm];
+      return m === undefined ? undefined : m[n.field];
+    }
     case 'findings':
       return s.counts[n.field];
     case 'frame':
       return rangeGet(s.frames, n.pfn)?.[n.field] ?? 0;
     case 'xa': {
       const p = s.pages[n.pages];
-      return p === undefined ? null : (xaLoad(p.xa, n.index) ?? null);
+      return p === undefined ? undefined : (xaLoad(p.xa, n.index) ?? null);
     }
   }
 }
 
-function compare(op: CmpOp, a: number | null, b: number | null): boolean {
+/** Three-valued: null when a side belongs to an object that does not exist. */
+function compare(op: CmpOp, a: Value, b: Value): boolean | null {
+  if (a === undefined || b === undefined) return null;
   if (op === '==') return a === b;
   if (op === '!=') return a !== b;
   if (a === null || b === null) return false;
@@ -322,21 +339,36 @@ function compare(op: CmpOp, a: number | null, b: number | null): boolean {
   return a >= b;
 }
 
-function holds(n: CondNode, s: State, scope: Pages | null): boolean {
+/** Kleene logic: true, false, or null (unknown: it reads an object that does not exist here). */
+function truth(n: CondNode, s: State, scope: Pages | null): boolean | null {
   switch (n.kind) {
     case 'cmp':
       return compare(n.op, valueOf(n.left, s, scope), valueOf(n.right, s, scope));
-    case 'and':
-      return holds(n.left, s, scope) && holds(n.right, s, scope);
-    case 'or':
-      return holds(n.left, s, scope) || holds(n.right, s, scope);
-    case 'not':
-      return !holds(n.operand, s, scope);
+    case 'and': {
+      const a = truth(n.left, s, scope);
+      if (a === false) return false;
+      const b = truth(n.right, s, scope);
+      return b === false ? false : a === null || b === null ? null : true;
+    }
+    case 'or': {
+      const a = truth(n.left, s, scope);
+      if (a === true) return true;
+      const b = truth(n.right, s, scope);
+      return b === true ? true : a === null || b === null ? null : false;
+    }
+    case 'not': {
+      const a = truth(n.operand, s, scope);
+      return a === null ? null : !a;
+    }
     case 'truthy': {
       const v = valueOf(n.value, s, scope);
-      return v !== null && v !== 0;
+      return v === undefined ? null : v !== null && v !== 0;
     }
   }
+}
+
+function holds(n: CondNode, s: State, scope: Pages | null): boolean {
+  return truth(n, s, scope) === true;
 }
 
 // The event types whose reducers write the fields a value reads.
@@ -375,7 +407,54 @@ export interface Predicate {
   readonly types: readonly EventType[];
 }
 
+/** The objects an expression names: iopt_pages ids, uids, mm ids. */
+export interface NamedObjects {
+  pages: ReadonlySet<number>;
+  users: ReadonlySet<number>;
+  mms: ReadonlySet<number>;
+}
+
+function namedObjects(values: readonly ValueNode[]): NamedObjects {
+  const pages = new Set<number>();
+  const users = new Set<number>();
+  const mms = new Set<number>();
+  for (const v of values) {
+    if (v.kind === 'pages' && v.pages !== null) pages.add(v.pages);
+    else if (v.kind === 'xa') pages.add(v.pages);
+    else if (v.kind === 'user') users.add(v.uid);
+    else if (v.kind === 'mm') mms.add(v.mm);
+  }
+  return { pages, users, mms };
+}
+
+/**
+ * Refuse an expression naming an object that no event of the run creates: it can only be a typo, and its
+ * comparisons would never be known, so the search would quietly answer "never holds".
+ */
+function requireNamedObjects(source: EventSource, named: NamedObjects, end: number, runName: string): void {
+  const pages = new Set(named.pages);
+  const users = new Set(named.users);
+  const mms = new Set(named.mms);
+  if (pages.size + users.size + mms.size === 0) return;
+  for (const { event } of source.events(1, end, ['PagesAllocated', 'ProcessCreated'])) {
+    if (event.type === 'PagesAllocated') pages.delete(event.pages);
+    else if (event.type === 'ProcessCreated') {
+      users.delete(event.uid);
+      mms.delete(event.mm);
+    }
+    if (pages.size + users.size + mms.size === 0) return;
+  }
+  const [p] = pages;
+  if (p !== undefined) throw new UsageError(`pages ${p} never exists in ${runName}`);
+  const [u] = users;
+  if (u !== undefined) throw new UsageError(`user ${u} never exists in ${runName}`);
+  const [m] = mms;
+  if (m !== undefined) throw new UsageError(`mm ${m} never exists in ${runName}`);
+}
+
 interface CompiledPredicate extends Predicate {
+  /** The iopt_pages, users and mms the expression names. */
+  readonly named: NamedObjects;
   /** Test only for one iopt_pages: enough after an event that changed only that pages' bare fields. */
   testPages(state: State, pages: number): boolean;
   /** Types that change a value read for every pages (so the whole existential must be re-tested). */
@@ -405,6 +484,7 @@ export function compileWatch(expression: string): CompiledPredicate {
     expression,
     types: [...all],
     globalTypes,
+    named: namedObjects(values),
     test(state: State): boolean {
       if (!bare) return holds(root, state, null);
       for (const key in state.pages) {
@@ -430,6 +510,8 @@ export interface WatchHit {
 export interface WatchOptions {
   /** Start looking at this seq (0 unless given): the answer is the first seq >= from where it holds. */
   from?: number;
+  /** How messages name the run ("run 3"); "the run" unless given. */
+  runName?: string;
   /** The predicate never turns false once true: bisect the snapshots instead of scanning. */
   monotonic?: boolean;
 }
@@ -467,6 +549,7 @@ export function watch(source: EventSource, expression: string, options: WatchOpt
   const from = options.from ?? 0;
   checkSeq(source, from);
   const end = source.eventCount();
+  requireNamedObjects(source, pred.named, end, options.runName ?? 'the run');
   const seeker = new ForwardSeeker(source);
   if (pred.test(seeker.seek(from))) return { seq: from, op: opOfSeq(source, from) };
   if (options.monotonic !== true) return scan(source, pred, from, end, seeker);

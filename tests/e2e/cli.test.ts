@@ -160,7 +160,7 @@ describe('ioptrace time travel on a stored run', () => {
     const r = cli(['diff', '1', '35', '45', '--db', db]);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('mms 1 users: 0 -> -1');
-    expect(r.stdout).toContain('counts violations: 0 -> 3');
+    expect(r.stdout).toContain('violations (count): 0 -> 3');
   });
 
   it('watch finds the first event with a violation', () => {

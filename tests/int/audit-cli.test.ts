@@ -46,7 +46,7 @@ describe('ioptrace audit', () => {
     expect(json.ledger).toHaveLength(80);
     expect(out.text.slice(0, 3)).toEqual([
       `run ${run}: ${FIXTURES}/unfill-xarray-leak.jsonl on v3: 80 ledger lines over 14 ops`,
-      '3 of 5 rules broken:',
+      '3 of 5 rules broken; the run also has 25 violations (pin_leak x20, invariant x2, accounting_mismatch x3) and 2 WARNs:',
       '  BROKEN  ledger-equals-state     at op 11 (line 21, ioas_unmap): last_npinned:2: ledger 63, state 0; npinned:2: ledger 63, state 0',
     ]);
   });
@@ -54,7 +54,7 @@ describe('ioptrace audit', () => {
   it('exits 0 when the books balance, and prints the ledger as CSV', async () => {
     const run = recordTrace(t.store, `${FIXTURES}/unfill-xarray-leak.jsonl`, 'upstream');
     const text = await audit(String(run));
-    expect([text.exitCode, text.text[1]]).toEqual([0, 'the books balance: all 5 rules hold']);
+    expect([text.exitCode, text.text[1]]).toEqual([0, 'the books balance: all 5 rules hold, no violation, no WARN']);
     const csv = await audit(String(run), '--csv', '--pages', '2');
     expect(csv.exitCode).toBe(0);
     expect(csv.text[0]).toBe('seq,op,line,type,counter,owner,pages,delta,value,fn,pfn,mm');
@@ -102,5 +102,30 @@ describe('ioptrace audit', () => {
     const nowhere = join(t.dir, 'no', 'such', 'x.html');
     await expect(audit(run, '--html', nowhere)).rejects.toThrow(new UsageError(`cannot write ${nowhere}: ENOENT`));
     expect(existsSync(nowhere)).toBe(false);
+  });
+});
+
+describe('ioptrace audit of a run with violations that touch no counter', () => {
+  it('never says the books balance, and draws the flat counters of a short run', async () => {
+    const run = recordTrace(t.store, 'replays/bad-free.jsonl', 'v3');
+    const text = await audit(String(run));
+    expect([text.exitCode, text.text[1]]).toEqual([
+      0,
+      `the accounting rules hold (all 5), but the run has 3 violations (bad_free, mmput_underflow, double_free): see ioptrace log ${run} --type ViolationDetected`,
+    ]);
+    const file = join(t.dir, 'bad-free.html');
+    const html = await audit(String(run), '--html', file);
+    expect(html.text).toEqual([
+      `wrote ${file}: run ${run}, 0 ledger lines, the accounting rules hold (all 5), but the run has 3 violations (bad_free, mmput_underflow, double_free): see ioptrace log ${run} --type ViolationDetected`,
+    ]);
+    const page = readFileSync(file, 'utf8');
+    expect(page).not.toContain('the books balance');
+    expect(page).toContain(
+      '<div class="verdict broken">the accounting rules hold (all 5), but the run has 3 violations',
+    );
+    expect(page.match(/<polyline class="series"/g)).toHaveLength(6);
+    // 12 ops (setup, 10 trace ops, teardown): a marker per op for each of the 6 counters
+    expect(page.match(/<circle class="point"/g)).toHaveLength(72);
+    expect(page).toContain('no counter moved in this run: every counter stays at 0 through its 12 ops');
   });
 });

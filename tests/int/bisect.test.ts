@@ -118,7 +118,7 @@ describe('bisectRuns over the store', () => {
     const s = await opened();
     const r = await bisectRuns(s, record(s, BAD_FREE, 'v3'), record(s, BAD_FREE, 'merged'));
     expect([r.divergence?.op, r.divergence?.line, r.divergence?.name]).toEqual([8, 33, 'access_pin']);
-    expect(r.divergence?.diff.lines).toEqual(['counts violations: 3 -> 0', 'mms 1 users: -1 -> 0']);
+    expect(r.divergence?.diff.lines).toEqual(['violations (count): 3 -> 0', 'mms 1 users: -1 -> 0']);
     expect(r.divergence?.diff.onlyA).toContain('HeapFreed alloc 4 fn pfn_reader_user_pin');
     expect(r.ranges).toEqual([[8, 11]]);
     expect(r.notes).toEqual([]);
@@ -218,7 +218,7 @@ describe('ioptrace bisect', () => {
       expect.objectContaining({ run: 2, variant: 'merged' }),
     ]);
     const diff = json['diff'] as { state: { text: string }[]; named: { allocations: number[] } };
-    expect(diff.state.map((d) => d.text)).toEqual(['counts violations: 3 -> 0', 'mms 1 users: -1 -> 0']);
+    expect(diff.state.map((d) => d.text)).toEqual(['violations (count): 3 -> 0', 'mms 1 users: -1 -> 0']);
     expect(diff.named.allocations).toEqual([4, 5]);
     expect(out.text[0]).toBe('recorded run 1 (v3) and run 2 (merged)');
     expect(out.text).toContain('first divergence: op 8, line 33 (access_pin): state differs');

@@ -105,7 +105,7 @@ describe('fuzz on v3, seeds 1..20 (bounded by iterations, so deterministic)', ()
     expect(bad?.fn).toBe('pfn_reader_user_pin');
     expect(bad?.op).toBe(7);
     expect(file?.text.split('\n').slice(0, 5)).toEqual([
-      '# Shrunk by ioptrace from the trace of seed 17: 38 ops -> 7 ops in 54 replays.',
+      '# Shrunk by ioptrace from the trace of seed 17: 38 ops -> 7 ops in 53 replays.',
       '# Replay: ioptrace replay fuzz-out/bad_free-pfn_reader_user_pin-seed17.min.jsonl --variant v3',
       '# Reproduces on v3: VIOLATION bad_free in pfn_reader_user_pin',
       '#   first shows at op 7 (line 13): iommufd frees allocation 4 (out_pages) owned by caller',

@@ -6,6 +6,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { auditAll, auditCsv, auditJson, auditRun, auditText, renderAuditHtml, summaryText } from '../../audit/index.js';
+import { reportVerdict } from '../../audit/report.js';
 import type { AuditFilter } from '../../audit/index.js';
 import { openStore } from '../../store/index.js';
 import { UsageError } from '../../lib/errors.js';
@@ -79,7 +80,7 @@ export const auditCommand: Command = {
           exitCode,
           json: auditJson(report),
           text: [
-            `wrote ${html}: run ${run}, ${report.ledger.length} ledger lines, ${broken.length ? `${broken.length} rules broken (${broken.map((r) => `${r.rule} at op ${r.op ?? '-'}`).join(', ')})` : 'the books balance'}`,
+            `wrote ${html}: run ${run}, ${report.ledger.length} ledger lines, ${broken.length ? `${broken.length} rules broken (${broken.map((r) => `${r.rule} at op ${r.op ?? '-'}`).join(', ')})` : reportVerdict(report).text}`,
           ],
         };
       }

@@ -3,6 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import { parseTraceText } from '../../replay/parse.js';
 import { recordReplay } from '../../replay/record.js';
+import { decodeUtf8Trace } from '../../replay/utf8.js';
+import { DEFAULT_MAX_EVENTS } from '../../replay/replayer.js';
 import type { ReplayResult } from '../../replay/replayer.js';
 import { DEFAULT_VARIANT, variantFromOptions } from '../../kernel/variant-spec.js';
 import type { NamedVariant } from '../../kernel/variant-spec.js';
@@ -38,12 +40,13 @@ export const VARIANT_OPTIONS = {
 
 /** Read and parse a trace file; a missing file or a bad trace is bad input (exit 2), nothing stored. */
 export async function loadTrace(path: string): Promise<{ text: string; trace: ReturnType<typeof parseTraceText> }> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (err) {
     throw new UsageError(`cannot read trace ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  const text = decodeUtf8Trace(bytes, path);
   return { text, trace: parseTraceText(text, path) };
 }
 
@@ -78,6 +81,7 @@ export function replaySummary(run: number | null, head: string | null, r: Replay
       field: m.field,
       expected: m.expected,
       actual: m.actual,
+      ...(m.more !== undefined ? { more: m.more } : {}),
     })),
     results: r.ops.map((o) => ({ line: o.line, op: o.op, errno: o.errno, ...o.outputs })),
     hung: r.hung,
@@ -90,33 +94,47 @@ export function findingLines(r: ReplayResult): string[] {
       (v) => `  VIOLATION ${v.kind} in ${v.fn} (line ${v.line}, op ${v.op}, event ${v.seq}): ${v.detail}`,
     ),
     ...r.warns.map((v) => `  WARN in ${v.fn} (line ${v.line}, op ${v.op}, event ${v.seq}): ${v.detail}`),
-    ...r.mismatches.map(
-      (m) => `  MISMATCH line ${m.line}: ${m.field} expected ${String(m.expected)}, got ${String(m.actual)}`,
-    ),
+    ...r.mismatches.flatMap((m) => [
+      `  MISMATCH line ${m.line}: ${m.field} expected ${String(m.expected)}, got ${String(m.actual)}`,
+      ...(m.more !== undefined ? [`  (and ${m.more} more at line ${m.line}, not listed)`] : []),
+    ]),
   ];
 }
 
 export const replayCommand: Command = {
   name: 'replay',
   summary: 'replay a trace on a variant and store every event',
-  usage: 'ioptrace replay TRACE [--variant V] [--fix FLAG]... [--without FLAG]... [--fail-nth N] [--json] [--db FILE]',
+  usage:
+    'ioptrace replay TRACE [--variant V] [--fix FLAG]... [--without FLAG]... [--fail-nth N] [--max-events N] [--progress] [--json] [--db FILE]',
   help: [
     ...VARIANT_HELP,
     'Exit 0 when the replay is clean, 1 when it found violations, WARNs or unmet expectations, 2 for a bad',
     'trace (nothing is stored), 3 when the replay failed part way (the store could not write, a value too',
     'large): the run is then marked failed with the reason, which `ioptrace runs` shows.',
     '`ioptrace variants` lists the fix flags.',
+    `--max-events N: the most events the run may emit (default ${DEFAULT_MAX_EVENTS}; 0 = no limit). A trace`,
+    'that needs more is bad input: exit 2 naming the op that ran out of budget, and the run stays in the',
+    'store as failed, with that reason.',
+    '--progress: show progress on stderr even when it is not a terminal (it is shown on a terminal anyway),',
+    'including the events of a long single op as they are emitted.',
   ],
-  options: { ...VARIANT_OPTIONS, 'fail-nth': { type: 'string' } },
+  options: {
+    ...VARIANT_OPTIONS,
+    'fail-nth': { type: 'string' },
+    'max-events': { type: 'string' },
+    progress: { type: 'boolean', default: false },
+  },
   async run(positionals, values, env): Promise<CommandOutput> {
     const [path, ...extra] = positionals;
     if (path === undefined || extra.length) throw new UsageError(`usage: ${this.usage}`);
     const { label, fixes } = variantFromArgs(values);
     const failNth = values['fail-nth'] === undefined ? null : intArg(values['fail-nth'], '--fail-nth');
+    const maxEvents =
+      values['max-events'] === undefined ? DEFAULT_MAX_EVENTS : intArg(values['max-events'], '--max-events');
     const { text, trace } = await loadTrace(path);
     const store = await openStore(env.db);
     try {
-      const progress = new Progress(trace.entries.length, `replay ${path}`, env.stderr);
+      const progress = new Progress(trace.entries.length, `replay ${path}`, env.stderr, values['progress'] === true);
       let recorded: ReturnType<typeof recordReplay>;
       try {
         // A replay that fails part way throws a StoreError naming the cause (exit 3); the run is marked failed.
@@ -126,7 +144,9 @@ export const replayCommand: Command = {
           variant: label,
           fixes,
           failNth,
+          maxEvents,
           onOp: (op) => progress.update(op.index),
+          onProgress: (p) => progress.inside(p.op, p.ops, p.line, p.name, p.opEvents),
         });
       } finally {
         progress.finish();

@@ -15,6 +15,10 @@ export const watchCommand: Command = {
     'Fields: npinned, last_npinned, pages.N.npinned, pages.N.last_npinned, user.UID.locked_vm, mm.ID.locked_vm,',
     'mm.ID.pinned_vm, violations, warns, pins(PFN), xa(PAGES, INDEX); operators == != < <= > >= && || and parentheses.',
     'A bare npinned / last_npinned means "for any iopt_pages". Exit 1 when the predicate never holds.',
+    'A named object (pages.N, xa(N, I), user.UID, mm.ID) may not exist at every event: where it does not (not yet',
+    'created, or freed), a comparison reading it is unknown and the predicate does not hold there (`!` keeps it',
+    'unknown; `||` with a true side holds). An object that never exists in the run is an error (exit 2,',
+    '"pages 9 never exists in run 1").',
   ],
   options: { from: { type: 'string' } },
   async run(positionals, values, env) {
@@ -25,7 +29,7 @@ export const watchCommand: Command = {
     try {
       requireRun(store, run);
       const from = values['from'] === undefined ? 0 : intArg(values['from'], '--from');
-      const hit = watch(new StoreSource(store, run), expr, { from });
+      const hit = watch(new StoreSource(store, run), expr, { from, runName: `run ${run}` });
       if (!hit) return { exitCode: 1, json: { run, expr, hit: null }, text: [`run ${run}: ${expr} never holds`] };
       const op = hit.seq === 0 ? null : store.opAt(run, hit.seq);
       return {

@@ -23,4 +23,4 @@ export const LIST_MAX = 4;
 /** Teardown reports this many runs or allocations one by one, then one summary. */
 export const TEARDOWN_MAX = 16;
 
-export const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
+export { hex } from '../../lib/format.js';

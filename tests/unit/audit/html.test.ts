@@ -82,6 +82,7 @@ function report(): AuditReport {
       { op: 2, counter: 'user.locked_vm', value: 8 },
       { op: 3, counter: 'npinned', value: 5 },
     ],
+    findings: { violations: 0, warns: 0, kinds: [] },
   };
 }
 

@@ -26,9 +26,9 @@ describe('bisect of bad-free.jsonl, v3 against merged', () => {
   });
 
   it('names the mm counter in the state diff and the heap allocation freed by pfn_reader_user_pin', () => {
-    expect(d.diff.lines).toEqual(['counts violations: 3 -> 0', 'mms 1 users: -1 -> 0']);
+    expect(d.diff.lines).toEqual(['violations (count): 3 -> 0', 'mms 1 users: -1 -> 0']);
     expect(d.diff.named.mms).toEqual([1]);
-    expect(d.diff.named.counters).toEqual(['counts violations', 'mms 1 users']);
+    expect(d.diff.named.counters).toEqual(['mms 1 users', 'violations (count)']);
     expect(d.diff.named.allocations).toEqual([4, 5]);
     expect(d.diff.onlyA).toContain('HeapFreed alloc 4 fn pfn_reader_user_pin');
     expect(d.diff.onlyA).toContain('MmPut mm 1 fn pfn_reader_user_destroy');
@@ -62,8 +62,8 @@ describe('bisect of iommufd_ioas.access_domain_destory', () => {
     expect([d.op, d.line, d.name]).toEqual([23, 61, 'domain_detach']);
     expect(d.diff.named.pfns).toEqual([[0x40a02, 0x40bff]]);
     expect(d.diff.lines).toEqual([
-      'counts violations: 4 -> 0',
-      'counts warns: 2 -> 0',
+      'violations (count): 4 -> 0',
+      'WARNs (count): 2 -> 0',
       'mms 1 pinnedVm: 511 -> 1',
       'users 1000 lockedVm: 511 -> 1',
       'frames pfn 0x40a02..0x40bff dirty: no -> yes',

@@ -131,12 +131,14 @@ describe('parseTraceText', () => {
   it('applies every default of the contract when no header line is given', () => {
     expect(parseTraceText(trace('{"op":"process","pid":1}')).header).toEqual(HEADER_DEFAULTS);
     expect(DEFAULT_TRACE_HEADER).toEqual(HEADER_DEFAULTS);
-    expect(parseTraceText('').entries).toEqual([]);
   });
 
   it('reads the header settings, with defaults for the ones left out', () => {
     const parsed = parseTraceText(
-      trace('{"format":"ioptrace-trace","version":1,"page_size":65536,"temp_memory_limit":"0x20","test_build":false}'),
+      trace(
+        '{"format":"ioptrace-trace","version":1,"page_size":65536,"temp_memory_limit":"0x20","test_build":false}',
+        '{"op":"process","pid":1}',
+      ),
     );
     expect(parsed.header).toEqual({
       format: 'ioptrace-trace',

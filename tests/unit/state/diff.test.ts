@@ -123,13 +123,13 @@ describe('diffStates', () => {
       { type: 'ItreeInserted', v: 1, tree: { kind: 'access', pages: 3 }, node: 12, start: 1, last: 2, owner: null },
     ]);
     expect(renderDiff(diffStates(a, b))).toEqual([
-      'cursors nextId: 1 -> 13',
+      'next object id: 1 -> 13',
       'pages 3: (none) -> {id 3, refs 1, npages 4, npinned 0, lastNpinned 0, uptr 0x2000, writable no, accountMode none, sourcePid p9, sourceMm 9, sourceUid 0}',
       'pages 3 accessTree node 12: (none) -> {start 1, last 2}',
       'pages 3 xa index 0..3: (none) -> pfn 0x500..0x503',
     ]);
     expect(renderDiff(diffStates(b, a))).toEqual([
-      'cursors nextId: 13 -> 1',
+      'next object id: 13 -> 1',
       'pages 3: {id 3, refs 1, npages 4, npinned 0, lastNpinned 0, uptr 0x2000, writable no, accountMode none, sourcePid p9, sourceMm 9, sourceUid 0} -> (none)',
       'pages 3 accessTree node 12: {start 1, last 2} -> (none)',
       'pages 3 xa index 0..3: pfn 0x500..0x503 -> (none)',
@@ -171,7 +171,7 @@ describe('diffStates', () => {
     );
     expect(renderDiff(diffStates(a, b))).toEqual([
       'config tempMemoryLimit: 65536 -> 100',
-      'counts warns: 1 -> 2',
+      'WARNs (count): 1 -> 2',
       'fault: null -> {nth 2, site gup}',
       'mms 1 pinnedVm: 0 -> 3',
       'pageData pfn 0x40400: byte 0x10 differs',

@@ -82,8 +82,8 @@ describe('Cursor', () => {
     const step = c.forward();
     const { pages, area, heap } = ids(0);
     expect(step?.summary).toEqual([
-      'cursors nextId: 2 -> 104',
-      'cursors opsDone: 3 -> 4',
+      'next object id: 2 -> 104',
+      'ops done: 3 -> 4',
       'users 1000 lockedVm: 0 -> 64',
       `frames pfn ${'0x' + FIRST_PFN.toString(16)}..0x4003f pins: 0 -> 1`,
       `heap ${heap}: (none) -> {id ${heap}, size 192, owner iommufd, tag iopt_area, fn iopt_area_alloc}`,

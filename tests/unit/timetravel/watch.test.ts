@@ -47,10 +47,18 @@ describe('watch', () => {
   });
 
   it('answers seq 0 (op -1) when the predicate holds in the initial state', () => {
-    expect(watch(run.source, `pins(${pfnOf(1) + 5}) == 0 && xa(${ids(1).pages}, 5) == none`)).toEqual({
-      seq: 0,
-      op: -1,
-    });
+    expect(watch(run.source, `pins(${pfnOf(1) + 5}) == 0 && violations == 0`)).toEqual({ seq: 0, op: -1 });
+  });
+
+  it('does not let a predicate on a named iopt_pages hold before that iopt_pages exists', () => {
+    const pages = ids(1).pages;
+    expect((run.live[31] as State).pages[pages]).toBeUndefined();
+    expect((run.live[32] as State).pages[pages]).toBeDefined();
+    expect(watch(run.source, `pins(${pfnOf(1) + 5}) == 0 && xa(${pages}, 5) == none`)).toEqual({ seq: 32, op: 4 });
+    expect(watch(run.source, `pages.${pages}.npinned != 1`)).toEqual({ seq: 32, op: 4 });
+    expect(watch(run.source, `!(pages.${pages}.npinned == 1)`)).toEqual({ seq: 32, op: 4 });
+    expect(watch(run.source, `pages.${pages}.npinned != 1 || violations == 0`)).toEqual({ seq: 0, op: -1 });
+    expect(watch(run.source, `pages.${pages}.npinned != 1 && violations == 0`)).toEqual({ seq: 32, op: 4 });
     expect(watch(run.source, `pins(${pfnOf(1) + 5}) == 0 && xa(${ids(1).pages}, 5) == none`, { from: 40 })).toEqual({
       seq: 221,
       op: 18,
@@ -59,6 +67,17 @@ describe('watch', () => {
 
   it('returns null when the predicate never holds', () => {
     expect(watch(run.source, 'warns == 7')).toBeNull();
+  });
+
+  it('refuses an object that never exists in the run, naming it', () => {
+    expect(() => watch(run.source, 'pages.9999.npinned != 0', { runName: 'run 1' })).toThrow(
+      new UsageError('pages 9999 never exists in run 1'),
+    );
+    expect(() => watch(run.source, 'violations == 0 || xa(777, 0) == none')).toThrow(
+      new UsageError('pages 777 never exists in the run'),
+    );
+    expect(() => watch(run.source, 'user.4242.locked_vm > 0')).toThrow('user 4242 never exists in the run');
+    expect(() => watch(run.source, 'mm.99.users > 0')).toThrow('mm 99 never exists in the run');
   });
 
   it('agrees with testing every event, for every expression and several starting points', () => {
@@ -142,6 +161,8 @@ describe('compileWatch parse errors', () => {
   it('accepts hex, negative numbers, none, ! and nested parentheses', () => {
     const pred = compileWatch('!((violations == -1) || xa(0x64, 0) != none) && pins(0x40000) == 0');
     const empty = run.live[0] as State;
-    expect(pred.test(empty)).toBe(true);
+    // iopt_pages 0x64 does not exist in the empty state: xa(0x64, 0) is unknown, and so is the whole.
+    expect(pred.test(empty)).toBe(false);
+    expect(compileWatch('!((violations == -1) || pins(0x64) != 0) && pins(0x40000) == 0').test(empty)).toBe(true);
   });
 });
