@@ -27,6 +27,6 @@ export function upstreamRelease(packageVersion: string): string {
 }
 
 /** The files of ours that the build uses, in the repository. */
-export function nativeFile(...parts: string[]): string {
-  return join(packageRoot(), 'native', ...parts);
+export function nativeFile(folder: string, name: string): string {
+  return join(packageRoot(), 'native', folder, name);
 }

@@ -10,13 +10,9 @@
  * it, can never be granted: the task sleeps in D state for good. That ends the task's operation: the lock
  * call throws TaskHung and the replayer records the op as hung (OpHung) and runs nothing after it.
  */
-import type { Sim } from './sim.js';
+import type { MmapLockState, Sim } from './sim.js';
 
-/** One mm's rwsem: the reader count (negative when corrupt) and the writing task, if any. */
-export interface MmapLockState {
-  readers: number;
-  writer: string | null;
-}
+export type { MmapLockState };
 
 export interface HungTask {
   /** The task that waits: a pid, or 'kthread'. */

@@ -9,7 +9,6 @@
 import type { Event, FaultSite, ViolationKind } from '../events/events.js';
 import type { Emitter } from '../state/emit.js';
 import type { State } from '../state/state.js';
-import type { MmapLockState } from './mmap-lock.js';
 
 /** The task that issues the current call: a process (its mm) or a kernel thread (no mm). */
 export interface Task {
@@ -20,6 +19,12 @@ export interface Task {
 export const KTHREAD: Task = { pid: null, mm: null };
 
 export type FindingObjects = Record<string, string | number | bigint | boolean | null>;
+
+/** One mm's rwsem (mmap-lock.ts): the reader count (negative when corrupt) and the writing task, if any. */
+export interface MmapLockState {
+  readers: number;
+  writer: string | null;
+}
 
 export class Sim {
   /** The caller of the current operation. */

@@ -110,7 +110,7 @@ const alignUp = (x: bigint, a: bigint): bigint => alignDown(x + a - 1n, a);
 
 export class Session {
   private readonly live: LiveReplay;
-  private readonly header: TraceHeader = { ...DEFAULT_TRACE_HEADER, version: 2 };
+  private readonly header: TraceHeader = { ...DEFAULT_TRACE_HEADER, version: 1 };
   private readonly lines: string[] = [];
   private readonly contexts = new Map<bigint, Context>();
   private readonly processes = new Set<number>();
@@ -176,7 +176,7 @@ export class Session {
     const result = this.live.finish(firstOpLine + this.lines.length);
     this.reportFindings(null);
     this.memory.close();
-    const traceText = [...Session.PREAMBLE, JSON.stringify({ format: 'ioptrace-trace', version: 2 }), ...this.lines]
+    const traceText = [...Session.PREAMBLE, JSON.stringify({ format: 'ioptrace-trace', version: 1 }), ...this.lines]
       .map((l) => `${l}\n`)
       .join('');
     return {

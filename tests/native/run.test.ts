@@ -199,7 +199,7 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
       'last copy ok',
     ]);
     const text = readFileSync(r.trace, 'utf8');
-    expect(text.split('\n')[1]).toBe('{"format":"ioptrace-trace","version":2}');
+    expect(text.split('\n')[1]).toBe('{"format":"ioptrace-trace","version":1}');
     // Two processes issued ops: the parent and the child.
     expect(text.match(/"op":"process"/g)).toHaveLength(2);
     expect(r.report.mismatches).toEqual([]);

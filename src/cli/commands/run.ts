@@ -54,7 +54,7 @@ export const runCommand: Command = {
   help: [
     'The program runs with libioptrace-preload.so preloaded: its opens of /dev/iommu become contexts of the',
     'model and its iommufd ioctls are served by it. The exit status is the program`s; findings go to stderr.',
-    '--trace-out writes the trace the program produced (version 2), which `ioptrace replay` reproduces.',
+    '--trace-out writes the trace the program produced (version 1), which `ioptrace replay` reproduces.',
   ],
   options: { ...VARIANT_OPTIONS, 'trace-out': { type: 'string' }, 'json-out': { type: 'string' } },
   passThrough: true,

@@ -704,7 +704,7 @@ describe('parseTraceText errors', () => {
         '{"format":"ioptrace-trace","version":1}',
       ),
     ).toEqual([
-      { line: 1, field: 'version', message: 'unsupported version 3: this ioptrace reads versions 1 and 2' },
+      { line: 1, field: 'version', message: 'unsupported version 3: this ioptrace reads version 1' },
       { line: 1, field: 'page_size', message: 'expected a power of two' },
       {
         line: 1,
