@@ -28,3 +28,5 @@ export { openStore, StoreError } from './store/index.js';
 export type { Store, RunRow, StoredEvent, StoredOp, VerifyReport } from './store/index.js';
 export { digestHex } from './lib/digest.js';
 export { encodeJson, decodeJson } from './lib/codec.js';
+export { Cursor, StoreSource, MemorySource, stateAt } from './timetravel/index.js';
+export type { Step, EventSource, OpSpan } from './timetravel/index.js';

@@ -47,6 +47,7 @@ const EXPECTED: Record<string, number> = {
   'at 1 40': 0,
   'diff 1 30 45': 0,
   'why 1 --pfn 0x40000': 0,
+  'step 1 --from 7 --to 9': 0,
   'watch 1 violations > 0': 0,
   verify: 0,
   'failnth replays/selftest/fail_nth.basic.jsonl': 0,

@@ -8,6 +8,7 @@ import { logCommand } from './log.js';
 import { atCommand } from './at.js';
 import { diffCommand } from './diff.js';
 import { whyCommand } from './why.js';
+import { stepCommand } from './step.js';
 import { watchCommand } from './watch.js';
 import { verifyCommand } from './verify.js';
 import { failnthCommand } from './failnth.js';
@@ -30,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   atCommand,
   diffCommand,
   whyCommand,
+  stepCommand,
   watchCommand,
   verifyCommand,
   failnthCommand,
