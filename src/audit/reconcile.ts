@@ -34,6 +34,7 @@
  * return (upstream behaviour; the model's invariants exempt them). The ledger does not balance there, so
  * the rule breaks, and its detail says why.
  */
+import { HOLDING_EVIDENCE_EVENTS } from '../events/groups.js';
 import type { Pages, State } from '../state/state.js';
 import { itreeEntries } from '../structures/interval-tree.js';
 import { rangeForEach } from '../structures/range-map.js';
@@ -292,17 +293,6 @@ function holdingText(type: string, e: Record<string, unknown>): string {
   }
 }
 
-const HOLDING_TYPES = [
-  'XaStored',
-  'XaErased',
-  'ItreeInserted',
-  'ItreeRemoved',
-  'PagesReleased',
-  'AreaPagesSet',
-  'AreaStorageDomainSet',
-  'AreaFreed',
-] as const;
-
 async function evidenceFor(store: Store, run: number, b: Break): Promise<{ events: EvidenceEvent[]; more: number }> {
   const lines =
     b.lastLinesOnly === true
@@ -318,7 +308,7 @@ async function evidenceFor(store: Store, run: number, b: Break): Promise<{ event
   if (b.holdingsOf.length > 0) {
     const wanted = new Set(b.holdingsOf);
     const areas = new Set(b.areas ?? []);
-    for (const row of store.events(run, { op: b.op, types: HOLDING_TYPES })) {
+    for (const row of store.events(run, { op: b.op, types: HOLDING_EVIDENCE_EVENTS })) {
       const e = decodeJson(row.payload) as Record<string, unknown>;
       const tree = e['tree'] as { kind?: string; pages?: number } | undefined;
       const pages = (e['pages'] as number | null | undefined) ?? tree?.pages;
