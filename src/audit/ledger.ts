@@ -29,6 +29,7 @@ import {
   type RawBuilder,
   type SqlBool,
 } from 'kysely';
+import { EVENTS_CHANGING_HELD_PINS, LEDGER_EVENTS } from '../events/groups.js';
 import type { Database, Store } from '../store/index.js';
 
 export const COUNTER_NAMES = [
@@ -43,15 +44,6 @@ export type CounterName = (typeof COUNTER_NAMES)[number];
 /** The counters charged by AccountingCharged / AccountingUncharged. */
 export const ACCOUNTING_COUNTERS = ['user.locked_vm', 'mm.locked_vm', 'mm.pinned_vm'] as const;
 export type AccountingCounter = (typeof ACCOUNTING_COUNTERS)[number];
-
-const LEDGER_TYPES = [
-  'AccountingCharged',
-  'AccountingUncharged',
-  'NpinnedChanged',
-  'LastNpinnedSet',
-  'PagesPinned',
-  'PagesUnpinned',
-];
 
 export interface LedgerLine {
   seq: number;
@@ -129,7 +121,7 @@ function accountingEvents(db: QueryCreator<Database>, run: number) {
   return db
     .selectFrom('events')
     .where('run', '=', run)
-    .where('type', 'in', LEDGER_TYPES)
+    .where('type', 'in', LEDGER_EVENTS)
     .select(['seq', 'op', 'type'])
     .select([
       sql<CounterName>`case type
@@ -481,15 +473,7 @@ export async function holdingChanges(store: Store, run: number): Promise<Map<num
   const rows = await store.db
     .selectFrom('events')
     .where('run', '=', run)
-    .where('type', 'in', [
-      'NpinnedChanged',
-      'XaStored',
-      'XaErased',
-      'ItreeInserted',
-      'ItreeRemoved',
-      'PagesReleased',
-      'AreaPagesSet',
-    ])
+    .where('type', 'in', EVENTS_CHANGING_HELD_PINS)
     .where(sql<SqlBool>`coalesce(${jsonField('$.pages')}, ${jsonField('$.tree.pages')}) is not null`)
     .select(['op', sql<number>`coalesce(${jsonField('$.pages')}, ${jsonField('$.tree.pages')})`.as('pages')])
     .distinct()

@@ -34,8 +34,10 @@
  * return (upstream behaviour; the model's invariants exempt them). The ledger does not balance there, so
  * the rule breaks, and its detail says why.
  */
+import { HOLDING_EVIDENCE_EVENTS } from '../events/groups.js';
 import type { Pages, State } from '../state/state.js';
-import { itreeEntries } from '../structures/interval-tree.js';
+import { mustHoldPinned } from '../kernel/invariants/held.js';
+import { runsSize } from '../kernel/invariants/runs.js';
 import { rangeForEach } from '../structures/range-map.js';
 import { decodeJson } from '../lib/codec.js';
 import type { Store, StoredOp } from '../store/index.js';
@@ -154,33 +156,11 @@ interface Break {
 }
 
 /**
- * Indexes an iopt_pages must hold pinned: what its accesses and its filled areas cover (access_itree ∪
- * domains_itree). Pins beyond that (xarray entries no access covers, an erased entry never unpinned) are
- * pins nobody can release. A domains_itree node counts only while its area lives, belongs to this pages
- * and is filled (node id = area id): a node left behind by a split or a free covers nothing the unfill
- * would find. `stale` receives such nodes.
+ * Indexes an iopt_pages must hold pinned, by the kernel model's held-pins rule (mustHoldPinned); `stale`
+ * receives the domains_itree nodes that count for nothing.
  */
 export function heldIndexes(state: State, p: Pages, stale: number[] = []): number {
-  const spans: [number, number][] = itreeEntries(p.accessTree).map((e) => [e.start, e.last]);
-  for (const e of itreeEntries(p.domainsTree)) {
-    const area = state.areas[e.id];
-    if (area === undefined || area.pages !== p.id || area.storageDomain === null) stale.push(e.id);
-    else spans.push([e.start, e.last]);
-  }
-  spans.sort((a, b) => a[0] - b[0]);
-  let held = 0;
-  let first = -1;
-  let last = -2;
-  for (const [start, end] of spans) {
-    if (start <= last + 1) last = Math.max(last, end);
-    else {
-      if (first >= 0) held += last - first + 1;
-      first = start;
-      last = end;
-    }
-  }
-  if (first >= 0) held += last - first + 1;
-  return held;
+  return runsSize(mustHoldPinned(state, p, stale));
 }
 
 /** Pins held on physical pages in a state (frames' pin counts). */
@@ -292,17 +272,6 @@ function holdingText(type: string, e: Record<string, unknown>): string {
   }
 }
 
-const HOLDING_TYPES = [
-  'XaStored',
-  'XaErased',
-  'ItreeInserted',
-  'ItreeRemoved',
-  'PagesReleased',
-  'AreaPagesSet',
-  'AreaStorageDomainSet',
-  'AreaFreed',
-] as const;
-
 async function evidenceFor(store: Store, run: number, b: Break): Promise<{ events: EvidenceEvent[]; more: number }> {
   const lines =
     b.lastLinesOnly === true
@@ -318,7 +287,7 @@ async function evidenceFor(store: Store, run: number, b: Break): Promise<{ event
   if (b.holdingsOf.length > 0) {
     const wanted = new Set(b.holdingsOf);
     const areas = new Set(b.areas ?? []);
-    for (const row of store.events(run, { op: b.op, types: HOLDING_TYPES })) {
+    for (const row of store.events(run, { op: b.op, types: HOLDING_EVIDENCE_EVENTS })) {
       const e = decodeJson(row.payload) as Record<string, unknown>;
       const tree = e['tree'] as { kind?: string; pages?: number } | undefined;
       const pages = (e['pages'] as number | null | undefined) ?? tree?.pages;

@@ -6,6 +6,7 @@
  * only good news when there are none.
  */
 import { decodeJson } from '../lib/codec.js';
+import { FINDING_EVENTS } from '../events/groups.js';
 import type { Store } from '../store/index.js';
 
 /** The violations and WARNs of a run, by kind, in the order they were first found. */
@@ -20,7 +21,7 @@ export function runFindings(store: Store, run: number): RunFindings {
   const kinds = new Map<string, number>();
   let violations = 0;
   let warns = 0;
-  for (const e of store.events(run, { types: ['ViolationDetected', 'Warned'] })) {
+  for (const e of store.events(run, { types: FINDING_EVENTS })) {
     if (e.type === 'Warned') {
       warns += 1;
       continue;

@@ -43,7 +43,7 @@ import type { ParsedTrace } from '../replay/parse.js';
 import type { ReplayResult } from '../replay/replayer.js';
 import type { Divergence } from './divergence.js';
 import { divergenceInMemory, replayKeyed } from './memory.js';
-import type { OpKey } from './scan.js';
+import type { OpRow } from '../store/index.js';
 import { opDifferences } from './scan.js';
 
 export interface Outcome {
@@ -263,15 +263,15 @@ export function variantAt(bad: VariantSpec, steps: readonly FixStep[], k: number
 
 interface Probe {
   outcome: Outcome;
-  keys: OpKey[];
+  keys: OpRow[];
 }
 
 /** The first op index where two keyed replays disagree, or null. */
-function firstDifferingOp(a: readonly OpKey[], b: readonly OpKey[]): OpKey | null {
+function firstDifferingOp(a: readonly OpRow[], b: readonly OpRow[]): OpRow | null {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
-    const x = a[i] as OpKey;
-    if (opDifferences(x, b[i] as OpKey).length > 0) return x;
+    const x = a[i] as OpRow;
+    if (opDifferences(x, b[i] as OpRow).length > 0) return x;
   }
   return null;
 }

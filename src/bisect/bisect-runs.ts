@@ -24,13 +24,13 @@ import { parseTraceText } from '../replay/parse.js';
 import type { ParsedTrace } from '../replay/parse.js';
 import { recordReplay } from '../replay/record.js';
 import { decodeEvent } from '../state/snapshot.js';
-import type { RunRow, Store } from '../store/index.js';
+import type { OpRow, RunRow, Store } from '../store/index.js';
 import { stateAt } from '../timetravel/state-at.js';
 import { StoreSource } from '../timetravel/store-source.js';
 import type { Divergence } from './divergence.js';
 import { describeDivergence } from './divergence.js';
 import { DigestNeutralizer, NEUTRAL_EVENT_TYPES, neutralOptions } from './neutral.js';
-import type { OpKey, OpPair, ScanResult } from './scan.js';
+import type { OpPair, ScanResult } from './scan.js';
 import { opDifferences } from './scan.js';
 import type { NamedVariant } from '../kernel/variant-spec.js';
 
@@ -219,19 +219,12 @@ async function neutralStretches(
 }
 
 /** The key of one stored op, with its neutral digest. */
-function storedKey(store: Store, run: number, index: number, neutralDigest: string): OpKey {
+function storedKey(store: Store, run: number, index: number, neutralDigest: string): OpRow {
   const row = store.ops(run, index, index)[0];
   if (row === undefined) throw new InternalError(`run ${run} has no op ${index}`);
-  return {
-    index,
-    line: row.line,
-    op: row.op,
-    errno: row.errno,
-    result: row.result,
-    firstSeq: row.firstSeq,
-    lastSeq: row.lastSeq,
-    digest: neutralDigest,
-  };
+  // A StoredOp is an OpRow with its run and chain hash; the comparison needs neither.
+  const { run: _run, hash: _hash, ...fields } = row;
+  return { ...fields, digest: neutralDigest };
 }
 
 /**

@@ -17,7 +17,8 @@ import { compareEffects, eventsOnlyIn, namedObjects } from './effects.js';
 import type { EffectsComparison, NamedObjects } from './effects.js';
 import { neutralKind } from './neutral.js';
 import type { NeutralOptions } from './neutral.js';
-import type { OpDifference, OpKey, OpPair } from './scan.js';
+import type { OpDifference, OpPair } from './scan.js';
+import type { OpRow } from '../store/index.js';
 
 export interface OpSide {
   line: number;
@@ -58,7 +59,7 @@ export interface Divergence {
   events: EffectsComparison;
 }
 
-function side(k: OpKey): OpSide {
+function side(k: OpRow): OpSide {
   return { line: k.line, errno: k.errno, result: k.result, digest: k.digest, events: k.lastSeq - k.firstSeq + 1 };
 }
 

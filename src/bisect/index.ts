@@ -18,7 +18,7 @@ export type { EffectsComparison, NamedObjects, RowMark, SideBySideRow } from './
 export { DigestNeutralizer, NEUTRAL_EVENT_TYPES, neutralDigestOfState } from './neutral.js';
 export type { NeutralOptions } from './neutral.js';
 export { opDifferences, scanOps } from './scan.js';
-export type { OpDifference, OpKey, OpPair, ScanResult } from './scan.js';
+export type { OpDifference, OpPair, ScanResult } from './scan.js';
 export { parseVariantSpec } from '../kernel/variant-spec.js';
 export type { NamedVariant } from '../kernel/variant-spec.js';
 export { bisectFixJson, bisectJson, observedJson, renderBisect, renderBisectFix, renderObserved } from './render.js';

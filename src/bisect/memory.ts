@@ -2,15 +2,14 @@
 /**
  * Bisect without the store: replays held in memory, for fix bisect (many throwaway variants) and tests.
  *
- * `replayKeyed` replays once and keeps, per op, only what the comparison needs (OpKey: neutral digest,
+ * `replayKeyed` replays once and keeps, per op, only what the comparison needs (OpRow: neutral digest,
  * errno, result, event range), not the events. `divergenceInMemory` replays two variants again up to a known
  * op and keeps the state just after it and its events: two replays instead of keeping two whole logs.
  */
 import type { Event } from '../events/events.js';
-import { encodeJson } from '../lib/codec.js';
 import type { VariantSpec } from '../kernel/variants.js';
 import type { ParsedTrace } from '../replay/parse.js';
-import { replay } from '../replay/replayer.js';
+import { opRowOf, replay } from '../replay/replayer.js';
 import type { ReplayResult } from '../replay/replayer.js';
 import type { EventSink } from '../state/emit.js';
 import { deserializeState, serializeState } from '../state/snapshot.js';
@@ -19,12 +18,13 @@ import type { Divergence } from './divergence.js';
 import { describeDivergence } from './divergence.js';
 import { DigestNeutralizer } from './neutral.js';
 import type { NeutralOptions } from './neutral.js';
-import type { OpKey, ScanResult } from './scan.js';
+import type { ScanResult } from './scan.js';
+import type { OpRow } from '../store/index.js';
 import { opDifferences, scanOps } from './scan.js';
 
 export interface KeyedReplay {
   result: ReplayResult;
-  keys: OpKey[];
+  keys: OpRow[];
 }
 
 export interface MemoryReplayOptions extends NeutralOptions {
@@ -34,23 +34,14 @@ export interface MemoryReplayOptions extends NeutralOptions {
 /** Replay `trace` on `spec` in memory and key every op for comparison. */
 export function replayKeyed(trace: ParsedTrace, spec: VariantSpec, options: MemoryReplayOptions = {}): KeyedReplay {
   const neutralizer = new DigestNeutralizer(options);
-  const keys: OpKey[] = [];
+  const keys: OpRow[] = [];
   const result = replay(trace, {
     variant: spec.variant,
     fixes: spec.fixes,
     failNth: options.failNth ?? null,
     sink: neutralizer,
     onOp: (r) => {
-      keys.push({
-        index: r.index,
-        line: r.line,
-        op: r.op,
-        errno: r.errno,
-        result: encodeJson(r.outputs),
-        firstSeq: r.firstSeq,
-        lastSeq: r.lastSeq,
-        digest: neutralizer.neutral(r.digest),
-      });
+      keys.push(opRowOf(r, neutralizer.neutral(r.digest)));
     },
   });
   return { result, keys };
@@ -78,9 +69,9 @@ function captureOp(
   spec: VariantSpec,
   op: number,
   options: MemoryReplayOptions,
-): { state: State; events: Event[]; key: OpKey } {
+): { state: State; events: Event[]; key: OpRow } {
   const sink = new CaptureSink(op, options);
-  let captured: { state: State; key: OpKey } | null = null;
+  let captured: { state: State; key: OpRow } | null = null;
   replay(trace, {
     variant: spec.variant,
     fixes: spec.fixes,
@@ -91,20 +82,11 @@ function captureOp(
       // A copy: the replay goes on mutating the live state.
       captured = {
         state: deserializeState(serializeState(state)),
-        key: {
-          index: r.index,
-          line: r.line,
-          op: r.op,
-          errno: r.errno,
-          result: encodeJson(r.outputs),
-          firstSeq: r.firstSeq,
-          lastSeq: r.lastSeq,
-          digest: sink.neutralizer.neutral(r.digest),
-        },
+        key: opRowOf(r, sink.neutralizer.neutral(r.digest)),
       };
     },
   });
-  const c = captured as { state: State; key: OpKey } | null;
+  const c = captured as { state: State; key: OpRow } | null;
   if (c === null) throw new RangeError(`the replay has no op ${op}`);
   return { state: c.state, events: sink.events, key: c.key };
 }

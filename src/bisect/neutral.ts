@@ -23,6 +23,7 @@
  * reads them through the type filter without reading the run.
  */
 import type { Event, EventType } from '../events/events.js';
+import { NEUTRAL_EVENTS } from '../events/groups.js';
 import type { Digest, HashPart } from '../lib/digest.js';
 import { digestAdd, digestHex, digestRemove, zeroDigest } from '../lib/digest.js';
 import type { EventSink } from '../state/emit.js';
@@ -30,12 +31,7 @@ import { fieldParts } from '../state/records.js';
 import type { State } from '../state/state.js';
 
 /** The events that change a neutralised field. */
-export const NEUTRAL_EVENT_TYPES: readonly EventType[] = [
-  'IoasAllocated',
-  'IovaAlignmentSet',
-  'HeapAllocated',
-  'HeapFreed',
-];
+export const NEUTRAL_EVENT_TYPES: readonly EventType[] = NEUTRAL_EVENTS;
 
 /** The alignment a new IOAS starts with (reducers/iommufd.ts ioasAllocated). */
 const INITIAL_ALIGNMENT = 1n;

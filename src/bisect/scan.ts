@@ -15,28 +15,15 @@
  * in memory it is scanOps below.
  */
 
-/** What bisect needs of one op of one run. */
-export interface OpKey {
-  index: number;
-  line: number;
-  /** The op's name ('access_pin', 'setup', 'teardown'). */
-  op: string;
-  errno: string | null;
-  /** encodeJson of the op's outputs, as stored. */
-  result: string;
-  firstSeq: number;
-  lastSeq: number;
-  /** Neutral digest after the op. */
-  digest: string;
-}
+import type { OpRow } from '../store/index.js';
 
 /** Which parts of an op differ between the two runs. */
 export type OpDifference = 'state' | 'errno' | 'result';
 
 export interface OpPair {
   index: number;
-  a: OpKey;
-  b: OpKey;
+  a: OpRow;
+  b: OpRow;
   differs: OpDifference[];
 }
 
@@ -50,7 +37,7 @@ export interface ScanResult {
   differingOps: number;
 }
 
-export function opDifferences(a: OpKey, b: OpKey): OpDifference[] {
+export function opDifferences(a: OpRow, b: OpRow): OpDifference[] {
   const out: OpDifference[] = [];
   if (a.digest !== b.digest) out.push('state');
   if (a.errno !== b.errno) out.push('errno');
@@ -82,7 +69,7 @@ export class DivergenceCollector {
  * Compare two op streams index by index, up to `limit` ops (or until either ends). Both streams must yield
  * ops in index order from 0; they are read once, in step.
  */
-export function scanOps(as: Iterable<OpKey>, bs: Iterable<OpKey>, limit = Number.MAX_SAFE_INTEGER): ScanResult {
+export function scanOps(as: Iterable<OpRow>, bs: Iterable<OpRow>, limit = Number.MAX_SAFE_INTEGER): ScanResult {
   const ia = as[Symbol.iterator]();
   const ib = bs[Symbol.iterator]();
   const collector = new DivergenceCollector();

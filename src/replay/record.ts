@@ -21,7 +21,7 @@ import type { RunWriter, Store } from '../store/index.js';
 import { SnapshotSpacing } from '../state/snapshot-spacing.js';
 import type { SpacingOptions } from '../state/snapshot-spacing.js';
 import type { ParsedTrace } from './parse.js';
-import { replay } from './replayer.js';
+import { opRowOf, replay } from './replayer.js';
 import { EventBudgetError } from './errors.js';
 import type { OpRecord, ReplayOptions, ReplayResult } from './replayer.js';
 
@@ -80,16 +80,7 @@ export function recordReplay(store: Store, trace: ParsedTrace, options: RecordOp
       sink,
       onOp: (record, state) => {
         sink.state = state;
-        writer.endOp({
-          index: record.index,
-          line: record.line,
-          op: record.op,
-          errno: record.errno,
-          result: encodeJson(record.outputs),
-          firstSeq: record.firstSeq,
-          lastSeq: record.lastSeq,
-          digest: record.digest,
-        });
+        writer.endOp(opRowOf(record));
         opIndex = record.index + 1;
         options.onOp?.(record);
       },

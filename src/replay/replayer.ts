@@ -14,6 +14,8 @@
 import type { Event } from '../events/events.js';
 import type { Expectation, TraceHeader, TraceOp } from '../events/trace.js';
 import type { ParsedTrace } from './parse.js';
+import type { OpRow } from '../store/index.js';
+import { encodeJson } from '../lib/codec.js';
 import { Emitter, EventBudgetExhausted } from '../state/emit.js';
 import { pushAll } from '../lib/arrays.js';
 import type { EventSink } from '../state/emit.js';
@@ -81,6 +83,20 @@ export interface OpRecord {
   firstSeq: number;
   lastSeq: number;
   digest: string;
+}
+
+/** The stored record of a replayed op; `digest` replaces the state digest (bisect's neutral digest). */
+export function opRowOf(record: OpRecord, digest: string = record.digest): OpRow {
+  return {
+    index: record.index,
+    line: record.line,
+    op: record.op,
+    errno: record.errno,
+    result: encodeJson(record.outputs),
+    firstSeq: record.firstSeq,
+    lastSeq: record.lastSeq,
+    digest,
+  };
 }
 
 export interface Finding {

@@ -21,6 +21,7 @@
  */
 
 import { hash } from 'node:crypto';
+import type { OpRow } from './types.js';
 
 /** 64 hex digits. */
 export const HASH_HEX = /^[0-9a-f]{64}$/;
@@ -56,19 +57,8 @@ export function eventHash(prev: string, seq: number, op: number, v: number, type
   return sha256Hex(`${prev}\n${seq}\n${op}\n${v}\n${framed(type)}${payload}`);
 }
 
-export interface OpHashFields {
-  index: number;
-  line: number;
-  op: string;
-  errno: string | null;
-  result: string;
-  firstSeq: number;
-  lastSeq: number;
-  /** Must match DIGEST_HEX. */
-  digest: string;
-}
-
-export function opHash(prev: string, o: OpHashFields): string {
+/** The op chain link of `o`; `o.digest` must match DIGEST_HEX. */
+export function opHash(prev: string, o: OpRow): string {
   const errno = o.errno === null ? '-\n' : `+${framed(o.errno)}`;
   return sha256Hex(
     `${prev}\n${o.index}\n${o.line}\n${o.firstSeq}\n${o.lastSeq}\n${o.digest}\n${framed(o.op)}${errno}${o.result}`,

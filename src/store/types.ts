@@ -25,7 +25,10 @@ export interface EventRow {
   payload: string;
 }
 
-/** One trace operation once its events are appended. */
+/**
+ * One trace operation once its events are appended: the one shape of an op record, written, hashed
+ * (chain.ts opHash), read back (StoredOp) and compared by bisect (which puts the neutral digest in `digest`).
+ */
 export interface OpRow {
   index: number;
   /** Line of the trace file. */
@@ -37,7 +40,7 @@ export interface OpRow {
   /** The op's events: firstSeq..lastSeq; lastSeq = firstSeq - 1 when it caused none. */
   firstSeq: number;
   lastSeq: number;
-  /** State digest after the op: 16 hex digits. */
+  /** State digest after the op: 16 hex digits (for bisect's comparison: the neutral digest). */
   digest: string;
 }
 

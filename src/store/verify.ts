@@ -23,7 +23,7 @@
 import { DIGEST_HEX, eventHash, genesisHash, opHash, sha256Hex } from './chain.js';
 import type { Connection } from './connection.js';
 import { StoreError } from './errors.js';
-import type { BrokenEvent, BrokenOp, RunMismatch, RunStatus, RunVerification, VerifyReport } from './types.js';
+import type { BrokenEvent, BrokenOp, OpRow, RunMismatch, RunStatus, RunVerification, VerifyReport } from './types.js';
 
 const CHUNK = 1024;
 
@@ -301,7 +301,7 @@ function walkOps(
           broken: { index, expected: 'columns of the declared types', actual: 'another type', reason: 'bad-row' },
         };
       }
-      const fields = {
+      const fields: OpRow = {
         index,
         line: row.line,
         op: row.op,

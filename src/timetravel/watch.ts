@@ -32,6 +32,7 @@
  * turns false again once true: snapshots are then bisected and only the last stretch is stepped.
  */
 import type { EventType } from '../events/events.js';
+import { FINDING_EVENTS, PIN_EVENTS } from '../events/groups.js';
 import { rangeGet } from '../structures/range-map.js';
 import { xaLoad } from '../structures/xarray.js';
 import { UsageError } from '../lib/errors.js';
@@ -372,18 +373,18 @@ function holds(n: CondNode, s: State, scope: Pages | null): boolean {
 }
 
 // The event types whose reducers write the fields a value reads.
-const PAGES_TYPES: EventType[] = [
+const PAGES_TYPES: readonly EventType[] = [
   'PagesAllocated',
   'PagesReleased',
   'NpinnedChanged',
   'LastNpinnedSet',
   'PagesRefChanged',
 ];
-const TYPES_OF: Record<Exclude<ValueNode['kind'], 'number' | 'pages'>, EventType[]> = {
+const TYPES_OF: Record<Exclude<ValueNode['kind'], 'number' | 'pages'>, readonly EventType[]> = {
   user: ['ProcessCreated', 'AccountingCharged', 'AccountingUncharged'],
   mm: ['ProcessCreated', 'AccountingCharged', 'AccountingUncharged', 'MmGot', 'MmPut', 'MmGrabbed', 'MmDropped'],
-  findings: ['Warned', 'ViolationDetected'],
-  frame: ['FramesAllocated', 'VmaMapped', 'VmaUnmapped', 'CowBroken', 'PagesPinned', 'PagesUnpinned'],
+  findings: FINDING_EVENTS,
+  frame: ['FramesAllocated', 'VmaMapped', 'VmaUnmapped', 'CowBroken', ...PIN_EVENTS],
   xa: ['PagesAllocated', 'PagesReleased', 'XaStored', 'XaErased'],
 };
 

@@ -13,6 +13,7 @@
  * too, in a second pass over the pins: the answer shows who pinned and unpinned the page behind the index.
  */
 import type { Event, EventOf, EventType } from '../events/events.js';
+import { INDEX_EVENTS, PFN_EVENTS, PIN_EVENTS } from '../events/groups.js';
 import { UsageError } from '../lib/errors.js';
 import { hex } from '../state/diff.js';
 import { DEFAULT_CONFIG } from '../state/state.js';
@@ -28,47 +29,6 @@ export interface WhyEntry {
   text: string;
   event: Event;
 }
-
-const PFN_TYPES: readonly EventType[] = [
-  'RunConfigured',
-  'FramesAllocated',
-  'VmaMapped',
-  'VmaUnmapped',
-  'CowBroken',
-  'MemoryWritten',
-  'PagesPinned',
-  'PagesUnpinned',
-  'XaStored',
-  'XaErased',
-  'PagesReleased',
-  'IommuMapped',
-  'IommuUnmapped',
-  'DomainFreed',
-  'Warned',
-  'ViolationDetected',
-];
-
-const INDEX_TYPES: readonly EventType[] = [
-  'RunConfigured',
-  'PagesAllocated',
-  'PagesReleased',
-  'XaStored',
-  'XaErased',
-  'ItreeInserted',
-  'ItreeRemoved',
-  'PagesAccessAllocated',
-  'PagesAccessFreed',
-  'AreaAllocated',
-  'AreaPagesSet',
-  'AreaFreed',
-  'IoasDomainsSet',
-  'IommuMapped',
-  'IommuUnmapped',
-  'Warned',
-  'ViolationDetected',
-];
-
-const PIN_TYPES: readonly EventType[] = ['PagesPinned', 'PagesUnpinned'];
 
 const covers = (first: number, count: number, x: number): boolean => x >= first && x < first + count;
 const pfnSpan = (pfn: number, count: number): string =>
@@ -116,7 +76,7 @@ function whyPfn(source: EventSource, pfn: number, first: number, last: number): 
   const add = (seq: number, op: number, event: Event, text: string): void =>
     void out.push({ seq, op, type: event.type, text, event });
 
-  for (const { seq, op, event: e } of source.events(first, last, PFN_TYPES)) {
+  for (const { seq, op, event: e } of source.events(first, last, PFN_EVENTS)) {
     switch (e.type) {
       case 'RunConfigured':
         pageSize = BigInt(e.pageSize);
@@ -291,7 +251,7 @@ function whyIndex(source: EventSource, pagesId: number, index: number, first: nu
     return !listed;
   };
 
-  for (const { seq, op, event: e } of source.events(first, last, INDEX_TYPES)) {
+  for (const { seq, op, event: e } of source.events(first, last, INDEX_EVENTS)) {
     switch (e.type) {
       case 'RunConfigured':
         pageSize = BigInt(e.pageSize);
@@ -424,7 +384,7 @@ function whyIndex(source: EventSource, pagesId: number, index: number, first: nu
   }
   if (pfns.size === 0) return out;
   // Second pass: the pins of the pages the index held.
-  for (const { seq, op, event: e } of source.events(first, last, PIN_TYPES)) {
+  for (const { seq, op, event: e } of source.events(first, last, PIN_EVENTS)) {
     if (e.type !== 'PagesPinned' && e.type !== 'PagesUnpinned') continue;
     for (const pfn of pfns) {
       if (!covers(e.pfn, e.count, pfn)) continue;

@@ -143,13 +143,39 @@ export function fromDomain(
   if (next <= last) fromSourceMm(state, p, next, last, out);
 }
 
+/**
+ * The area of a domains_itree node that really holds pins for `p`: it lives, belongs to `p` and is filled
+ * (node id = area id). A node left behind by a split or a free covers nothing the unfill would find.
+ */
+export function filledAreaOf(state: State, p: Pages, node: number): (Area & { storageDomain: string }) | undefined {
+  const area = state.areas[node];
+  if (area === undefined || area.pages !== p.id || area.storageDomain === null) return undefined;
+  return area as Area & { storageDomain: string };
+}
+
+/**
+ * The held-pins rule: the indexes an iopt_pages must hold pinned are what its accesses and its filled areas
+ * cover (access_itree ∪ the nodes of filled areas in domains_itree). Pins beyond that are pins nobody can
+ * release. Nodes of freed, foreign or unfilled areas go to `stale`. Invariant 1 instead compares npinned
+ * with the trees as they are (what the kernel's unpin consults); the two differ by the stale nodes, which
+ * the domains_itree invariant reports on its own.
+ */
+export function mustHoldPinned(state: State, p: Pages, stale: number[] = []): Run[] {
+  const filled: Run[] = [];
+  for (const e of itreeEntries(p.domainsTree)) {
+    if (filledAreaOf(state, p, e.id) === undefined) stale.push(e.id);
+    else if (e.last >= e.start) filled.push([e.start, e.last]);
+  }
+  return unionRuns(coverageOf(p.accessTree), filled);
+}
+
 /** PFNs of the covered gap [first, last] that the xarray does not hold: from the covering areas' domains. */
 export function fromDomains(state: State, p: Pages, first: number, last: number, out: PfnSeg[]): void {
   let next = first;
   for (const node of itreeEntries(p.domainsTree)) {
     if (node.last < next || node.start > last) continue;
-    const area = state.areas[node.id];
-    if (area === undefined || area.pages !== p.id || area.storageDomain === null) continue;
+    const area = filledAreaOf(state, p, node.id);
+    if (area === undefined) continue;
     const from = Math.max(next, node.start, area.firstIndex);
     const to = Math.min(last, node.last, area.lastIndex);
     if (from > to) continue;

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import { describe, expect, it } from 'vitest';
 import { scanOps } from '../../../src/bisect/scan.js';
-import type { OpKey } from '../../../src/bisect/scan.js';
+import type { OpRow } from '../../../src/store/index.js';
 
 /** Ops 0..n-1 with the given digests (and errnos, when given). */
-function ops(digests: string[], errnos: (string | null)[] = []): OpKey[] {
+function ops(digests: string[], errnos: (string | null)[] = []): OpRow[] {
   return digests.map((digest, index) => ({
     index,
     line: 10 + index,

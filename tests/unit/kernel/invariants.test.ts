@@ -7,6 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Event } from '../../../src/events/events.js';
 import { checkInvariants, checkTeardown, invariantFindings } from '../../../src/kernel/invariants/index.js';
+import { mustHoldPinned } from '../../../src/kernel/invariants/held.js';
+import { heldIndexes } from '../../../src/audit/reconcile.js';
 import { domainAttach, domainDetach, ioasAlloc, ioasCopy, ioasMap, ioasUnmap } from '../../../src/kernel/ioas.js';
 import { accessCreate, accessDestroy, accessPin, accessRw } from '../../../src/kernel/selftest-access.js';
 import { FLAG_NAMES, isMerged } from '../../../src/kernel/variants.js';
@@ -335,6 +337,31 @@ describe('checkInvariants on broken states', () => {
         `domain d2 of IOAS A does not map exactly the pages' PFNs: maps 0x${(IOVA + 5n * PAGE).toString(16)} to phys 0x${wrong.toString(16)} where the pages hold 0x${right.toString(16)} (4096 bytes in all)`,
       ],
     ]);
+  });
+
+  it('the held-pins rule counts the accesses and filled areas only, naming the domains_itree nodes that count for nothing', () => {
+    const w = world(['d1']);
+    const area = areaId(w.sim.state);
+    const pages = pagesId(w.sim.state);
+    const held = (): { runs: [number, number][]; stale: number[]; audit: number } => {
+      const p = w.sim.state.pages[pages];
+      if (p === undefined) throw new Error('no pages');
+      const stale: number[] = [];
+      return { runs: mustHoldPinned(w.sim.state, p, stale), stale, audit: heldIndexes(w.sim.state, p) };
+    };
+    expect(held()).toEqual({ runs: [[0, 15]], stale: [], audit: 16 });
+    w.sim.emit({ type: 'AreaStorageDomainSet', v: 1, area, domain: null });
+    expect(held()).toEqual({ runs: [[1, 3]], stale: [area], audit: 3 });
+    w.sim.emit({
+      type: 'ItreeInserted',
+      v: 1,
+      tree: { kind: 'domains', pages },
+      node: 99999,
+      start: 4,
+      last: 6,
+      owner: null,
+    });
+    expect(held()).toEqual({ runs: [[1, 3]], stale: [area, 99999], audit: 3 });
   });
 
   it('4: reports a filled area that lost its storage domain, a stale domains_itree node and a domain left mapped after detach', () => {
