@@ -7,7 +7,7 @@ import { auditCommand } from '../../src/cli/commands/audit.js';
 import { COMMANDS } from '../../src/cli/commands/index.js';
 import { parseCommandArgs } from '../../src/cli/command.js';
 import type { CommandOutput } from '../../src/cli/command.js';
-import { UsageError } from '../../src/lib/errors.js';
+import { UsageError } from '../../src/cli/errors.js';
 import { FIXTURES, recordTrace, tempStore, type TempStore } from '../fixtures/audit/record.js';
 
 let t: TempStore;
