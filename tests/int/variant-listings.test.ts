@@ -78,6 +78,7 @@ describe('one variant syntax', () => {
     await expect(run(replayCommand, TRACE, '--variant', 'v3+unfill')).rejects.toThrow(
       new BadInputError(
         'variant "v3+unfill": "+unfill" is not +FLAG or -FLAG with a known flag (ioptrace variants lists them)',
+        { field: 'variant' },
       ),
     );
     await expect(run(replayCommand, TRACE, '--fix', 'nope')).rejects.toThrow('unknown fix flag "nope"');
