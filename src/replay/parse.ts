@@ -316,8 +316,8 @@ class TraceReader {
   }
 
   /** The parsed trace, or a TraceError with every issue found. */
-  finish(fileName: string, sha256: string): ParsedTrace {
-    if (this.issues.length === 0 && this.entries.length === 0) {
+  finish(fileName: string, sha256: string, allowEmpty = false): ParsedTrace {
+    if (!allowEmpty && this.issues.length === 0 && this.entries.length === 0) {
       this.issues.push({ line: Math.max(1, this.lastLine), field: null, message: NO_OPERATIONS });
     }
     if (this.issues.length > 0) throw new TraceError(fileName, this.issues, this.full);
@@ -483,7 +483,8 @@ class TraceReader {
 }
 
 /** Parse a whole trace held in memory. `fileName` only names the trace in error messages. */
-export function parseTraceText(text: string, fileName = 'trace'): ParsedTrace {
+/** `allowEmpty`: a trace with no op is accepted (what a program that never opened /dev/iommu did). */
+export function parseTraceText(text: string, fileName = 'trace', options: { allowEmpty?: boolean } = {}): ParsedTrace {
   const reader = new TraceReader();
   let line = 0;
   let start = 0;
@@ -495,7 +496,7 @@ export function parseTraceText(text: string, fileName = 'trace'): ParsedTrace {
     if (!reader.line(text.slice(start, end), line) || match === null) break;
     start = end + match[0].length;
   }
-  return reader.finish(fileName, createHash('sha256').update(text, 'utf8').digest('hex'));
+  return reader.finish(fileName, createHash('sha256').update(text, 'utf8').digest('hex'), options.allowEmpty);
 }
 
 /**

@@ -114,7 +114,6 @@ function opLine(trace: ParsedTrace, index: number): number {
 }
 
 function causeText(err: unknown): string {
-  // These messages are whole sentences for the user; a class name in front would only be noise.
   if (err instanceof StoreError || err instanceof EventBudgetError) return err.message;
   if (err instanceof Error) return `${err.name}: ${err.message}`;
   return String(err);

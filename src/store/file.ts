@@ -14,7 +14,7 @@
  */
 
 import Database from 'better-sqlite3';
-import { DEFAULT_MIGRATION_TABLE } from 'kysely';
+import { DEFAULT_MIGRATION_LOCK_TABLE, DEFAULT_MIGRATION_TABLE } from 'kysely';
 import { accessSync, closeSync, constants, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { NotAStoreError, StoreError, describeCause } from './errors.js';
@@ -24,6 +24,8 @@ const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 
 /** The migration every ioptrace store has run; another program's kysely database lacks it. */
 const FIRST_MIGRATION = '0001_initial';
+
+const MIGRATION_TABLES: readonly string[] = [DEFAULT_MIGRATION_TABLE, DEFAULT_MIGRATION_LOCK_TABLE];
 
 /** readFileSync reads at most 2 GiB; a larger WAL database on read-only media must be copied first. */
 const MAX_IN_MEMORY = 2 ** 31 - 1;
@@ -146,6 +148,14 @@ export function storeContents(raw: Database.Database, path: string): 'empty' | '
     throw new StoreError('open-failed', `cannot open ${path}: ${describeCause(error)}`, { path }, { cause: error });
   }
   if (tables.length === 0) return 'empty';
+  // Another ioptrace process creating this store: kysely makes its migration tables before it takes the
+  // migration lock, so between the two only they exist, with none of another program's migrations in them.
+  if (tables.every((t) => MIGRATION_TABLES.includes(t))) {
+    const names = tables.includes(DEFAULT_MIGRATION_TABLE)
+      ? raw.prepare<[], string>(`SELECT name FROM ${DEFAULT_MIGRATION_TABLE}`).pluck().all()
+      : [];
+    if (names.length === 0) return 'empty';
+  }
   if (tables.includes(DEFAULT_MIGRATION_TABLE) && tables.includes('runs')) {
     const migrations = raw.prepare<[], string>(`SELECT name FROM ${DEFAULT_MIGRATION_TABLE}`).pluck().all();
     if (migrations.includes(FIRST_MIGRATION)) return 'store';

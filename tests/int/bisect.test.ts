@@ -135,8 +135,8 @@ describe('bisectRuns over the store', () => {
       ['state'],
     ]);
     expect(r.divergence?.diff.lines).toEqual([
-      'counts violations: 3 -> 0',
-      'counts warns: 1 -> 0',
+      'violations (count): 3 -> 0',
+      'WARNs (count): 1 -> 0',
       'mms 1 pinnedVm: 511 -> 1',
       'users 1000 lockedVm: 511 -> 1',
       'frames pfn 0x40002..0x401ff dirty: no -> yes',

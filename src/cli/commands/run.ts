@@ -94,7 +94,7 @@ export const runCommand: Command = {
     const { result: live, traceText, summary } = session.finish();
     const tracePath = typeof values['trace-out'] === 'string' ? values['trace-out'] : `run:${program}`;
     if (typeof values['trace-out'] === 'string') await writeFile(values['trace-out'], traceText);
-    const trace = parseTraceText(traceText, tracePath);
+    const trace = parseTraceText(traceText, tracePath, { allowEmpty: true });
     const store = await openStore(env.db);
     let stored;
     try {

@@ -10,12 +10,12 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { auditJson, auditRun, auditText, renderAuditHtml } from '../../../src/audit/index.js';
-import { toJson } from '../../../src/cli/output.js';
-import { resolveVariant } from '../../../src/kernel/variants.js';
-import { parseTraceText } from '../../../src/replay/parse.js';
-import { recordReplay } from '../../../src/replay/record.js';
-import { openStore } from '../../../src/store/index.js';
+import { auditJson, auditRun, auditText, renderAuditHtml } from '../../src/audit/index.js';
+import { toJson } from '../../src/cli/output.js';
+import { resolveVariant } from '../../src/kernel/variants.js';
+import { parseTraceText } from '../../src/replay/parse.js';
+import { recordReplay } from '../../src/replay/record.js';
+import { openStore } from '../../src/store/index.js';
 
 /** A trace of `ops` ops (an even number): seven of setup, pin/unpin pairs, then destroy, unmap and exit. */
 export function longTrace(ops: number): string {

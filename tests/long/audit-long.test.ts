@@ -33,7 +33,7 @@ describe('audit of a 50,000-op run', () => {
   it('renders text, JSON and HTML with every ledger line and one chart point per op', async () => {
     const { stdout } = await promisify(execFile)(
       join(ROOT, 'node_modules/.bin/vite-node'),
-      [join(ROOT, 'tests/int/helpers/audit-long-child.ts'), '--', dir, '50000'],
+      [join(ROOT, 'tests/long/audit-long-child.ts'), '--', dir, '50000'],
       { cwd: ROOT, maxBuffer: 1 << 20, timeout: 900_000 },
     );
     const s = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as Record<string, unknown>;
