@@ -8,7 +8,7 @@
  * drift in one account shows up against another. Physical pins are one account for the whole run (an unpin
  * names no owner), so a filtered ledger leaves them out.
  */
-import { UsageError } from '../lib/errors.js';
+import { NotFoundError } from '../lib/errors.js';
 import type { Store } from '../store/index.js';
 import {
   COUNTER_NAMES,
@@ -64,7 +64,7 @@ export function reportVerdict(report: AuditReport): { ok: boolean; text: string 
   return auditVerdict(report.run, report.rules.filter((r) => !r.ok).length, report.rules.length, report.findings);
 }
 
-/** The line filters of an audit filter (user, pid and pages narrow together); UsageError for unknown names. */
+/** The line filters of an audit filter (user, pid and pages narrow together); NotFoundError for unknown names. */
 export function lineFilters(filter: AuditFilter, objects: RunObjects, run: number): LineFilter[] {
   const out: LineFilter[] = [];
   const pagesWhere = (pred: (p: { sourceUid: number; sourcePid: string; pages: number }) => boolean): number[] =>
@@ -77,7 +77,7 @@ export function lineFilters(filter: AuditFilter, objects: RunObjects, run: numbe
   if (filter.user !== undefined) {
     const uid = filter.user;
     const procs = [...objects.processes.values()].filter((p) => p.uid === uid);
-    if (procs.length === 0) throw new UsageError(`run ${run} has no process of user ${uid}`);
+    if (procs.length === 0) throw new NotFoundError(`run ${run} has no process of user ${uid}`, 'user', uid);
     out.push({
       pages: pagesWhere((p) => p.sourceUid === uid),
       accounts: [{ counter: 'user.locked_vm', owner: uid }, ...mmAccounts(procs.map((p) => p.mm))],
@@ -85,11 +85,12 @@ export function lineFilters(filter: AuditFilter, objects: RunObjects, run: numbe
   }
   if (filter.pid !== undefined) {
     const proc = objects.processes.get(filter.pid);
-    if (proc === undefined) throw new UsageError(`run ${run} has no process ${filter.pid}`);
+    if (proc === undefined) throw new NotFoundError(`run ${run} has no process ${filter.pid}`, 'process', filter.pid);
     out.push({ pages: pagesWhere((p) => p.sourcePid === proc.pid), accounts: mmAccounts([proc.mm]) });
   }
   if (filter.pages !== undefined) {
-    if (!objects.pages.has(filter.pages)) throw new UsageError(`run ${run} has no iopt_pages ${filter.pages}`);
+    if (!objects.pages.has(filter.pages))
+      throw new NotFoundError(`run ${run} has no iopt_pages ${filter.pages}`, 'pages', filter.pages);
     out.push({ pages: [filter.pages] });
   }
   return out;
@@ -102,7 +103,8 @@ export function lineFilters(filter: AuditFilter, objects: RunObjects, run: numbe
  */
 export async function auditRun(store: Store, run: number, filter: AuditFilter = {}): Promise<AuditReport> {
   const row = store.run(run);
-  if (row === undefined) throw new UsageError(`no run ${run} in ${store.path} (ioptrace runs lists them)`);
+  if (row === undefined)
+    throw new NotFoundError(`no run ${run} in ${store.path} (ioptrace runs lists them)`, 'run', run);
   const input = await reconcileInput(store, run);
   const where = lineFilters(filter, input.objects, run);
   const reconciliation = await reconcile(store, run, input);

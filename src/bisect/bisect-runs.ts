@@ -19,7 +19,7 @@
 import type { Event } from '../events/events.js';
 import type { TraceOp } from '../events/trace.js';
 import { encodeJson } from '../lib/codec.js';
-import { InternalError, UsageError } from '../lib/errors.js';
+import { BadInputError, InternalError, NotFoundError } from '../lib/errors.js';
 import { parseTraceText } from '../replay/parse.js';
 import type { ParsedTrace } from '../replay/parse.js';
 import { recordReplay } from '../replay/record.js';
@@ -90,7 +90,8 @@ function sideOf(row: RunRow): RunSide {
 
 function requireRun(store: Store, run: number): RunRow {
   const row = store.run(run);
-  if (row === undefined) throw new UsageError(`no run ${run} in ${store.path} (ioptrace runs lists them)`);
+  if (row === undefined)
+    throw new NotFoundError(`no run ${run} in ${store.path} (ioptrace runs lists them)`, 'run', run);
   return row;
 }
 
@@ -284,7 +285,7 @@ function opText(op: TraceOp | undefined): string {
 function commonPrefix(store: Store, a: RunRow, b: RunRow): { ops: number; whole: boolean } {
   const text = (row: RunRow): string => {
     const t = store.traceText(row.id);
-    if (t === undefined) throw new UsageError(`run ${row.id} has no stored trace`);
+    if (t === undefined) throw new NotFoundError(`run ${row.id} has no stored trace`, 'trace', row.id);
     return t;
   };
   const ta = parseTraceText(text(a), a.tracePath);
@@ -322,7 +323,7 @@ export async function bisectRuns(
   let commonTraceOps: number | null = null;
   if (rowA.traceSha256 !== rowB.traceSha256) {
     if (align !== 'prefix') {
-      throw new UsageError(
+      throw new BadInputError(
         `runs ${runA} and ${runB} replay different traces (${rowA.tracePath}, sha256 ${rowA.traceSha256.slice(0, 12)}; ` +
           `${rowB.tracePath}, sha256 ${rowB.traceSha256.slice(0, 12)}): give --align prefix to compare the ops they share`,
       );

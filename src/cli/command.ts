@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
-import { UsageError } from '../lib/errors.js';
+import { UsageError } from './errors.js';
 
 export interface CommandOutput {
   /** 0 clean, 1 findings (violations, unmet expectations, broken rules), 2 bad input. */

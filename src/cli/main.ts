@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
  * The ioptrace command line. The one place that prints, catches and exits: errors become one clear line
- * on stderr and an exit code (2 bad input or usage, 3 internal or store failure). With --json, an error is
+ * on stderr and an exit code (2 for the user's input: usage, not found, bad range, bad input, trace,
+ * budget; 3 for a failure of ioptrace or what it drives: store, tool, internal). With --json, an error is
  * also printed on stdout as {"error":{"kind","message","line","field"},"exitCode"}, so a script reading
  * stdout always gets JSON.
  */
@@ -9,7 +10,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventBudgetError, TraceError } from '../replay/errors.js';
 import { packageRoot } from '../lib/paths.js';
-import { InternalError, UsageError } from '../lib/errors.js';
+import { BadInputError, BadRangeError, InternalError, NotFoundError } from '../lib/errors.js';
+import { StoreError } from '../store/index.js';
+import { ToolError } from '../groundtruth/exec.js';
+import { UsageError } from './errors.js';
 import type { Command, CommandEnv } from './command.js';
 import { parseCommandArgs } from './command.js';
 import { toJson } from './output.js';
@@ -68,13 +72,16 @@ function classify(err: unknown): { exitCode: number; text: string; json: JsonErr
     return make('trace', 2, err.message, err.message, first?.line ?? null, first?.field ?? null);
   }
   if (err instanceof EventBudgetError) return make('budget', 2, err.message, err.message, err.line);
+  if (err instanceof NotFoundError) return make('not-found', 2, err.message, err.message);
+  if (err instanceof BadRangeError) return make('bad-range', 2, err.message, err.message);
+  if (err instanceof BadInputError) return make('bad-input', 2, err.message, err.message, err.line, err.field);
   if (err instanceof UsageError) return make('usage', 2, err.message, err.message);
   if (err instanceof InternalError) return make('internal', 3, err.message, `internal error: ${err.message}`);
-  const e = err as Error;
   // StoreError: the database; ToolError: an external tool (apt, make, gcc, qemu) with its log's tail.
-  if (e.name === 'StoreError') return make('store', 3, e.message, e.message);
-  if (e.name === 'ToolError') return make('tool', 3, e.message, e.message);
-  return make('internal', 3, e.message ?? String(err), `internal error: ${e.stack ?? String(err)}`);
+  if (err instanceof StoreError) return make('store', 3, err.message, err.message);
+  if (err instanceof ToolError) return make('tool', 3, err.message, err.message);
+  if (err instanceof Error) return make('internal', 3, err.message, `internal error: ${err.stack ?? err.message}`);
+  return make('internal', 3, String(err), `internal error: ${String(err)}`);
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -11,7 +11,7 @@
  * variantLabel writes a flag set back in this syntax, relative to a variant name, flags in upstream order:
  * parseVariantSpec(variantLabel(v, fixes)).fixes equals fixes.
  */
-import { UsageError } from '../lib/errors.js';
+import { BadInputError } from '../lib/errors.js';
 import { ALL_FLAG_NAMES, VARIANTS, resolveVariant } from './variants.js';
 import type { VariantSpec } from './variants.js';
 
@@ -31,13 +31,14 @@ export function variantBase(spec: string): string | undefined {
   return NAMES_BY_LENGTH.find((name) => spec === name || spec.startsWith(`${name}+`) || spec.startsWith(`${name}-`));
 }
 
-/** Parse `NAME(+FLAG|-FLAG)*`; a UsageError names what is wrong. */
+/** Parse `NAME(+FLAG|-FLAG)*`; a BadInputError names what is wrong. */
 export function parseVariantSpec(text: string): NamedVariant {
   const spec = text.trim();
   const base = variantBase(spec);
   if (base === undefined) {
-    throw new UsageError(
+    throw new BadInputError(
       `variant "${text}" must start with one of ${Object.keys(VARIANTS).join(', ')} (then +FLAG or -FLAG to add or remove fixes)`,
+      { field: 'variant' },
     );
   }
   const add: string[] = [];
@@ -48,8 +49,9 @@ export function parseVariantSpec(text: string): NamedVariant {
     const body = rest.slice(1);
     const flag = BY_LENGTH.find((f) => body === f || body.startsWith(`${f}+`) || body.startsWith(`${f}-`));
     if ((sign !== '+' && sign !== '-') || flag === undefined) {
-      throw new UsageError(
+      throw new BadInputError(
         `variant "${text}": "${rest}" is not +FLAG or -FLAG with a known flag (ioptrace variants lists them)`,
+        { field: 'variant' },
       );
     }
     (sign === '+' ? add : remove).push(flag);
@@ -85,8 +87,9 @@ export function variantFromOptions(
   const named = parseVariantSpec(spec ?? DEFAULT_VARIANT);
   const unknown = [...fix, ...without].find((f) => !ALL_FLAG_NAMES.includes(f));
   if (unknown !== undefined)
-    throw new UsageError(
+    throw new BadInputError(
       `unknown fix flag "${unknown}" (ioptrace variants lists them; known: ${ALL_FLAG_NAMES.join(', ')})`,
+      { field: 'fix' },
     );
   const set = new Set(named.fixes);
   for (const f of fix) set.add(f);

@@ -10,7 +10,6 @@
 
 import type { z } from 'zod';
 import { describeValue, MISSING_FIELD } from '../events/trace.js';
-import { UsageError } from '../lib/errors.js';
 
 /** One thing wrong with a trace. `field` is the dotted path of the field as written, null for the whole line. */
 export interface TraceIssue {
@@ -157,7 +156,9 @@ export function traceIssuesFromZod(
  * A trace that needs more events than the run's budget (`--max-events`). The input is too big for the
  * limit the user set (or the default), so it is bad input (exit 2), like a malformed trace.
  */
-export class EventBudgetError extends UsageError {
+export class EventBudgetError extends Error {
+  override readonly name = 'EventBudgetError';
+
   constructor(
     message: string,
     readonly maxEvents: number,

@@ -6,10 +6,10 @@
  * `details` holds the values the message was made from.
  *
  * A path that holds no ioptrace store is the user's mistake, not a store failure: NotAStoreError is a
- * UsageError (exit 2), and the file it names was not written to.
+ * NotFoundError (no store found at that path; exit 2), and the file it names was not written to.
  */
 
-import { UsageError } from '../lib/errors.js';
+import { NotFoundError } from '../lib/errors.js';
 
 export type StoreErrorCode =
   | 'open-failed'
@@ -56,12 +56,13 @@ export type NotAStoreCode =
   /** A file that is not SQLite, or an SQLite database of another program. */
   | 'not-a-store';
 
-export class NotAStoreError extends UsageError {
+export class NotAStoreError extends NotFoundError {
+  override readonly name: string = 'NotAStoreError';
   readonly code: NotAStoreCode;
-  readonly details: Readonly<Record<string, unknown>>;
+  readonly details: Readonly<Record<string, unknown>> & { readonly path: string };
 
-  constructor(code: NotAStoreCode, message: string, details: Record<string, unknown> = {}) {
-    super(message);
+  constructor(code: NotAStoreCode, message: string, details: Record<string, unknown> & { path: string }) {
+    super(message, 'store', details.path);
     this.code = code;
     this.details = details;
   }

@@ -15,7 +15,7 @@
 import { Immer, enablePatches } from 'immer';
 import type { Patch } from 'immer';
 import { digestHex } from '../lib/digest.js';
-import { InternalError, UsageError } from '../lib/errors.js';
+import { BadRangeError, InternalError } from '../lib/errors.js';
 import type { StateDiff } from '../state/diff.js';
 import { diffStates, renderDiff } from '../state/diff.js';
 import { reduce } from '../state/reduce.js';
@@ -51,6 +51,10 @@ interface OpPatches {
   inverse: Patch[];
 }
 
+function opOutsideRun(op: number, opCount: number): BadRangeError {
+  return new BadRangeError(`op ${op} is outside the run (-1..${opCount - 1})`, 'op', op, -1, opCount - 1);
+}
+
 /** Steps kept for re-use; past this many, the oldest are dropped (a step back then seeks once more). */
 const MAX_KEPT_STEPS = 4096;
 
@@ -74,7 +78,7 @@ export class Cursor {
    */
   static open(source: EventSource, op: number): Cursor {
     if (!Number.isSafeInteger(op) || op < -1 || op >= source.opCount()) {
-      throw new UsageError(`op ${op} is outside the run (-1..${source.opCount() - 1})`);
+      throw opOutsideRun(op, source.opCount());
     }
     return new Cursor(source, op);
   }
@@ -145,7 +149,7 @@ export class Cursor {
   /** Move to after op `op` (-1: before the first) by a seek; history is kept. */
   seek(op: number): void {
     if (!Number.isSafeInteger(op) || op < -1 || op >= this.source.opCount()) {
-      throw new UsageError(`op ${op} is outside the run (-1..${this.source.opCount() - 1})`);
+      throw opOutsideRun(op, this.source.opCount());
     }
     this.current = stateAt(this.source, op < 0 ? 0 : this.span(op).lastSeq);
     this.at = op;
@@ -153,7 +157,7 @@ export class Cursor {
 
   private span(op: number): OpSpan {
     const span = this.source.ops(op, op)[0];
-    if (span === undefined) throw new UsageError(`op ${op} is outside the run (-1..${this.source.opCount() - 1})`);
+    if (span === undefined) throw opOutsideRun(op, this.source.opCount());
     return span;
   }
 

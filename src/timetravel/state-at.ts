@@ -6,18 +6,18 @@
  * snapshot spacing in events.
  */
 import { digestHex } from '../lib/digest.js';
-import { InternalError, UsageError } from '../lib/errors.js';
+import { BadRangeError, InternalError } from '../lib/errors.js';
 import { reduce } from '../state/reduce.js';
 import { deserializeState } from '../state/snapshot.js';
 import type { State } from '../state/state.js';
 import { initialState } from '../state/state.js';
 import type { EventSource, SnapshotBlob, SourcedEvent } from './source.js';
 
-/** Throws a UsageError unless 0 <= seq <= the run's last seq. */
+/** Throws a BadRangeError unless 0 <= seq <= the run's last seq. */
 export function checkSeq(source: EventSource, seq: number): void {
   const count = source.eventCount();
   if (!Number.isSafeInteger(seq) || seq < 0 || seq > count) {
-    throw new UsageError(`seq ${seq} is outside the run (0..${count})`);
+    throw new BadRangeError(`seq ${seq} is outside the run (0..${count})`, 'seq', seq, 0, count);
   }
 }
 

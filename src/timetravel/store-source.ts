@@ -4,7 +4,7 @@
  * being written is seen as it was then.
  */
 import type { EventType } from '../events/events.js';
-import { UsageError } from '../lib/errors.js';
+import { NotFoundError } from '../lib/errors.js';
 import { decodeEvent } from '../state/snapshot.js';
 import type { Store } from '../store/index.js';
 import type { EventSource, OpSpan, SnapshotBlob, SourcedEvent } from './source.js';
@@ -19,7 +19,7 @@ export class StoreSource implements EventSource {
     readonly run: number,
   ) {
     const row = store.run(run);
-    if (row === undefined) throw new UsageError(`no run ${run} in ${store.path}`);
+    if (row === undefined) throw new NotFoundError(`no run ${run} in ${store.path}`, 'run', run);
     this.count = store.eventCount(run);
     this.nOps = row.opCount;
   }

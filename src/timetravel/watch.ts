@@ -21,7 +21,7 @@
  * `!` keeps it unknown, `&&` and `||` follow three-valued logic (unknown && false is false, unknown || true
  * is true), and the predicate holds only where it is known to be true. So `pages.9.npinned != 0` does not
  * hold before pages 9 exists. An object that exists at no event of the run is a mistake in the expression:
- * watch refuses it ("pages 9 never exists in run 1", a UsageError).
+ * watch refuses it ("pages 9 never exists in run 1", a NotFoundError).
  *
  * Search: the predicate is evaluated at `from`, then after each event that can change a value it reads
  * (the event types that write those fields, streamed with a type filter), on a state moved forward by the
@@ -35,21 +35,23 @@ import type { EventType } from '../events/events.js';
 import { FINDING_EVENTS, PIN_EVENTS } from '../events/groups.js';
 import { rangeGet } from '../structures/range-map.js';
 import { xaLoad } from '../structures/xarray.js';
-import { UsageError } from '../lib/errors.js';
+import { BadInputError, NotFoundError } from '../lib/errors.js';
 import type { Pages, State } from '../state/state.js';
 import type { EventSource } from './source.js';
 import { ForwardSeeker, checkSeq, loadSnapshot } from './state-at.js';
 import { initialState } from '../state/state.js';
 
 /** A parse error: one line naming the column. */
-export class ExpressionError extends UsageError {
+export class ExpressionError extends BadInputError {
+  override readonly name: string = 'ExpressionError';
+
   constructor(
     readonly detail: string,
     /** 1-based column of the offending character. */
     readonly column: number,
     readonly expression: string,
   ) {
-    super(`bad expression at column ${column}: ${detail} (in "${expression}")`);
+    super(`bad expression at column ${column}: ${detail} (in "${expression}")`, { field: 'expression' });
   }
 }
 
@@ -446,11 +448,11 @@ function requireNamedObjects(source: EventSource, named: NamedObjects, end: numb
     if (pages.size + users.size + mms.size === 0) return;
   }
   const [p] = pages;
-  if (p !== undefined) throw new UsageError(`pages ${p} never exists in ${runName}`);
+  if (p !== undefined) throw new NotFoundError(`pages ${p} never exists in ${runName}`, 'pages', p);
   const [u] = users;
-  if (u !== undefined) throw new UsageError(`user ${u} never exists in ${runName}`);
+  if (u !== undefined) throw new NotFoundError(`user ${u} never exists in ${runName}`, 'user', u);
   const [m] = mms;
-  if (m !== undefined) throw new UsageError(`mm ${m} never exists in ${runName}`);
+  if (m !== undefined) throw new NotFoundError(`mm ${m} never exists in ${runName}`, 'mm', m);
 }
 
 interface CompiledPredicate extends Predicate {
@@ -463,7 +465,7 @@ interface CompiledPredicate extends Predicate {
 }
 
 /**
- * Parse a watch expression; throws ExpressionError (a UsageError) naming the column of the problem.
+ * Parse a watch expression; throws ExpressionError (a BadInputError) naming the column of the problem.
  *
  * @example compileWatch('npinned != last_npinned').test(state)
  */

@@ -14,7 +14,7 @@
  */
 import type { Event, EventOf, EventType } from '../events/events.js';
 import { INDEX_EVENTS, PFN_EVENTS, PIN_EVENTS } from '../events/groups.js';
-import { UsageError } from '../lib/errors.js';
+import { BadInputError } from '../lib/errors.js';
 import { hex } from '../state/diff.js';
 import { DEFAULT_CONFIG } from '../state/state.js';
 import type { EventSource } from './source.js';
@@ -418,7 +418,7 @@ export function why(source: EventSource, target: WhyTarget, options: WhyOptions 
   const last = options.last ?? source.eventCount();
   if ('pfn' in target) {
     if (!Number.isSafeInteger(target.pfn) || target.pfn < 0)
-      throw new UsageError(`pfn must be a non-negative integer, got ${target.pfn}`);
+      throw new BadInputError(`pfn must be a non-negative integer, got ${target.pfn}`, { field: 'pfn' });
     return whyPfn(source, target.pfn, first, last);
   }
   if (
@@ -427,7 +427,7 @@ export function why(source: EventSource, target: WhyTarget, options: WhyOptions 
     !Number.isSafeInteger(target.index) ||
     target.index < 0
   ) {
-    throw new UsageError(`--index takes PAGES:INDEX, two non-negative integers`);
+    throw new BadInputError(`--index takes PAGES:INDEX, two non-negative integers`, { field: 'index' });
   }
   return whyIndex(source, target.pages, target.index, first, last);
 }

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from './cli.js';
@@ -76,6 +76,32 @@ describe('errors with --json', () => {
       },
       exitCode: 2,
     });
+  });
+
+  it('refuse a bad variant name as bad input naming the field, exit 2, no stack trace, no store made', async () => {
+    const db = join(dir, 'demo.db');
+    const r = await cli(['demo', '--bad', 'foo', '--json', '--db', db]);
+    const message =
+      'variant "foo" must start with one of v3, merged, upstream (then +FLAG or -FLAG to add or remove fixes)';
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(`ioptrace: ${message}\n`);
+    expect(JSON.parse(r.stdout)).toEqual({
+      error: { kind: 'bad-input', message, line: null, field: 'variant' },
+      exitCode: 2,
+    });
+    expect(existsSync(db)).toBe(false);
+  });
+
+  it('refuse a store that is not there as not found, exit 2, creating nothing', async () => {
+    const db = join(dir, 'missing.db');
+    const r = await cli(['at', '7', '0', '--json', '--db', db]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(`ioptrace: no ioptrace store at ${db}\n`);
+    expect(JSON.parse(r.stdout)).toEqual({
+      error: { kind: 'not-found', message: `no ioptrace store at ${db}`, line: null, field: null },
+      exitCode: 2,
+    });
+    expect(existsSync(db)).toBe(false);
   });
 
   it('refuse an empty trace, exit 2, nothing stored', async () => {

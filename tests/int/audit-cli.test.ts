@@ -7,7 +7,8 @@ import { auditCommand } from '../../src/cli/commands/audit.js';
 import { COMMANDS } from '../../src/cli/commands/index.js';
 import { parseCommandArgs } from '../../src/cli/command.js';
 import type { CommandOutput } from '../../src/cli/command.js';
-import { UsageError } from '../../src/lib/errors.js';
+import { UsageError } from '../../src/cli/errors.js';
+import { NotFoundError } from '../../src/lib/errors.js';
 import { FIXTURES, recordTrace, tempStore, type TempStore } from '../fixtures/audit/record.js';
 
 let t: TempStore;
@@ -90,7 +91,7 @@ describe('ioptrace audit', () => {
     );
   });
 
-  it('refuses bad arguments with a UsageError (exit 2)', async () => {
+  it('refuses bad arguments with a UsageError, an unknown run with a NotFoundError (both exit 2)', async () => {
     const run = String(recordTrace(t.store, `${FIXTURES}/unfill-xarray-leak.jsonl`, 'upstream'));
     await expect(audit(run, '--json', '--csv')).rejects.toThrow(UsageError);
     await expect(audit()).rejects.toThrow(UsageError);
@@ -98,7 +99,9 @@ describe('ioptrace audit', () => {
     await expect(audit(run, '--pages', 'two')).rejects.toThrow(
       new UsageError('--pages must be a non-negative integer, got "two"'),
     );
-    await expect(audit('42')).rejects.toThrow(UsageError);
+    await expect(audit('42')).rejects.toThrow(
+      new NotFoundError(`no run 42 in ${t.path} (ioptrace runs lists them)`, 'run', 42),
+    );
     const nowhere = join(t.dir, 'no', 'such', 'x.html');
     await expect(audit(run, '--html', nowhere)).rejects.toThrow(new UsageError(`cannot write ${nowhere}: ENOENT`));
     expect(existsSync(nowhere)).toBe(false);

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { finalBalances, ledgerLines, seriesClosings } from '../../src/audit/ledger.js';
 import { reconcile, RULE_NAMES } from '../../src/audit/reconcile.js';
 import { auditRun } from '../../src/audit/report.js';
-import { UsageError } from '../../src/lib/errors.js';
+import { NotFoundError } from '../../src/lib/errors.js';
 import { FIXTURES, recordTrace, tempStore, type TempStore } from '../fixtures/audit/record.js';
 import { yieldToEventLoop } from '../support/yield.js';
 
@@ -285,12 +285,14 @@ describe('auditRun', () => {
     // The rules always cover the whole run, whatever is shown.
     expect(byPages.rules).toEqual(byUser.rules);
     await expect(auditRun(t.store, run, { pages: 9 })).rejects.toThrow(
-      new UsageError(`run ${run} has no iopt_pages 9`),
+      new NotFoundError(`run ${run} has no iopt_pages 9`, 'pages', 9),
     );
-    await expect(auditRun(t.store, run, { pid: '7' })).rejects.toThrow(new UsageError(`run ${run} has no process 7`));
+    await expect(auditRun(t.store, run, { pid: '7' })).rejects.toThrow(
+      new NotFoundError(`run ${run} has no process 7`, 'process', '7'),
+    );
     await expect(auditRun(t.store, run, { user: 5 })).rejects.toThrow(
-      new UsageError(`run ${run} has no process of user 5`),
+      new NotFoundError(`run ${run} has no process of user 5`, 'user', 5),
     );
-    await expect(auditRun(t.store, 99)).rejects.toThrow(UsageError);
+    await expect(auditRun(t.store, 99)).rejects.toMatchObject({ name: 'NotFoundError', what: 'run', id: 99 });
   });
 });

@@ -18,7 +18,8 @@ import { demoCommand } from '../../src/cli/commands/demo.js';
 import { bisectFixCommand } from '../../src/cli/commands/bisect-fix.js';
 import { observedCommand } from '../../src/cli/commands/observed.js';
 import type { CommandEnv } from '../../src/cli/command.js';
-import { UsageError } from '../../src/lib/errors.js';
+import { UsageError } from '../../src/cli/errors.js';
+import { BadInputError } from '../../src/lib/errors.js';
 import { parseTraceText } from '../../src/replay/parse.js';
 import { recordReplay } from '../../src/replay/record.js';
 import { openStore, type Store } from '../../src/store/index.js';
@@ -165,7 +166,7 @@ describe('bisectRuns over the store', () => {
     const s = await opened();
     const a = record(s, BAD_FREE, 'v3');
     const b = record(s, `${FIX}/map-no-prot.jsonl`, 'v3');
-    await expect(bisectRuns(s, a, b)).rejects.toThrow(UsageError);
+    await expect(bisectRuns(s, a, b)).rejects.toThrow(BadInputError);
     await expect(bisectRuns(s, a, b)).rejects.toThrow(
       /^runs 1 and 2 replay different traces \(replays\/bad-free\.jsonl, sha256 [0-9a-f]{12}; tests\/fixtures\/bisect\/map-no-prot\.jsonl, sha256 [0-9a-f]{12}\): give --align prefix to compare the ops they share$/,
     );

@@ -12,7 +12,7 @@ import { fuzz, replayFailures, reproducerFiles } from '../../src/fuzz/fuzz.js';
 import type { FuzzFinding, FuzzReport } from '../../src/fuzz/fuzz.js';
 import { generateTrace } from '../../src/fuzz/generate.js';
 import { resolveVariant } from '../../src/kernel/variants.js';
-import { UsageError } from '../../src/lib/errors.js';
+import { UsageError } from '../../src/cli/errors.js';
 import { parseTraceText } from '../../src/replay/parse.js';
 import { replay } from '../../src/replay/replayer.js';
 

@@ -9,7 +9,7 @@ import { auditCommand } from '../../src/cli/commands/audit.js';
 import { replayCommand } from '../../src/cli/commands/replay.js';
 import { runsCommand } from '../../src/cli/commands/runs.js';
 import { parseCommandArgs, type Command, type CommandOutput } from '../../src/cli/command.js';
-import { UsageError } from '../../src/lib/errors.js';
+import { BadInputError } from '../../src/lib/errors.js';
 import { FIXTURES, tempStore, type TempStore } from '../fixtures/audit/record.js';
 
 let t: TempStore;
@@ -74,10 +74,11 @@ describe('one variant syntax', () => {
     );
   });
 
-  it('refuses a bad spec as usage, naming the part that is wrong', async () => {
+  it('refuses a bad spec as bad input, naming the part that is wrong', async () => {
     await expect(run(replayCommand, TRACE, '--variant', 'v3+unfill')).rejects.toThrow(
-      new UsageError(
+      new BadInputError(
         'variant "v3+unfill": "+unfill" is not +FLAG or -FLAG with a known flag (ioptrace variants lists them)',
+        { field: 'variant' },
       ),
     );
     await expect(run(replayCommand, TRACE, '--fix', 'nope')).rejects.toThrow('unknown fix flag "nope"');

@@ -55,7 +55,7 @@ describe('audit of a 50,000-op run', () => {
         lines: 249_970,
         head: [
           `run 1: ${dir}/long.jsonl on upstream: 249950 ledger lines over 50002 ops`,
-          'the books balance: all 5 rules hold',
+          'the books balance: all 5 rules hold, no violation, no WARN',
         ],
         last: '  799883  49997  49998  mm.pinned_vm    1      2      -1     0      do_update_pinned',
       },

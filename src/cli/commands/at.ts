@@ -3,7 +3,7 @@
 import { openStore } from '../../store/index.js';
 import { StoreSource, renderState, stateAt } from '../../timetravel/index.js';
 import { digestHex } from '../../lib/digest.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 import { intArg } from '../command.js';
 import { requireRun } from './common.js';

@@ -9,7 +9,7 @@ import { auditAll, auditCsv, auditJson, auditRun, auditText, renderAuditHtml, su
 import { reportVerdict } from '../../audit/report.js';
 import type { AuditFilter } from '../../audit/index.js';
 import { openStore } from '../../store/index.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import type { Command, CommandOutput } from '../command.js';
 import { intArg } from '../command.js';
 

@@ -8,7 +8,7 @@
 import { bisectFix, variantAt } from '../../bisect/bisect-fix.js';
 import { bisectFixJson, renderBisectFix } from '../../bisect/render.js';
 import { parseVariantSpec } from '../../kernel/variant-spec.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import { recordReplay } from '../../replay/record.js';
 import { openStore } from '../../store/index.js';
 import type { Command, CommandOutput } from '../command.js';

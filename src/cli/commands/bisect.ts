@@ -8,7 +8,7 @@ import { bisectRuns, bisectVariants } from '../../bisect/bisect-runs.js';
 import type { Align } from '../../bisect/bisect-runs.js';
 import { DEFAULT_EVENT_ROWS, bisectJson, renderBisect } from '../../bisect/render.js';
 import { parseVariantSpec } from '../../kernel/variant-spec.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import { openStore } from '../../store/index.js';
 import type { Command, CommandOutput } from '../command.js';
 import { intArg, listArg } from '../command.js';

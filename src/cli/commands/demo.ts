@@ -15,7 +15,7 @@ import { parseVariantSpec } from '../../kernel/variant-spec.js';
 import { StoreSource, diffStates, renderDiff, stateAt } from '../../timetravel/index.js';
 import { decodeJson } from '../../lib/codec.js';
 import type { Event } from '../../events/events.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import { packageRoot } from '../../lib/paths.js';
 import type { Command } from '../command.js';
 import { describeEvent } from '../describe.js';

@@ -2,7 +2,7 @@
 /** `ioptrace diff RUN SEQ_A SEQ_B`: what differs between two points of a run. */
 import { openStore } from '../../store/index.js';
 import { StoreSource, diffStates, renderDiff, stateAt } from '../../timetravel/index.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 import { intArg } from '../command.js';
 import { requireRun } from './common.js';

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** `ioptrace failnth TRACE`: the fail-nth sweep of iommufd_fail_nth.c over a trace. */
 import { failNthSweep } from '../../replay/failnth.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 import { intArg } from '../command.js';
 import { Progress } from '../output.js';

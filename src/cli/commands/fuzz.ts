@@ -13,7 +13,7 @@ import { describeKey } from '../../fuzz/dedupe.js';
 import { fuzz, reproducerFiles } from '../../fuzz/fuzz.js';
 import type { FuzzReport } from '../../fuzz/fuzz.js';
 import { findingFileStem } from '../../fuzz/write.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import type { Command, CommandOutput } from '../command.js';
 import { intArg } from '../command.js';
 import { Progress, table } from '../output.js';

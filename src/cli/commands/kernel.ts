@@ -4,7 +4,7 @@
  * iommufd mock driver, built from Debian's linux-source-6.12 into a cache outside the repository and
  * booted under QEMU.
  */
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import { buildKernel, formatSeconds } from '../../groundtruth/kernel-build.js';
 import { cacheRoot } from '../../groundtruth/paths.js';
 import { oracleExitCode, runSelftestOracle } from '../../groundtruth/selftest-table.js';

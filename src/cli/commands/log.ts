@@ -3,7 +3,7 @@
 import { openStore } from '../../store/index.js';
 import { EVENT_TYPES } from '../../events/events.js';
 import { decodeJson } from '../../lib/codec.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 import { intArg, listArg } from '../command.js';
 import { describeEvent } from '../describe.js';

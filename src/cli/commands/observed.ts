@@ -6,7 +6,7 @@
  */
 import { replayObserved } from '../../bisect/observed.js';
 import { observedJson, renderObserved } from '../../bisect/render.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import type { Command, CommandOutput } from '../command.js';
 import { VARIANT_OPTIONS, loadTrace, variantFromArgs } from './replay.js';
 

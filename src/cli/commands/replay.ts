@@ -9,7 +9,7 @@ import type { ReplayResult } from '../../replay/replayer.js';
 import { DEFAULT_VARIANT, variantFromOptions } from '../../kernel/variant-spec.js';
 import type { NamedVariant } from '../../kernel/variant-spec.js';
 import { openStore } from '../../store/index.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import type { Command, CommandOutput } from '../command.js';
 import { intArg, listArg } from '../command.js';
 import { Progress } from '../output.js';

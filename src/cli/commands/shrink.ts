@@ -17,7 +17,7 @@ import { shrinkTrace } from '../../fuzz/shrink.js';
 import { readTag } from '../../fuzz/write.js';
 import type { TraceTag } from '../../fuzz/write.js';
 import { resolveVariant } from '../../kernel/variants.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import type { Command, CommandOutput } from '../command.js';
 import { intArg } from '../command.js';
 import { VARIANT_OPTIONS, loadTrace, variantFromArgs } from './replay.js';

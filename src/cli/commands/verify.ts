@@ -3,7 +3,7 @@
 import { openStore } from '../../store/index.js';
 import type { Command } from '../command.js';
 import { intArg } from '../command.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import { requireRun } from './common.js';
 
 export const verifyCommand: Command = {

@@ -2,7 +2,7 @@
 /** `ioptrace watch RUN EXPR`: the first event at which a predicate over the state becomes true. */
 import { openStore } from '../../store/index.js';
 import { StoreSource, watch } from '../../timetravel/index.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 import { intArg } from '../command.js';
 import { requireRun } from './common.js';

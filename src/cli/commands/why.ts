@@ -3,7 +3,7 @@
 import { openStore } from '../../store/index.js';
 import { StoreSource, why } from '../../timetravel/index.js';
 import type { WhyTarget } from '../../timetravel/index.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 import { intArg } from '../command.js';
 import { requireRun } from './common.js';

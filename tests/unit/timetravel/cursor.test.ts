@@ -4,7 +4,7 @@ import { digestHex } from '../../../src/lib/digest.js';
 import { reduce } from '../../../src/state/reduce.js';
 import { Cursor } from '../../../src/timetravel/cursor.js';
 import { stateAt } from '../../../src/timetravel/state-at.js';
-import { UsageError } from '../../../src/lib/errors.js';
+import { BadRangeError } from '../../../src/lib/errors.js';
 import { FIRST_PFN } from '../../../src/state/state.js';
 import { scriptedRun, ids } from './fixtures.js';
 
@@ -98,7 +98,9 @@ describe('Cursor', () => {
   });
 
   it('refuses an op outside the run', () => {
-    expect(() => Cursor.open(run.source, 25)).toThrow(new UsageError('op 25 is outside the run (-1..24)'));
+    expect(() => Cursor.open(run.source, 25)).toThrow(
+      new BadRangeError('op 25 is outside the run (-1..24)', 'op', 25, -1, 24),
+    );
   });
 
   it('seeks to any op and keeps stepping from there', () => {

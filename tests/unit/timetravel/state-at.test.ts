@@ -4,7 +4,7 @@ import { recomputeDigest } from '../../../src/state/state.js';
 import { ForwardSeeker, stateAt } from '../../../src/timetravel/state-at.js';
 import { verifyRebuild } from '../../../src/timetravel/rebuild.js';
 import { MemorySource } from '../../../src/timetravel/source.js';
-import { UsageError, InternalError } from '../../../src/lib/errors.js';
+import { BadRangeError, InternalError } from '../../../src/lib/errors.js';
 import { scriptedRun } from './fixtures.js';
 
 describe('stateAt', () => {
@@ -45,8 +45,10 @@ describe('stateAt', () => {
   });
 
   it('refuses a seq outside the run with a usage error naming the range', () => {
-    expect(() => stateAt(run.source, 308)).toThrow(new UsageError('seq 308 is outside the run (0..307)'));
-    expect(() => stateAt(run.source, -1)).toThrow(UsageError);
+    expect(() => stateAt(run.source, 308)).toThrow(
+      new BadRangeError('seq 308 is outside the run (0..307)', 'seq', 308, 0, 307),
+    );
+    expect(() => stateAt(run.source, -1)).toThrow(BadRangeError);
   });
 
   it('refuses a snapshot whose state does not match its recorded digest', () => {

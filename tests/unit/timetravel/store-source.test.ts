@@ -12,7 +12,7 @@ import { verifyRebuild } from '../../../src/timetravel/rebuild.js';
 import { why } from '../../../src/timetravel/why.js';
 import { watch } from '../../../src/timetravel/watch.js';
 import { Cursor } from '../../../src/timetravel/cursor.js';
-import { UsageError } from '../../../src/lib/errors.js';
+import { NotFoundError } from '../../../src/lib/errors.js';
 import { scriptedRun, pfnOf, ids } from './fixtures.js';
 
 const run = scriptedRun({ snapshotEvery: 16 });
@@ -91,6 +91,6 @@ describe('StoreSource', () => {
   });
 
   it('refuses a run that is not in the store', () => {
-    expect(() => new StoreSource(store, 99)).toThrow(UsageError);
+    expect(() => new StoreSource(store, 99)).toThrow(NotFoundError);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compileWatch, watch, ExpressionError } from '../../../src/timetravel/watch.js';
-import { UsageError } from '../../../src/lib/errors.js';
+import { BadInputError, NotFoundError } from '../../../src/lib/errors.js';
 import type { State } from '../../../src/state/state.js';
 import { scriptedRun, ids, pfnOf } from './fixtures.js';
 
@@ -71,10 +71,10 @@ describe('watch', () => {
 
   it('refuses an object that never exists in the run, naming it', () => {
     expect(() => watch(run.source, 'pages.9999.npinned != 0', { runName: 'run 1' })).toThrow(
-      new UsageError('pages 9999 never exists in run 1'),
+      new NotFoundError('pages 9999 never exists in run 1', 'pages', 9999),
     );
     expect(() => watch(run.source, 'violations == 0 || xa(777, 0) == none')).toThrow(
-      new UsageError('pages 777 never exists in the run'),
+      new NotFoundError('pages 777 never exists in the run', 'pages', 777),
     );
     expect(() => watch(run.source, 'user.4242.locked_vm > 0')).toThrow('user 4242 never exists in the run');
     expect(() => watch(run.source, 'mm.99.users > 0')).toThrow('mm 99 never exists in the run');
@@ -119,7 +119,8 @@ describe('compileWatch parse errors', () => {
       compileWatch(expr);
     } catch (err) {
       expect(err).toBeInstanceOf(ExpressionError);
-      expect(err).toBeInstanceOf(UsageError);
+      expect(err).toBeInstanceOf(BadInputError);
+      expect(err).toMatchObject({ field: 'expression', line: null });
       return (err as Error).message;
     }
     throw new Error(`"${expr}" parsed`);

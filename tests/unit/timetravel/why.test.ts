@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { why } from '../../../src/timetravel/why.js';
 import type { EventType } from '../../../src/events/events.js';
 import type { EventSource } from '../../../src/timetravel/source.js';
-import { UsageError } from '../../../src/lib/errors.js';
+import { BadInputError } from '../../../src/lib/errors.js';
 import { scriptedRun, pfnOf, ids } from './fixtures.js';
 
 const run = scriptedRun({ snapshotEvery: 16 });
@@ -127,6 +127,6 @@ describe('why --index', () => {
   });
 
   it('refuses a negative index', () => {
-    expect(() => why(run.source, { pages: 1, index: -1 })).toThrow(UsageError);
+    expect(() => why(run.source, { pages: 1, index: -1 })).toThrow(BadInputError);
   });
 });
