@@ -16,7 +16,7 @@ import type { TapOutcome, TapResult } from './tap.js';
 import { runVm } from './vm.js';
 import type { KernelReport, VmResult } from './vm.js';
 
-export const MODEL_UNAVAILABLE = 'n/a (ioptrace run not yet available)';
+export const MODEL_UNAVAILABLE = 'n/a (the selftest does not run under ioptrace run yet)';
 
 /** The fixtures whose every test must agree between kernel and model (issue 14, item 5). */
 export const ORACLE_FIXTURES = [
