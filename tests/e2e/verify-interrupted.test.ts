@@ -2,6 +2,7 @@
 // verify on stores nobody tampered with: a writer killed with SIGKILL at every point of a batch, and verify
 // running while a writer commits. Incomplete is not broken (exit 0); tampering is (exit 1, the row named).
 import Database from 'better-sqlite3';
+import { childLines } from '../support/child-lines.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -24,25 +25,6 @@ function start(args: string[]): ChildProcess {
   const child = spawn(process.execPath, [CHILD, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   return child;
-}
-
-/** The child's stdout lines once `done` accepts them; rejects if it exits first. */
-function lines(child: ChildProcess, done: (lines: string[]) => boolean): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stdout?.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      const all = text.split('\n').filter((line) => line !== '');
-      if (done(all)) resolve(all);
-    });
-    child.on('exit', (code) => {
-      const all = text.split('\n').filter((line) => line !== '');
-      if (done(all)) resolve(all);
-      else reject(new Error(`child exited (${String(code)}) early: ${stderr}`));
-    });
-  });
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -76,7 +58,7 @@ const incomplete = (events: number, batches: number, ops: number): string =>
 /** Kills the pause-mode writer at step `n` of `batch` and returns the step it stopped at. */
 async function killAt(batch: number, n: number): Promise<string> {
   const child = start(['pause', db, String(batch), String(n)]);
-  const [line] = await lines(child, (l) => l.length > 0);
+  const [line] = await childLines(child, (l) => l.length > 0);
   child.kill('SIGKILL');
   await exited(child);
   return line ?? '';
@@ -131,9 +113,9 @@ describe('verify after a writer killed with SIGKILL at every point of a batch', 
       tmp.remove();
       tmp = tempDir();
       db = join(tmp.dir, 'ledger.db');
-      expect(await lines(start(['pause', db, '3', String(BATCH_3.length + 1)]), (l) => l.includes('done'))).toEqual([
-        'done',
-      ]);
+      expect(
+        await childLines(start(['pause', db, '3', String(BATCH_3.length + 1)]), (l) => l.includes('done')),
+      ).toEqual(['done']);
     },
     SLOW,
   );
@@ -203,7 +185,7 @@ describe('verify while a writer commits', () => {
     'is clean 5 times out of 5, and the run grows meanwhile',
     async () => {
       const writer = start(['slow', db, '100']);
-      await lines(writer, (l) => l.filter((line) => line.startsWith('committed ')).length >= 3);
+      await childLines(writer, (l) => l.filter((line) => line.startsWith('committed ')).length >= 3);
       const pattern =
         /^run 1: incomplete, not broken: (\d+) events in (\d+) whole batches, (\d+) ops; no finish row \(still being written, or its writer was stopped\)$/;
       const events: number[] = [];

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Database from 'better-sqlite3';
+import { childLines } from '../support/child-lines.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,21 +23,6 @@ function startChild(args: string[]): ChildProcess {
   });
   children.push(child);
   return child;
-}
-
-/** Resolves with the child's stdout lines once `done` accepts them, rejects if it exits first. */
-function waitForLines(child: ChildProcess, done: (lines: string[]) => boolean): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stdout?.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      const lines = text.split('\n').filter((line) => line !== '');
-      if (done(lines)) resolve(lines);
-    });
-    child.on('exit', (code) => reject(new Error(`child exited (${String(code)}) early: ${stderr}`)));
-  });
 }
 
 function exited(child: ChildProcess): Promise<number | null> {
@@ -63,7 +49,7 @@ describe('a writer killed midway', () => {
   it('leaves a database that opens, verifies and shows the run as incomplete with whole batches', async () => {
     const batch = 500;
     const child = startChild(['write', path, String(batch)]);
-    const lines = await waitForLines(child, (l) => l.filter((line) => line.startsWith('committed ')).length >= 3);
+    const lines = await childLines(child, (l) => l.filter((line) => line.startsWith('committed ')).length >= 3);
     expect(lines.slice(0, 4)).toEqual(['run 1', 'committed 500', 'committed 1000', 'committed 1500']);
     child.kill('SIGKILL');
     await exited(child);
