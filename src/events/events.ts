@@ -156,6 +156,7 @@ export const EVENT_SCHEMAS = [
   ev('AccessItemAdded', { access: name, item: id, iova: u64, length: u64 }),
   ev('AccessItemRemoved', { access: name, item: id }),
   ev('AccessDestroyed', { access: name }),
+  ev('AccessIoasReplaced', { access: name, from: name, to: name }),
   ev('DomainAllocated', {
     domain: name,
     kind: z.enum(['mock', 'generic']),

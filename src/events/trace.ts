@@ -112,6 +112,7 @@ export const TRACE_OPS = [
   'access_pin',
   'access_unpin',
   'access_rw',
+  'access_replace',
   'vfio_unmap',
   'check_map',
   'check_refs',
@@ -436,6 +437,7 @@ const opShapes = {
     data: hexBytes.optional(),
     kthread: z.boolean().optional(),
   },
+  access_replace: { op: z.literal('access_replace'), access: name, ioas: name },
   vfio_unmap: { op: z.literal('vfio_unmap'), ioas: name, iova: u64, length: u64 },
   // Checks
   check_map: { op: z.literal('check_map'), ioas: name, iova: u64, length: u64, pid: caller, uptr: u64 },
@@ -526,6 +528,7 @@ export const traceOpSchema = z.discriminatedUnion('op', [
   opSchema('access_pin'),
   opSchema('access_unpin'),
   accessRw,
+  opSchema('access_replace'),
   opSchema('vfio_unmap'),
   opSchema('check_map'),
   opSchema('check_refs'),

@@ -37,6 +37,13 @@ export function clearAccessOps(sim: Sim, access: string): void {
   tableOf(sim).delete(access);
 }
 
+/** access->ops->unmap(access->data, iova, length): the driver's own callback for one access. */
+export function callAccessUnmap(sim: Sim, access: string, iova: bigint, length: bigint): void {
+  const ops = tableOf(sim).get(access);
+  if (ops === undefined) throw new InternalError(`access ${access} has no ops`);
+  ops.unmap(sim, access, iova, length);
+}
+
 /**
  * iommufd_access_notify_unmap: every access attached to `ioas` must stop using [iova, iova + length):
  * each one's unmap callback runs (and must unpin what it holds there) before this returns.
@@ -47,8 +54,6 @@ export function iommufdAccessNotifyUnmap(sim: Sim, ioas: string, iova: bigint, l
   for (const access of [...io.accesses]) {
     // iommufd_lock_obj fails for an access being destroyed: it is skipped.
     if (sim.state.accesses[access] === undefined) continue;
-    const ops = tableOf(sim).get(access);
-    if (ops === undefined) throw new InternalError(`access ${access} has no ops`);
-    ops.unmap(sim, access, iova, length);
+    callAccessUnmap(sim, access, iova, length);
   }
 }

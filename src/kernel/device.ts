@@ -41,7 +41,7 @@ import {
 } from './io-pagetable.js';
 import { ioptAreaAddAccess, ioptAreaRemoveAccess, ioptPagesRwAccess } from './pages.js';
 import type { AccessOps } from './access-ops.js';
-import { clearAccessOps, setAccessOps } from './access-ops.js';
+import { callAccessUnmap, clearAccessOps, setAccessOps } from './access-ops.js';
 
 /** sizeof(struct page *): the stride of the caller's out_pages array. */
 const PAGE_PTR_BYTES = 8;
@@ -132,6 +132,26 @@ export function iommufdAccessDestroy(sim: Sim, access: string): void {
   if (a.ioas !== null) ioptRemoveAccess(sim, a.ioas, access);
   clearAccessOps(sim, access);
   sim.emit({ type: 'AccessDestroyed', v: 1, access });
+}
+
+/**
+ * iommufd_access_replace ([up:access-replace]): move an attached access to `ioas`. -ENOENT when the access
+ * is not attached or `ioas` does not exist; 0 without change when it is already there; else the new IOAS
+ * takes the access first (iopt_add_access: its alignment may refuse, and then nothing changed), the
+ * driver's unmap callback over the whole space drops every pin it holds (it unpins through the old IOAS,
+ * which is still the access's ioas_unpin), and only then the old IOAS lets the access go.
+ */
+export function iommufdAccessReplace(sim: Sim, access: string, ioas: string): number {
+  const current = accessOf(sim, access).ioas;
+  if (current === null) return -ENOENT;
+  if (sim.state.ioases[ioas] === undefined) return -ENOENT;
+  if (current === ioas) return 0;
+  const rc = ioptAddAccess(sim, ioas, access);
+  if (rc) return rc;
+  callAccessUnmap(sim, access, 0n, U64_MASK);
+  ioptRemoveAccess(sim, current, access);
+  sim.emit({ type: 'AccessIoasReplaced', v: 1, access, from: current, to: ioas });
+  return 0;
 }
 
 /**

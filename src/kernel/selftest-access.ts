@@ -35,6 +35,7 @@ import {
   iommufdAccessCreate,
   iommufdAccessDestroy,
   iommufdAccessPinPages,
+  iommufdAccessReplace,
   iommufdAccessRw,
   iommufdAccessUnpinPages,
 } from './device.js';
@@ -120,6 +121,17 @@ export function accessDestroy(sim: Sim, access: string): number {
   iommufdTestAccessUnmap(sim, access, 0n, U64_MASK);
   iommufdAccessDestroy(sim, access);
   return 0;
+}
+
+/**
+ * IOMMU_TEST_OP_ACCESS_REPLACE_IOAS: move the driver's access to `ioas` through iommufd_access_replace.
+ * Before [up:access-replace] the mock has no such command and answers -EOPNOTSUPP whatever the arguments;
+ * with it, -ENOENT for an access that does not exist, else the kAPI's answer.
+ */
+export function accessReplace(sim: Sim, access: string, ioas: string): number {
+  if (!sim.has('access-replace')) return -EOPNOTSUPP;
+  if (sim.state.accesses[access] === undefined) return -ENOENT;
+  return iommufdAccessReplace(sim, access, ioas);
 }
 
 /**

@@ -167,6 +167,15 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     summary: 'batch_clear_carry leaves end = 1 so the carried entry stays visible',
   },
   {
+    name: 'access-replace',
+    commit: '70c16123d865',
+    release: 'v6.6-rc1',
+    sections: '14',
+    preMerge: false,
+    summary:
+      'iommufd_access_replace moves an access to another IOAS (IOMMU_TEST_OP_ACCESS_REPLACE_IOAS); before it the mock refuses the command with -EOPNOTSUPP',
+  },
+  {
     name: 'split-updates-domains-itree',
     commit: 'e7250ab7ca49',
     release: 'v6.7-rc',

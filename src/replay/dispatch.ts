@@ -20,7 +20,14 @@ import {
   vfioSetType1,
   vfioUnmap,
 } from '../kernel/ioas.js';
-import { accessCreate, accessDestroy, accessPin, accessRw, accessUnpin } from '../kernel/selftest-access.js';
+import {
+  accessCreate,
+  accessDestroy,
+  accessPin,
+  accessReplace,
+  accessRw,
+  accessUnpin,
+} from '../kernel/selftest-access.js';
 import { ENOENT } from '../machine/errno.js';
 import { checkMap, checkRefs } from './checks.js';
 import type { CheckFailure } from './checks.js';
@@ -66,7 +73,8 @@ export function implicitCaller(state: State, op: TraceOp): Task {
     case 'access_create':
       return ctxOfIoas(op.ioas);
     case 'access_destroy':
-    case 'access_unpin': {
+    case 'access_unpin':
+    case 'access_replace': {
       const access = state.accesses[op.access];
       return access?.ioas ? ctxOfIoas(access.ioas) : KTHREAD;
     }
@@ -98,7 +106,8 @@ function missingObject(state: State, op: TraceOp): boolean {
 
 export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
   const ok = (rc: number, outputs: Record<string, unknown> = {}): OpOutcome => ({ rc, outputs });
-  if (op.op !== 'check_map' && missingObject(sim.state, op)) return ok(-ENOENT);
+  // The mock decides ACCESS_REPLACE_IOAS (even whether it knows the command) before any lookup.
+  if (op.op !== 'check_map' && op.op !== 'access_replace' && missingObject(sim.state, op)) return ok(-ENOENT);
   switch (op.op) {
     case 'process':
       createProcess(sim, op.pid, { uid: op.uid, memlock: memlockOf(op.memlock), capIpcLock: op.cap_ipc_lock });
@@ -196,6 +205,8 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
     }
     case 'access_unpin':
       return ok(accessUnpin(sim, op.access, op.iova, op.length));
+    case 'access_replace':
+      return ok(accessReplace(sim, op.access, op.ioas));
     case 'access_rw': {
       const r = accessRw(sim, op.access, op.iova, op.length, {
         write: op.write,

@@ -144,6 +144,10 @@ const NAME_REFS: Readonly<Partial<Record<TraceOpName, readonly NameRef[]>>> = {
   access_pin: [{ field: 'access', ns: 'access', role: 'use' }],
   access_unpin: [{ field: 'access', ns: 'access', role: 'use' }],
   access_rw: [{ field: 'access', ns: 'access', role: 'use' }],
+  access_replace: [
+    { field: 'access', ns: 'access', role: 'use' },
+    { field: 'ioas', ns: 'ioas', role: 'use' },
+  ],
   vfio_unmap: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
   check_map: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
 };

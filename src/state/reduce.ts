@@ -67,6 +67,7 @@ export const REDUCERS: ReducerTable = {
   AccessItemAdded: iommufd.accessItemAdded,
   AccessItemRemoved: iommufd.accessItemRemoved,
   AccessDestroyed: iommufd.accessDestroyed,
+  AccessIoasReplaced: iommufd.accessIoasReplaced,
   DomainAllocated: domain.domainAllocated,
   DomainFreed: domain.domainFreed,
   IommuMapped: domain.iommuMapped,

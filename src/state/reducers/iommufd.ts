@@ -244,6 +244,23 @@ export function accessDestroyed(s: State, e: EventOf<'AccessDestroyed'>): void {
   delete s.accesses[e.access];
 }
 
+/** The access leaves `from`'s access list for `to`'s, and pins from now on through `to`. */
+export function accessIoasReplaced(s: State, e: EventOf<'AccessIoasReplaced'>): void {
+  const access = mustGet(s.accesses, e.access, 'access');
+  const from = mustGet(s.ioases, e.from, 'ioas');
+  recordSet(
+    s,
+    'ioas',
+    e.from,
+    from,
+    'accesses',
+    from.accesses.filter((a) => a !== e.access),
+  );
+  const to = mustGet(s.ioases, e.to, 'ioas');
+  recordSet(s, 'ioas', e.to, to, 'accesses', [...to.accesses, e.access]);
+  recordSet(s, 'access', e.access, access, 'ioas', e.to);
+}
+
 const COUNTER_FIELD = { 'mm.locked_vm': 'lockedVm', 'mm.pinned_vm': 'pinnedVm' } as const;
 
 function applyAccounting(

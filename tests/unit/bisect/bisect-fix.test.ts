@@ -45,8 +45,9 @@ describe('fixSteps and variantAt', () => {
       'unpin-domain-batch-last-index',
       'carry-store-order',
     ]);
-    // The 15 post-merge flags of upstream (vfio-unmap-empty-success included); the proposed flag is in neither.
-    expect(steps).toHaveLength(15);
+    // The 16 post-merge flags of upstream (access-replace and vfio-unmap-empty-success included); the proposed
+    // flag is in neither.
+    expect(steps).toHaveLength(16);
     expect(steps.map((s) => s.flag.name)).not.toContain('mm-mode-uncharge-dead-mm');
     expect(variantAt(variant('merged'), steps, 2).fixes.slice(-2)).toEqual([
       'gup-unshare-flags',
@@ -70,7 +71,7 @@ describe('bisectFix', () => {
       'violation mmput_underflow pfn_reader_user_destroy',
     ]);
     expect(r.monotonic).toBe(true);
-    // 0 and 26, then 13, 6, 3, 1: the binary search over 26 flags.
+    // The two ends, then a binary search over the 28 flags of upstream down to the first one.
     expect(r.replays).toBe(6);
   });
 
@@ -105,8 +106,8 @@ describe('bisectFix', () => {
       ['carry-end-one', 6, 61, 'domain_detach'],
     ]);
     expect(r.exhaustive).toBe(true);
-    // variant_0 (merged) through variant_15 (upstream): 16 replays.
-    expect(r.replays).toBe(16);
+    // variant_0 (merged) through variant_16 (upstream): 17 replays.
+    expect(r.replays).toBe(17);
   });
 
   it('access-pin-short: fill-xarray-upages-bytes at the pin on line 14', () => {
@@ -120,13 +121,13 @@ describe('bisectFix', () => {
 
   it('map-no-prot: map-requires-prot (996dc53ac289) at the map on line 11', () => {
     const r = fix(`${FIXTURES}/map-no-prot.jsonl`, 'upstream', 'merged');
-    expect(summary(r)).toEqual([['map-requires-prot', 10, 11, 'ioas_map']]);
+    expect(summary(r)).toEqual([['map-requires-prot', 11, 11, 'ioas_map']]);
     expect(r.flips[0]?.commit).toBe('996dc53ac289');
   });
 
   it('split-domains-itree: split-updates-domains-itree (e7250ab7ca49) at the vfio_unmap on line 13', () => {
     const r = fix(`${FIXTURES}/split-domains-itree.jsonl`, 'upstream', 'v3');
-    expect(summary(r)).toEqual([['split-updates-domains-itree', 19, 13, 'vfio_unmap']]);
+    expect(summary(r)).toEqual([['split-updates-domains-itree', 20, 13, 'vfio_unmap']]);
     expect(r.flips[0]?.commit).toBe('e7250ab7ca49');
     expect(r.flips[0]?.completesMerged).toBe(false);
   });

@@ -11,7 +11,14 @@ import { invariantFindings } from '../../../src/kernel/invariants/index.js';
 import { itreeEntries } from '../../../src/structures/interval-tree.js';
 import { domainAttach, domainDetach, ioasAlloc, ioasMap, ioasUnmap } from '../../../src/kernel/ioas.js';
 import { rangeGet } from '../../../src/structures/range-map.js';
-import { accessCreate, accessDestroy, accessPin, accessRw, accessUnpin } from '../../../src/kernel/selftest-access.js';
+import {
+  accessCreate,
+  accessDestroy,
+  accessPin,
+  accessReplace,
+  accessRw,
+  accessUnpin,
+} from '../../../src/kernel/selftest-access.js';
 import { FLAG_NAMES, PRE_MERGE_FLAGS, isMerged } from '../../../src/kernel/variants.js';
 import { xaLoad } from '../../../src/structures/xarray.js';
 import {
@@ -380,6 +387,96 @@ describe('unmap and destroy with pins held', () => {
     expect(accessCreate(w.sim, 'y', 'A', false)).toBe(0);
     expect(accessCreate(w.sim, 'y', 'A', false)).toBeLessThan(0);
     expect(accessCreate(w.sim, 'z', 'nope', false)).toBe(-ENOENT);
+  });
+});
+
+describe('iommufd_access_replace (IOMMU_TEST_OP_ACCESS_REPLACE_IOAS)', () => {
+  /** Given A (the buffer at IOVA) with access x pinning 3 pages, and B with the same buffer at IOVA + 64 pages. */
+  function givenPinnedAccessAndSecondIoas(flags: readonly string[] = FLAG_NAMES): World {
+    const w = world(flags);
+    expect(ioasAlloc(w.sim, 'B', 'c')).toBe(0);
+    expect(
+      ioasMap(w.sim, 'B', { uptr: BUF, length: 16n * PAGE, iova: IOVA + 64n * PAGE, read: true, write: true }).rc,
+    ).toBe(0);
+    expect(accessCreate(w.sim, 'x', 'A', true)).toBe(0);
+    expect(accessPin(w.sim, 'x', IOVA + PAGE, 3n * PAGE, true).rc).toBe(0);
+    return w;
+  }
+  const pagesOfIoas = (s: State, ioas: string) => {
+    const area = Object.values(s.areas).find((a) => a.ioas === ioas);
+    return area === undefined ? undefined : s.pages[area.pages];
+  };
+
+  it('moves the access to B: the unmap callback drops its pins first, then A lets it go', () => {
+    const w = givenPinnedAccessAndSecondIoas();
+    const from = w.sink.events.length;
+    expect(accessReplace(w.sim, 'x', 'B')).toBe(0);
+    const s = w.sim.state;
+    const types = w.sink.events.slice(from).map((e) => e.type);
+    expect(types.filter((t) => t.startsWith('Access'))).toEqual(['AccessItemRemoved', 'AccessIoasReplaced']);
+    // The unpin (the pages access goes) happens inside the callback, before A lets the access go.
+    expect(types.indexOf('PagesAccessFreed')).toBeGreaterThan(types.indexOf('AccessItemRemoved'));
+    expect(types.indexOf('PagesAccessFreed')).toBeLessThan(types.indexOf('AccessIoasReplaced'));
+    expect(w.sink.events.at(-1)).toMatchObject({ type: 'AccessIoasReplaced', access: 'x', from: 'A', to: 'B' });
+    expect(s.accesses.x?.ioas).toBe('B');
+    expect(s.accesses.x?.items).toEqual({});
+    expect(s.ioases.A?.accesses).toEqual([]);
+    expect(s.ioases.B?.accesses).toEqual(['x']);
+    expect([1, 2, 3].map((i) => pinsOf(s, pfnOf(w, i)))).toEqual([0, 0, 0]);
+    expect(pagesOfIoas(s, 'A')?.npinned).toBe(0);
+    expect(Object.values(s.users).map((u) => u.lockedVm)).toEqual([0]);
+    // Pinning now goes through B's areas: B's pages hold the pin.
+    const pin = accessPin(w.sim, 'x', IOVA + 64n * PAGE + 2n * PAGE, PAGE, true);
+    expect(pin.rc).toBe(0);
+    expect(pinsOf(w.sim.state, pfnOf(w, 2))).toBe(1);
+    expect(pagesOfIoas(w.sim.state, 'B')?.npinned).toBe(1);
+    expect(pagesOfIoas(w.sim.state, 'A')?.npinned).toBe(0);
+    expect(accessPin(w.sim, 'x', IOVA + PAGE, PAGE, true).rc).toBe(-ENOENT);
+    expect(invariantFindings(w.sim.state)).toEqual([]);
+    expect(findings(w)).toEqual([]);
+  });
+
+  it('answers 0 and changes nothing for the IOAS it is already on; -ENOENT for an IOAS or access that does not exist', () => {
+    const w = givenPinnedAccessAndSecondIoas();
+    const from = w.sink.events.length;
+    expect(accessReplace(w.sim, 'x', 'A')).toBe(0);
+    expect(accessReplace(w.sim, 'x', 'nope')).toBe(-ENOENT);
+    expect(accessReplace(w.sim, 'nope', 'B')).toBe(-ENOENT);
+    expect(w.sink.events.length).toBe(from);
+    expect(pinsOf(w.sim.state, pfnOf(w, 1))).toBe(1);
+  });
+
+  it('is refused by the alignment of the new IOAS (-EADDRINUSE) with the pins and the old IOAS untouched', () => {
+    const w = givenPinnedAccessAndSecondIoas();
+    expect(ioasAlloc(w.sim, 'C', 'c')).toBe(0);
+    expect(domainAttach(w.sim, 'C', 'dc', { kind: 'mock' })).toBe(0);
+    expect(ioasMap(w.sim, 'C', { uptr: BUF, length: PAGE, iova: IOVA + 0x800n, read: true, write: true }).rc).toBe(0);
+    const from = w.sink.events.length;
+    expect(accessReplace(w.sim, 'x', 'C')).toBe(-EADDRINUSE);
+    expect(w.sink.events.slice(from).filter((e) => e.type.startsWith('Access'))).toEqual([]);
+    expect(w.sim.state.accesses.x?.ioas).toBe('A');
+    expect(w.sim.state.ioases.C?.accesses).toEqual([]);
+    expect(pinsOf(w.sim.state, pfnOf(w, 1))).toBe(1);
+  });
+
+  it('is an unknown command (-EOPNOTSUPP) on a kernel before v6.6: merged has no access replace', () => {
+    const w = givenPinnedAccessAndSecondIoas(PRE_MERGE_FLAGS);
+    const from = w.sink.events.length;
+    expect(accessReplace(w.sim, 'x', 'B')).toBe(-EOPNOTSUPP);
+    expect(accessReplace(w.sim, 'nope', 'nope')).toBe(-EOPNOTSUPP);
+    expect(w.sink.events.length).toBe(from);
+  });
+
+  it('rebuilds from its events to the live state', () => {
+    const w = givenPinnedAccessAndSecondIoas();
+    accessReplace(w.sim, 'x', 'B');
+    accessPin(w.sim, 'x', IOVA + 64n * PAGE, 2n * PAGE, true);
+    accessDestroy(w.sim, 'x');
+    const fresh = initialState();
+    for (const e of w.sink.events) reduce(fresh, e);
+    expect(fresh.digest).toEqual(w.sim.state.digest);
+    expect(fresh).toEqual(w.sim.state);
+    expect(fresh.ioases.B?.accesses).toEqual([]);
   });
 });
 
