@@ -402,9 +402,9 @@ describe('iommufd_access_replace (IOMMU_TEST_OP_ACCESS_REPLACE_IOAS)', () => {
     expect(accessPin(w.sim, 'x', IOVA + PAGE, 3n * PAGE, true).rc).toBe(0);
     return w;
   }
-  const pagesOfIoas = (s: State, ioas: string) => {
+  const pagesOfIoas = (s: State, ioas: string): State['pages'][number] | undefined => {
     const area = Object.values(s.areas).find((a) => a.ioas === ioas);
-    return area === undefined ? undefined : s.pages[area.pages];
+    return area?.pages == null ? undefined : s.pages[area.pages];
   };
 
   it('moves the access to B: the unmap callback drops its pins first, then A lets it go', () => {
