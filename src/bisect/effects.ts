@@ -9,9 +9,11 @@
  * run's order; an event present on both sides but in another order is marked '~'.
  */
 import type { Event } from '../events/events.js';
+import { describeEvent } from '../events/describe.js';
 import { encodeJson } from '../lib/codec.js';
 import type { Difference } from '../state/diff.js';
-import { differencePlace, formatValue, hex } from '../state/diff.js';
+import { differencePlace, hex } from '../state/diff.js';
+import { kernelPlace } from '../state/kernel-names.js';
 
 /** '=' on both sides in step, '<' only in run A, '>' only in run B, '~' on both sides but out of step. */
 export type RowMark = '=' | '<' | '>' | '~';
@@ -31,14 +33,9 @@ export interface EffectsComparison {
   eventsB: number;
 }
 
-/** One event as one line: `HeapFreed alloc 4 fn pfn_reader_user_pin`. */
+/** One event as one line, as `log` shows it but spaced: `HeapFreed alloc 4 fn pfn_reader_user_pin`. */
 export function renderEvent(event: Event): string {
-  const parts: string[] = [event.type];
-  for (const [field, value] of Object.entries(event)) {
-    if (field === 'type' || field === 'v') continue;
-    parts.push(`${field} ${formatValue(value, field)}`);
-  }
-  return parts.join(' ');
+  return describeEvent(event, ' ');
 }
 
 /** How many times each key occurs in both lists (the matched part of the multisets). */
@@ -179,7 +176,7 @@ export function namedObjects(differences: readonly Difference[], onlyEvents: rea
     }
     const field = d.path[d.path.length - 1];
     if (field !== undefined && COUNTER_FIELDS[d.table]?.includes(field) === true) {
-      counters.add(d.path.length === 1 ? differencePlace(d) : `${d.table} ${key ?? ''} ${field}`);
+      counters.add(d.path.length === 1 ? differencePlace(d) : kernelPlace(d.table, key, [field]));
     }
   }
   for (const e of onlyEvents) {
@@ -199,14 +196,16 @@ export function namedObjects(differences: readonly Difference[], onlyEvents: rea
       if (typeof o['area'] === 'number') areas.add(o['area']);
     }
     if ((e.type === 'ItreeInserted' || e.type === 'ItreeRemoved') && 'pages' in e.tree) pages.add(e.tree.pages);
-    if (e.type === 'MmGot' || e.type === 'MmPut') counters.add(`mms ${e.mm} users`);
-    if (e.type === 'MmGrabbed' || e.type === 'MmDropped') counters.add(`mms ${e.mm} count`);
+    if (e.type === 'MmGot' || e.type === 'MmPut') counters.add(kernelPlace('mms', String(e.mm), ['users']));
+    if (e.type === 'MmGrabbed' || e.type === 'MmDropped') counters.add(kernelPlace('mms', String(e.mm), ['count']));
     if (COUNTER_EVENTS.has(e.type)) {
       if (e.type === 'AccountingCharged' || e.type === 'AccountingUncharged')
         counters.add(`${e.counter} of ${e.owner}`);
       else
         counters.add(
-          `pages ${(e as { pages: number }).pages} ${e.type === 'NpinnedChanged' ? 'npinned' : 'lastNpinned'}`,
+          kernelPlace('pages', String((e as { pages: number }).pages), [
+            e.type === 'NpinnedChanged' ? 'npinned' : 'lastNpinned',
+          ]),
         );
     }
   }

@@ -18,6 +18,7 @@
  * 'cursors'), which say how a state was reached.
  */
 import { hex } from '../lib/format.js';
+import { kernelField, kernelPlace } from './kernel-names.js';
 import type { Digest } from '../lib/digest.js';
 import { digestEquals, digestHex } from '../lib/digest.js';
 import { encodeJson } from '../lib/codec.js';
@@ -95,17 +96,22 @@ export function rangeText(r: DiffRange): string {
 const HEX_NUMBERS = new Set(['pfn', 'nextPfn', 'oldPfn', 'newPfn', 'vpn']);
 const DECIMAL_BIGINTS = new Set(['memlock']);
 
-/** One value as short readable text; `field` picks hex or decimal. undefined (absent) prints as (none). */
-export function formatValue(value: unknown, field = ''): string {
+/**
+ * One value as short readable text; `field` picks hex or decimal. undefined (absent) prints as (none). The
+ * fields of an object (a record of `table`) are named as the kernel names them (kernel-names.ts).
+ */
+export function formatValue(value: unknown, field = '', table = ''): string {
   if (value === undefined) return '(none)';
   if (value === null) return 'null';
   if (typeof value === 'bigint') return DECIMAL_BIGINTS.has(field) ? value.toString() : hex(value);
   if (typeof value === 'number') return HEX_NUMBERS.has(field) ? hex(value) : String(value);
   if (typeof value === 'string') return value === '' ? '""' : value;
   if (typeof value === 'boolean') return value ? 'yes' : 'no';
-  if (Array.isArray(value)) return `[${value.map((v) => formatValue(v, field)).join(', ')}]`;
+  if (Array.isArray(value)) return `[${value.map((v) => formatValue(v, field, table)).join(', ')}]`;
   if (typeof value === 'object') {
-    const parts = Object.entries(value as Record<string, unknown>).map(([k, v]) => `${k} ${formatValue(v, k)}`);
+    const parts = Object.entries(value as Record<string, unknown>).map(
+      ([k, v]) => `${kernelField(table, k)} ${formatValue(v, k)}`,
+    );
     return `{${parts.join(', ')}}`;
   }
   return typeof value === 'symbol' ? value.toString() : 'function';
@@ -570,19 +576,9 @@ function bytesDiffer(a: string | undefined, b: string | undefined): string {
   return first === last ? `byte ${hex(first)} differs` : `bytes ${hex(first)}..${hex(last)} differ`;
 }
 
-/** What a person calls the state's bookkeeping fields (the state's own names are for code). */
-const PLAIN_NAMES: Readonly<Record<string, string>> = {
-  'counts violations': 'violations (count)',
-  'counts warns': 'WARNs (count)',
-  'cursors nextId': 'next object id',
-  'cursors nextPfn': 'next free pfn',
-  'cursors opsDone': 'ops done',
-};
-
-/** Where a difference is, as a person reads it: `pages 7 npinned`, `violations (count)`. */
+/** Where a difference is, as a person reads it: `pages 7 last_npinned`, `violations (count)` (kernel-names.ts). */
 export function differencePlace(d: Difference): string {
-  const where = [d.table, ...(d.key === null ? [] : [d.key]), ...d.path].join(' ');
-  return PLAIN_NAMES[where] ?? where;
+  return kernelPlace(d.table, d.key, d.path);
 }
 
 /** One line for a difference: `pages 7 npinned: 512 -> 511`, `frames pfn 0x40200..0x403ff pins: 1 -> 0`. */
@@ -594,7 +590,7 @@ export function renderDifference(d: Difference): string {
     const count = Number(d.at.last) - Number(d.at.first) + 1;
     return `${where}: ${pfnRun(d.a, count)} -> ${pfnRun(d.b, count)}`;
   }
-  return `${where}: ${formatValue(d.a, field)} -> ${formatValue(d.b, field)}`;
+  return `${where}: ${formatValue(d.a, field, d.table)} -> ${formatValue(d.b, field, d.table)}`;
 }
 
 /** The diff as readable lines, one per difference (none when the states are equal). */

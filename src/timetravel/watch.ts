@@ -6,7 +6,9 @@
  *   values      integers (decimal or 0x hex, optionally negative), `none` (an absent value)
  *               npinned, last_npinned, refs              of any iopt_pages (see below)
  *               pages.N.npinned, pages.N.last_npinned, pages.N.refs
- *               user.UID.locked_vm, mm.ID.locked_vm, mm.ID.pinned_vm, mm.ID.users, mm.ID.count
+ *               user.UID.locked_vm, mm.ID.locked_vm, mm.ID.pinned_vm, mm.ID.mm_users, mm.ID.mm_count
+ *               (the kernel's names, as diff and step print them: src/state/kernel-names.ts; `users` and
+ *               `count` for mm_users and mm_count, and `users.UID` / `mms.ID`, are accepted too)
  *               violations, warns                        counters of findings so far
  *               pins(PFN), maps(PFN)                     pin and map count of a physical page (0 if free)
  *               xa(PAGES, INDEX)                         the PFN stored at an index, none if absent
@@ -40,6 +42,7 @@ import type { Pages, State } from '../state/state.js';
 import type { EventSource } from './source.js';
 import { ForwardSeeker, checkSeq, loadSnapshot } from './state-at.js';
 import { initialState } from '../state/state.js';
+import { WATCH_MM_FIELDS, WATCH_PAGES_FIELDS } from '../state/kernel-names.js';
 
 /** A parse error: one line naming the column. */
 export class ExpressionError extends BadInputError {
@@ -124,15 +127,11 @@ function tokenize(expr: string): Token[] {
   return tokens;
 }
 
-const PAGES_FIELDS: Record<string, PagesField> = { npinned: 'npinned', last_npinned: 'lastNpinned', refs: 'refs' };
-const MM_FIELDS: Record<string, MmField> = {
-  locked_vm: 'lockedVm',
-  pinned_vm: 'pinnedVm',
-  users: 'users',
-  count: 'count',
-};
+// The kernel's field names (kernel-names.ts): what diff, step and bisect print is what watch reads.
+const PAGES_FIELDS: Readonly<Record<string, PagesField>> = WATCH_PAGES_FIELDS;
+const MM_FIELDS: Readonly<Record<string, MmField>> = WATCH_MM_FIELDS;
 const FIELD_LIST =
-  'npinned, last_npinned, refs, pages.N.<field>, user.UID.locked_vm, mm.ID.<locked_vm|pinned_vm|users|count>, violations, warns, pins(PFN), maps(PFN), xa(PAGES, INDEX)';
+  'npinned, last_npinned, refs, pages.N.<field>, user.UID.locked_vm, mm.ID.<locked_vm|pinned_vm|mm_users|mm_count>, violations, warns, pins(PFN), maps(PFN), xa(PAGES, INDEX)';
 
 function parseInteger(text: string): number | null {
   const n = /^0x[0-9a-f]+$/i.test(text) ? Number.parseInt(text.slice(2), 16) : /^\d+$/.test(text) ? Number(text) : NaN;
@@ -280,13 +279,14 @@ class Parser {
         if (pf === undefined) this.fail(t, `pages has no field '${sub}' (npinned, last_npinned, refs)`);
         return { kind: 'pages', pages: this.segment(t, id, 'a pages id'), field: pf };
       }
-      if (head === 'user') {
+      // `users.UID` and `mms.ID` as diff and step print them, `user.UID` and `mm.ID` as watch first took them.
+      if (head === 'user' || head === 'users') {
         if (sub !== 'locked_vm') this.fail(t, `user has no field '${sub}' (locked_vm)`);
         return { kind: 'user', uid: this.segment(t, id, 'a uid') };
       }
-      if (head === 'mm') {
+      if (head === 'mm' || head === 'mms') {
         const mf = MM_FIELDS[sub];
-        if (mf === undefined) this.fail(t, `mm has no field '${sub}' (locked_vm, pinned_vm, users, count)`);
+        if (mf === undefined) this.fail(t, `mm has no field '${sub}' (locked_vm, pinned_vm, mm_users, mm_count)`);
         return { kind: 'mm', mm: this.segment(t, id, 'an mm id'), field: mf };
       }
     }

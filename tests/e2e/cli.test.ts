@@ -159,7 +159,7 @@ describe('ioptrace time travel on a stored run', () => {
   it('diff names the mm counter and the violation count', () => {
     const r = cli(['diff', '1', '35', '45', '--db', db]);
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain('mms 1 users: 0 -> -1');
+    expect(r.stdout).toContain('mms 1 mm_users: 0 -> -1');
     expect(r.stdout).toContain('violations (count): 0 -> 3');
   });
 

@@ -48,19 +48,19 @@ describe('ioptrace step on bad-free replayed on v3', () => {
         `run 1: 2 steps from op 7 to op 9 (after op 7: digest ${d(7)})`,
         'op 8  line 33  access_pin  EFAULT  (events 36..45, 6 patches)',
         // v3's reader destroy mmput()s the exited mm a reference it never took: mm_users goes below zero.
-        '  replace mms.1.users 0 -> -1',
-        '  replace counts.violations 0 -> 3',
+        '  replace mms.1.mm_users 0 -> -1',
+        '  replace violations (count) 0 -> 3',
         `  replace digest.lo ${half(7, 'lo')} -> ${half(8, 'lo')}`,
         `  replace digest.hi ${half(7, 'hi')} -> ${half(8, 'hi')}`,
-        '  replace nextId 4 -> 6',
-        '  replace opsDone 8 -> 9',
+        '  replace next object id 4 -> 6',
+        '  replace ops done 8 -> 9',
         `  digest ${d(8)} = recorded after op 8`,
         'op 9  line 36  access_destroy  ok  (events 46..48, 5 patches)',
-        '  replace ioases.A.accesses [mdev] -> []',
-        '  remove accesses.mdev (was {name mdev, ioas A, needsPinPages yes, items {}})',
+        '  replace ioases.A.access_list [mdev] -> []',
+        '  remove accesses.mdev (was {name mdev, ioas A, needs_pin_pages yes, items {}})',
         `  replace digest.lo ${half(8, 'lo')} -> ${half(9, 'lo')}`,
         `  replace digest.hi ${half(8, 'hi')} -> ${half(9, 'hi')}`,
-        '  replace opsDone 9 -> 10',
+        '  replace ops done 9 -> 10',
         `  digest ${d(9)} = recorded after op 9`,
       ]);
     },
@@ -94,15 +94,15 @@ describe('ioptrace step on bad-free replayed on v3', () => {
       expect(out.steps[0]?.patches[1]).toEqual({
         op: 'add',
         path: ['accesses', 'mdev'],
-        to: '{name mdev, ioas A, needsPinPages yes, items {}}',
-        text: 'add accesses.mdev {name mdev, ioas A, needsPinPages yes, items {}}',
+        to: '{name mdev, ioas A, needs_pin_pages yes, items {}}',
+        text: 'add accesses.mdev {name mdev, ioas A, needs_pin_pages yes, items {}}',
       });
       expect(out.steps[1]?.patches[0]).toEqual({
         op: 'replace',
         path: ['mms', '1', 'users'],
         from: '-1',
         to: '0',
-        text: 'replace mms.1.users -1 -> 0',
+        text: 'replace mms.1.mm_users -1 -> 0',
       });
       const forward = await cli(['step', '1', '--from', '6', '--to', '7', '--json', '--db', db]);
       const last = (JSON.parse(forward.stdout) as { steps: { op: number; digest: string }[] }).steps.at(-1);

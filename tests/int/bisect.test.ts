@@ -119,7 +119,7 @@ describe('bisectRuns over the store', () => {
     const s = await opened();
     const r = await bisectRuns(s, record(s, BAD_FREE, 'v3'), record(s, BAD_FREE, 'merged'));
     expect([r.divergence?.op, r.divergence?.line, r.divergence?.name]).toEqual([8, 33, 'access_pin']);
-    expect(r.divergence?.diff.lines).toEqual(['violations (count): 3 -> 0', 'mms 1 users: -1 -> 0']);
+    expect(r.divergence?.diff.lines).toEqual(['violations (count): 3 -> 0', 'mms 1 mm_users: -1 -> 0']);
     expect(r.divergence?.diff.onlyA).toContain('HeapFreed alloc 4 fn pfn_reader_user_pin');
     expect(r.ranges).toEqual([[8, 11]]);
     expect(r.notes).toEqual([]);
@@ -137,11 +137,11 @@ describe('bisectRuns over the store', () => {
     expect(r.divergence?.diff.lines).toEqual([
       'violations (count): 3 -> 0',
       'WARNs (count): 1 -> 0',
-      'mms 1 pinnedVm: 511 -> 1',
-      'users 1000 lockedVm: 511 -> 1',
+      'mms 1 pinned_vm: 511 -> 1',
+      'users 1000 locked_vm: 511 -> 1',
       'frames pfn 0x40002..0x401ff dirty: no -> yes',
       'frames pfn 0x40002..0x401ff pins: 1 -> 0',
-      'pages 4 lastNpinned: 511 -> 1',
+      'pages 4 last_npinned: 511 -> 1',
       'pages 4 npinned: 511 -> 1',
     ]);
     expect(r.divergence?.diff.provenance.map(renderDifference)).toEqual([
@@ -153,7 +153,7 @@ describe('bisectRuns over the store', () => {
     expect([strict.divergence?.op, strict.divergence?.line, strict.divergence?.diff.lines]).toEqual([
       8,
       16,
-      ['ioases A iovaAlignment: 0x800 -> 0x1000'],
+      ['ioases A iova_alignment: 0x800 -> 0x1000'],
     ]);
     expect(strict.ranges).toEqual([[8, 15]]);
     const text = renderBisect(r, 18);
@@ -219,7 +219,7 @@ describe('ioptrace bisect', () => {
       expect.objectContaining({ run: 2, variant: 'merged' }),
     ]);
     const diff = json['diff'] as { state: { text: string }[]; named: { allocations: number[] } };
-    expect(diff.state.map((d) => d.text)).toEqual(['violations (count): 3 -> 0', 'mms 1 users: -1 -> 0']);
+    expect(diff.state.map((d) => d.text)).toEqual(['violations (count): 3 -> 0', 'mms 1 mm_users: -1 -> 0']);
     expect(diff.named.allocations).toEqual([4, 5]);
     expect(out.text[0]).toBe('recorded run 1 (v3) and run 2 (merged)');
     expect(out.text).toContain('first divergence: op 8, line 33 (access_pin): state differs');

@@ -18,7 +18,7 @@ import type { Event } from '../../events/events.js';
 import { UsageError } from '../errors.js';
 import { packageRoot } from '../../lib/paths.js';
 import type { Command } from '../command.js';
-import { describeEvent } from '../describe.js';
+import { describeEvent } from '../../events/describe.js';
 import { loadTrace } from './replay.js';
 import { bisectRuns } from '../../bisect/bisect-runs.js';
 import { pushAll } from '../../lib/arrays.js';

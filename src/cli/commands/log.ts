@@ -6,7 +6,7 @@ import { decodeJson } from '../../lib/codec.js';
 import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 import { intArg, listArg } from '../command.js';
-import { describeEvent } from '../describe.js';
+import { describeEvent } from '../../events/describe.js';
 import type { Event } from '../../events/events.js';
 import { requireRun } from './common.js';
 

@@ -15,6 +15,7 @@ import { digestHex } from '../../lib/digest.js';
 import { InternalError } from '../../lib/errors.js';
 import { UsageError } from '../errors.js';
 import { hex } from '../../lib/format.js';
+import { kernelField, kernelStatePath } from '../../state/kernel-names.js';
 import type { Command } from '../command.js';
 import { intArg } from '../command.js';
 import { requireRun } from './common.js';
@@ -32,7 +33,7 @@ const MAX_ARRAY_ITEMS = 8;
 
 type PathPart = string | number;
 
-/** One patch of a step, readable: `replace pages.3.npinned 0 -> 512`. */
+/** One patch of a step, readable: `replace pages.3.npinned 0 -> 512` (kernel names: kernel-names.ts). */
 export interface RenderedPatch {
   op: Patch['op'];
   path: PathPart[];
@@ -90,8 +91,10 @@ function valueText(value: unknown, path: readonly PathPart[], field: string, dep
   if (typeof value === 'object') {
     if (isDigest(value)) return digestHex(value);
     if (depth >= MAX_DEPTH) return '{…}';
+    // A whole record (`accesses.mdev`) names its fields as its table's kernel object does.
+    const table = path.length === 1 && depth === 0 ? String(path[0]) : '';
     const parts = Object.entries(value as Record<string, unknown>).map(
-      ([k, v]) => `${k} ${valueText(v, [...path, field], k, depth + 1)}`,
+      ([k, v]) => `${kernelField(table, k)} ${valueText(v, [...path, field], k, depth + 1)}`,
     );
     return `{${parts.join(', ')}}`;
   }
@@ -130,7 +133,7 @@ export function renderPatches(before: object, patches: readonly Patch[], max: nu
   immer.produce(before, (draft) => {
     for (const patch of shown) {
       const path = [...patch.path];
-      const where = path.join('.');
+      const where = kernelStatePath(path);
       const from = patch.op === 'add' ? undefined : shortValue(readPath(draft, path), path);
       const to = patch.op === 'remove' ? undefined : shortValue(patch.value, path);
       const text =

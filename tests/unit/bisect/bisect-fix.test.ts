@@ -151,7 +151,7 @@ describe('bisectFix', () => {
 
   it('describes the divergence at the flip when asked', () => {
     const r = bisectFix(trace(BAD_FREE), variant('upstream'), variant('v3'), { diff: true });
-    expect(r.flips[0]?.divergence?.diff.lines).toEqual(['violations (count): 3 -> 0', 'mms 1 users: -1 -> 0']);
+    expect(r.flips[0]?.divergence?.diff.lines).toEqual(['violations (count): 3 -> 0', 'mms 1 mm_users: -1 -> 0']);
   });
 });
 

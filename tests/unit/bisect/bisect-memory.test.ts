@@ -26,27 +26,27 @@ describe('bisect of bad-free.jsonl, v3 against merged', () => {
   });
 
   it('names the mm counter in the state diff and the heap allocation freed by pfn_reader_user_pin', () => {
-    expect(d.diff.lines).toEqual(['violations (count): 3 -> 0', 'mms 1 users: -1 -> 0']);
+    expect(d.diff.lines).toEqual(['violations (count): 3 -> 0', 'mms 1 mm_users: -1 -> 0']);
     expect(d.diff.named.mms).toEqual([1]);
-    expect(d.diff.named.counters).toEqual(['mms 1 users', 'violations (count)']);
+    expect(d.diff.named.counters).toEqual(['mms 1 mm_users', 'violations (count)']);
     expect(d.diff.named.allocations).toEqual([4, 5]);
     expect(d.diff.onlyA).toContain('HeapFreed alloc 4 fn pfn_reader_user_pin');
     expect(d.diff.onlyA).toContain('MmPut mm 1 fn pfn_reader_user_destroy');
     expect(d.diff.onlyB).toEqual([
-      'HeapAllocated alloc 5 size 56 owner iommufd tag iopt_pages_access fn iopt_area_add_access',
+      'HeapAllocated alloc 5 size 0x38 owner iommufd tag iopt_pages_access fn iopt_area_add_access',
       'HeapFreed alloc 5 fn iopt_area_add_access',
       'HeapFreed alloc 4 fn iommufd_test_access_pages',
     ]);
   });
 
   it('shows the derived IOVA alignment, which differs since access_create, without counting it', () => {
-    expect(d.diff.uncounted.map(renderDifference)).toEqual(['ioases A iovaAlignment: 0x1 -> 0x1000']);
+    expect(d.diff.uncounted.map(renderDifference)).toEqual(['ioases A iova_alignment: 0x1 -> 0x1000']);
   });
 
   it('with --strict, diverges already at the access_create on line 24 (the [merged] access alignment)', () => {
     const s = divergence(BAD_FREE, 'v3', 'merged', true);
     expect([s.op, s.line, s.name]).toEqual([6, 24, 'access_create']);
-    expect(s.diff.lines).toEqual(['ioases A iovaAlignment: 0x1 -> 0x1000']);
+    expect(s.diff.lines).toEqual(['ioases A iova_alignment: 0x1 -> 0x1000']);
   });
 
   it('diverges at the same op between v3 and v3 with only mmget-fail-no-kfree', () => {
@@ -64,14 +64,14 @@ describe('bisect of iommufd_ioas.access_domain_destory', () => {
     expect(d.diff.lines).toEqual([
       'violations (count): 4 -> 0',
       'WARNs (count): 2 -> 0',
-      'mms 1 pinnedVm: 511 -> 1',
-      'users 1000 lockedVm: 511 -> 1',
+      'mms 1 pinned_vm: 511 -> 1',
+      'users 1000 locked_vm: 511 -> 1',
       'frames pfn 0x40a02..0x40bff dirty: no -> yes',
       'frames pfn 0x40a02..0x40bff pins: 1 -> 0',
-      'pages 9 lastNpinned: 511 -> 1',
+      'pages 9 last_npinned: 511 -> 1',
       'pages 9 npinned: 511 -> 1',
     ]);
-    expect(d.diff.onlyB).toContain('PagesUnpinned pfn 0x40a02 count 510 dirty yes fn batch_unpin');
+    expect(d.diff.onlyB).toContain('PagesUnpinned pfn 0x40a02 count 510 dirty true fn batch_unpin');
   });
 
   it('v3 against upstream: diverges earlier, at the no_domain access_pin of line 42 that v3 fails (WARN, -EFAULT)', () => {
@@ -79,7 +79,7 @@ describe('bisect of iommufd_ioas.access_domain_destory', () => {
     expect([d.op, d.line, d.name]).toEqual([9, 42, 'access_pin']);
     expect(d.differs).toEqual(['state', 'errno', 'result']);
     expect([d.a.errno, d.b.errno]).toEqual(['EFAULT', null]);
-    expect(d.diff.onlyA).toContain('Warned fn pfn_reader_user_pin condition !rc objects {pages 2, start 1, npages 0}');
+    expect(d.diff.onlyA).toContain('Warned fn pfn_reader_user_pin condition !rc objects {pages:2,start:1,npages:0}');
     expect(d.diff.named.pfns).toEqual([[0x40201, 0x40201]]);
   });
 });
@@ -101,7 +101,7 @@ describe('bisect of the reproducers', () => {
   it('split-domains-itree: without split-updates-domains-itree the vfio_unmap on line 13 leaves the freed node 5', () => {
     const d = divergence(`${FIXTURES}/split-domains-itree.jsonl`, 'upstream-split-updates-domains-itree', 'upstream');
     expect([d.op, d.line, d.name]).toEqual([7, 13, 'vfio_unmap']);
-    expect(d.diff.lines).toContain('pages 4 domainsTree node 5: {start 0, last 3} -> (none)');
+    expect(d.diff.lines).toContain('pages 4 domains_itree node 5: {start 0, last 3} -> (none)');
     expect(d.diff.lines).toContain('frames pfn 0x40002 pins: 1 -> 0');
     expect(d.diff.named.areas).toEqual([13, 14, 15]);
   });

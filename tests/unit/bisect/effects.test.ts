@@ -62,7 +62,7 @@ describe('namedObjects', () => {
       pages: [],
       areas: [],
       domains: [],
-      counters: ['mms 1 users'],
+      counters: ['mms 1 mm_users'],
     });
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { describeEvent } from '../../../src/cli/describe.js';
+import { describeEvent } from '../../../src/events/describe.js';
 import { byteSize, count, hex } from '../../../src/lib/format.js';
 
 describe('number formatting', () => {

@@ -62,7 +62,7 @@ describe('diffStates', () => {
     expect(renderDiff(diff)).toEqual([
       'frames pfn 0x40004..0x40007 dirty: no -> yes',
       'frames pfn 0x40004..0x40007 pins: 1 -> 0',
-      'pages 7 xa index 4..7: pfn 0x40004..0x40007 -> (none)',
+      'pages 7 pinned_pfns index 4..7: pfn 0x40004..0x40007 -> (none)',
     ]);
     expect(diff.differences[0]).toEqual({
       table: 'frames',
@@ -78,7 +78,7 @@ describe('diffStates', () => {
   it('reports an xarray index that now holds another PFN with both PFNs', () => {
     const after = build([{ type: 'XaStored', v: 1, pages: 7, index: 10, pfn: 0x90000, count: 2 }], base);
     expect(renderDiff(diffStates(base, after))).toEqual([
-      'pages 7 xa index 10..11: pfn 0x4000a..0x4000b -> pfn 0x90000..0x90001',
+      'pages 7 pinned_pfns index 10..11: pfn 0x4000a..0x4000b -> pfn 0x90000..0x90001',
     ]);
   });
 
@@ -124,15 +124,15 @@ describe('diffStates', () => {
     ]);
     expect(renderDiff(diffStates(a, b))).toEqual([
       'next object id: 1 -> 13',
-      'pages 3: (none) -> {id 3, refs 1, npages 4, npinned 0, lastNpinned 0, uptr 0x2000, writable no, accountMode none, sourcePid p9, sourceMm 9, sourceUid 0}',
-      'pages 3 accessTree node 12: (none) -> {start 1, last 2}',
-      'pages 3 xa index 0..3: (none) -> pfn 0x500..0x503',
+      'pages 3: (none) -> {id 3, refs 1, npages 4, npinned 0, last_npinned 0, uptr 0x2000, writable no, account_mode none, source_task p9, source_mm 9, source_user 0}',
+      'pages 3 access_itree node 12: (none) -> {start 1, last 2}',
+      'pages 3 pinned_pfns index 0..3: (none) -> pfn 0x500..0x503',
     ]);
     expect(renderDiff(diffStates(b, a))).toEqual([
       'next object id: 13 -> 1',
-      'pages 3: {id 3, refs 1, npages 4, npinned 0, lastNpinned 0, uptr 0x2000, writable no, accountMode none, sourcePid p9, sourceMm 9, sourceUid 0} -> (none)',
-      'pages 3 accessTree node 12: {start 1, last 2} -> (none)',
-      'pages 3 xa index 0..3: pfn 0x500..0x503 -> (none)',
+      'pages 3: {id 3, refs 1, npages 4, npinned 0, last_npinned 0, uptr 0x2000, writable no, account_mode none, source_task p9, source_mm 9, source_user 0} -> (none)',
+      'pages 3 access_itree node 12: {start 1, last 2} -> (none)',
+      'pages 3 pinned_pfns index 0..3: pfn 0x500..0x503 -> (none)',
     ]);
   });
 
@@ -170,15 +170,15 @@ describe('diffStates', () => {
       a,
     );
     expect(renderDiff(diffStates(a, b))).toEqual([
-      'config tempMemoryLimit: 65536 -> 100',
+      'config temp memory limit: 65536 -> 100',
       'WARNs (count): 1 -> 2',
       'fault: null -> {nth 2, site gup}',
-      'mms 1 pinnedVm: 0 -> 3',
-      'pageData pfn 0x40400: byte 0x10 differs',
-      `ioases i1 areas node ${area}: {start 0x1040000, last 0x107ffff} -> (none)`,
-      'domains d1 mappedBytes: 0x80000 -> 0x7f000',
-      'domains d1 mappings iova 0x1040000..0x107ffff: {paddr 0x40040000, size 0x40000, pgsize 0x1000, read yes, write yes, extent 107, headFlag yes, tailFlag yes} -> (none)',
-      'domains d1 mappings iova 0x1041000..0x107ffff: (none) -> {paddr 0x40041000, size 0x3f000, pgsize 0x1000, read yes, write yes, extent 107, headFlag no, tailFlag yes}',
+      'mms 1 pinned_vm: 0 -> 3',
+      'page data pfn 0x40400: byte 0x10 differs',
+      `ioases i1 area_itree node ${area}: {start 0x1040000, last 0x107ffff} -> (none)`,
+      'domains d1 mapped bytes: 0x80000 -> 0x7f000',
+      'domains d1 mappings iova 0x1040000..0x107ffff: {paddr 0x40040000, size 0x40000, pgsize 0x1000, read yes, write yes, extent 107, start flag yes, last flag yes} -> (none)',
+      'domains d1 mappings iova 0x1041000..0x107ffff: (none) -> {paddr 0x40041000, size 0x3f000, pgsize 0x1000, read yes, write yes, extent 107, start flag no, last flag yes}',
     ]);
   });
 

@@ -150,7 +150,7 @@ describe('compileWatch parse errors', () => {
       `bad expression at column 1: expected a pages id in 'pages.x.npinned' (in "pages.x.npinned > 0")`,
     );
     expect(error('mm.1.foo > 0')).toBe(
-      `bad expression at column 1: mm has no field 'foo' (locked_vm, pinned_vm, users, count) (in "mm.1.foo > 0")`,
+      `bad expression at column 1: mm has no field 'foo' (locked_vm, pinned_vm, mm_users, mm_count) (in "mm.1.foo > 0")`,
     );
     expect(error('npinned > -x')).toBe(`bad expression at column 11: '-' must precede a number (in "npinned > -x")`);
     expect(error('npinned - 1')).toBe(

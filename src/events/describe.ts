@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/** One readable line per event: its type, then its fields, addresses and PFNs in hex. */
-import type { Event } from '../events/events.js';
+/**
+ * One readable line per event: its type, then its fields, addresses, PFNs and byte sizes in hex, counts in
+ * decimal, a kernel thread's caller as `kthread`. The one event formatter of user output: `log` prints
+ * `field=value`, bisect's side-by-side rows `field value`.
+ */
+import type { Event } from './events.js';
 import { count, hex } from '../lib/format.js';
 
 const HEX_FIELDS = new Set([
@@ -38,13 +42,18 @@ function show(key: string, value: unknown): string {
   return String(value);
 }
 
-export function describeEvent(e: Event): string {
+/** One event's field value as text (`0x40000`, `[[0x40000,2]]`, `kthread`). */
+export function eventFieldText(key: string, value: unknown): string {
+  return key === 'caller' && value === null ? 'kthread' : show(key, value);
+}
+
+export function describeEvent(e: Event, separator: '=' | ' ' = '='): string {
   const { type, v: _v, ...fields } = e;
   const parts = Object.entries(fields)
     .filter(
       ([k, v]: [string, unknown]) =>
         !(k === 'objects' && typeof v === 'object' && v !== null && Object.keys(v).length === 0),
     )
-    .map(([k, v]) => `${k}=${k === 'caller' && v === null ? 'kthread' : show(k, v)}`);
+    .map(([k, v]) => `${k}${separator}${eventFieldText(k, v)}`);
   return `${type} ${parts.join(' ')}`;
 }
