@@ -62,6 +62,7 @@ import {
   type RunObjects,
 } from './ledger.js';
 import { pushAll } from '../lib/arrays.js';
+import { hex } from '../lib/format.js';
 
 export const RULE_NAMES = [
   'ledger-equals-state',
@@ -244,7 +245,7 @@ function lineText(l: LedgerLine): string {
   const owner = l.owner === null ? '' : `[${l.owner}]`;
   const pages =
     l.pages !== null && l.counter !== 'npinned' && l.counter !== 'last_npinned' ? ` for iopt_pages ${l.pages}` : '';
-  const pfn = l.pfn !== null ? ` (pfn 0x${l.pfn.toString(16)})` : '';
+  const pfn = l.pfn !== null ? ` (pfn ${hex(l.pfn)})` : '';
   return `${l.counter}${owner} ${l.delta >= 0 ? '+' : ''}${l.delta} -> ${l.value}${pages}${pfn}`;
 }
 

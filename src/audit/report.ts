@@ -27,6 +27,7 @@ import { reconcile, reconcileInput, type RuleResult } from './reconcile.js';
 import { maxOf } from '../lib/arrays.js';
 import { variantLabel } from '../kernel/variant-spec.js';
 import { auditVerdict, runFindings, type RunFindings } from './verdict.js';
+import { hex } from '../lib/format.js';
 
 export interface AuditFilter {
   user?: number;
@@ -179,7 +180,7 @@ export function ledgerRow(l: LedgerLine): string[] {
     cell(l.pages),
     signed(l.delta),
     String(l.value),
-    l.pfn !== null ? `${l.fn} pfn 0x${l.pfn.toString(16)}` : l.fn,
+    l.pfn !== null ? `${l.fn} pfn ${hex(l.pfn)}` : l.fn,
   ];
 }
 

@@ -45,6 +45,7 @@ import type { Divergence } from './divergence.js';
 import { divergenceInMemory, replayKeyed } from './memory.js';
 import type { OpRow } from '../store/index.js';
 import { opDifferences } from './scan.js';
+import { hex } from '../lib/format.js';
 
 export interface Outcome {
   findings: string[];
@@ -166,7 +167,7 @@ export interface FixBisectReport {
 }
 
 function text(v: unknown): string {
-  return typeof v === 'bigint' ? `0x${v.toString(16)}` : typeof v === 'string' ? v : JSON.stringify(v);
+  return typeof v === 'bigint' ? hex(v) : typeof v === 'string' ? v : JSON.stringify(v);
 }
 
 /** The outcome of one replay (see the file comment); `digest` is the neutral digest after teardown. */

@@ -28,6 +28,7 @@ import { InternalError } from '../lib/errors.js';
 import { EFAULT, EOVERFLOW } from './errno.js';
 import { breakCow, mustCopyOnWrite } from './memory.js';
 import type { Sim } from './sim.js';
+import { hex } from '../lib/format.js';
 
 /** The FOLL_* flags iommufd passes. */
 export interface GupFlags {
@@ -100,7 +101,7 @@ function pinPages(
     if (vma === undefined) break;
     if (flags.write && !vma.writable && !flags.force) break;
     let pfn = xaLoad(m.pt, vpn);
-    if (pfn === undefined) throw new InternalError(`${fn}: mm ${mm} VMA page ${vpn} has no PFN`);
+    if (pfn === undefined) throw new InternalError(`${fn}: mm ${mm} VMA page ${hex(vpn)} has no PFN`);
     const unshare = flags.longterm && sim.has('gup-unshare-flags');
     if ((flags.write || unshare) && mustCopyOnWrite(sim.state, pfn)) {
       flush();

@@ -30,6 +30,7 @@ import { InternalError } from '../lib/errors.js';
 import type { Domain, Mapping, State } from '../state/state.js';
 import { EEXIST, EINVAL, ENOENT } from './errno.js';
 import type { Sim } from './sim.js';
+import { hex } from '../lib/format.js';
 
 const U64_LIMIT = 1n << 64n;
 /** The mock domain's aperture: [2^24, 2^31 - 1]. */
@@ -185,7 +186,7 @@ function checkPairing(sim: Sim, d: Domain, iova: bigint, end: bigint, fn: string
   if (head !== undefined) {
     const [s, e] = extentSpan(d, head);
     if (s < iova) {
-      sides.push(`begins inside extent ${head.extent} [0x${s.toString(16)}, 0x${e.toString(16)})`);
+      sides.push(`begins inside extent ${head.extent} [${hex(s)}, ${hex(e)})`);
       objects['beginExtent'] = head.extent;
     }
   }
@@ -193,17 +194,12 @@ function checkPairing(sim: Sim, d: Domain, iova: bigint, end: bigint, fn: string
   if (tail !== undefined) {
     const [s, e] = extentSpan(d, tail);
     if (e > end) {
-      sides.push(`ends inside extent ${tail.extent} [0x${s.toString(16)}, 0x${e.toString(16)})`);
+      sides.push(`ends inside extent ${tail.extent} [${hex(s)}, ${hex(e)})`);
       objects['endExtent'] = tail.extent;
     }
   }
   if (sides.length > 0) {
-    sim.violation(
-      'domain_pairing',
-      fn,
-      `unmap [0x${iova.toString(16)}, 0x${end.toString(16)}) ${sides.join(' and ')}`,
-      objects,
-    );
+    sim.violation('domain_pairing', fn, `unmap [${hex(iova)}, ${hex(end)}) ${sides.join(' and ')}`, objects);
   }
 }
 

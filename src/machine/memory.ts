@@ -30,6 +30,7 @@ import { FIRST_PFN } from '../state/state.js';
 import type { Frame, Mm, Process, State, Vma } from '../state/state.js';
 import { EFAULT, EINVAL, ENOMEM, ESRCH } from './errno.js';
 import type { Sim } from './sim.js';
+import { hex } from '../lib/format.js';
 
 const U64_LIMIT = 1n << 64n;
 const HUGE_BYTES: Record<Exclude<HugeSize, '4K'>, bigint> = { '2M': 1n << 21n, '1G': 1n << 30n };
@@ -188,7 +189,7 @@ function pageAt(state: State, m: Mm, vpn: number): { vma: Vma; pfn: number } | n
   const vma = rangeGet(m.vmas, vpn);
   if (vma === undefined) return null;
   const pfn = xaLoad(m.pt, vpn);
-  if (pfn === undefined) throw new InternalError(`mm ${m.id}: VMA page ${vpn} has no PFN`);
+  if (pfn === undefined) throw new InternalError(`mm ${m.id}: VMA page ${hex(vpn)} has no PFN`);
   return { vma, pfn };
 }
 
@@ -209,7 +210,7 @@ export function mustCopyOnWrite(state: State, pfn: number): boolean {
 export function breakCow(sim: Sim, mm: number, vpn: number, fn: string): number {
   const m = mmOf(sim.state, mm);
   const at = pageAt(sim.state, m, vpn);
-  if (at === null) throw new InternalError(`mm ${mm}: COW of unmapped page ${vpn}`);
+  if (at === null) throw new InternalError(`mm ${mm}: COW of unmapped page ${hex(vpn)}`);
   const block = hugePfns(sim.pageSize, at.vma.huge);
   const base = vpn - (vpn % block);
   const olds: number[] = [];

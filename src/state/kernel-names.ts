@@ -122,9 +122,7 @@ export function kernelStatePath(path: readonly (string | number)[]): string {
   if (head === 'counts' && rest.length === 1) return kernelPlace('counts', null, rest);
   // Tables keyed by record (pages.2...), and state-wide structures (frames, config, digest) without a key.
   const keyed = rest.length > 0 && KEYED_TABLES.has(head);
-  return keyed
-    ? kernelPlace(head, rest[0] as string, rest.slice(1), '.')
-    : kernelPlace(head, null, rest, '.');
+  return keyed ? kernelPlace(head, rest[0] as string, rest.slice(1), '.') : kernelPlace(head, null, rest, '.');
 }
 
 const KEYED_TABLES = new Set([

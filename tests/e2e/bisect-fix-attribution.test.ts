@@ -69,9 +69,7 @@ describe('bisect-fix names the flag that removes the first violation', () => {
     ]);
     expect(lines).toContain('  warn __iopt_area_unfill_domain (line 11, op 10): unpin-domain-batch-last-index');
     expect(lines).toContain('  warn batch_clear_carry (line 11, op 10): reader-destroy-locked-reset');
-    expect(lines).toContain(
-      'first flag that changes the outcome: reader-destroy-locked-reset (a26fa392068d), line 11',
-    );
+    expect(lines).toContain('first flag that changes the outcome: reader-destroy-locked-reset (a26fa392068d), line 11');
     // Three changes along the walk: not monotonic, exit 1.
     expect(r.status).toBe(1);
 

@@ -7,6 +7,7 @@ import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 import { intArg } from '../command.js';
 import { requireRun } from './common.js';
+import { hex } from '../../lib/format.js';
 
 export const whyCommand: Command = {
   name: 'why',
@@ -28,8 +29,7 @@ export const whyCommand: Command = {
     try {
       requireRun(store, run);
       const entries = why(new StoreSource(store, run), target);
-      const what =
-        'pfn' in target ? `pfn 0x${target.pfn.toString(16)}` : `iopt_pages ${target.pages} index ${target.index}`;
+      const what = 'pfn' in target ? `pfn ${hex(target.pfn)}` : `iopt_pages ${target.pages} index ${target.index}`;
       const text = [
         `run ${run}, ${what}: ${entries.length} events`,
         ...entries.map((e) => `${String(e.seq).padStart(7)} op ${String(e.op).padStart(5)}  ${e.text}`),
