@@ -38,7 +38,7 @@ export const logCommand: Command = {
       };
       const json: unknown[] = [];
       const text: string[] = [];
-      for (const e of store.events(run, filter)) {
+      for await (const e of store.events(run, filter)) {
         const event = decodeJson(e.payload) as Event;
         if (env.json) json.push({ seq: e.seq, op: e.op, hash: e.hash, event });
         else text.push(`${String(e.seq).padStart(7)} op ${String(e.op).padStart(5)}  ${describeEvent(event)}`);
