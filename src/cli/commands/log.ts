@@ -29,7 +29,7 @@ export const logCommand: Command = {
       if (!EVENT_TYPES.includes(t as Event['type'])) throw new UsageError(`unknown event type "${t}"`);
     const store = await openStore(env.db, { readonly: true });
     try {
-      requireRun(store, run);
+      await requireRun(store, run);
       const filter = {
         ...(values['from'] !== undefined ? { fromSeq: intArg(values['from'], '--from') } : {}),
         ...(values['to'] !== undefined ? { toSeq: intArg(values['to'], '--to') } : {}),

@@ -82,6 +82,7 @@ export class SqliteStore implements Store {
     return settle(() => readOpAt(this.#conn, run, seq));
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- the driver is synchronous: rows are read in keyset chunks
   async *events(run: number, filter?: EventFilter): AsyncGenerator<StoredEvent, void, undefined> {
     yield* readEvents(this.#conn, run, filter);
   }
@@ -104,6 +105,14 @@ export class SqliteStore implements Store {
 
   query<T>(query: StoreQuery<T>): Promise<T> {
     return query({ db: this.#db, dialect: sqliteSql });
+  }
+
+  /**
+   * Runs a pragma on this store's own connection (some, like max_page_count, hold per connection). For
+   * tests of SQLite's limits only: reached through sqlitePragma of testing.ts, never through Store.
+   */
+  pragma(text: string): unknown {
+    return this.#conn.raw.pragma(text);
   }
 
   /** Closes the connection; a writer not finished by then leaves its run 'running' (incomplete). */
