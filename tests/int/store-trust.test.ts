@@ -124,7 +124,7 @@ describe('a store made before migration 0002', () => {
     await reader.close();
     open.length = 0;
     const writer = await openTracked();
-    expect(writer.run(1)).toMatchObject({ error: 'old reason', errorOp: null, errorLine: null });
+    expect(await writer.run(1)).toMatchObject({ error: 'old reason', errorOp: null, errorLine: null });
     const migrated = new Database(path, { readonly: true });
     expect(migrated.prepare('SELECT name FROM kysely_migration ORDER BY name').pluck().all()).toEqual([
       '0001_initial',
