@@ -8,7 +8,24 @@ import tseslint from 'typescript-eslint';
  * The layers of src/ (layers.json, shared with tests/unit/architecture/layers.test.ts): a folder imports
  * only from lower tiers. One config object per folder and depth below src/, because a relative import names
  * its target by counting `../` from the importing file.
+ *
+ * The store's dialect boundary rides on the same rule (a later config object for the same files would
+ * replace these patterns, not add to them): kysely is imported only under src/store/, and better-sqlite3
+ * only under src/store/sqlite/ (tests/unit/architecture/store-boundary.test.ts checks the same by walking
+ * the imports). bench/, tests/ and migrations/ are outside src/: they measure, tamper with and migrate
+ * the SQLite file itself.
  */
+const KYSELY = {
+  regex: '^kysely(?:/|$)',
+  message:
+    'store boundary: only src/store/ imports kysely; use the Store interface or a query of src/store/queries/ (docs/architecture.md).',
+};
+const SQLITE_DRIVER = {
+  regex: '^better-sqlite3(?:/|$)',
+  message:
+    'store boundary: only src/store/sqlite/ imports better-sqlite3; the rest of the store is dialect-neutral (docs/architecture.md).',
+};
+
 function layerRules() {
   const { tiers } = JSON.parse(readFileSync(join(import.meta.dirname, 'layers.json'), 'utf8'));
   const tierOf = new Map(tiers.flatMap((t, i) => t.folders.map((f) => [f, { rank: i, name: t.name }])));
@@ -29,7 +46,16 @@ function layerRules() {
         regex: targetRegex(depth, other),
         message: `layers: src/${folder} (tier "${name}") may not import src/${other} (tier "${t.name}"); see layers.json and docs/architecture.md.`,
       }));
-      configs.push({ files, rules: { 'no-restricted-imports': ['error', { patterns }] } });
+      const rule = (drivers) => ({ 'no-restricted-imports': ['error', { patterns: [...patterns, ...drivers] }] });
+      if (folder !== 'store') {
+        configs.push({ files, rules: rule([KYSELY, SQLITE_DRIVER]) });
+      } else if (depth === 2) {
+        // src/store/sqlite/*.ts may use the driver; the other subfolders (queries/) may not.
+        configs.push({ files, ignores: ['src/store/sqlite/**'], rules: rule([SQLITE_DRIVER]) });
+        configs.push({ files: ['src/store/sqlite/*.ts'], rules: rule([]) });
+      } else {
+        configs.push({ files, rules: rule([SQLITE_DRIVER]) });
+      }
     }
   }
   return configs;

@@ -27,15 +27,15 @@ export async function measureRebuild(dbPath: string, run: number): Promise<Rebui
   const limit = rawScan(dbPath, run);
   const store = await openStore(dbPath, { readonly: true });
   try {
-    const source = new StoreSource(store, run);
+    const source = await StoreSource.open(store, run);
     const events = source.eventCount();
     const cpu0 = cpuSeconds();
     const clock = stopwatch();
     const state = initialState();
-    replayInto(state, source, 1, events);
+    await replayInto(state, source, 1, events);
     const s = seconds(clock);
     const cpu = cpuSeconds() - cpu0;
-    const recorded = store.run(run)?.finalDigest ?? null;
+    const recorded = (await store.run(run))?.finalDigest ?? null;
     const rebuilt = digestHex(state.digest);
     if (recorded !== rebuilt)
       throw new InternalError(`rebuild of run ${run}: digest ${rebuilt}, recorded ${String(recorded)}`);

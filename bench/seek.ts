@@ -29,7 +29,7 @@ export interface SeekMeasurement {
 export async function measureSeeks(dbPath: string, run: number, count: number, seed: number): Promise<SeekMeasurement> {
   const store = await openStore(dbPath, { readonly: true });
   try {
-    const source = new StoreSource(store, run);
+    const source = await StoreSource.open(store, run);
     const events = source.eventCount();
     const rng = new Rng(seed);
     const seqs = Array.from({ length: count }, () => rng.int(1, events));
@@ -38,13 +38,13 @@ export async function measureSeeks(dbPath: string, run: number, count: number, s
     for (const seq of seqs) {
       const cpu0 = process.cpuUsage();
       const clock = stopwatch();
-      stateAt(source, seq);
+      await stateAt(source, seq);
       ms.push(seconds(clock) * 1000);
       const cpu = process.cpuUsage(cpu0);
       cpuMs.push((cpu.user + cpu.system) / 1000);
     }
-    const final = digestHex(stateAt(source, events).digest);
-    const recorded = store.run(run)?.finalDigest ?? null;
+    const final = digestHex((await stateAt(source, events)).digest);
+    const recorded = (await store.run(run))?.finalDigest ?? null;
     if (final !== recorded)
       throw new InternalError(`seek to the end of run ${run}: digest ${final}, recorded ${String(recorded)}`);
     return {

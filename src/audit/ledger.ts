@@ -1,381 +1,82 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * The accounting ledger of a run: every change to a pin counter, read from the event log with typed kysely
- * queries (window functions over json_extract of the payloads), never by scanning events in JavaScript.
- *
- * Counters (a ledger "account" is counter + owner):
- *   user.locked_vm  owner = uid            AccountingCharged / AccountingUncharged
- *   mm.locked_vm    owner = mm id          idem
- *   mm.pinned_vm    owner = mm id          idem
- *   npinned         owner = iopt_pages id  NpinnedChanged (delta)
- *   last_npinned    owner = iopt_pages id  LastNpinnedSet (a set: delta = value - previous value)
- *   pins            owner = none           PagesPinned / PagesUnpinned: physical pins held by the whole run
- *                                          (an unpin names no owner, so pins are one account)
- * Every line also carries `pages`, the iopt_pages it was made for (null for pins), so the accounting
- * counters can be summed per pages as well as per owner.
- *
- * `value` is the account's balance after the line (SUM() OVER (PARTITION BY counter, owner ORDER BY seq));
- * `pagesValue` the balance of counter + pages. Both are computed over the whole run before any filter, so a
- * filtered ledger still shows true balances.
- *
- * Portability: json_extract is SQLite's; a Postgres store needs `payload::jsonb ->> 'field'` in jsonField.
+ * The accounting ledger of a run: every change to a pin counter, with the balance of its account after it.
+ * The rows come from store queries (src/store/queries/ledger.ts, which explains the counters and how the
+ * balances are computed in the database); this file is the audit's door to them and folds the object
+ * events into the iopt_pages and processes the accounts belong to.
  */
 import {
-  sql,
-  type Expression,
-  type ExpressionBuilder,
-  type Kysely,
-  type QueryCreator,
-  type RawBuilder,
-  type SqlBool,
-} from 'kysely';
-import { EVENTS_CHANGING_HELD_PINS, LEDGER_EVENTS } from '../events/groups.js';
-import type { Database, Store } from '../store/index.js';
+  accountClosingsQuery,
+  finalBalancesQuery,
+  holdingChangesQuery,
+  lastLinesQuery,
+  ledgerLinesQuery,
+  objectEventsQuery,
+  pagesClosingsQuery,
+  seriesClosingsQuery,
+  type Account,
+  type AccountModeName,
+  type Closing,
+  type LedgerLine,
+  type LedgerSelection,
+  type PagesClosing,
+  type SeriesClosing,
+  type Store,
+} from '../store/index.js';
 
-export const COUNTER_NAMES = [
-  'user.locked_vm',
-  'mm.locked_vm',
-  'mm.pinned_vm',
-  'npinned',
-  'last_npinned',
-  'pins',
-] as const;
-export type CounterName = (typeof COUNTER_NAMES)[number];
-/** The counters charged by AccountingCharged / AccountingUncharged. */
-export const ACCOUNTING_COUNTERS = ['user.locked_vm', 'mm.locked_vm', 'mm.pinned_vm'] as const;
-export type AccountingCounter = (typeof ACCOUNTING_COUNTERS)[number];
-
-export interface LedgerLine {
-  seq: number;
-  /** Op index (0 setup, 1..N the trace, N+1 teardown). */
-  op: number;
-  /** Trace line of the op (0 for setup); null only if the op row is missing (an interrupted run). */
-  line: number | null;
-  type: string;
-  counter: CounterName;
-  /** uid, mm id or pages id; null for pins. */
-  owner: number | null;
-  pages: number | null;
-  delta: number;
-  /** Balance of counter + owner after this line. */
-  value: number;
-  /** Balance of counter + pages after this line (for pins: the pins balance). */
-  pagesValue: number;
-  fn: string;
-  /** First PFN of a pin or unpin run. */
-  pfn: number | null;
-  /** The mm a pin was taken from. */
-  mm: number | null;
-}
-
-/** One account, as the filters and rules name it. */
-export interface Account {
-  counter: CounterName;
-  owner: number | null;
-}
-
-/** Lines of any of `pages`, or of any of `accounts`. */
-export interface LineFilter {
-  pages?: readonly number[];
-  accounts?: readonly Account[];
-}
-
-/**
- * Which lines to return: those matching every filter of `where` (none: every line), of op `op` if given.
- */
-export interface LedgerSelection {
-  where?: readonly LineFilter[];
-  op?: number;
-}
-
-/** The balance of an account at the end of an op in which it changed. */
-export interface Closing {
-  op: number;
-  counter: CounterName;
-  owner: number | null;
-  value: number;
-}
-
-/** The balance of an accounting counter charged for one pages, at the end of an op in which it changed. */
-export interface PagesClosing {
-  op: number;
-  counter: AccountingCounter;
-  pages: number;
-  value: number;
-}
-
-/** The total of the selected lines of a counter at the end of an op in which it changed (chart series). */
-export interface SeriesClosing {
-  op: number;
-  counter: CounterName;
-  value: number;
-}
-
-/** A field of the JSON payload (SQLite). Paths are constants of this file, never user input. */
-function jsonField<T>(path: string): RawBuilder<T> {
-  return sql<T>`json_extract(payload, ${sql.lit(path)})`;
-}
-
-/** The ledger's source rows, one per accounting event, with the delta of every kind but last_npinned. */
-function accountingEvents(db: QueryCreator<Database>, run: number) {
-  return db
-    .selectFrom('events')
-    .where('run', '=', run)
-    .where('type', 'in', LEDGER_EVENTS)
-    .select(['seq', 'op', 'type'])
-    .select([
-      sql<CounterName>`case type
-        when 'NpinnedChanged' then 'npinned'
-        when 'LastNpinnedSet' then 'last_npinned'
-        when 'PagesPinned' then 'pins'
-        when 'PagesUnpinned' then 'pins'
-        else ${jsonField('$.counter')} end`.as('counter'),
-      sql<number | null>`case
-        when type in ('NpinnedChanged', 'LastNpinnedSet') then ${jsonField('$.pages')}
-        when type in ('PagesPinned', 'PagesUnpinned') then null
-        else ${jsonField('$.owner')} end`.as('owner'),
-      sql<
-        number | null
-      >`case when type in ('PagesPinned', 'PagesUnpinned') then null else ${jsonField('$.pages')} end`.as('pages'),
-      sql<number | null>`case type
-        when 'AccountingCharged' then ${jsonField('$.delta')}
-        when 'AccountingUncharged' then -${jsonField('$.delta')}
-        when 'NpinnedChanged' then ${jsonField('$.delta')}
-        when 'PagesPinned' then ${jsonField('$.count')}
-        when 'PagesUnpinned' then -${jsonField('$.count')}
-        else null end`.as('raw'),
-      jsonField<number | null>('$.value').as('setValue'),
-      jsonField<string>('$.fn').as('fn'),
-      jsonField<number | null>('$.pfn').as('pfn'),
-      jsonField<number | null>('$.mm').as('mm'),
-    ]);
-}
-
-/** The whole run's ledger with deltas and balances, as CTEs `acc` -> `deltas` -> `ledger`. */
-function ledgerCte(db: Kysely<Database>, run: number) {
-  return db
-    .with('acc', (qb) => accountingEvents(qb, run))
-    .with('deltas', (qb) =>
-      qb
-        .selectFrom('acc')
-        .select(['seq', 'op', 'type', 'counter', 'owner', 'pages', 'fn', 'pfn', 'mm'])
-        .select(
-          sql<number>`case when counter = 'last_npinned'
-            then "setValue" - coalesce(lag("setValue") over (partition by counter, owner order by seq), 0)
-            else raw end`.as('delta'),
-        ),
-    )
-    .with('ledger', (qb) =>
-      qb
-        .selectFrom('deltas')
-        .selectAll()
-        .select([
-          sql<number>`sum(delta) over (partition by counter, owner order by seq)`.as('value'),
-          sql<number>`sum(delta) over (partition by counter, pages order by seq)`.as('pagesValue'),
-        ]),
-    );
-}
-
-/** The columns a selection filters on, as the `ledger` CTE and those built on it have them. */
-interface SelectionColumns {
-  counter: CounterName;
-  owner: number | null;
-  pages: number | null;
-}
-type WhereBuilder = ExpressionBuilder<{ ledger: SelectionColumns }, 'ledger'>;
-
-/** The selection's filters as one where-expression on the `ledger` CTE; null when it selects everything. */
-function selectionFilter(selection: LedgerSelection): ((eb: WhereBuilder) => Expression<SqlBool>) | null {
-  const where = selection.where ?? [];
-  if (where.length === 0) return null;
-  return (eb) =>
-    eb.and(
-      where.map((f) => {
-        const any: Expression<SqlBool>[] = [];
-        if (f.pages !== undefined && f.pages.length > 0) any.push(eb('pages', 'in', [...f.pages]));
-        for (const a of f.accounts ?? []) {
-          any.push(
-            eb.and([
-              eb('counter', '=', a.counter),
-              a.owner === null ? eb('owner', 'is', null) : eb('owner', '=', a.owner),
-            ]),
-          );
-        }
-        return any.length > 0 ? eb.or(any) : eb.lit(false);
-      }),
-    );
-}
+export {
+  ACCOUNTING_COUNTERS,
+  COUNTER_NAMES,
+  type Account,
+  type AccountModeName,
+  type AccountingCounter,
+  type Closing,
+  type CounterName,
+  type LedgerLine,
+  type LedgerSelection,
+  type LineFilter,
+  type PagesClosing,
+  type SeriesClosing,
+} from '../store/index.js';
 
 /**
  * The ledger lines of a run (all, or the selection), in seq order, each with its trace line.
  *
  * @example await ledgerLines(store, 1, { where: [{ pages: [2] }] })
  */
-export async function ledgerLines(store: Store, run: number, selection: LedgerSelection = {}): Promise<LedgerLine[]> {
-  let query = ledgerCte(store.db, run)
-    .selectFrom('ledger')
-    .leftJoin('ops', (join) => join.on('ops.run', '=', run).onRef('ops.idx', '=', 'ledger.op'))
-    .select([
-      'ledger.seq',
-      'ledger.op',
-      'ops.line',
-      'ledger.type',
-      'ledger.counter',
-      'ledger.owner',
-      'ledger.pages',
-      'ledger.delta',
-      'ledger.value',
-      'ledger.pagesValue',
-      'ledger.fn',
-      'ledger.pfn',
-      'ledger.mm',
-    ]);
-  const filter = selectionFilter(selection);
-  if (filter !== null) query = query.where(filter as never);
-  if (selection.op !== undefined) query = query.where('ledger.op', '=', selection.op);
-  const rows = await query.orderBy('ledger.seq').execute();
-  return rows.map((r) => ({ ...r, line: r.line ?? null }));
+export function ledgerLines(store: Store, run: number, selection: LedgerSelection = {}): Promise<LedgerLine[]> {
+  return store.query(ledgerLinesQuery(run, selection));
 }
 
 /** The last line of each selected account (where its balance was left). */
-export async function lastLines(store: Store, run: number, accounts: readonly Account[]): Promise<LedgerLine[]> {
-  if (accounts.length === 0) return [];
-  const filter = selectionFilter({ where: [{ accounts }] });
-  const rows = await ledgerCte(store.db, run)
-    .with('picked', (qb) => {
-      let q = qb
-        .selectFrom('ledger')
-        .selectAll()
-        .select(sql<number>`row_number() over (partition by counter, owner order by seq desc)`.as('rn'));
-      if (filter !== null) q = q.where(filter as never);
-      return q;
-    })
-    .selectFrom('picked')
-    .leftJoin('ops', (join) => join.on('ops.run', '=', run).onRef('ops.idx', '=', 'picked.op'))
-    .where('picked.rn', '=', 1)
-    .select([
-      'picked.seq',
-      'picked.op',
-      'ops.line',
-      'picked.type',
-      'picked.counter',
-      'picked.owner',
-      'picked.pages',
-      'picked.delta',
-      'picked.value',
-      'picked.pagesValue',
-      'picked.fn',
-      'picked.pfn',
-      'picked.mm',
-    ])
-    .orderBy('picked.seq')
-    .execute();
-  return rows.map((r) => ({ ...r, line: r.line ?? null }));
+export function lastLines(store: Store, run: number, accounts: readonly Account[]): Promise<LedgerLine[]> {
+  return store.query(lastLinesQuery(run, accounts));
 }
 
 /** Balances of every account at the end of each op in which it changed, by op then account. */
-export async function accountClosings(store: Store, run: number): Promise<Closing[]> {
-  return ledgerCte(store.db, run)
-    .with('last', (qb) =>
-      qb
-        .selectFrom('ledger')
-        .select(['op', 'counter', 'owner', 'value'])
-        .select(sql<number>`row_number() over (partition by op, counter, owner order by seq desc)`.as('rn')),
-    )
-    .selectFrom('last')
-    .where('rn', '=', 1)
-    .select(['op', 'counter', 'owner', 'value'])
-    .orderBy('op')
-    .orderBy('counter')
-    .orderBy('owner')
-    .execute();
+export function accountClosings(store: Store, run: number): Promise<Closing[]> {
+  return store.query(accountClosingsQuery(run));
 }
 
 /** Per-pages balances of the accounting counters at the end of each op in which they changed. */
-export async function pagesClosings(store: Store, run: number): Promise<PagesClosing[]> {
-  const rows = await ledgerCte(store.db, run)
-    .with('last', (qb) =>
-      qb
-        .selectFrom('ledger')
-        .where('counter', 'in', [...ACCOUNTING_COUNTERS])
-        .where('pages', 'is not', null)
-        .select(['op', 'counter', 'pages', 'pagesValue'])
-        .select(sql<number>`row_number() over (partition by op, counter, pages order by seq desc)`.as('rn')),
-    )
-    .selectFrom('last')
-    .where('rn', '=', 1)
-    .select(['op', 'counter', 'pages', 'pagesValue'])
-    .orderBy('op')
-    .orderBy('counter')
-    .orderBy('pages')
-    .execute();
-  return rows.map((r) => ({
-    op: r.op,
-    counter: r.counter as AccountingCounter,
-    pages: r.pages ?? 0,
-    value: r.pagesValue,
-  }));
+export function pagesClosings(store: Store, run: number): Promise<PagesClosing[]> {
+  return store.query(pagesClosingsQuery(run));
 }
 
 /**
  * The chart series: per counter, the total of the selected lines at the end of each op in which it changed
  * (a running sum of the selected deltas, so a filter shows the selected accounts' total).
  */
-export async function seriesClosings(
-  store: Store,
-  run: number,
-  selection: LedgerSelection = {},
-): Promise<SeriesClosing[]> {
-  const filter = selectionFilter(selection);
-  return ledgerCte(store.db, run)
-    .with('picked', (qb) => {
-      let q = qb.selectFrom('ledger').select(['seq', 'op', 'counter', 'delta']);
-      if (filter !== null) q = q.where(filter as never);
-      return q;
-    })
-    .with('totals', (qb) =>
-      qb
-        .selectFrom('picked')
-        .select(['op', 'counter'])
-        .select([
-          sql<number>`sum(delta) over (partition by counter order by seq)`.as('value'),
-          sql<number>`row_number() over (partition by op, counter order by seq desc)`.as('rn'),
-        ]),
-    )
-    .selectFrom('totals')
-    .where('rn', '=', 1)
-    .select(['op', 'counter', 'value'])
-    .orderBy('op')
-    .orderBy('counter')
-    .execute();
+export function seriesClosings(store: Store, run: number, selection: LedgerSelection = {}): Promise<SeriesClosing[]> {
+  return store.query(seriesClosingsQuery(run, selection));
 }
 
 /** Final balance of every account of a run (the last closing of each). */
-export async function finalBalances(store: Store, run: number): Promise<Closing[]> {
-  return store.db
-    .with('acc', (qb) => accountingEvents(qb, run))
-    .with('deltas', (qb) =>
-      qb
-        .selectFrom('acc')
-        .select(['seq', 'op', 'counter', 'owner'])
-        .select(
-          sql<number>`case when counter = 'last_npinned'
-            then "setValue" - coalesce(lag("setValue") over (partition by counter, owner order by seq), 0)
-            else raw end`.as('delta'),
-        ),
-    )
-    .selectFrom('deltas')
-    .groupBy(['counter', 'owner'])
-    .select(['counter', 'owner'])
-    .select([sql<number>`max(op)`.as('op'), sql<number>`sum(delta)`.as('value')])
-    .orderBy('counter')
-    .orderBy('owner')
-    .execute();
+export function finalBalances(store: Store, run: number): Promise<Closing[]> {
+  return store.query(finalBalancesQuery(run));
 }
 
 // ---- the objects the accounts belong to ------------------------------------------------------------------
-
-export type AccountModeName = 'none' | 'user' | 'mm';
 
 export interface PagesInfo {
   pages: number;
@@ -408,24 +109,7 @@ export interface RunObjects {
 
 /** Every iopt_pages (with its account modes and release) and every process of a run. */
 export async function runObjects(store: Store, run: number): Promise<RunObjects> {
-  const rows = await store.db
-    .selectFrom('events')
-    .where('run', '=', run)
-    .where('type', 'in', ['PagesAllocated', 'PagesAccountModeSet', 'PagesReleased', 'ProcessCreated', 'ProcessExited'])
-    .select(['seq', 'op', 'type'])
-    .select([
-      jsonField<number | null>('$.pages').as('pages'),
-      jsonField<number | null>('$.npages').as('npages'),
-      jsonField<AccountModeName | null>('$.accountMode').as('mode'),
-      jsonField<string | number | null>('$.sourcePid').as('sourcePid'),
-      jsonField<number | null>('$.sourceMm').as('sourceMm'),
-      jsonField<number | null>('$.sourceUid').as('sourceUid'),
-      jsonField<string | number | null>('$.pid').as('pid'),
-      jsonField<number | null>('$.mm').as('mm'),
-      jsonField<number | null>('$.uid').as('uid'),
-    ])
-    .orderBy('seq')
-    .execute();
+  const rows = await store.query(objectEventsQuery(run));
   const pages = new Map<number, PagesInfo>();
   const processes = new Map<string, ProcessInfo>();
   for (const r of rows) {
@@ -470,16 +154,7 @@ export async function runObjects(store: Store, run: number): Promise<RunObjects>
  * its pages new areas (a split) or touched its trees.
  */
 export async function holdingChanges(store: Store, run: number): Promise<Map<number, number[]>> {
-  const rows = await store.db
-    .selectFrom('events')
-    .where('run', '=', run)
-    .where('type', 'in', EVENTS_CHANGING_HELD_PINS)
-    .where(sql<SqlBool>`coalesce(${jsonField('$.pages')}, ${jsonField('$.tree.pages')}) is not null`)
-    .select(['op', sql<number>`coalesce(${jsonField('$.pages')}, ${jsonField('$.tree.pages')})`.as('pages')])
-    .distinct()
-    .orderBy('op')
-    .orderBy('pages')
-    .execute();
+  const rows = await store.query(holdingChangesQuery(run));
   const out = new Map<number, number[]>();
   for (const r of rows) {
     const list = out.get(r.op);

@@ -288,7 +288,7 @@ async function evidenceFor(store: Store, run: number, b: Break): Promise<{ event
   if (b.holdingsOf.length > 0) {
     const wanted = new Set(b.holdingsOf);
     const areas = new Set(b.areas ?? []);
-    for (const row of store.events(run, { op: b.op, types: HOLDING_EVIDENCE_EVENTS })) {
+    for await (const row of store.events(run, { op: b.op, types: HOLDING_EVIDENCE_EVENTS })) {
       const e = decodeJson(row.payload) as Record<string, unknown>;
       const tree = e['tree'] as { kind?: string; pages?: number } | undefined;
       const pages = (e['pages'] as number | null | undefined) ?? tree?.pages;
@@ -319,7 +319,7 @@ export interface ReconcileInput {
 
 export async function reconcileInput(store: Store, run: number): Promise<ReconcileInput> {
   return {
-    ops: store.ops(run),
+    ops: await store.ops(run),
     closings: await accountClosings(store, run),
     pagesClosings: await pagesClosings(store, run),
     objects: await runObjects(store, run),
@@ -336,7 +336,7 @@ const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' 
  */
 export async function reconcile(store: Store, run: number, input?: ReconcileInput): Promise<Reconciliation> {
   const { ops, closings, pagesClosings: pClosings, objects, holdings } = input ?? (await reconcileInput(store, run));
-  const source = new StoreSource(store, run);
+  const source = await StoreSource.open(store, run);
   const seeker = new ForwardSeeker(source);
   const breaks = new Map<RuleName, Break>();
   const brk = (rule: RuleName, b: Break): void => {
@@ -396,7 +396,7 @@ export async function reconcile(store: Store, run: number, input?: ReconcileInpu
     // npinned-equals-pins, per pages: npinned against what the state says the pages holds.
     const changed = holdings.get(op.index);
     if (changed !== undefined && !breaks.has('npinned-equals-pins')) {
-      const state = seeker.seek(op.lastSeq);
+      const state = await seeker.seek(op.lastSeq);
       const wrong: string[] = [];
       const wrongIds: number[] = [];
       const stale: number[] = [];
@@ -495,17 +495,17 @@ export async function reconcile(store: Store, run: number, input?: ReconcileInpu
   for (const info of objects.pages.values()) if (info.releasedOp !== null) released.add(info.pages);
   const history = new History(closings);
   const count = source.eventCount();
-  const finalState = seeker.seek(count);
+  const finalState = await seeker.seek(count);
   const finalValues = stateValues(finalState, released, null);
   const disagree = new Set<string>();
   for (const k of new Set([...finalValues.keys(), ...history.keys()])) {
     if ((finalValues.get(k) ?? 0) !== (bal.get(k) ?? 0)) disagree.add(k);
   }
   if (disagree.size > 0 && ops.length > 0) {
-    const fails = (i: number): boolean => {
+    const fails = async (i: number): Promise<boolean> => {
       const op = ops[i];
       if (op === undefined) return true;
-      const values = stateValues(stateAt(source, op.lastSeq), released, disagree);
+      const values = stateValues(await stateAt(source, op.lastSeq), released, disagree);
       return [...disagree].some((k) => (values.get(k) ?? 0) !== history.at(k, op.index));
     };
     // Invariant: fails(hi); lo is the last index known to hold (-1: before the run).
@@ -513,12 +513,12 @@ export async function reconcile(store: Store, run: number, input?: ReconcileInpu
     let hi = ops.length - 1;
     while (hi - lo > 1) {
       const mid = (lo + hi) >> 1;
-      if (fails(mid)) hi = mid;
+      if (await fails(mid)) hi = mid;
       else lo = mid;
     }
     const at = ops[hi];
     if (at !== undefined) {
-      const values = stateValues(stateAt(source, at.lastSeq), released, disagree);
+      const values = stateValues(await stateAt(source, at.lastSeq), released, disagree);
       const wrong = [...disagree].filter((k) => (values.get(k) ?? 0) !== history.at(k, at.index)).sort();
       brk('ledger-equals-state', {
         op: at.index,

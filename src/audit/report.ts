@@ -103,7 +103,7 @@ export function lineFilters(filter: AuditFilter, objects: RunObjects, run: numbe
  * @example const report = await auditRun(store, 1, { pages: 2 }); report.rules.filter((r) => !r.ok)
  */
 export async function auditRun(store: Store, run: number, filter: AuditFilter = {}): Promise<AuditReport> {
-  const row = store.run(run);
+  const row = await store.run(run);
   if (row === undefined)
     throw new NotFoundError(`no run ${run} in ${store.path} (ioptrace runs lists them)`, 'run', run);
   const input = await reconcileInput(store, run);
@@ -122,7 +122,7 @@ export async function auditRun(store: Store, run: number, filter: AuditFilter = 
     ledger: await ledgerLines(store, run, { where }),
     ops: input.ops.map((o) => ({ index: o.index, line: o.line, op: o.op })),
     series: await seriesClosings(store, run, { where }),
-    findings: runFindings(store, run),
+    findings: await runFindings(store, run),
   };
 }
 

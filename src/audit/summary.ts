@@ -25,7 +25,7 @@ export interface RunSummary {
 /** Audit every run of the store, in run order. */
 export async function auditAll(store: Store): Promise<RunSummary[]> {
   const out: RunSummary[] = [];
-  for (const row of store.runs()) {
+  for (const row of await store.runs()) {
     const final = Object.fromEntries(COUNTER_NAMES.map((c) => [c, 0])) as Record<CounterName, number>;
     for (const b of await finalBalances(store, row.id)) final[b.counter] += b.value;
     const r = await reconcile(store, row.id);

@@ -17,11 +17,11 @@ export interface RunFindings {
   kinds: { kind: string; count: number }[];
 }
 
-export function runFindings(store: Store, run: number): RunFindings {
+export async function runFindings(store: Store, run: number): Promise<RunFindings> {
   const kinds = new Map<string, number>();
   let violations = 0;
   let warns = 0;
-  for (const e of store.events(run, { types: FINDING_EVENTS })) {
+  for await (const e of store.events(run, { types: FINDING_EVENTS })) {
     if (e.type === 'Warned') {
       warns += 1;
       continue;

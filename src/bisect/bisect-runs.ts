@@ -24,6 +24,7 @@ import { parseTraceText } from '../replay/parse.js';
 import type { ParsedTrace } from '../replay/parse.js';
 import { recordReplay } from '../replay/record.js';
 import { decodeEvent } from '../state/snapshot.js';
+import { differingStretchesQuery, opPairsQuery } from '../store/index.js';
 import type { OpRow, RunRow, Store } from '../store/index.js';
 import { stateAt } from '../timetravel/state-at.js';
 import { StoreSource } from '../timetravel/store-source.js';
@@ -88,8 +89,8 @@ function sideOf(row: RunRow): RunSide {
   };
 }
 
-function requireRun(store: Store, run: number): RunRow {
-  const row = store.run(run);
+async function requireRun(store: Store, run: number): Promise<RunRow> {
+  const row = await store.run(run);
   if (row === undefined)
     throw new NotFoundError(`no run ${run} in ${store.path} (ioptrace runs lists them)`, 'run', run);
   return row;
@@ -101,10 +102,15 @@ class RunNeutralizer {
   readonly pending: { op: number; event: Event }[] = [];
   private next = 0;
 
-  constructor(store: Store, run: number, strict: boolean) {
+  private constructor(strict: boolean) {
     this.neutralizer = new DigestNeutralizer(neutralOptions(strict));
-    for (const row of store.events(run, { types: NEUTRAL_EVENT_TYPES }))
-      this.pending.push({ op: row.op, event: decodeEvent(row.payload) });
+  }
+
+  static async load(store: Store, run: number, strict: boolean): Promise<RunNeutralizer> {
+    const r = new RunNeutralizer(strict);
+    for await (const row of store.events(run, { types: NEUTRAL_EVENT_TYPES }))
+      r.pending.push({ op: row.op, event: decodeEvent(row.payload) });
+    return r;
   }
 
   /** Apply the events of ops up to `op` (ascending calls only); returns the neutraliser for the state after `op`. */
@@ -113,59 +119,6 @@ class RunNeutralizer {
       this.neutralizer.accept(e.event);
     return this.neutralizer;
   }
-}
-
-/** The ops of run A joined with the same ops of run B, over [from, to). */
-function joined(store: Store, runA: number, runB: number, from: number, to: number) {
-  return store.db
-    .selectFrom('ops as a')
-    .innerJoin('ops as b', (join) => join.onRef('b.idx', '=', 'a.idx').on('b.run', '=', runB))
-    .where('a.run', '=', runA)
-    .where('a.idx', '>=', from)
-    .where('a.idx', '<', to);
-}
-
-/**
- * Stretches [first, last] of ops in [from, to) whose stored rows differ (digest, errno or result), as
- * gaps-and-islands inside the database: only one row per stretch comes back.
- */
-async function rawStretches(
-  store: Store,
-  runA: number,
-  runB: number,
-  from: number,
-  to: number,
-): Promise<[number, number][]> {
-  const differing = joined(store, runA, runB, from, to)
-    .where((eb) =>
-      eb.or([
-        eb('a.digest', '<>', eb.ref('b.digest')),
-        eb('a.errno', 'is distinct from', eb.ref('b.errno')),
-        eb('a.result', '<>', eb.ref('b.result')),
-      ]),
-    )
-    .select((eb) => [
-      'a.idx as idx',
-      eb(
-        'a.idx',
-        '-',
-        eb.fn.agg<number>('row_number').over((ob) => ob.orderBy('a.idx')),
-      ).as('island'),
-    ]);
-  const rows = await store.db
-    .selectFrom(differing.as('d'))
-    .select((eb) => [eb.fn.min('d.idx').as('first'), eb.fn.max('d.idx').as('last')])
-    .groupBy('d.island')
-    .orderBy('first')
-    .execute();
-  return rows.map((r) => {
-    const first = Number(r.first);
-    const last = Number(r.last);
-    if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last)) {
-      throw new InternalError(`ops of runs ${runA} and ${runB}: a stretch bound is not an integer`);
-    }
-    return [first, last];
-  });
 }
 
 /**
@@ -181,33 +134,16 @@ async function neutralStretches(
   to: number,
   ra: RunNeutralizer,
   rb: RunNeutralizer,
-  onFirst: (idx: number, neutralA: string, neutralB: string) => void,
+  onFirst: (idx: number, neutralA: string, neutralB: string) => Promise<void>,
 ): Promise<[number, number][]> {
   const out: [number, number][] = [];
   for (let at = from; at < to;) {
-    const rows = await joined(store, runA, runB, at, to)
-      .select((eb) => [
-        'a.idx as idx',
-        'a.digest as da',
-        'b.digest as db',
-        eb
-          .or([eb('a.errno', 'is distinct from', eb.ref('b.errno')), eb('a.result', '<>', eb.ref('b.result'))])
-          .as('other'),
-      ])
-      .orderBy('a.idx')
-      .limit(ROW_CHUNK)
-      .execute();
+    const rows = await store.query(opPairsQuery(runA, runB, at, to, ROW_CHUNK));
     for (const r of rows) {
-      if (typeof r.idx !== 'number' || typeof r.da !== 'string' || typeof r.db !== 'string') {
-        throw new InternalError(
-          `ops rows of runs ${runA} and ${runB} at op ${String(r.idx)} have a column of the wrong type`,
-        );
-      }
-      // `other` is SQL's boolean: 0 or 1 in SQLite, a boolean elsewhere.
-      const na = ra.at(r.idx).neutral(r.da);
-      const nb = rb.at(r.idx).neutral(r.db);
-      if (!r.other && na === nb) continue;
-      if (out.length === 0) onFirst(r.idx, na, nb);
+      const na = ra.at(r.idx).neutral(r.digestA);
+      const nb = rb.at(r.idx).neutral(r.digestB);
+      if (!r.otherDiffers && na === nb) continue;
+      if (out.length === 0) await onFirst(r.idx, na, nb);
       const last = out[out.length - 1];
       if (last !== undefined && last[1] === r.idx - 1) last[1] = r.idx;
       else out.push([r.idx, r.idx]);
@@ -220,8 +156,8 @@ async function neutralStretches(
 }
 
 /** The key of one stored op, with its neutral digest. */
-function storedKey(store: Store, run: number, index: number, neutralDigest: string): OpRow {
-  const row = store.ops(run, index, index)[0];
+async function storedKey(store: Store, run: number, index: number, neutralDigest: string): Promise<OpRow> {
+  const row = (await store.ops(run, index, index))[0];
   if (row === undefined) throw new InternalError(`run ${run} has no op ${index}`);
   // A StoredOp is an OpRow with its run and chain hash; the comparison needs neither.
   const { run: _run, hash: _hash, ...fields } = row;
@@ -245,15 +181,15 @@ async function scanStored(
 ): Promise<ScanResult> {
   const stretches: [number, number][] = [];
   let first: OpPair | null = null;
-  const raw = await rawStretches(store, runA, runB, 0, compared);
+  const raw = await store.query(differingStretchesQuery(runA, runB, 0, compared));
   if (raw.length > 0) {
-    const ra = new RunNeutralizer(store, runA, strict);
-    const rb = new RunNeutralizer(store, runB, strict);
+    const ra = await RunNeutralizer.load(store, runA, strict);
+    const rb = await RunNeutralizer.load(store, runB, strict);
     for (const [from, last] of raw) {
-      const found = await neutralStretches(store, runA, runB, from, last + 1, ra, rb, (idx, na, nb) => {
+      const found = await neutralStretches(store, runA, runB, from, last + 1, ra, rb, async (idx, na, nb) => {
         if (first !== null) return;
-        const a = storedKey(store, runA, idx, na);
-        const b = storedKey(store, runB, idx, nb);
+        const a = await storedKey(store, runA, idx, na);
+        const b = await storedKey(store, runB, idx, nb);
         first = { index: idx, a, b, differs: opDifferences(a, b) };
       });
       for (const [f, l] of found) {
@@ -282,14 +218,14 @@ function opText(op: TraceOp | undefined): string {
  * How many leading trace ops two stored traces share (same op and fields; comments, lines, expect aside),
  * and whether that is all of both (then their teardowns align too).
  */
-function commonPrefix(store: Store, a: RunRow, b: RunRow): { ops: number; whole: boolean } {
-  const text = (row: RunRow): string => {
-    const t = store.traceText(row.id);
+async function commonPrefix(store: Store, a: RunRow, b: RunRow): Promise<{ ops: number; whole: boolean }> {
+  const text = async (row: RunRow): Promise<string> => {
+    const t = await store.traceText(row.id);
     if (t === undefined) throw new NotFoundError(`run ${row.id} has no stored trace`, 'trace', row.id);
     return t;
   };
-  const ta = parseTraceText(text(a), a.tracePath);
-  const tb = parseTraceText(text(b), b.tracePath);
+  const ta = parseTraceText(await text(a), a.tracePath);
+  const tb = parseTraceText(await text(b), b.tracePath);
   if (encodeJson(ta.header) !== encodeJson(tb.header)) return { ops: 0, whole: false };
   const n = Math.min(ta.entries.length, tb.entries.length);
   let k = 0;
@@ -297,9 +233,9 @@ function commonPrefix(store: Store, a: RunRow, b: RunRow): { ops: number; whole:
   return { ops: k, whole: k === ta.entries.length && k === tb.entries.length };
 }
 
-function eventsOfOp(store: Store, run: number, op: number): Event[] {
+async function eventsOfOp(store: Store, run: number, op: number): Promise<Event[]> {
   const out: Event[] = [];
-  for (const row of store.events(run, { op })) out.push(decodeEvent(row.payload));
+  for await (const row of store.events(run, { op })) out.push(decodeEvent(row.payload));
   return out;
 }
 
@@ -316,8 +252,8 @@ export async function bisectRuns(
 ): Promise<BisectReport> {
   const align = options.align ?? 'same';
   const strict = options.strict ?? false;
-  const rowA = requireRun(store, runA);
-  const rowB = requireRun(store, runB);
+  const rowA = await requireRun(store, runA);
+  const rowB = await requireRun(store, runB);
   const notes: string[] = [];
   let limit = Number.MAX_SAFE_INTEGER;
   let commonTraceOps: number | null = null;
@@ -328,7 +264,7 @@ export async function bisectRuns(
           `${rowB.tracePath}, sha256 ${rowB.traceSha256.slice(0, 12)}): give --align prefix to compare the ops they share`,
       );
     }
-    const common = commonPrefix(store, rowA, rowB);
+    const common = await commonPrefix(store, rowA, rowB);
     commonTraceOps = common.ops;
     // Setup, then the shared trace ops (and the teardown when nothing else differs); a header difference
     // leaves only setup, which then differs.
@@ -355,14 +291,14 @@ export async function bisectRuns(
   let divergence: Divergence | null = null;
   if (scan.first !== null) {
     const pair = scan.first;
-    const stateA = stateAt(new StoreSource(store, runA), pair.a.lastSeq);
-    const stateB = stateAt(new StoreSource(store, runB), pair.b.lastSeq);
+    const stateA = await stateAt(await StoreSource.open(store, runA), pair.a.lastSeq);
+    const stateB = await stateAt(await StoreSource.open(store, runB), pair.b.lastSeq);
     divergence = describeDivergence(
       pair,
       stateA,
       stateB,
-      eventsOfOp(store, runA, pair.index),
-      eventsOfOp(store, runB, pair.index),
+      await eventsOfOp(store, runA, pair.index),
+      await eventsOfOp(store, runB, pair.index),
       neutralOptions(strict),
     );
   }

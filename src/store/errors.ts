@@ -67,12 +67,3 @@ export class NotAStoreError extends NotFoundError {
     this.details = details;
   }
 }
-
-/** The message of a driver error with its SQLite code when it has one: "database or disk is full (SQLITE_FULL)". */
-export function describeCause(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  const message = messageOf(error);
-  return typeof code === 'string' && code.startsWith('SQLITE_') && !message.includes(code)
-    ? `${message} (${code})`
-    : message;
-}

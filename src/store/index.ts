@@ -1,13 +1,40 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * The event store's public API: open a store, write runs through a RunWriter, read and verify them.
- * Code outside src/store/ imports from here and sees no SQLite.
+ * The event store's public API: open a store, write runs through a RunWriter, read and verify them, run the
+ * queries of src/store/queries/. Code outside src/store/ imports from here and sees neither SQL, kysely nor
+ * SQLite: src/store/sqlite/ is the one backend today, behind the Store interface of types.ts.
  */
 
-export { openStore, type OpenStoreOptions } from './sqlite.js';
-export { DEFAULT_BATCH_SIZE } from './append.js';
+export { openStore, type OpenStoreOptions } from './sqlite/open.js';
+export { DEFAULT_BATCH_SIZE } from './sqlite/append.js';
 export { NotAStoreError, StoreError, type NotAStoreCode, type StoreErrorCode } from './errors.js';
-export type { Database, RunStatus } from './schema.js';
+export type { RunStatus } from './schema.js';
+export type { StoreQuery } from './queries/context.js';
+export { eventBlocksQuery, type EventBlock } from './queries/blocks.js';
+export { differingStretchesQuery, opPairsQuery, type OpPairRow } from './queries/op-compare.js';
+export {
+  ACCOUNTING_COUNTERS,
+  COUNTER_NAMES,
+  accountClosingsQuery,
+  finalBalancesQuery,
+  holdingChangesQuery,
+  lastLinesQuery,
+  ledgerLinesQuery,
+  objectEventsQuery,
+  pagesClosingsQuery,
+  seriesClosingsQuery,
+  type Account,
+  type AccountModeName,
+  type AccountingCounter,
+  type Closing,
+  type CounterName,
+  type LedgerLine,
+  type LedgerSelection,
+  type LineFilter,
+  type ObjectEventRow,
+  type PagesClosing,
+  type SeriesClosing,
+} from './queries/ledger.js';
 export type {
   BeginRunOptions,
   BrokenEvent,

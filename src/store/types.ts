@@ -2,14 +2,16 @@
 /**
  * The store's public shapes: what the replayer writes (RunInfo, EventRow, OpRow through a RunWriter), what
  * readers get back (RunRow, StoredEvent, StoredOp, Snapshot), the verify report, and the Store itself.
- * Nothing here names SQLite: a Postgres backend implements the same Store.
+ * Nothing here names SQLite or kysely: a PostgreSQL backend implements the same Store, and callers never
+ * see which one they hold. Reads are asynchronous (a server database answers over a socket); appends go
+ * through a synchronous RunWriter (docs/architecture.md, decision "the store's dialect boundary").
  *
  * Vocabulary: `seq` counts events of a run from 1; `op` and `index` count trace operations from 0; ranges
  * given as first..last are inclusive at both ends.
  */
 
-import type { Kysely } from 'kysely';
-import type { Database, RunStatus } from './schema.js';
+import type { StoreQuery } from './queries/context.js';
+import type { RunStatus } from './schema.js';
 
 export type { RunStatus } from './schema.js';
 
@@ -219,31 +221,32 @@ export interface VerifyReport {
 }
 
 export interface Store {
-  /** Typed queries (audit, tools); the dialect may change, so use it for portable SQL only. */
-  readonly db: Kysely<Database>;
+  /** Where the store lives: a file path for SQLite. */
   readonly path: string;
   readonly readonly: boolean;
   /** Inserts the run as 'running' (committed at once) and returns its writer. */
   beginRun(info: RunInfo, options?: BeginRunOptions): RunWriter;
   /** All runs, by id. */
-  runs(): RunRow[];
-  run(id: number): RunRow | undefined;
-  traceText(run: number): string | undefined;
+  runs(): Promise<RunRow[]>;
+  run(id: number): Promise<RunRow | undefined>;
+  traceText(run: number): Promise<string | undefined>;
   /** Op rows first..last (inclusive) by index. */
-  ops(run: number, first?: number, last?: number): StoredOp[];
+  ops(run: number, first?: number, last?: number): Promise<StoredOp[]>;
   /** The op whose events include `seq`. */
-  opAt(run: number, seq: number): StoredOp | undefined;
+  opAt(run: number, seq: number): Promise<StoredOp | undefined>;
   /**
    * Events in seq order, read in chunks: never the whole run at once, and no statement stays open between
    * chunks, so the caller may write or stop iterating at any point.
    */
-  events(run: number, filter?: EventFilter): IterableIterator<StoredEvent>;
+  events(run: number, filter?: EventFilter): AsyncIterable<StoredEvent>;
   /** Highest committed seq of the run (seqs are contiguous from 1). */
-  eventCount(run: number): number;
-  snapshotAtOrBefore(run: number, seq: number): Snapshot | undefined;
+  eventCount(run: number): Promise<number>;
+  snapshotAtOrBefore(run: number, seq: number): Promise<Snapshot | undefined>;
   /** Seqs of the run's snapshots, ascending. */
-  snapshots(run: number): number[];
-  /** Walks the chains of one run or of all runs; throws StoreError 'no-such-run' for an unknown run. */
-  verify(run?: number): VerifyReport;
+  snapshots(run: number): Promise<number[]>;
+  /** Walks the chains of one run or of all runs; rejects with StoreError 'no-such-run' for an unknown run. */
+  verify(run?: number): Promise<VerifyReport>;
+  /** Runs a query of src/store/queries/ (the ledger, op comparison, event blocks) on this store's dialect. */
+  query<T>(query: StoreQuery<T>): Promise<T>;
   close(): Promise<void>;
 }

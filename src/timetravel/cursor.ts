@@ -14,6 +14,7 @@
  */
 import { Immer, enablePatches } from 'immer';
 import type { Patch } from 'immer';
+import type { Event } from '../events/events.js';
 import { digestHex } from '../lib/digest.js';
 import { BadRangeError, InternalError } from '../lib/errors.js';
 import type { StateDiff } from '../state/diff.js';
@@ -58,29 +59,34 @@ function opOutsideRun(op: number, opCount: number): BadRangeError {
 /** Steps kept for re-use; past this many, the oldest are dropped (a step back then seeks once more). */
 const MAX_KEPT_STEPS = 4096;
 
+async function spanOf(source: EventSource, op: number): Promise<OpSpan> {
+  const span = (await source.ops(op, op))[0];
+  if (span === undefined) throw opOutsideRun(op, source.opCount());
+  return span;
+}
+
 export class Cursor {
-  private current: State;
-  private at: number;
   private readonly kept = new Map<number, OpPatches>();
 
   private constructor(
     private readonly source: EventSource,
-    op: number,
-  ) {
-    this.at = op;
-    this.current = stateAt(source, op < 0 ? 0 : this.span(op).lastSeq);
-  }
+    private at: number,
+    /** The span of op `at`; null before the first op. */
+    private atSpan: OpSpan | null,
+    private current: State,
+  ) {}
 
   /**
    * A cursor after op `op` (-1: before the first op).
    *
-   * @example const c = Cursor.open(source, 3); c.forward()?.summary
+   * @example const c = await Cursor.open(source, 3); (await c.forward())?.summary
    */
-  static open(source: EventSource, op: number): Cursor {
+  static async open(source: EventSource, op: number): Promise<Cursor> {
     if (!Number.isSafeInteger(op) || op < -1 || op >= source.opCount()) {
       throw opOutsideRun(op, source.opCount());
     }
-    return new Cursor(source, op);
+    const span = op < 0 ? null : await spanOf(source, op);
+    return new Cursor(source, op, span, await stateAt(source, span?.lastSeq ?? 0));
   }
 
   /** The last op applied; -1 before the first. */
@@ -90,7 +96,7 @@ export class Cursor {
 
   /** The last event applied; 0 before the first. */
   get seq(): number {
-    return this.at < 0 ? 0 : this.span(this.at).lastSeq;
+    return this.atSpan?.lastSeq ?? 0;
   }
 
   /** The state at the cursor (shared with the cursor's history: do not mutate). */
@@ -99,18 +105,19 @@ export class Cursor {
   }
 
   /** Apply the next op; null at the end of the run. */
-  forward(): Step | null {
+  async forward(): Promise<Step | null> {
     const op = this.at + 1;
     if (op >= this.source.opCount()) return null;
-    const span = this.span(op);
+    const span = await spanOf(this.source, op);
     const before = this.current;
     let kept = this.kept.get(op);
     let after: State;
     if (kept !== undefined) {
       after = immer.applyPatches(before, kept.patches);
     } else {
+      const events = await this.eventsOf(span);
       const [next, patches, inverse] = immer.produceWithPatches(before, (draft) => {
-        for (const { event } of this.source.events(span.firstSeq, span.lastSeq)) reduce(draft, event);
+        for (const event of events) reduce(draft, event);
       });
       after = next;
       kept = { patches, inverse };
@@ -119,14 +126,15 @@ export class Cursor {
     this.checkDigest(after, span);
     this.current = after;
     this.at = op;
+    this.atSpan = span;
     return this.step('forward', span, before, after, kept.patches, kept.inverse);
   }
 
   /** Undo the current op by its inverse patches; null before the first op. */
-  back(): Step | null {
+  async back(): Promise<Step | null> {
     const op = this.at;
-    if (op < 0) return null;
-    const span = this.span(op);
+    const span = this.atSpan;
+    if (op < 0 || span === null) return null;
     const before = this.current;
     let kept = this.kept.get(op);
     let after: State;
@@ -134,31 +142,39 @@ export class Cursor {
       after = immer.applyPatches(before, kept.inverse);
     } else {
       // Stepping back past the cursor's history: produce this op once from the state before it.
-      after = stateAt(this.source, span.firstSeq - 1);
+      after = await stateAt(this.source, span.firstSeq - 1);
+      const events = await this.eventsOf(span);
       const [, patches, inverse] = immer.produceWithPatches(after, (draft) => {
-        for (const { event } of this.source.events(span.firstSeq, span.lastSeq)) reduce(draft, event);
+        for (const event of events) reduce(draft, event);
       });
       kept = { patches, inverse };
       this.keep(op, kept);
     }
     this.current = after;
     this.at = op - 1;
+    this.atSpan = op - 1 < 0 ? null : await spanOf(this.source, op - 1);
     return this.step('back', span, before, after, kept.inverse, kept.patches);
   }
 
   /** Move to after op `op` (-1: before the first) by a seek; history is kept. */
-  seek(op: number): void {
+  async seek(op: number): Promise<void> {
     if (!Number.isSafeInteger(op) || op < -1 || op >= this.source.opCount()) {
       throw opOutsideRun(op, this.source.opCount());
     }
-    this.current = stateAt(this.source, op < 0 ? 0 : this.span(op).lastSeq);
+    const span = op < 0 ? null : await spanOf(this.source, op);
+    this.current = await stateAt(this.source, span?.lastSeq ?? 0);
     this.at = op;
+    this.atSpan = span;
   }
 
-  private span(op: number): OpSpan {
-    const span = this.source.ops(op, op)[0];
-    if (span === undefined) throw opOutsideRun(op, this.source.opCount());
-    return span;
+  /**
+   * The events of one op, gathered before immer's recipe runs (the recipe is synchronous): one op's
+   * events, never the run's.
+   */
+  private async eventsOf(span: OpSpan): Promise<Event[]> {
+    const events: Event[] = [];
+    for await (const { event } of this.source.events(span.firstSeq, span.lastSeq)) events.push(event);
+    return events;
   }
 
   private keep(op: number, patches: OpPatches): void {

@@ -35,7 +35,7 @@ export interface RebuildReport {
 const OP_CHUNK = 4096;
 
 /** Replay the whole run and compare with the recorded digests. */
-export function verifyRebuild(source: EventSource): RebuildReport {
+export async function verifyRebuild(source: EventSource): Promise<RebuildReport> {
   const state = initialState();
   const snapshotSeqs = source.snapshotSeqs();
   const nOps = source.opCount();
@@ -56,12 +56,12 @@ export function verifyRebuild(source: EventSource): RebuildReport {
   });
 
   // Checks due after event `seq`: ops ending there (also empty ones) and a snapshot taken there.
-  const checkAfter = (seq: number): RebuildMismatch | null => {
+  const checkAfter = async (seq: number): Promise<RebuildMismatch | null> => {
     for (;;) {
       if (opNext >= nOps) break;
       if (opNext - opBase >= ops.length) {
         opBase = opNext;
-        ops = source.ops(opNext, opNext + OP_CHUNK - 1);
+        ops = await source.ops(opNext, opNext + OP_CHUNK - 1);
         if (ops.length === 0) break;
       }
       const span = ops[opNext - opBase] as OpSpan;
@@ -77,7 +77,7 @@ export function verifyRebuild(source: EventSource): RebuildReport {
       const at = snapshotSeqs[snapNext++] as number;
       if (at !== seq) continue;
       checkedSnapshots++;
-      const blob = source.snapshotAtOrBefore(at);
+      const blob = await source.snapshotAtOrBefore(at);
       const digest = digestHex(state.digest);
       if (blob !== undefined && blob.seq === at && blob.digest !== digest) {
         return { what: 'snapshot-digest', op: blob.op, seq: at, recorded: blob.digest, rebuilt: digest };
@@ -87,12 +87,12 @@ export function verifyRebuild(source: EventSource): RebuildReport {
   };
 
   let seq = 0;
-  const initial = checkAfter(0);
+  const initial = await checkAfter(0);
   if (initial !== null) return report(initial, 0);
-  for (const { seq: at, event } of source.events(1, count)) {
+  for await (const { seq: at, event } of source.events(1, count)) {
     reduce(state, event);
     seq = at;
-    const mismatch = checkAfter(seq);
+    const mismatch = await checkAfter(seq);
     if (mismatch !== null) return report(mismatch, seq);
   }
   const recomputed = digestHex(recomputeDigest(state));

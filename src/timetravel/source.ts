@@ -2,6 +2,8 @@
 /**
  * Where time travel reads a run from: the events in seq order, the snapshots, and the op spans. The store
  * implements it (store-source.ts); MemorySource keeps a run in memory (tests, fuzzing, the model-only path).
+ * Reads are asynchronous, as the store's are (a server database answers over a socket); the counts and the
+ * snapshot list are read once, when a source is made.
  *
  * Vocabulary (as in the store): `seq` counts the events of a run from 1, seq 0 is the state before the
  * first event; `op` counts trace operations from 0; ranges first..last are inclusive.
@@ -44,20 +46,20 @@ export interface OpSpan {
 }
 
 export interface EventSource {
-  /** The highest seq of the run. */
+  /** The highest seq of the run (fixed when the source is made). */
   eventCount(): number;
   /**
-   * Events first..last in seq order. With `types`, only events of those types, filtered before they are
-   * decoded (a store filters in SQL).
+   * Events first..last in seq order, streamed: never the whole range in memory. With `types`, only events
+   * of those types, filtered before they are decoded (a store filters in SQL).
    */
-  events(first: number, last: number, types?: readonly EventType[]): Iterable<SourcedEvent>;
+  events(first: number, last: number, types?: readonly EventType[]): AsyncIterable<SourcedEvent>;
   /** The latest snapshot at or before `seq`. */
-  snapshotAtOrBefore(seq: number): SnapshotBlob | undefined;
-  /** The seqs of the snapshots, ascending. */
+  snapshotAtOrBefore(seq: number): Promise<SnapshotBlob | undefined>;
+  /** The seqs of the snapshots, ascending (one per snapshot spacing: few, so known when the source is made). */
   snapshotSeqs(): readonly number[];
   opCount(): number;
   /** Ops first..last by index (clipped to the run). */
-  ops(first: number, last: number): readonly OpSpan[];
+  ops(first: number, last: number): Promise<readonly OpSpan[]>;
 }
 
 /** Binary search: index of the last element <= x in an ascending array, or -1. */
@@ -108,7 +110,8 @@ export class MemorySource implements EventSource {
     return this.eventList.length;
   }
 
-  *events(first: number, last: number, types?: readonly EventType[]): Iterable<SourcedEvent> {
+  // eslint-disable-next-line @typescript-eslint/require-await -- the interface is async; memory answers at once
+  async *events(first: number, last: number, types?: readonly EventType[]): AsyncGenerator<SourcedEvent> {
     const wanted = types === undefined ? null : new Set<string>(types);
     const end = Math.min(last, this.eventList.length);
     for (let seq = Math.max(1, first); seq <= end; seq++) {
@@ -118,8 +121,8 @@ export class MemorySource implements EventSource {
     }
   }
 
-  snapshotAtOrBefore(seq: number): SnapshotBlob | undefined {
-    return this.snapshots[lastAtOrBefore(this.snapshotSeqList, seq)];
+  snapshotAtOrBefore(seq: number): Promise<SnapshotBlob | undefined> {
+    return Promise.resolve(this.snapshots[lastAtOrBefore(this.snapshotSeqList, seq)]);
   }
 
   snapshotSeqs(): readonly number[] {
@@ -130,8 +133,8 @@ export class MemorySource implements EventSource {
     return this.opSpans.length;
   }
 
-  ops(first: number, last: number): readonly OpSpan[] {
-    return this.opSpans.slice(Math.max(0, first), Math.max(0, last + 1));
+  ops(first: number, last: number): Promise<readonly OpSpan[]> {
+    return Promise.resolve(this.opSpans.slice(Math.max(0, first), Math.max(0, last + 1)));
   }
 }
 

@@ -32,21 +32,21 @@ export function loadSnapshot(blob: SnapshotBlob): State {
 }
 
 /** Apply events first..last of the source to `state` in place, with the plain reducers. */
-export function replayInto(state: State, source: EventSource, first: number, last: number): void {
+export async function replayInto(state: State, source: EventSource, first: number, last: number): Promise<void> {
   if (first > last) return;
-  for (const { event } of source.events(first, last)) reduce(state, event);
+  for await (const { event } of source.events(first, last)) reduce(state, event);
 }
 
 /**
  * The state after event `seq` (seq 0: the initial state), as a fresh mutable state owned by the caller.
  *
- * @example const s = stateAt(source, 4096); s.pages[7]?.npinned
+ * @example const s = await stateAt(source, 4096); s.pages[7]?.npinned
  */
-export function stateAt(source: EventSource, seq: number): State {
+export async function stateAt(source: EventSource, seq: number): Promise<State> {
   checkSeq(source, seq);
-  const blob = seq > 0 ? source.snapshotAtOrBefore(seq) : undefined;
+  const blob = seq > 0 ? await source.snapshotAtOrBefore(seq) : undefined;
   const state = blob === undefined ? initialState() : loadSnapshot(blob);
-  replayInto(state, source, (blob?.seq ?? 0) + 1, seq);
+  await replayInto(state, source, (blob?.seq ?? 0) + 1, seq);
   return state;
 }
 
@@ -58,7 +58,7 @@ export function stateAt(source: EventSource, seq: number): State {
 export class ForwardSeeker {
   private current: State | null = null;
   private at = -1;
-  private stream: Iterator<SourcedEvent> | null = null;
+  private stream: AsyncIterator<SourcedEvent> | null = null;
 
   constructor(private readonly source: EventSource) {}
 
@@ -68,22 +68,22 @@ export class ForwardSeeker {
   }
 
   /** The state after event `seq` (seq must not be before the last one reached). Owned by the seeker. */
-  seek(seq: number): State {
+  async seek(seq: number): Promise<State> {
     checkSeq(this.source, seq);
     if (this.current !== null && seq < this.at)
       throw new InternalError(`ForwardSeeker: seq ${seq} is behind ${this.at}`);
-    const blob = seq > 0 ? this.source.snapshotAtOrBefore(seq) : undefined;
+    const blob = seq > 0 ? await this.source.snapshotAtOrBefore(seq) : undefined;
     if (this.current === null || (blob !== undefined && blob.seq > this.at)) {
       this.current = blob === undefined ? initialState() : loadSnapshot(blob);
       this.at = blob?.seq ?? 0;
-      this.stream?.return?.();
+      await this.stream?.return?.();
       this.stream = null;
     }
     const state = this.current;
     if (seq > this.at) {
-      this.stream ??= this.source.events(this.at + 1, this.source.eventCount())[Symbol.iterator]();
+      this.stream ??= this.source.events(this.at + 1, this.source.eventCount())[Symbol.asyncIterator]();
       while (this.at < seq) {
-        const next = this.stream.next();
+        const next = await this.stream.next();
         if (next.done === true) throw new InternalError(`ForwardSeeker: the run ends before seq ${seq}`);
         reduce(state, next.value.event);
         this.at = next.value.seq;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * A run of the store as an EventSource. Counts are read once, when the source is made: a run that is still
- * being written is seen as it was then.
+ * A run of the store as an EventSource. Counts and the snapshot list are read once, when the source is
+ * opened (StoreSource.open): a run that is still being written is seen as it was then.
  */
 import type { EventType } from '../events/events.js';
 import { NotFoundError } from '../lib/errors.js';
@@ -10,39 +10,41 @@ import type { Store } from '../store/index.js';
 import type { EventSource, OpSpan, SnapshotBlob, SourcedEvent } from './source.js';
 
 export class StoreSource implements EventSource {
-  private readonly count: number;
-  private readonly nOps: number;
-  private snapshotList: readonly number[] | null = null;
-
-  constructor(
+  private constructor(
     private readonly store: Store,
     readonly run: number,
-  ) {
-    const row = store.run(run);
+    private readonly count: number,
+    private readonly nOps: number,
+    private readonly snapshotList: readonly number[],
+  ) {}
+
+  /** The source of run `run`; throws NotFoundError when the store has no such run. */
+  static async open(store: Store, run: number): Promise<StoreSource> {
+    const row = await store.run(run);
     if (row === undefined) throw new NotFoundError(`no run ${run} in ${store.path}`, 'run', run);
-    this.count = store.eventCount(run);
-    this.nOps = row.opCount;
+    const count = await store.eventCount(run);
+    const snapshots = (await store.snapshots(run)).filter((seq) => seq <= count);
+    return new StoreSource(store, run, count, row.opCount, snapshots);
   }
 
   eventCount(): number {
     return this.count;
   }
 
-  *events(first: number, last: number, types?: readonly EventType[]): Iterable<SourcedEvent> {
+  async *events(first: number, last: number, types?: readonly EventType[]): AsyncGenerator<SourcedEvent> {
     const to = Math.min(last, this.count);
     if (first > to) return;
     const filter = types === undefined ? { fromSeq: first, toSeq: to } : { fromSeq: first, toSeq: to, types };
-    for (const row of this.store.events(this.run, filter)) {
+    for await (const row of this.store.events(this.run, filter)) {
       yield { seq: row.seq, op: row.op, event: decodeEvent(row.payload) };
     }
   }
 
-  snapshotAtOrBefore(seq: number): SnapshotBlob | undefined {
+  snapshotAtOrBefore(seq: number): Promise<SnapshotBlob | undefined> {
     return this.store.snapshotAtOrBefore(this.run, seq);
   }
 
   snapshotSeqs(): readonly number[] {
-    this.snapshotList ??= this.store.snapshots(this.run).filter((seq) => seq <= this.count);
     return this.snapshotList;
   }
 
@@ -50,9 +52,10 @@ export class StoreSource implements EventSource {
     return this.nOps;
   }
 
-  ops(first: number, last: number): readonly OpSpan[] {
+  async ops(first: number, last: number): Promise<readonly OpSpan[]> {
     if (last < first) return [];
-    return this.store.ops(this.run, Math.max(0, first), last).map((op) => ({
+    const ops = await this.store.ops(this.run, Math.max(0, first), last);
+    return ops.map((op) => ({
       index: op.index,
       firstSeq: op.firstSeq,
       lastSeq: op.lastSeq,

@@ -434,12 +434,17 @@ function namedObjects(values: readonly ValueNode[]): NamedObjects {
  * Refuse an expression naming an object that no event of the run creates: it can only be a typo, and its
  * comparisons would never be known, so the search would quietly answer "never holds".
  */
-function requireNamedObjects(source: EventSource, named: NamedObjects, end: number, runName: string): void {
+async function requireNamedObjects(
+  source: EventSource,
+  named: NamedObjects,
+  end: number,
+  runName: string,
+): Promise<void> {
   const pages = new Set(named.pages);
   const users = new Set(named.users);
   const mms = new Set(named.mms);
   if (pages.size + users.size + mms.size === 0) return;
-  for (const { event } of source.events(1, end, ['PagesAllocated', 'ProcessCreated'])) {
+  for await (const { event } of source.events(1, end, ['PagesAllocated', 'ProcessCreated'])) {
     if (event.type === 'PagesAllocated') pages.delete(event.pages);
     else if (event.type === 'ProcessCreated') {
       users.delete(event.uid);
@@ -519,23 +524,23 @@ export interface WatchOptions {
   monotonic?: boolean;
 }
 
-function opOfSeq(source: EventSource, seq: number): number {
+async function opOfSeq(source: EventSource, seq: number): Promise<number> {
   if (seq === 0) return -1;
-  for (const e of source.events(seq, seq)) return e.op;
+  for await (const e of source.events(seq, seq)) return e.op;
   return -1;
 }
 
 /** Step from `start` (where the predicate does not hold) to `end`, testing after each event that may change it. */
-function scan(
+async function scan(
   source: EventSource,
   pred: CompiledPredicate,
   start: number,
   end: number,
   seeker: ForwardSeeker,
-): WatchHit | null {
+): Promise<WatchHit | null> {
   if (pred.types.length === 0) return null;
-  for (const { seq, op, event } of source.events(start + 1, end, pred.types)) {
-    const state = seeker.seek(seq);
+  for await (const { seq, op, event } of source.events(start + 1, end, pred.types)) {
+    const state = await seeker.seek(seq);
     const scoped = !pred.globalTypes.has(event.type) && 'pages' in event && typeof event.pages === 'number';
     if (scoped ? pred.testPages(state, event.pages as number) : pred.test(state)) return { seq, op };
   }
@@ -545,16 +550,20 @@ function scan(
 /**
  * The first event at or after `from` at which the expression holds, or null if it never does.
  *
- * @example watch(source, 'npinned != last_npinned') // { seq: 1234, op: 17 }
+ * @example await watch(source, 'npinned != last_npinned') // { seq: 1234, op: 17 }
  */
-export function watch(source: EventSource, expression: string, options: WatchOptions = {}): WatchHit | null {
+export async function watch(
+  source: EventSource,
+  expression: string,
+  options: WatchOptions = {},
+): Promise<WatchHit | null> {
   const pred = compileWatch(expression);
   const from = options.from ?? 0;
   checkSeq(source, from);
   const end = source.eventCount();
-  requireNamedObjects(source, pred.named, end, options.runName ?? 'the run');
+  await requireNamedObjects(source, pred.named, end, options.runName ?? 'the run');
   const seeker = new ForwardSeeker(source);
-  if (pred.test(seeker.seek(from))) return { seq: from, op: opOfSeq(source, from) };
+  if (pred.test(await seeker.seek(from))) return { seq: from, op: await opOfSeq(source, from) };
   if (options.monotonic !== true) return scan(source, pred, from, end, seeker);
 
   // Bisect the snapshots after `from`: the first one where it holds bounds the stretch to step.
@@ -564,7 +573,7 @@ export function watch(source: EventSource, expression: string, options: WatchOpt
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     const seq = seqs[mid] as number;
-    const blob = source.snapshotAtOrBefore(seq);
+    const blob = await source.snapshotAtOrBefore(seq);
     const state = blob === undefined ? initialState() : loadSnapshot(blob);
     if (pred.test(state)) hi = mid;
     else lo = mid + 1;
@@ -572,6 +581,6 @@ export function watch(source: EventSource, expression: string, options: WatchOpt
   const start = lo === 0 ? from : (seqs[lo - 1] as number);
   const stop = lo < seqs.length ? (seqs[lo] as number) : end;
   const stepper = new ForwardSeeker(source);
-  stepper.seek(start);
+  await stepper.seek(start);
   return scan(source, pred, start, stop, stepper);
 }

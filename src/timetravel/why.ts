@@ -67,7 +67,7 @@ function findingText(e: EventOf<'Warned'> | EventOf<'ViolationDetected'>): strin
   return e.type === 'Warned' ? `WARN in ${e.fn}: ${e.condition}` : `violation ${e.kind} in ${e.fn}: ${e.detail}`;
 }
 
-function whyPfn(source: EventSource, pfn: number, first: number, last: number): WhyEntry[] {
+async function whyPfn(source: EventSource, pfn: number, first: number, last: number): Promise<WhyEntry[]> {
   const out: WhyEntry[] = [];
   let pageSize = BigInt(DEFAULT_CONFIG.pageSize);
   const inPt = new Set<string>(); // "mm:vpn"
@@ -76,7 +76,7 @@ function whyPfn(source: EventSource, pfn: number, first: number, last: number): 
   const add = (seq: number, op: number, event: Event, text: string): void =>
     void out.push({ seq, op, type: event.type, text, event });
 
-  for (const { seq, op, event: e } of source.events(first, last, PFN_EVENTS)) {
+  for await (const { seq, op, event: e } of source.events(first, last, PFN_EVENTS)) {
     switch (e.type) {
       case 'RunConfigured':
         pageSize = BigInt(e.pageSize);
@@ -221,7 +221,13 @@ interface AreaInfo {
   pages: number | null;
 }
 
-function whyIndex(source: EventSource, pagesId: number, index: number, first: number, last: number): WhyEntry[] {
+async function whyIndex(
+  source: EventSource,
+  pagesId: number,
+  index: number,
+  first: number,
+  last: number,
+): Promise<WhyEntry[]> {
   const out: WhyEntry[] = [];
   let pageSize = BigInt(DEFAULT_CONFIG.pageSize);
   const areas = new Map<number, AreaInfo>();
@@ -251,7 +257,7 @@ function whyIndex(source: EventSource, pagesId: number, index: number, first: nu
     return !listed;
   };
 
-  for (const { seq, op, event: e } of source.events(first, last, INDEX_EVENTS)) {
+  for await (const { seq, op, event: e } of source.events(first, last, INDEX_EVENTS)) {
     switch (e.type) {
       case 'RunConfigured':
         pageSize = BigInt(e.pageSize);
@@ -384,7 +390,7 @@ function whyIndex(source: EventSource, pagesId: number, index: number, first: nu
   }
   if (pfns.size === 0) return out;
   // Second pass: the pins of the pages the index held.
-  for (const { seq, op, event: e } of source.events(first, last, PIN_EVENTS)) {
+  for await (const { seq, op, event: e } of source.events(first, last, PIN_EVENTS)) {
     if (e.type !== 'PagesPinned' && e.type !== 'PagesUnpinned') continue;
     for (const pfn of pfns) {
       if (!covers(e.pfn, e.count, pfn)) continue;
@@ -411,9 +417,9 @@ export interface WhyOptions {
 /**
  * Every event that touched a PFN, or an index of an iopt_pages, in seq order.
  *
- * @example why(source, { pfn: 0x40010 }).map((w) => `${w.seq} ${w.text}`)
+ * @example (await why(source, { pfn: 0x40010 })).map((w) => `${w.seq} ${w.text}`)
  */
-export function why(source: EventSource, target: WhyTarget, options: WhyOptions = {}): WhyEntry[] {
+export async function why(source: EventSource, target: WhyTarget, options: WhyOptions = {}): Promise<WhyEntry[]> {
   const first = options.first ?? 1;
   const last = options.last ?? source.eventCount();
   if ('pfn' in target) {

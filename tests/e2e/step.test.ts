@@ -23,7 +23,7 @@ beforeAll(async () => {
   expect((await cli(['replay', BAD_FREE, '--variant', 'v3', '--db', db])).status).toBe(1);
   const store = await openStore(db, { readonly: true });
   try {
-    recorded = store.ops(1).map((o) => o.digest);
+    recorded = (await store.ops(1)).map((o) => o.digest);
   } finally {
     await store.close();
   }

@@ -237,7 +237,7 @@ describe('reconcile on upstream', () => {
 
   it('balances the snapshot-spaced store the same as an unspaced one (state rebuilt from snapshot + tail)', async () => {
     const run = recordTrace(t.store, 'replays/selftest/vfio_compat_mock_domain.huge_map.jsonl', 'v3', [], 64);
-    expect(t.store.snapshots(run).length).toBeGreaterThan(10);
+    expect((await t.store.snapshots(run)).length).toBeGreaterThan(10);
     const r = await reconcile(t.store, run);
     expect(broken(r.rules)).toEqual([
       { rule: 'ledger-equals-state', op: 46, line: 87 },

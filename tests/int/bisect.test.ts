@@ -270,7 +270,7 @@ describe('ioptrace bisect-fix', () => {
     ]);
     expect(json['recorded']).toEqual([1, 2]);
     const s = await opened();
-    expect(s.run(2)?.flags).toEqual(['mmget-fail-no-kfree']);
+    expect((await s.run(2))?.flags).toEqual(['mmget-fail-no-kfree']);
     expect((await bisectRuns(s, 1, 2)).divergence?.line).toBe(33);
   });
 

@@ -57,14 +57,14 @@ describe('a writer killed midway', () => {
 
     const store = await openStore(path);
     try {
-      const run = store.run(1);
+      const run = await store.run(1);
       expect(run?.status).toBe('running');
       expect(run?.incomplete).toBe(true);
-      const events = store.eventCount(1);
+      const events = await store.eventCount(1);
       expect(events).toBeGreaterThanOrEqual(1500);
       expect(events % batch).toBe(0);
       expect(run?.eventCount).toBe(events);
-      const report = store.verify();
+      const report = await store.verify();
       expect(report).toEqual({
         ok: true,
         runs: [
@@ -83,7 +83,7 @@ describe('a writer killed midway', () => {
       // The database still takes new runs.
       const writer = store.beginRun(runInfo());
       writer.finish('complete', { finalDigest: '0000000000000000' });
-      expect(store.runs().map((r) => r.status)).toEqual(['running', 'complete']);
+      expect((await store.runs()).map((r) => r.status)).toEqual(['running', 'complete']);
     } finally {
       await store.close();
     }

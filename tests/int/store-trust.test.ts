@@ -11,7 +11,7 @@ import * as m0001 from '../../migrations/0001_initial.js';
 import { parseTraceText } from '../../src/replay/parse.js';
 import { recordReplay } from '../../src/replay/record.js';
 import { NotAStoreError, StoreError, openStore, type Store } from '../../src/store/index.js';
-import { verifyTestHooks } from '../../src/store/verify.js';
+import { sqlitePragma, verifyTestHooks } from '../../src/store/sqlite/testing.js';
 import { EVENTS_PER_OP, appendOps, eventRow, opRow, runInfo, tempDir } from './helpers/store-fixtures.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -82,12 +82,12 @@ describe('openStore on a file that is not an ioptrace store', () => {
   it('makes a store of an empty file or an empty SQLite database', async () => {
     writeFileSync(path, '');
     const store = await openTracked();
-    expect(store.runs()).toEqual([]);
+    expect(await store.runs()).toEqual([]);
     const other = join(tmp.dir, 'empty.sqlite');
     emptyDatabase(other);
     const second = await openStore(other);
     open.push(second);
-    expect(second.runs()).toEqual([]);
+    expect(await second.runs()).toEqual([]);
   });
 
   it('read-only: a missing file, an empty file and an empty database hold no store, and nothing is created', async () => {
@@ -115,11 +115,16 @@ describe('a store made before migration 0002', () => {
     await db.destroy();
 
     const reader = await openTracked({ readonly: true });
-    expect(reader.run(1)).toMatchObject({ status: 'failed', error: 'old reason', errorOp: null, errorLine: null });
+    expect(await reader.run(1)).toMatchObject({
+      status: 'failed',
+      error: 'old reason',
+      errorOp: null,
+      errorLine: null,
+    });
     await reader.close();
     open.length = 0;
     const writer = await openTracked();
-    expect(writer.run(1)).toMatchObject({ error: 'old reason', errorOp: null, errorLine: null });
+    expect(await writer.run(1)).toMatchObject({ error: 'old reason', errorOp: null, errorLine: null });
     const migrated = new Database(path, { readonly: true });
     expect(migrated.prepare('SELECT name FROM kysely_migration ORDER BY name').pluck().all()).toEqual([
       '0001_initial',
@@ -154,9 +159,9 @@ describe('a replay that fails part way', () => {
 
   it('on a full store: names SQLITE_FULL, marks the run failed with the reason and where, verify ok', async () => {
     const store = await openTracked();
-    const pages = Number((await sql<{ page_count: number }>`pragma page_count`.execute(store.db)).rows[0]?.page_count);
+    const pages = Number((sqlitePragma(store, 'page_count') as { page_count: number }[])[0]?.page_count);
     // A few pages to spare: the run row fits, the first batch of 4096 events does not.
-    await sql.raw(`pragma max_page_count = ${pages + 4}`).execute(store.db);
+    sqlitePragma(store, `max_page_count = ${pages + 4}`);
     const error = (() => {
       try {
         record(store);
@@ -172,7 +177,7 @@ describe('a replay that fails part way', () => {
         'run 1 failed at op 4 (trace line 4): batch of events 1..4096 not written: database or disk is full (SQLITE_FULL); the run is marked failed with the events committed before',
       details: { run: 1, op: 4, line: 4, marked: true },
     });
-    expect(store.run(1)).toMatchObject({
+    expect(await store.run(1)).toMatchObject({
       status: 'failed',
       incomplete: false,
       error: 'batch of events 1..4096 not written: database or disk is full (SQLITE_FULL)',
@@ -182,7 +187,7 @@ describe('a replay that fails part way', () => {
       opCount: 0,
       finalDigest: null,
     });
-    expect(store.verify()).toMatchObject({ ok: true, runs: [{ run: 1, status: 'failed', events: 0, ok: true }] });
+    expect(await store.verify()).toMatchObject({ ok: true, runs: [{ run: 1, status: 'failed', events: 0, ok: true }] });
   });
 
   it('on any exception: its own message, not a digest complaint; the events before are kept', async () => {
@@ -203,7 +208,7 @@ describe('a replay that fails part way', () => {
         'run 1 failed at op 3 (trace line 3): RangeError: Invalid string length; the run is marked failed with the events committed before',
     });
     expect((error as StoreError).cause).toBeInstanceOf(RangeError);
-    const run = store.run(1);
+    const run = await store.run(1);
     expect(run).toMatchObject({
       status: 'failed',
       error: 'RangeError: Invalid string length',
@@ -211,8 +216,8 @@ describe('a replay that fails part way', () => {
       errorLine: 3,
       opCount: 3,
     });
-    expect(run?.eventCount).toBe(store.ops(1, 2, 2)[0]?.lastSeq);
-    expect(store.verify().ok).toBe(true);
+    expect(run?.eventCount).toBe((await store.ops(1, 2, 2))[0]?.lastSeq);
+    expect((await store.verify()).ok).toBe(true);
   });
 });
 
@@ -227,7 +232,7 @@ describe('verify reads one snapshot', () => {
       // The blocks are read; commit two more batches before the events are.
       if (more++ === 0) appendOpsFrom(writer, 301, 500);
     };
-    const report = reader.verify();
+    const report = await reader.verify();
     expect(report).toEqual({
       ok: true,
       runs: [
@@ -235,7 +240,7 @@ describe('verify reads one snapshot', () => {
       ],
     });
     delete verifyTestHooks.afterBlocks;
-    expect(reader.verify().runs[0]).toMatchObject({ ok: true, events: 500, batches: 5, ops: 50 });
+    expect((await reader.verify()).runs[0]).toMatchObject({ ok: true, events: 500, batches: 5, ops: 50 });
   });
 });
 

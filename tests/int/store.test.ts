@@ -4,8 +4,15 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { eventHash, genesisHash } from '../../src/store/chain.js';
-import { NotAStoreError, StoreError, openStore, type Store, type StoredEvent } from '../../src/store/index.js';
-import { appendOps, eventRow, opRow, runInfo, tempDir } from './helpers/store-fixtures.js';
+import {
+  NotAStoreError,
+  StoreError,
+  eventBlocksQuery,
+  openStore,
+  type Store,
+  type StoredEvent,
+} from '../../src/store/index.js';
+import { appendOps, collect, eventRow, opRow, runInfo, tempDir } from './helpers/store-fixtures.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let path: string;
@@ -26,8 +33,8 @@ async function storeWithRun(count: number): Promise<{ store: Store; run: number 
   return { store, run: writer.run };
 }
 
-function seqs(events: Iterable<StoredEvent>): number[] {
-  return Array.from(events, (e) => e.seq);
+async function seqs(events: AsyncIterable<StoredEvent>): Promise<number[]> {
+  return (await collect(events)).map((e) => e.seq);
 }
 
 function range(first: number, last: number, step = 1): number[] {
@@ -43,6 +50,15 @@ function thrown(f: () => unknown): unknown {
     return error;
   }
   throw new Error('expected a throw');
+}
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a rejection');
 }
 
 async function closeAll(): Promise<void> {
@@ -62,7 +78,7 @@ afterEach(async () => {
 describe('RunWriter and reads', () => {
   it('appends 10,000 events in three batches and reads every row back exactly', async () => {
     const { store, run } = await storeWithRun(10_000);
-    const events = [...store.events(run)];
+    const events = await collect(store.events(run));
     expect(events).toHaveLength(10_000);
     let prev = genesisHash(runInfo().traceSha256, 'v3', '[]', '{"failAt":"3n"}');
     for (const [i, event] of events.entries()) {
@@ -73,52 +89,48 @@ describe('RunWriter and reads', () => {
       prev = event.hash;
     }
     expect(events.map((e) => e.id)).toEqual(range(1, 10_000));
-    expect(store.eventCount(run)).toBe(10_000);
-    const blocks = await store.db
-      .selectFrom('event_blocks')
-      .select(['first_seq', 'last_seq'])
-      .orderBy('first_seq')
-      .execute();
-    expect(blocks).toEqual([
-      { first_seq: 1, last_seq: 4096 },
-      { first_seq: 4097, last_seq: 8192 },
-      { first_seq: 8193, last_seq: 10_000 },
+    expect(await store.eventCount(run)).toBe(10_000);
+    const blocks = await store.query(eventBlocksQuery(run));
+    expect(blocks.map((b) => [b.firstSeq, b.lastSeq])).toEqual([
+      [1, 4096],
+      [4097, 8192],
+      [8193, 10_000],
     ]);
   });
 
   it('filters events by type, op and seq range', async () => {
     const { store, run } = await storeWithRun(10_000);
-    expect(seqs(store.events(run, { types: ['XaStored'] }))).toEqual(range(2, 10_000, 4));
-    expect(seqs(store.events(run, { types: ['PagesPinned', 'IommuMapped'] }))).toEqual(range(1, 10_000, 2));
-    expect(seqs(store.events(run, { types: [] }))).toEqual([]);
-    expect(seqs(store.events(run, { types: ['NoSuchType'] }))).toEqual([]);
-    expect(seqs(store.events(run, { op: 7 }))).toEqual(range(71, 80));
-    expect(seqs(store.events(run, { op: 1000 }))).toEqual([]);
-    expect(seqs(store.events(run, { fromSeq: 4090, toSeq: 4100 }))).toEqual(range(4090, 4100));
-    expect(seqs(store.events(run, { fromSeq: 9995 }))).toEqual(range(9995, 10_000));
-    expect(seqs(store.events(run, { fromSeq: 4090, toSeq: 4110, types: ['AccountingCharged'] }))).toEqual([
+    expect(await seqs(store.events(run, { types: ['XaStored'] }))).toEqual(range(2, 10_000, 4));
+    expect(await seqs(store.events(run, { types: ['PagesPinned', 'IommuMapped'] }))).toEqual(range(1, 10_000, 2));
+    expect(await seqs(store.events(run, { types: [] }))).toEqual([]);
+    expect(await seqs(store.events(run, { types: ['NoSuchType'] }))).toEqual([]);
+    expect(await seqs(store.events(run, { op: 7 }))).toEqual(range(71, 80));
+    expect(await seqs(store.events(run, { op: 1000 }))).toEqual([]);
+    expect(await seqs(store.events(run, { fromSeq: 4090, toSeq: 4100 }))).toEqual(range(4090, 4100));
+    expect(await seqs(store.events(run, { fromSeq: 9995 }))).toEqual(range(9995, 10_000));
+    expect(await seqs(store.events(run, { fromSeq: 4090, toSeq: 4110, types: ['AccountingCharged'] }))).toEqual([
       4092, 4096, 4100, 4104, 4108,
     ]);
-    expect(seqs(store.events(run, { op: 409, types: ['PagesPinned'] }))).toEqual([4093, 4097]);
-    expect(seqs(store.events(run + 1))).toEqual([]);
+    expect(await seqs(store.events(run, { op: 409, types: ['PagesPinned'] }))).toEqual([4093, 4097]);
+    expect(await seqs(store.events(run + 1))).toEqual([]);
   });
 
   it('reads op rows by index range and finds the op of an event', async () => {
     const { store, run } = await storeWithRun(10_000);
-    expect(store.ops(run)).toHaveLength(1000);
-    const ops = store.ops(run, 5, 7);
+    expect(await store.ops(run)).toHaveLength(1000);
+    const ops = await store.ops(run, 5, 7);
     expect(ops.map(({ hash: _hash, ...rest }) => rest)).toEqual([5, 6, 7].map((index) => ({ run, ...opRow(index) })));
-    expect(store.opAt(run, 75)?.index).toBe(7);
-    expect(store.opAt(run, 80)?.index).toBe(7);
-    expect(store.opAt(run, 81)?.index).toBe(8);
-    expect(store.opAt(run, 10_001)).toBeUndefined();
+    expect((await store.opAt(run, 75))?.index).toBe(7);
+    expect((await store.opAt(run, 80))?.index).toBe(7);
+    expect((await store.opAt(run, 81))?.index).toBe(8);
+    expect(await store.opAt(run, 10_001)).toBeUndefined();
   });
 
   it('lists the run with its summary and keeps the trace text', async () => {
     const { store, run } = await storeWithRun(100);
     const info = runInfo();
-    const head = [...store.events(run)].at(-1)?.hash;
-    expect(store.runs()).toEqual([
+    const head = (await collect(store.events(run))).at(-1)?.hash;
+    expect(await store.runs()).toEqual([
       {
         id: run,
         tracePath: info.tracePath,
@@ -135,13 +147,13 @@ describe('RunWriter and reads', () => {
         eventCount: 100,
         opCount: 10,
         headHash: head,
-        opsHeadHash: store.ops(run, 9, 9)[0]?.hash,
+        opsHeadHash: (await store.ops(run, 9, 9))[0]?.hash,
         finalDigest: 'feedfacecafebeef',
         createdSeq: 0,
       },
     ]);
-    expect(store.traceText(run)).toBe(info.traceText);
-    expect(store.run(run + 1)).toBeUndefined();
+    expect(await store.traceText(run)).toBe(info.traceText);
+    expect(await store.run(run + 1)).toBeUndefined();
   });
 
   it('gives the same head hash to the same trace and variant, a different one to another variant', async () => {
@@ -155,7 +167,7 @@ describe('RunWriter and reads', () => {
     }
     expect(heads[1]).toBe(heads[0]);
     expect(heads[2]).not.toBe(heads[0]);
-    expect(store.runs().map((r) => r.createdSeq)).toEqual([0, 500, 1000]);
+    expect((await store.runs()).map((r) => r.createdSeq)).toEqual([0, 500, 1000]);
   });
 
   it('refuses a gap in seqs and an op that does not cover its events, and stays usable', async () => {
@@ -174,7 +186,7 @@ describe('RunWriter and reads', () => {
     );
     writer.endOp(opRow(0));
     writer.finish('complete', { finalDigest: '0000000000000001' });
-    expect(store.eventCount(writer.run)).toBe(10);
+    expect(await store.eventCount(writer.run)).toBe(10);
     expect((thrown(() => writer.append(eventRow(11))) as StoreError).code).toBe('writer-closed');
   });
 
@@ -189,8 +201,8 @@ describe('RunWriter and reads', () => {
       (thrown(() => writer.putSnapshot(5000, 499, '0000000000001388', new Uint8Array(), 2)) as StoreError).code,
     ).toBe('bad-snapshot');
     writer.finish('complete', { finalDigest: '0000000000000001' });
-    expect(store.snapshots(writer.run)).toEqual([0, 1000, 5000]);
-    const at4999 = store.snapshotAtOrBefore(writer.run, 4999);
+    expect(await store.snapshots(writer.run)).toEqual([0, 1000, 5000]);
+    const at4999 = await store.snapshotAtOrBefore(writer.run, 4999);
     expect(at4999 && { ...at4999, state: [...at4999.state] }).toEqual({
       seq: 1000,
       op: 99,
@@ -198,10 +210,10 @@ describe('RunWriter and reads', () => {
       format: 1,
       state: [1, 2, 3],
     });
-    expect(store.snapshotAtOrBefore(writer.run, 5000)?.seq).toBe(5000);
-    expect([...(store.snapshotAtOrBefore(writer.run, 6000)?.state ?? [])]).toEqual([5, 0, 255]);
-    expect(store.snapshotAtOrBefore(writer.run, 0)?.seq).toBe(0);
-    expect(store.snapshotAtOrBefore(writer.run, -1)).toBeUndefined();
+    expect((await store.snapshotAtOrBefore(writer.run, 5000))?.seq).toBe(5000);
+    expect([...((await store.snapshotAtOrBefore(writer.run, 6000))?.state ?? [])]).toEqual([5, 0, 255]);
+    expect((await store.snapshotAtOrBefore(writer.run, 0))?.seq).toBe(0);
+    expect(await store.snapshotAtOrBefore(writer.run, -1)).toBeUndefined();
   });
 });
 
@@ -247,7 +259,7 @@ describe('verify', () => {
 
   it('reports a complete run as ok with its counts', async () => {
     const { store, run } = await storeWithRun(10_000);
-    expect(store.verify()).toEqual({
+    expect(await store.verify()).toEqual({
       ok: true,
       runs: [
         { run, status: 'complete', incomplete: false, events: 10_000, batches: 3, ops: 1000, ok: true, mismatches: [] },
@@ -257,11 +269,11 @@ describe('verify', () => {
 
   it('names the event whose payload lost one byte of integrity', async () => {
     const { store, run } = await storeWithRun(10_000);
-    const [before, target] = [...store.events(run, { fromSeq: 4999, toSeq: 5000 })];
+    const [before, target] = await collect(store.events(run, { fromSeq: 4999, toSeq: 5000 }));
     if (before === undefined || target === undefined) throw new Error('missing rows');
     const edited = target.payload.replace('"index":5000', '"index":5001');
     await tamper((raw) => raw.prepare('UPDATE events SET payload = ? WHERE run = ? AND seq = 5000').run(edited, run));
-    const report = (await openTracked()).verify(run);
+    const report = await (await openTracked()).verify(run);
     expect(report.ok).toBe(false);
     expect(report.runs[0]?.firstBroken).toEqual({
       seq: 5000,
@@ -276,14 +288,14 @@ describe('verify', () => {
   it('names an event whose type was changed', async () => {
     const { run } = await storeWithRun(1000);
     await tamper((raw) => raw.prepare("UPDATE events SET type = 'XaErased' WHERE run = ? AND seq = 777").run(run));
-    const report = (await openTracked()).verify();
+    const report = await (await openTracked()).verify();
     expect(report.runs[0]?.firstBroken).toMatchObject({ seq: 777, reason: 'hash-mismatch' });
   });
 
   it('names the first missing event of a deleted row', async () => {
     const { run } = await storeWithRun(1000);
     await tamper((raw) => raw.prepare('DELETE FROM events WHERE run = ? AND seq = 300').run(run));
-    expect((await openTracked()).verify().runs[0]?.firstBroken).toEqual({
+    expect((await (await openTracked()).verify()).runs[0]?.firstBroken).toEqual({
       seq: 300,
       id: null,
       expected: '300',
@@ -294,10 +306,10 @@ describe('verify', () => {
 
   it('reports a truncated complete run by its stored count and head hash', async () => {
     const { store, run } = await storeWithRun(1000);
-    const head = store.run(run)?.headHash;
-    const newHead = [...store.events(run, { fromSeq: 999, toSeq: 999 })][0]?.hash;
+    const head = (await store.run(run))?.headHash;
+    const newHead = (await collect(store.events(run, { fromSeq: 999, toSeq: 999 })))[0]?.hash;
     await tamper((raw) => raw.prepare('DELETE FROM events WHERE run = ? AND seq = 1000').run(run));
-    const result = (await openTracked()).verify().runs[0];
+    const result = (await (await openTracked()).verify()).runs[0];
     expect(result?.firstBroken).toBeUndefined();
     expect(result?.mismatches).toEqual([
       { what: 'event-blocks', expected: 'events up to seq 1000', actual: 'events up to seq 999' },
@@ -309,12 +321,15 @@ describe('verify', () => {
   it('breaks the chain at seq 1 when the run header it hashes is edited', async () => {
     const { run } = await storeWithRun(100);
     await tamper((raw) => raw.prepare("UPDATE runs SET variant = 'v4' WHERE id = ?").run(run));
-    expect((await openTracked()).verify().runs[0]?.firstBroken).toMatchObject({ seq: 1, reason: 'hash-mismatch' });
+    expect((await (await openTracked()).verify()).runs[0]?.firstBroken).toMatchObject({
+      seq: 1,
+      reason: 'hash-mismatch',
+    });
   });
 
   it('throws for a run that does not exist', async () => {
     const { store } = await storeWithRun(10);
-    expect((thrown(() => store.verify(42)) as StoreError).code).toBe('no-such-run');
+    expect(((await rejection(store.verify(42))) as StoreError).code).toBe('no-such-run');
   });
 });
 
@@ -331,8 +346,8 @@ describe('failed batches', () => {
     expect((failure as StoreError).message).toBe(
       `run ${writer.run}: batch of events 2001..3000 not written: disk on fire (SQLITE_CONSTRAINT_TRIGGER)`,
     );
-    expect(store.eventCount(writer.run)).toBe(2000);
-    expect(store.run(writer.run)?.status).toBe('running');
+    expect(await store.eventCount(writer.run)).toBe(2000);
+    expect((await store.run(writer.run))?.status).toBe('running');
     expect((thrown(() => writer.append(eventRow(2001))) as StoreError).code).toBe('writer-broken');
     expect((thrown(() => writer.finish('complete', { finalDigest: '0000000000000001' })) as StoreError).code).toBe(
       'writer-broken',
@@ -340,14 +355,14 @@ describe('failed batches', () => {
 
     writer.finish('failed', { error: 'disk on fire', finalDigest: '0000000000000001' });
     // Op 199 (events 1991..2000) ended after its last event filled the batch, so its row was in the lost one.
-    expect(store.run(writer.run)).toMatchObject({
+    expect(await store.run(writer.run)).toMatchObject({
       status: 'failed',
       incomplete: false,
       error: 'disk on fire',
       eventCount: 2000,
       opCount: 199,
     });
-    expect(store.verify()).toMatchObject({ ok: true, runs: [{ events: 2000, ops: 199, ok: true }] });
+    expect(await store.verify()).toMatchObject({ ok: true, runs: [{ events: 2000, ops: 199, ok: true }] });
   });
 });
 
@@ -366,7 +381,7 @@ describe('openStore', () => {
     } finally {
       migrated.close();
     }
-    expect(store.runs()).toEqual([]);
+    expect(await store.runs()).toEqual([]);
   });
 
   it('refuses a database migrated by a newer ioptrace', async () => {
@@ -387,8 +402,8 @@ describe('openStore', () => {
     await storeWithRun(100);
     await closeAll();
     const store = await openTracked({ readonly: true });
-    expect(store.eventCount(1)).toBe(100);
-    expect(store.verify().ok).toBe(true);
+    expect(await store.eventCount(1)).toBe(100);
+    expect((await store.verify()).ok).toBe(true);
     expect((thrown(() => store.beginRun(runInfo())) as StoreError).code).toBe('readonly');
   });
 

@@ -20,10 +20,10 @@ export const atCommand: Command = {
     const seq = intArg(positionals[1], 'SEQ');
     const store = await openStore(env.db, { readonly: true });
     try {
-      requireRun(store, run);
-      const source = new StoreSource(store, run);
-      const state = stateAt(source, seq);
-      const op = seq === 0 ? null : (store.opAt(run, seq) ?? null);
+      await requireRun(store, run);
+      const source = await StoreSource.open(store, run);
+      const state = await stateAt(source, seq);
+      const op = seq === 0 ? null : ((await store.opAt(run, seq)) ?? null);
       const header = `run ${run} after event ${seq}${op ? ` (op ${op.index} ${op.op}, trace line ${op.line})` : ''}: digest ${digestHex(state.digest)}`;
       const max = values['max'] === undefined ? 50 : intArg(values['max'], '--max');
       return {

@@ -3,8 +3,8 @@
 import type { RunRow, Store } from '../../store/index.js';
 import { NotFoundError } from '../../lib/errors.js';
 
-export function requireRun(store: Store, run: number): RunRow {
-  const row = store.run(run);
+export async function requireRun(store: Store, run: number): Promise<RunRow> {
+  const row = await store.run(run);
   if (!row) throw new NotFoundError(`no run ${run} in ${store.path} (ioptrace runs lists them)`, 'run', run);
   return row;
 }

@@ -26,10 +26,12 @@ import { pushAll } from '../../lib/arrays.js';
 const defaultTrace = (): string => join(packageRoot(), 'replays', 'bad-free.jsonl');
 const DEMO_DB = './ioptrace-demo.db';
 
-function opEvents(store: Store, run: number, op: number): string[] {
-  return [...store.events(run, { op })].map(
-    (e) => `    ${String(e.seq).padStart(4)}  ${describeEvent(decodeJson(e.payload) as Event)}`,
-  );
+async function opEvents(store: Store, run: number, op: number): Promise<string[]> {
+  const lines: string[] = [];
+  for await (const e of store.events(run, { op })) {
+    lines.push(`    ${String(e.seq).padStart(4)}  ${describeEvent(decodeJson(e.payload) as Event)}`);
+  }
+  return lines;
 }
 
 export const demoCommand: Command = {
@@ -96,27 +98,27 @@ export const demoCommand: Command = {
         a.result.violations.map((v) => `    event ${v.seq}: ${v.kind} in ${v.fn}: ${v.detail}`),
         a.result.warns.map((v) => `    event ${v.seq}: WARN in ${v.fn}: ${v.detail}`),
       );
-      const srcA = new StoreSource(store, a.run);
-      const srcB = new StoreSource(store, b.run);
+      const srcA = await StoreSource.open(store, a.run);
+      const srcB = await StoreSource.open(store, b.run);
       if (opA) {
-        const before = stateAt(srcA, opA.firstSeq - 1);
-        const after = stateAt(srcA, opA.lastSeq);
+        const before = await stateAt(srcA, opA.firstSeq - 1);
+        const after = await stateAt(srcA, opA.lastSeq);
         say(
           '',
           `== Op ${opA.index} (${opA.op}) on ${bad.label}: result ${opA.errno ?? 'ok'}, events ${opA.firstSeq}..${opA.lastSeq}`,
-          opEvents(store, a.run, opA.index),
+          await opEvents(store, a.run, opA.index),
           '',
           `== State just before (event ${opA.firstSeq - 1}) -> just after (event ${opA.lastSeq}) on ${bad.label}`,
           renderDiff(diffStates(before, after)),
         );
       }
       if (opB) {
-        const before = stateAt(srcB, opB.firstSeq - 1);
-        const after = stateAt(srcB, opB.lastSeq);
+        const before = await stateAt(srcB, opB.firstSeq - 1);
+        const after = await stateAt(srcB, opB.lastSeq);
         say(
           '',
           `== The same op on ${good.label} (run ${b.run}): result ${opB.errno ?? 'ok'}, events ${opB.firstSeq}..${opB.lastSeq}`,
-          opEvents(store, b.run, opB.index),
+          await opEvents(store, b.run, opB.index),
           '',
           `== State just before -> just after on ${good.label}`,
           renderDiff(diffStates(before, after)),

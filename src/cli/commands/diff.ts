@@ -20,9 +20,9 @@ export const diffCommand: Command = {
     const b = intArg(positionals[2], 'SEQ_B');
     const store = await openStore(env.db, { readonly: true });
     try {
-      requireRun(store, run);
-      const source = new StoreSource(store, run);
-      const diff = diffStates(stateAt(source, a), stateAt(source, b));
+      await requireRun(store, run);
+      const source = await StoreSource.open(store, run);
+      const diff = diffStates(await stateAt(source, a), await stateAt(source, b));
       const lines = renderDiff(diff);
       return {
         exitCode: 0,

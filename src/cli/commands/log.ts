@@ -29,7 +29,7 @@ export const logCommand: Command = {
       if (!EVENT_TYPES.includes(t as Event['type'])) throw new UsageError(`unknown event type "${t}"`);
     const store = await openStore(env.db, { readonly: true });
     try {
-      requireRun(store, run);
+      await requireRun(store, run);
       const filter = {
         ...(values['from'] !== undefined ? { fromSeq: intArg(values['from'], '--from') } : {}),
         ...(values['to'] !== undefined ? { toSeq: intArg(values['to'], '--to') } : {}),
@@ -38,7 +38,7 @@ export const logCommand: Command = {
       };
       const json: unknown[] = [];
       const text: string[] = [];
-      for (const e of store.events(run, filter)) {
+      for await (const e of store.events(run, filter)) {
         const event = decodeJson(e.payload) as Event;
         if (env.json) json.push({ seq: e.seq, op: e.op, hash: e.hash, event });
         else text.push(`${String(e.seq).padStart(7)} op ${String(e.op).padStart(5)}  ${describeEvent(event)}`);

@@ -17,7 +17,7 @@ export const runsCommand: Command = {
   async run(_positionals, _values, env) {
     const store = await openStore(env.db, { readonly: true });
     try {
-      const runs = store.runs();
+      const runs = await store.runs();
       const rows = runs.map((r) => [
         String(r.id),
         r.incomplete ? 'incomplete' : r.status,

@@ -229,26 +229,26 @@ export const stepCommand: Command = {
     const maxPatches = values['max'] === undefined ? DEFAULT_MAX_PATCHES : intArg(values['max'], '--max');
     const store = await openStore(env.db, { readonly: true });
     try {
-      requireRun(store, run);
-      const source = new StoreSource(store, run);
+      await requireRun(store, run);
+      const source = await StoreSource.open(store, run);
       const last = source.opCount() - 1;
       const from = values['from'] === undefined ? 0 : intArg(values['from'], '--from');
       const to = values['to'] === undefined ? last : intArg(values['to'], '--to');
       if (from > last || to > last)
         throw new UsageError(`run ${run} has ops 0..${last}; got --from ${from} --to ${to}`);
       if (from > to) throw new UsageError(`--from ${from} is after --to ${to}`);
-      const ops = new Map(store.ops(run, from, to).map((o) => [o.index, o]));
-      const cursor = Cursor.open(source, from);
+      const ops = new Map((await store.ops(run, from, to)).map((o) => [o.index, o]));
+      const cursor = await Cursor.open(source, from);
       const steps: StepReport[] = [];
       while (cursor.op < to) {
         const before = cursor.state;
-        const step = cursor.forward();
+        const step = await cursor.forward();
         if (step === null) break;
         if (!back) steps.push(report(step, before, cursor, ops, maxPatches));
       }
       while (back && cursor.op > from) {
         const before = cursor.state;
-        const step = cursor.back();
+        const step = await cursor.back();
         if (step === null) break;
         steps.push(report(step, before, cursor, ops, maxPatches));
       }

@@ -27,11 +27,11 @@ export const watchCommand: Command = {
     const expr = positionals[1];
     const store = await openStore(env.db, { readonly: true });
     try {
-      requireRun(store, run);
+      await requireRun(store, run);
       const from = values['from'] === undefined ? 0 : intArg(values['from'], '--from');
-      const hit = watch(new StoreSource(store, run), expr, { from, runName: `run ${run}` });
+      const hit = await watch(await StoreSource.open(store, run), expr, { from, runName: `run ${run}` });
       if (!hit) return { exitCode: 1, json: { run, expr, hit: null }, text: [`run ${run}: ${expr} never holds`] };
-      const op = hit.seq === 0 ? null : store.opAt(run, hit.seq);
+      const op = hit.seq === 0 ? null : await store.opAt(run, hit.seq);
       return {
         exitCode: 0,
         json: { run, expr, seq: hit.seq, op: hit.op, line: op?.line ?? null },

@@ -27,8 +27,8 @@ export const whyCommand: Command = {
     } else throw new UsageError(`give exactly one of --pfn and --index\nusage: ${this.usage}`);
     const store = await openStore(env.db, { readonly: true });
     try {
-      requireRun(store, run);
-      const entries = why(new StoreSource(store, run), target);
+      await requireRun(store, run);
+      const entries = await why(await StoreSource.open(store, run), target);
       const what = 'pfn' in target ? `pfn ${hex(target.pfn)}` : `iopt_pages ${target.pages} index ${target.index}`;
       const text = [
         `run ${run}, ${what}: ${entries.length} events`,

@@ -67,3 +67,10 @@ export function appendOps(writer: RunWriter, count: number): void {
     if (seq % EVENTS_PER_OP === 0) writer.endOp(opRow(seq / EVENTS_PER_OP - 1));
   }
 }
+
+/** Every item of an async stream, for tests that compare a whole (small) run. */
+export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}

@@ -182,12 +182,12 @@ describe('diffStates', () => {
     ]);
   });
 
-  it('gives the same differences for states that share structure (a cursor step) as for private copies', () => {
+  it('gives the same differences for states that share structure (a cursor step) as for private copies', async () => {
     const run = scriptedRun({ snapshotEvery: 32 });
-    const c = Cursor.open(run.source, -1);
+    const c = await Cursor.open(run.source, -1);
     for (;;) {
       const before = c.state;
-      const step = c.forward();
+      const step = await c.forward();
       if (step === null) break;
       expect(step.diff.differences).toEqual(diffStates(structuredClone(before), structuredClone(c.state)).differences);
     }

@@ -37,20 +37,20 @@ describe('Cursor from the public API', () => {
     ['replays/bad-free.jsonl', 'upstream'],
     ['replays/selftest/fail_nth.map_domain.jsonl', 'v3'],
   ] as const) {
-    it(`${path} on ${variant}: forward then back over every op returns to each recorded digest`, () => {
+    it(`${path} on ${variant}: forward then back over every op returns to each recorded digest`, async () => {
       const { source, digests } = recordedRun(path, variant);
       expect(digests.length).toBe(source.opCount());
-      const cursor = Cursor.open(source, -1);
+      const cursor = await Cursor.open(source, -1);
       const start = digestHex(initialState().digest);
       expect(digestHex(cursor.state.digest)).toBe(start);
       const forward: number[] = [];
-      for (let step = cursor.forward(); step !== null; step = cursor.forward()) {
+      for (let step = await cursor.forward(); step !== null; step = await cursor.forward()) {
         forward.push(step.op);
         expect(digestHex(cursor.state.digest), `after op ${step.op}`).toBe(digests[step.op]);
       }
       expect(forward).toEqual(digests.map((_, i) => i));
       const undone: number[] = [];
-      for (let step = cursor.back(); step !== null; step = cursor.back()) {
+      for (let step = await cursor.back(); step !== null; step = await cursor.back()) {
         undone.push(step.op);
         expect(step.direction).toBe('back');
         expect(cursor.op).toBe(step.op - 1);
@@ -60,11 +60,11 @@ describe('Cursor from the public API', () => {
     });
   }
 
-  it('renders the patches of a step with the old value read before each patch (bad-free op 8 on v3)', () => {
+  it('renders the patches of a step with the old value read before each patch (bad-free op 8 on v3)', async () => {
     const { source } = recordedRun('replays/bad-free.jsonl', 'v3');
-    const cursor = Cursor.open(source, 7);
+    const cursor = await Cursor.open(source, 7);
     const before = cursor.state;
-    const step = cursor.forward();
+    const step = await cursor.forward();
     expect(step?.op).toBe(8);
     const texts = renderPatches(before, step?.patches ?? [], 2).map((p) => p.text);
     // v3 mmput()s the exited mm a reference it never took, and records three violations.
@@ -72,11 +72,11 @@ describe('Cursor from the public API', () => {
     expect(step?.patches.length).toBe(6);
   });
 
-  it('renders removals of array elements in the order immer applies them (bad-free op 7: exit)', () => {
+  it('renders removals of array elements in the order immer applies them (bad-free op 7: exit)', async () => {
     const { source } = recordedRun('replays/bad-free.jsonl', 'v3');
-    const cursor = Cursor.open(source, 6);
+    const cursor = await Cursor.open(source, 6);
     const before = cursor.state;
-    const step = cursor.forward();
+    const step = await cursor.forward();
     const texts = renderPatches(before, step?.patches ?? [], 5).map((p) => p.text);
     expect(texts).toEqual([
       'replace processes.1.exited no -> yes',

@@ -11,28 +11,28 @@ import { scriptedRun, ids } from './fixtures.js';
 enablePatches();
 const immer = new Immer({ autoFreeze: false });
 
-describe('Cursor', () => {
-  const run = scriptedRun({ snapshotEvery: 16 });
-  const ops = run.source.ops(0, run.source.opCount() - 1);
+const run = scriptedRun({ snapshotEvery: 16 });
+const ops = await run.source.ops(0, run.source.opCount() - 1);
 
-  it('steps forward through every op, reaching the live state after each', () => {
-    const c = Cursor.open(run.source, -1);
+describe('Cursor', () => {
+  it('steps forward through every op, reaching the live state after each', async () => {
+    const c = await Cursor.open(run.source, -1);
     expect(c.state).toEqual(run.live[0]);
     for (const span of ops) {
-      const step = c.forward();
+      const step = await c.forward();
       expect(step?.op).toBe(span.index);
       expect(c.op).toBe(span.index);
       expect(c.seq).toBe(span.lastSeq);
       expect(c.state, `op ${span.index}`).toEqual(run.live[span.lastSeq]);
     }
-    expect(c.forward()).toBeNull();
+    expect(await c.forward()).toBeNull();
   });
 
-  it('checks every step: patches turn before into after and inverse patches turn after into before', () => {
-    const c = Cursor.open(run.source, -1);
+  it('checks every step: patches turn before into after and inverse patches turn after into before', async () => {
+    const c = await Cursor.open(run.source, -1);
     for (;;) {
       const before = structuredClone(c.state);
-      const step = c.forward();
+      const step = await c.forward();
       if (step === null) break;
       const after = structuredClone(c.state);
       expect(immer.applyPatches(structuredClone(before), step.patches)).toEqual(after);
@@ -40,36 +40,36 @@ describe('Cursor', () => {
     }
   });
 
-  it('steps back to exactly the previous state by inverse patches, all the way to seq 0', () => {
-    const c = Cursor.open(run.source, -1);
-    while (c.forward() !== null);
+  it('steps back to exactly the previous state by inverse patches, all the way to seq 0', async () => {
+    const c = await Cursor.open(run.source, -1);
+    while ((await c.forward()) !== null);
     for (let op = ops.length - 1; op >= 0; op--) {
-      const step = c.back();
+      const step = await c.back();
       expect(step?.direction).toBe('back');
       expect(step?.op).toBe(op);
       const span = ops[op];
       expect(c.state, `before op ${op}`).toEqual(run.live[(span?.firstSeq ?? 1) - 1]);
     }
     expect(c.op).toBe(-1);
-    expect(c.back()).toBeNull();
+    expect(await c.back()).toBeNull();
   });
 
-  it('steps back from a freshly opened cursor (no history) and forward again', () => {
-    const c = Cursor.open(run.source, 10);
+  it('steps back from a freshly opened cursor (no history) and forward again', async () => {
+    const c = await Cursor.open(run.source, 10);
     expect(c.state).toEqual(run.live[ops[10]?.lastSeq ?? 0]);
-    for (let i = 0; i < 4; i++) c.back();
+    for (let i = 0; i < 4; i++) await c.back();
     expect(c.op).toBe(6);
     expect(c.state).toEqual(run.live[ops[6]?.lastSeq ?? 0]);
-    for (let i = 0; i < 4; i++) c.forward();
+    for (let i = 0; i < 4; i++) await c.forward();
     expect(c.state).toEqual(run.live[ops[10]?.lastSeq ?? 0]);
     expect(digestHex(c.state.digest)).toBe(ops[10]?.digest);
   });
 
-  it('leaves the states it stepped over untouched (no auto-freeze, no mutation of the base)', () => {
-    const c = Cursor.open(run.source, 2);
+  it('leaves the states it stepped over untouched (no auto-freeze, no mutation of the base)', async () => {
+    const c = await Cursor.open(run.source, 2);
     const base = c.state;
     const copy = structuredClone(base);
-    c.forward();
+    await c.forward();
     expect(base).toEqual(copy);
     expect(Object.isFrozen(c.state)).toBe(false);
     // A produced state can be reduced in place by the bulk path.
@@ -77,9 +77,9 @@ describe('Cursor', () => {
     expect(c.state.counts.warns).toBe(1);
   });
 
-  it('summarises a map op as the differences it made', () => {
-    const c = Cursor.open(run.source, 2);
-    const step = c.forward();
+  it('summarises a map op as the differences it made', async () => {
+    const c = await Cursor.open(run.source, 2);
+    const step = await c.forward();
     const { pages, area, heap } = ids(0);
     expect(step?.summary).toEqual([
       'next object id: 2 -> 104',
@@ -97,17 +97,17 @@ describe('Cursor', () => {
     ]);
   });
 
-  it('refuses an op outside the run', () => {
-    expect(() => Cursor.open(run.source, 25)).toThrow(
+  it('refuses an op outside the run', async () => {
+    await expect(Cursor.open(run.source, 25)).rejects.toThrow(
       new BadRangeError('op 25 is outside the run (-1..24)', 'op', 25, -1, 24),
     );
   });
 
-  it('seeks to any op and keeps stepping from there', () => {
-    const c = Cursor.open(run.source, 0);
-    c.seek(20);
-    expect(c.state).toEqual(stateAt(run.source, ops[20]?.lastSeq ?? 0));
-    c.back();
+  it('seeks to any op and keeps stepping from there', async () => {
+    const c = await Cursor.open(run.source, 0);
+    await c.seek(20);
+    expect(c.state).toEqual(await stateAt(run.source, ops[20]?.lastSeq ?? 0));
+    await c.back();
     expect(c.state).toEqual(run.live[ops[19]?.lastSeq ?? 0]);
   });
 });

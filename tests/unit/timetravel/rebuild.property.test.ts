@@ -178,31 +178,31 @@ const runs = fc.record({
 });
 
 describe('rebuild from the log', () => {
-  it('equals the live state at every seq, from snapshot + tail, for random runs', () => {
-    fc.assert(
-      fc.property(runs, ({ ops, every }) => {
+  it('equals the live state at every seq, from snapshot + tail, for random runs', async () => {
+    await fc.assert(
+      fc.asyncProperty(runs, async ({ ops, every }) => {
         const run = play(ops, every);
         for (let seq = 0; seq < run.live.length; seq++) {
-          const s = stateAt(run.source, seq);
+          const s = await stateAt(run.source, seq);
           expect(s).toEqual(run.live[seq]);
           expect(digestHex(s.digest)).toBe(run.recorder.digests[seq]);
           expect(digestHex(recomputeDigest(s))).toBe(run.recorder.digests[seq]);
         }
-        expect(verifyRebuild(run.source).ok).toBe(true);
+        expect((await verifyRebuild(run.source)).ok).toBe(true);
       }),
       { numRuns: 60 },
     );
   });
 
-  it('steps forward and back by patches through random runs, each inverse exact', () => {
-    fc.assert(
-      fc.property(runs, ({ ops, every }) => {
+  it('steps forward and back by patches through random runs, each inverse exact', async () => {
+    await fc.assert(
+      fc.asyncProperty(runs, async ({ ops, every }) => {
         const run = play(ops, every);
-        const c = Cursor.open(run.source, -1);
+        const c = await Cursor.open(run.source, -1);
         const seen = [structuredClone(c.state)];
         for (;;) {
           const before = seen[seen.length - 1];
-          const step = c.forward();
+          const step = await c.forward();
           if (step === null) break;
           const after = structuredClone(c.state);
           expect(after).toEqual(run.live[c.seq]);
@@ -211,7 +211,7 @@ describe('rebuild from the log', () => {
           seen.push(after);
         }
         for (let i = seen.length - 2; i >= 0; i--) {
-          c.back();
+          await c.back();
           expect(c.state).toEqual(seen[i]);
         }
       }),

@@ -5,7 +5,7 @@ import { replay } from '../../../src/replay/replayer.js';
 import { resolveVariant } from '../../../src/kernel/variants.js';
 import { MemorySink } from '../../../src/state/emit.js';
 import { MemorySource } from '../../../src/timetravel/source.js';
-import type { OpSpan } from '../../../src/timetravel/source.js';
+import type { OpSpan, SnapshotBlob } from '../../../src/timetravel/source.js';
 import { SnapshotSpacing } from '../../../src/state/snapshot-spacing.js';
 import { verifyRebuild } from '../../../src/timetravel/rebuild.js';
 import { stateAt } from '../../../src/timetravel/state-at.js';
@@ -22,7 +22,10 @@ const TRACES = [
 ];
 
 /** Replay a shipped trace live, then give its log as a source whose op digests are the live ones. */
-function recorded(path: string, variant: string): { source: MemorySource; live: ReturnType<typeof replay> } {
+async function recorded(
+  path: string,
+  variant: string,
+): Promise<{ source: MemorySource; live: ReturnType<typeof replay> }> {
   const sink = new MemorySink();
   const trace = parseTraceText(readFileSync(path, 'utf8'), path);
   const live = replay(trace, { variant, fixes: resolveVariant(variant).fixes, sink });
@@ -35,7 +38,11 @@ function recorded(path: string, variant: string): { source: MemorySource; live: 
     digest: o.digest,
     name: o.op,
   }));
-  const blobs = rebuilt.snapshotSeqs().flatMap((seq) => rebuilt.snapshotAtOrBefore(seq) ?? []);
+  const blobs: SnapshotBlob[] = [];
+  for (const seq of rebuilt.snapshotSeqs()) {
+    const blob = await rebuilt.snapshotAtOrBefore(seq);
+    if (blob !== undefined) blobs.push(blob);
+  }
   return { source: new MemorySource(sink.events, sink.ops, blobs, spans), live };
 }
 
@@ -50,29 +57,29 @@ describe('time travel over the shipped traces', () => {
     // Tens of seconds on a loaded machine: the event loop gets a turn between the steps (tests/README.md).
     it(`${path}: rebuild gives the live digest after every op; seeks and patch steps give the live states`, async () => {
       const pause = yielder();
-      const { source, live } = recorded(path, 'v3');
+      const { source, live } = await recorded(path, 'v3');
       await yieldToEventLoop();
-      const report = verifyRebuild(source);
+      const report = await verifyRebuild(source);
       expect(report.mismatch).toBeNull();
       expect(report.ops).toBe(live.ops.length);
       expect(report.state).toEqual(live.state);
       await yieldToEventLoop();
 
       for (const op of sample(live.ops, 40)) {
-        expect(digestHex(stateAt(source, op.lastSeq).digest), `op ${op.index}`).toBe(op.digest);
+        expect(digestHex((await stateAt(source, op.lastSeq)).digest), `op ${op.index}`).toBe(op.digest);
         await pause();
       }
 
-      const c = Cursor.open(source, -1);
-      while (c.forward() !== null) await pause();
+      const c = await Cursor.open(source, -1);
+      while ((await c.forward()) !== null) await pause();
       expect(c.state).toEqual(live.state);
-      while (c.back() !== null) await pause();
-      expect(c.state).toEqual(stateAt(source, 0));
+      while ((await c.back()) !== null) await pause();
+      expect(c.state).toEqual(await stateAt(source, 0));
       await yieldToEventLoop();
 
-      const upstream = recorded(path, 'upstream');
+      const upstream = await recorded(path, 'upstream');
       await yieldToEventLoop();
-      expect(verifyRebuild(upstream.source).mismatch).toBeNull();
+      expect((await verifyRebuild(upstream.source)).mismatch).toBeNull();
     });
   }
 });

@@ -32,11 +32,11 @@ beforeAll(async () => {
     faultPlan: null,
     header: null,
   });
-  const ops = run.source.ops(0, run.source.opCount() - 1);
+  const ops = await run.source.ops(0, run.source.opCount() - 1);
   for (const span of ops) {
-    for (const { seq, op, event } of run.source.events(span.firstSeq, span.lastSeq)) {
+    for await (const { seq, op, event } of run.source.events(span.firstSeq, span.lastSeq)) {
       writer.append({ seq, op, type: event.type, v: event.v, payload: encodeJson(event) });
-      const snap = run.source.snapshotAtOrBefore(seq);
+      const snap = await run.source.snapshotAtOrBefore(seq);
       if (snap !== undefined && snap.seq === seq) writer.putSnapshot(seq, op, snap.digest, snap.state, snap.format);
     }
     writer.endOp({
@@ -51,7 +51,7 @@ beforeAll(async () => {
     });
   }
   writer.finish('complete', { finalDigest: run.recorder.digests[run.events.length] ?? '' });
-  source = new StoreSource(store, writer.run);
+  source = await StoreSource.open(store, writer.run);
 });
 
 afterAll(async () => {
@@ -60,37 +60,39 @@ afterAll(async () => {
 });
 
 describe('StoreSource', () => {
-  it('reads back the counts, ops and snapshots of the run', () => {
+  it('reads back the counts, ops and snapshots of the run', async () => {
     expect(source.eventCount()).toBe(307);
     expect(source.opCount()).toBe(25);
     expect(source.snapshotSeqs()).toEqual(run.source.snapshotSeqs());
-    expect(source.ops(3, 4)).toEqual(run.source.ops(3, 4));
+    expect(await source.ops(3, 4)).toEqual(await run.source.ops(3, 4));
   });
 
-  it('gives the live state at every seq', () => {
-    for (let seq = 0; seq <= 307; seq++) expect(stateAt(source, seq), `seq ${seq}`).toEqual(run.live[seq]);
+  it('gives the live state at every seq', async () => {
+    for (let seq = 0; seq <= 307; seq++) expect(await stateAt(source, seq), `seq ${seq}`).toEqual(run.live[seq]);
   });
 
-  it('rebuilds with the digests recorded for every op and snapshot', () => {
-    expect(verifyRebuild(source)).toMatchObject({ ok: true, events: 307, ops: 25, snapshots: 19 });
+  it('rebuilds with the digests recorded for every op and snapshot', async () => {
+    expect(await verifyRebuild(source)).toMatchObject({ ok: true, events: 307, ops: 25, snapshots: 19 });
   });
 
-  it('answers why and watch as the memory source does', () => {
-    expect(why(source, { pfn: pfnOf(1) + 5 })).toEqual(why(run.source, { pfn: pfnOf(1) + 5 }));
-    expect(why(source, { pages: ids(1).pages, index: 5 })).toEqual(why(run.source, { pages: ids(1).pages, index: 5 }));
-    expect(watch(source, 'npinned != last_npinned')).toEqual({ seq: 22, op: 3 });
-    expect(watch(source, 'violations > 0')).toEqual({ seq: 202, op: 16 });
+  it('answers why and watch as the memory source does', async () => {
+    expect(await why(source, { pfn: pfnOf(1) + 5 })).toEqual(await why(run.source, { pfn: pfnOf(1) + 5 }));
+    expect(await why(source, { pages: ids(1).pages, index: 5 })).toEqual(
+      await why(run.source, { pages: ids(1).pages, index: 5 }),
+    );
+    expect(await watch(source, 'npinned != last_npinned')).toEqual({ seq: 22, op: 3 });
+    expect(await watch(source, 'violations > 0')).toEqual({ seq: 202, op: 16 });
   });
 
-  it('steps a cursor through the stored run with the recorded digest after every op', () => {
-    const c = Cursor.open(source, -1);
-    while (c.forward() !== null);
+  it('steps a cursor through the stored run with the recorded digest after every op', async () => {
+    const c = await Cursor.open(source, -1);
+    while ((await c.forward()) !== null);
     expect(c.state).toEqual(run.live[307]);
-    while (c.back() !== null);
+    while ((await c.back()) !== null);
     expect(c.state).toEqual(run.live[0]);
   });
 
-  it('refuses a run that is not in the store', () => {
-    expect(() => new StoreSource(store, 99)).toThrow(NotFoundError);
+  it('refuses a run that is not in the store', async () => {
+    await expect(StoreSource.open(store, 99)).rejects.toThrow(NotFoundError);
   });
 });

@@ -34,61 +34,66 @@ const EXPRESSIONS = [
 ];
 
 describe('watch', () => {
-  it('finds the first event where some iopt_pages has npinned != last_npinned', () => {
-    expect(watch(run.source, 'npinned != last_npinned')).toEqual({ seq: 22, op: 3 });
+  it('finds the first event where some iopt_pages has npinned != last_npinned', async () => {
+    expect(await watch(run.source, 'npinned != last_npinned')).toEqual({ seq: 22, op: 3 });
   });
 
-  it('finds a predicate that holds only between two snapshots (false at both)', () => {
+  it('finds a predicate that holds only between two snapshots (false at both)', async () => {
     const expr = `pages.${ids(0).pages}.npinned != pages.${ids(0).pages}.last_npinned`;
     expect(compileWatch(expr).test(run.live[16] as State)).toBe(false);
     expect(compileWatch(expr).test(run.live[32] as State)).toBe(false);
-    expect(watch(run.source, expr)).toEqual({ seq: 22, op: 3 });
-    expect(watch(run.source, expr, { from: 28 })).toEqual({ seq: 209, op: 17 });
+    expect(await watch(run.source, expr)).toEqual({ seq: 22, op: 3 });
+    expect(await watch(run.source, expr, { from: 28 })).toEqual({ seq: 209, op: 17 });
   });
 
-  it('answers seq 0 (op -1) when the predicate holds in the initial state', () => {
-    expect(watch(run.source, `pins(${pfnOf(1) + 5}) == 0 && violations == 0`)).toEqual({ seq: 0, op: -1 });
+  it('answers seq 0 (op -1) when the predicate holds in the initial state', async () => {
+    expect(await watch(run.source, `pins(${pfnOf(1) + 5}) == 0 && violations == 0`)).toEqual({ seq: 0, op: -1 });
   });
 
-  it('does not let a predicate on a named iopt_pages hold before that iopt_pages exists', () => {
+  it('does not let a predicate on a named iopt_pages hold before that iopt_pages exists', async () => {
     const pages = ids(1).pages;
     expect((run.live[31] as State).pages[pages]).toBeUndefined();
     expect((run.live[32] as State).pages[pages]).toBeDefined();
-    expect(watch(run.source, `pins(${pfnOf(1) + 5}) == 0 && xa(${pages}, 5) == none`)).toEqual({ seq: 32, op: 4 });
-    expect(watch(run.source, `pages.${pages}.npinned != 1`)).toEqual({ seq: 32, op: 4 });
-    expect(watch(run.source, `!(pages.${pages}.npinned == 1)`)).toEqual({ seq: 32, op: 4 });
-    expect(watch(run.source, `pages.${pages}.npinned != 1 || violations == 0`)).toEqual({ seq: 0, op: -1 });
-    expect(watch(run.source, `pages.${pages}.npinned != 1 && violations == 0`)).toEqual({ seq: 32, op: 4 });
-    expect(watch(run.source, `pins(${pfnOf(1) + 5}) == 0 && xa(${ids(1).pages}, 5) == none`, { from: 40 })).toEqual({
+    expect(await watch(run.source, `pins(${pfnOf(1) + 5}) == 0 && xa(${pages}, 5) == none`)).toEqual({
+      seq: 32,
+      op: 4,
+    });
+    expect(await watch(run.source, `pages.${pages}.npinned != 1`)).toEqual({ seq: 32, op: 4 });
+    expect(await watch(run.source, `!(pages.${pages}.npinned == 1)`)).toEqual({ seq: 32, op: 4 });
+    expect(await watch(run.source, `pages.${pages}.npinned != 1 || violations == 0`)).toEqual({ seq: 0, op: -1 });
+    expect(await watch(run.source, `pages.${pages}.npinned != 1 && violations == 0`)).toEqual({ seq: 32, op: 4 });
+    expect(
+      await watch(run.source, `pins(${pfnOf(1) + 5}) == 0 && xa(${ids(1).pages}, 5) == none`, { from: 40 }),
+    ).toEqual({
       seq: 221,
       op: 18,
     });
   });
 
-  it('returns null when the predicate never holds', () => {
-    expect(watch(run.source, 'warns == 7')).toBeNull();
+  it('returns null when the predicate never holds', async () => {
+    expect(await watch(run.source, 'warns == 7')).toBeNull();
   });
 
-  it('refuses an object that never exists in the run, naming it', () => {
-    expect(() => watch(run.source, 'pages.9999.npinned != 0', { runName: 'run 1' })).toThrow(
+  it('refuses an object that never exists in the run, naming it', async () => {
+    await expect(watch(run.source, 'pages.9999.npinned != 0', { runName: 'run 1' })).rejects.toThrow(
       new NotFoundError('pages 9999 never exists in run 1', 'pages', 9999),
     );
-    expect(() => watch(run.source, 'violations == 0 || xa(777, 0) == none')).toThrow(
+    await expect(watch(run.source, 'violations == 0 || xa(777, 0) == none')).rejects.toThrow(
       new NotFoundError('pages 777 never exists in the run', 'pages', 777),
     );
-    expect(() => watch(run.source, 'user.4242.locked_vm > 0')).toThrow('user 4242 never exists in the run');
-    expect(() => watch(run.source, 'mm.99.users > 0')).toThrow('mm 99 never exists in the run');
+    await expect(watch(run.source, 'user.4242.locked_vm > 0')).rejects.toThrow('user 4242 never exists in the run');
+    await expect(watch(run.source, 'mm.99.users > 0')).rejects.toThrow('mm 99 never exists in the run');
   });
 
-  it('agrees with testing every event, for every expression and several starting points', () => {
+  it('agrees with testing every event, for every expression and several starting points', async () => {
     for (const expr of EXPRESSIONS) {
       for (const from of [0, 1, 16, 23, 100, 203, 300]) {
-        expect(watch(run.source, expr, { from }), `${expr} from ${from}`).toEqual(firstByBruteForce(expr, from));
+        expect(await watch(run.source, expr, { from }), `${expr} from ${from}`).toEqual(firstByBruteForce(expr, from));
       }
     }
   });
 
-  it('bisects the snapshots of a monotonic predicate to the same answer', () => {
+  it('bisects the snapshots of a monotonic predicate to the same answer', async () => {
     for (const expr of [
       'violations > 0',
       'warns >= 1',
@@ -96,7 +101,7 @@ describe('watch', () => {
       'mm.1.users == 1',
       `pins(${pfnOf(1)}) >= 1`,
     ]) {
-      expect(watch(run.source, expr, { monotonic: true }), expr).toEqual(firstByBruteForce(expr));
+      expect(await watch(run.source, expr, { monotonic: true }), expr).toEqual(firstByBruteForce(expr));
     }
   });
 

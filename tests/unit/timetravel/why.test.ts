@@ -6,12 +6,12 @@ import { BadInputError } from '../../../src/lib/errors.js';
 import { scriptedRun, pfnOf, ids } from './fixtures.js';
 
 const run = scriptedRun({ snapshotEvery: 16 });
-const brief = (entries: ReturnType<typeof why>): [number, number, string][] =>
+const brief = (entries: Awaited<ReturnType<typeof why>>): [number, number, string][] =>
   entries.map((w) => [w.seq, w.op, w.type]);
 
 describe('why --pfn', () => {
-  it('lists who allocated, mapped, pinned, stored, mapped for DMA, reported, unmapped, erased and unpinned PFN 0x40045', () => {
-    const entries = why(run.source, { pfn: pfnOf(1) + 5 });
+  it('lists who allocated, mapped, pinned, stored, mapped for DMA, reported, unmapped, erased and unpinned PFN 0x40045', async () => {
+    const entries = await why(run.source, { pfn: pfnOf(1) + 5 });
     expect(brief(entries)).toEqual([
       [6, 1, 'FramesAllocated'],
       [7, 1, 'VmaMapped'],
@@ -36,13 +36,13 @@ describe('why --pfn', () => {
     ]);
   });
 
-  it('follows a copy on write from the old page to the new one', () => {
-    expect(brief(why(run.source, { pfn: 0x403ff }))).toEqual([
+  it('follows a copy on write from the old page to the new one', async () => {
+    expect(brief(await why(run.source, { pfn: 0x403ff }))).toEqual([
       [6, 1, 'FramesAllocated'],
       [7, 1, 'VmaMapped'],
       [197, 15, 'CowBroken'],
     ]);
-    const fresh = why(run.source, { pfn: 0x40400 });
+    const fresh = await why(run.source, { pfn: 0x40400 });
     expect(brief(fresh)).toEqual([
       [196, 15, 'FramesAllocated'],
       [197, 15, 'CowBroken'],
@@ -51,17 +51,17 @@ describe('why --pfn', () => {
     expect(fresh[1]?.text).toBe('copy on write of pfn 0x403ff at vpn 0x4ff of mm 1 in wp_page_copy');
   });
 
-  it('finds nothing for a PFN the run never touched', () => {
-    expect(why(run.source, { pfn: 0x90000 })).toEqual([]);
+  it('finds nothing for a PFN the run never touched', async () => {
+    expect(await why(run.source, { pfn: 0x90000 })).toEqual([]);
   });
 
-  it('limits the answer to a seq range', () => {
-    expect(brief(why(run.source, { pfn: pfnOf(1) + 5 }, { first: 37, last: 218 })).map(([seq]) => seq)).toEqual([
+  it('limits the answer to a seq range', async () => {
+    expect(brief(await why(run.source, { pfn: pfnOf(1) + 5 }, { first: 37, last: 218 })).map(([seq]) => seq)).toEqual([
       39, 40, 202, 218,
     ]);
   });
 
-  it('reads only the event types that can touch a page', () => {
+  it('reads only the event types that can touch a page', async () => {
     const asked: (readonly EventType[] | undefined)[] = [];
     const spy: EventSource = {
       ...run.source,
@@ -75,7 +75,7 @@ describe('why --pfn', () => {
         return run.source.events(first, last, types);
       },
     };
-    why(spy, { pfn: 0x40000 });
+    await why(spy, { pfn: 0x40000 });
     expect(asked).toHaveLength(1);
     expect(asked[0]).not.toContain('OpStarted');
     expect(asked[0]).not.toContain('NpinnedChanged');
@@ -83,8 +83,8 @@ describe('why --pfn', () => {
 });
 
 describe('why --index', () => {
-  it('lists the life of index 5 of pages 104: its pages, area, xarray entry, domain mapping, tree, findings and the pins of its PFN', () => {
-    const entries = why(run.source, { pages: ids(1).pages, index: 5 });
+  it('lists the life of index 5 of pages 104: its pages, area, xarray entry, domain mapping, tree, findings and the pins of its PFN', async () => {
+    const entries = await why(run.source, { pages: ids(1).pages, index: 5 });
     expect(brief(entries)).toEqual([
       [32, 4, 'PagesAllocated'],
       [34, 4, 'AreaPagesSet'],
@@ -117,16 +117,14 @@ describe('why --index', () => {
     ]);
   });
 
-  it('includes a WARN that names the index and leaves out one that names another', () => {
+  it('includes a WARN that names the index and leaves out one that names another', async () => {
     expect(
-      why(run.source, { pages: ids(1).pages, index: 3 })
-        .filter((w) => w.type === 'Warned')
-        .map((w) => w.seq),
+      (await why(run.source, { pages: ids(1).pages, index: 3 })).filter((w) => w.type === 'Warned').map((w) => w.seq),
     ).toEqual([201]);
-    expect(why(run.source, { pages: ids(1).pages, index: 4 }).filter((w) => w.type === 'Warned')).toEqual([]);
+    expect((await why(run.source, { pages: ids(1).pages, index: 4 })).filter((w) => w.type === 'Warned')).toEqual([]);
   });
 
-  it('refuses a negative index', () => {
-    expect(() => why(run.source, { pages: 1, index: -1 })).toThrow(BadInputError);
+  it('refuses a negative index', async () => {
+    await expect(why(run.source, { pages: 1, index: -1 })).rejects.toThrow(BadInputError);
   });
 });

@@ -13,10 +13,10 @@
  */
 
 import { z } from 'zod';
-import { decodeJson } from '../lib/codec.js';
+import { decodeJson } from '../../lib/codec.js';
 import type { Connection } from './connection.js';
-import { StoreError } from './errors.js';
-import type { EventFilter, RunRow, Snapshot, StoredEvent, StoredOp } from './types.js';
+import { StoreError } from '../errors.js';
+import type { EventFilter, RunRow, Snapshot, StoredEvent, StoredOp } from '../types.js';
 
 const EVENT_CHUNK = 1024;
 const NO_LIMIT = Number.MAX_SAFE_INTEGER;

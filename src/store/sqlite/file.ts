@@ -17,7 +17,8 @@ import Database from 'better-sqlite3';
 import { DEFAULT_MIGRATION_LOCK_TABLE, DEFAULT_MIGRATION_TABLE } from 'kysely';
 import { accessSync, closeSync, constants, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { NotAStoreError, StoreError, describeCause } from './errors.js';
+import { NotAStoreError, StoreError } from '../errors.js';
+import { describeCause } from './cause.js';
 
 /** The 16 bytes every SQLite 3 database file starts with. */
 const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');

@@ -13,11 +13,12 @@
  * of a type index updated row by row.
  */
 
-import { encodeJson } from '../lib/codec.js';
-import { DIGEST_HEX, HASH_HEX, eventHash, genesisHash, opHash } from './chain.js';
+import { encodeJson } from '../../lib/codec.js';
+import { DIGEST_HEX, HASH_HEX, eventHash, genesisHash, opHash } from '../chain.js';
 import type { Connection, Transaction } from './connection.js';
-import { StoreError, describeCause } from './errors.js';
-import type { BeginRunOptions, EventRow, FinishSummary, OpRow, RunInfo, RunWriter, WriteStep } from './types.js';
+import { StoreError } from '../errors.js';
+import { describeCause } from './cause.js';
+import type { BeginRunOptions, EventRow, FinishSummary, OpRow, RunInfo, RunWriter, WriteStep } from '../types.js';
 
 export const DEFAULT_BATCH_SIZE = 4096;
 

@@ -1,96 +1,33 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * The SQLite store: opening a database file (pragmas, schema migration) and the Store object that ties
- * append.ts, read.ts and verify.ts to one connection.
+ * Opening the SQLite store: the file checks (file.ts), pragmas, schema migration; store.ts is the Store
+ * object over the open connection.
  *
  * Migrations run through kysely's Migrator from the static list in migrations/index.ts, all pending ones in
  * one IMMEDIATE transaction: a failed migration leaves the schema as it was, and two processes opening a
- * new file at once migrate it once (the second waits for the lock, then finds nothing pending). kysely's
- * SQLite adapter does not use transactions for DDL, though SQLite supports them; StoreDialect turns them on.
+ * new file at once migrate it once (the second waits for the lock, then finds nothing pending); StoreDialect
+ * (dialect.ts) makes that possible.
  *
  * A database migrated by a newer ioptrace (a migration name we do not know) is refused rather than used.
  */
 
 import Database from 'better-sqlite3';
-import {
-  CompiledQuery,
-  DEFAULT_MIGRATION_TABLE,
-  Kysely,
-  Migrator,
-  SqliteAdapter,
-  SqliteDialect,
-  SqliteDriver,
-  sql,
-  type DatabaseConnection,
-  type DialectAdapter,
-  type Driver,
-  type SqliteDialectConfig,
-} from 'kysely';
-import { migrations } from '../../migrations/index.js';
-import { beginRun } from './append.js';
+import { DEFAULT_MIGRATION_TABLE, Kysely, Migrator, sql } from 'kysely';
+import { migrations } from '../../../migrations/index.js';
 import { Connection } from './connection.js';
-import { NotAStoreError, StoreError, describeCause, messageOf } from './errors.js';
+import { NotAStoreError, StoreError, messageOf } from '../errors.js';
+import { describeCause } from './cause.js';
+import { StoreDialect } from './dialect.js';
 import { inspectFile, openReadOnly, storeContents } from './file.js';
-import {
-  readEventCount,
-  readEvents,
-  readOpAt,
-  readOps,
-  readRun,
-  readRuns,
-  readSnapshotAtOrBefore,
-  readSnapshotSeqs,
-  readTraceText,
-} from './read.js';
-import type { Database as Schema } from './schema.js';
-import type {
-  BeginRunOptions,
-  EventFilter,
-  RunInfo,
-  RunRow,
-  RunWriter,
-  Snapshot,
-  Store,
-  StoredEvent,
-  StoredOp,
-  VerifyReport,
-} from './types.js';
-import { verifyRuns } from './verify.js';
+import type { Database as Schema } from '../schema.js';
+import type { Store } from '../types.js';
+import { SqliteStore } from './store.js';
 
 export interface OpenStoreOptions {
   /** Open without writing anything; the schema must already be current. */
   readonly?: boolean;
   /** How long to wait for another process's write lock, in ms (5000 unless given). */
   busyTimeoutMs?: number;
-}
-
-class TransactionalSqliteAdapter extends SqliteAdapter {
-  override get supportsTransactionalDdl(): boolean {
-    return true;
-  }
-}
-
-class ImmediateSqliteDriver extends SqliteDriver {
-  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
-  }
-}
-
-class StoreDialect extends SqliteDialect {
-  readonly #config: SqliteDialectConfig;
-
-  constructor(config: SqliteDialectConfig) {
-    super(config);
-    this.#config = config;
-  }
-
-  override createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.#config);
-  }
-
-  override createAdapter(): DialectAdapter {
-    return new TransactionalSqliteAdapter();
-  }
 }
 
 /**
@@ -204,69 +141,4 @@ async function migrate(db: Kysely<Schema>, path: string, readonly: boolean): Pro
     );
   }
   return known;
-}
-
-class SqliteStore implements Store {
-  readonly path: string;
-  readonly readonly: boolean;
-  readonly db: Kysely<Schema>;
-  readonly #conn: Connection;
-
-  constructor(path: string, readonly: boolean, conn: Connection, db: Kysely<Schema>) {
-    this.path = path;
-    this.readonly = readonly;
-    this.#conn = conn;
-    this.db = db;
-  }
-
-  beginRun(info: RunInfo, options?: BeginRunOptions): RunWriter {
-    if (this.readonly) throw new StoreError('readonly', `${this.path} is open read-only`, { path: this.path });
-    return beginRun(this.#conn, info, options);
-  }
-
-  runs(): RunRow[] {
-    return readRuns(this.#conn);
-  }
-
-  run(id: number): RunRow | undefined {
-    return readRun(this.#conn, id);
-  }
-
-  traceText(run: number): string | undefined {
-    return readTraceText(this.#conn, run);
-  }
-
-  ops(run: number, first?: number, last?: number): StoredOp[] {
-    return readOps(this.#conn, run, first, last);
-  }
-
-  opAt(run: number, seq: number): StoredOp | undefined {
-    return readOpAt(this.#conn, run, seq);
-  }
-
-  events(run: number, filter?: EventFilter): IterableIterator<StoredEvent> {
-    return readEvents(this.#conn, run, filter);
-  }
-
-  eventCount(run: number): number {
-    return readEventCount(this.#conn, run);
-  }
-
-  snapshotAtOrBefore(run: number, seq: number): Snapshot | undefined {
-    return readSnapshotAtOrBefore(this.#conn, run, seq);
-  }
-
-  snapshots(run: number): number[] {
-    return readSnapshotSeqs(this.#conn, run);
-  }
-
-  verify(run?: number): VerifyReport {
-    return verifyRuns(this.#conn, run);
-  }
-
-  /** Closes the connection; a writer not finished by then leaves its run 'running' (incomplete). */
-  async close(): Promise<void> {
-    await this.db.destroy();
-    if (this.#conn.raw.open) this.#conn.raw.close();
-  }
 }

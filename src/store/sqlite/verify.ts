@@ -20,10 +20,10 @@
  * its end: whole batches cut off the tail of a run that never finished cannot be told from an interruption.
  */
 
-import { DIGEST_HEX, eventHash, genesisHash, opHash, sha256Hex } from './chain.js';
+import { DIGEST_HEX, eventHash, genesisHash, opHash, sha256Hex } from '../chain.js';
 import type { Connection } from './connection.js';
-import { StoreError } from './errors.js';
-import type { BrokenEvent, BrokenOp, OpRow, RunMismatch, RunStatus, RunVerification, VerifyReport } from './types.js';
+import { StoreError } from '../errors.js';
+import type { BrokenEvent, BrokenOp, OpRow, RunMismatch, RunStatus, RunVerification, VerifyReport } from '../types.js';
 
 const CHUNK = 1024;
 
