@@ -68,7 +68,7 @@ describe('Cursor from the public API', () => {
     expect(step?.op).toBe(8);
     const texts = renderPatches(before, step?.patches ?? [], 2).map((p) => p.text);
     // v3 mmput()s the exited mm a reference it never took, and records three violations.
-    expect(texts).toEqual(['replace mms.1.users 0 -> -1', 'replace counts.violations 0 -> 3']);
+    expect(texts).toEqual(['replace mms.1.mm_users 0 -> -1', 'replace violations (count) 0 -> 3']);
     expect(step?.patches.length).toBe(6);
   });
 

@@ -84,16 +84,16 @@ describe('Cursor', () => {
     expect(step?.summary).toEqual([
       'next object id: 2 -> 104',
       'ops done: 3 -> 4',
-      'users 1000 lockedVm: 0 -> 64',
+      'users 1000 locked_vm: 0 -> 64',
       `frames pfn ${'0x' + FIRST_PFN.toString(16)}..0x4003f pins: 0 -> 1`,
       `heap ${heap}: (none) -> {id ${heap}, size 192, owner iommufd, tag iopt_area, fn iopt_area_alloc}`,
-      'ioases i1 areas node 101: (none) -> {start 0x1000000, last 0x103ffff}',
-      `pages ${pages}: (none) -> {id ${pages}, refs 1, npages 64, npinned 64, lastNpinned 64, uptr 0x100000, writable yes, accountMode user, sourcePid p1, sourceMm 1, sourceUid 1000}`,
-      `pages ${pages} domainsTree node ${area}: (none) -> {start 0, last 63}`,
-      `pages ${pages} xa index 0..63: (none) -> pfn 0x40000..0x4003f`,
-      `areas ${area}: (none) -> {id ${area}, ioas i1, iova 0x1000000, lastIova 0x103ffff, pageOffset 0, firstIndex 0, lastIndex 63, read yes, write yes, pages ${pages}, storageDomain d1, numAccesses 0, preventAccess no}`,
-      'domains d1 mappedBytes: 0x0 -> 0x40000',
-      'domains d1 mappings iova 0x1000000..0x103ffff: (none) -> {paddr 0x40000000, size 0x40000, pgsize 0x1000, read yes, write yes, extent 103, headFlag yes, tailFlag yes}',
+      'ioases i1 area_itree node 101: (none) -> {start 0x1000000, last 0x103ffff}',
+      `pages ${pages}: (none) -> {id ${pages}, refs 1, npages 64, npinned 64, last_npinned 64, uptr 0x100000, writable yes, account_mode user, source_task p1, source_mm 1, source_user 1000}`,
+      `pages ${pages} domains_itree node ${area}: (none) -> {start 0, last 63}`,
+      `pages ${pages} pinned_pfns index 0..63: (none) -> pfn 0x40000..0x4003f`,
+      `areas ${area}: (none) -> {id ${area}, ioas i1, iova 0x1000000, last_iova 0x103ffff, page_offset 0, pages_node.start 0, pages_node.last 63, read yes, write yes, pages ${pages}, storage_domain d1, num_accesses 0, prevent_access no}`,
+      'domains d1 mapped bytes: 0x0 -> 0x40000',
+      'domains d1 mappings iova 0x1000000..0x103ffff: (none) -> {paddr 0x40000000, size 0x40000, pgsize 0x1000, read yes, write yes, extent 103, start flag yes, last flag yes}',
     ]);
   });
 
