@@ -7,6 +7,7 @@
  * findings at the same ops), so the incremental default records what the full checker records.
  */
 import { readFile } from 'node:fs/promises';
+import { expect, it } from 'vitest';
 import { join } from 'node:path';
 import { generateTrace } from '../../src/fuzz/generate.js';
 import { serializeTrace } from '../../src/fuzz/write.js';
@@ -17,6 +18,7 @@ import { parseTraceText } from '../../src/replay/parse.js';
 import type { ReplayResult } from '../../src/replay/replayer.js';
 import { replay } from '../../src/replay/replayer.js';
 import { ROOT } from './heads.js';
+import { yielder } from './yield.js';
 
 export const DIFFERENTIAL_VARIANTS = ['v3', 'upstream'] as const;
 
@@ -58,4 +60,26 @@ export async function shippedTrace(path: string): Promise<ParsedTrace> {
 export function fuzzTrace(seed: number, maxOps = 40): ParsedTrace {
   const t = generateTrace({ seed, maxOps });
   return parseTraceText(serializeTrace({ header: t.header, ops: t.ops }), `seed-${seed}`);
+}
+
+/**
+ * Register the tests of generated traces `first..last` (seeds) on both variants, `perTest` seeds per test,
+ * yielding between replays: each differential replay must agree with the full checker on every op and
+ * record what a full-checker replay records.
+ */
+export function fuzzSeedsSuite(first: number, last: number, perTest = 10, maxOps = 40): void {
+  for (let from = first; from <= last; from += perTest) {
+    const to = Math.min(last, from + perTest - 1);
+    it(`generated traces, seeds ${from}..${to}, on ${DIFFERENTIAL_VARIANTS.join(' and ')}`, async () => {
+      const pause = yielder();
+      for (let seed = from; seed <= to; seed++) {
+        const trace = fuzzTrace(seed, maxOps);
+        for (const variant of DIFFERENTIAL_VARIANTS) {
+          const r = differential(trace, variant);
+          expect(r.differential, `seed ${seed} on ${variant}`).toEqual(r.full);
+          await pause();
+        }
+      }
+    });
+  }
 }
