@@ -10,6 +10,7 @@ import { resolveVariant } from '../src/kernel/variants.js';
 import { parseTraceText } from '../src/replay/parse.js';
 import { replay } from '../src/replay/replayer.js';
 import { NullSink } from '../src/state/emit.js';
+import type { CheckMode } from '../src/kernel/invariants/checker.js';
 import type { GuestOptions } from './generate.js';
 import { SETUP_OPS, TEARDOWN_OPS, guestTrace } from './generate.js';
 import { cpuSeconds, peakRssMiB, seconds, stopwatch } from './timing.js';
@@ -29,7 +30,8 @@ export interface ModelMeasurement {
   findings: number;
 }
 
-export function measureModel(options: GuestOptions): ModelMeasurement {
+/** `check`: how the invariants are checked after every op (the replayer's default: incremental). */
+export function measureModel(options: GuestOptions, check?: CheckMode): ModelMeasurement {
   const guest = guestTrace(options);
   const parseClock = stopwatch();
   const trace = parseTraceText(guest.text, 'bench-guest.jsonl');
@@ -45,6 +47,7 @@ export function measureModel(options: GuestOptions): ModelMeasurement {
     variant: spec.variant,
     fixes: spec.fixes,
     sink,
+    ...(check !== undefined ? { check } : {}),
     onOp: (record) => {
       if (record.index === SETUP_OPS) setupEnd = process.hrtime.bigint();
       else if (record.index === lastAccessOp) accessEnd = process.hrtime.bigint();

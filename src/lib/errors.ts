@@ -61,3 +61,26 @@ export class BadInputError extends Error {
     this.field = where.field ?? null;
   }
 }
+
+/**
+ * The incremental invariant checker and the full one (its oracle) disagree about an op: a bug in the
+ * incremental one. Thrown only in the differential mode (`check: 'differential'`, IOPTRACE_CHECK).
+ */
+export class CheckerDivergence extends Error {
+  override readonly name = 'CheckerDivergence';
+
+  constructor(
+    /** The op after which they disagree. */
+    readonly op: number,
+    /** The key of the first finding they disagree on. */
+    readonly finding: string,
+    /** That finding as each checker reported it (null: not reported). */
+    readonly incremental: string | null,
+    readonly full: string | null,
+  ) {
+    super(
+      `the incremental invariant checker diverges from the full one after op ${op} on finding ${finding}: ` +
+        `incremental ${incremental ?? '(none)'}; full ${full ?? '(none)'}`,
+    );
+  }
+}

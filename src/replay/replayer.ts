@@ -25,7 +25,10 @@ import { digestHex } from '../lib/digest.js';
 import { Sim } from '../machine/sim.js';
 import { errnoName } from '../machine/errno.js';
 import { isMerged } from '../kernel/variants.js';
-import { checkInvariants, checkTeardown } from '../kernel/invariants/index.js';
+import { checkTeardown } from '../kernel/invariants/index.js';
+import { CHECK_MODES, DEFAULT_CHECK_MODE, createChecker } from '../kernel/invariants/checker.js';
+import type { CheckMode, InvariantChecker } from '../kernel/invariants/checker.js';
+import { BadInputError } from '../lib/errors.js';
 import { TaskHung } from '../machine/mmap-lock.js';
 import type { HungTask } from '../machine/mmap-lock.js';
 import { dispatch, implicitCaller } from './dispatch.js';
@@ -66,6 +69,22 @@ export interface ReplayOptions {
   maxEvents?: number;
   /** Called every TICK_EVERY events, so a long single op can show that it is moving. */
   onProgress?: (progress: ReplayProgress) => void;
+  /**
+   * How the invariants are checked after every op (default: IOPTRACE_CHECK, else 'incremental'): the same
+   * findings at the same ops either way; 'differential' runs both checkers and throws CheckerDivergence
+   * where they disagree.
+   */
+  check?: CheckMode;
+}
+
+/** The check mode IOPTRACE_CHECK asks for, or the default when it is unset or empty. */
+export function checkModeFromEnv(env: Record<string, string | undefined> = process.env): CheckMode {
+  const value = env['IOPTRACE_CHECK'];
+  if (value === undefined || value === '') return DEFAULT_CHECK_MODE;
+  if ((CHECK_MODES as readonly string[]).includes(value)) return value as CheckMode;
+  throw new BadInputError(`IOPTRACE_CHECK is ${JSON.stringify(value)}; expected one of ${CHECK_MODES.join(', ')}`, {
+    field: 'IOPTRACE_CHECK',
+  });
 }
 
 /** What an op is, for a person: its name, and its length when it has one (`mmap of 1 TiB`). */
@@ -147,8 +166,12 @@ class FindingSink implements EventSink {
   readonly warns: Finding[] = [];
   faultFired = false;
   line = 0;
-  constructor(private readonly next: EventSink | undefined) {}
+  constructor(
+    private readonly next: EventSink | undefined,
+    private readonly checker: InvariantChecker,
+  ) {}
   accept(event: Event, seq: number, op: number): void {
+    this.checker.observe(event);
     if (event.type === 'ViolationDetected') {
       this.violations.push({
         kind: event.kind,
@@ -201,6 +224,7 @@ function compareExpectation(
  */
 export class LiveReplay {
   private readonly findings: FindingSink;
+  private readonly checker: InvariantChecker;
   private readonly state: State;
   private readonly emitter: Emitter;
   private readonly sim: Sim;
@@ -218,7 +242,8 @@ export class LiveReplay {
     private readonly options: ReplayOptions,
     opCount = 0,
   ) {
-    this.findings = new FindingSink(options.sink);
+    this.checker = createChecker(options.check ?? checkModeFromEnv());
+    this.findings = new FindingSink(options.sink, this.checker);
     this.state = initialState();
     this.emitter = new Emitter(this.state, this.findings);
     this.maxEvents = options.maxEvents ?? DEFAULT_MAX_EVENTS;
@@ -386,7 +411,7 @@ export class LiveReplay {
       outputs = {};
     }
     if (this.hungOp === null) {
-      checkInvariants(sim);
+      this.checker.check(sim, index);
       if (armed)
         sim.emit({ type: 'FaultDisarmed', v: 1, fired: sim.faultPointsReached >= (state.fault?.nth ?? Infinity) });
     }

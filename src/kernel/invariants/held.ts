@@ -187,8 +187,12 @@ export function fromDomains(state: State, p: Pages, first: number, last: number,
   if (next <= last) fromSourceMm(state, p, next, last, out);
 }
 
-/** Coverage and PFNs of one pages, with invariants 1 (npinned) and 2 (xarray keys). */
-export function heldBy(state: State, p: Pages, out: InvariantFinding[]): Held {
+/** Coverage of one pages, with invariants 1 (npinned) and 2 (xarray keys); no PFNs (see pfnsOver). */
+export function heldCover(
+  state: State,
+  p: Pages,
+  out: InvariantFinding[],
+): { access: Run[]; domains: Run[]; cover: Run[] } {
   const access = coverageOf(p.accessTree);
   const domains = coverageOf(p.domainsTree);
   const cover = unionRuns(access, domains);
@@ -226,9 +230,28 @@ export function heldBy(state: State, p: Pages, out: InvariantFinding[]): Held {
       },
     });
   }
+  return { access, domains, cover };
+}
 
-  const pfns: PfnSeg[] = [];
-  for (const [s, l] of cover) {
+/**
+ * The PFNs of the covered indexes of `p` inside [first, last] (all of them by default), ascending, in the
+ * canonical form pushSeg gives (adjacent segments that continue each other are one). The PFN of an index
+ * does not depend on the window it is asked in, so a window's answer spliced into the whole one (and
+ * merged at its two edges) is what the whole computation gives.
+ */
+export function pfnsOver(
+  state: State,
+  p: Pages,
+  cover: readonly Run[],
+  pfns: PfnSeg[],
+  first = -Infinity,
+  last = Infinity,
+): void {
+  for (const [s0, l0] of cover) {
+    if (l0 < first) continue;
+    if (s0 > last) break;
+    const s = Math.max(s0, first);
+    const l = Math.min(l0, last);
     let next = s;
     xaForEachRun(p.xa, s, l, (index, pfn, count) => {
       if (index > next) fromDomains(state, p, next, index - 1, pfns);
@@ -237,5 +260,12 @@ export function heldBy(state: State, p: Pages, out: InvariantFinding[]): Held {
     });
     if (next <= l) fromDomains(state, p, next, l, pfns);
   }
+}
+
+/** Coverage and PFNs of one pages, with invariants 1 (npinned) and 2 (xarray keys). */
+export function heldBy(state: State, p: Pages, out: InvariantFinding[]): Held {
+  const { access, domains, cover } = heldCover(state, p, out);
+  const pfns: PfnSeg[] = [];
+  pfnsOver(state, p, cover, pfns);
   return { pages: p, access, domains, cover, pfns };
 }

@@ -42,7 +42,10 @@ import type { Sim } from '../../machine/sim.js';
 import type { Pages, State } from '../../state/state.js';
 import type { InvariantFinding } from './finding.js';
 import type { Held } from './held.js';
-import { heldBy } from './held.js';
+import type { PfnSeg } from './held.js';
+import type { Run } from './runs.js';
+import type { MappingsKnownClean } from './domains.js';
+import { heldCover, pfnsOver } from './held.js';
 import { checkPins } from './pins.js';
 import { checkAccounting } from './accounting.js';
 import { checkAreasAndDomains } from './domains.js';
@@ -52,8 +55,24 @@ import { checkStructures } from './structures.js';
 export type { InvariantFinding } from './finding.js';
 export { checkTeardown } from './teardown.js';
 
-/** Every broken invariant of a state at rest, in a deterministic order (pure: reads the state only). */
-export function invariantFindings(state: State): InvariantFinding[] {
+/**
+ * What lets a checker skip the run-length walks (incremental.ts): the PFNs each pages holds, kept from op to
+ * op, and whether the pin counts and the domains' mappings are known to be right. Without one every
+ * walk is done from scratch (the full checker, the oracle).
+ */
+export interface CheckShortcuts {
+  /** The PFNs of `p`'s covered indexes, as pfnsOver gives them for the whole `cover`. */
+  pfnsOf(p: Pages, cover: readonly Run[]): PfnSeg[];
+  /** True when every frame's pin count is known to equal what the covered indexes expect. */
+  pinsKnownClean(): boolean;
+  mappingsKnownClean: MappingsKnownClean;
+}
+
+/**
+ * Every broken invariant of a state at rest, in a deterministic order (pure: reads the state only; the
+ * shortcuts, when given, answer some questions from what they kept).
+ */
+export function invariantFindings(state: State, shortcuts?: CheckShortcuts): InvariantFinding[] {
   const out: InvariantFinding[] = [];
   const pages = Object.keys(state.pages)
     .map(Number)
@@ -61,10 +80,20 @@ export function invariantFindings(state: State): InvariantFinding[] {
     .map((id) => state.pages[id] as Pages);
   checkStructures(state, pages, out);
   const held = new Map<number, Held>();
-  for (const p of pages) held.set(p.id, heldBy(state, p, out));
-  checkPins(state, [...held.values()], out);
+  for (const p of pages) {
+    const { access, domains, cover } = heldCover(state, p, out);
+    let pfns: PfnSeg[];
+    if (shortcuts !== undefined) {
+      pfns = shortcuts.pfnsOf(p, cover);
+    } else {
+      pfns = [];
+      pfnsOver(state, p, cover, pfns);
+    }
+    held.set(p.id, { pages: p, access, domains, cover, pfns });
+  }
+  if (shortcuts?.pinsKnownClean() !== true) checkPins(state, [...held.values()], out);
   checkAccounting(state, pages, out);
-  checkAreasAndDomains(state, held, out);
+  checkAreasAndDomains(state, held, out, shortcuts?.mappingsKnownClean);
   checkAccessCounts(state, pages, out);
   return out;
 }
@@ -77,9 +106,14 @@ const reported = new WeakMap<Sim, Map<string, string>>();
  * whose details changed, as a violation of `fn`.
  */
 export function checkInvariants(sim: Sim, fn = 'invariants'): void {
+  reportFindings(sim, invariantFindings(sim.state), fn);
+}
+
+/** Report each finding that is new, or whose details changed since the last report for this run. */
+export function reportFindings(sim: Sim, findings: readonly InvariantFinding[], fn = 'invariants'): void {
   const before = reported.get(sim) ?? new Map<string, string>();
   const now = new Map<string, string>();
-  for (const f of invariantFindings(sim.state)) {
+  for (const f of findings) {
     if (now.has(f.key)) continue;
     const signature = f.signature ?? f.detail;
     now.set(f.key, signature);
