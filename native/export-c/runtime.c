@@ -7,11 +7,11 @@
  *
  * How the trace's world is built:
  * - The first process of this program is a supervisor, never a trace process. Each trace `process` is a
- *   forked child that runs the ops whose caller it is, on command, over a socket; `exit` is the child's
+ *   forked child that runs the ops whose caller it is, on command, over a pipe; `exit` is the child's
  *   _exit, so the kernel tears its mm down as it does for any exiting process.
  * - Every object fd (an iommufd context, a selftest access) lives in every process at one fixed number
  *   (CTX_FD0 + k, ACCESS_FD0 + k): the selftest commands name an access by its fd number, and the kernel
- *   looks that number up in the calling process. New fds reach existing children through SCM_RIGHTS.
+ *   looks that number up in the calling process. New fds reach existing children by pidfd_getfd.
  * - Object ids the kernel hands out (IOAS ids, mock devices, access pages ids) and each op's answer live
  *   in one MAP_SHARED page set created before the first fork; only the supervisor prints.
  * - After each op the supervisor drains /dev/kmsg and prints every WARNING/BUG line with the op's index.
@@ -32,9 +32,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -156,7 +154,9 @@ struct shared {
 };
 
 static struct shared *S;
-static int child_sock[MAX_PROCS];
+static int child_cmd[MAX_PROCS]; /* supervisor -> child */
+static int child_ack[MAX_PROCS]; /* child -> supervisor */
+static int parent_pidfd = -1;   /* in a child: the supervisor, whose fds it copies (pidfd_getfd) */
 static pid_t child_pid[MAX_PROCS];
 static int alive[MAX_PROCS];
 static int kmsg_fd = -1;
@@ -195,7 +195,9 @@ static const char *errname(int e)
 	}
 }
 
-/* ---- fd passing ------------------------------------------------------------------------------------- */
+/* ---- commands and fd passing -------------------------------------------------------------------------
+ * Pipes carry the commands (the minimal kernel has no Unix sockets, so no SCM_RIGHTS): a child copies a
+ * new object fd from the supervisor's table with pidfd_getfd, at the same number. */
 
 struct msg {
 	int what; /* M_RUN, M_FD, M_CLOSE, M_EXIT */
@@ -205,51 +207,25 @@ struct msg {
 };
 enum { M_RUN = 1, M_FD, M_CLOSE, M_EXIT };
 
-static void send_msg(int sock, const struct msg *m, int fd)
+static void send_msg(int slot, const struct msg *m)
 {
-	char ctl[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { (void *)m, sizeof(*m) };
-	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (fd >= 0) {
-		struct cmsghdr *c;
-
-		memset(ctl, 0, sizeof(ctl));
-		h.msg_control = ctl;
-		h.msg_controllen = sizeof(ctl);
-		c = CMSG_FIRSTHDR(&h);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	if (sendmsg(sock, &h, 0) != sizeof(*m)) {
-		perror("ioptrace-export: sendmsg");
+	if (write(child_cmd[slot], m, sizeof(*m)) != sizeof(*m)) {
+		perror("ioptrace-export: write to a trace process");
 		exit(90);
 	}
 }
 
-static int recv_msg(int sock, struct msg *m)
+static void recv_msg(int fd, struct msg *m)
 {
-	char ctl[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { m, sizeof(*m) };
-	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
-	struct cmsghdr *c;
-	int fd = -1;
-
-	if (recvmsg(sock, &h, 0) != sizeof(*m))
+	if (read(fd, m, sizeof(*m)) != sizeof(*m))
 		exit(0); /* the supervisor is gone */
-	c = CMSG_FIRSTHDR(&h);
-	if (c && c->cmsg_type == SCM_RIGHTS)
-		memcpy(&fd, CMSG_DATA(c), sizeof(int));
-	return fd;
 }
 
 static void wait_ack(int slot)
 {
 	char b;
 
-	if (read(child_sock[slot], &b, 1) != 1) {
+	if (read(child_ack[slot], &b, 1) != 1) {
 		fprintf(stderr, "ioptrace-export: process slot %d died\n", slot);
 		exit(91);
 	}
@@ -267,7 +243,7 @@ static void share_fd(int fd, int num)
 
 		if (!alive[p])
 			continue;
-		send_msg(child_sock[p], &m, num);
+		send_msg(p, &m);
 		wait_ack(p);
 	}
 }
@@ -567,16 +543,22 @@ static void run_op(const struct op *o, unsigned fail_nth)
 
 /* ---- processes -------------------------------------------------------------------------------------- */
 
-static void child_loop(int sock)
+static void child_loop(int cmd, int ack_fd)
 {
 	for (;;) {
 		struct msg m;
-		int fd = recv_msg(sock, &m);
 		char ack = 1;
 
+		recv_msg(cmd, &m);
 		if (m.what == M_EXIT)
 			_exit(0);
 		if (m.what == M_FD) {
+			int fd = (int)syscall(SYS_pidfd_getfd, parent_pidfd, m.num, 0);
+
+			if (fd < 0) {
+				perror("ioptrace-export: pidfd_getfd");
+				_exit(89);
+			}
 			if (fd != m.num) {
 				dup2(fd, m.num);
 				close(fd);
@@ -586,7 +568,7 @@ static void child_loop(int sock)
 		} else if (m.what == M_RUN) {
 			run_op(&OPS[m.index], m.fail_nth);
 		}
-		if (write(sock, &ack, 1) != 1)
+		if (write(ack_fd, &ack, 1) != 1)
 			_exit(93);
 	}
 }
@@ -618,27 +600,34 @@ static void become(uint32_t uid, uint64_t memlock, int cap_ipc_lock)
 
 static void start_process(const struct op *o)
 {
-	int sv[2];
-	pid_t pid;
+	int cmd[2], ack[2];
+	pid_t pid, parent = getpid();
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
-		perror("ioptrace-export: socketpair");
+	if (pipe(cmd) || pipe(ack)) {
+		perror("ioptrace-export: pipe");
 		exit(97);
 	}
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
-		close(sv[0]);
+		close(cmd[1]);
+		close(ack[0]);
 		for (int p = 0; p < MAX_PROCS; p++)
-			if (alive[p])
-				close(child_sock[p]);
+			if (alive[p]) {
+				close(child_cmd[p]);
+				close(child_ack[p]);
+			}
 		if (kmsg_fd >= 0)
 			close(kmsg_fd);
+		/* Before the credentials change: the supervisor's fds stay reachable through the pidfd. */
+		parent_pidfd = (int)syscall(SYS_pidfd_open, parent, 0);
 		become((uint32_t)o->x, o->y, (int)o->flags);
-		child_loop(sv[1]);
+		child_loop(cmd[0], ack[1]);
 	}
-	close(sv[1]);
-	child_sock[o->b] = sv[0];
+	close(cmd[0]);
+	close(ack[1]);
+	child_cmd[o->b] = cmd[1];
+	child_ack[o->b] = ack[0];
 	child_pid[o->b] = pid;
 	alive[o->b] = 1;
 }
@@ -648,9 +637,10 @@ static void end_process(int slot)
 	struct msg m = { M_EXIT, 0, 0, 0 };
 	int status;
 
-	send_msg(child_sock[slot], &m, -1);
+	send_msg(slot, &m);
 	waitpid(child_pid[slot], &status, 0);
-	close(child_sock[slot]);
+	close(child_cmd[slot]);
+	close(child_ack[slot]);
 	alive[slot] = 0;
 }
 
@@ -742,7 +732,7 @@ static void run_in(int caller, int index, unsigned fail_nth)
 	}
 	struct msg m = { M_RUN, index, 0, fail_nth };
 
-	send_msg(child_sock[caller], &m, -1);
+	send_msg(caller, &m);
 	wait_ack(caller);
 }
 
@@ -830,14 +820,14 @@ int main(void)
 
 				if (!alive[p] || p == o->caller)
 					continue;
-				send_msg(child_sock[p], &m, -1);
+				send_msg(p, &m);
 				wait_ack(p);
 			}
 			if (o->caller >= 0) {
 				struct msg m = { M_CLOSE, 0, ACCESS_FD0 + o->b, 0 };
 
 				close(ACCESS_FD0 + o->b);
-				send_msg(child_sock[o->caller], &m, -1);
+				send_msg(o->caller, &m);
 				wait_ack(o->caller);
 			} else {
 				e = RC(close(ACCESS_FD0 + o->b));
