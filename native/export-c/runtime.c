@@ -141,7 +141,8 @@ extern const struct op OPS[];
 
 struct shared {
 	uint32_t ioas_id[N_IOAS + 1];
-	uint32_t stdev_id[N_DOMAINS + 1];
+	uint32_t stdev_id[N_DOMAINS + 1]; /* the mock device: destroying it detaches the domain */
+	uint32_t hwpt_id[N_DOMAINS + 1];  /* the domain itself: what MD_CHECK_MAP names */
 	uint32_t pages_id[N_PINS + 1];
 	int pin_ok[N_PINS + 1];
 	int domain_ok[N_DOMAINS + 1];
@@ -438,8 +439,10 @@ static void run_op(const struct op *o, unsigned fail_nth)
 
 		e = RC(test_cmd(ctxfd, &t));
 		S->domain_ok[o->n] = !e;
-		if (!e)
+		if (!e) {
 			S->stdev_id[o->n] = t.u.mock.stdev;
+			S->hwpt_id[o->n] = t.u.mock.hwpt;
+		}
 		break;
 	}
 	case K_DOMAIN_DETACH: {
@@ -517,7 +520,7 @@ static void run_op(const struct op *o, unsigned fail_nth)
 
 			if (!S->domain_ok[o->domains[i]])
 				continue;
-			t.id = S->stdev_id[o->domains[i]];
+			t.id = S->hwpt_id[o->domains[i]];
 			t.u.check_map.iova = o->x;
 			t.u.check_map.length = o->y;
 			t.u.check_map.uptr = o->z;
