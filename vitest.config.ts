@@ -13,7 +13,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['tests/**/*.test.ts'],
-    exclude: ['tests/long/**', '**/node_modules/**'],
+    exclude: ['tests/long/**', 'tests/kernel/**', '**/node_modules/**'],
     setupFiles: ['tests/setup.ts'],
     testTimeout: 180_000,
     hookTimeout: 180_000,

@@ -12,7 +12,7 @@
  * parseVariantSpec(variantLabel(v, fixes)).fixes equals fixes.
  */
 import { BadInputError } from '../lib/errors.js';
-import { ALL_FLAG_NAMES, VARIANTS, resolveVariant } from './variants.js';
+import { ALL_FLAG_NAMES, RELEASES, STABLE_SERIES, VARIANTS, resolveVariant } from './variants.js';
 import type { VariantSpec } from './variants.js';
 
 export interface NamedVariant extends VariantSpec {
@@ -37,7 +37,7 @@ export function parseVariantSpec(text: string): NamedVariant {
   const base = variantBase(spec);
   if (base === undefined) {
     throw new BadInputError(
-      `variant "${text}" must start with one of ${Object.keys(VARIANTS).join(', ')} (then +FLAG or -FLAG to add or remove fixes)`,
+      `variant "${text}" must start with one of v3, merged, upstream, a release ${RELEASES[0]} ... ${RELEASES[RELEASES.length - 1]} or a stable series ${STABLE_SERIES.join(', ')} (then +FLAG or -FLAG to add or remove fixes)`,
       { field: 'variant' },
     );
   }

@@ -10,8 +10,15 @@ export interface FixFlag {
   name: string;
   /** Upstream commit, or the posting that carried it for pre-merge fixes. */
   commit: string;
-  /** First release (or posting) with the fix. */
+  /** First release (or posting) with the fix, as the commit history names it. */
   release: string;
+  /**
+   * The first upstream release (a final tag, `vX.Y`) that contains the fix; null for a proposed fix in no
+   * tree. Pre-merge fixes are in v6.2, the first release with iommufd. The release variants are built from this.
+   */
+  firstRelease: string | null;
+  /** Stable series the fix was backported to, with the evidence for each (release variants `vX.Y.y`). */
+  backports: readonly Backport[];
   /** Spec sections whose behaviour the flag changes. */
   sections: string;
   preMerge: boolean;
@@ -20,11 +27,22 @@ export interface FixFlag {
   proposed?: true;
 }
 
+export interface Backport {
+  /** The stable series, as a variant name: `v6.12.y`. */
+  series: string;
+  /** The first stable release of the series with the fix, when the evidence names it. */
+  version: string | null;
+  /** Where this was seen (a changelog entry, a stable review mail, the package's source). */
+  evidence: string;
+}
+
 export const FIX_FLAGS: readonly FixFlag[] = [
   {
     name: 'mmget-fail-no-kfree',
     commit: 'v4 posting (review of v3 07/15)',
     release: 'v6.2-rc1',
+    firstRelease: 'v6.2',
+    backports: [],
     sections: '9a',
     preMerge: true,
     summary: 'pfn_reader_user_pin no longer kfrees upages (BAD_FREE) or leaves locked = 0 when mmget_not_zero fails',
@@ -33,6 +51,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'xarray-clear-after-add',
     commit: 'v4..v6 posting',
     release: 'v6.2-rc1',
+    firstRelease: 'v6.2',
+    backports: [],
     sections: '5',
     preMerge: true,
     summary: 'batch_from_xarray_clear erases an entry only after it was added to the batch',
@@ -41,6 +61,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'unfill-xarray-loop',
     commit: 'v4..v6 posting',
     release: 'v6.2-rc1',
+    firstRelease: 'v6.2',
+    backports: [],
     sections: '13b',
     preMerge: true,
     summary: 'iopt_pages_unfill_xarray loops clear+unpin until the hole is done',
@@ -49,6 +71,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'fill-xarray-upages-bytes',
     commit: 'v4..v6 posting',
     release: 'v6.2-rc1',
+    firstRelease: 'v6.2',
+    backports: [],
     sections: '13a',
     preMerge: true,
     summary: 'iopt_pages_fill_xarray sets upages_len in bytes, not entries',
@@ -57,6 +81,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'reader-release-pins',
     commit: 'v4..v6 posting',
     release: 'v6.2-rc1',
+    firstRelease: 'v6.2',
+    backports: [],
     sections: '10, 12a, 12b',
     preMerge: true,
     summary:
@@ -66,6 +92,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'fill-domains-unwind-extents',
     commit: 'v4..v6 posting',
     release: 'v6.2-rc1',
+    firstRelease: 'v6.2',
+    backports: [],
     sections: '12b',
     preMerge: true,
     summary: 'iopt_area_fill_domains unwinds each domain over exactly what it mapped',
@@ -74,6 +102,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'area-add-access-locking',
     commit: 'v4..v6 posting',
     release: 'v6.2-rc1',
+    firstRelease: 'v6.2',
+    backports: [],
     sections: '13d',
     preMerge: true,
     summary: 'iopt_area_add_access/remove_access take the pages mutex and count num_accesses themselves',
@@ -82,6 +112,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'split-blocks-accesses',
     commit: 'v4..v6 posting',
     release: 'v6.2-rc1',
+    firstRelease: 'v6.2',
+    backports: [],
     sections: '14',
     preMerge: true,
     summary: 'iopt_area_split refuses an area with accesses instead of copying num_accesses into both halves',
@@ -90,6 +122,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'unfill-domain-per-area',
     commit: 'v4..v6 posting',
     release: 'v6.2-rc1',
+    firstRelease: 'v6.2',
+    backports: [],
     sections: '14',
     preMerge: true,
     summary: 'detach unmaps each area from the removed domain instead of each contiguous span of the area tree',
@@ -98,6 +132,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'npfns-u32',
     commit: 'v3 08/15',
     release: 'v6.2-rc1',
+    firstRelease: 'v6.2',
+    backports: [],
     sections: '5',
     preMerge: true,
     summary: 'pfn_batch run lengths are u32 instead of u16',
@@ -106,6 +142,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'incr-locked-vm-uses-arg',
     commit: 'a26fa392068d',
     release: 'v6.2-rc1',
+    firstRelease: 'v6.2',
+    backports: [],
     sections: '8',
     preMerge: true,
     summary: 'incr_user_locked_vm charges its argument instead of npinned - last_npinned',
@@ -114,6 +152,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'reader-destroy-locked-reset',
     commit: 'a26fa392068d',
     release: 'v6.2-rc1',
+    firstRelease: 'v6.2',
+    backports: [],
     sections: '9',
     preMerge: true,
     summary: 'pfn_reader_user_destroy sets locked = -1, not 0',
@@ -122,6 +162,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'gup-unshare-flags',
     commit: 'v6.2-rc1 (GUP FOLL_UNSHARE)',
     release: 'v6.2-rc1',
+    firstRelease: 'v6.2',
+    backports: [],
     sections: '6, 9',
     preMerge: false,
     summary: 'read-only pins use FOLL_LONGTERM only (GUP unshares) and remote GUP reports a dropped mmap lock',
@@ -130,6 +172,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'uptr-overflow-check',
     commit: 'e4395701330f',
     release: 'v6.3-rc6',
+    firstRelease: 'v6.3',
+    backports: [],
     sections: '11',
     preMerge: false,
     summary: 'iopt_alloc_pages returns -EOVERFLOW when uptr + length wraps',
@@ -138,6 +182,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'unpin-domain-batch-last-index',
     commit: '727c28c1cef2',
     release: 'v6.3-rc6',
+    firstRelease: 'v6.3',
+    backports: [],
     sections: '12c',
     preMerge: false,
     summary: 'iopt_area_unpin_domain computes batch_last from the hole start, not past the carry',
@@ -146,6 +192,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'carry-store-order',
     commit: '13a0d1ae7ee6',
     release: 'v6.3-rc6',
+    firstRelease: 'v6.3',
+    backports: [],
     sections: '5',
     preMerge: false,
     summary: 'batch_clear_carry reads the last run before overwriting entry 0',
@@ -154,6 +202,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'unmap-no-area-deref',
     commit: '804ca14d04df',
     release: 'v6.5-rc1',
+    firstRelease: 'v6.5',
+    backports: [],
     sections: '14',
     preMerge: false,
     summary: 'iopt_unmap_iova no longer dereferences the area after dropping the locks; retries are counted',
@@ -162,6 +212,14 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'carry-end-one',
     commit: 'b7c822fa6b77',
     release: 'v6.5-rc4',
+    firstRelease: 'v6.5',
+    backports: [
+      {
+        series: 'v6.4.y',
+        version: '6.4.8',
+        evidence: 'Debian linux-6.12 changelog, ChangeLog-6.4.8: iommufd: Set end correctly when doing batch carry',
+      },
+    ],
     sections: '5',
     preMerge: false,
     summary: 'batch_clear_carry leaves end = 1 so the carried entry stays visible',
@@ -170,6 +228,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'access-replace',
     commit: '70c16123d865',
     release: 'v6.6-rc1',
+    firstRelease: 'v6.6',
+    backports: [],
     sections: '14',
     preMerge: false,
     summary:
@@ -179,6 +239,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'split-updates-domains-itree',
     commit: 'e7250ab7ca49',
     release: 'v6.7-rc',
+    firstRelease: 'v6.7',
+    backports: [],
     sections: '14, 12d',
     preMerge: false,
     summary: 'iopt_area_split moves the domains_itree node to the two halves',
@@ -187,6 +249,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'mock-unmap-skips-holes',
     commit: 'v6.7 dirty-tracking selftest rework of the mock domain',
     release: 'v6.7-rc1',
+    firstRelease: 'v6.7',
+    backports: [],
     sections: '15',
     preMerge: false,
     summary:
@@ -196,6 +260,14 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'access-list-id',
     commit: 'aeb004c0cd69',
     release: 'v6.8-rc7',
+    firstRelease: 'v6.8',
+    backports: [
+      {
+        series: 'v6.7.y',
+        version: null,
+        evidence: '6.7-stable review patch, commit aeb004c0cd69 upstream (2024-03-04)',
+      },
+    ],
     sections: '14',
     preMerge: false,
     summary: 'iopt_add_access does not overwrite the access list id on failure',
@@ -204,6 +276,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'map-requires-prot',
     commit: '996dc53ac289',
     release: 'v6.11-rc',
+    firstRelease: 'v6.11',
+    backports: [],
     sections: '14',
     preMerge: false,
     summary: 'IOAS_MAP and IOAS_COPY refuse a mapping with neither READ nor WRITE',
@@ -212,6 +286,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'iova-align-cap',
     commit: '8f6887349b2f',
     release: 'v6.12-rc1',
+    firstRelease: 'v6.12',
+    backports: [],
     sections: '14a',
     preMerge: false,
     summary: 'IOVA allocation alignment is capped at the huge page size',
@@ -220,6 +296,15 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'unmap-reports-bytes-on-error',
     commit: 'b23e09f99977',
     release: 'v6.17-rc1',
+    firstRelease: 'v6.17',
+    backports: [
+      {
+        series: 'v6.12.y',
+        version: '6.12.43',
+        evidence:
+          'Debian linux-6.12 changelog, 6.12.43: Report unmapped bytes in the error path of iopt_unmap_iova_range; present in the 6.12.118 source of Debian linux-source-6.12',
+      },
+    ],
     sections: '14',
     preMerge: false,
     summary: 'IOAS_UNMAP writes the unmapped length on the -EDEADLOCK bail-out too',
@@ -228,6 +313,15 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'alloc-iova-align-overflow',
     commit: 'b42497e3c0e7',
     release: 'v6.17-rc1',
+    firstRelease: 'v6.17',
+    backports: [
+      {
+        series: 'v6.12.y',
+        version: '6.12.43',
+        evidence:
+          'Debian linux-6.12 changelog, 6.12.43: Prevent ALIGN() overflow; present in the 6.12.118 source of Debian linux-source-6.12',
+      },
+    ],
     sections: '14a',
     preMerge: false,
     summary: 'the IOVA allocation alignment step is overflow-checked',
@@ -236,6 +330,20 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'vfio-unmap-empty-success',
     commit: 'afb47765f923',
     release: 'v6.18 (6.12.y, 6.6.y)',
+    firstRelease: 'v6.18',
+    backports: [
+      {
+        series: 'v6.12.y',
+        version: null,
+        evidence:
+          '6.12-stable review patch [ Upstream commit afb47765f923 ]; present in the 6.12.118 source of Debian linux-source-6.12',
+      },
+      {
+        series: 'v6.6.y',
+        version: null,
+        evidence: 'earlier entry of this table (release v6.18 (6.12.y, 6.6.y)); not re-checked',
+      },
+    ],
     sections: '14',
     preMerge: false,
     summary:
@@ -245,6 +353,17 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'unmap-advance-start',
     commit: '8602018b1f17',
     release: '2026',
+    firstRelease: 'v7.1',
+    backports: [
+      { series: 'v7.0.y', version: null, evidence: 'stable review [PATCH 7.0 012/307], 2026-05-12' },
+      {
+        series: 'v6.12.y',
+        version: null,
+        evidence:
+          'stable review [PATCH 6.12 010/206], 2026-05-12; present in the 6.12.118 source of Debian linux-source-6.12',
+      },
+      { series: 'v6.6.y', version: null, evidence: 'stable review [PATCH 6.6 152/474], 2026-05-15' },
+    ],
     sections: '14',
     preMerge: false,
     summary: 'iopt_unmap_iova continues after the unmapped area instead of restarting at the range start',
@@ -253,6 +372,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'mm-mode-uncharge-dead-mm',
     commit: 'none: proposed in docs/findings/mm-mode-stale-last-npinned.md',
     release: 'proposed',
+    firstRelease: null,
+    backports: [],
     sections: '8',
     preMerge: false,
     summary:
@@ -269,10 +390,61 @@ export const FLAG_NAMES: readonly string[] = FIX_FLAGS.filter((f) => f.proposed 
 export const PROPOSED_FLAGS: readonly string[] = FIX_FLAGS.filter((f) => f.proposed === true).map((f) => f.name);
 export const PRE_MERGE_FLAGS: readonly string[] = FIX_FLAGS.filter((f) => f.preMerge).map((f) => f.name);
 
+/**
+ * The upstream releases a release variant can name, oldest first: v6.2 (the first with iommufd) up to the
+ * newest final tag confirmed when the table was last updated (v7.3-rc1 exists, so v7.2 is out).
+ */
+export const RELEASES: readonly string[] = [
+  ...Array.from({ length: 18 }, (_, i) => `v6.${i + 2}`),
+  'v7.0',
+  'v7.1',
+  'v7.2',
+];
+
+/** `v6.12` -> [6, 12]; undefined for anything else. */
+function releaseNumber(release: string): [number, number] | undefined {
+  const m = /^v(\d+)\.(\d+)$/.exec(release);
+  return m?.[1] === undefined || m[2] === undefined ? undefined : [Number(m[1]), Number(m[2])];
+}
+
+function releaseAtOrBefore(a: string, b: string): boolean {
+  const x = releaseNumber(a);
+  const y = releaseNumber(b);
+  if (x === undefined || y === undefined) throw new RangeError(`not a release: ${x === undefined ? a : b}`);
+  return x[0] < y[0] || (x[0] === y[0] && x[1] <= y[1]);
+}
+
+/** The flags whose fix release `release` (`v6.12`) contains, in upstream order. */
+export function releaseFlags(release: string): string[] {
+  return FIX_FLAGS.filter((f) => f.firstRelease !== null && releaseAtOrBefore(f.firstRelease, release)).map(
+    (f) => f.name,
+  );
+}
+
+/** The stable series some flag was backported to (`v6.12.y`), oldest first. */
+export const STABLE_SERIES: readonly string[] = RELEASES.map((r) => `${r}.y`).filter((series) =>
+  FIX_FLAGS.some((f) => f.backports.some((b) => b.series === series)),
+);
+
+/** A stable series `vX.Y.y`: the release's flags plus the fixes backported to that series, in upstream order. */
+export function stableSeriesFlags(series: string): string[] {
+  const release = series.replace(/\.y$/, '');
+  const own = new Set(releaseFlags(release));
+  for (const f of FIX_FLAGS) if (f.backports.some((b) => b.series === series)) own.add(f.name);
+  return FLAG_NAMES.filter((f) => own.has(f));
+}
+
+/** Every release and stable-series variant: `v6.2` ... `v7.2`, then the `.y` series with backports. */
+export const RELEASE_VARIANTS: Readonly<Record<string, readonly string[]>> = Object.fromEntries([
+  ...RELEASES.map((r): [string, string[]] => [r, releaseFlags(r)]),
+  ...STABLE_SERIES.map((s): [string, string[]] => [s, stableSeriesFlags(s)]),
+]);
+
 export const VARIANTS: Record<string, readonly string[]> = {
   v3: [],
   merged: PRE_MERGE_FLAGS,
   upstream: FLAG_NAMES,
+  ...RELEASE_VARIANTS,
 };
 
 export interface VariantSpec {

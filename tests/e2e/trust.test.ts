@@ -82,7 +82,7 @@ describe('errors with --json', () => {
     const db = join(dir, 'demo.db');
     const r = await cli(['demo', '--bad', 'foo', '--json', '--db', db]);
     const message =
-      'variant "foo" must start with one of v3, merged, upstream (then +FLAG or -FLAG to add or remove fixes)';
+      'variant "foo" must start with one of v3, merged, upstream, a release v6.2 ... v7.2 or a stable series v6.4.y, v6.6.y, v6.7.y, v6.12.y, v7.0.y (then +FLAG or -FLAG to add or remove fixes)';
     expect(r.status).toBe(2);
     expect(r.stderr).toBe(`ioptrace: ${message}\n`);
     expect(JSON.parse(r.stdout)).toEqual({

@@ -87,7 +87,7 @@ describe('one variant syntax', () => {
   it("names replay's default variant in its help", () => {
     expect(replayCommand.usage).toContain('[--variant V]');
     expect(replayCommand.help[0]).toBe(
-      '--variant V: v3, merged or upstream (default upstream), then +FLAG / -FLAG to add or remove fixes,',
+      '--variant V: v3, merged, upstream or a kernel release (v6.12, v6.12.y; default upstream), then +FLAG / -FLAG to add or remove fixes,',
     );
   });
 });

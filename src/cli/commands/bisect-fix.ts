@@ -35,7 +35,7 @@ export const bisectFixCommand: Command = {
     'If the outcome changes more than once along the flag order, every change found is listed; --all replays',
     'every step, which also finds changes that a later flag undoes. --diff adds the state diff at each change;',
     '--record stores the two variants around the answer in the database (then: ioptrace bisect A B).',
-    'Variants: a name (v3, merged, upstream) with +FLAG / -FLAG, e.g. --bad merged+carry-store-order.',
+    'Variants: a name (v3, merged, upstream, a release such as v6.12, a stable series such as v6.12.y) with +FLAG / -FLAG, e.g. --bad merged+carry-store-order.',
     'Exit 0 for exactly one change, 1 for several or none.',
   ],
   options: {

@@ -36,7 +36,7 @@ export const bisectCommand: Command = {
     'provenance, and the IOVA alignment of an IOAS is derived from the variant ([merged] counts each access):',
     'both are shown but not counted as a divergence; --strict counts them.',
     'With TRACE --variants A,B the trace is replayed on both variants into the database first. A variant is',
-    'a name (v3, merged, upstream) with +FLAG / -FLAG added, e.g. v3+mmget-fail-no-kfree, upstream-carry-end-one.',
+    'a name (v3, merged, upstream, a release v6.2 ... or a stable series such as v6.12.y) with +FLAG / -FLAG added, e.g. v3+mmget-fail-no-kfree, upstream-carry-end-one.',
     'Exit 0 when the runs agree, 1 when they diverge.',
   ],
   options: {

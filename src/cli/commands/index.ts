@@ -21,6 +21,7 @@ import { observedCommand } from './observed.js';
 import { auditCommand } from './audit.js';
 import { kernelCommand } from './kernel.js';
 import { runCommand } from './run.js';
+import { exportCCommand } from './export-c.js';
 
 export const COMMANDS: readonly Command[] = [
   demoCommand,
@@ -42,5 +43,6 @@ export const COMMANDS: readonly Command[] = [
   bisectFixCommand,
   observedCommand,
   auditCommand,
+  exportCCommand,
   kernelCommand,
 ];

@@ -8,8 +8,75 @@ import { UsageError } from '../errors.js';
 import { buildKernel, formatSeconds } from '../../groundtruth/kernel-build.js';
 import { cacheRoot } from '../../groundtruth/paths.js';
 import { oracleExitCode, runSelftestOracle } from '../../groundtruth/selftest-table.js';
+import { runKernelBatch } from '../../groundtruth/kernel-batch.js';
+import type { BatchResult } from '../../groundtruth/kernel-batch.js';
+import { traceLine } from '../../groundtruth/kernel-run.js';
+import type { DisagreementKind } from '../../groundtruth/kernel-run.js';
 import type { Command, CommandEnv, CommandOutput } from '../command.js';
 import { table } from '../output.js';
+import { pushAll } from '../../lib/arrays.js';
+import { VARIANT_OPTIONS, variantFromArgs } from './replay.js';
+
+/** The model's variant of the ground-truth kernel: 6.12 with the 6.12.y backports the package carries. */
+export const KERNEL_VARIANT = 'v6.12.y';
+
+const KINDS: readonly DisagreementKind[] = ['errno', 'value', 'data', 'check', 'warn', 'missing'];
+
+/** The disagreements, with the trace line, and one table row per trace (ops, compared, by kind). */
+export function renderBatch(r: BatchResult): string[] {
+  const text: string[] = [];
+  for (const t of r.traces) {
+    for (const d of t.disagreements) {
+      const where = d.line === null ? `${t.path}: teardown` : `${t.path}:${d.line}: op ${d.op} (${d.name})`;
+      text.push(`${where}: ${d.kind}: kernel ${d.kernel}, model ${d.model}`);
+      if (d.line !== null) text.push(`    ${traceLine(t.path, d.line)}`);
+    }
+  }
+  if (text.length) text.push('');
+  pushAll(
+    text,
+    table(
+      ['trace', 'ops', 'compared', 'not exportable', ...KINDS],
+      r.traces.map((t) => [
+        t.name,
+        String(t.ops),
+        String(t.compared),
+        String(t.notExportable.length),
+        ...KINDS.map((k) => String(t.disagreements.filter((d) => d.kind === k).length)),
+      ]),
+    ),
+  );
+  const total = r.traces.reduce((n, t) => n + t.disagreements.length, 0);
+  text.push(
+    '',
+    `kernel ${r.vm.release ?? r.kernel.release} vs model ${r.variant}: ${r.traces.length} trace(s), ${total} disagreement(s); VM ${r.vm.wallSeconds.toFixed(1)} s wall${r.vm.completed ? '' : ' (the VM did not run to the end)'}`,
+  );
+  for (const t of r.traces) if (t.recording !== null) text.push(`recorded: ${t.recording}`);
+  return text;
+}
+
+async function kernelRun(traces: string[], values: Record<string, unknown>, env: CommandEnv): Promise<CommandOutput> {
+  if (traces.length === 0) throw new UsageError('usage: ioptrace kernel run TRACE... [--variant V] [--record DIR]');
+  const variant = variantFromArgs(values, KERNEL_VARIANT);
+  const record = typeof values['record'] === 'string' ? values['record'] : undefined;
+  const r = await runKernelBatch(traces, variant, { say: sayTo(env), ...(record ? { recordDir: record } : {}) });
+  const bad = !r.vm.completed || r.traces.some((t) => t.disagreements.length > 0 || !t.kernel.ended);
+  const json = {
+    kernel: r.kernel.release,
+    release: r.vm.release,
+    variant: r.variant,
+    traces: r.traces.map((t) => ({
+      path: t.path,
+      ops: t.ops,
+      compared: t.compared,
+      notExportable: t.notExportable,
+      disagreements: t.disagreements,
+      ended: t.kernel.ended,
+      recording: t.recording,
+    })),
+  };
+  return { exitCode: bad ? 1 : 0, json, text: renderBatch(r) };
+}
 
 function sayTo(env: CommandEnv): (msg: string) => void {
   return (msg) => env.stderr.write(`ioptrace kernel: ${msg}\n`);
@@ -59,17 +126,23 @@ async function selftest(env: CommandEnv): Promise<CommandOutput> {
 export const kernelCommand: Command = {
   name: 'kernel',
   summary: 'build the ground-truth 6.12 kernel (cached) and run the iommufd selftests on it in a VM',
-  usage: 'ioptrace kernel build | ioptrace kernel selftest [--json]',
+  usage:
+    'ioptrace kernel build | ioptrace kernel selftest [--json] | ioptrace kernel run TRACE... [--variant V] [--record DIR]',
   help: [
     'build     install what is missing (apt), unpack linux-source-6.12 and build a bzImage from tinyconfig plus',
     '          native/kernel/iommufd-test.config into $IOPTRACE_CACHE/kernel or ~/.cache/ioptrace/kernel',
     '          (keyed by package version and fragment hash: a second call costs nothing)',
     'selftest  build iommufd and iommufd_fail_nth from the same source, run them in QEMU, print one row',
     '          per test; exit 1 when the VM or a program did not run to the end',
+    'run       export each trace as C (ioptrace export-c), compile it statically, run all of them in one boot,',
+    `          and compare op by op with the model on V (default ${KERNEL_VARIANT}): errno, iova/unmapped, data,`,
+    '          check_map/check_refs answers, WARN sites by function; prints each disagreement with its trace',
+    '          line and a table; --record DIR stores each result as an observed recording; exit 1 on any',
   ],
-  options: {},
-  run(positionals, _values, env) {
+  options: { ...VARIANT_OPTIONS, record: { type: 'string' } },
+  run(positionals, values, env) {
     const [sub, ...rest] = positionals;
+    if (sub === 'run') return kernelRun(rest, values, env);
     if (rest.length) throw new UsageError(`usage: ${this.usage}`);
     if (sub === 'build') return build(env);
     if (sub === 'selftest') return selftest(env);

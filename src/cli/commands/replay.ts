@@ -28,7 +28,7 @@ export function variantFromArgs(values: Record<string, unknown>, defaultVariant 
 
 /** The --help lines on the variant options. */
 export const VARIANT_HELP = [
-  `--variant V: v3, merged or upstream (default ${DEFAULT_VARIANT}), then +FLAG / -FLAG to add or remove fixes,`,
+  `--variant V: v3, merged, upstream or a kernel release (v6.12, v6.12.y; default ${DEFAULT_VARIANT}), then +FLAG / -FLAG to add or remove fixes,`,
   'e.g. v3+mmget-fail-no-kfree; --fix FLAG and --without FLAG do the same. `ioptrace variants` lists the flags.',
 ];
 
