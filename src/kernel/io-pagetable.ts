@@ -445,8 +445,8 @@ export function ioptMapUserPages(
 
 /**
  * iopt_map_file_pages ([up:ioas-map-file]): map `length` bytes of memfd `file` from byte `start` at `iova`
- * (null = allocate). -EINVAL length 0, -EOVERFLOW when start + length - 1 wraps, -EBADF for a file that
- * is gone; then iopt_alloc_file_pages (the map's own file reference is dropped at once, the pages keeps
+ * (null = allocate). -EINVAL length 0, -EOVERFLOW when start + length - 1 wraps, -EBADF when the fd is closed
+ * (its process exited); then iopt_alloc_file_pages (the map's own file reference is dropped at once, the pages keeps
  * one) and the common map path. Nothing is pinned without a domain; a range beyond the end of the file
  * fails when it is first pinned (-EINVAL from memfd_pin_folios).
  */
@@ -461,7 +461,10 @@ export function ioptMapFilePages(
 ): { rc: number; iova: bigint | null } {
   if (length === 0n) return { rc: -EINVAL, iova: null };
   if (start + length - 1n > U64_MASK) return { rc: -EOVERFLOW, iova: null };
-  if (sim.state.files[file] === undefined) return { rc: -EBADF, iova: null };
+  // fget: the fd lives in its creator's fd table, closed when that process exits (exit_files), though the
+  // file itself may live on while a mapping holds it.
+  const f = sim.state.files[file];
+  if (f === undefined || sim.state.processes[f.pid]?.exited !== false) return { rc: -EBADF, iova: null };
   getFile(sim, file, 'fget');
   const pages = ioptAllocFilePages(sim, file, start, length, prot.write);
   fput(sim, file, 'iopt_map_file_pages');
