@@ -209,6 +209,26 @@ export const EVENT_SCHEMAS = [
     readers: z.number().int(),
     writer: z.string().nullable(),
   }),
+
+  // ---- file-backed pages (IOMMU_IOAS_MAP_FILE, v6.13; appended: existing type order is kept) ----
+  /**
+   * memfd_create + ftruncate by `pid`: a shmem file of `npages` pages whose page cache holds one folio per
+   * `folio`-sized block; `runs` are the folios' PFN blocks in file order (one run per folio). The page
+   * cache holds each frame (as a map would) until the file is released. `refs` starts at 1: the fd.
+   */
+  ev('MemfdCreated', {
+    file: name,
+    pid: name,
+    npages: count,
+    folio: z.enum(HUGE_SIZES),
+    runs: z.array(z.tuple([count, count])),
+  }),
+  /** get_file / fput on a memfd (the fd of its process, or an iopt_pages that maps it). */
+  ev('FileRefChanged', { file: name, delta: z.number().int(), fn }),
+  /** The last reference went: the page cache lets its folios go (pinned frames stay until unpinned). */
+  ev('FileReleased', { file: name, fn }),
+  /** iopt_alloc_file_pages: the pages reads its PFNs from `file` at byte `start` (page aligned). */
+  ev('PagesFileSet', { pages: id, file: name, start: u64 }),
 ] as const;
 
 export const Event = z.discriminatedUnion('type', EVENT_SCHEMAS);
@@ -242,5 +262,6 @@ export const VIOLATION_KINDS = [
   'use_after_free',
   'invariant',
   'task_hung',
+  'uninitialized_read',
 ] as const;
 export type ViolationKind = (typeof VIOLATION_KINDS)[number];

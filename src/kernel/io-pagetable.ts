@@ -21,18 +21,31 @@
  * the node id, the owner is the domain name). Allowed nodes and the IOAS object live as long as the IOAS,
  * which the trace contract never destroys: they keep their fault point but are not heap-tracked.
  */
-import { EADDRINUSE, EBUSY, EDEADLK, EEXIST, EINVAL, ENOENT, ENOMEM, EOVERFLOW, EPERM } from '../machine/errno.js';
+import {
+  EADDRINUSE,
+  EBADF,
+  EBUSY,
+  EDEADLK,
+  EEXIST,
+  EINVAL,
+  ENOENT,
+  ENOMEM,
+  EOVERFLOW,
+  EPERM,
+} from '../machine/errno.js';
+import { fput, getFile } from '../machine/memfd.js';
 import type { Ptr } from '../machine/heap.js';
 import { kfree, kmalloc } from '../machine/heap.js';
 import type { Sim } from '../machine/sim.js';
 import { InternalError } from '../lib/errors.js';
 import type { Area, Ioas, State } from '../state/state.js';
-import { ioptAreaLength, ioptAreaStartByte, u64 } from './area-geometry.js';
+import { U64_MASK, ioptAreaLength, ioptAreaStartByte, u64 } from './area-geometry.js';
 import { iommufdAccessNotifyUnmap } from './access-ops.js';
 import type { ItreeEntry } from '../structures/interval-tree.js';
 import { itreeEntries, itreeFind, itreeIterFirst, itreeIterNext } from '../structures/interval-tree.js';
 import { U64_MAX, ioptAllocIova, ioptCheckIova } from './iova-alloc.js';
 import {
+  ioptAllocFilePages,
   ioptAllocPages,
   ioptAreaFillDomain,
   ioptAreaFillDomains,
@@ -330,7 +343,9 @@ function ioptAllocAreaPages(
     if (first === undefined || first.pages === null) throw new InternalError('iopt_alloc_area_pages: empty pages list');
     const p = sim.state.pages[first.pages];
     if (p === undefined) throw new InternalError(`iopt_pages ${first.pages} does not exist`);
-    const r = ioptAllocIova(sim, io, u64(p.uptr + first.startByte), length);
+    // The alignment hint: the user address, or for file pages the file offset.
+    const base = p.fileStart ?? p.uptr;
+    const r = ioptAllocIova(sim, io, u64(base + first.startByte), length);
     if (r.rc) return { rc: r.rc, iova: dstIova };
     iova = r.iova;
     if (sim.merged && sim.testBuild && ioptCheckIova(sim, io, iova, length)) {
@@ -423,6 +438,47 @@ export function ioptMapUserPages(
   if (r.rc) {
     if (elm.area !== null) ioptAbortArea(sim, elm.area);
     if (elm.pages !== null) ioptPagesPut(sim, elm.pages, 'iopt_map_user_pages');
+    return { rc: r.rc, iova: null };
+  }
+  return { rc: 0, iova: r.iova };
+}
+
+/**
+ * iopt_map_file_pages ([up:ioas-map-file]): map `length` bytes of memfd `file` from byte `start` at `iova`
+ * (null = allocate). -EINVAL length 0, -EOVERFLOW when start + length - 1 wraps, -EBADF when the fd is closed
+ * (its process exited); then iopt_alloc_file_pages (the map's own file reference is dropped at once, the pages keeps
+ * one) and the common map path. Nothing is pinned without a domain; a range beyond the end of the file
+ * fails when it is first pinned (-EINVAL from memfd_pin_folios).
+ */
+export function ioptMapFilePages(
+  sim: Sim,
+  ioas: string,
+  iova: bigint | null,
+  file: string,
+  start: bigint,
+  length: bigint,
+  prot: Prot,
+): { rc: number; iova: bigint | null } {
+  if (length === 0n) return { rc: -EINVAL, iova: null };
+  if (start + length - 1n > U64_MASK) return { rc: -EOVERFLOW, iova: null };
+  // fget: the fd lives in its creator's fd table, closed when that process exits (exit_files), though the
+  // file itself may live on while a mapping holds it.
+  const f = sim.state.files[file];
+  if (f === undefined || sim.state.processes[f.pid]?.exited !== false) return { rc: -EBADF, iova: null };
+  getFile(sim, file, 'fget');
+  const pages = ioptAllocFilePages(sim, file, start, length, prot.write);
+  fput(sim, file, 'iopt_map_file_pages');
+  if (pages < 0) return { rc: pages, iova: null };
+  const io = ioasOf(sim, ioas);
+  const p = sim.state.pages[pages];
+  if (sim.state.ctxs[io.ctx]?.account === 'mm' && p?.accountMode === 'user') {
+    sim.emit({ type: 'PagesAccountModeSet', v: 1, pages, accountMode: 'mm' });
+  }
+  const elm: PagesListElm = { pages, area: null, startByte: start % BigInt(sim.pageSize), length, ptr: null };
+  const r = ioptMapPages(sim, ioas, [elm], length, iova ?? 0n, prot, iova === null);
+  if (r.rc) {
+    if (elm.area !== null) ioptAbortArea(sim, elm.area);
+    if (elm.pages !== null) ioptPagesPut(sim, elm.pages, 'iopt_map_file_pages');
     return { rc: r.rc, iova: null };
   }
   return { rc: 0, iova: r.iova };

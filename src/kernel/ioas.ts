@@ -14,7 +14,7 @@
  * Variants: [up:map-requires-prot] MAP and COPY refuse a mapping with neither READ nor WRITE. Everything
  * else is in io-pagetable.ts, iova-alloc.ts and area-split.ts.
  */
-import { EEXIST, EINVAL, ENOENT, ENOMEM, EOVERFLOW } from '../machine/errno.js';
+import { EEXIST, EINVAL, ENOENT, ENOMEM, ENOTTY, EOVERFLOW } from '../machine/errno.js';
 import { domainAlloc, domainFree } from '../machine/iommu-domain.js';
 import type { Sim } from '../machine/sim.js';
 import { ioptCutIova } from './area-split.js';
@@ -26,6 +26,7 @@ import {
   ioptEnableLargePages,
   ioptFreePagesList,
   ioptGetPages,
+  ioptMapFilePages,
   ioptMapPages,
   ioptMapUserPages,
   ioptSetAllowIova,
@@ -72,6 +73,31 @@ export function ioasMap(sim: Sim, ioas: string, args: MapArgs): { rc: number; io
   if (sim.has('map-requires-prot') && !args.read && !args.write) return { rc: -EINVAL, iova: null };
   ioasOf(sim, ioas);
   return ioptMapUserPages(sim, ioas, args.iova, args.uptr, args.length, { read: args.read, write: args.write });
+}
+
+export interface MapFileArgs {
+  file: string;
+  start: bigint;
+  length: bigint;
+  iova: bigint | null;
+  read: boolean;
+  write: boolean;
+}
+
+/**
+ * IOMMU_IOAS_MAP_FILE ([up:ioas-map-file], v6.13; -ENOTTY before: the ioctl does not exist): the checks
+ * of IOMMU_IOAS_MAP (-EOVERFLOW for 2^64 - 1 values, -EINVAL without READ and WRITE), then
+ * iopt_map_file_pages. Returns the IOVA used on success.
+ */
+export function ioasMapFile(sim: Sim, ioas: string, args: MapFileArgs): { rc: number; iova: bigint | null } {
+  if (!sim.has('ioas-map-file')) return { rc: -ENOTTY, iova: null };
+  if ((args.iova ?? 0n) >= U64_MAX || args.length >= U64_MAX) return { rc: -EOVERFLOW, iova: null };
+  if (!args.read && !args.write) return { rc: -EINVAL, iova: null };
+  ioasOf(sim, ioas);
+  return ioptMapFilePages(sim, ioas, args.iova, args.file, args.start, args.length, {
+    read: args.read,
+    write: args.write,
+  });
 }
 
 /**

@@ -181,7 +181,11 @@ function updateMmLockedVm(sim: Sim, pages: number, n: number, inc: boolean, user
       );
     }
     user.locked = 0;
-  } else if ((user === null || user.upages === null) && isRemote(sim, p) && (inc || !proposed)) {
+  } else if (
+    (user === null || (user.upages === null && user.ufolios === null)) &&
+    isRemote(sim, p) &&
+    (inc || !proposed)
+  ) {
     if (!mmgetNotZero(sim, p.sourceMm, 'update_mm_locked_vm')) return -EINVAL;
     doPut = true;
   }

@@ -21,7 +21,18 @@ import type { Area } from '../state/state.js';
 import { ioptAreaIndexToIova, ioptAreaIndexToIovaLast, u64 } from './area-geometry.js';
 import { btreeFloorValue } from '../structures/btree.js';
 import type { BatchBehaviour, BatchDiag, PfnBatch } from './pfn-batch.js';
-import { U16_MAX, U32_MAX, batchCreate, batchPieces, entrySize } from './pfn-batch.js';
+import {
+  U16_MAX,
+  U32_MAX,
+  batchAddPfnNum,
+  batchCreate,
+  batchPieces,
+  batchRemovePfnNum,
+  entrySize,
+} from './pfn-batch.js';
+import type { FolioHandle } from '../machine/memfd.js';
+import { folioAddPins } from '../machine/memfd.js';
+import { InternalError } from '../lib/errors.js';
 import { ioptPagesSubNpinned } from './pages-accounting.js';
 import { mergedTest, pagesOf } from './pages-state.js';
 import { xaLoad, xaRuns } from '../structures/xarray.js';
@@ -134,6 +145,43 @@ export function batchFromPages(sim: Sim, batch: BatchBuf, list: PageSlots, at: n
     if (batchAddPfns(batch.b, first, len, runMax) < len) return;
     i += len;
   }
+}
+
+/**
+ * batch_from_folios: move `npages` pages of the pinned folios from slot `next` (page `offset` into it) into
+ * the batch, one batch_add_pfn_num per folio. A folio that does not fit ends the call (it stays at `next`
+ * for the next batch). For nr > 1 pages of one folio the nr - 1 pins beyond the folio's one come from
+ * folio_add_pins; if that fails the folio's PFNs are taken back out of the batch (batch_remove_pfn_num)
+ * and the error returned, `next` still at that folio. Returns rc and where the walk stopped.
+ */
+export function batchFromFolios(
+  sim: Sim,
+  batch: BatchBuf,
+  folios: readonly (FolioHandle | undefined)[],
+  next: number,
+  offset: number,
+  npages: number,
+): { rc: number; next: number; offset: number } {
+  const behaviour = batchBehaviour(sim);
+  let left = npages;
+  while (left > 0) {
+    const folio = folios[next];
+    if (folio === undefined) throw new InternalError(`batch_from_folios: folio slot ${next} was never pinned`);
+    const nr = Math.min(folio.npfns - offset, left);
+    const pfn = folio.pfn + offset;
+    left -= nr;
+    if (batchAddPfnNum(batch.b, pfn, nr, behaviour) < nr) break;
+    if (nr > 1) {
+      const rc = folioAddPins(sim, folio, pfn + 1, nr - 1);
+      if (rc) {
+        batchRemovePfnNum(batch.b, nr, behaviour);
+        return { rc, next, offset };
+      }
+    }
+    next += 1;
+    offset = 0;
+  }
+  return { rc: 0, next, offset };
 }
 
 /** One missing xarray entry where the code expects a value: WARN, then PFN 0 (xa_to_value(NULL)). */

@@ -118,6 +118,9 @@ export function ioptPagesRwAccess(
   let changeMm = sim.current.mm !== p.sourceMm;
   if (sim.testBuild && flags.slowPath === true) changeMm = true;
   if (flags.write && !p.writable) return -EPERM;
+  // [up:ioas-map-file] file pages have no user VA to copy through: always the pinning slow path.
+  if (p.file !== undefined)
+    return ioptPagesRwSlow(sim, pages, startIndex, lastIndex, startByte % page, data, flags.write);
   if (!flags.kthread && changeMm) {
     if (startIndex === lastIndex) return ioptPagesRwPage(sim, pages, startIndex, startByte % page, data, flags.write);
     return ioptPagesRwSlow(sim, pages, startIndex, lastIndex, startByte % page, data, flags.write);

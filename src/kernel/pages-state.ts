@@ -9,6 +9,7 @@
  * that changes it. Nothing here writes.
  */
 import type { GupFlags, PageSlots } from '../machine/gup.js';
+import type { FolioHandle } from '../machine/memfd.js';
 import type { Ptr } from '../machine/heap.js';
 import type { Sim } from '../machine/sim.js';
 import { InternalError } from '../lib/errors.js';
@@ -35,6 +36,21 @@ export interface PfnReaderUser {
   gupFlags: GupFlags;
   /** -1: no mm reference; 0: mm reference (or the local mm); 1: reference plus the mmap read lock. */
   locked: number;
+  /** IOPT_ADDRESS_FILE only (null otherwise): the memfd and the folio handle array of pin_memfd_pages. */
+  file: string | null;
+  ufolios: Ufolios | null;
+  /** Capacity of ufolios in bytes. */
+  ufoliosLen: number;
+  /** Page offset into the folio at ufoliosNext. */
+  ufoliosOffset: number;
+  /** The first folio not yet moved into a batch (an index into ufolios.slots). */
+  ufoliosNext: number;
+}
+
+/** The `struct folio **` array of a file reader: a temp_kmalloc buffer; slots persist across pins. */
+export interface Ufolios {
+  ptr: Ptr;
+  slots: (FolioHandle | undefined)[];
 }
 
 /** The live iopt_pages record; a missing one means the model itself lost track (a bug, not a kernel event). */

@@ -15,6 +15,7 @@
  */
 import { EINVAL, ENOMEM, EOVERFLOW } from '../machine/errno.js';
 import { kfree, kmalloc } from '../machine/heap.js';
+import { fput, getFile } from '../machine/memfd.js';
 import { mmdrop, mmgrab } from '../machine/mm.js';
 import type { Sim } from '../machine/sim.js';
 import { InternalError } from '../lib/errors.js';
@@ -80,6 +81,23 @@ export function ioptAllocPages(sim: Sim, uptr: bigint, length: bigint, writable:
   return ptr.alloc;
 }
 
+/**
+ * iopt_alloc_file_pages ([up:ioas-map-file]): an iopt_pages whose PFNs come from `file` at byte `start`
+ * for `length` bytes: iopt_alloc_pages (the caller's mm is still grabbed and charged, as for user memory)
+ * with the page offset of `start`, then a reference on the file (get_file) and the page-aligned start.
+ * Returns the pages id or -errno (-EINVAL, -ENOMEM; the caller checked length and overflow).
+ */
+export function ioptAllocFilePages(sim: Sim, file: string, start: bigint, length: bigint, writable: boolean): number {
+  const page = BigInt(sim.pageSize);
+  const startByte = start % page;
+  // iopt_alloc_pages of the start byte: the pages' uptr stands for the in-page offset only.
+  const pages = ioptAllocPages(sim, startByte, length, writable);
+  if (pages < 0) return pages;
+  getFile(sim, file, 'iopt_alloc_file_pages');
+  sim.emit({ type: 'PagesFileSet', v: 1, pages, file, start: start - startByte });
+  return pages;
+}
+
 /** kref_get on an iopt_pages. */
 export function ioptPagesGet(sim: Sim, pages: number, fn: string): void {
   if (sim.state.pages[pages] === undefined) {
@@ -111,6 +129,7 @@ function ioptReleasePages(sim: Sim, pages: number): void {
   if (p.xa.count !== 0) sim.warn(fn, '!xa_empty(&pages->pinned_pfns)', { pages, entries: p.xa.count });
   const mm = p.sourceMm;
   mmdrop(sim, mm, fn);
+  if (p.file !== undefined) fput(sim, p.file, fn);
   sim.emit({ type: 'PagesReleased', v: 1, pages, fn });
   kfree(sim, { space: 'heap', alloc: pages, offset: 0 }, fn);
 }

@@ -234,3 +234,11 @@ export function batchPieces(batch: PfnBatch, firstOffset: number, n: number, dia
   }
   return pieces;
 }
+
+/** batch_remove_pfn_num: take the last `nr` PFNs off the last run (undoing a batch_add_pfn_num). */
+export function batchRemovePfnNum(batch: PfnBatch, nr: number, behaviour: BatchBehaviour): void {
+  batch.totalPfns = (batch.totalPfns - nr) >>> 0;
+  const last = batch.end - 1;
+  batch.npfns[last] = toElement((batch.npfns[last] ?? 0) - nr, behaviour);
+  if (batch.npfns[last] === 0) batch.end = last;
+}

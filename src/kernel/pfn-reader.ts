@@ -25,6 +25,9 @@ import { EFAULT, EINVAL, ENOMEM } from '../machine/errno.js';
 import type { GupFlags } from '../machine/gup.js';
 import { pinUserPagesFast, pinUserPagesRemote, unpinUserPages } from '../machine/gup.js';
 import { kfree, tempKmalloc } from '../machine/heap.js';
+import type { FolioHandle } from '../machine/memfd.js';
+import { folioAddPins, memfdPinFolios, unpinFolios } from '../machine/memfd.js';
+import { InternalError } from '../lib/errors.js';
 import { mmgetNotZero, mmput } from '../machine/mm.js';
 import { mmapReadLock, mmapReadUnlock } from '../machine/mmap-lock.js';
 import type { Sim } from '../machine/sim.js';
@@ -37,6 +40,7 @@ import {
   type BatchBuf,
   batchDestroy,
   batchFromDomain,
+  batchFromFolios,
   batchFromPages,
   batchFromXarray,
   batchInit,
@@ -58,24 +62,79 @@ export function pfnReaderUserInit(sim: Sim, pages: number): PfnReaderUser {
   const gupFlags: GupFlags = sim.has('gup-unshare-flags')
     ? { write: writable, longterm: true, force: false }
     : { write: true, longterm: true, force: !writable };
-  return { upages: null, upagesLen: 0, upagesStart: 0, upagesEnd: 0, gupFlags, locked: -1 };
+  return {
+    upages: null,
+    upagesLen: 0,
+    upagesStart: 0,
+    upagesEnd: 0,
+    gupFlags,
+    locked: -1,
+    file: pagesOf(sim, pages).file ?? null,
+    ufolios: null,
+    ufoliosLen: 0,
+    ufoliosOffset: 0,
+    ufoliosNext: 0,
+  };
 }
 
 /**
- * pfn_reader_user_destroy: drop the read lock and the remote mm reference if locked != -1, then locked :=
- * -1 ([merged, reader-destroy-locked-reset]; [v3] 0); kfree(upages).
+ * pfn_reader_user_destroy: drop the read lock and the remote mm reference if locked != -1 (a file reader
+ * took no mm reference), then locked := -1 ([merged, reader-destroy-locked-reset]; [v3] 0); kfree(upages)
+ * and kfree(ufolios).
  */
 export function pfnReaderUserDestroy(sim: Sim, user: PfnReaderUser, pages: number): void {
   const p = pagesOf(sim, pages);
   if (user.locked !== -1) {
     if (user.locked === 1) mmapReadUnlock(sim, p.sourceMm);
-    if (isRemote(sim, p)) mmput(sim, p.sourceMm, 'pfn_reader_user_destroy');
+    if (user.file === null && isRemote(sim, p)) mmput(sim, p.sourceMm, 'pfn_reader_user_destroy');
     user.locked = sim.has('reader-destroy-locked-reset') ? -1 : 0;
   }
   if (user.upages !== null) {
     kfree(sim, user.upages.ptr, 'pfn_reader_user_destroy');
     user.upages = null;
   }
+  if (user.ufolios !== null) {
+    kfree(sim, user.ufolios.ptr, 'pfn_reader_user_destroy');
+    user.ufolios = null;
+  }
+}
+
+/**
+ * pin_memfd_pages: pin the folios behind `npages` pages of the file from byte `start` into ufolios (as many
+ * as its capacity holds) and return the pages they cover. With a handle array (the access path) each page
+ * is written to it, and a folio that gives npin > 1 pages gets its npin - 1 extra pins (folio_add_pins);
+ * the reader path moves folios with batch_from_folios instead.
+ */
+function pinMemfdPages(sim: Sim, user: PfnReaderUser, start: bigint, npages: number): number {
+  const file = user.file;
+  const uf = user.ufolios;
+  if (file === null || uf === null) throw new InternalError('pin_memfd_pages without a file and its folio array');
+  const end = start + BigInt(npages) * BigInt(sim.pageSize) - 1n;
+  const r = memfdPinFolios(sim, file, start, end, uf.slots, Math.floor(user.ufoliosLen / PAGE_PTR_BYTES));
+  if (r.rc <= 0) return r.rc;
+  let offset = Math.floor(r.offset / sim.pageSize);
+  user.ufoliosNext = 0;
+  user.ufoliosOffset = offset;
+  const up = user.upages;
+  let left = npages;
+  let out = 0;
+  for (let i = 0; i < r.rc; i++) {
+    const folio = uf.slots[i] as FolioHandle;
+    const npin = Math.min(folio.npfns - offset, left);
+    left -= npin;
+    out += npin;
+    if (up !== null) {
+      const first = folio.pfn + offset;
+      if (npin > 1) {
+        const rc = folioAddPins(sim, folio, first + 1, npin - 1);
+        if (rc) return rc;
+      }
+      const at = up.base + (out - npin);
+      for (let k = 0; k < npin; k++) up.slots.slots[at + k] = first + k;
+    }
+    offset = 0;
+  }
+  return out;
 }
 
 /** pfn_reader_user_pin (spec 9a): pin up to the handle capacity of [start, last] from the source VA. */
@@ -87,6 +146,7 @@ export function pfnReaderUserPin(sim: Sim, user: PfnReaderUser, pages: number, s
     sim.warn(fn, 'last_index < start_index', { pages, start, last });
     return -EINVAL;
   }
+  if (user.file !== null) return pfnReaderUserPinFile(sim, user, pages, start, last);
   if (user.upages === null) {
     const t = tempKmalloc(sim, (last - start + 1) * PAGE_PTR_BYTES, null, 0, fn, 'upages');
     user.upagesLen = t.size;
@@ -120,6 +180,37 @@ export function pfnReaderUserPin(sim: Sim, user: PfnReaderUser, pages: number, s
     }
     rc = pinUserPagesRemote(sim, p.sourceMm, uptr, npages, user.gupFlags, user.upages.slots, user.upages.base);
   }
+  if (rc <= 0) {
+    if (rc === 0) {
+      sim.warn(fn, '!rc', { pages, start, npages });
+      return -EFAULT;
+    }
+    return rc;
+  }
+  ioptPagesAddNpinned(sim, pages, rc, fn);
+  user.upagesStart = start;
+  user.upagesEnd = start + rc;
+  return 0;
+}
+
+/**
+ * The file branch of pfn_reader_user_pin (IOPT_ADDRESS_FILE, [up:ioas-map-file]): a folio array from
+ * temp_kmalloc on first use, locked := 0 without any mm reference (no mm is read), the pin limited by the
+ * array's capacity in folios, the gup fault point, then pin_memfd_pages at the file offset of `start`.
+ */
+function pfnReaderUserPinFile(sim: Sim, user: PfnReaderUser, pages: number, start: number, last: number): number {
+  const fn = 'pfn_reader_user_pin';
+  const p = pagesOf(sim, pages);
+  if (user.ufolios === null) {
+    const t = tempKmalloc(sim, (last - start + 1) * PAGE_PTR_BYTES, null, 0, fn, 'ufolios');
+    user.ufoliosLen = t.size;
+    if (t.ptr === null) return -ENOMEM;
+    user.ufolios = { ptr: t.ptr, slots: [] };
+  }
+  if (user.locked === -1) user.locked = 0;
+  const npages = Math.max(0, Math.min(last - start + 1, Math.floor(user.ufoliosLen / PAGE_PTR_BYTES)));
+  if (mergedTest(sim) && sim.faultPoint('gup', fn)) return -EFAULT;
+  const rc = pinMemfdPages(sim, user, (p.fileStart ?? 0n) + BigInt(start) * BigInt(sim.pageSize), npages);
   if (rc <= 0) {
     if (rc === 0) {
       sim.warn(fn, '!rc', { pages, start, npages });
@@ -211,9 +302,22 @@ function pfnReaderFillSpan(sim: Sim, r: PfnReader): number {
     const rc = pfnReaderUserPin(sim, r.user, r.pages, start, span.last);
     if (rc) return rc;
   }
-  const up = r.user.upages;
-  if (up !== null)
-    batchFromPages(sim, r.batch, up.slots, up.base + (start - r.user.upagesStart), r.user.upagesEnd - start);
+  const user = r.user;
+  if (user.file !== null && user.ufolios !== null) {
+    const moved = batchFromFolios(
+      sim,
+      r.batch,
+      user.ufolios.slots,
+      user.ufoliosNext,
+      user.ufoliosOffset,
+      user.upagesEnd - start,
+    );
+    user.ufoliosNext = moved.next;
+    user.ufoliosOffset = moved.offset;
+    return moved.rc;
+  }
+  const up = user.upages;
+  if (up !== null) batchFromPages(sim, r.batch, up.slots, up.base + (start - user.upagesStart), user.upagesEnd - start);
   return 0;
 }
 
@@ -268,7 +372,12 @@ export function pfnReaderReleasePins(sim: Sim, r: PfnReader): void {
   if (user.upagesEnd > r.batchEndIndex) {
     const n = user.upagesEnd - r.batchEndIndex;
     const up = user.upages;
-    if (up !== null)
+    const uf = user.ufolios;
+    if (user.file !== null) {
+      // Every slot from the next unmoved folio to the end of the array's capacity, written or not.
+      const capacity = Math.floor(user.ufoliosLen / PAGE_PTR_BYTES);
+      if (uf !== null) unpinFolios(sim, uf.slots, user.ufoliosNext, capacity - user.ufoliosNext);
+    } else if (up !== null)
       unpinUserPages(
         sim,
         handles(up.slots, up.base + (r.batchEndIndex - user.upagesStart), n),

@@ -293,6 +293,15 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     summary: 'IOVA allocation alignment is capped at the huge page size',
   },
   {
+    name: 'ioas-map-file',
+    commit: 'f4986a72d6e4',
+    release: 'v6.13-rc1',
+    sections: '9, 10, 11, 14',
+    preMerge: false,
+    summary:
+      'IOMMU_IOAS_MAP_FILE maps a memfd: iopt_alloc_file_pages holds the file, pfn_reader_user_pin pins by folio (memfd_pin_folios, folio_add_pins), batch_from_folios with its rollback, unpin_folios in pfn_reader_release_pins (pfn_reader for file mappings: 92687c793644); -ENOTTY before',
+  },
+  {
     name: 'unmap-reports-bytes-on-error',
     commit: 'b23e09f99977',
     release: 'v6.17-rc1',

@@ -14,6 +14,7 @@ export const ENOMEM = 12;
 export const EACCES = 13;
 export const EFAULT = 14;
 export const EBUSY = 16;
+export const ENOTTY = 25;
 export const EEXIST = 17;
 export const ENODEV = 19;
 export const EINVAL = 22;
@@ -40,6 +41,7 @@ const NAMES: Record<number, string> = {
   [EACCES]: 'EACCES',
   [EFAULT]: 'EFAULT',
   [EBUSY]: 'EBUSY',
+  [ENOTTY]: 'ENOTTY',
   [EEXIST]: 'EEXIST',
   [ENODEV]: 'ENODEV',
   [EINVAL]: 'EINVAL',

@@ -22,6 +22,7 @@
 import { btreeEntries } from '../structures/btree.js';
 import { InternalError } from '../lib/errors.js';
 import type { Mm, Process } from '../state/state.js';
+import { closeProcessFiles } from './memfd.js';
 import type { Sim } from './sim.js';
 
 function processOf(sim: Sim, pid: string): Process {
@@ -79,6 +80,7 @@ export function exitProcess(sim: Sim, pid: string): void {
   if (proc.exited) return;
   sim.emit({ type: 'ProcessExited', v: 1, pid });
   mmput(sim, proc.mm, 'exit_mm');
+  closeProcessFiles(sim, pid);
 }
 
 /** mmget_not_zero: take an address-space reference unless the address space is already gone. */

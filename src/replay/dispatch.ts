@@ -8,6 +8,7 @@ import { KTHREAD } from '../machine/sim.js';
 import type { Sim, Task } from '../machine/sim.js';
 import { createProcess, exitProcess, setRlimit } from '../machine/mm.js';
 import { cpuRead, cpuWrite, mmap, munmap } from '../machine/memory.js';
+import { memfdCreate } from '../machine/memfd.js';
 import {
   domainAttach,
   domainDetach,
@@ -16,6 +17,7 @@ import {
   ioasCopy,
   ioasHugePages,
   ioasMap,
+  ioasMapFile,
   ioasUnmap,
   vfioSetType1,
   vfioUnmap,
@@ -140,6 +142,8 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
     case 'temp_memory_limit':
       sim.emit({ type: 'TempMemoryLimitSet', v: 1, bytes: Number(op.bytes) });
       return ok(0);
+    case 'memfd':
+      return ok(memfdCreate(sim, op.pid, op.file, op.length, op.huge));
     case 'open':
       sim.emit({ type: 'CtxOpened', v: 1, ctx: op.ctx, pid: op.pid, account: op.account, vfioType1: op.vfio_type1 });
       return ok(0);
@@ -152,6 +156,18 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
     case 'ioas_map': {
       const r = ioasMap(sim, op.ioas, {
         uptr: op.uptr,
+        length: op.length,
+        iova: op.iova,
+        read: op.read,
+        write: op.write,
+      });
+      return ok(r.rc, r.iova === null ? {} : { iova: r.iova });
+    }
+    case 'map_file': {
+      // The memfd may be gone (its process exited, no mapping held it): the kernel's fget fails.
+      const r = ioasMapFile(sim, op.ioas, {
+        file: op.file,
+        start: op.start,
         length: op.length,
         iova: op.iova,
         read: op.read,

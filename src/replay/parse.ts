@@ -85,7 +85,7 @@ function parseLine<T>(schema: z.ZodType<T>, value: unknown): z.ZodSafeParseResul
   return fast.success ? fast : schema.safeParse(value, PARSE_CONTEXT);
 }
 
-type Namespace = 'process' | 'ctx' | 'ioas' | 'domain' | 'access';
+type Namespace = 'process' | 'ctx' | 'ioas' | 'domain' | 'access' | 'file';
 
 const LABEL: Readonly<Record<Namespace, string>> = {
   process: 'process',
@@ -93,6 +93,7 @@ const LABEL: Readonly<Record<Namespace, string>> = {
   ioas: 'IOAS',
   domain: 'domain',
   access: 'access',
+  file: 'memfd',
 };
 const CREATOR: Readonly<Record<Namespace, string>> = {
   process: 'process',
@@ -100,6 +101,7 @@ const CREATOR: Readonly<Record<Namespace, string>> = {
   ioas: 'ioas_alloc',
   domain: 'domain_attach',
   access: 'access_create',
+  file: 'memfd',
 };
 const REMOVED: Readonly<Record<Namespace, string>> = {
   process: 'removed',
@@ -107,6 +109,7 @@ const REMOVED: Readonly<Record<Namespace, string>> = {
   ioas: 'destroyed',
   domain: 'detached',
   access: 'destroyed',
+  file: 'closed',
 };
 
 interface NameRef {
@@ -124,6 +127,11 @@ const NAME_REFS: Readonly<Partial<Record<TraceOpName, readonly NameRef[]>>> = {
     { field: 'ioas', ns: 'ioas', role: 'create' },
   ],
   ioas_map: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
+  memfd: [{ field: 'file', ns: 'file', role: 'create' }],
+  map_file: [
+    { field: 'ioas', ns: 'ioas', role: 'use' },
+    { field: 'file', ns: 'file', role: 'use' },
+  ],
   ioas_unmap: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
   ioas_copy: [
     { field: 'src', ns: 'ioas', role: 'use' },
@@ -165,6 +173,8 @@ const CALLER: Readonly<Partial<Record<TraceOpName, 'caller' | 'mm'>>> = {
   rlimit: 'mm',
   open: 'caller',
   ioas_map: 'mm',
+  memfd: 'mm',
+  map_file: 'mm',
   access_pin: 'caller',
   access_rw: 'caller',
   check_map: 'mm',
@@ -208,6 +218,7 @@ class Names {
     ioas: new Map(),
     domain: new Map(),
     access: new Map(),
+    file: new Map(),
   };
   private readonly removed: Record<Namespace, Map<string, number>> = {
     process: new Map(),
@@ -215,6 +226,7 @@ class Names {
     ioas: new Map(),
     domain: new Map(),
     access: new Map(),
+    file: new Map(),
   };
   /** Every domain ever attached: observations during a detach still name the domain being removed. */
   readonly everDomains = new Set<string>();

@@ -49,6 +49,7 @@ export const DIFF_TABLES = [
   'pagesAccesses',
   'accesses',
   'domains',
+  'files',
 ] as const;
 export type DiffTable = (typeof DIFF_TABLES)[number];
 
@@ -456,6 +457,7 @@ const TABLES: readonly TableSpec[] = [
         diffMappings(sink, a as MappingTable | undefined, b as MappingTable | undefined),
     },
   },
+  { table: 'files', rows: (s) => s.files, nested: { pt: xaOf('index') } },
 ];
 
 /** The record's plain fields (what a whole added or removed record shows). */

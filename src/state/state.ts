@@ -78,6 +78,19 @@ export interface Mm {
   pinnedVm: number;
 }
 
+/**
+ * A memfd (shmem file): `npages` pages, each `folio`-sized block one folio; `pt` maps a page index of the
+ * file to its PFN (run-length). `refs` counts struct file references (the fd, each iopt_pages).
+ */
+export interface MemFile {
+  name: string;
+  pid: string;
+  npages: number;
+  folio: HugeSize;
+  pt: Xarray;
+  refs: number;
+}
+
 export interface User {
   uid: number;
   lockedVm: number;
@@ -128,6 +141,9 @@ export interface Pages {
   xa: Xarray;
   accessTree: IntervalTree<number>;
   domainsTree: IntervalTree<number>;
+  /** IOPT_ADDRESS_FILE pages only (absent for user-VA pages): the memfd and the page-aligned byte offset. */
+  file?: string;
+  fileStart?: bigint;
 }
 
 export interface Area {
@@ -221,6 +237,8 @@ export interface State {
   pagesAccesses: Record<number, PagesAccess>;
   accesses: Record<string, Access>;
   domains: Record<string, Domain>;
+  /** memfds (IOMMU_IOAS_MAP_FILE): empty in every trace that creates none, so older digests are unchanged. */
+  files: Record<string, MemFile>;
   counts: { warns: number; violations: number };
   digest: Digest;
 }
@@ -256,6 +274,7 @@ export function initialState(): State {
     pagesAccesses: {},
     accesses: {},
     domains: {},
+    files: {},
     counts: { warns: 0, violations: 0 },
     digest: zeroDigest(),
   };
@@ -281,6 +300,7 @@ export function digestedTables(s: State): {
       pagesAccess: s.pagesAccesses,
       access: s.accesses,
       domain: s.domains,
+      file: s.files,
       state: { config: s.config, counts: s.counts, memory: { frames: s.frames } },
     },
     entries: { pageData: s.pageData, fault: s.fault ? { armed: encodeJson(s.fault) } : {} },

@@ -254,7 +254,7 @@ describe('reconcile on upstream', () => {
         .sort()
         .map((f) => `replays/selftest/${f}`),
     ];
-    expect(paths).toHaveLength(26);
+    expect(paths).toHaveLength(27);
     const unbalanced: string[] = [];
     for (const path of paths) {
       const run = recordTrace(t.store, path, 'upstream');

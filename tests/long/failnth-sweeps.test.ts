@@ -13,8 +13,8 @@ const traces = readdirSync(SELFTEST)
   .sort();
 
 describe('fail-nth sweep of the fail_nth traces on upstream', () => {
-  it('covers the six shipped fail_nth traces', () => {
-    expect(traces).toHaveLength(6);
+  it('covers the seven shipped fail_nth traces', () => {
+    expect(traces).toHaveLength(7);
   });
 
   for (const file of traces) {

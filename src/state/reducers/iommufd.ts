@@ -68,6 +68,14 @@ export function pagesAllocated(s: State, e: EventOf<'PagesAllocated'>): void {
 
 const pagesOf = (s: State, id: number): Pages => mustGet(s.pages, id, 'pages');
 
+export function pagesFileSet(s: State, e: EventOf<'PagesFileSet'>): void {
+  const p = pagesOf(s, e.pages);
+  // New fields of the record: added with their digest parts, as recordAdd would.
+  recordAdd(s, 'pages', e.pages, { file: e.file, fileStart: e.start });
+  p.file = e.file;
+  p.fileStart = e.start;
+}
+
 export function pagesAccountModeSet(s: State, e: EventOf<'PagesAccountModeSet'>): void {
   recordSet(s, 'pages', e.pages, pagesOf(s, e.pages), 'accountMode', e.accountMode);
 }

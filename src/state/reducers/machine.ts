@@ -6,7 +6,7 @@ import { xaErase, xaRuns, xaStore } from '../../structures/xarray.js';
 import { rangeMapCreate } from '../../structures/range-map.js';
 import { xaCreate } from '../../structures/xarray.js';
 import { entrySet, recordAdd, recordRemove, recordSet, recordStructure } from '../records.js';
-import type { Frame, Mm, State } from '../state.js';
+import type { Frame, MemFile, Mm, State } from '../state.js';
 import { FRAME_SPEC, VMA_SPEC, frameOrFree } from '../frames.js';
 import { mustGet } from './lookup.js';
 
@@ -136,4 +136,31 @@ export function heapFreed(s: State, e: EventOf<'HeapFreed'>): void {
   const alloc = mustGet(s.heap, e.alloc, 'heap allocation');
   recordRemove(s, 'heap', e.alloc, alloc);
   delete s.heap[e.alloc];
+}
+
+export function memfdCreated(s: State, e: EventOf<'MemfdCreated'>): void {
+  const file: MemFile = { name: e.file, pid: e.pid, npages: e.npages, folio: e.folio, pt: xaCreate(), refs: 1 };
+  let index = 0;
+  for (const [pfn, count] of e.runs) {
+    xaStore(file.pt, index, pfn, count);
+    // The page cache holds each folio as one more user of its frames.
+    updateFrames(s, pfn, count, (f) => (f ? { ...f, maps: f.maps + 1 } : f));
+    index += count;
+  }
+  s.files[e.file] = file;
+  recordAdd(s, 'file', e.file, file);
+}
+
+export function fileRefChanged(s: State, e: EventOf<'FileRefChanged'>): void {
+  const file = mustGet(s.files, e.file, 'file');
+  recordSet(s, 'file', e.file, file, 'refs', file.refs + e.delta);
+}
+
+export function fileReleased(s: State, e: EventOf<'FileReleased'>): void {
+  const file = mustGet(s.files, e.file, 'file');
+  for (const run of [...xaRuns(file.pt, 0, Math.max(0, file.npages - 1))]) {
+    updateFrames(s, run.pfn, run.count, (f) => (f ? frameOrFree({ ...f, maps: f.maps - 1 }) : f));
+  }
+  recordRemove(s, 'file', e.file, file);
+  delete s.files[e.file];
 }

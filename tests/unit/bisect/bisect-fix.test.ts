@@ -45,9 +45,9 @@ describe('fixSteps and variantAt', () => {
       'unpin-domain-batch-last-index',
       'carry-store-order',
     ]);
-    // The 16 post-merge flags of upstream (access-replace and vfio-unmap-empty-success included); the proposed
-    // flag is in neither.
-    expect(steps).toHaveLength(16);
+    // The 17 post-merge flags of upstream (access-replace, ioas-map-file and vfio-unmap-empty-success
+    // included); the proposed flag is in neither.
+    expect(steps).toHaveLength(17);
     expect(steps.map((s) => s.flag.name)).not.toContain('mm-mode-uncharge-dead-mm');
     expect(variantAt(variant('merged'), steps, 2).fixes.slice(-2)).toEqual([
       'gup-unshare-flags',
@@ -71,7 +71,7 @@ describe('bisectFix', () => {
       'violation mmput_underflow pfn_reader_user_destroy',
     ]);
     expect(r.monotonic).toBe(true);
-    // The two ends, then a binary search over the 28 flags of upstream down to the first one.
+    // The two ends, then a binary search over the 29 flags of upstream down to the first one.
     expect(r.replays).toBe(6);
   });
 
@@ -106,8 +106,8 @@ describe('bisectFix', () => {
       ['carry-end-one', 6, 61, 'domain_detach'],
     ]);
     expect(r.exhaustive).toBe(true);
-    // variant_0 (merged) through variant_16 (upstream): 17 replays.
-    expect(r.replays).toBe(17);
+    // variant_0 (merged) through variant_17 (upstream): 18 replays.
+    expect(r.replays).toBe(18);
   });
 
   it('access-pin-short: fill-xarray-upages-bytes at the pin on line 14', () => {
