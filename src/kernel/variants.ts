@@ -296,6 +296,8 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     name: 'ioas-map-file',
     commit: 'f4986a72d6e4',
     release: 'v6.13-rc1',
+    firstRelease: 'v6.13',
+    backports: [],
     sections: '9, 10, 11, 14',
     preMerge: false,
     summary:
