@@ -24,6 +24,14 @@ const V612 = [
   'map-requires-prot',
   'iova-align-cap',
 ];
+const V613 = [...V612, 'ioas-map-file'];
+const V612Y = [
+  ...V612,
+  'unmap-reports-bytes-on-error',
+  'alloc-iova-align-overflow',
+  'vfio-unmap-empty-success',
+  'unmap-advance-start',
+];
 
 describe('release variants: the flags whose fix commit a release contains', () => {
   it('v6.2 is the merged code plus the GUP change of the same merge window', () => {
@@ -37,9 +45,10 @@ describe('release variants: the flags whose fix commit a release contains', () =
     expect(VARIANTS['v6.5']).toEqual(V65);
     expect(VARIANTS['v6.6']).toEqual(V66);
     expect(VARIANTS['v6.12']).toEqual(V612);
-    expect(VARIANTS['v6.17']).toEqual([...V612, 'unmap-reports-bytes-on-error', 'alloc-iova-align-overflow']);
+    expect(VARIANTS['v6.13']).toEqual(V613);
+    expect(VARIANTS['v6.17']).toEqual([...V613, 'unmap-reports-bytes-on-error', 'alloc-iova-align-overflow']);
     expect(VARIANTS['v6.18']).toEqual([
-      ...V612,
+      ...V613,
       'unmap-reports-bytes-on-error',
       'alloc-iova-align-overflow',
       'vfio-unmap-empty-success',
@@ -73,15 +82,9 @@ describe('stable series: the release plus the fixes backported to it', () => {
   });
 
   it('v6.12.y (to 6.12.118) has the four later fixes the 6.12.118 source carries', () => {
-    expect(VARIANTS['v6.12.y']).toEqual([
-      ...V612,
-      'unmap-reports-bytes-on-error',
-      'alloc-iova-align-overflow',
-      'vfio-unmap-empty-success',
-      'unmap-advance-start',
-    ]);
-    // Which is every flag of a tree: at 6.12.118 the stable series caught up with upstream for this code.
-    expect(VARIANTS['v6.12.y']).toEqual(FLAG_NAMES);
+    expect(VARIANTS['v6.12.y']).toEqual(V612Y);
+    // Which is every flag of a tree but the v6.13 feature IOMMU_IOAS_MAP_FILE (features are not backported).
+    expect(VARIANTS['v6.12.y']).toEqual(FLAG_NAMES.filter((f) => f !== 'ioas-map-file'));
   });
 
   it('exact sets of the older series', () => {
@@ -109,14 +112,15 @@ describe('stable series: the release plus the fixes backported to it', () => {
 
 describe('release variants in the one variant syntax', () => {
   it('parses releases and series, with +FLAG and -FLAG', () => {
-    expect(parseVariantSpec('v6.12.y').fixes).toEqual(FLAG_NAMES);
+    expect(parseVariantSpec('v6.12.y').fixes).toEqual(V612Y);
     expect(parseVariantSpec('v6.12').fixes).toEqual(V612);
     expect(parseVariantSpec('v6.12+mm-mode-uncharge-dead-mm').fixes).toEqual([...V612, 'mm-mode-uncharge-dead-mm']);
     const without = parseVariantSpec('v6.12.y-unmap-advance-start');
     expect(without.variant).toBe('v6.12.y');
-    expect(without.fixes).toEqual(FLAG_NAMES.filter((f) => f !== 'unmap-advance-start'));
+    expect(without.fixes).toEqual(V612Y.filter((f) => f !== 'unmap-advance-start'));
     expect(variantFromOptions('v6.5', ['access-replace']).label).toBe('v6.5+access-replace');
-    expect(variantLabel('v6.12.y', FLAG_NAMES)).toBe('v6.12.y');
+    expect(variantLabel('v6.12.y', V612Y)).toBe('v6.12.y');
+    expect(variantLabel('v6.12.y', FLAG_NAMES)).toBe('v6.12.y+ioas-map-file');
   });
 
   it('refuses a release outside the table, naming the range', () => {
