@@ -8,7 +8,8 @@ import { UsageError } from '../errors.js';
 import { buildKernel, formatSeconds } from '../../groundtruth/kernel-build.js';
 import { cacheRoot } from '../../groundtruth/paths.js';
 import { oracleExitCode, runSelftestOracle } from '../../groundtruth/selftest-table.js';
-import type { Command, CommandEnv, CommandOutput } from '../command.js';
+import type { CommandEnv, CommandOutput } from '../command.js';
+import { defineCommand } from '../command.js';
 import { table } from '../output.js';
 
 function sayTo(env: CommandEnv): (msg: string) => void {
@@ -56,7 +57,7 @@ async function selftest(env: CommandEnv): Promise<CommandOutput> {
   return { exitCode: oracleExitCode(r), json: r, text };
 }
 
-export const kernelCommand: Command = {
+export const kernelCommand = defineCommand({
   name: 'kernel',
   summary: 'build the ground-truth 6.12 kernel (cached) and run the iommufd selftests on it in a VM',
   usage: 'ioptrace kernel build | ioptrace kernel selftest [--json]',
@@ -75,4 +76,4 @@ export const kernelCommand: Command = {
     if (sub === 'selftest') return selftest(env);
     throw new UsageError(`usage: ${this.usage}`);
   },
-};
+});

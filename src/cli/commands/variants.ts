@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** `ioptrace variants`: the variants and fix flags, in upstream order. */
 import { FIX_FLAGS, VARIANTS } from '../../kernel/variants.js';
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { table } from '../output.js';
 
-export const variantsCommand: Command = {
+export const variantsCommand = defineCommand({
   name: 'variants',
   summary: 'list the variants and the fix flags with their upstream commits',
   usage: 'ioptrace variants [--json]',
@@ -26,4 +26,4 @@ export const variantsCommand: Command = {
       ],
     });
   },
-};
+});
