@@ -77,7 +77,9 @@ export function defineCommand<O extends Options>(def: CommandDefinition<O>): Com
     help: def.help,
     options: argSpec(def.options),
     ...(def.passThrough === undefined ? {} : { passThrough: def.passThrough }),
-    run(positionals, values, env) {
+    // async: a refused flag is a rejected promise, as every other failure of a command is.
+    // eslint-disable-next-line @typescript-eslint/require-await
+    async run(positionals, values, env) {
       return def.run.call(def, positionals, parseOptions(def, def.options, values), env);
     },
   };
