@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { eventHash, genesisHash } from '../../src/store/chain.js';
 import { NotAStoreError, StoreError, openStore, type Store, type StoredEvent } from '../../src/store/index.js';
-import { appendOps, eventRow, opRow, runInfo, tempDir } from './helpers/store-fixtures.js';
+import { appendOps, eventRow, opRow, runInfo, tempDir } from '../support/store-rows.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let path: string;
