@@ -78,7 +78,6 @@ export function defineCommand<O extends Options>(def: CommandDefinition<O>): Com
     options: argSpec(def.options),
     ...(def.passThrough === undefined ? {} : { passThrough: def.passThrough }),
     // async: a refused flag is a rejected promise, as every other failure of a command is.
-    // eslint-disable-next-line @typescript-eslint/require-await
     async run(positionals, values, env) {
       return def.run.call(def, positionals, parseOptions(def, def.options, values), env);
     },

@@ -9,8 +9,6 @@
  * passes to Command.run directly (the same shapes), and give the command typed values with their defaults.
  */
 import { z } from 'zod';
-import { parseVariantSpec } from '../kernel/variant-spec.js';
-import type { NamedVariant } from '../kernel/variant-spec.js';
 import { DEFAULT_MAX_EVENTS } from '../replay/replayer.js';
 import { UsageError } from './errors.js';
 
@@ -141,26 +139,16 @@ export function pagesIndex(): Option<{ pages: number; index: number } | undefine
   };
 }
 
-/** `--flag SPEC`: one variant (`v3`, `merged+carry-store-order`), resolved; the default when absent. */
-export function variantSpec(fallback: string): Option<NamedVariant> {
-  return {
-    arg: { type: 'string' },
-    schema: oneText.optional().transform((v, ctx) => {
-      try {
-        return parseVariantSpec(v ?? fallback);
-      } catch (err) {
-        return issue(ctx, `is no variant: ${(err as Error).message}`);
-      }
-    }),
-  };
-}
-
 // The flags several commands share, built once so that they are the same everywhere.
 
 /** --db FILE, --json, --help / -h: every command takes them (main.ts reads them). */
 export const COMMON_OPTIONS = { db: text(), json: flag(), help: flag('h') };
 
-/** --variant V --fix F... --without F... (resolved by variantFromArgs, src/cli/commands/replay.ts). */
+/**
+ * --variant V --fix F... --without F... (resolved by variantFromArgs, src/cli/commands/replay.ts). A spec
+ * that names no variant is the library's BadInputError (field "variant"), not a usage error: variant specs
+ * are also read from trace tags and run labels.
+ */
 export const VARIANT_OPTIONS = { variant: text(), fix: list(), without: list() };
 
 /** --fail-nth N: fail the Nth fault point of the replay (absent: none fails). */

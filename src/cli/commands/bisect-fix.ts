@@ -12,7 +12,8 @@ import { recordReplay } from '../../replay/record.js';
 import { openStore } from '../../store/index.js';
 import type { CommandOutput } from '../command.js';
 import { defineCommand } from '../command.js';
-import { failNth, flag, variantSpec } from '../options.js';
+import { failNth, flag, text } from '../options.js';
+import { parseVariantSpec } from '../../kernel/variant-spec.js';
 import { loadTrace } from './replay.js';
 
 export const bisectFixCommand = defineCommand({
@@ -34,8 +35,8 @@ export const bisectFixCommand = defineCommand({
     'Exit 0 for exactly one change, 1 for several or none.',
   ],
   options: {
-    good: variantSpec('upstream'),
-    bad: variantSpec('v3'),
+    good: text('upstream'),
+    bad: text('v3'),
     all: flag(),
     diff: flag(),
     record: flag(),
@@ -44,7 +45,8 @@ export const bisectFixCommand = defineCommand({
   async run(positionals, values, env): Promise<CommandOutput> {
     const [path, ...extra] = positionals;
     if (path === undefined || extra.length) throw new UsageError(`usage: ${this.usage}`);
-    const { good, bad } = values;
+    const good = parseVariantSpec(values.good);
+    const bad = parseVariantSpec(values.bad);
     const failNth = values['fail-nth'];
     const { text, trace } = await loadTrace(path);
     const report = bisectFix(

@@ -17,7 +17,8 @@ import type { Event } from '../../events/events.js';
 import { UsageError } from '../errors.js';
 import { packageRoot } from '../../lib/paths.js';
 import { defineCommand } from '../command.js';
-import { variantSpec } from '../options.js';
+import { text } from '../options.js';
+import { parseVariantSpec } from '../../kernel/variant-spec.js';
 import { describeEvent } from '../describe.js';
 import { loadTrace } from './replay.js';
 import { bisectRuns } from '../../bisect/bisect-runs.js';
@@ -40,12 +41,14 @@ export const demoCommand = defineCommand({
     `The two runs are added to ${DEMO_DB}, or to the store that --db or IOPTRACE_DB names; nothing in it is`,
     'removed. A file that is not an ioptrace store is refused and left untouched.',
   ],
-  options: { bad: variantSpec('v3'), good: variantSpec('merged') },
+  options: { bad: text('v3'), good: text('merged') },
   async run(positionals, values, env) {
     if (positionals.length > 1) throw new UsageError(`usage: ${this.usage}`);
     const path = positionals[0] ?? defaultTrace();
     const db = env.db === './ioptrace.db' && process.env['IOPTRACE_DB'] === undefined ? DEMO_DB : env.db;
-    const { bad, good } = values;
+    // A bad spec is the library's BadInputError (field "variant"), as for --variant elsewhere.
+    const bad = parseVariantSpec(values.bad);
+    const good = parseVariantSpec(values.good);
     const { text, trace } = await loadTrace(path);
     const store = await openStore(db);
     try {
