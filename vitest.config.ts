@@ -8,15 +8,33 @@
 // - pool 'forks' keeps vitest's default of (cores - 1) workers: one worker on 2 cores, so the main
 //   process and the CLI children the e2e tests spawn keep a core;
 // - testTimeout catches a hung test, not a slow one: a loaded machine runs a test 3-4 times slower.
+// Two projects: the tests of the code (main), and the tests of the built CLI (e2e: tests/e2e and
+// tests/native run `node dist/src/cli/bin.js`), whose global setup builds dist/ with tsc when src is
+// newer. Vitest runs a project's global setup only when some of its tests are to run, so a run of unit
+// tests never waits for a build.
 import { defineConfig } from 'vitest/config';
+
+const BUILT = ['tests/e2e/**/*.test.ts', 'tests/native/**/*.test.ts'];
 
 export default defineConfig({
   test: {
-    include: ['tests/**/*.test.ts'],
-    exclude: ['tests/long/**', 'tests/kernel/**', '**/node_modules/**'],
     setupFiles: ['tests/setup.ts'],
     testTimeout: 180_000,
     hookTimeout: 180_000,
     pool: 'forks',
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'main',
+          include: ['tests/**/*.test.ts'],
+          exclude: ['tests/long/**', 'tests/kernel/**', ...BUILT, '**/node_modules/**'],
+        },
+      },
+      {
+        extends: true,
+        test: { name: 'e2e', include: BUILT, globalSetup: ['tests/support/build-dist.ts'] },
+      },
+    ],
   },
 });

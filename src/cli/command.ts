@@ -6,6 +6,8 @@
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { UsageError } from './errors.js';
+import { COMMON_OPTIONS, parseOptions } from './options.js';
+import type { OptionValues, Options } from './options.js';
 
 export interface CommandOutput {
   /** 0 clean, 1 findings (violations, unmet expectations, broken rules), 2 bad input. */
@@ -40,11 +42,47 @@ export interface CommandEnv {
   stderr: NodeJS.WriteStream;
 }
 
-export const COMMON_OPTIONS: OptionSpec = {
-  db: { type: 'string' },
-  json: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-};
+/** The parseArgs shape of a set of options. */
+function argSpec(options: Options): OptionSpec {
+  return Object.fromEntries(Object.entries(options).map(([name, o]) => [name, { ...o.arg }]));
+}
+
+export const COMMON_ARGS: OptionSpec = argSpec(COMMON_OPTIONS);
+
+/** What a command declares: its text, its flags (options.ts) and its body, which gets the parsed flags. */
+export interface CommandDefinition<O extends Options> {
+  name: string;
+  summary: string;
+  usage: string;
+  help: string[];
+  options: O;
+  passThrough?: boolean;
+  run(
+    this: CommandDefinition<O>,
+    positionals: string[],
+    options: OptionValues<O>,
+    env: CommandEnv,
+  ): Promise<CommandOutput>;
+}
+
+/**
+ * A command from its definition: its run parses the raw flag values (a command line's, or a test's) with
+ * the zod schemas of its options before the body sees them, so a bad or unknown flag never reaches it.
+ */
+export function defineCommand<O extends Options>(def: CommandDefinition<O>): Command {
+  return {
+    name: def.name,
+    summary: def.summary,
+    usage: def.usage,
+    help: def.help,
+    options: argSpec(def.options),
+    ...(def.passThrough === undefined ? {} : { passThrough: def.passThrough }),
+    // async: a refused flag is a rejected promise, as every other failure of a command is.
+    async run(positionals, values, env) {
+      return def.run.call(def, positionals, parseOptions(def, def.options, values), env);
+    },
+  };
+}
 
 export function parseCommandArgs(
   cmd: Command,
@@ -53,7 +91,7 @@ export function parseCommandArgs(
   let own = argv;
   let rest: string[] = [];
   if (cmd.passThrough) {
-    const specs = { ...COMMON_OPTIONS, ...cmd.options };
+    const specs = { ...COMMON_ARGS, ...cmd.options };
     const takesValue = (token: string): boolean => {
       const name = token.startsWith('--')
         ? token.slice(2)
@@ -68,7 +106,7 @@ export function parseCommandArgs(
   try {
     const { positionals, values } = parseArgs({
       args: own,
-      options: { ...COMMON_OPTIONS, ...cmd.options },
+      options: { ...COMMON_ARGS, ...cmd.options },
       allowPositionals: true,
       strict: true,
     });
@@ -80,16 +118,4 @@ export function parseCommandArgs(
   }
 }
 
-/** A non-negative integer argument (decimal or 0x hex), or a UsageError naming it. */
-export function intArg(value: unknown, what: string): number {
-  const text = String(value ?? '');
-  const n = /^0x[0-9a-f]+$/i.test(text) ? Number.parseInt(text.slice(2), 16) : /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n)) throw new UsageError(`${what} must be a non-negative integer, got "${text}"`);
-  return n;
-}
-
-export function listArg(value: unknown): string[] {
-  if (value === undefined) return [];
-  const items = Array.isArray(value) ? value : [value];
-  return items.flatMap((v) => String(v).split(',')).filter((s) => s.length > 0);
-}
+export { intArg } from './options.js';

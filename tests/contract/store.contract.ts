@@ -21,14 +21,14 @@ import {
   type OpRow,
   type Store,
 } from '../../src/store/index.js';
-import { appendOps, collect, eventRow, opRow, runInfo } from '../int/helpers/store-fixtures.js';
+import { appendOps, collect, eventRow, opRow, runInfo } from '../support/store-rows.js';
 
 /** Makes an empty store and says how to dispose of it. */
 export type StoreFactory = () => Promise<{ store: Store; dispose: () => Promise<void> }>;
 
 const DIGEST = 'feedfacecafebeef';
 
-/** The head of the event chain of rows 1..count of store-fixtures, from the chain's definition. */
+/** The head of the event chain of rows 1..count of store-rows, from the chain's definition. */
 function expectedHead(count: number): string {
   const info = runInfo();
   let head = genesisHash(info.traceSha256, info.variant, encodeJson(info.flags), encodeJson(info.faultPlan));

@@ -3,7 +3,7 @@
 // describe of its own (issue 17) once it exists.
 import { join } from 'node:path';
 import { openStore } from '../../src/store/index.js';
-import { tempDir } from '../int/helpers/store-fixtures.js';
+import { tempDir } from '../support/store-rows.js';
 import { storeContract } from './store.contract.js';
 
 storeContract('SQLite', async () => {

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT, tempDir } from './cli.js';
+import { ROOT, builtChild, freshDir } from '../support/built-cli.js';
 
 /** Split a shell command line into words: single and double quotes, and a trailing # comment. */
 export function shellWords(line: string): string[] {
@@ -69,15 +69,11 @@ const NOT_RUN: Record<string, string> = {
 function runAll(cwd: string, commands: string[][]): Promise<{ codes: number[]; stderr: string }> {
   const out = join(cwd, 'codes.json');
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      join(ROOT, 'node_modules/.bin/vite-node'),
-      [join(ROOT, 'tests/e2e/readme-driver.ts'), '--', out, JSON.stringify(commands)],
-      {
-        cwd,
-        env: { ...process.env, IOPTRACE_DB: join(cwd, 'ioptrace.db'), NO_COLOR: '1' },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
+    const child = spawn(process.execPath, [builtChild('readme-commands'), out, JSON.stringify(commands)], {
+      cwd,
+      env: { ...process.env, IOPTRACE_DB: join(cwd, 'ioptrace.db'), NO_COLOR: '1' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.once('error', reject);
@@ -112,7 +108,7 @@ describe('the README examples', () => {
     expect(skipped).toEqual(Object.keys(NOT_RUN));
     expect(commands.map((c) => c.join(' '))).toEqual(Object.keys(EXPECTED));
 
-    const cwd = tempDir();
+    const cwd = freshDir();
     for (const dir of ['replays', 'tests']) symlinkSync(join(ROOT, dir), join(cwd, dir));
     mkdirSync(join(cwd, 'fuzz-out'));
     const { codes, stderr } = await runAll(cwd, commands);

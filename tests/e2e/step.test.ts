@@ -6,15 +6,12 @@ import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/index.js';
-import { useBundle } from './bundle.js';
-import { ROOT, tempDir } from './cli.js';
+import { ROOT, cli, freshDir } from '../support/built-cli.js';
 
-const bundle = useBundle();
-const cli = bundle.cli;
 const BAD_FREE = join(ROOT, 'replays/bad-free.jsonl');
 const SLOW = 240_000;
 
-const dir = tempDir();
+const dir = freshDir();
 const db = join(dir, 'step.db');
 /** The digest the replay recorded after each op of run 1. */
 let recorded: string[] = [];

@@ -7,11 +7,8 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSy
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/index.js';
-import { useBundle } from './bundle.js';
-import { ROOT, tempDir } from './cli.js';
+import { ROOT, cli, freshDir } from '../support/built-cli.js';
 
-const bundle = useBundle();
-const cli = bundle.cli;
 const BAD_FREE = join(ROOT, 'replays/bad-free.jsonl');
 
 const SLOW = 240_000;
@@ -55,7 +52,7 @@ describe('demo never removes or overwrites what it did not create', () => {
   it(
     'appends its two runs to a store that has runs',
     async () => {
-      const dir = tempDir();
+      const dir = freshDir();
       const db = join(dir, 'work.db');
       expect((await cli(['replay', BAD_FREE, '--variant', 'v3', '--db', db])).status).toBe(1);
       const r = await cli(['demo', BAD_FREE], { cwd: dir, env: { IOPTRACE_DB: db } });
@@ -76,7 +73,7 @@ describe('demo never removes or overwrites what it did not create', () => {
   it(
     'refuses a text file: exit 2, the file byte for byte, nothing created beside it',
     async () => {
-      const dir = tempDir();
+      const dir = freshDir();
       const notes = join(dir, 'notes.txt');
       writeFileSync(notes, 'my notes\n');
       const r = await cli(['demo', BAD_FREE, '--db', notes]);
@@ -95,7 +92,7 @@ describe('a read command pointed at no store', () => {
   it(
     'runs --db typo.db: exit 2, the path named, no file created',
     async () => {
-      const dir = tempDir();
+      const dir = freshDir();
       const r = await cli(['runs', '--db', 'typo.db'], { cwd: dir });
       expect({ status: r.status, stderr: r.stderr.trim(), stdout: r.stdout }).toEqual({
         status: 2,
@@ -112,7 +109,7 @@ describe.skipIf(!isRoot || !canMount)('a replay onto a full disk (a small tmpfs)
   it(
     'exit 3 naming SQLITE_FULL; runs shows the run failed with its reason',
     async () => {
-      const dir = tempDir();
+      const dir = freshDir();
       const disk = join(dir, 'disk');
       mkdirSync(disk);
       expect(tryRun('mount', ['-t', 'tmpfs', '-o', 'size=640k', 'tmpfs', disk])).toBe(true);
@@ -153,7 +150,7 @@ describe.skipIf(!canMount)('a store on read-only media', () => {
   it(
     'is read by runs, log, at, verify and audit',
     async () => {
-      const dir = tempDir();
+      const dir = freshDir();
       expect((await cli(['replay', BAD_FREE, '--variant', 'v3', '--db', join(dir, 'l.db')])).status).toBe(1);
       expect(readdirSync(dir)).toEqual(['l.db']);
       const view = readOnlyView(dir);
@@ -178,8 +175,8 @@ describe.skipIf(!canMount)('a store on read-only media', () => {
   it(
     'with the -wal and -shm of a store still open when it was archived: read, including the last commits',
     async () => {
-      const source = tempDir();
-      const archive = tempDir();
+      const source = freshDir();
+      const archive = freshDir();
       const live = join(source, 'l.db');
       const store = await openStore(live);
       const writer = store.beginRun({

@@ -1,8 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { tempDir } from './cli.js';
-import { cliAsync as cli } from './cli-async.js';
+import { cli, freshDir } from '../support/built-cli.js';
 
 const TIB_TRACE = [
   '{"format":"ioptrace-trace","version":1,"page_size":4096}',
@@ -12,7 +11,7 @@ const TIB_TRACE = [
 ].join('\n');
 
 describe('the event budget (--max-events)', () => {
-  const dir = tempDir();
+  const dir = freshDir();
   const db = join(dir, 'runs.db');
   const trace = join(dir, 'tib.jsonl');
   writeFileSync(trace, TIB_TRACE);
@@ -50,7 +49,7 @@ describe('the event budget (--max-events)', () => {
 });
 
 describe('errors with --json', () => {
-  const dir = tempDir();
+  const dir = freshDir();
 
   it('print a JSON error object on stdout for a bad trace, naming line and field', async () => {
     const trace = join(dir, 'bad.jsonl');

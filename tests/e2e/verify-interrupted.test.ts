@@ -8,12 +8,11 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifyCommand } from '../../src/cli/commands/verify.js';
 import { eventHash } from '../../src/store/chain.js';
-import { tempDir } from '../int/helpers/store-fixtures.js';
-import { useBundle } from './bundle.js';
-import { ROOT } from './cli.js';
+import { tempDir } from '../support/store-rows.js';
+import { ROOT, builtChild, cli } from '../support/built-cli.js';
 
-const bundle = useBundle({ 'store-writer-child': 'tests/int/helpers/store-writer-child.ts' });
-const CHILD = bundle.script('store-writer-child');
+/** The writer child (tests/support/children/store-writer.ts), built by tsc: it starts in a fraction of a second. */
+const CHILD = builtChild('store-writer');
 // Long: every kill point starts a process.
 const SLOW = 240_000;
 
@@ -190,7 +189,7 @@ describe('verify while a writer commits', () => {
         /^run 1: incomplete, not broken: (\d+) events in (\d+) whole batches, (\d+) ops; no finish row \(still being written, or its writer was stopped\)$/;
       const events: number[] = [];
       for (let attempt = 0; attempt < 5; attempt++) {
-        const r = await bundle.cli(['verify', '--db', db]);
+        const r = await cli(['verify', '--db', db]);
         expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
         const match = pattern.exec(r.stdout.trim());
         expect(match, r.stdout).not.toBeNull();

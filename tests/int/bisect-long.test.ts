@@ -12,7 +12,7 @@ import { parseVariantSpec } from '../../src/kernel/variant-spec.js';
 import { parseTraceText } from '../../src/replay/parse.js';
 import { recordReplay } from '../../src/replay/record.js';
 import { openStore, type Store } from '../../src/store/index.js';
-import { tempDir } from './helpers/store-fixtures.js';
+import { tempDir } from '../support/store-rows.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let store: Store;

@@ -23,7 +23,7 @@ import { BadInputError } from '../../src/lib/errors.js';
 import { parseTraceText } from '../../src/replay/parse.js';
 import { recordReplay } from '../../src/replay/record.js';
 import { openStore, type Store } from '../../src/store/index.js';
-import { tempDir } from './helpers/store-fixtures.js';
+import { tempDir } from '../support/store-rows.js';
 
 const BAD_FREE = 'replays/bad-free.jsonl';
 const ADD = 'replays/selftest/iommufd_ioas.access_domain_destory.jsonl';

@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/index.js';
-import { runInfo, tempDir } from './helpers/store-fixtures.js';
+import { runInfo, tempDir } from '../support/store-rows.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const viteNode = join(root, 'node_modules/vite-node/vite-node.mjs');
-const childScript = join(root, 'tests/int/helpers/store-writer-child.ts');
+const childScript = join(root, 'tests/support/children/store-writer.ts');
 
 let tmp: ReturnType<typeof tempDir>;
 let path: string;

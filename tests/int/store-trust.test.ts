@@ -12,7 +12,7 @@ import { parseTraceText } from '../../src/replay/parse.js';
 import { recordReplay } from '../../src/replay/record.js';
 import { NotAStoreError, StoreError, openStore, type Store } from '../../src/store/index.js';
 import { sqlitePragma, verifyTestHooks } from '../../src/store/sqlite/testing.js';
-import { EVENTS_PER_OP, appendOps, eventRow, opRow, runInfo, tempDir } from './helpers/store-fixtures.js';
+import { EVENTS_PER_OP, appendOps, eventRow, opRow, runInfo, tempDir } from '../support/store-rows.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let path: string;

@@ -12,7 +12,7 @@ import {
   type Store,
   type StoredEvent,
 } from '../../src/store/index.js';
-import { appendOps, collect, eventRow, opRow, runInfo, tempDir } from './helpers/store-fixtures.js';
+import { appendOps, collect, eventRow, opRow, runInfo, tempDir } from '../support/store-rows.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let path: string;

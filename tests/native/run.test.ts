@@ -1,30 +1,13 @@
 // `ioptrace run` end to end: small C programs (tests/native/*.c) built with the machine's cc, served by the
 // model through the preload library; their outputs, errnos, pin checks and exit statuses, the run report,
 // and the trace they leave, which must replay to the same digest and hash-chain head.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, tempDir } from '../e2e/cli.js';
-import type { CliResult } from '../e2e/cli.js';
+import { ROOT, cli, freshDir } from '../support/built-cli.js';
 
-/** The CLI from source as a child process, awaited without blocking the test worker's event loop. */
-function cli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(ROOT, 'node_modules/.bin/vite-node'), [join(ROOT, 'src/cli/bin.ts'), '--', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, NO_COLOR: '1' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ status: code ?? -1, stdout, stderr }));
-  });
-}
-
-const dir = tempDir();
+const dir = freshDir();
 const haveCc = spawnSync('cc', ['--version']).status === 0;
 if (!haveCc) process.stderr.write('tests/native: skipped, no C compiler (cc) on this machine\n');
 

@@ -4,16 +4,16 @@ import { openStore } from '../../store/index.js';
 import { StoreSource, renderState, stateAt } from '../../timetravel/index.js';
 import { digestHex } from '../../lib/digest.js';
 import { UsageError } from '../errors.js';
-import type { Command } from '../command.js';
-import { intArg } from '../command.js';
+import { defineCommand, intArg } from '../command.js';
+import { int } from '../options.js';
 import { requireRun } from './common.js';
 
-export const atCommand: Command = {
+export const atCommand = defineCommand({
   name: 'at',
   summary: 'show the state after event SEQ of a run (0 = the initial state)',
   usage: 'ioptrace at RUN SEQ [--max N] [--json] [--db FILE]',
   help: ['--max N caps each list (frames, runs, mappings) at N lines.'],
-  options: { max: { type: 'string' } },
+  options: { max: int(50) },
   async run(positionals, values, env) {
     if (positionals.length !== 2) throw new UsageError(`usage: ${this.usage}`);
     const run = intArg(positionals[0], 'RUN');
@@ -25,7 +25,7 @@ export const atCommand: Command = {
       const state = await stateAt(source, seq);
       const op = seq === 0 ? null : ((await store.opAt(run, seq)) ?? null);
       const header = `run ${run} after event ${seq}${op ? ` (op ${op.index} ${op.op}, trace line ${op.line})` : ''}: digest ${digestHex(state.digest)}`;
-      const max = values['max'] === undefined ? 50 : intArg(values['max'], '--max');
+      const max = values.max;
       return {
         exitCode: 0,
         json: { run, seq, op: op?.index ?? null, line: op?.line ?? null, state },
@@ -35,4 +35,4 @@ export const atCommand: Command = {
       await store.close();
     }
   },
-};
+});

@@ -10,13 +10,14 @@ import { reportVerdict } from '../../audit/report.js';
 import type { AuditFilter } from '../../audit/index.js';
 import { openStore } from '../../store/index.js';
 import { UsageError } from '../errors.js';
-import type { Command, CommandOutput } from '../command.js';
-import { intArg } from '../command.js';
+import type { CommandOutput } from '../command.js';
+import { defineCommand, intArg } from '../command.js';
+import { flag, int, text } from '../options.js';
 
 const USAGE =
   'ioptrace audit RUN [--user UID] [--pid PID] [--pages ID] [--json | --csv | --html FILE] [--db FILE]\n       ioptrace audit --all [--json] [--db FILE]';
 
-export const auditCommand: Command = {
+export const auditCommand = defineCommand({
   name: 'audit',
   summary: 'the accounting ledger of a run, reconciled (locked_vm, pinned_vm, npinned, pins)',
   usage: USAGE,
@@ -28,25 +29,17 @@ export const auditCommand: Command = {
     '--user, --pid and --pages narrow the ledger and the chart (together: lines matching all); the rules',
     'always cover the whole run. Exit 0 when the books balance, 1 when a rule breaks, 2 for bad arguments.',
   ],
-  options: {
-    user: { type: 'string' },
-    pid: { type: 'string' },
-    pages: { type: 'string' },
-    csv: { type: 'boolean', default: false },
-    html: { type: 'string' },
-    all: { type: 'boolean', default: false },
-  },
+  options: { user: int(null), pid: text(), pages: int(null), csv: flag(), html: text(), all: flag() },
   async run(positionals, values, env): Promise<CommandOutput> {
-    const all = values['all'] === true;
-    const csv = values['csv'] === true;
-    const html = typeof values['html'] === 'string' ? values['html'] : null;
+    const { all, csv } = values;
+    const html = values.html ?? null;
     if ([env.json, csv, html !== null].filter(Boolean).length > 1)
       throw new UsageError(`audit: --json, --csv and --html exclude each other\nusage: ${USAGE}`);
     if (html === '') throw new UsageError('audit: --html needs a file name');
     const filter: AuditFilter = {
-      ...(values['user'] !== undefined ? { user: intArg(values['user'], '--user') } : {}),
-      ...(typeof values['pid'] === 'string' ? { pid: values['pid'] } : {}),
-      ...(values['pages'] !== undefined ? { pages: intArg(values['pages'], '--pages') } : {}),
+      ...(values.user !== null ? { user: values.user } : {}),
+      ...(values.pid !== undefined ? { pid: values.pid } : {}),
+      ...(values.pages !== null ? { pages: values.pages } : {}),
     };
     if (all) {
       if (positionals.length > 0 || Object.keys(filter).length > 0 || csv || html !== null) {
@@ -89,4 +82,4 @@ export const auditCommand: Command = {
       await store.close();
     }
   },
-};
+});

@@ -7,20 +7,16 @@
  */
 import { bisectFix, variantAt } from '../../bisect/bisect-fix.js';
 import { bisectFixJson, renderBisectFix } from '../../bisect/render.js';
-import { parseVariantSpec } from '../../kernel/variant-spec.js';
 import { UsageError } from '../errors.js';
 import { recordReplay } from '../../replay/record.js';
 import { openStore } from '../../store/index.js';
-import type { Command, CommandOutput } from '../command.js';
-import { intArg } from '../command.js';
+import type { CommandOutput } from '../command.js';
+import { defineCommand } from '../command.js';
+import { failNth, flag, text } from '../options.js';
+import { parseVariantSpec } from '../../kernel/variant-spec.js';
 import { loadTrace } from './replay.js';
 
-/** A string option's value, or its default when absent. */
-function stringOption(value: unknown, fallback: string): string {
-  return typeof value === 'string' ? value : fallback;
-}
-
-export const bisectFixCommand: Command = {
+export const bisectFixCommand = defineCommand({
   name: 'bisect-fix',
   summary: "the first fix flag (in upstream order) whose addition changes a trace's outcome",
   usage:
@@ -39,27 +35,27 @@ export const bisectFixCommand: Command = {
     'Exit 0 for exactly one change, 1 for several or none.',
   ],
   options: {
-    good: { type: 'string' },
-    bad: { type: 'string' },
-    all: { type: 'boolean', default: false },
-    diff: { type: 'boolean', default: false },
-    record: { type: 'boolean', default: false },
-    'fail-nth': { type: 'string' },
+    good: text('upstream'),
+    bad: text('v3'),
+    all: flag(),
+    diff: flag(),
+    record: flag(),
+    'fail-nth': failNth(),
   },
   async run(positionals, values, env): Promise<CommandOutput> {
     const [path, ...extra] = positionals;
     if (path === undefined || extra.length) throw new UsageError(`usage: ${this.usage}`);
-    const good = parseVariantSpec(stringOption(values['good'], 'upstream'));
-    const bad = parseVariantSpec(stringOption(values['bad'], 'v3'));
-    const failNth = values['fail-nth'] === undefined ? null : intArg(values['fail-nth'], '--fail-nth');
+    const good = parseVariantSpec(values.good);
+    const bad = parseVariantSpec(values.bad);
+    const failNth = values['fail-nth'];
     const { text, trace } = await loadTrace(path);
     const report = bisectFix(
       trace,
       { variant: good.label, fixes: good.fixes },
       { variant: bad.label, fixes: bad.fixes },
       {
-        all: values['all'] === true,
-        diff: values['diff'] === true,
+        all: values.all,
+        diff: values.diff,
         failNth,
       },
     );
@@ -67,7 +63,7 @@ export const bisectFixCommand: Command = {
     const json = bisectFixJson(report);
     // The headline flag: the one that removes the bad run's first violation, else the first change.
     const first = report.answer ?? report.flips[0];
-    if (values['record'] === true && first !== undefined) {
+    if (values.record && first !== undefined) {
       const store = await openStore(env.db);
       try {
         const runs = [first.k - 1, first.k].map((k) => {
@@ -90,4 +86,4 @@ export const bisectFixCommand: Command = {
     }
     return { exitCode: report.flips.length === 1 ? 0 : 1, json, text: lines };
   },
-};
+});

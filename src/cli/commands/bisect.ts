@@ -5,22 +5,16 @@
  * diverge (as diff(1)), 2 for bad arguments.
  */
 import { bisectRuns, bisectVariants } from '../../bisect/bisect-runs.js';
-import type { Align } from '../../bisect/bisect-runs.js';
 import { DEFAULT_EVENT_ROWS, bisectJson, renderBisect } from '../../bisect/render.js';
 import { parseVariantSpec } from '../../kernel/variant-spec.js';
 import { UsageError } from '../errors.js';
 import { openStore } from '../../store/index.js';
-import type { Command, CommandOutput } from '../command.js';
-import { intArg, listArg } from '../command.js';
+import type { CommandOutput } from '../command.js';
+import { defineCommand, intArg } from '../command.js';
+import { choice, commaList, failNth, flag, int } from '../options.js';
 import { loadTrace } from './replay.js';
 
-function alignArg(value: unknown): Align {
-  if (value === undefined || value === 'same') return 'same';
-  if (value === 'prefix') return 'prefix';
-  throw new UsageError(`--align must be "same" or "prefix", got "${typeof value === 'string' ? value : typeof value}"`);
-}
-
-export const bisectCommand: Command = {
+export const bisectCommand = defineCommand({
   name: 'bisect',
   summary: 'the first op where two runs of a trace diverge, and what differs there',
   usage:
@@ -40,27 +34,26 @@ export const bisectCommand: Command = {
     'Exit 0 when the runs agree, 1 when they diverge.',
   ],
   options: {
-    variants: { type: 'string' },
-    align: { type: 'string' },
-    strict: { type: 'boolean', default: false },
-    events: { type: 'string' },
-    'fail-nth': { type: 'string' },
+    variants: commaList(),
+    align: choice(['same', 'prefix']),
+    strict: flag(),
+    events: int(DEFAULT_EVENT_ROWS),
+    'fail-nth': failNth(),
   },
   async run(positionals, values, env): Promise<CommandOutput> {
-    const strict = values['strict'] === true;
-    const eventRows = values['events'] === undefined ? DEFAULT_EVENT_ROWS : intArg(values['events'], '--events');
-    if (values['variants'] !== undefined) {
+    const { strict, events: eventRows } = values;
+    if (values.variants !== undefined) {
       const [path, ...extra] = positionals;
       if (path === undefined || extra.length) throw new UsageError(`usage: ${this.usage}`);
-      if (values['align'] !== undefined)
+      if (values.align !== undefined)
         throw new UsageError('--align is for two stored runs; --variants replays one trace');
-      const specs = listArg(values['variants']);
+      const specs = values.variants;
       if (specs.length !== 2) throw new UsageError(`--variants takes two variants, A,B; got "${specs.join(',')}"`);
       const [a, b] = specs.map(parseVariantSpec) as [
         ReturnType<typeof parseVariantSpec>,
         ReturnType<typeof parseVariantSpec>,
       ];
-      const failNth = values['fail-nth'] === undefined ? null : intArg(values['fail-nth'], '--fail-nth');
+      const failNth = values['fail-nth'];
       const { text, trace } = await loadTrace(path);
       const store = await openStore(env.db);
       try {
@@ -78,11 +71,11 @@ export const bisectCommand: Command = {
       }
     }
     if (positionals.length !== 2) throw new UsageError(`usage: ${this.usage}`);
-    if (values['fail-nth'] !== undefined)
+    if (values['fail-nth'] !== null)
       throw new UsageError('--fail-nth is for TRACE --variants; stored runs keep their own fault plan');
     const runA = intArg(positionals[0], 'RUN_A');
     const runB = intArg(positionals[1], 'RUN_B');
-    const align = alignArg(values['align']);
+    const align = values.align ?? 'same';
     const store = await openStore(env.db, { readonly: true });
     try {
       const report = await bisectRuns(store, runA, runB, { align, strict });
@@ -95,4 +88,4 @@ export const bisectCommand: Command = {
       await store.close();
     }
   },
-};
+});

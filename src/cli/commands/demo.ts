@@ -11,13 +11,14 @@ import { join } from 'node:path';
 import { openStore } from '../../store/index.js';
 import type { Store } from '../../store/index.js';
 import { recordReplay } from '../../replay/record.js';
-import { parseVariantSpec } from '../../kernel/variant-spec.js';
 import { StoreSource, diffStates, renderDiff, stateAt } from '../../timetravel/index.js';
 import { decodeJson } from '../../lib/codec.js';
 import type { Event } from '../../events/events.js';
 import { UsageError } from '../errors.js';
 import { packageRoot } from '../../lib/paths.js';
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
+import { text } from '../options.js';
+import { parseVariantSpec } from '../../kernel/variant-spec.js';
 import { describeEvent } from '../../events/describe.js';
 import { loadTrace } from './replay.js';
 import { bisectRuns } from '../../bisect/bisect-runs.js';
@@ -34,7 +35,7 @@ async function opEvents(store: Store, run: number, op: number): Promise<string[]
   return lines;
 }
 
-export const demoCommand: Command = {
+export const demoCommand = defineCommand({
   name: 'demo',
   summary: 'the main job: replay the BAD_FREE trace on v3 and merged and print the time-travel report',
   usage: 'ioptrace demo [TRACE] [--bad v3] [--good merged] [--json] [--db FILE]',
@@ -42,15 +43,14 @@ export const demoCommand: Command = {
     `The two runs are added to ${DEMO_DB}, or to the store that --db or IOPTRACE_DB names; nothing in it is`,
     'removed. A file that is not an ioptrace store is refused and left untouched.',
   ],
-  options: { bad: { type: 'string' }, good: { type: 'string' } },
+  options: { bad: text('v3'), good: text('merged') },
   async run(positionals, values, env) {
     if (positionals.length > 1) throw new UsageError(`usage: ${this.usage}`);
     const path = positionals[0] ?? defaultTrace();
     const db = env.db === './ioptrace.db' && process.env['IOPTRACE_DB'] === undefined ? DEMO_DB : env.db;
-    const badName = String(values['bad'] ?? 'v3');
-    const goodName = String(values['good'] ?? 'merged');
-    const bad = parseVariantSpec(badName);
-    const good = parseVariantSpec(goodName);
+    // A bad spec is the library's BadInputError (field "variant"), as for --variant elsewhere.
+    const bad = parseVariantSpec(values.bad);
+    const good = parseVariantSpec(values.good);
     const { text, trace } = await loadTrace(path);
     const store = await openStore(db);
     try {
@@ -157,4 +157,4 @@ export const demoCommand: Command = {
       await store.close();
     }
   },
-};
+});

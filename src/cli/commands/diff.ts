@@ -3,11 +3,10 @@
 import { openStore } from '../../store/index.js';
 import { StoreSource, diffStates, renderDiff, stateAt } from '../../timetravel/index.js';
 import { UsageError } from '../errors.js';
-import type { Command } from '../command.js';
-import { intArg } from '../command.js';
+import { defineCommand, intArg } from '../command.js';
 import { requireRun } from './common.js';
 
-export const diffCommand: Command = {
+export const diffCommand = defineCommand({
   name: 'diff',
   summary: 'structural diff of the state of a run at two events',
   usage: 'ioptrace diff RUN SEQ_A SEQ_B [--json] [--db FILE]',
@@ -33,4 +32,4 @@ export const diffCommand: Command = {
       await store.close();
     }
   },
-};
+});

@@ -2,22 +2,22 @@
 /** `ioptrace failnth TRACE`: the fail-nth sweep of iommufd_fail_nth.c over a trace. */
 import { failNthSweep } from '../../replay/failnth.js';
 import { UsageError } from '../errors.js';
-import type { Command } from '../command.js';
-import { intArg } from '../command.js';
+import { defineCommand } from '../command.js';
+import { VARIANT_OPTIONS, int } from '../options.js';
 import { Progress } from '../output.js';
-import { VARIANT_OPTIONS, loadTrace, variantFromArgs } from './replay.js';
+import { loadTrace, variantFromArgs } from './replay.js';
 
-export const failnthCommand: Command = {
+export const failnthCommand = defineCommand({
   name: 'failnth',
   summary: 'replay with the Nth fault point failing, N = 1, 2, ... until none fires; report every WARN and violation',
   usage: 'ioptrace failnth TRACE [--variant V] [--fix F]... [--without F]... [--max N] [--json]',
   help: ['Nothing is stored. Exit 1 when any N produced a WARN, a violation or an unclean teardown.'],
-  options: { ...VARIANT_OPTIONS, max: { type: 'string' } },
+  options: { ...VARIANT_OPTIONS, max: int(100_000) },
   async run(positionals, values, env) {
     if (positionals.length !== 1 || positionals[0] === undefined) throw new UsageError(`usage: ${this.usage}`);
     const { variant, fixes } = variantFromArgs(values);
     const { trace } = await loadTrace(positionals[0]);
-    const maxN = values['max'] === undefined ? 100_000 : intArg(values['max'], '--max');
+    const maxN = values.max;
     const progress = new Progress(maxN, 'failnth', env.stderr);
     const r = failNthSweep(trace, { variant, fixes, maxN, onStep: (s) => progress.update(s.n) });
     progress.finish();
@@ -35,4 +35,4 @@ export const failnthCommand: Command = {
       text,
     };
   },
-};
+});

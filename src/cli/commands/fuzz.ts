@@ -14,22 +14,17 @@ import { fuzz, reproducerFiles } from '../../fuzz/fuzz.js';
 import type { FuzzReport } from '../../fuzz/fuzz.js';
 import { findingFileStem } from '../../fuzz/write.js';
 import { UsageError } from '../errors.js';
-import type { Command, CommandOutput } from '../command.js';
-import { intArg } from '../command.js';
+import type { CommandOutput } from '../command.js';
+import { defineCommand } from '../command.js';
+import { VARIANT_OPTIONS, int, positive, text } from '../options.js';
 import { Progress, table } from '../output.js';
-import { VARIANT_OPTIONS, variantFromArgs } from './replay.js';
+import { variantFromArgs } from './replay.js';
 
 const DEFAULT_SECONDS = 60;
 const DEFAULT_OPS = 40;
 const DEFAULT_SHRINK_BUDGET = 3000;
 
-function positiveArg(value: unknown, what: string): number {
-  const n = intArg(value, what);
-  if (n < 1) throw new UsageError(`${what} must be at least 1, got ${n}`);
-  return n;
-}
-
-export const fuzzCommand: Command = {
+export const fuzzCommand = defineCommand({
   name: 'fuzz',
   summary: 'generate traces, replay them on a variant, save and shrink a reproducer of every distinct failure',
   usage:
@@ -45,33 +40,21 @@ export const fuzzCommand: Command = {
   ],
   options: {
     ...VARIANT_OPTIONS,
-    seed: { type: 'string' },
-    ops: { type: 'string' },
-    time: { type: 'string' },
-    iterations: { type: 'string' },
-    'shrink-budget': { type: 'string' },
-    out: { type: 'string' },
+    seed: int(1, { below: { value: 0x1_0000_0000, text: '2^32' } }),
+    ops: positive(DEFAULT_OPS),
+    time: positive(null),
+    iterations: positive(null),
+    'shrink-budget': int(DEFAULT_SHRINK_BUDGET),
+    out: text('./fuzz-out'),
   },
   // async so that every failure, usage errors included, is a rejected promise as for the other commands.
   // eslint-disable-next-line @typescript-eslint/require-await
   async run(positionals, values, env): Promise<CommandOutput> {
     if (positionals.length > 0) throw new UsageError(`fuzz takes no positional argument\nusage: ${this.usage}`);
     const { variant, fixes } = variantFromArgs(values);
-    const seed = values['seed'] === undefined ? 1 : intArg(values['seed'], '--seed');
-    if (seed > 0xffff_ffff) throw new UsageError(`--seed must be below 2^32, got ${seed}`);
-    const maxOps = values['ops'] === undefined ? DEFAULT_OPS : positiveArg(values['ops'], '--ops');
-    const iterations = values['iterations'] === undefined ? null : positiveArg(values['iterations'], '--iterations');
-    const seconds =
-      values['time'] === undefined
-        ? iterations === null
-          ? DEFAULT_SECONDS
-          : null
-        : positiveArg(values['time'], '--time');
-    const shrinkBudget =
-      values['shrink-budget'] === undefined
-        ? DEFAULT_SHRINK_BUDGET
-        : intArg(values['shrink-budget'], '--shrink-budget');
-    const dir = typeof values['out'] === 'string' ? values['out'] : './fuzz-out';
+    const { seed, ops: maxOps, iterations, out: dir } = values;
+    const seconds = values.time ?? (iterations === null ? DEFAULT_SECONDS : null);
+    const shrinkBudget = values['shrink-budget'];
 
     const started = performance.now();
     const deadline = seconds === null ? null : started + seconds * 1000;
@@ -103,7 +86,7 @@ export const fuzzCommand: Command = {
     }
     return output(report, dir, files.length, elapsed);
   },
-};
+});
 
 function output(report: FuzzReport, dir: string, saved: number, elapsed: number): CommandOutput {
   const { variant, traces, findings } = report;

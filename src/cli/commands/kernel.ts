@@ -12,10 +12,12 @@ import { runKernelBatch } from '../../groundtruth/kernel-batch.js';
 import type { BatchResult } from '../../groundtruth/kernel-batch.js';
 import { traceLine } from '../../groundtruth/kernel-run.js';
 import type { DisagreementKind } from '../../groundtruth/kernel-run.js';
-import type { Command, CommandEnv, CommandOutput } from '../command.js';
+import type { CommandEnv, CommandOutput } from '../command.js';
+import { defineCommand } from '../command.js';
+import { VARIANT_OPTIONS, text as textOption } from '../options.js';
 import { table } from '../output.js';
 import { pushAll } from '../../lib/arrays.js';
-import { VARIANT_OPTIONS, variantFromArgs } from './replay.js';
+import { variantFromArgs } from './replay.js';
 
 /** The model's variant of the ground-truth kernel: 6.12 with the 6.12.y backports the package carries. */
 export const KERNEL_VARIANT = 'v6.12.y';
@@ -55,10 +57,14 @@ export function renderBatch(r: BatchResult): string[] {
   return text;
 }
 
-async function kernelRun(traces: string[], values: Record<string, unknown>, env: CommandEnv): Promise<CommandOutput> {
+async function kernelRun(
+  traces: string[],
+  values: Parameters<typeof variantFromArgs>[0] & { record: string | undefined },
+  env: CommandEnv,
+): Promise<CommandOutput> {
   if (traces.length === 0) throw new UsageError('usage: ioptrace kernel run TRACE... [--variant V] [--record DIR]');
   const variant = variantFromArgs(values, KERNEL_VARIANT);
-  const record = typeof values['record'] === 'string' ? values['record'] : undefined;
+  const record = values.record;
   const r = await runKernelBatch(traces, variant, { say: sayTo(env), ...(record ? { recordDir: record } : {}) });
   const bad = !r.vm.completed || r.traces.some((t) => t.disagreements.length > 0 || !t.kernel.ended);
   const json = {
@@ -123,7 +129,7 @@ async function selftest(env: CommandEnv): Promise<CommandOutput> {
   return { exitCode: oracleExitCode(r), json: r, text };
 }
 
-export const kernelCommand: Command = {
+export const kernelCommand = defineCommand({
   name: 'kernel',
   summary: 'build the ground-truth 6.12 kernel (cached) and run the iommufd selftests on it in a VM',
   usage:
@@ -139,7 +145,7 @@ export const kernelCommand: Command = {
     '          check_map/check_refs answers, WARN sites by function; prints each disagreement with its trace',
     '          line and a table; --record DIR stores each result as an observed recording; exit 1 on any',
   ],
-  options: { ...VARIANT_OPTIONS, record: { type: 'string' } },
+  options: { ...VARIANT_OPTIONS, record: textOption() },
   run(positionals, values, env) {
     const [sub, ...rest] = positionals;
     if (sub === 'run') return kernelRun(rest, values, env);
@@ -148,4 +154,4 @@ export const kernelCommand: Command = {
     if (sub === 'selftest') return selftest(env);
     throw new UsageError(`usage: ${this.usage}`);
   },
-};
+});

@@ -4,37 +4,32 @@ import { openStore } from '../../store/index.js';
 import { EVENT_TYPES } from '../../events/events.js';
 import { decodeJson } from '../../lib/codec.js';
 import { UsageError } from '../errors.js';
-import type { Command } from '../command.js';
-import { intArg, listArg } from '../command.js';
+import { defineCommand, intArg } from '../command.js';
+import { int, list } from '../options.js';
 import { describeEvent } from '../../events/describe.js';
 import type { Event } from '../../events/events.js';
 import { requireRun } from './common.js';
 
-export const logCommand: Command = {
+export const logCommand = defineCommand({
   name: 'log',
   summary: 'print the events of a run (filter by seq range, type, op)',
   usage: 'ioptrace log RUN [--from SEQ] [--to SEQ] [--type TYPE[,TYPE]]... [--op N] [--json] [--db FILE]',
   help: [`Types: ${EVENT_TYPES.join(', ')}`],
-  options: {
-    from: { type: 'string' },
-    to: { type: 'string' },
-    type: { type: 'string', multiple: true },
-    op: { type: 'string' },
-  },
+  options: { from: int(null), to: int(null), type: list(), op: int(null) },
   async run(positionals, values, env) {
     if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
     const run = intArg(positionals[0], 'RUN');
-    const types = listArg(values['type']);
+    const types = values.type;
     for (const t of types)
       if (!EVENT_TYPES.includes(t as Event['type'])) throw new UsageError(`unknown event type "${t}"`);
     const store = await openStore(env.db, { readonly: true });
     try {
       await requireRun(store, run);
       const filter = {
-        ...(values['from'] !== undefined ? { fromSeq: intArg(values['from'], '--from') } : {}),
-        ...(values['to'] !== undefined ? { toSeq: intArg(values['to'], '--to') } : {}),
+        ...(values.from !== null ? { fromSeq: values.from } : {}),
+        ...(values.to !== null ? { toSeq: values.to } : {}),
         ...(types.length ? { types } : {}),
-        ...(values['op'] !== undefined ? { op: intArg(values['op'], '--op') } : {}),
+        ...(values.op !== null ? { op: values.op } : {}),
       };
       const json: unknown[] = [];
       const text: string[] = [];
@@ -48,4 +43,4 @@ export const logCommand: Command = {
       await store.close();
     }
   },
-};
+});

@@ -7,10 +7,12 @@
 import { replayObserved } from '../../bisect/observed.js';
 import { observedJson, renderObserved } from '../../bisect/render.js';
 import { UsageError } from '../errors.js';
-import type { Command, CommandOutput } from '../command.js';
-import { VARIANT_OPTIONS, loadTrace, variantFromArgs } from './replay.js';
+import type { CommandOutput } from '../command.js';
+import { defineCommand } from '../command.js';
+import { VARIANT_OPTIONS } from '../options.js';
+import { loadTrace, variantFromArgs } from './replay.js';
 
-export const observedCommand: Command = {
+export const observedCommand = defineCommand({
   name: 'observed',
   summary: "compare a recorded trace's observations with the model: the first op where they differ",
   usage: 'ioptrace observed TRACE [--variant V] [--fix FLAG]... [--without FLAG]... [--json]',
@@ -33,4 +35,4 @@ export const observedCommand: Command = {
       text: renderObserved(report, path, spec.label),
     };
   },
-};
+});

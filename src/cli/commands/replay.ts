@@ -10,20 +10,19 @@ import { DEFAULT_VARIANT, variantFromOptions } from '../../kernel/variant-spec.j
 import type { NamedVariant } from '../../kernel/variant-spec.js';
 import { openStore } from '../../store/index.js';
 import { UsageError } from '../errors.js';
-import type { Command, CommandOutput } from '../command.js';
-import { intArg, listArg } from '../command.js';
+import type { CommandOutput } from '../command.js';
+import { defineCommand } from '../command.js';
+import { VARIANT_OPTIONS, failNth, flag, maxEvents } from '../options.js';
 import { Progress } from '../output.js';
 
 export type VariantArgs = NamedVariant;
 
-/** --variant SPEC / --fix / --without, resolved and checked (src/kernel/variant-spec.ts). */
-export function variantFromArgs(values: Record<string, unknown>, defaultVariant = DEFAULT_VARIANT): VariantArgs {
-  const spec = values['variant'];
-  return variantFromOptions(
-    typeof spec === 'string' ? spec : defaultVariant,
-    listArg(values['fix']),
-    listArg(values['without']),
-  );
+/** --variant SPEC / --fix / --without (VARIANT_OPTIONS), resolved and checked (src/kernel/variant-spec.ts). */
+export function variantFromArgs(
+  values: { variant: string | undefined; fix: readonly string[]; without: readonly string[] },
+  defaultVariant = DEFAULT_VARIANT,
+): VariantArgs {
+  return variantFromOptions(values.variant ?? defaultVariant, values.fix, values.without);
 }
 
 /** The --help lines on the variant options. */
@@ -31,12 +30,6 @@ export const VARIANT_HELP = [
   `--variant V: v3, merged, upstream or a kernel release (v6.12, v6.12.y; default ${DEFAULT_VARIANT}), then +FLAG / -FLAG to add or remove fixes,`,
   'e.g. v3+mmget-fail-no-kfree; --fix FLAG and --without FLAG do the same. `ioptrace variants` lists the flags.',
 ];
-
-export const VARIANT_OPTIONS = {
-  variant: { type: 'string' },
-  fix: { type: 'string', multiple: true },
-  without: { type: 'string', multiple: true },
-} as const;
 
 /** Read and parse a trace file; a missing file or a bad trace is bad input (exit 2), nothing stored. */
 export async function loadTrace(path: string): Promise<{ text: string; trace: ReturnType<typeof parseTraceText> }> {
@@ -101,7 +94,7 @@ export function findingLines(r: ReplayResult): string[] {
   ];
 }
 
-export const replayCommand: Command = {
+export const replayCommand = defineCommand({
   name: 'replay',
   summary: 'replay a trace on a variant and store every event',
   usage:
@@ -120,21 +113,20 @@ export const replayCommand: Command = {
   ],
   options: {
     ...VARIANT_OPTIONS,
-    'fail-nth': { type: 'string' },
-    'max-events': { type: 'string' },
-    progress: { type: 'boolean', default: false },
+    'fail-nth': failNth(),
+    'max-events': maxEvents(),
+    progress: flag(),
   },
   async run(positionals, values, env): Promise<CommandOutput> {
     const [path, ...extra] = positionals;
     if (path === undefined || extra.length) throw new UsageError(`usage: ${this.usage}`);
     const { label, fixes } = variantFromArgs(values);
-    const failNth = values['fail-nth'] === undefined ? null : intArg(values['fail-nth'], '--fail-nth');
-    const maxEvents =
-      values['max-events'] === undefined ? DEFAULT_MAX_EVENTS : intArg(values['max-events'], '--max-events');
+    const failNth = values['fail-nth'];
+    const maxEvents = values['max-events'];
     const { text, trace } = await loadTrace(path);
     const store = await openStore(env.db);
     try {
-      const progress = new Progress(trace.entries.length, `replay ${path}`, env.stderr, values['progress'] === true);
+      const progress = new Progress(trace.entries.length, `replay ${path}`, env.stderr, values.progress);
       let recorded: ReturnType<typeof recordReplay>;
       try {
         // A replay that fails part way throws a StoreError naming the cause (exit 3); the run is marked failed.
@@ -171,4 +163,4 @@ export const replayCommand: Command = {
       await store.close();
     }
   },
-};
+});

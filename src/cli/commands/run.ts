@@ -22,8 +22,10 @@ import { packageRoot } from '../../lib/paths.js';
 import { Session } from '../../server/session.js';
 import { SessionServer } from '../../server/server.js';
 import { toJson } from '../output.js';
-import type { Command, CommandOutput } from '../command.js';
-import { VARIANT_OPTIONS, findingLines, replaySummary, variantFromArgs } from './replay.js';
+import type { CommandOutput } from '../command.js';
+import { defineCommand } from '../command.js';
+import { VARIANT_OPTIONS, text } from '../options.js';
+import { findingLines, replaySummary, variantFromArgs } from './replay.js';
 
 /** How long descriptors inherited by descendants may outlive the program before the run ends anyway. */
 const DRAIN_MS = 2000;
@@ -47,7 +49,7 @@ async function drain(server: SessionServer): Promise<void> {
   while (server.openContexts > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
 }
 
-export const runCommand: Command = {
+export const runCommand = defineCommand({
   name: 'run',
   summary: 'run a program with /dev/iommu served by the model, and store the run',
   usage:
@@ -57,7 +59,7 @@ export const runCommand: Command = {
     'model and its iommufd ioctls are served by it. The exit status is the program`s; findings go to stderr.',
     '--trace-out writes the trace the program produced (version 1), which `ioptrace replay` reproduces.',
   ],
-  options: { ...VARIANT_OPTIONS, 'trace-out': { type: 'string' }, 'json-out': { type: 'string' } },
+  options: { ...VARIANT_OPTIONS, 'trace-out': text(), 'json-out': text() },
   passThrough: true,
   async run(positionals, values, env): Promise<CommandOutput> {
     const [program, ...args] = positionals;
@@ -92,8 +94,9 @@ export const runCommand: Command = {
     if (server.error) throw new InternalError(`serving ${program}: ${server.error.stack ?? server.error.message}`);
 
     const { result: live, traceText, summary } = session.finish();
-    const tracePath = typeof values['trace-out'] === 'string' ? values['trace-out'] : `run:${program}`;
-    if (typeof values['trace-out'] === 'string') await writeFile(values['trace-out'], traceText);
+    const traceOut = values['trace-out'];
+    const tracePath = traceOut ?? `run:${program}`;
+    if (traceOut !== undefined) await writeFile(traceOut, traceText);
     const trace = parseTraceText(traceText, tracePath, { allowEmpty: true });
     const store = await openStore(env.db);
     let stored;
@@ -116,7 +119,8 @@ export const runCommand: Command = {
       ioctls: summary.ioctls,
       unserved: summary.unserved,
     };
-    if (typeof values['json-out'] === 'string') await writeFile(values['json-out'], `${toJson(json)}\n`);
+    const jsonOut = values['json-out'];
+    if (jsonOut !== undefined) await writeFile(jsonOut, `${toJson(json)}\n`);
     const unserved = Object.entries(summary.unserved);
     const r = stored.result;
     const report = [
@@ -134,4 +138,4 @@ export const runCommand: Command = {
     env.stderr.write(`${report.join('\n')}\n`);
     return { exitCode: exit.status, json, text: [] };
   },
-};
+});

@@ -2,10 +2,10 @@
 /** `ioptrace runs`: the runs in the database. */
 import { variantLabel } from '../../kernel/variant-spec.js';
 import { openStore } from '../../store/index.js';
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { table } from '../output.js';
 
-export const runsCommand: Command = {
+export const runsCommand = defineCommand({
   name: 'runs',
   summary: 'list the runs in the database',
   usage: 'ioptrace runs [--json] [--db FILE]',
@@ -47,4 +47,4 @@ export const runsCommand: Command = {
       await store.close();
     }
   },
-};
+});

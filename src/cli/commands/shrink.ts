@@ -18,15 +18,20 @@ import { readTag } from '../../fuzz/write.js';
 import type { TraceTag } from '../../fuzz/write.js';
 import { resolveVariant } from '../../kernel/variants.js';
 import { UsageError } from '../errors.js';
-import type { Command, CommandOutput } from '../command.js';
-import { intArg } from '../command.js';
-import { VARIANT_OPTIONS, loadTrace, variantFromArgs } from './replay.js';
+import type { CommandOutput } from '../command.js';
+import { defineCommand } from '../command.js';
+import { VARIANT_OPTIONS, positive, text } from '../options.js';
+import type { OptionValues } from '../options.js';
+import { loadTrace, variantFromArgs } from './replay.js';
 
 const DEFAULT_MAX_TESTS = 5000;
 
 /** The variant of the command line, else of the tag, else upstream. */
-function variantOf(values: Record<string, unknown>, tag: TraceTag | null): { variant: string; fixes: string[] } {
-  const given = values['variant'] !== undefined || values['fix'] !== undefined || values['without'] !== undefined;
+function variantOf(
+  values: OptionValues<typeof VARIANT_OPTIONS>,
+  tag: TraceTag | null,
+): { variant: string; fixes: string[] } {
+  const given = values.variant !== undefined || values.fix.length > 0 || values.without.length > 0;
   if (given || tag === null) return variantFromArgs(values);
   try {
     const base = resolveVariant(tag.variant).fixes;
@@ -48,7 +53,7 @@ function defaultOut(path: string): string {
   return path.endsWith('.jsonl') ? `${path.slice(0, -'.jsonl'.length)}.min.jsonl` : `${path}.min.jsonl`;
 }
 
-export const shrinkCommand: Command = {
+export const shrinkCommand = defineCommand({
   name: 'shrink',
   summary: 'minimise a failing trace while it keeps the same violation (kind and function) on the variant',
   usage:
@@ -63,18 +68,17 @@ export const shrinkCommand: Command = {
   ],
   options: {
     ...VARIANT_OPTIONS,
-    kind: { type: 'string' },
-    fn: { type: 'string' },
-    'max-tests': { type: 'string' },
-    out: { type: 'string' },
+    kind: text(),
+    fn: text(),
+    'max-tests': positive(DEFAULT_MAX_TESTS),
+    out: text(),
   },
   async run(positionals, values): Promise<CommandOutput> {
     const [path, ...extra] = positionals;
     if (path === undefined || extra.length > 0) throw new UsageError(`usage: ${this.usage}`);
-    if (values['fn'] !== undefined && values['kind'] === undefined) throw new UsageError('--fn needs --kind');
-    const maxTests = values['max-tests'] === undefined ? DEFAULT_MAX_TESTS : intArg(values['max-tests'], '--max-tests');
-    if (maxTests < 1) throw new UsageError('--max-tests must be at least 1');
-    const out = typeof values['out'] === 'string' ? values['out'] : defaultOut(path);
+    if (values.fn !== undefined && values.kind === undefined) throw new UsageError('--fn needs --kind');
+    const maxTests = values['max-tests'];
+    const out = values.out ?? defaultOut(path);
 
     const { text, trace } = await loadTrace(path);
     const tag = readTag(text);
@@ -85,9 +89,9 @@ export const shrinkCommand: Command = {
       throw new UsageError(`${path}: the trace does not survive being rewritten (report this as a bug)`);
 
     let target: FailureKey;
-    if (typeof values['kind'] === 'string') {
-      const kind = values['kind'];
-      const fn = typeof values['fn'] === 'string' ? values['fn'] : failures.find((f) => f.kind === kind)?.fn;
+    if (values.kind !== undefined) {
+      const kind = values.kind;
+      const fn = values.fn ?? failures.find((f) => f.kind === kind)?.fn;
       if (fn === undefined) throw new UsageError(`${path} shows no failure of kind ${kind} on ${variant}`);
       target = { kind, fn };
     } else if (tag !== null) {
@@ -149,4 +153,4 @@ export const shrinkCommand: Command = {
       ],
     };
   },
-};
+});

@@ -16,8 +16,8 @@ import { InternalError } from '../../lib/errors.js';
 import { UsageError } from '../errors.js';
 import { hex } from '../../lib/format.js';
 import { kernelField, kernelStatePath } from '../../state/kernel-names.js';
-import type { Command } from '../command.js';
-import { intArg } from '../command.js';
+import { defineCommand, intArg } from '../command.js';
+import { flag, int } from '../options.js';
 import { requireRun } from './common.js';
 
 enablePatches();
@@ -206,7 +206,7 @@ function stepLines(r: StepReport): string[] {
   return lines;
 }
 
-export const stepCommand: Command = {
+export const stepCommand = defineCommand({
   name: 'step',
   summary: 'step through a run op by op (or back by inverse patches), printing the patches of each step',
   usage: 'ioptrace step RUN [--from OP] [--to OP] [--back] [--max N] [--json] [--db FILE]',
@@ -216,24 +216,18 @@ export const stepCommand: Command = {
     'by their inverse patches. Every step is checked against the digest the run recorded (exit 3 if not).',
     `--max N prints at most N patches per step (default ${DEFAULT_MAX_PATCHES}).`,
   ],
-  options: {
-    from: { type: 'string' },
-    to: { type: 'string' },
-    back: { type: 'boolean', default: false },
-    max: { type: 'string' },
-  },
+  options: { from: int(0), to: int(null), back: flag(), max: int(DEFAULT_MAX_PATCHES) },
   async run(positionals, values, env) {
     if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
     const run = intArg(positionals[0], 'RUN');
-    const back = values['back'] === true;
-    const maxPatches = values['max'] === undefined ? DEFAULT_MAX_PATCHES : intArg(values['max'], '--max');
+    const { back, max: maxPatches } = values;
     const store = await openStore(env.db, { readonly: true });
     try {
       await requireRun(store, run);
       const source = await StoreSource.open(store, run);
       const last = source.opCount() - 1;
-      const from = values['from'] === undefined ? 0 : intArg(values['from'], '--from');
-      const to = values['to'] === undefined ? last : intArg(values['to'], '--to');
+      const from = values.from;
+      const to = values.to ?? last;
       if (from > last || to > last)
         throw new UsageError(`run ${run} has ops 0..${last}; got --from ${from} --to ${to}`);
       if (from > to) throw new UsageError(`--from ${from} is after --to ${to}`);
@@ -263,4 +257,4 @@ export const stepCommand: Command = {
       await store.close();
     }
   },
-};
+});

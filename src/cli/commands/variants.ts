@@ -8,7 +8,7 @@ import {
   releaseFlags,
   stableSeriesFlags,
 } from '../../kernel/variants.js';
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { table } from '../output.js';
 
 /** One row per release (the flags new in it) and per stable series (the backports on top of its release). */
@@ -33,7 +33,7 @@ export function releaseTable(): string[][] {
   return rows;
 }
 
-export const variantsCommand: Command = {
+export const variantsCommand = defineCommand({
   name: 'variants',
   summary: 'list the variants, the release table and the fix flags with their upstream commits',
   usage: 'ioptrace variants [--json]',
@@ -66,4 +66,4 @@ export const variantsCommand: Command = {
       ],
     });
   },
-};
+});

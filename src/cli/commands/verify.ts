@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** `ioptrace verify [RUN]`: walk the hash chains and name the first broken link. */
 import { openStore } from '../../store/index.js';
-import type { Command } from '../command.js';
-import { intArg } from '../command.js';
+import { defineCommand, intArg } from '../command.js';
 import { UsageError } from '../errors.js';
 import { requireRun } from './common.js';
 
-export const verifyCommand: Command = {
+export const verifyCommand = defineCommand({
   name: 'verify',
   summary: "walk every hash chain (or one run's) and report the first broken link",
   usage: 'ioptrace verify [RUN] [--json] [--db FILE]',
@@ -47,4 +46,4 @@ export const verifyCommand: Command = {
       await store.close();
     }
   },
-};
+});

@@ -3,11 +3,11 @@
 import { openStore } from '../../store/index.js';
 import { StoreSource, watch } from '../../timetravel/index.js';
 import { UsageError } from '../errors.js';
-import type { Command } from '../command.js';
-import { intArg } from '../command.js';
+import { defineCommand, intArg } from '../command.js';
+import { int } from '../options.js';
 import { requireRun } from './common.js';
 
-export const watchCommand: Command = {
+export const watchCommand = defineCommand({
   name: 'watch',
   summary: "the first event of a run at which EXPR holds, e.g. 'npinned != last_npinned'",
   usage: 'ioptrace watch RUN EXPR [--from SEQ] [--json] [--db FILE]',
@@ -20,7 +20,7 @@ export const watchCommand: Command = {
     'unknown; `||` with a true side holds). An object that never exists in the run is an error (exit 2,',
     '"pages 9 never exists in run 1").',
   ],
-  options: { from: { type: 'string' } },
+  options: { from: int(0) },
   async run(positionals, values, env) {
     if (positionals.length !== 2 || positionals[1] === undefined) throw new UsageError(`usage: ${this.usage}`);
     const run = intArg(positionals[0], 'RUN');
@@ -28,7 +28,7 @@ export const watchCommand: Command = {
     const store = await openStore(env.db, { readonly: true });
     try {
       await requireRun(store, run);
-      const from = values['from'] === undefined ? 0 : intArg(values['from'], '--from');
+      const from = values.from;
       const hit = await watch(await StoreSource.open(store, run), expr, { from, runName: `run ${run}` });
       if (!hit) return { exitCode: 1, json: { run, expr, hit: null }, text: [`run ${run}: ${expr} never holds`] };
       const op = hit.seq === 0 ? null : await store.opAt(run, hit.seq);
@@ -43,4 +43,4 @@ export const watchCommand: Command = {
       await store.close();
     }
   },
-};
+});

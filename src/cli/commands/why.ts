@@ -4,27 +4,24 @@ import { openStore } from '../../store/index.js';
 import { StoreSource, why } from '../../timetravel/index.js';
 import type { WhyTarget } from '../../timetravel/index.js';
 import { UsageError } from '../errors.js';
-import type { Command } from '../command.js';
-import { intArg } from '../command.js';
+import { defineCommand, intArg } from '../command.js';
+import { int, pagesIndex } from '../options.js';
 import { requireRun } from './common.js';
 import { hex } from '../../lib/format.js';
 
-export const whyCommand: Command = {
+export const whyCommand = defineCommand({
   name: 'why',
   summary: 'every event that touched a physical page (--pfn) or an index of an iopt_pages (--index PAGES:I)',
   usage: 'ioptrace why RUN (--pfn PFN | --index PAGES:INDEX) [--json] [--db FILE]',
   help: ['Who pinned it, who stored it in the xarray, who mapped it into a domain, who unpinned it.'],
-  options: { pfn: { type: 'string' }, index: { type: 'string' } },
+  options: { pfn: int(null), index: pagesIndex() },
   async run(positionals, values, env) {
     if (positionals.length !== 1) throw new UsageError(`usage: ${this.usage}`);
     const run = intArg(positionals[0], 'RUN');
     let target: WhyTarget;
-    if (values['pfn'] !== undefined && values['index'] === undefined) target = { pfn: intArg(values['pfn'], '--pfn') };
-    else if (values['index'] !== undefined && values['pfn'] === undefined) {
-      const m = /^(\w+):(\w+)$/.exec(String(values['index']));
-      if (!m) throw new UsageError(`--index takes PAGES:INDEX (e.g. 3:17), got "${String(values['index'])}"`);
-      target = { pages: intArg(m[1], 'PAGES'), index: intArg(m[2], 'INDEX') };
-    } else throw new UsageError(`give exactly one of --pfn and --index\nusage: ${this.usage}`);
+    if (values.pfn !== null && values.index === undefined) target = { pfn: values.pfn };
+    else if (values.index !== undefined && values.pfn === null) target = values.index;
+    else throw new UsageError(`give exactly one of --pfn and --index\nusage: ${this.usage}`);
     const store = await openStore(env.db, { readonly: true });
     try {
       await requireRun(store, run);
@@ -43,4 +40,4 @@ export const whyCommand: Command = {
       await store.close();
     }
   },
-};
+});

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { bisectFix, fixSteps, searchFlips, variantAt } from '../../../src/bisect/bisect-fix.js';
 import type { FixBisectReport } from '../../../src/bisect/bisect-fix.js';
 import { renderBisectFix } from '../../../src/bisect/render.js';
-import { ACCESS_DOMAIN_DESTORY, BAD_FREE, FIXTURES, trace, variant } from './helpers.js';
+import { ACCESS_DOMAIN_DESTORY, BAD_FREE, FIXTURES, trace, variant } from '../../support/bisect-traces.js';
 
 function fix(path: string, good: string, bad: string, all = false): FixBisectReport {
   return bisectFix(trace(path), variant(good), variant(bad), { all });

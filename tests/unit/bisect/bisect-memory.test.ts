@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { bisectInMemory } from '../../../src/bisect/memory.js';
 import type { Divergence } from '../../../src/bisect/divergence.js';
 import { renderDifference } from '../../../src/state/diff.js';
-import { ACCESS_DOMAIN_DESTORY, BAD_FREE, FIXTURES, trace, variant } from './helpers.js';
+import { ACCESS_DOMAIN_DESTORY, BAD_FREE, FIXTURES, trace, variant } from '../../support/bisect-traces.js';
 
 function divergence(path: string, a: string, b: string, strict = false): Divergence {
   const r = bisectInMemory(trace(path), variant(a), variant(b), { derived: !strict });

@@ -6,7 +6,7 @@ import { digestHex } from '../../../src/lib/digest.js';
 import { recordSet } from '../../../src/state/records.js';
 import { deserializeState, serializeState } from '../../../src/state/snapshot.js';
 import type { State } from '../../../src/state/state.js';
-import { ACCESS_DOMAIN_DESTORY, BAD_FREE, FIXTURES, trace, variant } from './helpers.js';
+import { ACCESS_DOMAIN_DESTORY, BAD_FREE, FIXTURES, trace, variant } from '../../support/bisect-traces.js';
 
 const TRACES = [
   BAD_FREE,

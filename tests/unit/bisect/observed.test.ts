@@ -4,7 +4,7 @@ import { compareObserved, replayObserved } from '../../../src/bisect/observed.js
 import type { Event } from '../../../src/events/events.js';
 import { parseTraceText } from '../../../src/replay/parse.js';
 import type { OpRecord } from '../../../src/replay/replayer.js';
-import { FIXTURES, trace, variant } from './helpers.js';
+import { FIXTURES, trace, variant } from '../../support/bisect-traces.js';
 
 const RECORDED = `${FIXTURES}/recorded-access-pin.jsonl`;
 

@@ -24,7 +24,7 @@ import {
   mappedRanges,
   totalPins,
   world,
-} from './io-pagetable-fixture.js';
+} from '../../support/io-pagetable-world.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 const APERTURE_START = 1n << 24n;

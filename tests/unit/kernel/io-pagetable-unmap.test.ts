@@ -19,7 +19,7 @@ const { ioasMap, ioasUnmap, vfioUnmap } = await import('../../../src/kernel/ioas
 const { ioptUnmapIovaRange } = await import('../../../src/kernel/io-pagetable.js');
 const { EDEADLK, EINVAL, ENOENT } = await import('../../../src/machine/errno.js');
 const { BUF, PAGE, VARIANT_FLAGS, eventsOf, expectRebuildEqualsLive, world } =
-  await import('./io-pagetable-fixture.js');
+  await import('../../support/io-pagetable-world.js');
 type World = ReturnType<typeof world>;
 
 /** The area covering `iova`. */

@@ -4,7 +4,15 @@ import { ioasAllowIovas, ioasCopy, ioasHugePages, ioasMap, ioasUnmap } from '../
 import { ioptAreaContiguous } from '../../../src/kernel/io-pagetable.js';
 import { roundupPowOfTwo } from '../../../src/kernel/iova-alloc.js';
 import { EADDRINUSE, EEXIST, EINVAL, ENOENT, ENOSPC, EOVERFLOW } from '../../../src/machine/errno.js';
-import { BUF, PAGE, VARIANT_FLAGS, areasOf, eventsOf, expectRebuildEqualsLive, world } from './io-pagetable-fixture.js';
+import {
+  BUF,
+  PAGE,
+  VARIANT_FLAGS,
+  areasOf,
+  eventsOf,
+  expectRebuildEqualsLive,
+  world,
+} from '../../support/io-pagetable-world.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 const map = (

@@ -13,7 +13,7 @@ import { createProcess } from '../../../src/machine/mm.js';
 import { KTHREAD } from '../../../src/machine/sim.js';
 import { FIRST_PFN } from '../../../src/state/state.js';
 import type { RunConfig } from '../../../src/state/state.js';
-import { eventsOf, expectRebuildEqual, harness } from './harness.js';
+import { eventsOf, expectRebuildEqual, harness } from '../../support/machine-harness.js';
 
 const VA = 0x7f0000000000n;
 const VPN = Number(VA / 4096n);

@@ -11,7 +11,7 @@ import {
   iommuUnmap,
 } from '../../../src/machine/iommu-domain.js';
 import type { Mapping } from '../../../src/state/state.js';
-import { eventsOf, expectRebuildEqual, harness, typesSince } from './harness.js';
+import { eventsOf, expectRebuildEqual, harness, typesSince } from '../../support/machine-harness.js';
 
 const BASE = 1n << 24n;
 const PA = 0x40000n * 4096n;

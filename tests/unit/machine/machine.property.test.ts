@@ -6,7 +6,7 @@ import { pinUserPagesRemote, unpinUserPages } from '../../../src/machine/gup.js'
 import { cpuWrite, mmap, munmap } from '../../../src/machine/memory.js';
 import { createProcess, exitProcess } from '../../../src/machine/mm.js';
 import type { State } from '../../../src/state/state.js';
-import { expectRebuildEqual, harness } from './harness.js';
+import { expectRebuildEqual, harness } from '../../support/machine-harness.js';
 
 const VA = 0x10000000n;
 const PAGE = 4096n;

@@ -5,7 +5,7 @@ import { pinUserPagesFast } from '../../../src/machine/gup.js';
 import { cpuRead, cpuWrite, mmap, munmap, readPhys, vaToPfn, writePhys } from '../../../src/machine/memory.js';
 import { createProcess, exitProcess } from '../../../src/machine/mm.js';
 import { FIRST_PFN } from '../../../src/state/state.js';
-import { eventsOf, expectRebuildEqual, harness } from './harness.js';
+import { eventsOf, expectRebuildEqual, harness } from '../../support/machine-harness.js';
 
 const VA = 0x7f0000000000n;
 const VPN = Number(VA / 4096n);

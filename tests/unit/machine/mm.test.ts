@@ -15,7 +15,7 @@ import {
   setRlimit,
 } from '../../../src/machine/mm.js';
 import { FIRST_PFN } from '../../../src/state/state.js';
-import { eventsOf, expectRebuildEqual, harness } from './harness.js';
+import { eventsOf, expectRebuildEqual, harness } from '../../support/machine-harness.js';
 
 const VA = 0x7f0000000000n;
 const RW = { huge: '4K', writable: true } as const;

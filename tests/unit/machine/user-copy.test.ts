@@ -4,7 +4,7 @@ import { mmap, vaToPfn } from '../../../src/machine/memory.js';
 import { createProcess, exitProcess, mmgetNotZero } from '../../../src/machine/mm.js';
 import { KTHREAD } from '../../../src/machine/sim.js';
 import { userCopy } from '../../../src/machine/user-copy.js';
-import { eventsOf, expectRebuildEqual, harness } from './harness.js';
+import { eventsOf, expectRebuildEqual, harness } from '../../support/machine-harness.js';
 
 const VA = 0x7f0000000000n;
 const VPN = Number(VA / 4096n);

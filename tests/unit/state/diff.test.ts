@@ -5,7 +5,7 @@ import { initialState, FIRST_PFN } from '../../../src/state/state.js';
 import type { State } from '../../../src/state/state.js';
 import { diffStates, renderDiff, formatValue, rangeText } from '../../../src/state/diff.js';
 import { Cursor } from '../../../src/timetravel/cursor.js';
-import { scriptedRun, ids, IOVA_BASE } from '../timetravel/fixtures.js';
+import { scriptedRun, ids, IOVA_BASE } from '../../support/recorded-runs.js';
 
 function build(events: Event[], base: State = initialState()): State {
   const s = structuredClone(base);

@@ -6,7 +6,7 @@ import { Cursor } from '../../../src/timetravel/cursor.js';
 import { stateAt } from '../../../src/timetravel/state-at.js';
 import { BadRangeError } from '../../../src/lib/errors.js';
 import { FIRST_PFN } from '../../../src/state/state.js';
-import { scriptedRun, ids } from './fixtures.js';
+import { scriptedRun, ids } from '../../support/recorded-runs.js';
 
 enablePatches();
 const immer = new Immer({ autoFreeze: false });

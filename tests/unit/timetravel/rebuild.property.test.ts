@@ -8,7 +8,7 @@ import { stateAt } from '../../../src/timetravel/state-at.js';
 import { verifyRebuild } from '../../../src/timetravel/rebuild.js';
 import { Cursor } from '../../../src/timetravel/cursor.js';
 import { diffStates } from '../../../src/state/diff.js';
-import { RunBuilder } from './fixtures.js';
+import { RunBuilder } from '../../support/recorded-runs.js';
 
 enablePatches();
 const immer = new Immer({ autoFreeze: false });

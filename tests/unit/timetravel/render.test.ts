@@ -3,7 +3,7 @@ import { renderState } from '../../../src/timetravel/render.js';
 import { initialState } from '../../../src/state/state.js';
 import { digestHex } from '../../../src/lib/digest.js';
 import type { State } from '../../../src/state/state.js';
-import { scriptedRun } from './fixtures.js';
+import { scriptedRun } from '../../support/recorded-runs.js';
 
 describe('renderState', () => {
   it('lays out the initial state', () => {

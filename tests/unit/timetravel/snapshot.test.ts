@@ -11,7 +11,7 @@ import {
 } from '../../../src/state/snapshot.js';
 import type { Event } from '../../../src/events/events.js';
 import type { State } from '../../../src/state/state.js';
-import { scriptedRun } from './fixtures.js';
+import { scriptedRun } from '../../support/recorded-runs.js';
 
 describe('serializeState / deserializeState', () => {
   const run = scriptedRun({ snapshotEvery: 0 });

@@ -5,7 +5,7 @@ import { ForwardSeeker, stateAt } from '../../../src/timetravel/state-at.js';
 import { verifyRebuild } from '../../../src/timetravel/rebuild.js';
 import { MemorySource } from '../../../src/timetravel/source.js';
 import { BadRangeError, InternalError } from '../../../src/lib/errors.js';
-import { scriptedRun } from './fixtures.js';
+import { scriptedRun } from '../../support/recorded-runs.js';
 
 describe('stateAt', () => {
   const run = scriptedRun({ snapshotEvery: 16 });

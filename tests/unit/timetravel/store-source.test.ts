@@ -13,7 +13,7 @@ import { why } from '../../../src/timetravel/why.js';
 import { watch } from '../../../src/timetravel/watch.js';
 import { Cursor } from '../../../src/timetravel/cursor.js';
 import { NotFoundError } from '../../../src/lib/errors.js';
-import { scriptedRun, pfnOf, ids } from './fixtures.js';
+import { scriptedRun, pfnOf, ids } from '../../support/recorded-runs.js';
 
 const run = scriptedRun({ snapshotEvery: 16 });
 let dir: string;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compileWatch, watch, ExpressionError } from '../../../src/timetravel/watch.js';
 import { BadInputError, NotFoundError } from '../../../src/lib/errors.js';
 import type { State } from '../../../src/state/state.js';
-import { scriptedRun, ids, pfnOf } from './fixtures.js';
+import { scriptedRun, ids, pfnOf } from '../../support/recorded-runs.js';
 
 const run = scriptedRun({ snapshotEvery: 16 });
 

@@ -3,7 +3,7 @@ import { why } from '../../../src/timetravel/why.js';
 import type { EventType } from '../../../src/events/events.js';
 import type { EventSource } from '../../../src/timetravel/source.js';
 import { BadInputError } from '../../../src/lib/errors.js';
-import { scriptedRun, pfnOf, ids } from './fixtures.js';
+import { scriptedRun, pfnOf, ids } from '../../support/recorded-runs.js';
 
 const run = scriptedRun({ snapshotEvery: 16 });
 const brief = (entries: Awaited<ReturnType<typeof why>>): [number, number, string][] =>

@@ -1,17 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** Shared setup for the io_pagetable tests: a process with a buffer, a context and one IOAS "A". */
 import { expect } from 'vitest';
-import type { Event } from '../../../src/events/events.js';
-import { itreeEntries } from '../../../src/structures/interval-tree.js';
-import { ioasAlloc, vfioSetType1 } from '../../../src/kernel/ioas.js';
-import { FLAG_NAMES, PRE_MERGE_FLAGS, isMerged } from '../../../src/kernel/variants.js';
-import { btreeEntries } from '../../../src/structures/btree.js';
-import { mmap } from '../../../src/machine/memory.js';
-import { createProcess } from '../../../src/machine/mm.js';
-import { Sim } from '../../../src/machine/sim.js';
-import { Emitter, MemorySink } from '../../../src/state/emit.js';
-import { reduce } from '../../../src/state/reduce.js';
-import { type State, initialState } from '../../../src/state/state.js';
+import type { Event } from '../../src/events/events.js';
+import { itreeEntries } from '../../src/structures/interval-tree.js';
+import { ioasAlloc, vfioSetType1 } from '../../src/kernel/ioas.js';
+import { FLAG_NAMES, PRE_MERGE_FLAGS, isMerged } from '../../src/kernel/variants.js';
+import { btreeEntries } from '../../src/structures/btree.js';
+import { mmap } from '../../src/machine/memory.js';
+import { createProcess } from '../../src/machine/mm.js';
+import { Sim } from '../../src/machine/sim.js';
+import { Emitter, MemorySink } from '../../src/state/emit.js';
+import { reduce } from '../../src/state/reduce.js';
+import { type State, initialState } from '../../src/state/state.js';
 
 export const BUF = 0x7f0000000000n;
 export const PAGE = 4096n;

@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeJson } from '../../../src/lib/codec.js';
-import type { EventRow, OpRow, RunInfo, RunWriter } from '../../../src/store/index.js';
+import { encodeJson } from '../../src/lib/codec.js';
+import type { EventRow, OpRow, RunInfo, RunWriter } from '../../src/store/index.js';
 
 export const EVENT_TYPES = ['PagesPinned', 'XaStored', 'IommuMapped', 'AccountingCharged'] as const;
 export const EVENTS_PER_OP = 10;

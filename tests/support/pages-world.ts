@@ -4,17 +4,17 @@
  * the machine and iommufd events a scenario needs (processes, populated mappings with a chosen physical
  * layout, domains, an IOAS, areas). The kernel code under test is then called directly.
  */
-import type { Event } from '../../../src/events/events.js';
-import type { Ptr } from '../../../src/machine/heap.js';
-import { kmalloc } from '../../../src/machine/heap.js';
-import { exitProcess as machineExit } from '../../../src/machine/mm.js';
-import { Sim } from '../../../src/machine/sim.js';
-import { rangeGet } from '../../../src/structures/range-map.js';
-import { VARIANTS, isMerged } from '../../../src/kernel/variants.js';
-import { xaRuns } from '../../../src/structures/xarray.js';
-import { Emitter, MemorySink } from '../../../src/state/emit.js';
-import type { State } from '../../../src/state/state.js';
-import { initialState } from '../../../src/state/state.js';
+import type { Event } from '../../src/events/events.js';
+import type { Ptr } from '../../src/machine/heap.js';
+import { kmalloc } from '../../src/machine/heap.js';
+import { exitProcess as machineExit } from '../../src/machine/mm.js';
+import { Sim } from '../../src/machine/sim.js';
+import { rangeGet } from '../../src/structures/range-map.js';
+import { VARIANTS, isMerged } from '../../src/kernel/variants.js';
+import { xaRuns } from '../../src/structures/xarray.js';
+import { Emitter, MemorySink } from '../../src/state/emit.js';
+import type { State } from '../../src/state/state.js';
+import { initialState } from '../../src/state/state.js';
 
 export const PAGE = 4096;
 export const MOCK_APERTURE: [bigint, bigint] = [1n << 24n, (1n << 31n) - 1n];

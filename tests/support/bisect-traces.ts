@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** Shared by the bisect tests: reading traces and naming variants. */
 import { readFileSync } from 'node:fs';
-import { parseTraceText } from '../../../src/replay/parse.js';
-import type { ParsedTrace } from '../../../src/replay/parse.js';
-import { parseVariantSpec } from '../../../src/kernel/variant-spec.js';
-import type { VariantSpec } from '../../../src/kernel/variants.js';
+import { parseTraceText } from '../../src/replay/parse.js';
+import type { ParsedTrace } from '../../src/replay/parse.js';
+import { parseVariantSpec } from '../../src/kernel/variant-spec.js';
+import type { VariantSpec } from '../../src/kernel/variants.js';
 
 export const BAD_FREE = 'replays/bad-free.jsonl';
 export const ACCESS_DOMAIN_DESTORY = 'replays/selftest/iommufd_ioas.access_domain_destory.jsonl';

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** A real Sim over a fresh state with an in-memory log, and the "rebuild from the log equals live" check. */
 import { expect } from 'vitest';
-import { Event } from '../../../src/events/events.js';
-import type { EventOf } from '../../../src/events/events.js';
-import { Sim } from '../../../src/machine/sim.js';
-import { Emitter, MemorySink } from '../../../src/state/emit.js';
-import { reduce } from '../../../src/state/reduce.js';
-import { recomputeDigest } from '../../../src/state/state.js';
-import { DEFAULT_CONFIG, initialState } from '../../../src/state/state.js';
-import type { RunConfig } from '../../../src/state/state.js';
+import { Event } from '../../src/events/events.js';
+import type { EventOf } from '../../src/events/events.js';
+import { Sim } from '../../src/machine/sim.js';
+import { Emitter, MemorySink } from '../../src/state/emit.js';
+import { reduce } from '../../src/state/reduce.js';
+import { recomputeDigest } from '../../src/state/state.js';
+import { DEFAULT_CONFIG, initialState } from '../../src/state/state.js';
+import type { RunConfig } from '../../src/state/state.js';
 
 export interface Harness {
   sim: Sim;

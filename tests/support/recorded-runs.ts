@@ -3,13 +3,13 @@
  * Runs for the time-travel tests, built by emitting events through an Emitter on a real State and recording
  * them in a MemoryRecorder (snapshots every K events), with a clone of the live state after every event.
  */
-import type { Event } from '../../../src/events/events.js';
-import { Emitter } from '../../../src/state/emit.js';
-import type { EventSink } from '../../../src/state/emit.js';
-import { FIRST_PFN, initialState } from '../../../src/state/state.js';
-import type { State } from '../../../src/state/state.js';
-import { MemoryRecorder } from '../../../src/timetravel/source.js';
-import type { MemorySource } from '../../../src/timetravel/source.js';
+import type { Event } from '../../src/events/events.js';
+import { Emitter } from '../../src/state/emit.js';
+import type { EventSink } from '../../src/state/emit.js';
+import { FIRST_PFN, initialState } from '../../src/state/state.js';
+import type { State } from '../../src/state/state.js';
+import { MemoryRecorder } from '../../src/timetravel/source.js';
+import type { MemorySource } from '../../src/timetravel/source.js';
 
 export const PAGE = 4096;
 

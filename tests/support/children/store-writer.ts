@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * Child process for the multi-process store tests, run with vite-node.
+ * Child process for the multi-process store tests: run with vite-node by tests/int/store-crash.test.ts,
+ * and built by tsc (tsconfig.e2e.json) for tests/e2e/verify-interrupted.test.ts, which starts it often.
  *
- *   store-writer-child.ts open DB          open (migrating) the store, write "opened" to fd 1, exit
- *   store-writer-child.ts write DB BATCH   begin a run and append events in batches of BATCH until killed,
+ *   store-writer.ts open DB          open (migrating) the store, write "opened" to fd 1, exit
+ *   store-writer.ts write DB BATCH   begin a run and append events in batches of BATCH until killed,
  *                                          writing "committed <seq>" to fd 1 after each batch commits
- *   store-writer-child.ts slow DB BATCH    the same, resting 2 ms after each commit (a replay that keeps
+ *   store-writer.ts slow DB BATCH    the same, resting 2 ms after each commit (a replay that keeps
  *                                          writing for a while without the run growing past what a test reads)
- *   store-writer-child.ts pause DB B N     write the run of PAUSE_RUN below, and stop for good at the Nth
+ *   store-writer.ts pause DB B N     write the run of PAUSE_RUN below, and stop for good at the Nth
  *                                          step (onWriteStep) of batch B, writing "paused <step>" to fd 1;
  *                                          "done" if batch B has fewer steps
  *
@@ -17,7 +18,7 @@
 
 import { writeSync } from 'node:fs';
 import { openStore, type WriteStep } from '../../../src/store/index.js';
-import { EVENTS_PER_OP, eventRow, opRow, runInfo } from './store-fixtures.js';
+import { EVENTS_PER_OP, eventRow, opRow, runInfo } from '../store-rows.js';
 
 /**
  * The run the pause mode writes: 250 events in batches of 100, a snapshot every 50 events, then finish
@@ -27,7 +28,7 @@ const PAUSE_RUN = { events: 250, batchSize: 100, snapshotEvery: 50 } as const;
 
 const [mode, path, ...rest] = process.argv.slice(2);
 if (path === undefined || !['open', 'write', 'slow', 'pause'].includes(mode ?? ''))
-  throw new Error('usage: store-writer-child.ts open|write|slow|pause DB [BATCH | B N]');
+  throw new Error('usage: store-writer.ts open|write|slow|pause DB [BATCH | B N]');
 const store = await openStore(path);
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
