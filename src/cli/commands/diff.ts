@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** `ioptrace diff RUN SEQ_A SEQ_B`: what differs between two points of a run. */
 import { openStore } from '../../store/index.js';
-import { StoreSource, diffStates, renderDiff, stateAt } from '../../timetravel/index.js';
+import { diffAnswer, renderDiff } from '../../timetravel/index.js';
 import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 import { intArg } from '../command.js';
-import { requireRun } from './common.js';
 
 export const diffCommand: Command = {
   name: 'diff',
@@ -20,13 +19,11 @@ export const diffCommand: Command = {
     const b = intArg(positionals[2], 'SEQ_B');
     const store = await openStore(env.db, { readonly: true });
     try {
-      requireRun(store, run);
-      const source = new StoreSource(store, run);
-      const diff = diffStates(stateAt(source, a), stateAt(source, b));
-      const lines = renderDiff(diff);
+      const answer = await diffAnswer(store, run, a, b);
+      const lines = renderDiff(answer.diff);
       return {
         exitCode: 0,
-        json: { run, a, b, diff },
+        json: answer,
         text: [`run ${run}: event ${a} -> event ${b}`, ...(lines.length ? lines : ['  no difference'])],
       };
     } finally {

@@ -23,7 +23,7 @@ export const verifyCommand: Command = {
     const store = await openStore(env.db, { readonly: true });
     try {
       const run = positionals[0] === undefined ? undefined : intArg(positionals[0], 'RUN');
-      if (run !== undefined) requireRun(store, run);
+      if (run !== undefined) await requireRun(store, run);
       const report = store.verify(run);
       const text = report.runs.map((r) => {
         const state = r.incomplete ? ' (incomplete)' : r.status === 'failed' ? ' (failed)' : '';

@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** `ioptrace why RUN --pfn P | --index PAGES:I`: every event that touched a page, in order. */
 import { openStore } from '../../store/index.js';
-import { StoreSource, why } from '../../timetravel/index.js';
+import { whyAnswer } from '../../timetravel/index.js';
 import type { WhyTarget } from '../../timetravel/index.js';
 import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 import { intArg } from '../command.js';
-import { requireRun } from './common.js';
 
 export const whyCommand: Command = {
   name: 'why',
@@ -26,8 +25,8 @@ export const whyCommand: Command = {
     } else throw new UsageError(`give exactly one of --pfn and --index\nusage: ${this.usage}`);
     const store = await openStore(env.db, { readonly: true });
     try {
-      requireRun(store, run);
-      const entries = why(new StoreSource(store, run), target);
+      const answer = await whyAnswer(store, run, target);
+      const entries = answer.events;
       const what =
         'pfn' in target ? `pfn 0x${target.pfn.toString(16)}` : `iopt_pages ${target.pages} index ${target.index}`;
       const text = [
@@ -36,7 +35,7 @@ export const whyCommand: Command = {
       ];
       return {
         exitCode: 0,
-        json: { run, target, events: entries.map(({ seq, op, type, text: t }) => ({ seq, op, type, text: t })) },
+        json: answer,
         text,
       };
     } finally {
