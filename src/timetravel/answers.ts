@@ -21,9 +21,17 @@ import { watch } from './watch.js';
 import type { WhyTarget } from './why.js';
 import { why } from './why.js';
 
+/**
+ * A store read, awaited whether the store answers at once or with a promise (the read API is becoming
+ * asynchronous; this keeps the answers right under both).
+ */
+export function settled<T>(value: T | PromiseLike<T>): Promise<T> {
+  return Promise.resolve(value);
+}
+
 /** The run row, or a NotFoundError naming the run and the store. */
 export async function requireRun(store: Store, run: number): Promise<RunRow> {
-  const row = await store.run(run);
+  const row = await settled(store.run(run));
   if (!row) throw new NotFoundError(`no run ${run} in ${store.path} (ioptrace runs lists them)`, 'run', run);
   return row;
 }
@@ -32,7 +40,7 @@ export type RunListing = RunRow & { label: string };
 
 /** `runs --json`: every run with its variant label. */
 export async function runsAnswer(store: Store): Promise<RunListing[]> {
-  const runs = await store.runs();
+  const runs = await settled(store.runs());
   return runs.map((r) => ({ ...r, label: variantLabel(r.variant, r.flags) }));
 }
 
@@ -47,7 +55,7 @@ export interface LoggedEvent {
 export async function eventsAnswer(store: Store, run: number, filter: EventFilter): Promise<LoggedEvent[]> {
   await requireRun(store, run);
   const out: LoggedEvent[] = [];
-  for (const e of await store.events(run, filter)) {
+  for (const e of await settled(store.events(run, filter))) {
     out.push({ seq: e.seq, op: e.op, hash: e.hash, event: decodeJson(e.payload) as Event });
   }
   return out;
@@ -63,7 +71,7 @@ export interface StateAnswer {
 
 /** The op whose events include `seq` (none for seq 0, the initial state). */
 export async function opOfSeq(store: Store, run: number, seq: number): Promise<StoredOp | null> {
-  return seq === 0 ? null : ((await store.opAt(run, seq)) ?? null);
+  return seq === 0 ? null : ((await settled(store.opAt(run, seq))) ?? null);
 }
 
 /** `at RUN SEQ --json`: the state after event `seq`, with the op that emitted it. */
@@ -146,7 +154,7 @@ export async function stepAnswer(store: Store, run: number, query: StepQuery, ke
     throw new BadRangeError(`run ${run} has ops 0..${last}; got from ${from} to ${to}`, 'from', from, 0, last);
   }
   if (from > to) throw new BadRangeError(`from ${from} is after to ${to}`, 'from', from, 0, to);
-  const ops = new Map((await store.ops(run, from, to)).map((o) => [o.index, o]));
+  const ops = new Map((await settled(store.ops(run, from, to))).map((o) => [o.index, o]));
   const cursor = kept ?? Cursor.open(new StoreSource(store, run), from);
   // Forward starts at `from`; back walks forward to `to` (applying kept patches) and then back.
   if (back ? cursor.op < from || cursor.op > to : cursor.op !== from) cursor.seek(from);

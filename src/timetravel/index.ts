@@ -31,5 +31,6 @@ export {
   watchAnswer,
   stepAnswer,
   opOfSeq,
+  settled,
 } from './answers.js';
 export type { RunListing, LoggedEvent, StateAnswer, WhyAnswer, WatchAnswer, StepQuery, StepAnswer } from './answers.js';

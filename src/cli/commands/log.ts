@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** `ioptrace log RUN`: the events of a run, filtered. */
 import { openStore } from '../../store/index.js';
-import { eventsAnswer } from '../../timetravel/index.js';
+import { eventsAnswer, settled } from '../../timetravel/index.js';
 import { EVENT_TYPES } from '../../events/events.js';
 import { decodeJson } from '../../lib/codec.js';
 import { UsageError } from '../errors.js';
@@ -39,7 +39,7 @@ export const logCommand: Command = {
       };
       if (env.json) return { exitCode: 0, json: await eventsAnswer(store, run, filter), text: [] };
       const text: string[] = [];
-      for (const e of await store.events(run, filter)) {
+      for (const e of await settled(store.events(run, filter))) {
         const event = decodeJson(e.payload) as Event;
         text.push(`${String(e.seq).padStart(7)} op ${String(e.op).padStart(5)}  ${describeEvent(event)}`);
       }

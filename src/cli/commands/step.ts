@@ -6,7 +6,7 @@
  * digest the run recorded for the op it lands after.
  */
 import { openStore } from '../../store/index.js';
-import { DEFAULT_MAX_PATCHES, requireRun, stepAnswer } from '../../timetravel/index.js';
+import { DEFAULT_MAX_PATCHES, requireRun, settled, stepAnswer } from '../../timetravel/index.js';
 import type { StepReport } from '../../timetravel/index.js';
 import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
@@ -55,7 +55,7 @@ export const stepCommand: Command = {
       if (from > to) throw new UsageError(`--from ${from} is after --to ${to}`);
       const answer = await stepAnswer(store, run, { from, to, back, maxPatches });
       const { steps } = answer;
-      const fromDigest = (await store.ops(run, from, from))[0]?.digest ?? '';
+      const fromDigest = (await settled(store.ops(run, from, from)))[0]?.digest ?? '';
       const how = back ? `forward to op ${to}, then back to op ${from}` : `from op ${from} to op ${to}`;
       const header = `run ${run}: ${steps.length} ${steps.length === 1 ? 'step' : 'steps'} ${how} (after op ${from}: digest ${fromDigest})`;
       return {
