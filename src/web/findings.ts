@@ -28,7 +28,13 @@ async function eventFindings(store: Store, run: number): Promise<Finding[]> {
   for (const row of rows) {
     const e = decodeJson(row.payload) as Event;
     if (e.type === 'ViolationDetected')
-      out.push({ kind: 'violation', what: e.kind, seq: row.seq, op: row.op, text: `${e.kind} in ${e.fn}: ${e.detail}` });
+      out.push({
+        kind: 'violation',
+        what: e.kind,
+        seq: row.seq,
+        op: row.op,
+        text: `${e.kind} in ${e.fn}: ${e.detail}`,
+      });
     else if (e.type === 'Warned')
       out.push({ kind: 'warn', what: e.condition, seq: row.seq, op: row.op, text: `WARN in ${e.fn}: ${e.condition}` });
   }

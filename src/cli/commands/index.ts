@@ -21,6 +21,7 @@ import { observedCommand } from './observed.js';
 import { auditCommand } from './audit.js';
 import { kernelCommand } from './kernel.js';
 import { runCommand } from './run.js';
+import { serveCommand } from './serve.js';
 
 export const COMMANDS: readonly Command[] = [
   demoCommand,
@@ -43,4 +44,5 @@ export const COMMANDS: readonly Command[] = [
   observedCommand,
   auditCommand,
   kernelCommand,
+  serveCommand,
 ];
