@@ -9,6 +9,7 @@ export const CLIENT_JS = String.raw`
 // ioptrace serve: the browser view. Plain script, no framework, no network loads but the API of this server.
 var app = document.getElementById('app');
 var cache = { run: null, runId: null, at: 0, lastStep: null };
+var LEDGER_ROWS = 200;
 
 function el(tag, attrs, kids) {
   var node = document.createElement(tag);
@@ -346,9 +347,13 @@ function showAudit(id, run) {
     a.rules.forEach(function (r) { rules.appendChild(el('li', { class: r === first ? 'broken first' : r.ok ? 'ok' : 'broken', text: (r.ok ? 'ok ' : 'BROKEN ') + r.rule + (r.ok ? '' : ' at op ' + r.op + ': ' + r.detail) })); });
     box.appendChild(rules);
     var body = el('tbody');
-    a.ledger.forEach(function (l) {
+    // A long ledger shows its first LEDGER_ROWS lines and every line of the op where the first rule broke.
+    var hidden = 0;
+    a.ledger.forEach(function (l, i) {
+      if (i >= LEDGER_ROWS && !(first && l.op === first.op)) { hidden++; return; }
       body.appendChild(el('tr', { class: first && l.op === first.op ? 'first-broken' : '' }, [l.seq, l.op, l.line, l.counter, l.owner, l.delta, l.value, l.fn].map(function (c) { return el('td', { text: String(c) }); })));
     });
+    if (hidden > 0) body.appendChild(el('tr', {}, [el('td', { colspan: '8', class: 'more', text: hidden + ' more lines (ioptrace audit ' + id + ' prints them all)' })]));
     box.appendChild(el('table', { id: 'ledger' }, [el('thead', {}, [el('tr', {}, ['seq', 'op', 'line', 'counter', 'owner', 'delta', 'after', 'fn'].map(function (h) { return el('th', { text: h }); }))]), body]));
   }).catch(function (e) { showError(box, e); });
 }

@@ -168,7 +168,28 @@ describe('ioptrace serve in chromium', () => {
     await page.goto(`${url}#/run/2/audit`);
     await page.waitForSelector('#ledger tbody tr');
     expect(await page.locator('#audit-chart polyline').count()).toBeGreaterThan(0);
-    expect(await texts('#rules li.broken.first')).toHaveLength(1);
+    const audit = (await (await fetch(`${url}api/runs/2/audit`)).json()) as {
+      ok: boolean;
+      rules: { rule: string; ok: boolean; op: number | null; detail: string | null }[];
+      ledger: { op: number }[];
+    };
+    const broken = audit.rules.filter((r) => !r.ok).sort((x, y) => (x.op ?? 0) - (y.op ?? 0));
+    const first = broken[0];
+    expect(first).toBeDefined();
+    expect(await page.innerText('#audit-verdict')).toBe(
+      `rules broken: ${audit.rules
+        .filter((r) => !r.ok)
+        .map((r) => `${r.rule} at op ${String(r.op)}`)
+        .join(', ')}`,
+    );
+    expect(await texts('#rules li.broken.first')).toEqual([
+      `BROKEN ${first?.rule} at op ${first?.op}: ${first?.detail}`,
+    ]);
+    const shown = audit.ledger.filter((l, i) => i < 200 || l.op === first?.op).length;
+    expect(await page.locator('#ledger tbody tr').count()).toBe(shown + 1);
+    expect(await page.locator('#ledger tbody tr.first-broken').count()).toBe(
+      audit.ledger.filter((l) => l.op === first?.op).length,
+    );
     await shot('audit');
   });
 
