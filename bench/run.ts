@@ -32,6 +32,8 @@ import type { RebuildMeasurement } from './rebuild.js';
 import { fmtNumber, fmtPct, makeResult, renderNotes, renderTable } from './report.js';
 import type { CurvePoint, Mode, Results } from './report.js';
 import { measureSeeks } from './seek.js';
+import { measureServe } from './serve.js';
+import type { ServeMeasurement } from './serve.js';
 import type { SeekMeasurement } from './seek.js';
 import { seconds, stopwatch } from './timing.js';
 
@@ -82,6 +84,7 @@ const JOBS: Record<string, (p: Params) => unknown> = {
   model: (p) => measureModel(p['options'] as GuestOptions),
   rebuild: (p) => measureRebuild(p['db'] as string, p['run'] as number),
   seek: (p) => measureSeeks(p['db'] as string, p['run'] as number, p['count'] as number, p['seed'] as number),
+  serve: (p) => measureServe(p['db'] as string, p['run'] as number, p['count'] as number, p['seed'] as number),
   bisect: (p) =>
     measureBisect(p['db'] as string, p['run'] as number, p['events'] as number, p['options'] as GuestOptions),
   append: (p) => measureAppend(p['db'] as string, p['options'] as GuestOptions),
@@ -133,6 +136,8 @@ interface Measured {
   bisect: BisectMeasurement;
   curve: { append: AppendMeasurement; seek: SeekMeasurement }[];
   fragmented: ModelMeasurement;
+  /** B10; absent in results assembled without it. */
+  serve?: ServeMeasurement;
 }
 
 const mib = (bytes: number): string => `${fmtNumber(bytes / 2 ** 20)} MiB`;
@@ -313,6 +318,29 @@ export function assemble(plan: Plan, m: Measured): Results {
         '("the store must not dominate") is the opposite bound, so both are reported',
     ],
   });
+  if (m.serve !== undefined) {
+    results.B10 = makeResult({
+      id: 'B10',
+      workload: `serve: ${m.serve.requests} states of one event over HTTP (ioptrace serve's view)`,
+      mode,
+      figure: 'p99Ms',
+      figures: {
+        events: m.serve.events,
+        requests: m.serve.requests,
+        p50Ms: m.serve.p50Ms,
+        p99Ms: m.serve.p99Ms,
+        maxMs: m.serve.maxMs,
+        meanBytes: m.serve.meanBytes,
+        loadAverage: m.serve.load,
+      },
+      limit: null,
+      goals: [{ figure: 'p99Ms', op: '<=', value: 16 }],
+      notes: [
+        `server time of GET /api/runs/RUN/view?seq=S at random events (snapshot + tail, the view, its JSON), measured inside the server; ` +
+          `answers of ${fmtNumber(m.serve.meanBytes)} bytes on average; the page's own drawing time is in test-artifacts/page-timing.json after the browser test`,
+      ],
+    });
+  }
   return results;
 }
 
@@ -384,6 +412,12 @@ async function main(): Promise<number> {
       count: plan.seeks,
       seed: plan.seed,
     });
+    const serve = await step<ServeMeasurement>(`B10 ${plan.seeks} states over HTTP`, 'serve', {
+      db,
+      run,
+      count: plan.seeks,
+      seed: plan.seed,
+    });
     const bisect = await step<BisectMeasurement>('B4 record the divergent run and bisect', 'bisect', {
       db,
       run,
@@ -422,7 +456,7 @@ async function main(): Promise<number> {
       'model',
       { options: plan.fragmented },
     );
-    const results = assemble(plan, { guest, model, rebuild, seek, bisect, curve, fragmented });
+    const results = assemble(plan, { guest, model, rebuild, seek, bisect, curve, fragmented, serve });
     writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
     const lines = [
       `ioptrace benchmark (${plan.mode}), ${fmtNumber(seconds(started))} s, node ${process.version}`,
