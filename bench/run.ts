@@ -330,13 +330,14 @@ export function assemble(plan: Plan, m: Measured): Results {
         p50Ms: m.serve.p50Ms,
         p99Ms: m.serve.p99Ms,
         maxMs: m.serve.maxMs,
+        p99CpuMs: m.serve.p99CpuMs,
         meanBytes: m.serve.meanBytes,
         loadAverage: m.serve.load,
       },
       limit: null,
       goals: [{ figure: 'p99Ms', op: '<=', value: 16 }],
       notes: [
-        `server time of GET /api/runs/RUN/view?seq=S at random events (snapshot + tail, the view, its JSON), measured inside the server; ` +
+        `server time of GET /api/runs/RUN/view?seq=S at random events (snapshot + tail, the view, its JSON), measured inside the server; p99 of CPU time per answer ${fmtNumber(m.serve.p99CpuMs)} ms, load average ${fmtNumber(m.serve.load)}; ` +
           `answers of ${fmtNumber(m.serve.meanBytes)} bytes on average; the page's own drawing time is in test-artifacts/page-timing.json after the browser test`,
       ],
     });

@@ -18,6 +18,8 @@ export interface ServeMeasurement {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** p99 of the CPU time of each answer: its cost without the waits a busy machine adds. */
+  p99CpuMs: number;
   /** Mean size of one answer, in bytes. */
   meanBytes: number;
   load: number;
@@ -31,7 +33,15 @@ export async function measureServe(
 ): Promise<ServeMeasurement> {
   const store = await openStore(dbPath, { readonly: true });
   const ms: number[] = [];
-  const server = await startServer({ store, onTiming: (route, t) => route === 'view' && ms.push(t) });
+  const cpuMs: number[] = [];
+  const server = await startServer({
+    store,
+    onTiming: (route, t, cpu) => {
+      if (route !== 'view') return;
+      ms.push(t);
+      cpuMs.push(cpu);
+    },
+  });
   try {
     const events = store.eventCount(run);
     const rng = new Rng(seed ^ 0x5e4e);
@@ -56,6 +66,7 @@ export async function measureServe(
       p50Ms: quantile(ms, 0.5),
       p99Ms: quantile(ms, 0.99),
       maxMs: ms.reduce((a, b) => Math.max(a, b), 0),
+      p99CpuMs: quantile(cpuMs, 0.99),
       meanBytes: bytes / seqs.length,
       load: loadAverage(),
     };
