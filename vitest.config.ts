@@ -14,7 +14,7 @@
 // tests never waits for a build.
 import { defineConfig } from 'vitest/config';
 
-const BUILT = ['tests/e2e/**/*.test.ts', 'tests/native/**/*.test.ts'];
+const BUILT = ['tests/e2e/**/*.test.ts', 'tests/native/**/*.test.ts', 'tests/web/browser.test.ts'];
 
 export default defineConfig({
   test: {

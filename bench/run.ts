@@ -32,6 +32,8 @@ import type { RebuildMeasurement } from './rebuild.js';
 import { fmtNumber, fmtPct, makeResult, renderNotes, renderTable } from './report.js';
 import type { CurvePoint, Mode, Results } from './report.js';
 import { measureSeeks } from './seek.js';
+import { measureServe } from './serve.js';
+import type { ServeMeasurement } from './serve.js';
 import type { SeekMeasurement } from './seek.js';
 import { seconds, stopwatch } from './timing.js';
 
@@ -92,6 +94,7 @@ const JOBS: Record<string, (p: Params) => unknown> = {
   model: (p) => measureModel(p['options'] as GuestOptions),
   rebuild: (p) => measureRebuild(p['db'] as string, p['run'] as number),
   seek: (p) => measureSeeks(p['db'] as string, p['run'] as number, p['count'] as number, p['seed'] as number),
+  serve: (p) => measureServe(p['db'] as string, p['run'] as number, p['count'] as number, p['seed'] as number),
   bisect: (p) =>
     measureBisect(p['db'] as string, p['run'] as number, p['events'] as number, p['options'] as GuestOptions),
   append: (p) => measureAppend(p['db'] as string, p['options'] as GuestOptions),
@@ -144,6 +147,8 @@ interface Measured {
   curve: { append: AppendMeasurement; seek: SeekMeasurement }[];
   /** One per plan.scattered guest, in the same order. */
   scattered: ModelMeasurement[];
+  /** B10; absent in results assembled without it. */
+  serve?: ServeMeasurement;
 }
 
 const mib = (bytes: number): string => `${fmtNumber(bytes / 2 ** 20)} MiB`;
@@ -339,6 +344,30 @@ export function assemble(plan: Plan, m: Measured): Results {
         `largest over smallest ${fmtNumber(scatteredFigures['scatteredFlatness'] ?? NaN)} (flat in guest size: >= 0.8)`,
     ],
   });
+  if (m.serve !== undefined) {
+    results.B10 = makeResult({
+      id: 'B10',
+      workload: `serve: ${m.serve.requests} states of one event over HTTP (ioptrace serve's view)`,
+      mode,
+      figure: 'p99Ms',
+      figures: {
+        events: m.serve.events,
+        requests: m.serve.requests,
+        p50Ms: m.serve.p50Ms,
+        p99Ms: m.serve.p99Ms,
+        maxMs: m.serve.maxMs,
+        p99CpuMs: m.serve.p99CpuMs,
+        meanBytes: m.serve.meanBytes,
+        loadAverage: m.serve.load,
+      },
+      limit: null,
+      goals: [{ figure: 'p99Ms', op: '<=', value: 16 }],
+      notes: [
+        `server time of GET /api/runs/RUN/view?seq=S at random events (snapshot + tail, the view, its JSON), measured inside the server; p99 of CPU time per answer ${fmtNumber(m.serve.p99CpuMs)} ms, load average ${fmtNumber(m.serve.load)}; ` +
+          `answers of ${fmtNumber(m.serve.meanBytes)} bytes on average; the page's own drawing time is in test-artifacts/page-timing.json after the browser test`,
+      ],
+    });
+  }
   return results;
 }
 
@@ -410,6 +439,12 @@ async function main(): Promise<number> {
       count: plan.seeks,
       seed: plan.seed,
     });
+    const serve = await step<ServeMeasurement>(`B10 ${plan.seeks} states over HTTP`, 'serve', {
+      db,
+      run,
+      count: plan.seeks,
+      seed: plan.seed,
+    });
     const bisect = await step<BisectMeasurement>('B4 record the divergent run and bisect', 'bisect', {
       db,
       run,
@@ -453,7 +488,7 @@ async function main(): Promise<number> {
         ),
       );
     }
-    const results = assemble(plan, { guest, model, rebuild, seek, bisect, curve, scattered });
+    const results = assemble(plan, { guest, model, rebuild, seek, bisect, curve, scattered, serve });
     writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
     const lines = [
       `ioptrace benchmark (${plan.mode}), ${fmtNumber(seconds(started))} s, node ${process.version}`,

@@ -2,17 +2,7 @@
 /** Output helpers: JSON with bigints as decimal strings, aligned tables, and the progress bar. */
 import { maxOf } from '../lib/arrays.js';
 
-/** JSON for `--json`: bigints become decimal strings (JSON has no 64-bit integers), Uint8Arrays hex. */
-export function toJson(value: unknown): string {
-  return JSON.stringify(
-    value,
-    (_k, v: unknown) =>
-      typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v,
-    2,
-  );
-}
-
-export { hex } from '../lib/format.js';
+export { hex, toJson } from '../lib/format.js';
 
 /** Left-aligned text table. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {

@@ -33,3 +33,13 @@ export function byteSize(n: bigint): string {
   }
   return `${scaled.toFixed(1)} ${UNITS[unit]} (${hex(n)})`;
 }
+
+/** JSON as `--json` and the browser view's API print it: bigints as decimal strings, Uint8Arrays as hex. */
+export function toJson(value: unknown, indent: number | undefined = 2): string {
+  return JSON.stringify(
+    value,
+    (_k, v: unknown) =>
+      typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v,
+    indent,
+  );
+}

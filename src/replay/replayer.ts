@@ -199,7 +199,7 @@ class FindingSink implements EventSink {
   }
 }
 
-function compareExpectation(
+export function compareExpectation(
   expect: Expectation,
   errno: string | null,
   outputs: Record<string, unknown>,

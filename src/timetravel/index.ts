@@ -19,3 +19,17 @@ export type { RenderOptions } from './render.js';
 export { diffStates, renderDiff, renderDifference, DIFF_TABLES } from '../state/diff.js';
 export type { StateDiff, Difference, DiffTable, DiffRange, DiffUnit } from '../state/diff.js';
 export { serializeState, deserializeState, decodeEvent, parseEvent, SNAPSHOT_FORMAT } from '../state/snapshot.js';
+export { renderPatches, renderStep, DEFAULT_MAX_PATCHES } from './step-report.js';
+export type { RenderedPatch, StepReport } from './step-report.js';
+export {
+  requireRun,
+  runsAnswer,
+  eventsAnswer,
+  stateAnswer,
+  diffAnswer,
+  whyAnswer,
+  watchAnswer,
+  stepAnswer,
+  opOfSeq,
+} from './answers.js';
+export type { RunListing, LoggedEvent, StateAnswer, WhyAnswer, WatchAnswer, StepQuery, StepAnswer } from './answers.js';

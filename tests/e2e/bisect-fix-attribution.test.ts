@@ -4,8 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { tempDir } from './cli.js';
-import { cliAsync as cli } from './cli-async.js';
+import { cli, freshDir as tempDir } from '../support/built-cli.js';
 
 const dir = tempDir();
 

@@ -4,8 +4,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT, tempDir } from './cli.js';
-import { cliAsync as cli } from './cli-async.js';
+import { BUILT_CLI, ROOT, cli, freshDir as tempDir } from '../support/built-cli.js';
 
 const dir = tempDir();
 const db = join(dir, 'names.db');
@@ -76,9 +75,8 @@ describe('kernel names and hex numbers in user output', () => {
     // 1523 events, about 190 KB of text: more than a pipe holds, so the write meets the closed pipe.
     const trace = join(ROOT, 'replays/selftest/iommufd_ioas.access_domain_destory.jsonl');
     expect((await cli(['replay', trace, '--variant', 'merged', '--db', db])).status).toBe(1);
-    const VITE_NODE = join(ROOT, 'node_modules/.bin/vite-node');
     const result = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-      const child = spawn(VITE_NODE, [join(ROOT, 'src/cli/bin.ts'), '--', 'log', '3', '--db', db], {
+      const child = spawn(process.execPath, [BUILT_CLI, 'log', '3', '--db', db], {
         env: { ...process.env, NO_COLOR: '1' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

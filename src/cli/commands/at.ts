@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** `ioptrace at RUN SEQ`: the state after an event, in a readable layout. */
 import { openStore } from '../../store/index.js';
-import { StoreSource, renderState, stateAt } from '../../timetravel/index.js';
+import { renderState, stateAnswer } from '../../timetravel/index.js';
 import { digestHex } from '../../lib/digest.js';
 import { UsageError } from '../errors.js';
 import { defineCommand, intArg } from '../command.js';
 import { int } from '../options.js';
-import { requireRun } from './common.js';
 
 export const atCommand = defineCommand({
   name: 'at',
@@ -20,15 +19,13 @@ export const atCommand = defineCommand({
     const seq = intArg(positionals[1], 'SEQ');
     const store = await openStore(env.db, { readonly: true });
     try {
-      await requireRun(store, run);
-      const source = await StoreSource.open(store, run);
-      const state = await stateAt(source, seq);
-      const op = seq === 0 ? null : ((await store.opAt(run, seq)) ?? null);
+      const { opRow: op, ...answer } = await stateAnswer(store, run, seq);
+      const state = answer.state;
       const header = `run ${run} after event ${seq}${op ? ` (op ${op.index} ${op.op}, trace line ${op.line})` : ''}: digest ${digestHex(state.digest)}`;
       const max = values.max;
       return {
         exitCode: 0,
-        json: { run, seq, op: op?.index ?? null, line: op?.line ?? null, state },
+        json: answer,
         text: [header, ...renderState(state, { maxItems: max })],
       };
     } finally {

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** `ioptrace diff RUN SEQ_A SEQ_B`: what differs between two points of a run. */
 import { openStore } from '../../store/index.js';
-import { StoreSource, diffStates, renderDiff, stateAt } from '../../timetravel/index.js';
+import { diffAnswer, renderDiff } from '../../timetravel/index.js';
 import { UsageError } from '../errors.js';
 import { defineCommand, intArg } from '../command.js';
-import { requireRun } from './common.js';
 
 export const diffCommand = defineCommand({
   name: 'diff',
@@ -19,13 +18,11 @@ export const diffCommand = defineCommand({
     const b = intArg(positionals[2], 'SEQ_B');
     const store = await openStore(env.db, { readonly: true });
     try {
-      await requireRun(store, run);
-      const source = await StoreSource.open(store, run);
-      const diff = diffStates(await stateAt(source, a), await stateAt(source, b));
-      const lines = renderDiff(diff);
+      const answer = await diffAnswer(store, run, a, b);
+      const lines = renderDiff(answer.diff);
       return {
         exitCode: 0,
-        json: { run, a, b, diff },
+        json: answer,
         text: [`run ${run}: event ${a} -> event ${b}`, ...(lines.length ? lines : ['  no difference'])],
       };
     } finally {

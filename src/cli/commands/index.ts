@@ -22,6 +22,7 @@ import { auditCommand } from './audit.js';
 import { kernelCommand } from './kernel.js';
 import { runCommand } from './run.js';
 import { exportCCommand } from './export-c.js';
+import { serveCommand } from './serve.js';
 
 export const COMMANDS: readonly Command[] = [
   demoCommand,
@@ -45,4 +46,5 @@ export const COMMANDS: readonly Command[] = [
   auditCommand,
   exportCCommand,
   kernelCommand,
+  serveCommand,
 ];

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** `ioptrace log RUN`: the events of a run, filtered. */
 import { openStore } from '../../store/index.js';
+import { eventsAnswer } from '../../timetravel/index.js';
 import { EVENT_TYPES } from '../../events/events.js';
 import { decodeJson } from '../../lib/codec.js';
 import { UsageError } from '../errors.js';
@@ -31,14 +32,13 @@ export const logCommand = defineCommand({
         ...(types.length ? { types } : {}),
         ...(values.op !== null ? { op: values.op } : {}),
       };
-      const json: unknown[] = [];
+      if (env.json) return { exitCode: 0, json: await eventsAnswer(store, run, filter), text: [] };
       const text: string[] = [];
       for await (const e of store.events(run, filter)) {
         const event = decodeJson(e.payload) as Event;
-        if (env.json) json.push({ seq: e.seq, op: e.op, hash: e.hash, event });
-        else text.push(`${String(e.seq).padStart(7)} op ${String(e.op).padStart(5)}  ${describeEvent(event)}`);
+        text.push(`${String(e.seq).padStart(7)} op ${String(e.op).padStart(5)}  ${describeEvent(event)}`);
       }
-      return { exitCode: 0, json, text };
+      return { exitCode: 0, json: [], text };
     } finally {
       await store.close();
     }

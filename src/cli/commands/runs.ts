@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** `ioptrace runs`: the runs in the database. */
-import { variantLabel } from '../../kernel/variant-spec.js';
 import { openStore } from '../../store/index.js';
+import { runsAnswer } from '../../timetravel/index.js';
 import { defineCommand } from '../command.js';
 import { table } from '../output.js';
 
@@ -17,11 +17,11 @@ export const runsCommand = defineCommand({
   async run(_positionals, _values, env) {
     const store = await openStore(env.db, { readonly: true });
     try {
-      const runs = await store.runs();
+      const runs = await runsAnswer(store);
       const rows = runs.map((r) => [
         String(r.id),
         r.incomplete ? 'incomplete' : r.status,
-        variantLabel(r.variant, r.flags),
+        r.label,
         String(r.opCount),
         String(r.eventCount),
         r.finalDigest ?? '-',
@@ -35,7 +35,7 @@ export const runsCommand = defineCommand({
         });
       return {
         exitCode: 0,
-        json: runs.map((r) => ({ ...r, label: variantLabel(r.variant, r.flags) })),
+        json: runs,
         text: runs.length
           ? [
               ...table(['run', 'status', 'variant', 'ops', 'events', 'digest', 'trace'], rows),

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** `ioptrace watch RUN EXPR`: the first event at which a predicate over the state becomes true. */
 import { openStore } from '../../store/index.js';
-import { StoreSource, watch } from '../../timetravel/index.js';
+import { opOfSeq, watchAnswer } from '../../timetravel/index.js';
 import { UsageError } from '../errors.js';
 import { defineCommand, intArg } from '../command.js';
 import { int } from '../options.js';
-import { requireRun } from './common.js';
 
 export const watchCommand = defineCommand({
   name: 'watch',
@@ -27,16 +26,15 @@ export const watchCommand = defineCommand({
     const expr = positionals[1];
     const store = await openStore(env.db, { readonly: true });
     try {
-      await requireRun(store, run);
       const from = values.from;
-      const hit = await watch(await StoreSource.open(store, run), expr, { from, runName: `run ${run}` });
-      if (!hit) return { exitCode: 1, json: { run, expr, hit: null }, text: [`run ${run}: ${expr} never holds`] };
-      const op = hit.seq === 0 ? null : await store.opAt(run, hit.seq);
+      const answer = await watchAnswer(store, run, expr, from);
+      if (!('seq' in answer)) return { exitCode: 1, json: answer, text: [`run ${run}: ${expr} never holds`] };
+      const op = await opOfSeq(store, run, answer.seq);
       return {
         exitCode: 0,
-        json: { run, expr, seq: hit.seq, op: hit.op, line: op?.line ?? null },
+        json: answer,
         text: [
-          `run ${run}: ${expr} first holds after event ${hit.seq}${op ? ` (op ${op.index} ${op.op}, trace line ${op.line})` : ' (initial state)'}`,
+          `run ${run}: ${expr} first holds after event ${answer.seq}${op ? ` (op ${op.index} ${op.op}, trace line ${op.line})` : ' (initial state)'}`,
         ],
       };
     } finally {

@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** `ioptrace why RUN --pfn P | --index PAGES:I`: every event that touched a page, in order. */
 import { openStore } from '../../store/index.js';
-import { StoreSource, why } from '../../timetravel/index.js';
+import { whyAnswer } from '../../timetravel/index.js';
 import type { WhyTarget } from '../../timetravel/index.js';
 import { UsageError } from '../errors.js';
 import { defineCommand, intArg } from '../command.js';
 import { int, pagesIndex } from '../options.js';
-import { requireRun } from './common.js';
 import { hex } from '../../lib/format.js';
 
 export const whyCommand = defineCommand({
@@ -24,8 +23,8 @@ export const whyCommand = defineCommand({
     else throw new UsageError(`give exactly one of --pfn and --index\nusage: ${this.usage}`);
     const store = await openStore(env.db, { readonly: true });
     try {
-      await requireRun(store, run);
-      const entries = await why(await StoreSource.open(store, run), target);
+      const answer = await whyAnswer(store, run, target);
+      const entries = answer.events;
       const what = 'pfn' in target ? `pfn ${hex(target.pfn)}` : `iopt_pages ${target.pages} index ${target.index}`;
       const text = [
         `run ${run}, ${what}: ${entries.length} events`,
@@ -33,7 +32,7 @@ export const whyCommand = defineCommand({
       ];
       return {
         exitCode: 0,
-        json: { run, target, events: entries.map(({ seq, op, type, text: t }) => ({ seq, op, type, text: t })) },
+        json: answer,
         text,
       };
     } finally {

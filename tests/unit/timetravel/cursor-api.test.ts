@@ -15,7 +15,7 @@ import {
   resolveVariant,
 } from '../../../src/index.js';
 import type { OpSpan } from '../../../src/index.js';
-import { renderPatches } from '../../../src/cli/commands/step.js';
+import { renderPatches } from '../../../src/timetravel/index.js';
 
 function recordedRun(path: string, variant: string): { source: MemorySource; digests: string[] } {
   const sink = new MemorySink();
