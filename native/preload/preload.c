@@ -162,6 +162,34 @@ fail:
 	return -1;
 }
 
+/*
+ * A selftest access file: a close-on-exec socket registered with the server, whose last close the server
+ * sees as end-of-file and answers as the kernel's release of the access file.
+ */
+static int open_access_file(void)
+{
+	struct ioptrace_request req = { 0 };
+	struct ioptrace_reply reply;
+	struct stat st;
+	int fd = connect_server(1);
+
+	if (fd < 0)
+		return -1;
+	req.kind = IOPTRACE_REQ_OPEN;
+	req.pid = (uint32_t)getpid();
+	req.tid = (uint32_t)syscall(SYS_gettid);
+	req.aux = IOPTRACE_DEV_ACCESS;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	req.ino = (uint64_t)st.st_ino;
+	if (write_all(fd, &req, sizeof(req)) || read_all(fd, &reply, sizeof(reply)) || reply.err)
+		goto fail;
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
 /* The control socket of this process; an inherited one belongs to the parent and is dropped. */
 static int control_socket(void)
 {
@@ -209,6 +237,24 @@ static int forward_ioctl(int fd, unsigned long request, void *arg, int *ret)
 		*ret = -1;
 		errno = EIO;
 		return 1;
+	}
+	if (reply.err == IOPTRACE_NEED_FD) {
+		int access_fd = open_access_file();
+
+		if (access_fd < 0) {
+			pthread_mutex_unlock(&ctl_lock);
+			*ret = -1;
+			errno = ENOMEM;
+			return 1;
+		}
+		req.aux = (uint32_t)access_fd + 1;
+		if (write_all(ctl, &req, sizeof(req)) || read_all(ctl, &reply, sizeof(reply))) {
+			close(ctl);
+			ctl_fd = -1;
+			reply.err = EIO;
+		}
+		if (reply.err)
+			close(access_fd);
 	}
 	pthread_mutex_unlock(&ctl_lock);
 	if (reply.err == IOPTRACE_NOT_OURS)

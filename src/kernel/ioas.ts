@@ -28,6 +28,7 @@ import {
   ioptGetPages,
   ioptMapPages,
   ioptMapUserPages,
+  ioptReserveIova,
   ioptSetAllowIova,
   ioptTableAddDomain,
   ioptTableRemoveDomain,
@@ -136,6 +137,15 @@ export function ioasHugePages(sim: Sim, ioas: string, enable: boolean): number {
   if (!enable) return ioptDisableLargePages(sim, ioas);
   ioptEnableLargePages(sim, ioas);
   return 0;
+}
+
+/**
+ * The selftest's ADD_RESERVED: reserve [start, last] with no owner (iopt_reserve_iova under the IOVA
+ * lock): -EADDRINUSE over an area or an allowed range. It stays until the table is destroyed.
+ */
+export function ioasAddReserved(sim: Sim, ioas: string, start: bigint, last: bigint): number {
+  ioasOf(sim, ioas);
+  return ioptReserveIova(sim, ioas, start, last, null);
 }
 
 /**
