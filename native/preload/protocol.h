@@ -14,6 +14,8 @@ enum ioptrace_kind {
 	IOPTRACE_REQ_OPEN = 1,
 	/* On the per-process control socket: one ioctl on a context socket. */
 	IOPTRACE_REQ_IOCTL = 2,
+	/* On the control socket: the program closed a descriptor of a context or access file (ino). */
+	IOPTRACE_REQ_CLOSE = 3,
 };
 
 enum ioptrace_device {

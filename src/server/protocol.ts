@@ -6,6 +6,7 @@ export const REPLY_SIZE = 8;
 
 export const REQ_OPEN = 1;
 export const REQ_IOCTL = 2;
+export const REQ_CLOSE = 3;
 
 export const DEV_VFIO = 1;
 export const DEV_ACCESS = 2;

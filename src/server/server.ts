@@ -7,7 +7,16 @@
  */
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import { DEV_ACCESS, DEV_VFIO, REQ_IOCTL, REQ_OPEN, REQUEST_SIZE, decodeRequest, encodeReply } from './protocol.js';
+import {
+  DEV_ACCESS,
+  DEV_VFIO,
+  REQ_CLOSE,
+  REQ_IOCTL,
+  REQ_OPEN,
+  REQUEST_SIZE,
+  decodeRequest,
+  encodeReply,
+} from './protocol.js';
 import type { Session } from './session.js';
 
 const EIO = 5;
@@ -82,6 +91,9 @@ export class SessionServer {
             return 0;
           });
           socket.write(encodeReply(reply.ret, reply.err));
+        } else if (req.kind === REQ_CLOSE) {
+          this.guard(() => (this.session.closed(req.ino), 0));
+          socket.write(encodeReply(0, 0));
         } else {
           socket.write(encodeReply(-1, EINVAL));
         }

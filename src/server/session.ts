@@ -14,7 +14,8 @@
  */
 import type { TraceHeader, TraceOp } from '../events/trace.js';
 import { DEFAULT_TRACE_HEADER, U64_MAX } from '../events/trace.js';
-import { itreeEntries } from '../structures/interval-tree.js';
+import { itreeEntries, itreeIterFirst, itreeIterNext } from '../structures/interval-tree.js';
+import { areaStartByte } from '../kernel/invariants/held.js';
 import { serializeOp } from '../fuzz/write.js';
 import { LiveReplay } from '../replay/replayer.js';
 import type { Finding, OpRecord, ReplayResult } from '../replay/replayer.js';
@@ -66,7 +67,7 @@ import {
   iommufdRequest,
 } from './uapi.js';
 import type { IoctlOp } from './uapi.js';
-import { UserMemory, credentialsOf, socketInodeOf, vmasIn } from './user-memory.js';
+import { UserMemory, credentialsOf, socketHeldAnywhere, socketInodeOf, vmasIn } from './user-memory.js';
 
 export const ENOTTY = 25;
 export const EMSGSIZE = 90;
@@ -208,6 +209,18 @@ export class Session {
       accessFiles: 0,
     });
     return 0;
+  }
+
+  /**
+   * The program closed a descriptor of a context or access file: if no process holds the file any more,
+   * this was the last close, and the file is released now, before close returns (its end-of-file, heard
+   * later, then finds nothing left to release).
+   */
+  closed(ino: bigint): void {
+    if (!this.contexts.has(ino) && !this.accessFiles.has(ino)) return;
+    if (socketHeldAnywhere(ino)) return;
+    if (this.accessFiles.has(ino)) this.releaseAccessFile(ino);
+    else this.release(ino);
   }
 
   /** A socket the library prepared to become a selftest access file. */
@@ -823,6 +836,14 @@ export class Session {
       this.count(this.counts.unserved, 'IOMMU_TEST_CMD(ACCESS_RW with MOCK_FLAGS_ACCESS_SYZ)');
       return fail(EOPNOTSUPP);
     }
+    // The model keeps its own copy of user bytes: what the program wrote since is written to it first,
+    // and what the access writes reaches the program's memory after (the pinned pages are its pages).
+    const ioas = this.live.current.accesses[file.access]?.ioas ?? null;
+    const pieces = ioas === null || length === 0n ? [] : this.userPieces(ioas, iova, length);
+    for (const p of pieces) {
+      const real = this.memory.read(p.pid, p.addr, p.length);
+      if (real !== null) this.step({ op: 'write', pid: String(p.pid), addr: p.addr, data: real.toString('hex') });
+    }
     const rec = this.run({
       op: 'access_rw',
       access: file.access,
@@ -836,8 +857,38 @@ export class Session {
     if (!write) {
       const out = Buffer.from(String(rec.outputs['data'] ?? ''), 'hex');
       if (!this.memory.write(call.pid, uptr, out)) fail(EFAULT);
+    } else if (data !== null) {
+      for (const p of pieces) this.memory.write(p.pid, p.addr, data.subarray(p.at, p.at + p.length));
     }
     return 0;
+  }
+
+  /**
+   * The user memory behind [iova, iova + length) of an IOAS, area by area: the process whose memory the
+   * area's pages were pinned from, the address (pages->uptr plus the area's start byte), and where the
+   * piece sits in the transfer.
+   */
+  private userPieces(
+    ioasName: string,
+    iova: bigint,
+    length: bigint,
+  ): { pid: number; addr: bigint; at: number; length: number }[] {
+    const st = this.live.current;
+    const io = st.ioases[ioasName];
+    if (io === undefined) return [];
+    const last = iova + length - 1n;
+    const out: { pid: number; addr: bigint; at: number; length: number }[] = [];
+    for (let e = itreeIterFirst(io.areas, iova, last); e; e = itreeIterNext(io.areas, e, iova, last)) {
+      const area = st.areas[e.id];
+      const pages = area?.pages == null ? undefined : st.pages[area.pages];
+      const pid = Number(pages?.sourcePid);
+      if (area === undefined || pages === undefined || !Number.isSafeInteger(pid)) continue;
+      const from = iova > area.iova ? iova : area.iova;
+      const to = last < area.lastIova ? last : area.lastIova;
+      const addr = pages.uptr + areaStartByte(area, PAGE_SIZE) + (from - area.iova);
+      out.push({ pid, addr, at: Number(from - iova), length: Number(to - from + 1n) });
+    }
+    return out;
   }
 
   // ---- the model -----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
  * The server is the program's ancestor, so the kernel lets it open /proc/PID/mem of every process of the
  * run (ptrace access mode ATTACH).
  */
-import { closeSync, openSync, readFileSync, readSync, readlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, writeSync } from 'node:fs';
 
 /** No user address reaches 2^53 (x86-64 user space ends below 2^57), so file offsets stay exact numbers. */
 const USER_LIMIT = BigInt(Number.MAX_SAFE_INTEGER);
@@ -171,6 +171,28 @@ export interface Credentials {
 
 const CAP_IPC_LOCK = 14n;
 const CAP_SYS_RESOURCE = 24n;
+
+/** Whether any process has a descriptor of the socket with inode `ino` (every /proc/PID/fd is read). */
+export function socketHeldAnywhere(ino: bigint): boolean {
+  const target = `socket:[${ino}]`;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`) === target) return true;
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return false;
+}
 
 /** The inode of the socket behind descriptor `fd` of `pid` (null when it is not a socket, or not open). */
 export function socketInodeOf(pid: number, fd: number): bigint | null {
