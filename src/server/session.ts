@@ -16,6 +16,7 @@ import type { TraceHeader, TraceOp } from '../events/trace.js';
 import { DEFAULT_TRACE_HEADER, U64_MAX } from '../events/trace.js';
 import { itreeEntries, itreeIterFirst, itreeIterNext } from '../structures/interval-tree.js';
 import { areaStartByte } from '../kernel/invariants/held.js';
+import { copyFromMm } from '../machine/memory.js';
 import { serializeOp } from '../fuzz/write.js';
 import { LiveReplay } from '../replay/replayer.js';
 import type { Finding, OpRecord, ReplayResult } from '../replay/replayer.js';
@@ -842,7 +843,8 @@ export class Session {
     const pieces = ioas === null || length === 0n ? [] : this.userPieces(ioas, iova, length);
     for (const p of pieces) {
       const real = this.memory.read(p.pid, p.addr, p.length);
-      if (real !== null) this.step({ op: 'write', pid: String(p.pid), addr: p.addr, data: real.toString('hex') });
+      if (real === null || this.modelHolds(p.pid, p.addr, real)) continue;
+      this.step({ op: 'write', pid: String(p.pid), addr: p.addr, data: real.toString('hex') });
     }
     const rec = this.run({
       op: 'access_rw',
@@ -861,6 +863,15 @@ export class Session {
       for (const p of pieces) this.memory.write(p.pid, p.addr, data.subarray(p.at, p.at + p.length));
     }
     return 0;
+  }
+
+  /** Whether the model's copy of the process's memory at `addr` already reads as `bytes`. */
+  private modelHolds(pid: number, addr: bigint, bytes: Buffer): boolean {
+    const st = this.live.current;
+    const mm = st.processes[String(pid)]?.mm;
+    if (mm === undefined) return false;
+    const seen = new Uint8Array(bytes.length);
+    return copyFromMm(st, mm, addr, seen) === 0 && bytes.equals(seen);
   }
 
   /**
