@@ -30,7 +30,7 @@
 #include "protocol.h"
 
 #define IOMMUFD_IOCTL_TYPE ';'
-#define MAX_OWN_INODES 256
+#define MAX_OWN_INODES 4096
 
 static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
 static int ctl_fd = -1;
@@ -41,6 +41,12 @@ static uint64_t own_inodes[MAX_OWN_INODES];
 static unsigned int own_count;
 
 static int (*real_ioctl_fn)(int, unsigned long, ...);
+
+/* The library's own closes: through the syscall, so that they do not come back into close() below. */
+static int sys_close(int fd)
+{
+	return (int)syscall(SYS_close, fd);
+}
 
 static const char *server_path(void)
 {
@@ -105,7 +111,7 @@ static int connect_server(int cloexec)
 		return -1;
 	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		int saved = errno;
-		close(fd);
+		sys_close(fd);
 		errno = saved;
 		return -1;
 	}
@@ -147,7 +153,7 @@ static int open_device(int device, int flags)
 	if (write_all(fd, &req, sizeof(req)) || read_all(fd, &reply, sizeof(reply)))
 		goto fail;
 	if (reply.err) {
-		close(fd);
+		sys_close(fd);
 		errno = reply.err;
 		return -1;
 	}
@@ -157,8 +163,37 @@ static int open_device(int device, int flags)
 	errno = saved_errno;
 	return fd;
 fail:
-	close(fd);
+	sys_close(fd);
 	errno = EIO;
+	return -1;
+}
+
+/*
+ * A selftest access file: a close-on-exec socket registered with the server, whose last close the server
+ * sees as end-of-file and answers as the kernel's release of the access file.
+ */
+static int open_access_file(void)
+{
+	struct ioptrace_request req = { 0 };
+	struct ioptrace_reply reply;
+	struct stat st;
+	int fd = connect_server(1);
+
+	if (fd < 0)
+		return -1;
+	req.kind = IOPTRACE_REQ_OPEN;
+	req.pid = (uint32_t)getpid();
+	req.tid = (uint32_t)syscall(SYS_gettid);
+	req.aux = IOPTRACE_DEV_ACCESS;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	req.ino = (uint64_t)st.st_ino;
+	if (write_all(fd, &req, sizeof(req)) || read_all(fd, &reply, sizeof(reply)) || reply.err)
+		goto fail;
+	remember_inode(req.ino);
+	return fd;
+fail:
+	sys_close(fd);
 	return -1;
 }
 
@@ -170,7 +205,7 @@ static int control_socket(void)
 	if (ctl_fd >= 0 && ctl_pid == pid)
 		return ctl_fd;
 	if (ctl_fd >= 0)
-		close(ctl_fd);
+		sys_close(ctl_fd);
 	ctl_fd = connect_server(1);
 	ctl_pid = pid;
 	return ctl_fd;
@@ -203,12 +238,30 @@ static int forward_ioctl(int fd, unsigned long request, void *arg, int *ret)
 	req.request = (uint64_t)request;
 	req.arg = (uint64_t)(uintptr_t)arg;
 	if (write_all(ctl, &req, sizeof(req)) || read_all(ctl, &reply, sizeof(reply))) {
-		close(ctl);
+		sys_close(ctl);
 		ctl_fd = -1;
 		pthread_mutex_unlock(&ctl_lock);
 		*ret = -1;
 		errno = EIO;
 		return 1;
+	}
+	if (reply.err == IOPTRACE_NEED_FD) {
+		int access_fd = open_access_file();
+
+		if (access_fd < 0) {
+			pthread_mutex_unlock(&ctl_lock);
+			*ret = -1;
+			errno = ENOMEM;
+			return 1;
+		}
+		req.aux = (uint32_t)access_fd + 1;
+		if (write_all(ctl, &req, sizeof(req)) || read_all(ctl, &reply, sizeof(reply))) {
+			sys_close(ctl);
+			ctl_fd = -1;
+			reply.err = EIO;
+		}
+		if (reply.err)
+			sys_close(access_fd);
 	}
 	pthread_mutex_unlock(&ctl_lock);
 	if (reply.err == IOPTRACE_NOT_OURS)
@@ -327,4 +380,46 @@ int __openat64_2(int dirfd, const char *path, int flags)
 {
 	SERVE_OPEN(path, flags);
 	return REAL("__openat64_2", openat2_fn)(dirfd, path, flags);
+}
+
+/*
+ * close() of a context or access file: the kernel releases the file at the last close, before close
+ * returns, so the next call of the program must find it released. The server hears the last close as
+ * end-of-file too, but not necessarily before that next call: it is told here, and looks whether any
+ * process still holds the file, before close returns.
+ */
+int close(int fd)
+{
+	struct ioptrace_request req = { 0 };
+	struct ioptrace_reply reply;
+	struct stat st;
+	int ours = 0;
+	int saved;
+	int rc;
+	int ctl;
+
+	if (server_path() && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		pthread_mutex_lock(&ctl_lock);
+		ours = is_own_inode((uint64_t)st.st_ino) && !(fd == ctl_fd && ctl_pid == getpid());
+		pthread_mutex_unlock(&ctl_lock);
+	}
+	rc = sys_close(fd);
+	if (!ours || rc != 0)
+		return rc;
+	saved = errno;
+	pthread_mutex_lock(&ctl_lock);
+	ctl = control_socket();
+	if (ctl >= 0) {
+		req.kind = IOPTRACE_REQ_CLOSE;
+		req.pid = (uint32_t)ctl_pid;
+		req.tid = (uint32_t)syscall(SYS_gettid);
+		req.ino = (uint64_t)st.st_ino;
+		if (write_all(ctl, &req, sizeof(req)) || read_all(ctl, &reply, sizeof(reply))) {
+			sys_close(ctl);
+			ctl_fd = -1;
+		}
+	}
+	pthread_mutex_unlock(&ctl_lock);
+	errno = saved;
+	return rc;
 }

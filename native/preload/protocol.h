@@ -14,18 +14,22 @@ enum ioptrace_kind {
 	IOPTRACE_REQ_OPEN = 1,
 	/* On the per-process control socket: one ioctl on a context socket. */
 	IOPTRACE_REQ_IOCTL = 2,
+	/* On the control socket: the program closed a descriptor of a context or access file (ino). */
+	IOPTRACE_REQ_CLOSE = 3,
 };
 
 enum ioptrace_device {
 	IOPTRACE_DEV_IOMMU = 0,
 	IOPTRACE_DEV_VFIO = 1,
+	/* The file of a selftest access object (IOMMU_TEST_OP_CREATE_ACCESS hands its fd to the program). */
+	IOPTRACE_DEV_ACCESS = 2,
 };
 
 struct ioptrace_request {
 	uint32_t kind;
 	uint32_t pid;
 	uint32_t tid;
-	uint32_t aux; /* OPEN: enum ioptrace_device */
+	uint32_t aux; /* OPEN: enum ioptrace_device; IOCTL: 1 + the fd of a prepared access file, or 0 */
 	uint64_t ino; /* inode of the context socket as the caller sees it */
 	uint64_t request;
 	uint64_t arg;
@@ -33,6 +37,12 @@ struct ioptrace_request {
 
 /* err: 0 success (ret is the ioctl's value), > 0 an errno, IOPTRACE_NOT_OURS: pass the call to the kernel. */
 #define IOPTRACE_NOT_OURS (-1)
+/*
+ * err IOPTRACE_NEED_FD: the ioctl installs a new file in the caller (CREATE_ACCESS). The library opens an
+ * access socket (OPEN with IOPTRACE_DEV_ACCESS) at the lowest free descriptor, as get_unused_fd_flags
+ * would, and sends the same ioctl again with aux = 1 + that fd; on failure it closes the fd again.
+ */
+#define IOPTRACE_NEED_FD (-2)
 
 struct ioptrace_reply {
 	int32_t ret;

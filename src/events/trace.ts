@@ -107,6 +107,7 @@ export const TRACE_OPS = [
   'ioas_copy',
   'ioas_allow_iovas',
   'ioas_huge_pages',
+  'add_reserved',
   'domain_attach',
   'domain_detach',
   'access_create',
@@ -416,6 +417,7 @@ const opShapes = {
   },
   ioas_allow_iovas: { op: z.literal('ioas_allow_iovas'), ioas: name, ranges: z.array(range) },
   ioas_huge_pages: { op: z.literal('ioas_huge_pages'), ioas: name, enable: z.boolean() },
+  add_reserved: { op: z.literal('add_reserved'), ioas: name, start: u64, last: u64 },
   domain_attach: {
     op: z.literal('domain_attach'),
     domain: name,
@@ -543,6 +545,7 @@ export const traceOpSchema = z.discriminatedUnion('op', [
   opSchema('ioas_copy'),
   opSchema('ioas_allow_iovas'),
   opSchema('ioas_huge_pages'),
+  opSchema('add_reserved'),
   opSchema('domain_attach'),
   opSchema('domain_detach'),
   opSchema('access_create'),

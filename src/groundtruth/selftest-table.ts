@@ -2,8 +2,9 @@
 /**
  * The selftest as oracle (`npm run test:kernel`): the kernel's iommufd and iommufd_fail_nth selftests,
  * built from the package's sources, run once in the ground-truth VM; one row per test with its outcome
- * on the kernel. The model's column is filled by `ioptrace run` (issue 13) once that exists; until then
- * it says so instead of guessing.
+ * on the kernel, and its outcome under the model: the same sources built dynamically and run on this
+ * machine under `ioptrace run --variant V` (model-run.ts), with the first failure the harness printed as
+ * the model's reason.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,10 +14,13 @@ import { SELFTEST_PROGRAMS, buildNativeProgram, buildSelftests } from './selftes
 import type { SelftestProgram } from './selftests.js';
 import { countOutcomes, parseTap } from './tap.js';
 import type { TapOutcome, TapResult } from './tap.js';
+import { runUnderModel } from './model-run.js';
+import type { ModelRun } from './model-run.js';
 import { runVm } from './vm.js';
 import type { KernelReport, VmResult } from './vm.js';
 
-export const MODEL_UNAVAILABLE = 'n/a (the selftest does not run under ioptrace run yet)';
+/** A test the model's run of the program did not report (the program ended before it). */
+export const MODEL_MISSING = 'missing';
 
 /** The fixtures whose every test must agree between kernel and model (issue 14, item 5). */
 export const ORACLE_FIXTURES = [
@@ -32,8 +36,18 @@ export interface SelftestRow {
   test: string;
   fixture: string;
   kernel: TapOutcome | 'missing';
-  model: string;
+  model: TapOutcome | 'missing';
+  /** The kernel's SKIP reason, if any. */
   reason: string | undefined;
+  /** The first failure the harness printed for the test under the model, if it failed there. */
+  modelReason: string | undefined;
+}
+
+/** Agreement of kernel and model, per fixture (fixture.variant for fixtures with variants). */
+export interface FixtureAgreement {
+  fixture: string;
+  agree: number;
+  disagree: number;
 }
 
 export interface ProgramSummary {
@@ -63,12 +77,15 @@ export interface SelftestReport {
   vm: Omit<VmResult, 'console' | 'runs' | 'kmsg'>;
   programs: ProgramSummary[];
   rows: SelftestRow[];
+  /** The model's runs, one per program. */
+  model: Omit<ModelRun, 'tap' | 'reasons'>[];
+  agreement: FixtureAgreement[];
   reports: KernelReport[];
   findings: FindingRun[];
   consoleLog: string;
 }
 
-export async function runSelftestOracle(say: Say): Promise<SelftestReport> {
+export async function runSelftestOracle(say: Say, variant = 'upstream'): Promise<SelftestReport> {
   const kernel = await buildKernel(say);
   say(
     kernel.cached
@@ -78,6 +95,14 @@ export async function runSelftestOracle(say: Say): Promise<SelftestReport> {
   const src = await prepareSource(say);
   const selftests = await buildSelftests(src, say);
   const finding = await buildNativeProgram(src, FINDING_PROGRAM);
+  const dynamic = await buildSelftests(src, say, false);
+  const modelRuns = new Map<SelftestProgram, ModelRun>();
+  for (const p of SELFTEST_PROGRAMS) {
+    say(`running ${p} under ioptrace run --variant ${variant}`);
+    const run = await runUnderModel(dynamic.programs[p], variant);
+    say(`${p} under the model: exit ${run.exitStatus ?? 'none'} in ${run.wallSeconds.toFixed(0)} s`);
+    modelRuns.set(p, run);
+  }
   const modes = ['mm', 'user'] as const;
   // After the selftests, so a WARN it provokes (and the taint) cannot change a selftest's outcome.
   const programs = [
@@ -103,15 +128,20 @@ export async function runSelftestOracle(say: Say): Promise<SelftestReport> {
       counts: countOutcomes(tap.tests),
       totals: tap.totals,
     });
-    for (const t of tap.tests)
+    const modelRun = modelRuns.get(program);
+    const modelOf = new Map((modelRun?.tap.tests ?? []).map((t) => [t.name, t.outcome]));
+    for (const t of tap.tests) {
+      const model = modelOf.get(t.name) ?? MODEL_MISSING;
       rows.push({
         program,
         test: t.name,
         fixture: t.name.split('.')[0] ?? t.name,
         kernel: t.outcome,
-        model: MODEL_UNAVAILABLE,
+        model,
         reason: t.reason,
+        modelReason: model === 'fail' ? modelRun?.reasons[t.name] : undefined,
       });
+    }
     // A planned test that never printed a result line (the program crashed mid-run) is a row too.
     for (let n = tap.tests.length + 1; tap.planned !== undefined && n <= tap.planned; n++)
       rows.push({
@@ -119,8 +149,9 @@ export async function runSelftestOracle(say: Say): Promise<SelftestReport> {
         test: `#${n} (no result line)`,
         fixture: '?',
         kernel: 'missing',
-        model: MODEL_UNAVAILABLE,
+        model: MODEL_MISSING,
         reason: undefined,
+        modelReason: undefined,
       });
   }
   const findings = modes.map((mode): FindingRun => {
@@ -139,6 +170,8 @@ export async function runSelftestOracle(say: Say): Promise<SelftestReport> {
     vm: vmSummary,
     programs: summaries,
     rows,
+    model: [...modelRuns.values()].map(({ tap: _t, reasons: _r, ...rest }) => rest),
+    agreement: agreementOf(rows),
     reports: vm.reports,
     findings,
     consoleLog,
@@ -152,4 +185,18 @@ export function oracleExitCode(r: SelftestReport): number {
     r.programs.every((p) => p.exitStatus !== undefined && p.planned !== undefined) &&
     r.rows.every((row) => row.kernel !== 'missing');
   return complete ? 0 : 1;
+}
+
+/** Per fixture (with its variant where it has one), how many tests end the same on kernel and model. */
+export function agreementOf(rows: readonly SelftestRow[]): FixtureAgreement[] {
+  const by = new Map<string, FixtureAgreement>();
+  for (const row of rows) {
+    const parts = row.test.split('.');
+    const fixture = parts.length === 3 ? `${parts[0]}.${parts[1]}` : row.fixture;
+    const a = by.get(fixture) ?? { fixture, agree: 0, disagree: 0 };
+    if (row.kernel === row.model) a.agree++;
+    else a.disagree++;
+    by.set(fixture, a);
+  }
+  return [...by.values()];
 }

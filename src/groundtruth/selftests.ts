@@ -39,14 +39,18 @@ export async function uapiHeaders(src: SourceTree, say: Say): Promise<string> {
   return include;
 }
 
-export async function buildSelftests(src: SourceTree, say: Say): Promise<SelftestBuild> {
+/**
+ * Build the selftests; `linkStatic` for the VM (its initramfs has no C library), dynamic for the model's
+ * runs on this machine (the preload library needs the dynamic loader).
+ */
+export async function buildSelftests(src: SourceTree, say: Say, linkStatic = true): Promise<SelftestBuild> {
   const include = await uapiHeaders(src, say);
   const compat = nativeFile('compat', 'iommufd-compat.h');
   const key = createHash('sha256')
     .update(`${src.packageVersion}\n${readFileSync(compat, 'utf8')}`)
     .digest('hex')
     .slice(0, 16);
-  const dir = join(src.dir, `selftests-${key}`);
+  const dir = join(src.dir, linkStatic ? `selftests-${key}` : `selftests-dynamic-${key}`);
   const programs = Object.fromEntries(SELFTEST_PROGRAMS.map((p) => [p, join(dir, p)])) as Record<
     SelftestProgram,
     string
@@ -55,7 +59,7 @@ export async function buildSelftests(src: SourceTree, say: Say): Promise<Selftes
   mkdirSync(dir, { recursive: true });
   const testDir = join(src.tree, 'tools', 'testing', 'selftests', 'iommu');
   for (const p of SELFTEST_PROGRAMS) {
-    say(`compiling the ${p} selftest (gcc -static, -include ${compat})`);
+    say(`compiling the ${p} selftest (gcc${linkStatic ? ' -static' : ''}, -include ${compat})`);
     // The flags of the selftests' own lib.mk, plus our header and static linking.
     await runTool(
       'gcc',
@@ -68,7 +72,7 @@ export async function buildSelftests(src: SourceTree, say: Say): Promise<Selftes
         include,
         '-include',
         compat,
-        '-static',
+        ...(linkStatic ? ['-static'] : []),
         '-o',
         `${programs[p]}.tmp`,
         `${p}.c`,

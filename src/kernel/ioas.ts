@@ -29,6 +29,7 @@ import {
   ioptMapFilePages,
   ioptMapPages,
   ioptMapUserPages,
+  ioptReserveIova,
   ioptSetAllowIova,
   ioptTableAddDomain,
   ioptTableRemoveDomain,
@@ -162,6 +163,15 @@ export function ioasHugePages(sim: Sim, ioas: string, enable: boolean): number {
   if (!enable) return ioptDisableLargePages(sim, ioas);
   ioptEnableLargePages(sim, ioas);
   return 0;
+}
+
+/**
+ * The selftest's ADD_RESERVED: reserve [start, last] with no owner (iopt_reserve_iova under the IOVA
+ * lock): -EADDRINUSE over an area or an allowed range. It stays until the table is destroyed.
+ */
+export function ioasAddReserved(sim: Sim, ioas: string, start: bigint, last: bigint): number {
+  ioasOf(sim, ioas);
+  return ioptReserveIova(sim, ioas, start, last, null);
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   ioasAlloc,
   ioasAllowIovas,
   ioasCopy,
+  ioasAddReserved,
   ioasHugePages,
   ioasMap,
   ioasMapFile,
@@ -67,6 +68,7 @@ export function implicitCaller(state: State, op: TraceOp): Task {
     case 'ioas_unmap':
     case 'ioas_allow_iovas':
     case 'ioas_huge_pages':
+    case 'add_reserved':
     case 'vfio_unmap':
     case 'domain_attach':
       return ctxOfIoas(op.ioas);
@@ -201,6 +203,8 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
       );
     case 'ioas_huge_pages':
       return ok(ioasHugePages(sim, op.ioas, op.enable));
+    case 'add_reserved':
+      return ok(ioasAddReserved(sim, op.ioas, op.start, op.last));
     case 'domain_attach':
       return ok(
         domainAttach(sim, op.ioas, op.domain, {

@@ -157,6 +157,7 @@ const NAME_REFS: Readonly<Partial<Record<TraceOpName, readonly NameRef[]>>> = {
     { field: 'ioas', ns: 'ioas', role: 'use' },
   ],
   vfio_unmap: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
+  add_reserved: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
   check_map: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
 };
 

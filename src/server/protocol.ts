@@ -6,8 +6,13 @@ export const REPLY_SIZE = 8;
 
 export const REQ_OPEN = 1;
 export const REQ_IOCTL = 2;
+export const REQ_CLOSE = 3;
 
 export const DEV_VFIO = 1;
+export const DEV_ACCESS = 2;
+
+/** Reply: the ioctl installs a file; send it again with aux = 1 + the fd of a prepared access socket. */
+export const NEED_FD = -2;
 
 export interface Request {
   kind: number;

@@ -7,7 +7,16 @@
  */
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import { DEV_VFIO, REQ_IOCTL, REQ_OPEN, REQUEST_SIZE, decodeRequest, encodeReply } from './protocol.js';
+import {
+  DEV_ACCESS,
+  DEV_VFIO,
+  REQ_CLOSE,
+  REQ_IOCTL,
+  REQ_OPEN,
+  REQUEST_SIZE,
+  decodeRequest,
+  encodeReply,
+} from './protocol.js';
 import type { Session } from './session.js';
 
 const EIO = 5;
@@ -46,12 +55,17 @@ export class SessionServer {
     let pending: Buffer = Buffer.alloc(0);
     let context: bigint | null = null;
     let controlOf: number | null = null;
+    let accessFile: bigint | null = null;
     socket.on('data', (chunk: Buffer) => {
       pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
       let at = 0;
       for (; at + REQUEST_SIZE <= pending.length; at += REQUEST_SIZE) {
         const req = decodeRequest(pending, at);
-        if (req.kind === REQ_OPEN && context === null) {
+        if (req.kind === REQ_OPEN && context === null && accessFile === null && req.aux === DEV_ACCESS) {
+          accessFile = req.ino;
+          this.session.registerAccessFile(req.ino);
+          socket.write(encodeReply(0, 0));
+        } else if (req.kind === REQ_OPEN && context === null && accessFile === null) {
           const err = this.guard(() => this.session.open(req.pid, req.ino, req.aux === DEV_VFIO));
           if (err === 0) {
             context = req.ino;
@@ -72,10 +86,14 @@ export class SessionServer {
               ino: req.ino,
               request: req.request,
               arg: req.arg,
+              aux: req.aux,
             });
             return 0;
           });
           socket.write(encodeReply(reply.ret, reply.err));
+        } else if (req.kind === REQ_CLOSE) {
+          this.guard(() => (this.session.closed(req.ino), 0));
+          socket.write(encodeReply(0, 0));
         } else {
           socket.write(encodeReply(-1, EINVAL));
         }
@@ -85,8 +103,9 @@ export class SessionServer {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       this.sockets.delete(socket);
+      if (accessFile !== null) this.guard(() => (this.session.releaseAccessFile(accessFile ?? 0n), 0));
       if (context !== null) {
-        this.session.release(context);
+        this.guard(() => (this.session.release(context ?? 0n), 0));
         this.contextsOpen--;
       }
     });

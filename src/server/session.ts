@@ -14,34 +14,70 @@
  */
 import type { TraceHeader, TraceOp } from '../events/trace.js';
 import { DEFAULT_TRACE_HEADER, U64_MAX } from '../events/trace.js';
-import { itreeEntries } from '../structures/interval-tree.js';
+import { itreeEntries, itreeIterFirst, itreeIterNext } from '../structures/interval-tree.js';
+import { areaStartByte } from '../kernel/invariants/held.js';
+import { copyFromMm } from '../machine/memory.js';
 import { serializeOp } from '../fuzz/write.js';
 import { LiveReplay } from '../replay/replayer.js';
 import type { Finding, OpRecord, ReplayResult } from '../replay/replayer.js';
-import { E2BIG, EBUSY, EFAULT, EINVAL, ENOENT, EOPNOTSUPP, EOVERFLOW, errnoFromName } from '../machine/errno.js';
 import {
+  E2BIG,
+  EBUSY,
+  EFAULT,
+  EINVAL,
+  ENOENT,
+  ENOMEM,
+  EOPNOTSUPP,
+  EOVERFLOW,
+  EPERM,
+  errnoFromName,
+} from '../machine/errno.js';
+import {
+  ACCESS_CREATE_NEEDS_PIN_PAGES,
+  ACCESS_MAX_LENGTH,
+  ACCESS_RW_SLOW_PATH,
+  ACCESS_RW_WRITE,
+  ACCESS_SYZ,
+  ACCESS_WRITE,
   IOMMUFD_TYPE,
   IOVA_RANGE_SIZE,
   MAP_FIXED_IOVA,
   MAP_FLAGS,
   MAP_READABLE,
   MAP_WRITEABLE,
+  MOCK_DEVICE_FLAGS,
   OFF,
+  OPTION_HUGE_PAGES,
+  OPTION_OP_GET,
+  OPTION_OP_SET,
+  OPTION_RLIMIT_MODE,
   SERVED_OPS,
+  TEST_OP_ACCESS_PAGES,
+  TEST_OP_ACCESS_REPLACE_IOAS,
+  TEST_OP_ACCESS_RW,
+  TEST_OP_ADD_RESERVED,
+  TEST_OP_CREATE_ACCESS,
+  TEST_OP_DESTROY_ACCESS_PAGES,
   TEST_OP_MD_CHECK_MAP,
   TEST_OP_MD_CHECK_REFS,
   TEST_OP_MOCK_DOMAIN,
+  TEST_OP_MOCK_DOMAIN_FLAGS,
   TEST_OP_NAMES,
+  TEST_OP_SET_TEMP_MEMORY_LIMIT,
   UNSERVED_OPS,
   iommufdRequest,
 } from './uapi.js';
 import type { IoctlOp } from './uapi.js';
-import { UserMemory, credentialsOf, vmasIn } from './user-memory.js';
+import { UserMemory, credentialsOf, socketHeldAnywhere, socketInodeOf, vmasIn } from './user-memory.js';
 
 export const ENOTTY = 25;
 export const EMSGSIZE = 90;
 /** The reply that sends the call on to the real kernel: the descriptor is not one of ours. */
 export const NOT_OURS = -1;
+/** The reply that asks the library for a new access file (CREATE_ACCESS installs one in the caller). */
+export const NEED_FD = -2;
+/** EBADFD: what fget of a descriptor that is not a selftest access file answers in the mock. */
+const EBADFD = 77;
 
 /** MOCK_IO_PAGE_SIZE of the selftest: half a CPU page. */
 const MOCK_IO_PAGE_SIZE = 2048n;
@@ -53,6 +89,8 @@ export interface IoctlCall {
   ino: bigint;
   request: number;
   arg: bigint;
+  /** 1 + the descriptor of an access file the library prepared for this call, or 0. */
+  aux: number;
 }
 
 export interface IoctlReply {
@@ -72,13 +110,30 @@ type IdObject =
   | { kind: 'ioas'; name: string }
   | { kind: 'selftest'; domain: string; idev: number; hwpt: number }
   | { kind: 'device'; selftest: number }
-  | { kind: 'hwpt'; domain: string; ioas: string; selftest: number };
+  | { kind: 'hwpt'; domain: string; ioas: string; selftest: number }
+  | { kind: 'access'; name: string; file: bigint };
 
 interface Context {
   name: string;
   ino: bigint;
   objects: Map<number, IdObject>;
   open: boolean;
+  /** The process that opened it and the accounting mode its model context was opened with. */
+  opener: number;
+  account: 'user' | 'mm';
+  /** Access files still open: each holds the context (iommufd_ctx_get), so its release waits for them. */
+  accessFiles: number;
+}
+
+/** A selftest access file (the anonymous file CREATE_ACCESS installs), by the inode of its socket. */
+interface AccessFile {
+  ctx: Context | null;
+  /** The model's access, once CREATE_ACCESS succeeded on this file. */
+  access: string | null;
+  id: number;
+  /** The driver's items by id (staccess->next_id from 0): what DESTROY_ACCESS_PAGES names. */
+  items: Map<number, [bigint, bigint]>;
+  nextItem: number;
 }
 
 /** What the run report lists besides the model's findings. */
@@ -94,6 +149,9 @@ class Errno extends Error {
     super(`errno ${errno}`);
   }
 }
+
+/** Thrown before anything is done: the call must come again with a prepared access file. */
+class NeedFd extends Error {}
 
 const fail = (errno: number): never => {
   throw new Errno(errno);
@@ -118,7 +176,8 @@ export class Session {
   private readonly declared = new Map<number, [bigint, bigint][]>();
   private readonly memory = new UserMemory();
   private readonly counts = { ioctls: new Map<string, number>(), unserved: new Map<string, number>() };
-  private names = { ctx: 0, ioas: 0, hwpt: 0 };
+  private readonly accessFiles = new Map<bigint, AccessFile>();
+  private names = { ctx: 0, ioas: 0, hwpt: 0, access: 0 };
   private reported = { violations: 0, warns: 0 };
   private current = '';
 
@@ -141,8 +200,52 @@ export class Session {
       vfio_type1: false,
     });
     if (rec.errno !== null) return -errnoFromName(rec.errno);
-    this.contexts.set(ino, { name, ino, objects: new Map(), open: true });
+    this.contexts.set(ino, {
+      name,
+      ino,
+      objects: new Map(),
+      open: true,
+      opener: pid,
+      account: vfio ? 'mm' : 'user',
+      accessFiles: 0,
+    });
     return 0;
+  }
+
+  /**
+   * The program closed a descriptor of a context or access file: if no process holds the file any more,
+   * this was the last close, and the file is released now, before close returns (its end-of-file, heard
+   * later, then finds nothing left to release).
+   */
+  closed(ino: bigint): void {
+    if (!this.contexts.has(ino) && !this.accessFiles.has(ino)) return;
+    if (socketHeldAnywhere(ino)) return;
+    if (this.accessFiles.has(ino)) this.releaseAccessFile(ino);
+    else this.release(ino);
+  }
+
+  /** A socket the library prepared to become a selftest access file. */
+  registerAccessFile(ino: bigint): void {
+    this.accessFiles.set(ino, { ctx: null, access: null, id: 0, items: new Map(), nextItem: 0 });
+  }
+
+  /**
+   * The last descriptor of an access file was closed (iommufd_test_staccess_release): the driver's unmap
+   * callback over the whole space and the destruction of the access, which is what `access_destroy` runs.
+   */
+  releaseAccessFile(ino: bigint): void {
+    const file = this.accessFiles.get(ino);
+    this.accessFiles.delete(ino);
+    if (file?.ctx == null || file.access === null) return;
+    this.current = 'close(access fd)';
+    try {
+      this.step({ op: 'access_destroy', access: file.access });
+    } finally {
+      this.current = '';
+    }
+    file.ctx.objects.delete(file.id);
+    file.ctx.accessFiles--;
+    if (!file.ctx.open && file.ctx.accessFiles === 0) this.teardown(file.ctx);
   }
 
   /** A process connected anew (after exec, or a fresh child): a mem file opened before belongs to its old mm. */
@@ -153,7 +256,49 @@ export class Session {
   /** The last descriptor of a context was closed (its socket reached end-of-file). */
   release(ino: bigint): void {
     const ctx = this.contexts.get(ino);
-    if (ctx) ctx.open = false;
+    if (!ctx) return;
+    ctx.open = false;
+    if (ctx.accessFiles === 0) this.teardown(ctx);
+  }
+
+  /**
+   * iommufd_fops_release: destroy, pass after pass in id order, every object nothing else holds, until
+   * a pass destroys nothing. A selftest device object detaches its domain (its device and hwpt go with
+   * it); an IOAS is destroyed once no hwpt uses it, its areas unmapped (iopt_destroy_table).
+   */
+  private teardown(ctx: Context): void {
+    this.current = 'close(/dev/iommu)';
+    try {
+      for (let destroyed = true; destroyed && ctx.objects.size;) {
+        destroyed = false;
+        for (const id of [...ctx.objects.keys()].sort((a, b) => a - b)) {
+          const obj = ctx.objects.get(id);
+          if (obj?.kind === 'selftest') {
+            this.step({ op: 'domain_detach', domain: obj.domain });
+            ctx.objects.delete(id);
+            ctx.objects.delete(obj.idev);
+            ctx.objects.delete(obj.hwpt);
+            destroyed = true;
+          } else if (obj?.kind === 'ioas' && !this.ioasHeld(ctx, obj.name)) {
+            if ((this.live.current.ioases[obj.name]?.areas.count ?? 0) > 0)
+              this.step({ op: 'ioas_unmap', ioas: obj.name, iova: 0n, length: U64_MAX, all: true });
+            ctx.objects.delete(id);
+            destroyed = true;
+          }
+        }
+      }
+    } finally {
+      this.current = '';
+    }
+    this.contexts.delete(ctx.ino);
+  }
+
+  /** Whether a hwpt or an access still holds the IOAS (its users count is above one). */
+  private ioasHeld(ctx: Context, ioas: string): boolean {
+    if ([...ctx.objects.values()].some((o) => o.kind === 'hwpt' && o.ioas === ioas)) return true;
+    return [...ctx.objects.values()].some(
+      (o) => o.kind === 'access' && this.live.current.accesses[o.name]?.ioas === ioas,
+    );
   }
 
   ioctl(call: IoctlCall): IoctlReply {
@@ -164,6 +309,11 @@ export class Session {
       return { ret: this.serve(ctx, call), err: 0 };
     } catch (err) {
       if (err instanceof Errno) return { ret: -1, err: err.errno };
+      if (err instanceof NeedFd) {
+        // Counted again when it comes back with the file.
+        this.count(this.counts.ioctls, this.current, -1);
+        return { ret: -1, err: NEED_FD };
+      }
       throw err;
     } finally {
       this.current = '';
@@ -197,10 +347,12 @@ export class Session {
     const nr = cmd & 0xff;
     const op = SERVED_OPS.find((o) => o.nr === nr);
     if (op === undefined || cmd !== iommufdRequest(nr)) {
-      const unserved = UNSERVED_OPS[nr];
+      const unserved = cmd === iommufdRequest(nr) ? UNSERVED_OPS[nr] : undefined;
+      // The table's size checks come before the command; only a call that passes them is counted.
+      if (unserved !== undefined) this.copyStructIn(call.pid, call.arg, unserved);
       const name =
-        cmd === iommufdRequest(nr) && unserved !== undefined
-          ? unserved
+        unserved !== undefined
+          ? unserved.name
           : ((cmd >> 8) & 0xff) === IOMMUFD_TYPE && nr >= 100 && nr < 0x80
             ? `VFIO ioctl ${nr}`
             : null;
@@ -230,6 +382,8 @@ export class Session {
         return this.ioasMap(ctx, call, buf);
       case 0x86:
         return this.ioasUnmap(ctx, call, buf);
+      case 0x87:
+        return this.option(ctx, call, buf);
       default:
         return this.testCmd(ctx, call, buf);
     }
@@ -277,8 +431,8 @@ export class Session {
     const obj = ctx.objects.get(id) ?? fail(ENOENT);
     switch (obj.kind) {
       case 'ioas': {
-        // A device's hwpt holds the IOAS: iommufd_object_remove finds it still referenced.
-        if ([...ctx.objects.values()].some((o) => o.kind === 'hwpt' && o.ioas === obj.name)) fail(EBUSY);
+        // A device's hwpt or an access holds the IOAS: iommufd_object_remove finds it still referenced.
+        if (this.ioasHeld(ctx, obj.name)) fail(EBUSY);
         if ((this.live.current.ioases[obj.name]?.areas.count ?? 0) > 0)
           this.run({ op: 'ioas_unmap', ioas: obj.name, iova: 0n, length: U64_MAX, all: true });
         ctx.objects.delete(id);
@@ -435,13 +589,110 @@ export class Session {
     return 0;
   }
 
+  /**
+   * IOMMU_OPTION: RLIMIT_MODE on the context (setting it needs CAP_SYS_RESOURCE and a context without
+   * objects), HUGE_PAGES on an IOAS; val64 is copied back on success only.
+   */
+  private option(ctx: Context, call: IoctlCall, buf: Buffer): number {
+    const o = OFF.option;
+    if (buf.readUInt16LE(o.reserved) !== 0) fail(EOPNOTSUPP);
+    const optionId = buf.readUInt32LE(o.optionId);
+    const opcode = buf.readUInt16LE(o.op);
+    const objectId = buf.readUInt32LE(o.objectId);
+    const val = buf.readBigUInt64LE(o.val64);
+    let out = val;
+    if (optionId === OPTION_RLIMIT_MODE) {
+      this.current = 'IOMMU_OPTION(RLIMIT_MODE)';
+      if (objectId !== 0) fail(EOPNOTSUPP);
+      if (opcode === OPTION_OP_GET) out = ctx.account === 'mm' ? 1n : 0n;
+      else if (opcode === OPTION_OP_SET) {
+        if (!credentialsOf(call.pid).capSysResource) fail(EPERM);
+        if (ctx.objects.size) fail(EBUSY);
+        if (val > 1n) fail(EINVAL);
+        this.setAccountMode(ctx, val === 1n ? 'mm' : 'user');
+      } else fail(EOPNOTSUPP);
+    } else if (optionId === OPTION_HUGE_PAGES) {
+      this.current = 'IOMMU_OPTION(HUGE_PAGES)';
+      const ioas = this.ioasOf(ctx, objectId);
+      if (opcode === OPTION_OP_GET) out = this.live.current.ioases[ioas]?.disableLargePages ? 0n : 1n;
+      else if (opcode === OPTION_OP_SET) {
+        if (val > 1n) fail(EINVAL);
+        this.run({ op: 'ioas_huge_pages', ioas, enable: val === 1n });
+      } else fail(EOPNOTSUPP);
+    } else fail(EOPNOTSUPP);
+    const back = Buffer.alloc(8);
+    back.writeBigUInt64LE(out);
+    if (!this.memory.write(call.pid, call.arg + BigInt(o.val64), back)) fail(EFAULT);
+    return 0;
+  }
+
+  /**
+   * The accounting mode of a context without objects changes: the model's context is opened with a mode
+   * for good, so an empty one is left behind and a fresh one, in the new mode, stands for the file.
+   */
+  private setAccountMode(ctx: Context, account: 'user' | 'mm'): void {
+    if (account === ctx.account) return;
+    const name = `ctx${++this.names.ctx}`;
+    this.run({ op: 'open', ctx: name, pid: String(ctx.opener), account, vfio_type1: false });
+    ctx.name = name;
+    ctx.account = account;
+  }
+
+  /** The selftest access behind descriptor `fd` of the caller (iommufd_access_get): EBADFD otherwise. */
+  private accessFileOf(pid: number, fd: number): AccessFile & { access: string } {
+    const ino = socketInodeOf(pid, fd);
+    const file = ino === null ? undefined : this.accessFiles.get(ino);
+    if (file?.access == null) return fail(EBADFD);
+    return file as AccessFile & { access: string };
+  }
+
   private testCmd(ctx: Context, call: IoctlCall, buf: Buffer): number {
     const sub = buf.readUInt32LE(OFF.test.op);
     const id = buf.readUInt32LE(OFF.test.id);
     switch (sub) {
+      case TEST_OP_SET_TEMP_MEMORY_LIMIT: {
+        const limit = buf.readUInt32LE(OFF.test.memoryLimit.limit);
+        // It must hold one element of a batch (an unsigned long and a u32).
+        if (limit < 12) fail(EINVAL);
+        this.run({ op: 'temp_memory_limit', bytes: BigInt(limit) });
+        return 0;
+      }
+      case TEST_OP_ADD_RESERVED:
+        return this.addReserved(ctx, buf, id);
+      case TEST_OP_CREATE_ACCESS:
+        return this.createAccess(ctx, call, buf, id);
+      case TEST_OP_ACCESS_PAGES:
+        return this.accessPages(call, buf, id);
+      case TEST_OP_DESTROY_ACCESS_PAGES: {
+        const file = this.accessFileOf(call.pid, id);
+        const itemId = buf.readUInt32LE(OFF.test.destroyAccessPages.accessPagesId);
+        const item = file.items.get(itemId) ?? fail(ENOENT);
+        file.items.delete(itemId);
+        this.run({ op: 'access_unpin', access: file.access, iova: item[0], length: item[1] });
+        return 0;
+      }
+      case TEST_OP_ACCESS_RW:
+        return this.accessRw(call, buf, id);
+      case TEST_OP_ACCESS_REPLACE_IOAS: {
+        const file = this.accessFileOf(call.pid, id);
+        const target = ctx.objects.get(buf.readUInt32LE(OFF.test.accessReplaceIoas.ioasId));
+        if (target?.kind !== 'ioas') fail(ENOENT);
+        this.run({ op: 'access_replace', access: file.access, ioas: (target as { name: string }).name });
+        return 0;
+      }
+      case TEST_OP_MOCK_DOMAIN_FLAGS:
       case TEST_OP_MOCK_DOMAIN: {
+        const flags = sub === TEST_OP_MOCK_DOMAIN_FLAGS ? buf.readUInt32LE(OFF.test.mockDomain.devFlags) : 0;
+        // mock_dev_create refuses device flags this mock does not know (PASID is later than v6.12).
+        if (flags & ~MOCK_DEVICE_FLAGS) fail(EINVAL);
+        const target = ctx.objects.get(id);
+        if (target?.kind === 'hwpt') {
+          this.count(this.counts.unserved, 'IOMMU_TEST_CMD(MOCK_DOMAIN on a hwpt)');
+          return fail(EOPNOTSUPP);
+        }
         const ioas = this.ioasOf(ctx, id);
         const domain = `hwpt${++this.names.hwpt}`;
+        // HUGE_IOVA adds the mock's large IO page; the smallest page, which alone sets alignment, stays.
         this.run({ op: 'domain_attach', domain, ioas, kind: 'mock', pgsizes: null, aperture: null });
         const selftest = this.allocId(ctx, { kind: 'selftest', domain, idev: 0, hwpt: 0 });
         const idev = this.allocId(ctx, { kind: 'device', selftest });
@@ -483,6 +734,172 @@ export class Session {
         return fail(EOPNOTSUPP);
       }
     }
+  }
+
+  /** ADD_RESERVED: a zero length is EINVAL, a range past 2^64 EOVERFLOW, then the IOAS is looked up. */
+  private addReserved(ctx: Context, buf: Buffer, id: number): number {
+    const start = buf.readBigUInt64LE(OFF.test.addReserved.start);
+    const length = buf.readBigUInt64LE(OFF.test.addReserved.length);
+    if (length === 0n) fail(EINVAL);
+    if (start + length - 1n > U64_MAX) fail(EOVERFLOW);
+    const ioas = this.ioasOf(ctx, id);
+    this.run({ op: 'add_reserved', ioas, start, last: start + length - 1n });
+    return 0;
+  }
+
+  /**
+   * CREATE_ACCESS: flags first; then the descriptor (the library prepares the file at the lowest free
+   * number, as get_unused_fd_flags picks it); then the access, which takes an object id, attached to the
+   * IOAS. The answer carries the descriptor; on any failure the library closes it again.
+   */
+  private createAccess(ctx: Context, call: IoctlCall, buf: Buffer, ioasId: number): number {
+    const flags = buf.readUInt32LE(OFF.test.createAccess.flags);
+    if (flags & ~ACCESS_CREATE_NEEDS_PIN_PAGES) fail(EOPNOTSUPP);
+    if (call.aux === 0) throw new NeedFd();
+    const fd = call.aux - 1;
+    const ino = socketInodeOf(call.pid, fd);
+    const file = ino === null ? undefined : this.accessFiles.get(ino);
+    if (ino === null || file === undefined || file.ctx !== null) return fail(ENOMEM);
+    const target = ctx.objects.get(ioasId);
+    // iommufd_access_create takes an id before the attach looks the IOAS up; a failed attach frees it.
+    if (target?.kind !== 'ioas') return fail(ENOENT);
+    const access = `acc${++this.names.access}`;
+    const needsPinPages = (flags & ACCESS_CREATE_NEEDS_PIN_PAGES) !== 0;
+    this.run({ op: 'access_create', access, ioas: target.name, needs_pin_pages: needsPinPages });
+    const id = this.allocId(ctx, { kind: 'access', name: access, file: ino });
+    buf.writeUInt32LE(fd, OFF.test.createAccess.outAccessFd);
+    try {
+      this.respond(call, buf);
+    } catch (err) {
+      this.step({ op: 'access_destroy', access });
+      ctx.objects.delete(id);
+      throw err;
+    }
+    Object.assign(file, { ctx, access, id });
+    ctx.accessFiles++;
+    return 0;
+  }
+
+  /**
+   * ACCESS_PAGES: pin [iova, iova + length) through the access and remember it as an item whose id the
+   * answer carries. The driver's check of the pinned pages against `uptr` is not made (see the README).
+   */
+  private accessPages(call: IoctlCall, buf: Buffer, fd: number): number {
+    const o = OFF.test.accessPages;
+    const flags = buf.readUInt32LE(o.flags);
+    const iova = buf.readBigUInt64LE(o.iova);
+    const length = buf.readBigUInt64LE(o.length);
+    if (length > ACCESS_MAX_LENGTH) fail(ENOMEM);
+    if (flags & ~(ACCESS_WRITE | ACCESS_SYZ)) fail(EOPNOTSUPP);
+    const file = this.accessFileOf(call.pid, fd);
+    if (flags & ACCESS_SYZ) {
+      this.count(this.counts.unserved, 'IOMMU_TEST_CMD(ACCESS_PAGES with MOCK_FLAGS_ACCESS_SYZ)');
+      return fail(EOPNOTSUPP);
+    }
+    this.run({
+      op: 'access_pin',
+      access: file.access,
+      pid: String(call.pid),
+      iova,
+      length,
+      write: (flags & ACCESS_WRITE) !== 0,
+    });
+    const item = file.nextItem++;
+    file.items.set(item, [iova, length]);
+    buf.writeUInt32LE(item, o.outAccessPagesId);
+    try {
+      this.respond(call, buf);
+    } catch (err) {
+      file.items.delete(item);
+      this.step({ op: 'access_unpin', access: file.access, iova, length });
+      throw err;
+    }
+    return 0;
+  }
+
+  /**
+   * ACCESS_RW: a write copies the user's bytes in first (EFAULT), a read copies the result out after.
+   * MOCK_ACCESS_RW_SLOW_PATH forces the kernel's page-by-page copy: the bytes moved are the same, and
+   * the model takes its own path.
+   */
+  private accessRw(call: IoctlCall, buf: Buffer, fd: number): number {
+    const o = OFF.test.accessRw;
+    const iova = buf.readBigUInt64LE(o.iova);
+    const length = buf.readBigUInt64LE(o.length);
+    const uptr = buf.readBigUInt64LE(o.uptr);
+    const flags = buf.readUInt32LE(o.flags);
+    if (length > ACCESS_MAX_LENGTH) fail(ENOMEM);
+    if (flags & ~(ACCESS_RW_WRITE | ACCESS_RW_SLOW_PATH | ACCESS_SYZ)) fail(EOPNOTSUPP);
+    const file = this.accessFileOf(call.pid, fd);
+    const write = (flags & ACCESS_RW_WRITE) !== 0;
+    const data = write ? (this.memory.read(call.pid, uptr, Number(length)) ?? fail(EFAULT)) : null;
+    if (flags & ACCESS_SYZ) {
+      this.count(this.counts.unserved, 'IOMMU_TEST_CMD(ACCESS_RW with MOCK_FLAGS_ACCESS_SYZ)');
+      return fail(EOPNOTSUPP);
+    }
+    // The model keeps its own copy of user bytes: what the program wrote since is written to it first,
+    // and what the access writes reaches the program's memory after (the pinned pages are its pages).
+    const ioas = this.live.current.accesses[file.access]?.ioas ?? null;
+    const pieces = ioas === null || length === 0n ? [] : this.userPieces(ioas, iova, length);
+    for (const p of pieces) {
+      const real = this.memory.read(p.pid, p.addr, p.length);
+      if (real === null || this.modelHolds(p.pid, p.addr, real)) continue;
+      this.step({ op: 'write', pid: String(p.pid), addr: p.addr, data: real.toString('hex') });
+    }
+    const rec = this.run({
+      op: 'access_rw',
+      access: file.access,
+      pid: String(call.pid),
+      iova,
+      length,
+      write,
+      data: data ? data.toString('hex') : null,
+      kthread: false,
+    });
+    if (!write) {
+      const out = Buffer.from(String(rec.outputs['data'] ?? ''), 'hex');
+      if (!this.memory.write(call.pid, uptr, out)) fail(EFAULT);
+    } else if (data !== null) {
+      for (const p of pieces) this.memory.write(p.pid, p.addr, data.subarray(p.at, p.at + p.length));
+    }
+    return 0;
+  }
+
+  /** Whether the model's copy of the process's memory at `addr` already reads as `bytes`. */
+  private modelHolds(pid: number, addr: bigint, bytes: Buffer): boolean {
+    const st = this.live.current;
+    const mm = st.processes[String(pid)]?.mm;
+    if (mm === undefined) return false;
+    const seen = new Uint8Array(bytes.length);
+    return copyFromMm(st, mm, addr, seen) === 0 && bytes.equals(seen);
+  }
+
+  /**
+   * The user memory behind [iova, iova + length) of an IOAS, area by area: the process whose memory the
+   * area's pages were pinned from, the address (pages->uptr plus the area's start byte), and where the
+   * piece sits in the transfer.
+   */
+  private userPieces(
+    ioasName: string,
+    iova: bigint,
+    length: bigint,
+  ): { pid: number; addr: bigint; at: number; length: number }[] {
+    const st = this.live.current;
+    const io = st.ioases[ioasName];
+    if (io === undefined) return [];
+    const last = iova + length - 1n;
+    const out: { pid: number; addr: bigint; at: number; length: number }[] = [];
+    for (let e = itreeIterFirst(io.areas, iova, last); e; e = itreeIterNext(io.areas, e, iova, last)) {
+      const area = st.areas[e.id];
+      const pages = area?.pages == null ? undefined : st.pages[area.pages];
+      const pid = Number(pages?.sourcePid);
+      if (area === undefined || pages === undefined || !Number.isSafeInteger(pid)) continue;
+      const from = iova > area.iova ? iova : area.iova;
+      const to = last < area.lastIova ? last : area.lastIova;
+      const addr = pages.uptr + areaStartByte(area, PAGE_SIZE) + (from - area.iova);
+      out.push({ pid, addr, at: Number(from - iova), length: Number(to - from + 1n) });
+    }
+    return out;
   }
 
   // ---- the model -----------------------------------------------------------------------------------------
@@ -568,7 +985,7 @@ export class Session {
     const line = Session.PREAMBLE.length + 2 + this.lines.length;
     const rec = this.live.step(op, line);
     const expect: Record<string, unknown> = { errno: rec.errno ?? 'ok' };
-    for (const field of ['iova', 'unmapped'] as const) {
+    for (const field of ['iova', 'unmapped', 'data'] as const) {
       if (rec.outputs[field] !== undefined) expect[field] = rec.outputs[field];
     }
     const written = { ...op, expect } as TraceOp;
@@ -593,7 +1010,7 @@ export class Session {
     }
   }
 
-  private count(map: Map<string, number>, name: string): void {
-    map.set(name, (map.get(name) ?? 0) + 1);
+  private count(map: Map<string, number>, name: string, by = 1): void {
+    map.set(name, (map.get(name) ?? 0) + by);
   }
 }

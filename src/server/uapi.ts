@@ -30,23 +30,24 @@ export const SERVED_OPS: readonly IoctlOp[] = [
   { nr: 0x84, name: 'IOMMU_IOAS_IOVA_RANGES', minSize: 32, size: 32 },
   { nr: 0x85, name: 'IOMMU_IOAS_MAP', minSize: 40, size: 40 },
   { nr: 0x86, name: 'IOMMU_IOAS_UNMAP', minSize: 24, size: 24 },
+  { nr: 0x87, name: 'IOMMU_OPTION', minSize: 24, size: 24 },
   // The selftest's command (0x80 + 32); only a CONFIG_IOMMUFD_TEST kernel has it.
   { nr: 0xa0, name: 'IOMMU_TEST_CMD', minSize: 68, size: 72 },
 ];
 
 /**
- * Commands of v6.12 this server does not serve yet: answered as a kernel without them answers (ENOTTY,
- * the ioctl does not exist there) and counted by name in the run report.
+ * Commands of v6.12 this server does not serve: they are in the kernel's table, so the table's own size
+ * checks apply (EINVAL below the minimum, E2BIG for a non-zero tail, EFAULT); past those they are answered
+ * as a kernel without the command answers (ENOTTY) and counted by name in the run report.
  */
-export const UNSERVED_OPS: Readonly<Record<number, string>> = {
-  0x87: 'IOMMU_OPTION',
-  0x88: 'IOMMU_VFIO_IOAS',
-  0x89: 'IOMMU_HWPT_ALLOC',
-  0x8a: 'IOMMU_GET_HW_INFO',
-  0x8b: 'IOMMU_HWPT_SET_DIRTY_TRACKING',
-  0x8c: 'IOMMU_HWPT_GET_DIRTY_BITMAP',
-  0x8d: 'IOMMU_HWPT_INVALIDATE',
-  0x8e: 'IOMMU_FAULT_QUEUE_ALLOC',
+export const UNSERVED_OPS: Readonly<Record<number, IoctlOp>> = {
+  0x88: { nr: 0x88, name: 'IOMMU_VFIO_IOAS', minSize: 12, size: 12 },
+  0x89: { nr: 0x89, name: 'IOMMU_HWPT_ALLOC', minSize: 24, size: 48 },
+  0x8a: { nr: 0x8a, name: 'IOMMU_GET_HW_INFO', minSize: 32, size: 40 },
+  0x8b: { nr: 0x8b, name: 'IOMMU_HWPT_SET_DIRTY_TRACKING', minSize: 16, size: 16 },
+  0x8c: { nr: 0x8c, name: 'IOMMU_HWPT_GET_DIRTY_BITMAP', minSize: 48, size: 48 },
+  0x8d: { nr: 0x8d, name: 'IOMMU_HWPT_INVALIDATE', minSize: 32, size: 32 },
+  0x8e: { nr: 0x8e, name: 'IOMMU_FAULT_QUEUE_ALLOC', minSize: 16, size: 16 },
 };
 
 export const IOMMU_DESTROY = iommufdRequest(0x80);
@@ -83,9 +84,37 @@ export const TEST_OP_NAMES: Readonly<Record<number, string>> = {
   15: 'TRIGGER_IOPF',
   16: 'DEV_CHECK_CACHE',
 };
+export const TEST_OP_ADD_RESERVED = 1;
 export const TEST_OP_MOCK_DOMAIN = 2;
 export const TEST_OP_MD_CHECK_MAP = 3;
 export const TEST_OP_MD_CHECK_REFS = 4;
+export const TEST_OP_CREATE_ACCESS = 5;
+export const TEST_OP_DESTROY_ACCESS_PAGES = 6;
+export const TEST_OP_ACCESS_PAGES = 7;
+export const TEST_OP_ACCESS_RW = 8;
+export const TEST_OP_SET_TEMP_MEMORY_LIMIT = 9;
+export const TEST_OP_ACCESS_REPLACE_IOAS = 11;
+export const TEST_OP_MOCK_DOMAIN_FLAGS = 12;
+
+/** The mock device flags a v6.12 mock accepts (MOCK_FLAGS_DEVICE_NO_DIRTY, MOCK_FLAGS_DEVICE_HUGE_IOVA). */
+export const MOCK_DEVICE_FLAGS = (1 << 0) | (1 << 1);
+export const MOCK_FLAGS_DEVICE_HUGE_IOVA = 1 << 1;
+/** CREATE_ACCESS flags: MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES. */
+export const ACCESS_CREATE_NEEDS_PIN_PAGES = 1 << 0;
+/** ACCESS_PAGES flags: MOCK_FLAGS_ACCESS_WRITE, MOCK_FLAGS_ACCESS_SYZ. */
+export const ACCESS_WRITE = 1 << 0;
+export const ACCESS_SYZ = 1 << 16;
+/** ACCESS_RW flags: MOCK_ACCESS_RW_WRITE, MOCK_ACCESS_RW_SLOW_PATH (and the SYZ bit). */
+export const ACCESS_RW_WRITE = 1 << 0;
+export const ACCESS_RW_SLOW_PATH = 1 << 2;
+/** The selftest driver refuses page arrays and bounce buffers above 16 MiB (-ENOMEM). */
+export const ACCESS_MAX_LENGTH = 16n * 1024n * 1024n;
+
+/** enum iommufd_option and enum iommufd_option_ops. */
+export const OPTION_RLIMIT_MODE = 0;
+export const OPTION_HUGE_PAGES = 1;
+export const OPTION_OP_SET = 0;
+export const OPTION_OP_GET = 1;
 
 /** Byte offsets of the fields the server reads and writes. */
 export const OFF = {
@@ -97,12 +126,20 @@ export const OFF = {
   map: { flags: 4, ioasId: 8, reserved: 12, userVa: 16, length: 24, iova: 32 },
   copy: { flags: 4, dstIoasId: 8, srcIoasId: 12, length: 16, dstIova: 24, srcIova: 32 },
   unmap: { ioasId: 4, iova: 8, length: 16 },
+  option: { optionId: 4, op: 8, reserved: 10, objectId: 12, val64: 16 },
   test: {
     op: 4,
     id: 8,
     reserved: 12,
     // the union starts at 16
-    mockDomain: { outStdevId: 16, outHwptId: 20, outIdevId: 24 },
+    addReserved: { start: 16, length: 24 },
+    mockDomain: { outStdevId: 16, outHwptId: 20, outIdevId: 24, devFlags: 28 },
+    createAccess: { outAccessFd: 16, flags: 20 },
+    destroyAccessPages: { accessPagesId: 16 },
+    accessPages: { flags: 16, outAccessPagesId: 20, iova: 24, length: 32, uptr: 40 },
+    accessRw: { iova: 16, length: 24, uptr: 32, flags: 40 },
+    memoryLimit: { limit: 16 },
+    accessReplaceIoas: { ioasId: 16 },
     checkMap: { iova: 16, length: 24, uptr: 32 },
     checkRefs: { length: 16, uptr: 24, refs: 32 },
   },

@@ -8,7 +8,7 @@
  * The server is the program's ancestor, so the kernel lets it open /proc/PID/mem of every process of the
  * run (ptrace access mode ATTACH).
  */
-import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, writeSync } from 'node:fs';
 
 /** No user address reaches 2^53 (x86-64 user space ends below 2^57), so file offsets stay exact numbers. */
 const USER_LIMIT = BigInt(Number.MAX_SAFE_INTEGER);
@@ -163,11 +163,46 @@ export function vmasIn(pid: number, start: bigint, end: bigint): Vma[] {
 export interface Credentials {
   uid: number;
   capIpcLock: boolean;
+  /** CAP_SYS_RESOURCE, which IOMMU_OPTION needs to change the accounting mode. */
+  capSysResource: boolean;
   /** RLIMIT_MEMLOCK soft limit in bytes; null is unlimited. */
   memlock: bigint | null;
 }
 
 const CAP_IPC_LOCK = 14n;
+const CAP_SYS_RESOURCE = 24n;
+
+/** Whether any process has a descriptor of the socket with inode `ino` (every /proc/PID/fd is read). */
+export function socketHeldAnywhere(ino: bigint): boolean {
+  const target = `socket:[${ino}]`;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`) === target) return true;
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return false;
+}
+
+/** The inode of the socket behind descriptor `fd` of `pid` (null when it is not a socket, or not open). */
+export function socketInodeOf(pid: number, fd: number): bigint | null {
+  try {
+    const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+    return m?.[1] === undefined ? null : BigInt(m[1]);
+  } catch {
+    return null;
+  }
+}
 
 export function credentialsOf(pid: number): Credentials {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -178,6 +213,7 @@ export function credentialsOf(pid: number): Credentials {
   return {
     uid,
     capIpcLock: ((capEff >> CAP_IPC_LOCK) & 1n) === 1n,
+    capSysResource: ((capEff >> CAP_SYS_RESOURCE) & 1n) === 1n,
     memlock: soft === 'unlimited' ? null : BigInt(soft),
   };
 }

@@ -20,6 +20,7 @@
 #define IOVA_RANGES REQ(0x84)
 #define IOAS_MAP REQ(0x85)
 #define IOAS_UNMAP REQ(0x86)
+#define OPTION REQ(0x87)
 #define TEST_CMD REQ(0xa0)
 
 #define MAP_FIXED_IOVA 1u
@@ -40,6 +41,14 @@ struct t_test_cmd {
 		struct { uint32_t out_stdev_id, out_hwpt_id, out_idev_id; } mock_domain;
 		struct { uint64_t iova, length, uptr; } check_map;
 		struct { uint64_t length, uptr; uint32_t refs; } check_refs;
+		struct { uint64_t start, length; } add_reserved;
+		struct { uint32_t out_stdev_id, out_hwpt_id, out_idev_id, dev_flags; } mock_domain_flags;
+		struct { uint32_t out_access_fd, flags; } create_access;
+		struct { uint32_t access_pages_id; } destroy_access_pages;
+		struct { uint32_t flags, out_access_pages_id; uint64_t iova, length, uptr; } access_pages;
+		struct { uint64_t iova, length, uptr; uint32_t flags; } access_rw;
+		struct { uint32_t limit; } memory_limit;
+		struct { uint32_t ioas_id; } access_replace_ioas;
 		uint64_t pad[6];
 	};
 	uint32_t last;
@@ -48,6 +57,16 @@ struct t_test_cmd {
 #define OP_MOCK_DOMAIN 2
 #define OP_MD_CHECK_MAP 3
 #define OP_MD_CHECK_REFS 4
+#define OP_ADD_RESERVED 1
+#define OP_CREATE_ACCESS 5
+#define OP_DESTROY_ACCESS_PAGES 6
+#define OP_ACCESS_PAGES 7
+#define OP_ACCESS_RW 8
+#define OP_SET_TEMP_MEMORY_LIMIT 9
+#define OP_ACCESS_REPLACE_IOAS 11
+#define OP_MOCK_DOMAIN_FLAGS 12
+
+struct t_option { uint32_t size, option_id; uint16_t op, reserved; uint32_t object_id; uint64_t val64; };
 
 /* Print one result line: "what rc errno-name". */
 static inline const char *errname(int e)
@@ -64,6 +83,10 @@ static inline const char *errname(int e)
 	case EOPNOTSUPP: return "EOPNOTSUPP";
 	case EOVERFLOW: return "EOVERFLOW";
 	case EBADF: return "EBADF";
+	case EBADFD: return "EBADFD";
+	case EPERM: return "EPERM";
+	case ENOMEM: return "ENOMEM";
+	case EADDRINUSE: return "EADDRINUSE";
 	default: return "other";
 	}
 }

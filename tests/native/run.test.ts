@@ -207,6 +207,77 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     await expectReplaysTheSame(r.trace, r.report);
   });
 
+  it('serves the selftest access file: a real descriptor, pins, items, rw into the program, release at the last close', async () => {
+    const r = await runClient('access');
+    expect(r.status).toBe(0);
+    // Changing the accounting mode needs CAP_SYS_RESOURCE; with it, a context holding objects is EBUSY.
+    const capEff = BigInt(`0x${/^CapEff:\s+([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0'}`);
+    const sysResource = ((capEff >> 24n) & 1n) === 1n;
+    const expected = [
+      'ioas_alloc ok id=1',
+      'map ok',
+      'create_access flags=2 EOPNOTSUPP',
+      'create_access ioas 99 ENOENT',
+      'no descriptor left behind yes',
+      'create_access ok lowest=yes cloexec=1',
+      'access_pages ok item=0',
+      'check_refs(1) ok',
+      'check_refs(0) outside ok',
+      'access_pages flags=0x100 EOPNOTSUPP',
+      'access_pages on stdin EBADFD',
+      'access_pages 17 MiB ENOMEM',
+      'destroy ioas with access EBUSY',
+      'access_rw read ok "hello"',
+      'access_rw write across pages ok "WORLD"',
+      'access_rw slow path ok',
+      'access_rw flags=2 EOPNOTSUPP',
+      'access_rw past the map ENOENT',
+      'destroy item 0 ok',
+      'destroy item 0 again ENOENT',
+      'check_refs(0) after ok',
+      'access_pages ok item=1',
+      'dup still pins: check_refs(1) ok',
+      'last close unpins: check_refs(0) ok',
+      'access_pages on the closed fd EBADFD',
+      'temp limit 11 EINVAL',
+      'temp limit 16 ok',
+      'add_reserved ok',
+      'add_reserved length 0 EINVAL',
+      'add_reserved past 2^64 EOVERFLOW',
+      'add_reserved over the map EADDRINUSE',
+      'map over the reserved range EINVAL',
+      'rlimit get ok val=0',
+      'rlimit set 1 with objects EPERM',
+      'huge get ok val=1',
+      'huge set 0 ok',
+      'huge get ok val=0',
+      'huge set 2 EINVAL',
+      'huge get ioas 99 ENOENT',
+      'option 9 EOPNOTSUPP',
+      'ioas_alloc ok id=2',
+      'mock_domain_flags PASID EINVAL',
+      'mock_domain_flags NO_DIRTY ok stdev=3',
+      'new context: rlimit set 1 EPERM',
+      'rlimit get ok val=0',
+    ];
+    if (sysResource) {
+      expected[expected.indexOf('rlimit set 1 with objects EPERM')] = 'rlimit set 1 with objects EBUSY';
+      const fresh = expected.indexOf('new context: rlimit set 1 EPERM');
+      expected[fresh] = 'new context: rlimit set 1 ok';
+      expected[fresh + 1] = 'rlimit get ok val=1';
+    }
+    expect(r.stdout).toEqual(expected);
+    expect(r.report.ioctls['IOMMU_TEST_CMD(CREATE_ACCESS)']).toBe(3);
+    expect(r.report.unserved).toEqual({});
+    expect(r.report.violations).toEqual([]);
+    expect(r.report.warns).toEqual([]);
+    expect(r.report.mismatches).toEqual([]);
+    const text = readFileSync(r.trace, 'utf8');
+    expect(text).toContain('"op":"add_reserved"');
+    expect(text.match(/"op":"access_destroy"/g)).toHaveLength(1);
+    await expectReplaysTheSame(r.trace, r.report);
+  });
+
   it('passes a program that never opens /dev/iommu through untouched, with its exit status', async () => {
     const r = await cli(['run', '--db', join(dir, 'runs.db'), '--', 'sh', '-c', 'echo out; echo err >&2; exit 42']);
     expect(r.status).toBe(42);

@@ -101,13 +101,18 @@ async function build(env: CommandEnv): Promise<CommandOutput> {
   };
 }
 
-async function selftest(env: CommandEnv): Promise<CommandOutput> {
-  const r = await runSelftestOracle(sayTo(env));
+async function selftest(env: CommandEnv, variant: string): Promise<CommandOutput> {
+  const r = await runSelftestOracle(sayTo(env), variant);
   const failing = r.rows.filter((row) => row.kernel === 'fail' || row.kernel === 'missing');
   const text = [
     ...table(
-      ['test', 'kernel', 'model'],
-      r.rows.map((row) => [`${row.program}: ${row.test}`, row.kernel, row.model]),
+      ['test', 'kernel', 'model', 'model failed at'],
+      r.rows.map((row) => [`${row.program}: ${row.test}`, row.kernel, row.model, row.modelReason ?? '']),
+    ),
+    '',
+    ...table(
+      ['fixture', 'agree', 'disagree'],
+      r.agreement.map((a) => [a.fixture, String(a.agree), String(a.disagree)]),
     ),
     '',
     `kernel ${r.kernel.release} (${r.kernel.packageVersion}): ${r.vm.release ?? '?'}; build ${r.kernel.cached ? 'cached' : 'new'} (${formatSeconds(r.kernel.buildSeconds)} when built)`,
@@ -123,7 +128,14 @@ async function selftest(env: CommandEnv): Promise<CommandOutput> {
       (f) =>
         `${f.name}: exit ${f.exitStatus ?? 'none'}; ${f.steps.map((s) => JSON.stringify(s)).join(' ')}; WARNs while it ran: ${f.warns.map((w) => w.fn ?? w.line).join(', ') || 'none'}`,
     ),
-    'model column: the selftest does not yet run under `ioptrace run` (access objects, IOMMU_OPTION, /proc emulation missing), so no test is compared',
+    ...r.model.map(
+      (m) =>
+        `model: ${m.program} under ioptrace run --variant ${m.variant}: exit ${m.exitStatus ?? 'none'}, ${m.wallSeconds.toFixed(0)} s wall; not served: ${
+          Object.entries(m.unserved)
+            .map(([n, c]) => `${n} x${c}`)
+            .join(', ') || 'none'
+        }`,
+    ),
     `console log: ${r.consoleLog}`,
   ];
   return { exitCode: oracleExitCode(r), json: r, text };
@@ -133,13 +145,14 @@ export const kernelCommand = defineCommand({
   name: 'kernel',
   summary: 'build the ground-truth 6.12 kernel (cached) and run the iommufd selftests on it in a VM',
   usage:
-    'ioptrace kernel build | ioptrace kernel selftest [--json] | ioptrace kernel run TRACE... [--variant V] [--record DIR]',
+    'ioptrace kernel build | ioptrace kernel selftest [--variant V] [--json] | ioptrace kernel run TRACE... [--variant V] [--record DIR]',
   help: [
     'build     install what is missing (apt), unpack linux-source-6.12 and build a bzImage from tinyconfig plus',
     '          native/kernel/iommufd-test.config into $IOPTRACE_CACHE/kernel or ~/.cache/ioptrace/kernel',
     '          (keyed by package version and fragment hash: a second call costs nothing)',
-    'selftest  build iommufd and iommufd_fail_nth from the same source, run them in QEMU, print one row',
-    '          per test; exit 1 when the VM or a program did not run to the end',
+    'selftest  build iommufd and iommufd_fail_nth from the same source, run them in QEMU and under',
+    `          \`ioptrace run --variant V\` (default ${KERNEL_VARIANT}), print one row per test with both outcomes and`,
+    '          the agreement per fixture; exit 1 when the VM or a program did not run to the end',
     'run       export each trace as C (ioptrace export-c), compile it statically, run all of them in one boot,',
     `          and compare op by op with the model on V (default ${KERNEL_VARIANT}): errno, iova/unmapped, data,`,
     '          check_map/check_refs answers, WARN sites by function; prints each disagreement with its trace',
@@ -151,7 +164,7 @@ export const kernelCommand = defineCommand({
     if (sub === 'run') return kernelRun(rest, values, env);
     if (rest.length) throw new UsageError(`usage: ${this.usage}`);
     if (sub === 'build') return build(env);
-    if (sub === 'selftest') return selftest(env);
+    if (sub === 'selftest') return selftest(env, variantFromArgs(values, KERNEL_VARIANT).label);
     throw new UsageError(`usage: ${this.usage}`);
   },
 });

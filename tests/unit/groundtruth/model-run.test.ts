@@ -1,0 +1,50 @@
+// The model's column of the selftest table: reasons from the harness's failure lines, agreement per fixture.
+import { describe, expect, it } from 'vitest';
+import { failureReasons } from '../../../src/groundtruth/model-run.js';
+import { agreementOf } from '../../../src/groundtruth/selftest-table.js';
+import type { SelftestRow } from '../../../src/groundtruth/selftest-table.js';
+
+describe('failureReasons', () => {
+  it('takes the first failure line of each test function, shared by its variants', () => {
+    const stderr = [
+      '# iommufd.c:118:cmd_length:Expected 22 (22) == errno (25)',
+      '# iommufd.c:119:cmd_length:Expected 7 (7) == errno (25)',
+      '# cmd_length: Test failed',
+      'iommufd: iommufd.c:1827: iommufd_dirty_tracking_setup: Assertion failed.',
+      '# iommufd.c:229:ioas_destroy:Expected 0 (0) == _test_cmd_mock_domain_flags(...) (-1)',
+    ].join('\n');
+    expect(
+      failureReasons(stderr, ['iommufd.cmd_length', 'iommufd_ioas.mock_domain.ioas_destroy', 'iommufd.simple_close']),
+    ).toEqual({
+      'iommufd.cmd_length': 'iommufd.c:118: Expected 22 (22) == errno (25)',
+      'iommufd_ioas.mock_domain.ioas_destroy': 'iommufd.c:229: Expected 0 (0) == _test_cmd_mock_domain_flags(...) (-1)',
+    });
+  });
+});
+
+describe('agreementOf', () => {
+  const row = (test: string, kernel: SelftestRow['kernel'], model: SelftestRow['model']): SelftestRow => ({
+    program: 'iommufd',
+    test,
+    fixture: test.split('.')[0] ?? test,
+    kernel,
+    model,
+    reason: undefined,
+    modelReason: undefined,
+  });
+  it('counts per fixture, with the variant where the fixture has one', () => {
+    expect(
+      agreementOf([
+        row('iommufd.simple_close', 'pass', 'pass'),
+        row('iommufd.cmd_length', 'pass', 'fail'),
+        row('iommufd_ioas.no_domain.area', 'pass', 'pass'),
+        row('iommufd_ioas.mock_domain.area', 'fail', 'fail'),
+        row('iommufd_ioas.mock_domain.copy', 'fail', 'missing'),
+      ]),
+    ).toEqual([
+      { fixture: 'iommufd', agree: 1, disagree: 1 },
+      { fixture: 'iommufd_ioas.no_domain', agree: 1, disagree: 0 },
+      { fixture: 'iommufd_ioas.mock_domain', agree: 1, disagree: 1 },
+    ]);
+  });
+});
