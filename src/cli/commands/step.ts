@@ -9,7 +9,6 @@ import { openStore } from '../../store/index.js';
 import { DEFAULT_MAX_PATCHES, requireRun, stepAnswer } from '../../timetravel/index.js';
 import type { StepReport } from '../../timetravel/index.js';
 import { UsageError } from '../errors.js';
-import { hex } from '../../lib/format.js';
 import { defineCommand, intArg } from '../command.js';
 import { flag, int } from '../options.js';
 
