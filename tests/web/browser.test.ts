@@ -113,7 +113,7 @@ describe('ioptrace serve in chromium', () => {
     expect(page.url()).toBe(`${url}#/run/1/event/35`);
     expect(await page.innerText('#changes h3')).toBe('Undid op 8 access_pin');
     const undo = await texts('#changes li');
-    expect(undo.slice(0, 2)).toEqual(['replace mms.1.users -1 -> 0', 'replace counts.violations 3 -> 0']);
+    expect(undo.slice(0, 2)).toEqual(['replace mms.1.mm_users -1 -> 0', 'replace violations (count) 3 -> 0']);
     expect(await texts('.changed')).toEqual([
       'violations 0, warns 0',
       'mm 1: pid 1, users 0, count 1, locked_vm 0, pinned_vm 0',
@@ -126,8 +126,8 @@ describe('ioptrace serve in chromium', () => {
     expect(page.url()).toBe(`${url}#/run/1/event/45`);
     expect(await page.innerText('#changes h3')).toBe('Applied op 8 access_pin');
     expect((await texts('#changes li')).slice(0, 2)).toEqual([
-      'replace mms.1.users 0 -> -1',
-      'replace counts.violations 0 -> 3',
+      'replace mms.1.mm_users 0 -> -1',
+      'replace violations (count) 0 -> 3',
     ]);
     expect(await texts('.changed')).toEqual([
       'violations 3, warns 0',

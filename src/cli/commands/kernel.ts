@@ -59,12 +59,12 @@ export function renderBatch(r: BatchResult): string[] {
 
 async function kernelRun(
   traces: string[],
-  values: Parameters<typeof variantFromArgs>[0] & { record: string | undefined },
+  values: Parameters<typeof variantFromArgs>[0] & { 'record-dir': string | undefined },
   env: CommandEnv,
 ): Promise<CommandOutput> {
-  if (traces.length === 0) throw new UsageError('usage: ioptrace kernel run TRACE... [--variant V] [--record DIR]');
+  if (traces.length === 0) throw new UsageError('usage: ioptrace kernel run TRACE... [--variant V] [--record-dir DIR]');
   const variant = variantFromArgs(values, KERNEL_VARIANT);
-  const record = values.record;
+  const record = values['record-dir'];
   const r = await runKernelBatch(traces, variant, { say: sayTo(env), ...(record ? { recordDir: record } : {}) });
   const bad = !r.vm.completed || r.traces.some((t) => t.disagreements.length > 0 || !t.kernel.ended);
   const json = {
@@ -145,7 +145,7 @@ export const kernelCommand = defineCommand({
   name: 'kernel',
   summary: 'build the ground-truth 6.12 kernel (cached) and run the iommufd selftests on it in a VM',
   usage:
-    'ioptrace kernel build | ioptrace kernel selftest [--variant V] [--json] | ioptrace kernel run TRACE... [--variant V] [--record DIR]',
+    'ioptrace kernel build | ioptrace kernel selftest [--variant V] [--json] | ioptrace kernel run TRACE... [--variant V] [--record-dir DIR]',
   help: [
     'build     install what is missing (apt), unpack linux-source-6.12 and build a bzImage from tinyconfig plus',
     '          native/kernel/iommufd-test.config into $IOPTRACE_CACHE/kernel or ~/.cache/ioptrace/kernel',
@@ -156,9 +156,9 @@ export const kernelCommand = defineCommand({
     'run       export each trace as C (ioptrace export-c), compile it statically, run all of them in one boot,',
     `          and compare op by op with the model on V (default ${KERNEL_VARIANT}): errno, iova/unmapped, data,`,
     '          check_map/check_refs answers, WARN sites by function; prints each disagreement with its trace',
-    '          line and a table; --record DIR stores each result as an observed recording; exit 1 on any',
+    '          line and a table; --record-dir DIR stores each result as an observed recording; exit 1 on any',
   ],
-  options: { ...VARIANT_OPTIONS, record: textOption() },
+  options: { ...VARIANT_OPTIONS, 'record-dir': textOption() },
   run(positionals, values, env) {
     const [sub, ...rest] = positionals;
     if (sub === 'run') return kernelRun(rest, values, env);

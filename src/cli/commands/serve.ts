@@ -3,11 +3,11 @@
 import { spawn } from 'node:child_process';
 import { openStore } from '../../store/index.js';
 import { DEFAULT_HOST, isLoopback, startServer } from '../../web/server.js';
-import type { Command } from '../command.js';
-import { intArg } from '../command.js';
+import { defineCommand } from '../command.js';
+import { flag, int, text } from '../options.js';
 import { UsageError } from '../errors.js';
 
-export const serveCommand: Command = {
+export const serveCommand = defineCommand({
   name: 'serve',
   summary: 'serve a browser view of the runs in the database, and its JSON API, on 127.0.0.1',
   usage: 'ioptrace serve [--port P] [--host H] [--open] [--db FILE]',
@@ -17,12 +17,10 @@ export const serveCommand: Command = {
     '--open starts the desktop browser (xdg-open) on the page. The store is opened read-only. The API is',
     'described in the README ("Browser view").',
   ],
-  options: { port: { type: 'string' }, host: { type: 'string' }, open: { type: 'boolean', default: false } },
+  options: { port: int(8080, { below: { value: 65536, text: '65536' } }), host: text(DEFAULT_HOST), open: flag() },
   async run(positionals, values, env) {
     if (positionals.length !== 0) throw new UsageError(`usage: ${this.usage}`);
-    const port = values['port'] === undefined ? 8080 : intArg(values['port'], '--port');
-    if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
-    const host = typeof values['host'] === 'string' ? values['host'] : DEFAULT_HOST;
+    const { port, host } = values;
     if (host === '') throw new UsageError('--host needs an address');
     if (!isLoopback(host))
       env.stderr.write(
@@ -38,7 +36,7 @@ export const serveCommand: Command = {
       throw new UsageError(`cannot listen on ${host}:${port}: ${code}`);
     }
     process.stdout.write(`listening on ${server.url}\n`);
-    if (values['open'] === true) {
+    if (values.open) {
       const child = spawn('xdg-open', [server.url], { stdio: 'ignore', detached: true });
       child.on('error', () => env.stderr.write(`ioptrace serve: cannot start a browser; open ${server.url}\n`));
       child.unref();
@@ -51,4 +49,4 @@ export const serveCommand: Command = {
     await store.close();
     return { exitCode: 0, json: { url: server.url }, text: [] };
   },
-};
+});
