@@ -180,6 +180,15 @@ export function pfnReaderUserPin(sim: Sim, user: PfnReaderUser, pages: number, s
     }
     rc = pinUserPagesRemote(sim, p.sourceMm, uptr, npages, user.gupFlags, user.upages.slots, user.upages.base);
   }
+  return userPinDone(sim, user, pages, start, npages, rc);
+}
+
+/**
+ * The common end of both branches of pfn_reader_user_pin: a pin of nothing WARNs (-EFAULT), an error is
+ * passed on, and what was pinned is counted in npinned and becomes the reader's window [start, start + rc).
+ */
+function userPinDone(sim: Sim, user: PfnReaderUser, pages: number, start: number, npages: number, rc: number): number {
+  const fn = 'pfn_reader_user_pin';
   if (rc <= 0) {
     if (rc === 0) {
       sim.warn(fn, '!rc', { pages, start, npages });
@@ -211,17 +220,7 @@ function pfnReaderUserPinFile(sim: Sim, user: PfnReaderUser, pages: number, star
   const npages = Math.max(0, Math.min(last - start + 1, Math.floor(user.ufoliosLen / PAGE_PTR_BYTES)));
   if (mergedTest(sim) && sim.faultPoint('gup', fn)) return -EFAULT;
   const rc = pinMemfdPages(sim, user, (p.fileStart ?? 0n) + BigInt(start) * BigInt(sim.pageSize), npages);
-  if (rc <= 0) {
-    if (rc === 0) {
-      sim.warn(fn, '!rc', { pages, start, npages });
-      return -EFAULT;
-    }
-    return rc;
-  }
-  ioptPagesAddNpinned(sim, pages, rc, fn);
-  user.upagesStart = start;
-  user.upagesEnd = start + rc;
-  return 0;
+  return userPinDone(sim, user, pages, start, npages, rc);
 }
 
 // ---- pfn_reader (spec 10) --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
  * This is the one home of that mapping: `diff`, `bisect`, `step` and `at` name places with it, and `watch`
  * accepts the same spelling in expressions (WATCH_PAGES_FIELDS, WATCH_MM_FIELDS).
  */
+import { RECORD_TABLES } from './state.js';
 
 /** Tables whose state name is not what the kernel calls the object. */
 const TABLE_NAMES: Readonly<Record<string, string>> = {
@@ -125,20 +126,7 @@ export function kernelStatePath(path: readonly (string | number)[]): string {
   return keyed ? kernelPlace(head, rest[0] as string, rest.slice(1), '.') : kernelPlace(head, null, rest, '.');
 }
 
-const KEYED_TABLES = new Set([
-  'processes',
-  'mms',
-  'users',
-  'heap',
-  'ctxs',
-  'ioases',
-  'pages',
-  'areas',
-  'pagesAccesses',
-  'accesses',
-  'domains',
-  'pageData',
-]);
+const KEYED_TABLES: ReadonlySet<string> = new Set(RECORD_TABLES);
 
 /** The iopt_pages fields a watch expression reads, by their kernel names. */
 export const WATCH_PAGES_FIELDS = { npinned: 'npinned', last_npinned: 'lastNpinned', refs: 'refs' } as const;

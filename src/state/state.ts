@@ -243,6 +243,23 @@ export interface State {
   digest: Digest;
 }
 
+/** The tables of the State whose records are keyed by id (`pages.2`, `accesses.mdev`): one home for the list. */
+export const RECORD_TABLES = [
+  'processes',
+  'mms',
+  'users',
+  'pageData',
+  'heap',
+  'ctxs',
+  'ioases',
+  'pages',
+  'areas',
+  'pagesAccesses',
+  'accesses',
+  'domains',
+  'files',
+] as const satisfies readonly (keyof State)[];
+
 export const DEFAULT_CONFIG: RunConfig = {
   pageSize: 4096,
   testBuild: true,
