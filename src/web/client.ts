@@ -197,7 +197,7 @@ function drawState(node, id, answer, event) {
   var procs = section(node, 'Processes and mms', 'processes');
   var pl = el('ul', { id: 'processes' });
   v.processes.forEach(function (p) { pl.appendChild(el('li', { 'data-path': p.path, text: 'pid ' + p.pid + ': mm ' + p.mm + ', uid ' + p.uid + ', memlock ' + p.memlock + (p.exited ? ', exited' : '') })); });
-  v.mms.forEach(function (m) { pl.appendChild(el('li', { 'data-path': m.path, text: 'mm ' + m.id + ': pid ' + m.pid + ', users ' + m.users + ', count ' + m.count + ', locked_vm ' + m.lockedVm + ', pinned_vm ' + m.pinnedVm })); });
+  v.mms.forEach(function (m) { pl.appendChild(el('li', { 'data-path': m.path, text: 'mm ' + m.id + ': pid ' + m.pid + ', mm_users ' + m.users + ', mm_count ' + m.count + ', locked_vm ' + m.lockedVm + ', pinned_vm ' + m.pinnedVm })); });
   procs.appendChild(pl);
   var acct = section(node, 'Accounting', 'users');
   var al = el('ul', { id: 'accounting' });

@@ -116,7 +116,7 @@ describe('ioptrace serve in chromium', () => {
     expect(undo.slice(0, 2)).toEqual(['replace mms.1.mm_users -1 -> 0', 'replace violations (count) 3 -> 0']);
     expect(await texts('.changed')).toEqual([
       'violations 0, warns 0',
-      'mm 1: pid 1, users 0, count 1, locked_vm 0, pinned_vm 0',
+      'mm 1: pid 1, mm_users 0, mm_count 1, locked_vm 0, pinned_vm 0',
       'mm 1: locked_vm 0, pinned_vm 0',
     ]);
     await shot('step-back');
@@ -131,7 +131,7 @@ describe('ioptrace serve in chromium', () => {
     ]);
     expect(await texts('.changed')).toEqual([
       'violations 3, warns 0',
-      'mm 1: pid 1, users -1, count 1, locked_vm 0, pinned_vm 0',
+      'mm 1: pid 1, mm_users -1, mm_count 1, locked_vm 0, pinned_vm 0',
       'mm 1: locked_vm 0, pinned_vm 0',
     ]);
     await shot('step-forward');
