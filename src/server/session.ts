@@ -357,6 +357,7 @@ export class Session {
             ? `VFIO ioctl ${nr}`
             : null;
       if (name !== null) this.count(this.counts.unserved, name);
+      // Reading chosen: answer as a kernel without this ioctl (ENOTTY), never an invented result.
       return fail(ENOTTY);
     }
     this.current = op.name;
