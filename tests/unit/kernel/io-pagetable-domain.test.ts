@@ -15,16 +15,16 @@ import {
 import { EADDRINUSE, EINVAL, ENOENT } from '../../../src/machine/errno.js';
 import {
   BUF,
-  PAGE,
+  PAGE_N as PAGE,
   VARIANT_FLAGS,
   type World,
   areasOf,
   eventsOf,
-  expectRebuildEqualsLive,
+  expectRebuildEqual,
   mappedRanges,
   totalPins,
-  world,
-} from '../../support/io-pagetable-world.js';
+  ioasWorld,
+} from '../../support/world.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 const APERTURE_START = 1n << 24n;
@@ -41,7 +41,7 @@ function findings(w: World): { warns: number; violations: number } {
 
 describe('iopt_table_add_domain', () => {
   it('fills an existing area into a mock domain: alignment 2048, the domain maps exactly the area', () => {
-    const w = world(VARIANT_FLAGS.upstream);
+    const w = ioasWorld(VARIANT_FLAGS.upstream);
     expect(map(w, 'A', BUF, 4n * PAGE, APERTURE_START).rc).toBe(0);
     expect(totalPins(w.sim.state)).toBe(0);
     expect(domainAttach(w.sim, 'A', 'D', mock)).toBe(0);
@@ -61,7 +61,7 @@ describe('iopt_table_add_domain', () => {
   });
 
   it('refuses a domain whose aperture excludes an area (-EADDRINUSE) and frees it again', () => {
-    const w = world(VARIANT_FLAGS.upstream);
+    const w = ioasWorld(VARIANT_FLAGS.upstream);
     expect(map(w, 'A', BUF, PAGE, 0x1000n).rc).toBe(0);
     expect(domainAttach(w.sim, 'A', 'D', mock)).toBe(-EADDRINUSE);
     expect(w.sim.state.domains['D']).toBeUndefined();
@@ -75,7 +75,7 @@ describe('iopt_table_add_domain', () => {
   });
 
   it('refuses a domain when an area does not fit its 2 KiB alignment (-EADDRINUSE)', () => {
-    const w = world(VARIANT_FLAGS.upstream);
+    const w = ioasWorld(VARIANT_FLAGS.upstream);
     expect(map(w, 'A', BUF + 0x400n, 0x400n, APERTURE_START + 0x400n).rc).toBe(0);
     expect(domainAttach(w.sim, 'A', 'D', mock)).toBe(-EADDRINUSE);
   });
@@ -83,7 +83,7 @@ describe('iopt_table_add_domain', () => {
 
 describe('iopt_map_user_pages with a mock domain', () => {
   it('allocates above the reserved [0, 2^24 - 1] and maps and pins at once', () => {
-    const w = world(VARIANT_FLAGS.upstream);
+    const w = ioasWorld(VARIANT_FLAGS.upstream);
     expect(domainAttach(w.sim, 'A', 'D', mock)).toBe(0);
     expect(map(w, 'A', BUF, 4n * PAGE)).toEqual({ rc: 0, iova: APERTURE_START });
     expect(mappedRanges(w.sim.state, 'D')).toEqual([[APERTURE_START, 4n * PAGE]]);
@@ -95,7 +95,7 @@ describe('iopt_map_user_pages with a mock domain', () => {
       [VARIANT_FLAGS.upstream, -EINVAL],
       [VARIANT_FLAGS.v3, -ENOENT],
     ] as const) {
-      const w = world(flags);
+      const w = ioasWorld(flags);
       expect(domainAttach(w.sim, 'A', 'D', mock)).toBe(0);
       expect(map(w, 'A', BUF, 0x1000n, APERTURE_START + 0x400n).rc).toBe(-EINVAL);
       expect(map(w, 'A', BUF, 0xc00n, APERTURE_START).rc).toBe(-EINVAL);
@@ -107,11 +107,11 @@ describe('iopt_map_user_pages with a mock domain', () => {
 
 describe('iopt_alloc_area_pages length check', () => {
   it('refuses an allocated IOVA for a length off the 2 KiB grid before pinning on merged; v3 pins, then the domain refuses', () => {
-    const merged = world(VARIANT_FLAGS.merged);
+    const merged = ioasWorld(VARIANT_FLAGS.merged);
     expect(domainAttach(merged.sim, 'A', 'D', mock)).toBe(0);
     expect(map(merged, 'A', BUF, 0xc00n)).toEqual({ rc: -EINVAL, iova: null });
     expect(eventsOf(merged.sink, 'PagesPinned')).toHaveLength(0);
-    const v3 = world(VARIANT_FLAGS.v3);
+    const v3 = ioasWorld(VARIANT_FLAGS.v3);
     expect(domainAttach(v3.sim, 'A', 'D', mock)).toBe(0);
     expect(map(v3, 'A', BUF, 0xc00n)).toEqual({ rc: -EINVAL, iova: null });
     expect(eventsOf(v3.sink, 'PagesPinned').length).toBeGreaterThan(0);
@@ -121,7 +121,7 @@ describe('iopt_alloc_area_pages length check', () => {
 
 describe('iopt_table_remove_domain', () => {
   it('unfills the last domain: nothing mapped, nothing pinned, reservations gone, alignment 1', () => {
-    const w = world(VARIANT_FLAGS.upstream);
+    const w = ioasWorld(VARIANT_FLAGS.upstream);
     expect(domainAttach(w.sim, 'A', 'D', mock)).toBe(0);
     expect(map(w, 'A', BUF, 4n * PAGE).rc).toBe(0);
     expect(domainDetach(w.sim, 'D')).toBe(0);
@@ -139,7 +139,7 @@ describe('iopt_table_remove_domain', () => {
       [VARIANT_FLAGS.upstream, 2],
       [VARIANT_FLAGS.v3, 1],
     ] as const) {
-      const w = world(flags);
+      const w = ioasWorld(flags);
       expect(domainAttach(w.sim, 'A', 'D1', mock)).toBe(0);
       expect(domainAttach(w.sim, 'A', 'D2', mock)).toBe(0);
       expect(map(w, 'A', BUF, 2n * PAGE, APERTURE_START).rc).toBe(0);
@@ -161,7 +161,7 @@ describe('iopt_table_remove_domain', () => {
 
 describe('IOMMU_IOAS_COPY with domains', () => {
   it('maps the copy into the destination domain from the already pinned pages (no new pins)', () => {
-    const w = world(VARIANT_FLAGS.upstream);
+    const w = ioasWorld(VARIANT_FLAGS.upstream);
     expect(domainAttach(w.sim, 'A', 'DA', mock)).toBe(0);
     expect(map(w, 'A', BUF, 4n * PAGE, APERTURE_START).rc).toBe(0);
     expect(ioasAlloc(w.sim, 'B', 'c')).toBe(0);
@@ -190,7 +190,7 @@ describe('IOMMU_IOAS_COPY with domains', () => {
 
 describe('VFIO type1 unmap (iopt_cut_iova + iopt_area_split)', () => {
   function type1(flags: readonly string[]): World {
-    const w = world(flags, { account: 'mm', vfioType1: true });
+    const w = ioasWorld(flags, { account: 'mm', vfioType1: true });
     expect(domainAttach(w.sim, 'A', 'D', mock)).toBe(0);
     expect(map(w, 'A', BUF, 4n * PAGE, APERTURE_START).rc).toBe(0);
     return w;
@@ -215,11 +215,11 @@ describe('VFIO type1 unmap (iopt_cut_iova + iopt_area_split)', () => {
     expect(totalPins(w.sim.state)).toBe(0);
     expect(Object.keys(w.sim.state.pages)).toHaveLength(0);
     expect(findings(w)).toEqual({ warns: 0, violations: 0 });
-    expectRebuildEqualsLive(w);
+    expectRebuildEqual(w);
   });
 
   it('is -ENOENT with 0 bytes for TYPE1v2 (large pages allowed: no cut)', () => {
-    const w = world(VARIANT_FLAGS.upstream, { account: 'mm' });
+    const w = ioasWorld(VARIANT_FLAGS.upstream, { account: 'mm' });
     expect(domainAttach(w.sim, 'A', 'D', mock)).toBe(0);
     expect(map(w, 'A', BUF, 4n * PAGE, APERTURE_START).rc).toBe(0);
     expect(vfioUnmap(w.sim, 'A', APERTURE_START + PAGE, PAGE)).toEqual({ rc: -ENOENT, unmapped: 0n });
@@ -227,7 +227,7 @@ describe('VFIO type1 unmap (iopt_cut_iova + iopt_area_split)', () => {
   });
 
   it('refuses to disable large pages once a domain and an area exist', () => {
-    const w = world(VARIANT_FLAGS.upstream);
+    const w = ioasWorld(VARIANT_FLAGS.upstream);
     expect(domainAttach(w.sim, 'A', 'D', mock)).toBe(0);
     expect(map(w, 'A', BUF, PAGE, APERTURE_START).rc).toBe(0);
     expect(ioasHugePages(w.sim, 'A', false)).toBe(-EINVAL);
@@ -249,7 +249,7 @@ describe('VFIO type1 unmap (iopt_cut_iova + iopt_area_split)', () => {
 
 describe('rebuild from the log with domains', () => {
   it('equals the live state after attach, map, copy, detach and unmap', () => {
-    const w = world(VARIANT_FLAGS.upstream);
+    const w = ioasWorld(VARIANT_FLAGS.upstream);
     domainAttach(w.sim, 'A', 'D1', mock);
     map(w, 'A', BUF, 8n * PAGE);
     domainAttach(w.sim, 'A', 'D2', mock);
@@ -267,6 +267,6 @@ describe('rebuild from the log with domains', () => {
     domainDetach(w.sim, 'D2');
     expect(totalPins(w.sim.state)).toBe(0);
     expect(findings(w)).toEqual({ warns: 0, violations: 0 });
-    expectRebuildEqualsLive(w);
+    expectRebuildEqual(w);
   });
 });

@@ -17,7 +17,7 @@ import { failNthSweep } from '../../../src/replay/failnth.js';
 import type { State } from '../../../src/state/state.js';
 import { rangeGet, rangeSegments } from '../../../src/structures/range-map.js';
 import { yielder } from '../../support/yield.js';
-import { proc, warns, world } from '../../support/pages-world.js';
+import { proc, warns, world } from '../../support/world.js';
 
 const HEADER = '{"format":"ioptrace-trace","version":1}';
 /** The first two 2 MiB folios of the default layout (naturally aligned, one PFN of gap between blocks). */

@@ -33,7 +33,7 @@ import {
   warns,
   violations,
   world,
-} from '../../support/pages-world.js';
+} from '../../support/world.js';
 
 const UPTR = 0x7f0000000000n;
 const VPN = Number(UPTR / 4096n);

@@ -12,7 +12,7 @@ import {
   ioptAreaStartByte,
 } from '../../../src/kernel/area-geometry.js';
 import type { Area } from '../../../src/state/state.js';
-import { warns, world } from '../../support/pages-world.js';
+import { warns, world } from '../../support/world.js';
 
 /** An area starting 2048 bytes into page 3 of its pages, 3 pages long in PFN terms, ending mid-page 5. */
 const area: Area = {

@@ -38,7 +38,7 @@ import {
   warns,
   world,
   xaContents,
-} from '../../support/pages-world.js';
+} from '../../support/world.js';
 
 const UPTR = 0x7f0000000000n;
 const VPN = Number(UPTR / BigInt(PAGE));

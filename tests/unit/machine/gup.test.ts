@@ -13,7 +13,7 @@ import { createProcess } from '../../../src/machine/mm.js';
 import { KTHREAD } from '../../../src/machine/sim.js';
 import { FIRST_PFN } from '../../../src/state/state.js';
 import type { RunConfig } from '../../../src/state/state.js';
-import { eventsOf, expectRebuildEqual, harness } from '../../support/machine-harness.js';
+import { eventsOf, expectRebuildEqual, world } from '../../support/world.js';
 
 const VA = 0x7f0000000000n;
 const VPN = Number(VA / 4096n);
@@ -23,7 +23,7 @@ const WRITE: GupFlags = { write: true, longterm: true, force: false };
 const RO: GupFlags = { write: false, longterm: true, force: false };
 
 function setup(opts: { flags?: string[]; config?: Partial<RunConfig> } = {}) {
-  const h = harness(opts);
+  const h = world(opts.flags ?? [], { merged: true, ...opts.config });
   createProcess(h.sim, '1', { uid: 1000, memlock: 65536n, capIpcLock: false });
   createProcess(h.sim, '2', { uid: 1000, memlock: 65536n, capIpcLock: false });
   h.sim.current = { pid: '1', mm: 1 };

@@ -11,7 +11,7 @@ import {
   iommuUnmap,
 } from '../../../src/machine/iommu-domain.js';
 import type { Mapping } from '../../../src/state/state.js';
-import { eventsOf, expectRebuildEqual, harness, typesSince } from '../../support/machine-harness.js';
+import { type World, eventsOf, expectRebuildEqual, typesSince, world } from '../../support/world.js';
 
 const BASE = 1n << 24n;
 const PA = 0x40000n * 4096n;
@@ -20,22 +20,21 @@ const M2 = 1n << 21n;
 const RW = { read: true, write: true };
 
 function mock(flags: string[] = [], merged = true) {
-  const h = harness({ flags, merged });
+  const h = world(flags, { merged });
   domainAlloc(h.sim, 'D', 'mock');
   return h;
 }
 
 function generic() {
-  const h = harness();
+  const h = world([], { merged: true });
   domainAlloc(h.sim, 'G', 'generic');
   return h;
 }
 
-const pieces = (h: ReturnType<typeof harness>, d: string): Mapping[] =>
+const pieces = (h: World, d: string): Mapping[] =>
   [...btreeEntries(h.sim.state.domains[d]!.mappings.tree)].map(([, m]) => m);
 
-const warns = (h: ReturnType<typeof harness>) =>
-  eventsOf(h.sink, 'Warned').map((w) => [w.fn, w.condition, w.objects['iova']]);
+const warns = (h: World) => eventsOf(h.sink, 'Warned').map((w) => [w.fn, w.condition, w.objects['iova']]);
 
 describe('domainAlloc', () => {
   it('gives the mock 2048-byte IO pages and the aperture [2^24, 2^31 - 1]', () => {

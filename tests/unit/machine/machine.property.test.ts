@@ -6,7 +6,7 @@ import { pinUserPagesRemote, unpinUserPages } from '../../../src/machine/gup.js'
 import { cpuWrite, mmap, munmap } from '../../../src/machine/memory.js';
 import { createProcess, exitProcess } from '../../../src/machine/mm.js';
 import type { State } from '../../../src/state/state.js';
-import { expectRebuildEqual, harness } from '../../support/machine-harness.js';
+import { expectRebuildEqual, world } from '../../support/world.js';
 
 const VA = 0x10000000n;
 const PAGE = 4096n;
@@ -85,7 +85,7 @@ describe('the machine under random operations', () => {
   it('keeps pins equal to the pins held, maps equal to page-table entries, and the log rebuilds the state', () => {
     fc.assert(
       fc.property(fc.array(op, { maxLength: 40 }), fc.subarray(['gup-unshare-flags']), (ops, flags) => {
-        const h = harness({ flags });
+        const h = world(flags, { merged: true });
         createProcess(h.sim, '1', { uid: 1000, memlock: null, capIpcLock: false });
         createProcess(h.sim, '2', { uid: 1000, memlock: null, capIpcLock: false });
         const held: number[] = [];

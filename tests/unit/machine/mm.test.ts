@@ -15,13 +15,13 @@ import {
   setRlimit,
 } from '../../../src/machine/mm.js';
 import { FIRST_PFN } from '../../../src/state/state.js';
-import { eventsOf, expectRebuildEqual, harness } from '../../support/machine-harness.js';
+import { eventsOf, expectRebuildEqual, world } from '../../support/world.js';
 
 const VA = 0x7f0000000000n;
 const RW = { huge: '4K', writable: true } as const;
 
 function withProcess(memlock: bigint | null = 65536n) {
-  const h = harness();
+  const h = world([], { merged: true });
   createProcess(h.sim, '1', { uid: 1000, memlock, capIpcLock: false });
   const mm = h.sim.state.processes['1']?.mm ?? -1;
   h.sim.current = { pid: '1', mm };

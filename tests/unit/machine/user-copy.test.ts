@@ -4,13 +4,13 @@ import { mmap, vaToPfn } from '../../../src/machine/memory.js';
 import { createProcess, exitProcess, mmgetNotZero } from '../../../src/machine/mm.js';
 import { KTHREAD } from '../../../src/machine/sim.js';
 import { userCopy } from '../../../src/machine/user-copy.js';
-import { eventsOf, expectRebuildEqual, harness } from '../../support/machine-harness.js';
+import { eventsOf, expectRebuildEqual, world } from '../../support/world.js';
 
 const VA = 0x7f0000000000n;
 const VPN = Number(VA / 4096n);
 
 function setup() {
-  const h = harness();
+  const h = world([], { merged: true });
   createProcess(h.sim, '1', { uid: 1000, memlock: 65536n, capIpcLock: false });
   createProcess(h.sim, '2', { uid: 1000, memlock: 65536n, capIpcLock: false });
   h.sim.current = KTHREAD;
