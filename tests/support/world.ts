@@ -55,7 +55,7 @@ export const VARIANT_FLAGS: Record<'v3' | 'merged' | 'upstream', readonly string
  */
 export function world(variant: string | readonly string[] = [], options: WorldOptions = {}): World {
   const fixes = typeof variant === 'string' ? VARIANTS[variant] : variant;
-  if (fixes === undefined) throw new Error(`world: no variant ${variant}`);
+  if (fixes === undefined) throw new Error(`world: no variant ${String(variant)}`);
   const { merged, ...config } = options;
   const flags = new Set(fixes);
   const sink = new MemorySink();
