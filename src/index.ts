@@ -30,3 +30,25 @@ export { digestHex } from './lib/digest.js';
 export { encodeJson, decodeJson } from './lib/codec.js';
 export { Cursor, StoreSource, MemorySource, stateAt } from './timetravel/index.js';
 export type { Step, EventSource, OpSpan } from './timetravel/index.js';
+// The answers behind the CLI's --json and the browser view's API, for scripts and other front ends.
+export {
+  runsAnswer,
+  eventsAnswer,
+  stateAnswer,
+  diffAnswer,
+  whyAnswer,
+  watchAnswer,
+  stepAnswer,
+} from './timetravel/index.js';
+export type {
+  RunListing,
+  LoggedEvent,
+  StateAnswer,
+  WhyAnswer,
+  WatchAnswer,
+  StepQuery,
+  StepAnswer,
+} from './timetravel/index.js';
+// The browser view's server (`ioptrace serve`), to embed in another tool.
+export { startServer } from './web/server.js';
+export type { ServeOptions, RunningServer } from './web/server.js';
