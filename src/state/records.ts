@@ -72,6 +72,62 @@ export function recordStructure<R extends object, F extends keyof R & string>(
   digestAdd(s.digest, fieldParts(table, key, field, rec[field]));
 }
 
+/**
+ * The JSON text of each entry of a nested table (an access's items), and of each such table, by identity.
+ * setTableEntry never changes an entry or a table in place (it writes a new table), so the text of an
+ * object seen once stays true; an object not seen (an immer draft) is encoded afresh.
+ */
+const tableText = new WeakMap<object, string>();
+
+function encodeEntry(entry: object): string {
+  let text = tableText.get(entry);
+  if (text === undefined) {
+    text = encodeJson(entry);
+    tableText.set(entry, text);
+  }
+  return text;
+}
+
+/**
+ * What encodeJson gives for a table whose values are all objects: JSON.stringify writes `{`, then each
+ * own key (integer keys ascending, as the object iterates them) as a JSON string, `:`, the value's text,
+ * comma-separated, then `}`. The replacer leaves keys and objects alone, so the value's text is its own
+ * encodeJson, which encodeEntry keeps. Equal text means an equal hash: the digest is what it always was.
+ */
+function encodeTable(table: Record<Key, object>): string {
+  let text = tableText.get(table);
+  if (text !== undefined) return text;
+  const parts: string[] = [];
+  for (const k of Object.keys(table)) parts.push(`${JSON.stringify(k)}:${encodeEntry(table[k] as object)}`);
+  text = `{${parts.join(',')}}`;
+  tableText.set(table, text);
+  return text;
+}
+
+/**
+ * rec[field][entryKey] = entry (undefined deletes) for a field that is a table of object entries (an
+ * access's items), keeping the digest. The table is replaced, never changed in place, and the digest of
+ * the field is what fieldParts gives for it; but the text of the entries that stay is reused, so a write
+ * costs the table's text, not the encoding of every entry again.
+ */
+export function recordSetEntry<E extends object, R extends { [F in K]: Record<Key, E> }, K extends keyof R & string>(
+  s: Digested,
+  table: string,
+  key: Key,
+  rec: R,
+  field: K,
+  entryKey: Key,
+  entry: E | undefined,
+): void {
+  const before = rec[field];
+  const after: Record<Key, E> = { ...before };
+  if (entry === undefined) delete after[entryKey];
+  else after[entryKey] = entry;
+  digestRemove(s.digest, [table, String(key), field, encodeTable(before)]);
+  rec[field] = after as R[K];
+  digestAdd(s.digest, [table, String(key), field, encodeTable(after)]);
+}
+
 /** table[key] = value for tables of plain values (undefined deletes), keeping the digest. */
 export function entrySet<V extends HashPart>(
   s: Digested,
