@@ -23,7 +23,7 @@
  * corrupting the tree; the caller records the violation.
  */
 
-import { type Digest, digestAdd, digestRemove, zeroDigest } from '../lib/digest.js';
+import { type Digest, digestAdd, digestAddHash, digestRemove, hashTripleOf, zeroDigest } from '../lib/digest.js';
 
 /** Indexes are numbers, IOVAs are bigints; one tree never mixes the two. */
 export type Key = number | bigint;
@@ -366,10 +366,13 @@ export function itreeCheck<K extends Key>(tree: IntervalTree<K>): string | null 
   const entries: ItreeEntry<K>[] = [];
   let kind: string | null = null;
 
+  // What itreeDigestOf gives, summed during the walk (a node's hash is remembered while its interval stays).
+  const digest = zeroDigest();
   const walk = (n: ItreeNode<K> | null): { height: number; maxLast: K | null } => {
     if (n === null) return { height: 0, maxLast: null };
     const l = walk(n.left);
     entries.push(toEntry(n));
+    digestAddHash(digest, hashTripleOf(n, n.start, n.last, n.id));
     const r = walk(n.right);
     // Named only when something is wrong: building the text for every sound node costs more than the check.
     const where = (): string => `node ${n.id} [${n.start}, ${n.last}]`;
@@ -429,9 +432,6 @@ export function itreeCheck<K extends Key>(tree: IntervalTree<K>): string | null 
     }
   }
 
-  // The walk above visited every node in order: its entries are what itreeDigestOf would hash.
-  const digest = zeroDigest();
-  for (const e of entries) digestAdd(digest, [e.start, e.last, e.id]);
   if (digest.lo !== tree.digest.lo || digest.hi !== tree.digest.hi)
     problems.push('digest differs from its recomputation');
   return problems.length === 0 ? null : problems.join('; ');
