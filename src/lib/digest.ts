@@ -67,6 +67,12 @@ export function digestAddHash(target: Digest, h: Digest): void {
   target.hi = (target.hi + h.hi) >>> 0;
 }
 
+/** target -= h (a hash taken before). */
+export function digestRemoveHash(target: Digest, h: Digest): void {
+  target.lo = (target.lo - h.lo) >>> 0;
+  target.hi = (target.hi - h.hi) >>> 0;
+}
+
 /** target += hash(parts) */
 export function digestAdd(target: Digest, parts: readonly HashPart[]): void {
   const h = hashParts(parts);
