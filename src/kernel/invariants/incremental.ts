@@ -21,8 +21,10 @@
  * Whenever one of these is not known right (it was broken after the last op, or the touched ranges show a
  * difference), the full walk of that part runs, so every finding's text (totals, first runs, who holds a
  * page) is the full checker's, word for word. A broken state costs what the full checker costs; a sound
- * one costs what the op touched. The object-level checks (trees, counters, accounting, access counts)
- * still run over every object: they cost the number of objects and tree nodes, not of pages or runs.
+ * one costs what the op touched. The own checks of a pages (its trees' and xarray's self-checks, its
+ * coverage: index.ts, PagesMemo) are kept and redone only for pages whose trees, xarray or npinned an event
+ * changed. The other object-level checks (the IOASes' trees, counters, accounting, access counts) still run
+ * over every object: they cost the number of objects and tree nodes, not of pages or runs.
  *
  * The differential mode (checker.ts) runs both checkers and throws at the first op they disagree on.
  */
