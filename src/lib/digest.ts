@@ -39,6 +39,40 @@ export function hashParts(parts: readonly HashPart[]): Digest {
   return { lo: h1 >>> 0, hi: h2 >>> 0 };
 }
 
+/** The hash of three parts last taken for an object, with the parts it was taken of. */
+interface HashedTriple {
+  a: HashPart;
+  b: HashPart;
+  c: HashPart;
+  hash: Digest;
+}
+const triples = new WeakMap<object, HashedTriple>();
+
+/**
+ * hashParts([a, b, c]) for the record `owner` (a tree node, a run), remembered per owner: a self-check that
+ * recomputes a structure's digest after every op then hashes only the records that changed since. The
+ * parts are compared before the remembered hash is used, so a record changed in place is hashed again.
+ */
+export function hashTripleOf(owner: object, a: HashPart, b: HashPart, c: HashPart): Digest {
+  const seen = triples.get(owner);
+  if (seen !== undefined && seen.a === a && seen.b === b && seen.c === c) return seen.hash;
+  const hash = hashParts([a, b, c]);
+  triples.set(owner, { a, b, c, hash });
+  return hash;
+}
+
+/** target += h (a hash taken before). */
+export function digestAddHash(target: Digest, h: Digest): void {
+  target.lo = (target.lo + h.lo) >>> 0;
+  target.hi = (target.hi + h.hi) >>> 0;
+}
+
+/** target -= h (a hash taken before). */
+export function digestRemoveHash(target: Digest, h: Digest): void {
+  target.lo = (target.lo - h.lo) >>> 0;
+  target.hi = (target.hi - h.hi) >>> 0;
+}
+
 /** target += hash(parts) */
 export function digestAdd(target: Digest, parts: readonly HashPart[]): void {
   const h = hashParts(parts);

@@ -12,7 +12,7 @@
  * it is.
  */
 import type { Digest, HashPart } from '../lib/digest.js';
-import { digestAdd, digestRemove } from '../lib/digest.js';
+import { digestAdd, digestAddHash, digestRemove, digestRemoveHash, hashParts } from '../lib/digest.js';
 import { encodeJson } from '../lib/codec.js';
 
 type Key = string | number;
@@ -70,6 +70,105 @@ export function recordStructure<R extends object, F extends keyof R & string>(
   digestRemove(s.digest, fieldParts(table, key, field, rec[field]));
   mutate(rec[field]);
   digestAdd(s.digest, fieldParts(table, key, field, rec[field]));
+}
+
+/**
+ * The JSON text of each entry of a nested table (an access's items), by identity. recordSetEntry never
+ * changes an entry or a table in place (it writes a new table), so what is remembered of an object seen
+ * once stays true; an object not seen (an immer draft) is encoded afresh.
+ */
+const entryText = new WeakMap<object, string>();
+
+function encodeEntry(entry: object): string {
+  let text = entryText.get(entry);
+  if (text === undefined) {
+    text = encodeJson(entry);
+    entryText.set(entry, text);
+  }
+  return text;
+}
+
+/** A nested table's text, whether its keys are all array indexes and the largest, and its field hash. */
+interface TableSeen {
+  text: string;
+  indexesOnly: boolean;
+  /** -1 for none. */
+  maxIndex: number;
+  path: string | null;
+  hash: Digest | null;
+}
+const tables = new WeakMap<object, TableSeen>();
+
+/** An array index: JSON.stringify writes these keys first, ascending, whatever the insertion order. */
+const isIndex = (k: string): boolean => /^(0|[1-9]\d*)$/.test(k) && Number(k) < 2 ** 32 - 1;
+
+/**
+ * What encodeJson gives for a table whose values are all objects: JSON.stringify writes `{`, then each
+ * own key (array indexes ascending, then the other keys in insertion order) as a JSON string, `:`, the
+ * value's text, comma-separated, then `}`. The replacer leaves keys and objects alone, so the value's
+ * text is its own encodeJson, which encodeEntry keeps. Equal text means an equal hash: the digest is what
+ * it always was.
+ */
+function seeTable(table: Record<Key, object>): TableSeen {
+  let seen = tables.get(table);
+  if (seen !== undefined) return seen;
+  const parts: string[] = [];
+  let maxIndex = -1;
+  let indexes = true;
+  for (const k of Object.keys(table)) {
+    parts.push(`${JSON.stringify(k)}:${encodeEntry(table[k] as object)}`);
+    if (indexes && isIndex(k)) maxIndex = Number(k);
+    else indexes = false;
+  }
+  seen = { text: `{${parts.join(',')}}`, indexesOnly: indexes, maxIndex, path: null, hash: null };
+  tables.set(table, seen);
+  return seen;
+}
+
+/** hashParts(fieldParts(table, key, field, value)) for a nested table `value`, remembered with it. */
+function tableHash(table: string, key: Key, field: string, seen: TableSeen): Digest {
+  const path = `${table}\u0000${key}\u0000${field}`;
+  if (seen.path !== path || seen.hash === null) {
+    seen.hash = hashParts([table, String(key), field, seen.text]);
+    seen.path = path;
+  }
+  return seen.hash;
+}
+
+/**
+ * rec[field][entryKey] = entry (undefined deletes) for a field that is a table of object entries (an
+ * access's items), keeping the digest. The table is replaced, never changed in place, and the digest of
+ * the field is what fieldParts gives for it; but what is known of the old table is reused: its hash (so
+ * taking it out costs nothing), the text of the entries that stay, and, when the new entry's key is an
+ * index above every other (new items have fresh ids), the old text itself.
+ */
+export function recordSetEntry<E extends object, R extends { [F in K]: Record<Key, E> }, K extends keyof R & string>(
+  s: Digested,
+  table: string,
+  key: Key,
+  rec: R,
+  field: K,
+  entryKey: Key,
+  entry: E | undefined,
+): void {
+  const before = rec[field];
+  const seenBefore = seeTable(before);
+  const after: Record<Key, E> = { ...before };
+  let seenAfter: TableSeen | undefined;
+  const k = String(entryKey);
+  if (entry === undefined) delete after[entryKey];
+  else {
+    after[entryKey] = entry;
+    if (seenBefore.indexesOnly && isIndex(k) && Number(k) > seenBefore.maxIndex) {
+      const item = `${JSON.stringify(k)}:${encodeEntry(entry)}`;
+      const text = seenBefore.text === '{}' ? `{${item}}` : `${seenBefore.text.slice(0, -1)},${item}}`;
+      seenAfter = { text, indexesOnly: true, maxIndex: Number(k), path: null, hash: null };
+      tables.set(after, seenAfter);
+    }
+  }
+  digestRemoveHash(s.digest, tableHash(table, key, field, seenBefore));
+  rec[field] = after as R[K];
+  digestAddHash(s.digest, tableHash(table, key, field, seenAfter ?? seeTable(after)));
 }
 
 /** table[key] = value for tables of plain values (undefined deletes), keeping the digest. */

@@ -23,7 +23,7 @@
  * corrupting the tree; the caller records the violation.
  */
 
-import { type Digest, digestAdd, digestRemove, zeroDigest } from '../lib/digest.js';
+import { type Digest, digestAdd, digestAddHash, digestRemove, hashTripleOf, zeroDigest } from '../lib/digest.js';
 
 /** Indexes are numbers, IOVAs are bigints; one tree never mixes the two. */
 export type Key = number | bigint;
@@ -366,23 +366,27 @@ export function itreeCheck<K extends Key>(tree: IntervalTree<K>): string | null 
   const entries: ItreeEntry<K>[] = [];
   let kind: string | null = null;
 
+  // What itreeDigestOf gives, summed during the walk (a node's hash is remembered while its interval stays).
+  const digest = zeroDigest();
   const walk = (n: ItreeNode<K> | null): { height: number; maxLast: K | null } => {
     if (n === null) return { height: 0, maxLast: null };
     const l = walk(n.left);
     entries.push(toEntry(n));
+    digestAddHash(digest, hashTripleOf(n, n.start, n.last, n.id));
     const r = walk(n.right);
-    const where = `node ${n.id} [${n.start}, ${n.last}]`;
+    // Named only when something is wrong: building the text for every sound node costs more than the check.
+    const where = (): string => `node ${n.id} [${n.start}, ${n.last}]`;
     kind ??= typeof n.start;
-    if (typeof n.start !== kind || typeof n.last !== kind) problems.push(`${where}: keys mix numbers and bigints`);
-    if (n.start > n.last) problems.push(`${where}: start > last`);
-    if (n.seq < 0 || n.seq >= tree.nextSeq) problems.push(`${where}: seq ${n.seq} not below nextSeq ${tree.nextSeq}`);
-    if (Math.abs(l.height - r.height) > 1) problems.push(`${where}: unbalanced (${l.height} vs ${r.height})`);
+    if (typeof n.start !== kind || typeof n.last !== kind) problems.push(`${where()}: keys mix numbers and bigints`);
+    if (n.start > n.last) problems.push(`${where()}: start > last`);
+    if (n.seq < 0 || n.seq >= tree.nextSeq) problems.push(`${where()}: seq ${n.seq} not below nextSeq ${tree.nextSeq}`);
+    if (Math.abs(l.height - r.height) > 1) problems.push(`${where()}: unbalanced (${l.height} vs ${r.height})`);
     const height = Math.max(l.height, r.height) + 1;
-    if (n.height !== height) problems.push(`${where}: height ${n.height}, expected ${height}`);
+    if (n.height !== height) problems.push(`${where()}: height ${n.height}, expected ${height}`);
     let maxLast = n.last;
     if (l.maxLast !== null) maxLast = keyMax(maxLast, l.maxLast);
     if (r.maxLast !== null) maxLast = keyMax(maxLast, r.maxLast);
-    if (n.maxLast !== maxLast) problems.push(`${where}: maxLast ${n.maxLast}, expected ${maxLast}`);
+    if (n.maxLast !== maxLast) problems.push(`${where()}: maxLast ${n.maxLast}, expected ${maxLast}`);
     return { height, maxLast };
   };
   walk(tree.root);
@@ -428,7 +432,6 @@ export function itreeCheck<K extends Key>(tree: IntervalTree<K>): string | null 
     }
   }
 
-  const digest = itreeDigestOf(tree);
   if (digest.lo !== tree.digest.lo || digest.hi !== tree.digest.hi)
     problems.push('digest differs from its recomputation');
   return problems.length === 0 ? null : problems.join('; ');

@@ -22,7 +22,7 @@
 
 import { btreeCreate, btreeDelete, btreeEntriesFrom, btreeFloorValue, btreeForEachFrom, btreeSet } from './btree.js';
 import type { BTree } from './btree.js';
-import { digestAdd, digestRemove, zeroDigest } from '../lib/digest.js';
+import { digestAdd, digestAddHash, digestRemove, hashTripleOf, zeroDigest } from '../lib/digest.js';
 import type { Digest } from '../lib/digest.js';
 
 export interface XaRun {
@@ -237,7 +237,8 @@ export function xaErase(xa: Xarray, index: number, count = 1): number {
 export function xaDigest(xa: Xarray): Digest {
   const d = zeroDigest();
   btreeForEachFrom(xa.runs, undefined, (index, run) => {
-    digestAdd(d, [index, run.pfn, run.count]);
+    // Remembered per run while it stays the same: a self-check after every op hashes only the changed runs.
+    digestAddHash(d, hashTripleOf(run, index, run.pfn, run.count));
   });
   return d;
 }

@@ -50,7 +50,9 @@ export function checkAccessCounts(state: State, pages: readonly Pages[], out: In
     const n = state.pagesAccesses[Number(key)];
     if (n === undefined) continue;
     users.set(n.pages, (users.get(n.pages) ?? 0) + n.users);
-    nodesOf.set(n.pages, [...(nodesOf.get(n.pages) ?? []), n.id]);
+    const ids = nodesOf.get(n.pages);
+    if (ids === undefined) nodesOf.set(n.pages, [n.id]);
+    else ids.push(n.id);
   }
   const areaCounts = new Map<number, number>();
   for (const a of Object.values(state.areas))

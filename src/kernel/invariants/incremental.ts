@@ -21,8 +21,10 @@
  * Whenever one of these is not known right (it was broken after the last op, or the touched ranges show a
  * difference), the full walk of that part runs, so every finding's text (totals, first runs, who holds a
  * page) is the full checker's, word for word. A broken state costs what the full checker costs; a sound
- * one costs what the op touched. The object-level checks (trees, counters, accounting, access counts)
- * still run over every object: they cost the number of objects and tree nodes, not of pages or runs.
+ * one costs what the op touched. The own checks of a pages (its trees' and xarray's self-checks, its
+ * coverage: index.ts, PagesMemo) are kept and redone only for pages whose trees, xarray or npinned an event
+ * changed. The other object-level checks (the IOASes' trees, counters, accounting, access counts) still run
+ * over every object: they cost the number of objects and tree nodes, not of pages or runs.
  *
  * The differential mode (checker.ts) runs both checkers and throws at the first op they disagree on.
  */
@@ -34,7 +36,7 @@ import { rangeForEach, rangeMapCreate, rangeUpdate } from '../../structures/rang
 import type { InvariantFinding } from './finding.js';
 import type { PfnSeg } from './held.js';
 import { areaStartByte, indexToIova, indexToIovaLast, pfnsOver, pushSeg } from './held.js';
-import type { CheckShortcuts } from './index.js';
+import type { CheckShortcuts, PagesMemo } from './index.js';
 import { invariantFindings } from './index.js';
 import type { Want } from './domains.js';
 import { expectedOfArea } from './domains.js';
@@ -108,6 +110,8 @@ export class IncrementalChecker {
    * mappings against its IOAS): tests read it to see that a sound op was checked by its ranges only.
    */
   readonly walks = { pagesPfns: 0, pins: 0, mappings: 0 };
+  /** How often a pages' own checks were taken from its memo (no event touched it since the last check). */
+  readonly reused = { pages: 0 };
   /** The PFNs each live pages holds, as of the last check. */
   private readonly pfns = new Map<number, PfnSeg[]>();
   private expectedPins: RangeMap<number> = rangeMapCreate<number>();
@@ -117,7 +121,12 @@ export class IncrementalChecker {
   /** Nothing kept yet, or the run was reconfigured: the next check is done from scratch. */
   private everything = true;
 
+  /** What the per-pages checks found, kept for pages no event touched since (index.ts, PagesMemo). */
+  private readonly pagesMemos = new Map<number, PagesMemo>();
+
   // What the current op touched.
+  /** Pages whose trees, xarray or npinned an event changed (their memo is dropped). */
+  private readonly pagesTouched = new Set<number>();
   private readonly pagesWins = new Map<number, Run[]>();
   private readonly pagesWhole = new Set<number>();
   private readonly touchedAreas = new Set<number>();
@@ -137,12 +146,17 @@ export class IncrementalChecker {
       case 'XaStored':
       case 'XaErased':
         pushWin(this.pagesWins, e.pages, [e.index, e.index + e.count - 1]);
+        this.pagesTouched.add(e.pages);
+        break;
+      case 'NpinnedChanged':
+        this.pagesTouched.add(e.pages);
         break;
       case 'ItreeInserted':
       case 'ItreeRemoved': {
         const t = e.tree;
         if (t.kind === 'access' || t.kind === 'domains') {
           pushWin(this.pagesWins, t.pages, [Number(e.start), Number(e.last)]);
+          this.pagesTouched.add(t.pages);
           if (t.kind === 'domains') this.touchedAreas.add(e.node);
         } else if (t.kind === 'area') {
           pushWin(this.ioasWins, t.ioas, [BigInt(e.start), BigInt(e.last) + 1n]);
@@ -180,6 +194,7 @@ export class IncrementalChecker {
       case 'PagesAllocated':
       case 'PagesReleased':
         this.pagesWhole.add(e.pages);
+        this.pagesTouched.add(e.pages);
         break;
       case 'PagesPinned':
       case 'PagesUnpinned':
@@ -194,6 +209,7 @@ export class IncrementalChecker {
   findings(state: State): InvariantFinding[] {
     let out: InvariantFinding[];
     if (this.everything) {
+      this.pagesMemos.clear();
       this.pfns.clear();
       this.expectedPins = rangeMapCreate<number>();
       this.areas.clear();
@@ -233,6 +249,7 @@ export class IncrementalChecker {
   }
 
   private clearTouched(): void {
+    this.pagesTouched.clear();
     this.pagesWins.clear();
     this.pagesWhole.clear();
     this.touchedAreas.clear();
@@ -298,7 +315,10 @@ export class IncrementalChecker {
         this.movePins(kept, -1);
         this.pfns.delete(id);
       }
-      if (p === undefined) this.ioasOfPagesWhole(id);
+      if (p === undefined) {
+        this.ioasOfPagesWhole(id);
+        this.pagesMemos.delete(id);
+      }
     }
   }
 
@@ -341,8 +361,20 @@ export class IncrementalChecker {
     return segs;
   }
 
+  private pagesMemo(p: Pages): PagesMemo {
+    let memo = this.pagesMemos.get(p.id);
+    if (memo === undefined || this.pagesTouched.has(p.id)) {
+      memo = {};
+      this.pagesMemos.set(p.id, memo);
+    } else {
+      this.reused.pages += 1;
+    }
+    return memo;
+  }
+
   private shortcuts(state: State): CheckShortcuts {
     return {
+      pagesMemo: (p) => this.pagesMemo(p),
       pfnsOf: (p, cover) => this.pfnsOf(state, p, cover),
       pinsKnownClean: () => {
         const clean = this.pinsKnownClean(state);

@@ -60,12 +60,24 @@ export { checkTeardown } from './teardown.js';
  * op, and whether the pin counts and the domains' mappings are known to be right. Without one every
  * walk is done from scratch (the full checker, the oracle).
  */
+/**
+ * What the per-pages checks found of one iopt_pages (its trees' and xarray's self-checks, its coverage with
+ * invariants 1 and 2), kept by a checker that knows no event touched the pages since: these read nothing
+ * but the pages' own trees, xarray and npinned. Empty fields are computed and filled in.
+ */
+export interface PagesMemo {
+  structures?: InvariantFinding[];
+  held?: { access: Run[]; domains: Run[]; cover: Run[]; findings: InvariantFinding[] };
+}
+
 export interface CheckShortcuts {
   /** The PFNs of `p`'s covered indexes, as pfnsOver gives them for the whole `cover`. */
   pfnsOf(p: Pages, cover: readonly Run[]): PfnSeg[];
   /** True when every frame's pin count is known to equal what the covered indexes expect. */
   pinsKnownClean(): boolean;
   mappingsKnownClean: MappingsKnownClean;
+  /** The memo of `p`: what was found of it last time if nothing touched it since, else an empty one. */
+  pagesMemo?(p: Pages): PagesMemo;
 }
 
 /**
@@ -78,10 +90,19 @@ export function invariantFindings(state: State, shortcuts?: CheckShortcuts): Inv
     .map(Number)
     .sort((a, b) => a - b)
     .map((id) => state.pages[id] as Pages);
-  checkStructures(state, pages, out);
+  const memos = shortcuts?.pagesMemo === undefined ? undefined : pages.map((p) => shortcuts.pagesMemo?.(p) ?? {});
+  checkStructures(state, pages, out, memos);
   const held = new Map<number, Held>();
-  for (const p of pages) {
-    const { access, domains, cover } = heldCover(state, p, out);
+  for (const [k, p] of pages.entries()) {
+    const memo = memos?.[k];
+    let kept = memo?.held;
+    if (kept === undefined) {
+      const findings: InvariantFinding[] = [];
+      kept = { ...heldCover(state, p, findings), findings };
+      if (memo !== undefined) memo.held = kept;
+    }
+    for (const f of kept.findings) out.push(f);
+    const { access, domains, cover } = kept;
     let pfns: PfnSeg[];
     if (shortcuts !== undefined) {
       pfns = shortcuts.pfnsOf(p, cover);

@@ -8,9 +8,16 @@ import type { Pages, State } from '../../state/state.js';
 import { itreeCheck, itreeEntries, itreeFind } from '../../structures/interval-tree.js';
 import { xaCheck } from '../../structures/xarray.js';
 import type { InvariantFinding } from './finding.js';
+import type { PagesMemo } from './index.js';
 import { LIST_MAX, hex } from './finding.js';
 
-export function checkStructures(state: State, pages: readonly Pages[], out: InvariantFinding[]): void {
+/** `memos[k]`, when given, keeps what the self-checks of `pages[k]` found (index.ts, PagesMemo). */
+export function checkStructures(
+  state: State,
+  pages: readonly Pages[],
+  out: InvariantFinding[],
+  memos?: readonly PagesMemo[],
+): void {
   const tree = (key: string, what: string, problem: string | null, objects: FindingObjects): void => {
     if (problem !== null) out.push({ key, kind: 'itree_corruption', detail: `${what}: ${problem}`, objects });
   };
@@ -51,9 +58,20 @@ export function checkStructures(state: State, pages: readonly Pages[], out: Inva
       objects: { area: a.id, ioas: a.ioas },
     });
   }
-  for (const p of pages) {
-    tree(`itree:${p.id}:access`, `access_itree of iopt_pages ${p.id}`, itreeCheck(p.accessTree), { pages: p.id });
-    tree(`itree:${p.id}:domains`, `domains_itree of iopt_pages ${p.id}`, itreeCheck(p.domainsTree), { pages: p.id });
-    tree(`xarray:${p.id}:self`, `pinned_pfns of iopt_pages ${p.id}`, xaCheck(p.xa), { pages: p.id });
+  for (const [k, p] of pages.entries()) {
+    const memo = memos?.[k];
+    let found = memo?.structures;
+    if (found === undefined) {
+      found = [];
+      const put = (key: string, what: string, problem: string | null): void => {
+        if (problem !== null)
+          found?.push({ key, kind: 'itree_corruption', detail: `${what}: ${problem}`, objects: { pages: p.id } });
+      };
+      put(`itree:${p.id}:access`, `access_itree of iopt_pages ${p.id}`, itreeCheck(p.accessTree));
+      put(`itree:${p.id}:domains`, `domains_itree of iopt_pages ${p.id}`, itreeCheck(p.domainsTree));
+      put(`xarray:${p.id}:self`, `pinned_pfns of iopt_pages ${p.id}`, xaCheck(p.xa));
+      if (memo !== undefined) memo.structures = found;
+    }
+    for (const f of found) out.push(f);
   }
 }

@@ -5,7 +5,7 @@ import type { IntervalTree } from '../../structures/interval-tree.js';
 import { itreeCreate, itreeInsert, itreeRemove } from '../../structures/interval-tree.js';
 import { xaCreate, xaErase, xaStore } from '../../structures/xarray.js';
 import { InternalError } from '../../lib/errors.js';
-import { recordAdd, recordRemove, recordSet, recordStructure } from '../records.js';
+import { recordAdd, recordRemove, recordSet, recordSetEntry, recordStructure } from '../records.js';
 import type { Access, Area, Ioas, Pages, PagesAccess, State } from '../state.js';
 import { mustGet } from './lookup.js';
 
@@ -221,18 +221,13 @@ export function accessCreated(s: State, e: EventOf<'AccessCreated'>): void {
 
 export function accessItemAdded(s: State, e: EventOf<'AccessItemAdded'>): void {
   const access = mustGet(s.accesses, e.access, 'access');
-  recordSet(s, 'access', e.access, access, 'items', {
-    ...access.items,
-    [e.item]: { id: e.item, iova: e.iova, length: e.length },
-  });
+  recordSetEntry(s, 'access', e.access, access, 'items', e.item, { id: e.item, iova: e.iova, length: e.length });
   s.nextId = Math.max(s.nextId, e.item + 1);
 }
 
 export function accessItemRemoved(s: State, e: EventOf<'AccessItemRemoved'>): void {
   const access = mustGet(s.accesses, e.access, 'access');
-  const items = { ...access.items };
-  delete items[e.item];
-  recordSet(s, 'access', e.access, access, 'items', items);
+  recordSetEntry(s, 'access', e.access, access, 'items', e.item, undefined);
 }
 
 export function accessDestroyed(s: State, e: EventOf<'AccessDestroyed'>): void {

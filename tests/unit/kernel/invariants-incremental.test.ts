@@ -86,6 +86,33 @@ describe('IncrementalChecker', () => {
     expect(w.inc.walks).toEqual(before);
   });
 
+  it('takes the own checks of a pages no event touched from what it found last time, and redoes them once one does', () => {
+    const w = world();
+    // A second iopt_pages: 16 more pages of the process at another IOVA; the access pins stay on the first.
+    const buf2 = BUF + 64n * PAGE;
+    expect(mmap(w.sim, '1', buf2, 16n * PAGE, { huge: '4K', writable: true })).toBe(0);
+    expect(
+      ioasMap(w.sim, 'A', { uptr: buf2, length: 16n * PAGE, iova: IOVA + 64n * PAGE, read: true, write: true }).rc,
+    ).toBe(0);
+    expect(step(w)).toEqual([]);
+    const [first, second] = Object.keys(w.sim.state.pages).map(Number);
+    expect(second).toBeDefined();
+    const reused = w.inc.reused.pages;
+    expect(accessPin(w.sim, 'x', IOVA + 8n * PAGE, 4n * PAGE, true).rc).toBe(0);
+    expect(step(w)).toEqual([]);
+    expect(w.inc.reused.pages).toBe(reused + 1); // the second pages only
+    // A stale pinned_pfns entry in the second pages, emitted as a defect would: found at once, as the oracle finds it.
+    w.sim.emit({ type: 'XaStored', v: 1, pages: second as number, index: 5, pfn: 0x1234, count: 1 });
+    const keys = step(w);
+    expect(keys).toContain(`xarray:${second}`);
+    expect(keys).not.toContain(`xarray:${first}`);
+    expect(w.inc.reused.pages).toBe(reused + 2); // the first pages, untouched by that event
+    // Untouched again: the finding is kept from the memo, word for word the oracle's.
+    expect(accessUnpin(w.sim, 'x', IOVA + 8n * PAGE, 4n * PAGE)).toBe(0);
+    expect(step(w)).toEqual(keys);
+    expect(w.inc.reused.pages).toBe(reused + 3);
+  });
+
   it('reports a pin leak introduced by one step and clears it when another step releases the pin', () => {
     const w = world();
     const pfn = pfnOf(w, 7); // covered by the domains: its one pin is theirs
