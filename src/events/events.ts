@@ -229,6 +229,10 @@ export const EVENT_SCHEMAS = [
   ev('FileReleased', { file: name, fn }),
   /** iopt_alloc_file_pages: the pages reads its PFNs from `file` at byte `start` (page aligned). */
   ev('PagesFileSet', { pages: id, file: name, start: u64 }),
+
+  // ---- IOMMU_IOAS_CHANGE_PROCESS (v6.13; appended: existing type order is kept) ----
+  /** change_mm: the pages' source task, mm and user become the caller's (its charges moved separately). */
+  ev('PagesSourceChanged', { pages: id, sourcePid: name, sourceMm: id, sourceUid: count, fn }),
 ] as const;
 
 export const Event = z.discriminatedUnion('type', EVENT_SCHEMAS);

@@ -179,6 +179,7 @@ export class IncrementalChecker {
         break;
       case 'PagesAllocated':
       case 'PagesReleased':
+      case 'PagesSourceChanged':
         this.pagesWhole.add(e.pages);
         break;
       case 'PagesPinned':
