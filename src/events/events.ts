@@ -57,6 +57,8 @@ export const EVENT_SCHEMAS = [
     testBuild: z.boolean(),
     tempMemoryLimit: count,
     gupZeroOnOverflow: z.boolean(),
+    /** Present (true) only when the trace turns it on: runs recorded before it keep their events and heads. */
+    gupUnshareReadPins: z.literal(true).optional(),
     variant: z.string(),
     fixes: z.array(z.string()),
   }),

@@ -314,6 +314,7 @@ const traceHeaderShape = {
   test_build: z.boolean().default(true),
   temp_memory_limit: u64.default(65536n),
   gup_zero_on_overflow: z.boolean().default(true),
+  gup_unshare_read_pins: z.boolean().default(false),
 };
 
 /** The header, the first non-comment line if present: `{"format":"ioptrace-trace","version":1, ...settings}`. */
