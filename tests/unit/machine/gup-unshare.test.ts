@@ -6,6 +6,8 @@
  * trace header setting gup_unshare_read_pins the pin copies the shared page first, on every variant; without
  * it (version 1 as it always replayed) only long-term pins unshare.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveVariant } from '../../../src/kernel/variants.js';
 import { parseTraceText } from '../../../src/replay/parse.js';
@@ -76,5 +78,22 @@ describe('a read-only short-term pin of a shared anonymous page', () => {
 
   it('the setting written false is the version 1 default: the same digest as no setting', () => {
     expect(run(trace(false), 'upstream').r.digest).toBe(run(trace(null), 'upstream').r.digest);
+  });
+});
+
+describe('replays/gup-unshare-read-pin.jsonl', () => {
+  const text = readFileSync(join(import.meta.dirname, '../../../replays/gup-unshare-read-pin.jsonl'), 'utf8');
+  const pinned = (t: string, variant: string): unknown =>
+    replay(parseTraceText(t, 'gup-unshare-read-pin'), resolveVariant(variant)).ops.find((o) => o.op === 'access_pin')
+      ?.outputs;
+
+  it('merged and upstream: clean; the access pins process 1 copy 0x50005 (the original 0x50001 without the setting)', () => {
+    for (const variant of ['merged', 'upstream']) {
+      const r = replay(parseTraceText(text, 'gup-unshare-read-pin'), resolveVariant(variant));
+      expect(r.mismatches).toEqual([]);
+      expect([...r.violations, ...r.warns]).toEqual([]);
+      expect(pinned(text, variant)).toEqual({ pfns: [[0x50005, 1]] });
+      expect(pinned(text.replace(',"gup_unshare_read_pins":true', ''), variant)).toEqual({ pfns: [[0x50001, 1]] });
+    }
   });
 });
