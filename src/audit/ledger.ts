@@ -140,7 +140,12 @@ export async function runObjects(store: Store, run: number): Promise<RunObjects>
     const info = pages.get(id);
     if (info === undefined) continue;
     if (r.type === 'PagesAccountModeSet') info.modes.push({ op: r.op, mode: r.mode ?? 'none' });
-    else {
+    else if (r.type === 'PagesSourceChanged') {
+      // IOMMU_IOAS_CHANGE_PROCESS: the accounts are the new source's from here on.
+      info.sourcePid = String(r.sourcePid);
+      info.sourceMm = r.sourceMm ?? 0;
+      info.sourceUid = r.sourceUid ?? 0;
+    } else {
       info.releasedOp = r.op;
       info.releasedSeq = r.seq;
     }

@@ -57,6 +57,8 @@ export const EVENT_SCHEMAS = [
     testBuild: z.boolean(),
     tempMemoryLimit: count,
     gupZeroOnOverflow: z.boolean(),
+    /** Present (true) only when the trace turns it on: runs recorded before it keep their events and heads. */
+    gupUnshareReadPins: z.literal(true).optional(),
     variant: z.string(),
     fixes: z.array(z.string()),
   }),
@@ -229,6 +231,10 @@ export const EVENT_SCHEMAS = [
   ev('FileReleased', { file: name, fn }),
   /** iopt_alloc_file_pages: the pages reads its PFNs from `file` at byte `start` (page aligned). */
   ev('PagesFileSet', { pages: id, file: name, start: u64 }),
+
+  // ---- IOMMU_IOAS_CHANGE_PROCESS (v6.13; appended: existing type order is kept) ----
+  /** change_mm: the pages' source task, mm and user become the caller's (its charges moved separately). */
+  ev('PagesSourceChanged', { pages: id, sourcePid: name, sourceMm: id, sourceUid: count, fn }),
 ] as const;
 
 export const Event = z.discriminatedUnion('type', EVENT_SCHEMAS);

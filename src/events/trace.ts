@@ -117,6 +117,7 @@ export const TRACE_OPS = [
   'access_rw',
   'access_replace',
   'vfio_unmap',
+  'change_process',
   'check_map',
   'check_refs',
 ] as const;
@@ -313,6 +314,7 @@ const traceHeaderShape = {
   test_build: z.boolean().default(true),
   temp_memory_limit: u64.default(65536n),
   gup_zero_on_overflow: z.boolean().default(true),
+  gup_unshare_read_pins: z.boolean().default(false),
 };
 
 /** The header, the first non-comment line if present: `{"format":"ioptrace-trace","version":1, ...settings}`. */
@@ -461,6 +463,7 @@ const opShapes = {
   },
   access_replace: { op: z.literal('access_replace'), access: name, ioas: name },
   vfio_unmap: { op: z.literal('vfio_unmap'), ioas: name, iova: u64, length: u64 },
+  change_process: { op: z.literal('change_process'), ctx: name.optional(), pid: caller },
   // Checks
   check_map: { op: z.literal('check_map'), ioas: name, iova: u64, length: u64, pid: caller, uptr: u64 },
   check_refs: { op: z.literal('check_refs'), pid: caller, uptr: u64, length: u64, refs: count() },
@@ -555,6 +558,7 @@ export const traceOpSchema = z.discriminatedUnion('op', [
   accessRw,
   opSchema('access_replace'),
   opSchema('vfio_unmap'),
+  opSchema('change_process'),
   opSchema('check_map'),
   opSchema('check_refs'),
 ]);

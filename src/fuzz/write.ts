@@ -112,6 +112,9 @@ export function serializeHeader(header: TraceHeader): string {
   if (header.gup_zero_on_overflow !== DEFAULT_TRACE_HEADER.gup_zero_on_overflow) {
     out['gup_zero_on_overflow'] = header.gup_zero_on_overflow;
   }
+  if (header.gup_unshare_read_pins !== DEFAULT_TRACE_HEADER.gup_unshare_read_pins) {
+    out['gup_unshare_read_pins'] = header.gup_unshare_read_pins;
+  }
   return JSON.stringify(out);
 }
 

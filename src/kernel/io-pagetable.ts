@@ -87,7 +87,7 @@ function areaRec(sim: Sim, area: number): Area {
 }
 
 /** The areas intersecting [first, last] in address order (a snapshot of the ids). */
-function areaIdsIn(io: Ioas, first: bigint, last: bigint): number[] {
+export function areaIdsIn(io: Ioas, first: bigint, last: bigint): number[] {
   const out: number[] = [];
   let e = itreeIterFirst(io.areas, first, last);
   while (e !== null) {

@@ -17,6 +17,7 @@ import { mmapReadUnlock, mmapWriteLock, mmapWriteUnlock } from '../machine/mmap-
 import type { Sim } from '../machine/sim.js';
 import { isRemote, mergedTest, pagesOf } from './pages-state.js';
 import type { PfnReaderUser } from './pages-state.js';
+import type { Pages } from '../state/state.js';
 
 // ---- npinned (spec 8) ------------------------------------------------------------------------------------
 
@@ -73,85 +74,103 @@ export function handles(list: PageSlots, at: number, n: number): number[] {
 
 // ---- accounting (spec 8) ---------------------------------------------------------------------------------
 
+/**
+ * What the charge functions read of a `struct iopt_pages`: its account mode, source task, mm and user, and
+ * its two pin counters. For a live pages it is the State record; charge_current of IOMMU_IOAS_CHANGE_PROCESS
+ * builds a temporary one on the stack that only names the caller as the source.
+ */
+export type AccountSource = Pick<
+  Pages,
+  'accountMode' | 'sourcePid' | 'sourceMm' | 'sourceUid' | 'npinned' | 'lastNpinned'
+>;
+
+/**
+ * The pages a charge is for. A live pages: its id. charge_current's temporary pages charges the sum of
+ * several pages at once: the kernel makes one call (one rlimit check on the sum); the model splits the
+ * ledger lines by contributing pages (`shares`, summing to the amount) so that the audit can still tell
+ * which pages holds what. The state moves by the same total either way.
+ */
+export type AccountLedger = number | readonly { pages: number; n: number }[];
+
+export interface AccountTarget {
+  p: AccountSource;
+  ledger: AccountLedger;
+  /** A live pages (last_npinned is written) or charge_current's temporary one (nothing to write). */
+  live: boolean;
+}
+
+/** The target for a live iopt_pages. */
+export function pagesTarget(sim: Sim, pages: number): AccountTarget {
+  return { p: pagesOf(sim, pages), ledger: pages, live: true };
+}
+
+type Counter = 'user.locked_vm' | 'mm.locked_vm' | 'mm.pinned_vm';
+
+/** The ledger lines of one charge or uncharge of n pages to `counter` of `owner`. */
+function emitAccounting(
+  sim: Sim,
+  t: AccountTarget,
+  inc: boolean,
+  counter: Counter,
+  owner: number,
+  n: number,
+  fn: string,
+): void {
+  if (n <= 0) return;
+  const type = inc ? 'AccountingCharged' : 'AccountingUncharged';
+  if (typeof t.ledger === 'number') {
+    sim.emit({ type, v: 1, counter, owner, pages: t.ledger, delta: n, fn });
+    return;
+  }
+  for (const share of t.ledger) {
+    if (share.n > 0) sim.emit({ type, v: 1, counter, owner, pages: share.pages, delta: share.n, fn });
+  }
+}
+
+/** The pages id for findings: a live pages' id, or the first contributor of a temporary one. */
+function ledgerPages(t: AccountTarget): number | null {
+  return typeof t.ledger === 'number' ? t.ledger : (t.ledger[0]?.pages ?? null);
+}
+
 /** incr_user_locked_vm: charge n pages to the source user's locked_vm, -ENOMEM above RLIMIT_MEMLOCK. */
-function incrUserLockedVm(sim: Sim, pages: number, npages: number): number {
-  const p = pagesOf(sim, pages);
+function incrUserLockedVm(sim: Sim, t: AccountTarget, npages: number): number {
+  const p = t.p;
   const limit = rlimitMemlockPages(sim, p.sourcePid);
   // [v3] (still in v6) the argument is overwritten with npinned - last_npinned (a size_t: negative wraps).
   const n = sim.has('incr-locked-vm-uses-arg') ? npages : p.npinned - p.lastNpinned;
   const cur = sim.state.users[p.sourceUid]?.lockedVm ?? 0;
   if (n < 0 || cur + n > limit) return -ENOMEM;
-  if (n > 0) {
-    sim.emit({
-      type: 'AccountingCharged',
-      v: 1,
-      counter: 'user.locked_vm',
-      owner: p.sourceUid,
-      pages,
-      delta: n,
-      fn: 'incr_user_locked_vm',
-    });
-  }
+  emitAccounting(sim, t, true, 'user.locked_vm', p.sourceUid, n, 'incr_user_locked_vm');
   return 0;
 }
 
 /** decr_user_locked_vm: WARN and do nothing if the user has fewer than n pages charged. */
-function decrUserLockedVm(sim: Sim, pages: number, n: number): void {
-  const p = pagesOf(sim, pages);
+function decrUserLockedVm(sim: Sim, t: AccountTarget, n: number): void {
+  const p = t.p;
   const cur = sim.state.users[p.sourceUid]?.lockedVm ?? 0;
   if (cur < n) {
     sim.warn('decr_user_locked_vm', 'atomic_long_read(&pages->source_user->locked_vm) < npages', {
-      pages,
+      pages: ledgerPages(t),
       lockedVm: cur,
       npages: n,
     });
     return;
   }
-  if (n > 0) {
-    sim.emit({
-      type: 'AccountingUncharged',
-      v: 1,
-      counter: 'user.locked_vm',
-      owner: p.sourceUid,
-      pages,
-      delta: n,
-      fn: 'decr_user_locked_vm',
-    });
-  }
+  emitAccounting(sim, t, false, 'user.locked_vm', p.sourceUid, n, 'decr_user_locked_vm');
 }
 
 /** __account_locked_vm(mm, n, inc, source_task, bypass_rlim = false), under the mmap write lock. */
-function accountLockedVm(sim: Sim, pages: number, n: number, inc: boolean): number {
-  const p = pagesOf(sim, pages);
+function accountLockedVm(sim: Sim, t: AccountTarget, n: number, inc: boolean): number {
+  const p = t.p;
   const lockedVm = sim.state.mms[p.sourceMm]?.lockedVm ?? 0;
   if (inc) {
     if (lockedVm + n > rlimitMemlockPages(sim, p.sourcePid)) return -ENOMEM;
-    if (n > 0) {
-      sim.emit({
-        type: 'AccountingCharged',
-        v: 1,
-        counter: 'mm.locked_vm',
-        owner: p.sourceMm,
-        pages,
-        delta: n,
-        fn: '__account_locked_vm',
-      });
-    }
+    emitAccounting(sim, t, true, 'mm.locked_vm', p.sourceMm, n, '__account_locked_vm');
     return 0;
   }
   // The kernel WARNs once per boot; the model reports every occurrence.
   if (n > lockedVm) sim.warn('__account_locked_vm', 'pages > locked_vm', { mm: p.sourceMm, lockedVm, npages: n });
-  if (n > 0) {
-    sim.emit({
-      type: 'AccountingUncharged',
-      v: 1,
-      counter: 'mm.locked_vm',
-      owner: p.sourceMm,
-      pages,
-      delta: n,
-      fn: '__account_locked_vm',
-    });
-  }
+  emitAccounting(sim, t, false, 'mm.locked_vm', p.sourceMm, n, '__account_locked_vm');
   return 0;
 }
 
@@ -167,8 +186,8 @@ function accountLockedVm(sim: Sim, pages: number, n: number, inc: boolean): numb
  * locked_vm can be used while mm_users is 0 (as account_locked_vm callers that only mmgrab() do), so an
  * uncharge cannot fail. A charge still needs a live address space.
  */
-function updateMmLockedVm(sim: Sim, pages: number, n: number, inc: boolean, user: PfnReaderUser | null): number {
-  const p = pagesOf(sim, pages);
+function updateMmLockedVm(sim: Sim, t: AccountTarget, n: number, inc: boolean, user: PfnReaderUser | null): number {
+  const p = t.p;
   const proposed = sim.has('mm-mode-uncharge-dead-mm');
   let doPut = false;
   if (user !== null && (proposed ? user.locked === 1 : user.locked !== 0)) {
@@ -177,7 +196,7 @@ function updateMmLockedVm(sim: Sim, pages: number, n: number, inc: boolean, user
         'unlock_not_held',
         'update_mm_locked_vm',
         `mmap_read_unlock of mm ${p.sourceMm} by a reader that never took the lock (locked == ${user.locked})`,
-        { pages, mm: p.sourceMm },
+        { pages: ledgerPages(t), mm: p.sourceMm },
       );
     }
     user.locked = 0;
@@ -190,41 +209,46 @@ function updateMmLockedVm(sim: Sim, pages: number, n: number, inc: boolean, user
     doPut = true;
   }
   mmapWriteLock(sim, p.sourceMm, 'update_mm_locked_vm');
-  const rc = accountLockedVm(sim, pages, n, inc);
+  const rc = accountLockedVm(sim, t, n, inc);
   mmapWriteUnlock(sim, p.sourceMm);
   if (doPut) mmput(sim, p.sourceMm, 'update_mm_locked_vm');
   return rc;
 }
 
 /**
- * do_update_pinned: charge or uncharge n pages in the pages' account mode; on success last_npinned :=
- * npinned and source_mm.pinned_vm moves by n (in every mode). On failure nothing else changes.
+ * do_update_pinned (iopt_pages_update_pinned since v6.13, exported for IOMMU_IOAS_CHANGE_PROCESS): charge
+ * or uncharge n pages in the pages' account mode; on success last_npinned := npinned and source_mm.pinned_vm
+ * moves by n (in every mode). On failure nothing else changes.
  */
-export function doUpdatePinned(sim: Sim, pages: number, n: number, inc: boolean, user: PfnReaderUser | null): number {
-  const mode = pagesOf(sim, pages).accountMode;
+export function ioptPagesUpdatePinned(
+  sim: Sim,
+  t: AccountTarget,
+  n: number,
+  inc: boolean,
+  user: PfnReaderUser | null,
+): number {
+  const mode = t.p.accountMode;
   let rc = 0;
   if (mode === 'user') {
-    if (inc) rc = incrUserLockedVm(sim, pages, n);
-    else decrUserLockedVm(sim, pages, n);
+    if (inc) rc = incrUserLockedVm(sim, t, n);
+    else decrUserLockedVm(sim, t, n);
   } else if (mode === 'mm') {
-    rc = updateMmLockedVm(sim, pages, n, inc, user);
+    rc = updateMmLockedVm(sim, t, n, inc, user);
   }
   if (rc) return rc;
-  const p = pagesOf(sim, pages);
-  // last_npinned is a size_t; a negative model npinned (already WARNed) is recorded as 0.
-  sim.emit({ type: 'LastNpinnedSet', v: 1, pages, value: Math.max(0, p.npinned), fn: 'do_update_pinned' });
-  if (n > 0) {
-    sim.emit({
-      type: inc ? 'AccountingCharged' : 'AccountingUncharged',
-      v: 1,
-      counter: 'mm.pinned_vm',
-      owner: p.sourceMm,
-      pages,
-      delta: n,
-      fn: 'do_update_pinned',
-    });
+  const p = t.p;
+  // last_npinned is a size_t; a negative model npinned (already WARNed) is recorded as 0. The temporary
+  // pages of charge_current has nothing in the State to write.
+  if (t.live && typeof t.ledger === 'number') {
+    sim.emit({ type: 'LastNpinnedSet', v: 1, pages: t.ledger, value: Math.max(0, p.npinned), fn: 'do_update_pinned' });
   }
+  emitAccounting(sim, t, inc, 'mm.pinned_vm', p.sourceMm, n, 'do_update_pinned');
   return 0;
+}
+
+/** do_update_pinned on a live iopt_pages. */
+export function doUpdatePinned(sim: Sim, pages: number, n: number, inc: boolean, user: PfnReaderUser | null): number {
+  return ioptPagesUpdatePinned(sim, pagesTarget(sim, pages), n, inc, user);
 }
 
 /** update_unpinned: uncharge what was unpinned since the last charge; the result is ignored. */

@@ -87,7 +87,7 @@ export function domainAccessSpans(sim: Sim, pages: number, first: number, last: 
 }
 
 /** source_mm != current->mm: another process's mm, or any mm seen from a kernel thread. */
-export function isRemote(sim: Sim, p: Pages): boolean {
+export function isRemote(sim: Sim, p: Pick<Pages, 'sourceMm'>): boolean {
   return p.sourceMm !== sim.current.mm;
 }
 

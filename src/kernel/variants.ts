@@ -304,6 +304,17 @@ export const FIX_FLAGS: readonly FixFlag[] = [
       'IOMMU_IOAS_MAP_FILE maps a memfd: iopt_alloc_file_pages holds the file, pfn_reader_user_pin pins by folio (memfd_pin_folios, folio_add_pins), batch_from_folios with its rollback, unpin_folios in pfn_reader_release_pins (pfn_reader for file mappings: 92687c793644); -ENOTTY before',
   },
   {
+    name: 'ioas-change-process',
+    commit: '829ed626499c',
+    release: 'v6.13-rc1',
+    firstRelease: 'v6.13',
+    backports: [],
+    sections: '8, 14',
+    preMerge: false,
+    summary:
+      'IOMMU_IOAS_CHANGE_PROCESS (iommufd_ioas_change_process, need_charge_update, charge_current, change_mm; do_update_pinned exported as iopt_pages_update_pinned by 10caa8b45119) moves the source task, mm and user of file-backed pages to the caller and moves their charges; -ENOTTY before',
+  },
+  {
     name: 'unmap-reports-bytes-on-error',
     commit: 'b23e09f99977',
     release: 'v6.17-rc1',

@@ -11,7 +11,10 @@
  * without FOLL_FORCE). The result is the number pinned, or -EFAULT when not even the first page was. Before
  * a page is pinned, a write pin (FOLL_WRITE) of a page that is not exclusive (mapped more than once) breaks
  * copy-on-write, and so does a FOLL_LONGTERM pin when GUP unshares ([up:gup-unshare-flags]); the VA then
- * maps the new PFN and the new PFN is pinned. Quirks: npages 0 pins nothing and returns 0; a range whose end
+ * maps the new PFN and the new PFN is pinned. With the trace setting gup_unshare_read_pins every read-only
+ * pin unshares (Linux 5.19+ gup_must_unshare, long-term or not): host mm behaviour, the same on every
+ * variant, so it is a setting of the run and not a fix flag; off by default so version 1 traces replay as
+ * they always did. Quirks: npages 0 pins nothing and returns 0; a range whose end
  * wraps 2^64 returns 0 before the 2023 mm fix (config gupZeroOnOverflow), -EOVERFLOW after it.
  *
  * Events: one PagesPinned / PagesUnpinned per contiguous PFN run. Unpinning a frame that holds no pin is a
@@ -69,6 +72,16 @@ export function pinUserPagesRemote(
   return pinPages(sim, mm, uptr, npages, flags, out, at, 'pin_user_pages_remote');
 }
 
+/**
+ * Whether a read-only FOLL_PIN unshares a non-exclusive anonymous page whatever its other flags: what
+ * gup_must_unshare() does since Linux 5.19 (the mm of every variant, v3 included: it was posted on 6.1-rc),
+ * on with the trace header setting `gup_unshare_read_pins`. Off, only long-term pins unshare
+ * ([up:gup-unshare-flags]), as every trace of version 1 replayed before the setting existed.
+ */
+function readPinsUnshare(sim: Sim): boolean {
+  return sim.state.config.gupUnshareReadPins === true;
+}
+
 function pinPages(
   sim: Sim,
   mm: number,
@@ -102,7 +115,7 @@ function pinPages(
     if (flags.write && !vma.writable && !flags.force) break;
     let pfn = xaLoad(m.pt, vpn);
     if (pfn === undefined) throw new InternalError(`${fn}: mm ${mm} VMA page ${hex(vpn)} has no PFN`);
-    const unshare = flags.longterm && sim.has('gup-unshare-flags');
+    const unshare = readPinsUnshare(sim) || (flags.longterm && sim.has('gup-unshare-flags'));
     if ((flags.write || unshare) && mustCopyOnWrite(sim.state, pfn)) {
       flush();
       pfn = breakCow(sim, mm, vpn, fn);

@@ -31,6 +31,7 @@ import {
   accessRw,
   accessUnpin,
 } from '../kernel/selftest-access.js';
+import { iommufdIoasChangeProcess } from '../kernel/ioas-change-process.js';
 import { ENOENT } from '../machine/errno.js';
 import { checkMap, checkRefs } from './checks.js';
 import type { CheckFailure } from './checks.js';
@@ -235,6 +236,8 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
       });
       return ok(r.rc, !op.write && r.rc === 0 && r.data ? { data: hex(r.data) } : {});
     }
+    case 'change_process':
+      return ok(iommufdIoasChangeProcess(sim, op.ctx));
     case 'vfio_unmap': {
       const r = vfioUnmap(sim, op.ioas, op.iova, op.length);
       return ok(r.rc, { unmapped: r.unmapped });

@@ -157,6 +157,7 @@ const NAME_REFS: Readonly<Partial<Record<TraceOpName, readonly NameRef[]>>> = {
     { field: 'ioas', ns: 'ioas', role: 'use' },
   ],
   vfio_unmap: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
+  change_process: [{ field: 'ctx', ns: 'ctx', role: 'use' }],
   add_reserved: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
   check_map: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
 };
@@ -178,6 +179,7 @@ const CALLER: Readonly<Partial<Record<TraceOpName, 'caller' | 'mm'>>> = {
   map_file: 'mm',
   access_pin: 'caller',
   access_rw: 'caller',
+  change_process: 'mm',
   check_map: 'mm',
   check_refs: 'mm',
 };
@@ -445,7 +447,7 @@ class TraceReader {
       }
     }
 
-    if (op.op === 'ioas_alloc' && op.ctx === undefined) {
+    if ((op.op === 'ioas_alloc' || op.op === 'change_process') && op.ctx === undefined) {
       if (this.names.firstContext === null) {
         issues.push({ line, field: 'ctx', message: 'no context yet to default to: name a ctx or open one first' });
       } else {

@@ -272,6 +272,7 @@ export class LiveReplay {
         testBuild: header.test_build,
         tempMemoryLimit: Number(header.temp_memory_limit),
         gupZeroOnOverflow: header.gup_zero_on_overflow,
+        ...(header.gup_unshare_read_pins ? { gupUnshareReadPins: true as const } : {}),
         variant: options.variant,
         fixes: [...options.fixes],
       });

@@ -60,6 +60,7 @@ const FIELD_NAMES: Readonly<Record<string, string>> = {
   testBuild: 'test build',
   tempMemoryLimit: 'temp memory limit',
   gupZeroOnOverflow: 'gup zero on overflow',
+  gupUnshareReadPins: 'gup unshare read pins',
   vfioType1: 'vfio type1',
 };
 

@@ -21,6 +21,7 @@ export const REDUCERS: ReducerTable = {
   FileRefChanged: machine.fileRefChanged,
   FileReleased: machine.fileReleased,
   PagesFileSet: iommufd.pagesFileSet,
+  PagesSourceChanged: iommufd.pagesSourceChanged,
   FaultArmed: run.faultArmed,
   FaultInjected: run.faultInjected,
   FaultDisarmed: run.faultDisarmed,

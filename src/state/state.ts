@@ -32,6 +32,11 @@ export interface RunConfig {
   testBuild: boolean;
   tempMemoryLimit: number;
   gupZeroOnOverflow: boolean;
+  /**
+   * Every read-only FOLL_PIN of a non-exclusive anonymous page unshares it (Linux 5.19+), not only long-term
+   * ones. Absent (not false) unless the trace turns it on, so the digests of older runs are unchanged.
+   */
+  gupUnshareReadPins?: true;
 }
 
 /** Which kernel the run models. Not part of the digest: two variants in the same state are equal states. */

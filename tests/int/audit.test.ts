@@ -249,12 +249,13 @@ describe('reconcile on upstream', () => {
   it('balances every shipped trace', { timeout: 300_000 }, async () => {
     const paths = [
       'replays/bad-free.jsonl',
+      'replays/change-process.jsonl',
       ...readdirSync('replays/selftest')
         .filter((f) => f.endsWith('.jsonl'))
         .sort()
         .map((f) => `replays/selftest/${f}`),
     ];
-    expect(paths).toHaveLength(27);
+    expect(paths).toHaveLength(28);
     const unbalanced: string[] = [];
     for (const path of paths) {
       const run = recordTrace(t.store, path, 'upstream');

@@ -193,6 +193,7 @@ export class IncrementalChecker {
         break;
       case 'PagesAllocated':
       case 'PagesReleased':
+      case 'PagesSourceChanged':
         this.pagesWhole.add(e.pages);
         this.pagesTouched.add(e.pages);
         break;

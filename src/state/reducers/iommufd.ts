@@ -76,6 +76,13 @@ export function pagesFileSet(s: State, e: EventOf<'PagesFileSet'>): void {
   p.fileStart = e.start;
 }
 
+export function pagesSourceChanged(s: State, e: EventOf<'PagesSourceChanged'>): void {
+  const p = pagesOf(s, e.pages);
+  recordSet(s, 'pages', e.pages, p, 'sourcePid', e.sourcePid);
+  recordSet(s, 'pages', e.pages, p, 'sourceMm', e.sourceMm);
+  recordSet(s, 'pages', e.pages, p, 'sourceUid', e.sourceUid);
+}
+
 export function pagesAccountModeSet(s: State, e: EventOf<'PagesAccountModeSet'>): void {
   recordSet(s, 'pages', e.pages, pagesOf(s, e.pages), 'accountMode', e.accountMode);
 }

@@ -2,7 +2,7 @@
 /** Reducers for the run itself: configuration, operations, fault plans and findings. */
 import type { EventOf } from '../../events/events.js';
 import { encodeJson } from '../../lib/codec.js';
-import { entrySet, recordSet } from '../records.js';
+import { entrySet, recordAdd, recordSet } from '../records.js';
 import type { State } from '../state.js';
 
 export function runConfigured(s: State, e: EventOf<'RunConfigured'>): void {
@@ -11,6 +11,11 @@ export function runConfigured(s: State, e: EventOf<'RunConfigured'>): void {
   recordSet(s, 'state', 'config', c, 'testBuild', e.testBuild);
   recordSet(s, 'state', 'config', c, 'tempMemoryLimit', e.tempMemoryLimit);
   recordSet(s, 'state', 'config', c, 'gupZeroOnOverflow', e.gupZeroOnOverflow);
+  if (e.gupUnshareReadPins === true && c.gupUnshareReadPins === undefined) {
+    // A field only runs that turn it on have: added with its digest part.
+    recordAdd(s, 'state', 'config', { gupUnshareReadPins: true });
+    c.gupUnshareReadPins = true;
+  }
   s.run = { variant: e.variant, fixes: [...e.fixes] };
 }
 

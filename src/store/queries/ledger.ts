@@ -377,6 +377,7 @@ export type AccountModeName = 'none' | 'user' | 'mm';
 const OBJECT_EVENTS: readonly EventType[] = [
   'PagesAllocated',
   'PagesAccountModeSet',
+  'PagesSourceChanged',
   'PagesReleased',
   'ProcessCreated',
   'ProcessExited',

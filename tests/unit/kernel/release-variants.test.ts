@@ -24,7 +24,7 @@ const V612 = [
   'map-requires-prot',
   'iova-align-cap',
 ];
-const V613 = [...V612, 'ioas-map-file'];
+const V613 = [...V612, 'ioas-map-file', 'ioas-change-process'];
 const V612Y = [
   ...V612,
   'unmap-reports-bytes-on-error',
@@ -83,8 +83,9 @@ describe('stable series: the release plus the fixes backported to it', () => {
 
   it('v6.12.y (to 6.12.118) has the four later fixes the 6.12.118 source carries', () => {
     expect(VARIANTS['v6.12.y']).toEqual(V612Y);
-    // Which is every flag of a tree but the v6.13 feature IOMMU_IOAS_MAP_FILE (features are not backported).
-    expect(VARIANTS['v6.12.y']).toEqual(FLAG_NAMES.filter((f) => f !== 'ioas-map-file'));
+    // Which is every flag of a tree but the v6.13 features IOMMU_IOAS_MAP_FILE and IOMMU_IOAS_CHANGE_PROCESS
+    // (features are not backported).
+    expect(VARIANTS['v6.12.y']).toEqual(FLAG_NAMES.filter((f) => f !== 'ioas-map-file' && f !== 'ioas-change-process'));
   });
 
   it('exact sets of the older series', () => {
@@ -120,7 +121,7 @@ describe('release variants in the one variant syntax', () => {
     expect(without.fixes).toEqual(V612Y.filter((f) => f !== 'unmap-advance-start'));
     expect(variantFromOptions('v6.5', ['access-replace']).label).toBe('v6.5+access-replace');
     expect(variantLabel('v6.12.y', V612Y)).toBe('v6.12.y');
-    expect(variantLabel('v6.12.y', FLAG_NAMES)).toBe('v6.12.y+ioas-map-file');
+    expect(variantLabel('v6.12.y', FLAG_NAMES)).toBe('v6.12.y+ioas-map-file+ioas-change-process');
   });
 
   it('refuses a release outside the table, naming the range', () => {

@@ -26,6 +26,7 @@ const HEADER_DEFAULTS = {
   test_build: true,
   temp_memory_limit: 65536n,
   gup_zero_on_overflow: true,
+  gup_unshare_read_pins: false,
 } as const;
 
 const ALL_OPS = TRACE_OPS.join(', ');
@@ -147,6 +148,7 @@ describe('parseTraceText', () => {
       test_build: false,
       temp_memory_limit: 32n,
       gup_zero_on_overflow: true,
+      gup_unshare_read_pins: false,
     });
   });
 
@@ -320,6 +322,7 @@ describe('parseTraceText', () => {
       test_build: false,
       temp_memory_limit: 1024n,
       gup_zero_on_overflow: false,
+      gup_unshare_read_pins: false,
     });
     expect(parsed.entries.map((entry) => [entry.line, entry.op.op, entry.observed.length])).toEqual([
       [4, 'process', 0],
@@ -710,7 +713,7 @@ describe('parseTraceText errors', () => {
         line: 1,
         field: 'gup',
         message:
-          'unknown field (the header takes: format, version, page_size, test_build, temp_memory_limit, gup_zero_on_overflow)',
+          'unknown field (the header takes: format, version, page_size, test_build, temp_memory_limit, gup_zero_on_overflow, gup_unshare_read_pins)',
       },
       { line: 2, field: 'format', message: 'the header must be the first non-comment line' },
     ]);
