@@ -14,7 +14,7 @@
  */
 import type { TraceHeader, TraceOp } from '../events/trace.js';
 import { DEFAULT_TRACE_HEADER, U64_MAX } from '../events/trace.js';
-import { itreeEntries, itreeIterFirst, itreeIterNext } from '../structures/interval-tree.js';
+import { itreeIterFirst, itreeIterNext } from '../structures/interval-tree.js';
 import { areaStartByte } from '../kernel/invariants/held.js';
 import { copyFromMm } from '../machine/memory.js';
 import { serializeOp } from '../fuzz/write.js';
@@ -39,6 +39,8 @@ import {
   ACCESS_RW_WRITE,
   ACCESS_SYZ,
   ACCESS_WRITE,
+  IOMMUFD_CMD_BASE,
+  IOMMUFD_CMD_LAST,
   IOMMUFD_TYPE,
   IOVA_RANGE_SIZE,
   MAP_FIXED_IOVA,
@@ -69,6 +71,8 @@ import {
 } from './uapi.js';
 import type { IoctlOp } from './uapi.js';
 import { UserMemory, credentialsOf, socketHeldAnywhere, socketInodeOf, vmasIn } from './user-memory.js';
+import { reservedHoles, vfioIoas, vfioIoctl, vfioIoctlName } from './vfio-compat.js';
+import type { CompatHost } from './vfio-compat.js';
 
 export const ENOTTY = 25;
 export const EMSGSIZE = 90;
@@ -123,6 +127,8 @@ interface Context {
   account: 'user' | 'mm';
   /** Access files still open: each holds the context (iommufd_ctx_get), so its release waits for them. */
   accessFiles: number;
+  /** ictx->vfio_ioas: the model name of the IOAS the VFIO container ioctls act on (vfio-compat.ts). */
+  vfioIoas: string | null;
 }
 
 /** A selftest access file (the anonymous file CREATE_ACCESS installs), by the inode of its socket. */
@@ -164,6 +170,8 @@ const HUGE_OF: Readonly<Record<number, '4K' | '2M' | '1G'>> = {
 };
 
 const alignDown = (x: bigint, a: bigint): bigint => x - (x % a);
+/** The size the user gave a table command (copyStructIn keeps it on the buffer). */
+const userSizeOf = (buf: Buffer): number => (buf as Buffer & { userSize?: number }).userSize ?? buf.length;
 const alignUp = (x: bigint, a: bigint): bigint => alignDown(x + a - 1n, a);
 
 export class Session {
@@ -208,6 +216,7 @@ export class Session {
       opener: pid,
       account: vfio ? 'mm' : 'user',
       accessFiles: 0,
+      vfioIoas: null,
     });
     return 0;
   }
@@ -345,18 +354,14 @@ export class Session {
   private serve(ctx: Context, call: IoctlCall): number {
     const cmd = call.request >>> 0;
     const nr = cmd & 0xff;
+    // iommufd_fops_ioctl: a number outside the table is one of the VFIO container ioctls, or none.
+    if (nr < IOMMUFD_CMD_BASE || nr > IOMMUFD_CMD_LAST) return this.vfioContainer(ctx, call, cmd);
     const op = SERVED_OPS.find((o) => o.nr === nr);
     if (op === undefined || cmd !== iommufdRequest(nr)) {
       const unserved = cmd === iommufdRequest(nr) ? UNSERVED_OPS[nr] : undefined;
       // The table's size checks come before the command; only a call that passes them is counted.
       if (unserved !== undefined) this.copyStructIn(call.pid, call.arg, unserved);
-      const name =
-        unserved !== undefined
-          ? unserved.name
-          : ((cmd >> 8) & 0xff) === IOMMUFD_TYPE && nr >= 100 && nr < 0x80
-            ? `VFIO ioctl ${nr}`
-            : null;
-      if (name !== null) this.count(this.counts.unserved, name);
+      if (unserved !== undefined) this.count(this.counts.unserved, unserved.name);
       // Reading chosen: answer as a kernel without this ioctl (ENOTTY), never an invented result.
       return fail(ENOTTY);
     }
@@ -385,9 +390,50 @@ export class Session {
         return this.ioasUnmap(ctx, call, buf);
       case 0x87:
         return this.option(ctx, call, buf);
+      case 0x88:
+        return this.kernelRc(vfioIoas(this.compatHost(call.pid), ctx, call.arg, buf, userSizeOf(buf)));
       default:
         return this.testCmd(ctx, call, buf);
     }
+  }
+
+  /**
+   * iommufd_vfio_ioctl: the VFIO container ioctls (vfio-compat.ts); any other request is ENOTTY, and one
+   * of VFIO's own numbers is counted as not served.
+   */
+  private vfioContainer(ctx: Context, call: IoctlCall, cmd: number): number {
+    const name = vfioIoctlName(cmd);
+    if (name === null) {
+      const nr = cmd & 0xff;
+      if (((cmd >> 8) & 0xff) === IOMMUFD_TYPE && nr >= 100 && nr < IOMMUFD_CMD_BASE)
+        this.count(this.counts.unserved, `VFIO ioctl ${nr}`);
+      return fail(ENOTTY);
+    }
+    this.current = name;
+    this.count(this.counts.ioctls, name);
+    this.ensureProcess(call.pid);
+    return this.kernelRc(vfioIoctl(this.compatHost(call.pid), ctx, cmd, call.arg));
+  }
+
+  /** What vfio-compat.ts needs of this session, for one caller. */
+  private compatHost(pid: number): CompatHost {
+    const live = this.live;
+    return {
+      pid,
+      get state() {
+        return live.current;
+      },
+      read: (addr, length) => this.memory.read(pid, addr, length),
+      write: (addr, data) => this.memory.write(pid, addr, data),
+      declare: (uptr, length) => this.declare(pid, uptr, length),
+      step: (op) => this.step(op),
+      unserved: (name) => this.count(this.counts.unserved, name),
+    };
+  }
+
+  /** A kernel function's result (a value, or a negative errno) as the ioctl's. */
+  private kernelRc(rc: number): number {
+    return rc < 0 ? fail(-rc) : rc;
   }
 
   /**
@@ -480,14 +526,7 @@ export class Session {
     const max = buf.readUInt32LE(o.numIovas);
     const out = buf.readBigUInt64LE(o.allowedIovas);
     // The allowed IOVAs are the holes between the reserved ranges over the whole 64-bit space.
-    const holes: [bigint, bigint][] = [];
-    let next = 0n;
-    for (const r of itreeEntries(ioas.reserved)) {
-      if (r.start > next) holes.push([next, r.start - 1n]);
-      if (r.last + 1n > next) next = r.last + 1n;
-      if (r.last === U64_MAX) next = U64_MAX + 1n;
-    }
-    if (next <= U64_MAX) holes.push([next, U64_MAX]);
+    const holes = reservedHoles(ioas);
     holes.forEach(([start, last], i) => {
       if (i >= max) return;
       const elm = Buffer.alloc(IOVA_RANGE_SIZE);

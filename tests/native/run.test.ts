@@ -278,6 +278,97 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     await expectReplaysTheSame(r.trace, r.report);
   });
 
+  it('emulates the VFIO type1 container on /dev/vfio/vfio: compat IOAS, extensions, info caps, map, type1 cuts', async () => {
+    const r = await runClient('vfio');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toEqual([
+      'open ok',
+      'rlimit mode ok val=1',
+      'api version ok ret=0',
+      'check_extension 1 ok ret=1',
+      'check_extension 2 ok ret=0',
+      'check_extension 3 ok ret=1',
+      'check_extension 4 ENODEV ret=-1',
+      'check_extension 5 ok ret=0',
+      'check_extension 6 ok ret=0',
+      'check_extension 7 ok ret=0',
+      'check_extension 8 ok ret=0',
+      'check_extension 9 ok ret=1',
+      'check_extension 10 ok ret=0',
+      'set_iommu without ioas ENODEV',
+      'set_iommu type 5 EINVAL',
+      'map_dma argsz=1 EINVAL',
+      'map_dma flags=4 EINVAL',
+      'map_dma without ioas ENODEV',
+      'unmap_dma without ioas ENODEV',
+      'get_info argsz=15 EINVAL',
+      'get_info without ioas ENODEV',
+      'vfio_ioas get ENODEV',
+      'vfio_ioas set 99 ENOENT',
+      'ioas_alloc ok id=1',
+      'mock_domain ok',
+      'vfio_ioas set reserved=1 EOPNOTSUPP',
+      'vfio_ioas op 3 EOPNOTSUPP',
+      'vfio_ioas set ok',
+      'vfio_ioas get ok id=1',
+      'check_extension DMA_CC with a mock domain ok ret=0',
+      'set_iommu TYPE1 ok',
+      'huge pages ok val=0',
+      'get_info argsz=16 ok argsz=72 flags=3 pgsizes=0x1000 cap_offset=0xaaaaaaaa',
+      '  bytes 24..72: aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa',
+      'get_info argsz=24 ok argsz=72 flags=3 pgsizes=0x1000 cap_offset=0x0',
+      '  bytes 24..72: aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa',
+      'get_info argsz=40 ok argsz=72 flags=3 pgsizes=0x1000 cap_offset=0x0',
+      '  bytes 24..72: 00010003 00000028 ffffffff aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa',
+      'get_info argsz=56 ok argsz=72 flags=3 pgsizes=0x1000 cap_offset=0x0',
+      '  bytes 24..72: 00010003 00000028 ffffffff aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa',
+      'get_info argsz=72 ok argsz=72 flags=3 pgsizes=0x1000 cap_offset=0x18',
+      '  bytes 24..72: 00010003 00000028 ffffffff aaaaaaaa 00010001 00000000 00000001 00000000 01000000 00000000 7fffffff 00000000',
+      'map_dma ok',
+      'check_refs(1) ok',
+      'unmap_dma one page in the middle ok size=4096',
+      'check_refs(0) of that page ok',
+      'check_refs(1) of the rest ok',
+      'unmap_dma empty ok size=0',
+      'unmap_dma dirty bitmap flag EINVAL',
+      'unmap_dma ALL with a range EINVAL size=4096',
+      'unmap_dma ALL ok size=12288',
+      'check_refs(0) after ok',
+      'dirty pages ENOTTY',
+      'vfio_ioas clear ok',
+      'vfio_ioas get after clear ENODEV',
+    ]);
+    expect(r.report.ioctls).toEqual({
+      IOMMU_IOAS_ALLOC: 1,
+      IOMMU_OPTION: 2,
+      IOMMU_VFIO_IOAS: 8,
+      'IOMMU_TEST_CMD(MD_CHECK_REFS)': 4,
+      'IOMMU_TEST_CMD(MOCK_DOMAIN)': 1,
+      VFIO_CHECK_EXTENSION: 11,
+      VFIO_GET_API_VERSION: 1,
+      VFIO_IOMMU_GET_INFO: 7,
+      VFIO_IOMMU_MAP_DMA: 4,
+      VFIO_IOMMU_UNMAP_DMA: 6,
+      VFIO_SET_IOMMU: 3,
+    });
+    // VFIO_IOMMU_DIRTY_PAGES is answered as a kernel without it (iommufd has no dirty tracking there).
+    expect(r.report.unserved).toEqual({ 'VFIO ioctl 117': 1 });
+    const text = readFileSync(r.trace, 'utf8');
+    // /dev/vfio/vfio opens a context in MM accounting; SET_IOMMU(TYPE1) is iopt_disable_large_pages.
+    expect(text).toContain('"op":"open","ctx":"ctx1","pid":');
+    expect(text).toMatch(/"op":"open",[^\n]*"account":"mm"/);
+    expect(text).toContain('{"op":"ioas_huge_pages","ioas":"ioas1","enable":false,"expect":"ok"}');
+    expect(text).toContain(
+      '{"op":"vfio_unmap","ioas":"ioas1","iova":"0x1001000","length":4096,"expect":{"unmapped":4096}}',
+    );
+    expect(text).toContain(
+      '{"op":"vfio_unmap","ioas":"ioas1","iova":"0x1001000","length":4096,"expect":{"unmapped":0}}',
+    );
+    expect(text).toContain('{"op":"ioas_unmap","ioas":"ioas1","all":true,"expect":{"unmapped":12288}}');
+    expect(r.report.mismatches).toEqual([]);
+    await expectReplaysTheSame(r.trace, r.report);
+  });
+
   it('passes a program that never opens /dev/iommu through untouched, with its exit status', async () => {
     const r = await cli(['run', '--db', join(dir, 'runs.db'), '--', 'sh', '-c', 'echo out; echo err >&2; exit 42']);
     expect(r.status).toBe(42);
