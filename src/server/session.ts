@@ -70,7 +70,14 @@ import {
   iommufdRequest,
 } from './uapi.js';
 import type { IoctlOp } from './uapi.js';
-import { UserMemory, credentialsOf, socketHeldAnywhere, socketInodeOf, vmasIn } from './user-memory.js';
+import {
+  UserMemory,
+  credentialsOf,
+  hasAddressSpace,
+  socketHeldAnywhere,
+  socketInodeOf,
+  vmasIn,
+} from './user-memory.js';
 import { reservedHoles, vfioIoas, vfioIoctl, vfioIoctlName } from './vfio-compat.js';
 import type { CompatHost } from './vfio-compat.js';
 
@@ -180,6 +187,8 @@ export class Session {
   private readonly lines: string[] = [];
   private readonly contexts = new Map<bigint, Context>();
   private readonly processes = new Set<number>();
+  /** Processes of the run whose exit the model has not seen yet. */
+  private readonly running = new Set<number>();
   /** Per process, the [start, end) ranges already declared to the model with `mmap`, sorted. */
   private readonly declared = new Map<number, [bigint, bigint][]>();
   private readonly memory = new UserMemory();
@@ -228,6 +237,7 @@ export class Session {
    */
   closed(ino: bigint): void {
     if (!this.contexts.has(ino) && !this.accessFiles.has(ino)) return;
+    this.reapExited();
     if (socketHeldAnywhere(ino)) return;
     if (this.accessFiles.has(ino)) this.releaseAccessFile(ino);
     else this.release(ino);
@@ -246,6 +256,7 @@ export class Session {
     const file = this.accessFiles.get(ino);
     this.accessFiles.delete(ino);
     if (file?.ctx == null || file.access === null) return;
+    this.reapExited();
     this.current = 'close(access fd)';
     try {
       this.step({ op: 'access_destroy', access: file.access });
@@ -266,6 +277,7 @@ export class Session {
   release(ino: bigint): void {
     const ctx = this.contexts.get(ino);
     if (!ctx) return;
+    this.reapExited();
     ctx.open = false;
     if (ctx.accessFiles === 0) this.teardown(ctx);
   }
@@ -314,6 +326,7 @@ export class Session {
     const ctx = this.contexts.get(call.ino);
     if (ctx === undefined) return { ret: -1, err: NOT_OURS };
     this.memory.invalidate();
+    this.reapExited();
     try {
       return { ret: this.serve(ctx, call), err: 0 };
     } catch (err) {
@@ -951,6 +964,34 @@ export class Session {
     return id;
   }
 
+  /**
+   * The exit of every process of the run that has lost its address space since the last call: the
+   * model's `exit` (exit_mm, then the process's files) before anything that may follow it, so that pages
+   * pinned later from its memory fail as mmget_not_zero fails, and a context its exit releases is torn
+   * down with no mm, as the kernel's do_exit orders it (exit_mm before exit_files).
+   */
+  private reapExited(): void {
+    let exits = 0;
+    for (const pid of this.running) {
+      if (hasAddressSpace(pid)) continue;
+      this.running.delete(pid);
+      this.memory.drop(pid);
+      const was = this.current;
+      this.current = `exit of process ${pid}`;
+      try {
+        this.step({ op: 'exit', pid: String(pid) });
+      } finally {
+        this.current = was;
+      }
+      exits++;
+    }
+    if (exits === 0) return;
+    // exit_files: a file the exits left with no descriptor was released before the exit completed. Its
+    // end-of-file may not have reached the server yet; it then finds nothing left to release.
+    for (const ino of [...this.accessFiles.keys()]) if (!socketHeldAnywhere(ino)) this.releaseAccessFile(ino);
+    for (const [ino, ctx] of [...this.contexts]) if (ctx.open && !socketHeldAnywhere(ino)) this.release(ino);
+  }
+
   private ensureProcess(pid: number): void {
     if (this.processes.has(pid)) return;
     const cred = credentialsOf(pid);
@@ -962,6 +1003,7 @@ export class Session {
       cap_ipc_lock: cred.capIpcLock,
     });
     this.processes.add(pid);
+    this.running.add(pid);
   }
 
   /**

@@ -369,6 +369,54 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     await expectReplaysTheSame(r.trace, r.report);
   });
 
+  it('applies a process exit as exit_mm before its files: a gone mm cannot be pinned, its last context goes after', async () => {
+    const r = await runClient('exit');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toEqual([
+      'ioas_alloc ok id=1',
+      'child map ok',
+      'child exit 0',
+      'mock_domain after the child is gone EFAULT',
+      'unmap ok length=16384',
+      'ioas_alloc ok id=2',
+      'mock_domain ok',
+      'child map ok',
+      'child exit 0',
+      'second mock_domain copies from the first ok',
+      "parent's own pages have no pin: check_refs(0) ok",
+      'unmap ok length=16384',
+      'ioas_alloc ok id=1',
+      'mock_domain ok',
+      'last holder map ok',
+      'last holder exit 3',
+      'check_refs(0) ok',
+    ]);
+    const ops = readFileSync(r.trace, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{"op"'))
+      .map((l) => JSON.parse(l) as { op: string; pid?: string; domain?: string; expect?: unknown });
+    const pids = [...new Set(ops.filter((o) => o.op === 'process').map((o) => o.pid))];
+    expect(pids).toHaveLength(4);
+    const [parent, first, second, last] = pids;
+    const at = (pred: (o: (typeof ops)[number]) => boolean): number => ops.findIndex(pred);
+    // Each child's exit is in the model before the parent's next call; the attach after the first fails.
+    const firstExit = at((o) => o.op === 'exit' && o.pid === first);
+    expect(ops[firstExit + 1]).toMatchObject({ op: 'domain_attach', domain: 'hwpt1', expect: 'EFAULT' });
+    expect(at((o) => o.op === 'exit' && o.pid === second)).toBeLessThan(at((o) => o.domain === 'hwpt3'));
+    // The last holder's exit: its mm first, then its context (detach, unmap all), then the parent's check.
+    const lastExit = at((o) => o.op === 'exit' && o.pid === last);
+    expect(ops.slice(lastExit, lastExit + 4).map((o) => [o.op, o.pid ?? o.domain ?? ''])).toEqual([
+      ['exit', last],
+      ['domain_detach', 'hwpt4'],
+      ['ioas_unmap', ''],
+      ['check_refs', parent],
+    ]);
+    expect(r.report.violations).toEqual([]);
+    expect(r.report.warns).toEqual([]);
+    expect(r.report.mismatches).toEqual([]);
+    await expectReplaysTheSame(r.trace, r.report);
+  });
+
   it('passes a program that never opens /dev/iommu through untouched, with its exit status', async () => {
     const r = await cli(['run', '--db', join(dir, 'runs.db'), '--', 'sh', '-c', 'echo out; echo err >&2; exit 42']);
     expect(r.status).toBe(42);
