@@ -110,9 +110,18 @@ export interface IoctlReply {
   err: number;
 }
 
+/** Capabilities `run --grant-cap` adds to what /proc says of every process (the two iommufd asks about). */
+export const GRANTABLE_CAPS = ['CAP_IPC_LOCK', 'CAP_SYS_RESOURCE'] as const;
+export type GrantableCap = (typeof GRANTABLE_CAPS)[number];
+
 export interface SessionOptions {
   variant: string;
   fixes: readonly string[];
+  /**
+   * Capabilities every process of the run is taken to have besides its own (the ground truth runs its
+   * programs as a root with every capability, which this machine's root may lack).
+   */
+  grantCaps?: readonly GrantableCap[];
   /** A finding as it happens, one line in the style of a kernel log. */
   onFinding?: (line: string) => void;
 }
@@ -326,7 +335,7 @@ export class Session {
     const ctx = this.contexts.get(call.ino);
     if (ctx === undefined) return { ret: -1, err: NOT_OURS };
     this.memory.invalidate();
-    this.reapExited();
+    this.reapExited(call.pid);
     try {
       return { ret: this.serve(ctx, call), err: 0 };
     } catch (err) {
@@ -659,7 +668,7 @@ export class Session {
       if (objectId !== 0) fail(EOPNOTSUPP);
       if (opcode === OPTION_OP_GET) out = ctx.account === 'mm' ? 1n : 0n;
       else if (opcode === OPTION_OP_SET) {
-        if (!credentialsOf(call.pid).capSysResource) fail(EPERM);
+        if (!this.credentials(call.pid).capSysResource) fail(EPERM);
         if (ctx.objects.size) fail(EBUSY);
         if (val > 1n) fail(EINVAL);
         this.setAccountMode(ctx, val === 1n ? 'mm' : 'user');
@@ -970,10 +979,11 @@ export class Session {
    * pinned later from its memory fail as mmget_not_zero fails, and a context its exit releases is torn
    * down with no mm, as the kernel's do_exit orders it (exit_mm before exit_files).
    */
-  private reapExited(): void {
+  private reapExited(caller: number | null = null): void {
     let exits = 0;
     for (const pid of this.running) {
-      if (hasAddressSpace(pid)) continue;
+      // The caller of an ioctl is alive: only the others cost a read of /proc.
+      if (pid === caller || hasAddressSpace(pid)) continue;
       this.running.delete(pid);
       this.memory.drop(pid);
       const was = this.current;
@@ -992,9 +1002,20 @@ export class Session {
     for (const [ino, ctx] of [...this.contexts]) if (ctx.open && !socketHeldAnywhere(ino)) this.release(ino);
   }
 
+  /** The process's credentials as /proc gives them, with the capabilities the run grants added. */
+  private credentials(pid: number): ReturnType<typeof credentialsOf> {
+    const cred = credentialsOf(pid);
+    const granted = this.options.grantCaps ?? [];
+    return {
+      ...cred,
+      capIpcLock: cred.capIpcLock || granted.includes('CAP_IPC_LOCK'),
+      capSysResource: cred.capSysResource || granted.includes('CAP_SYS_RESOURCE'),
+    };
+  }
+
   private ensureProcess(pid: number): void {
     if (this.processes.has(pid)) return;
-    const cred = credentialsOf(pid);
+    const cred = this.credentials(pid);
     this.step({
       op: 'process',
       pid: String(pid),

@@ -39,7 +39,7 @@ interface ClientRun {
   trace: string;
 }
 
-async function runClient(name: string): Promise<ClientRun> {
+async function runClient(name: string, extra: readonly string[] = []): Promise<ClientRun> {
   const trace = join(dir, `${name}.jsonl`);
   const json = join(dir, `${name}.json`);
   const r = await cli([
@@ -50,6 +50,7 @@ async function runClient(name: string): Promise<ClientRun> {
     trace,
     '--json-out',
     json,
+    ...extra,
     '--',
     build(name),
   ]);
@@ -415,6 +416,19 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     expect(r.report.warns).toEqual([]);
     expect(r.report.mismatches).toEqual([]);
     await expectReplaysTheSame(r.trace, r.report);
+  });
+
+  it('grants a capability the process lacks when asked: RLIMIT_MODE then follows a root with CAP_SYS_RESOURCE', async () => {
+    const r = await runClient('access', ['--grant-cap', 'cap_sys_resource']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('rlimit set 1 with objects EBUSY');
+    expect(r.stdout.slice(-2)).toEqual(['new context: rlimit set 1 ok', 'rlimit get ok val=1']);
+    expect(r.stderr).toContain("ioptrace: capabilities granted besides the processes' own: CAP_SYS_RESOURCE");
+    expect((r.report as unknown as { granted_caps: string[] }).granted_caps).toEqual(['CAP_SYS_RESOURCE']);
+    await expectReplaysTheSame(r.trace, r.report);
+    const bad = await cli(['run', '--db', join(dir, 'runs.db'), '--grant-cap', 'CAP_SYS_ADMIN', '--', 'true']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--grant-cap CAP_SYS_ADMIN: one of CAP_IPC_LOCK, CAP_SYS_RESOURCE');
   });
 
   it('passes a program that never opens /dev/iommu through untouched, with its exit status', async () => {
