@@ -56,7 +56,22 @@ export function runUnderModel(program: string, variant: string, timeoutMs = 20 *
   const dir = mkdtempSync(join(tmpdir(), 'ioptrace-selftest-model-'));
   const json = join(dir, 'run.json');
   const cli = join(packageRoot(), 'dist', 'src', 'cli', 'bin.js');
-  const args = [cli, 'run', '--variant', variant, '--db', join(dir, 'runs.db'), '--json-out', json, '--', program];
+  // The VM's /init runs the programs as root with every capability; this machine's root may lack some
+  // (CAP_SYS_RESOURCE, which IOMMU_OPTION's RLIMIT_MODE asks for), so the model's column grants them.
+  const caps = ['--grant-cap', 'CAP_IPC_LOCK', '--grant-cap', 'CAP_SYS_RESOURCE'];
+  const args = [
+    cli,
+    'run',
+    '--variant',
+    variant,
+    ...caps,
+    '--db',
+    join(dir, 'runs.db'),
+    '--json-out',
+    json,
+    '--',
+    program,
+  ];
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -17,6 +17,8 @@ import type { TapOutcome, TapResult } from './tap.js';
 import { runUnderModel } from './model-run.js';
 import type { ModelRun } from './model-run.js';
 import { runVm } from './vm.js';
+import { matchHostHugepages, usesHugetlb } from './hugepages.js';
+import type { HostHugepages } from './hugepages.js';
 import type { KernelReport, VmResult } from './vm.js';
 
 /** A test the model's run of the program did not report (the program ended before it). */
@@ -73,6 +75,8 @@ export const FINDING_PROGRAM = 'mm-exit-reattach';
 
 export interface SelftestReport {
   kernel: KernelBuild;
+  /** The hugetlb pool of this machine, for the model's column, against the VM's. */
+  hostHugepages: HostHugepages;
   selftestsCached: boolean;
   vm: Omit<VmResult, 'console' | 'runs' | 'kmsg'>;
   programs: ProgramSummary[];
@@ -96,6 +100,7 @@ export async function runSelftestOracle(say: Say, variant = 'upstream'): Promise
   const selftests = await buildSelftests(src, say);
   const finding = await buildNativeProgram(src, FINDING_PROGRAM);
   const dynamic = await buildSelftests(src, say, false);
+  const hostHugepages = matchHostHugepages(say);
   const modelRuns = new Map<SelftestProgram, ModelRun>();
   for (const p of SELFTEST_PROGRAMS) {
     say(`running ${p} under ioptrace run --variant ${variant}`);
@@ -139,7 +144,12 @@ export async function runSelftestOracle(say: Say, variant = 'upstream'): Promise
         kernel: t.outcome,
         model,
         reason: t.reason,
-        modelReason: model === 'fail' ? modelRun?.reasons[t.name] : undefined,
+        modelReason:
+          model !== 'fail'
+            ? undefined
+            : hostHugepages.shortfall !== null && usesHugetlb(t.name)
+              ? `host hugetlb pool: ${hostHugepages.shortfall}`
+              : modelRun?.reasons[t.name],
       });
     }
     // A planned test that never printed a result line (the program crashed mid-run) is a row too.
@@ -166,6 +176,7 @@ export async function runSelftestOracle(say: Say, variant = 'upstream'): Promise
   const { console: _c, runs: _r, kmsg: _k, ...vmSummary } = vm;
   return {
     kernel,
+    hostHugepages,
     selftestsCached: selftests.cached,
     vm: vmSummary,
     programs: summaries,

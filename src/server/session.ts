@@ -14,7 +14,7 @@
  */
 import type { TraceHeader, TraceOp } from '../events/trace.js';
 import { DEFAULT_TRACE_HEADER, U64_MAX } from '../events/trace.js';
-import { itreeEntries, itreeIterFirst, itreeIterNext } from '../structures/interval-tree.js';
+import { itreeIterFirst, itreeIterNext } from '../structures/interval-tree.js';
 import { areaStartByte } from '../kernel/invariants/held.js';
 import { copyFromMm } from '../machine/memory.js';
 import { serializeOp } from '../fuzz/write.js';
@@ -39,6 +39,8 @@ import {
   ACCESS_RW_WRITE,
   ACCESS_SYZ,
   ACCESS_WRITE,
+  IOMMUFD_CMD_BASE,
+  IOMMUFD_CMD_LAST,
   IOMMUFD_TYPE,
   IOVA_RANGE_SIZE,
   MAP_FIXED_IOVA,
@@ -68,7 +70,16 @@ import {
   iommufdRequest,
 } from './uapi.js';
 import type { IoctlOp } from './uapi.js';
-import { UserMemory, credentialsOf, socketHeldAnywhere, socketInodeOf, vmasIn } from './user-memory.js';
+import {
+  UserMemory,
+  credentialsOf,
+  hasAddressSpace,
+  socketHeldAnywhere,
+  socketInodeOf,
+  vmasIn,
+} from './user-memory.js';
+import { reservedHoles, vfioIoas, vfioIoctl, vfioIoctlName } from './vfio-compat.js';
+import type { CompatHost } from './vfio-compat.js';
 
 export const ENOTTY = 25;
 export const EMSGSIZE = 90;
@@ -99,9 +110,18 @@ export interface IoctlReply {
   err: number;
 }
 
+/** Capabilities `run --grant-cap` adds to what /proc says of every process (the two iommufd asks about). */
+export const GRANTABLE_CAPS = ['CAP_IPC_LOCK', 'CAP_SYS_RESOURCE'] as const;
+export type GrantableCap = (typeof GRANTABLE_CAPS)[number];
+
 export interface SessionOptions {
   variant: string;
   fixes: readonly string[];
+  /**
+   * Capabilities every process of the run is taken to have besides its own (the ground truth runs its
+   * programs as a root with every capability, which this machine's root may lack).
+   */
+  grantCaps?: readonly GrantableCap[];
   /** A finding as it happens, one line in the style of a kernel log. */
   onFinding?: (line: string) => void;
 }
@@ -123,6 +143,8 @@ interface Context {
   account: 'user' | 'mm';
   /** Access files still open: each holds the context (iommufd_ctx_get), so its release waits for them. */
   accessFiles: number;
+  /** ictx->vfio_ioas: the model name of the IOAS the VFIO container ioctls act on (vfio-compat.ts). */
+  vfioIoas: string | null;
 }
 
 /** A selftest access file (the anonymous file CREATE_ACCESS installs), by the inode of its socket. */
@@ -164,6 +186,8 @@ const HUGE_OF: Readonly<Record<number, '4K' | '2M' | '1G'>> = {
 };
 
 const alignDown = (x: bigint, a: bigint): bigint => x - (x % a);
+/** The size the user gave a table command (copyStructIn keeps it on the buffer). */
+const userSizeOf = (buf: Buffer): number => (buf as Buffer & { userSize?: number }).userSize ?? buf.length;
 const alignUp = (x: bigint, a: bigint): bigint => alignDown(x + a - 1n, a);
 
 export class Session {
@@ -172,6 +196,8 @@ export class Session {
   private readonly lines: string[] = [];
   private readonly contexts = new Map<bigint, Context>();
   private readonly processes = new Set<number>();
+  /** Processes of the run whose exit the model has not seen yet. */
+  private readonly running = new Set<number>();
   /** Per process, the [start, end) ranges already declared to the model with `mmap`, sorted. */
   private readonly declared = new Map<number, [bigint, bigint][]>();
   private readonly memory = new UserMemory();
@@ -208,6 +234,7 @@ export class Session {
       opener: pid,
       account: vfio ? 'mm' : 'user',
       accessFiles: 0,
+      vfioIoas: null,
     });
     return 0;
   }
@@ -219,6 +246,7 @@ export class Session {
    */
   closed(ino: bigint): void {
     if (!this.contexts.has(ino) && !this.accessFiles.has(ino)) return;
+    this.reapExited();
     if (socketHeldAnywhere(ino)) return;
     if (this.accessFiles.has(ino)) this.releaseAccessFile(ino);
     else this.release(ino);
@@ -237,6 +265,7 @@ export class Session {
     const file = this.accessFiles.get(ino);
     this.accessFiles.delete(ino);
     if (file?.ctx == null || file.access === null) return;
+    this.reapExited();
     this.current = 'close(access fd)';
     try {
       this.step({ op: 'access_destroy', access: file.access });
@@ -257,6 +286,7 @@ export class Session {
   release(ino: bigint): void {
     const ctx = this.contexts.get(ino);
     if (!ctx) return;
+    this.reapExited();
     ctx.open = false;
     if (ctx.accessFiles === 0) this.teardown(ctx);
   }
@@ -305,6 +335,7 @@ export class Session {
     const ctx = this.contexts.get(call.ino);
     if (ctx === undefined) return { ret: -1, err: NOT_OURS };
     this.memory.invalidate();
+    this.reapExited(call.pid);
     try {
       return { ret: this.serve(ctx, call), err: 0 };
     } catch (err) {
@@ -345,18 +376,14 @@ export class Session {
   private serve(ctx: Context, call: IoctlCall): number {
     const cmd = call.request >>> 0;
     const nr = cmd & 0xff;
+    // iommufd_fops_ioctl: a number outside the table is one of the VFIO container ioctls, or none.
+    if (nr < IOMMUFD_CMD_BASE || nr > IOMMUFD_CMD_LAST) return this.vfioContainer(ctx, call, cmd);
     const op = SERVED_OPS.find((o) => o.nr === nr);
     if (op === undefined || cmd !== iommufdRequest(nr)) {
       const unserved = cmd === iommufdRequest(nr) ? UNSERVED_OPS[nr] : undefined;
       // The table's size checks come before the command; only a call that passes them is counted.
       if (unserved !== undefined) this.copyStructIn(call.pid, call.arg, unserved);
-      const name =
-        unserved !== undefined
-          ? unserved.name
-          : ((cmd >> 8) & 0xff) === IOMMUFD_TYPE && nr >= 100 && nr < 0x80
-            ? `VFIO ioctl ${nr}`
-            : null;
-      if (name !== null) this.count(this.counts.unserved, name);
+      if (unserved !== undefined) this.count(this.counts.unserved, unserved.name);
       // Reading chosen: answer as a kernel without this ioctl (ENOTTY), never an invented result.
       return fail(ENOTTY);
     }
@@ -385,9 +412,50 @@ export class Session {
         return this.ioasUnmap(ctx, call, buf);
       case 0x87:
         return this.option(ctx, call, buf);
+      case 0x88:
+        return this.kernelRc(vfioIoas(this.compatHost(call.pid), ctx, call.arg, buf, userSizeOf(buf)));
       default:
         return this.testCmd(ctx, call, buf);
     }
+  }
+
+  /**
+   * iommufd_vfio_ioctl: the VFIO container ioctls (vfio-compat.ts); any other request is ENOTTY, and one
+   * of VFIO's own numbers is counted as not served.
+   */
+  private vfioContainer(ctx: Context, call: IoctlCall, cmd: number): number {
+    const name = vfioIoctlName(cmd);
+    if (name === null) {
+      const nr = cmd & 0xff;
+      if (((cmd >> 8) & 0xff) === IOMMUFD_TYPE && nr >= 100 && nr < IOMMUFD_CMD_BASE)
+        this.count(this.counts.unserved, `VFIO ioctl ${nr}`);
+      return fail(ENOTTY);
+    }
+    this.current = name;
+    this.count(this.counts.ioctls, name);
+    this.ensureProcess(call.pid);
+    return this.kernelRc(vfioIoctl(this.compatHost(call.pid), ctx, cmd, call.arg));
+  }
+
+  /** What vfio-compat.ts needs of this session, for one caller. */
+  private compatHost(pid: number): CompatHost {
+    const live = this.live;
+    return {
+      pid,
+      get state() {
+        return live.current;
+      },
+      read: (addr, length) => this.memory.read(pid, addr, length),
+      write: (addr, data) => this.memory.write(pid, addr, data),
+      declare: (uptr, length) => this.declare(pid, uptr, length),
+      step: (op) => this.step(op),
+      unserved: (name) => this.count(this.counts.unserved, name),
+    };
+  }
+
+  /** A kernel function's result (a value, or a negative errno) as the ioctl's. */
+  private kernelRc(rc: number): number {
+    return rc < 0 ? fail(-rc) : rc;
   }
 
   /**
@@ -480,14 +548,7 @@ export class Session {
     const max = buf.readUInt32LE(o.numIovas);
     const out = buf.readBigUInt64LE(o.allowedIovas);
     // The allowed IOVAs are the holes between the reserved ranges over the whole 64-bit space.
-    const holes: [bigint, bigint][] = [];
-    let next = 0n;
-    for (const r of itreeEntries(ioas.reserved)) {
-      if (r.start > next) holes.push([next, r.start - 1n]);
-      if (r.last + 1n > next) next = r.last + 1n;
-      if (r.last === U64_MAX) next = U64_MAX + 1n;
-    }
-    if (next <= U64_MAX) holes.push([next, U64_MAX]);
+    const holes = reservedHoles(ioas);
     holes.forEach(([start, last], i) => {
       if (i >= max) return;
       const elm = Buffer.alloc(IOVA_RANGE_SIZE);
@@ -607,7 +668,7 @@ export class Session {
       if (objectId !== 0) fail(EOPNOTSUPP);
       if (opcode === OPTION_OP_GET) out = ctx.account === 'mm' ? 1n : 0n;
       else if (opcode === OPTION_OP_SET) {
-        if (!credentialsOf(call.pid).capSysResource) fail(EPERM);
+        if (!this.credentials(call.pid).capSysResource) fail(EPERM);
         if (ctx.objects.size) fail(EBUSY);
         if (val > 1n) fail(EINVAL);
         this.setAccountMode(ctx, val === 1n ? 'mm' : 'user');
@@ -912,9 +973,49 @@ export class Session {
     return id;
   }
 
+  /**
+   * The exit of every process of the run that has lost its address space since the last call: the
+   * model's `exit` (exit_mm, then the process's files) before anything that may follow it, so that pages
+   * pinned later from its memory fail as mmget_not_zero fails, and a context its exit releases is torn
+   * down with no mm, as the kernel's do_exit orders it (exit_mm before exit_files).
+   */
+  private reapExited(caller: number | null = null): void {
+    let exits = 0;
+    for (const pid of this.running) {
+      // The caller of an ioctl is alive: only the others cost a read of /proc.
+      if (pid === caller || hasAddressSpace(pid)) continue;
+      this.running.delete(pid);
+      this.memory.drop(pid);
+      const was = this.current;
+      this.current = `exit of process ${pid}`;
+      try {
+        this.step({ op: 'exit', pid: String(pid) });
+      } finally {
+        this.current = was;
+      }
+      exits++;
+    }
+    if (exits === 0) return;
+    // exit_files: a file the exits left with no descriptor was released before the exit completed. Its
+    // end-of-file may not have reached the server yet; it then finds nothing left to release.
+    for (const ino of [...this.accessFiles.keys()]) if (!socketHeldAnywhere(ino)) this.releaseAccessFile(ino);
+    for (const [ino, ctx] of [...this.contexts]) if (ctx.open && !socketHeldAnywhere(ino)) this.release(ino);
+  }
+
+  /** The process's credentials as /proc gives them, with the capabilities the run grants added. */
+  private credentials(pid: number): ReturnType<typeof credentialsOf> {
+    const cred = credentialsOf(pid);
+    const granted = this.options.grantCaps ?? [];
+    return {
+      ...cred,
+      capIpcLock: cred.capIpcLock || granted.includes('CAP_IPC_LOCK'),
+      capSysResource: cred.capSysResource || granted.includes('CAP_SYS_RESOURCE'),
+    };
+  }
+
   private ensureProcess(pid: number): void {
     if (this.processes.has(pid)) return;
-    const cred = credentialsOf(pid);
+    const cred = this.credentials(pid);
     this.step({
       op: 'process',
       pid: String(pid),
@@ -923,6 +1024,7 @@ export class Session {
       cap_ipc_lock: cred.capIpcLock,
     });
     this.processes.add(pid);
+    this.running.add(pid);
   }
 
   /**

@@ -31,6 +31,7 @@ export const SERVED_OPS: readonly IoctlOp[] = [
   { nr: 0x85, name: 'IOMMU_IOAS_MAP', minSize: 40, size: 40 },
   { nr: 0x86, name: 'IOMMU_IOAS_UNMAP', minSize: 24, size: 24 },
   { nr: 0x87, name: 'IOMMU_OPTION', minSize: 24, size: 24 },
+  { nr: 0x88, name: 'IOMMU_VFIO_IOAS', minSize: 12, size: 12 },
   // The selftest's command (0x80 + 32); only a CONFIG_IOMMUFD_TEST kernel has it.
   { nr: 0xa0, name: 'IOMMU_TEST_CMD', minSize: 68, size: 72 },
 ];
@@ -41,7 +42,6 @@ export const SERVED_OPS: readonly IoctlOp[] = [
  * as a kernel without the command answers (ENOTTY) and counted by name in the run report.
  */
 export const UNSERVED_OPS: Readonly<Record<number, IoctlOp>> = {
-  0x88: { nr: 0x88, name: 'IOMMU_VFIO_IOAS', minSize: 12, size: 12 },
   0x89: { nr: 0x89, name: 'IOMMU_HWPT_ALLOC', minSize: 24, size: 48 },
   0x8a: { nr: 0x8a, name: 'IOMMU_GET_HW_INFO', minSize: 32, size: 40 },
   0x8b: { nr: 0x8b, name: 'IOMMU_HWPT_SET_DIRTY_TRACKING', minSize: 16, size: 16 },
@@ -57,7 +57,10 @@ export const IOMMU_IOAS_COPY = iommufdRequest(0x83);
 export const IOMMU_IOAS_IOVA_RANGES = iommufdRequest(0x84);
 export const IOMMU_IOAS_MAP = iommufdRequest(0x85);
 export const IOMMU_IOAS_UNMAP = iommufdRequest(0x86);
+export const IOMMU_VFIO_IOAS = iommufdRequest(0x88);
 export const IOMMU_TEST_CMD = iommufdRequest(0xa0);
+/** The last number of the v6.12 table (IOMMU_TEST_CMD); a number outside the table goes to the VFIO ioctls. */
+export const IOMMUFD_CMD_LAST = 0xa0;
 
 /** enum iommufd_ioas_map_flags */
 export const MAP_FIXED_IOVA = 1 << 0;

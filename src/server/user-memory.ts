@@ -159,6 +159,25 @@ export function vmasIn(pid: number, start: bigint, end: bigint): Vma[] {
   return out;
 }
 
+/**
+ * Whether the process still has its address space. False once exit_mm has run (do_exit drops the mm
+ * before it closes the files, so a context the exit releases is seen after this turns false: /proc/PID/stat
+ * then shows a virtual size of 0), when it is a zombie, or when it has been reaped.
+ */
+export function hasAddressSpace(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false;
+  }
+  // The fields after the command name, which may itself hold spaces and parentheses: state is field 3,
+  // vsize field 23.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const state = fields[0];
+  return state !== 'Z' && state !== 'X' && fields[20] !== '0';
+}
+
 /** What iommufd reads of the caller's credentials. */
 export interface Credentials {
   uid: number;

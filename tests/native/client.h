@@ -87,6 +87,7 @@ static inline const char *errname(int e)
 	case EPERM: return "EPERM";
 	case ENOMEM: return "ENOMEM";
 	case EADDRINUSE: return "EADDRINUSE";
+	case ENODEV: return "ENODEV";
 	default: return "other";
 	}
 }

@@ -39,7 +39,7 @@ interface ClientRun {
   trace: string;
 }
 
-async function runClient(name: string): Promise<ClientRun> {
+async function runClient(name: string, extra: readonly string[] = []): Promise<ClientRun> {
   const trace = join(dir, `${name}.jsonl`);
   const json = join(dir, `${name}.json`);
   const r = await cli([
@@ -50,6 +50,7 @@ async function runClient(name: string): Promise<ClientRun> {
     trace,
     '--json-out',
     json,
+    ...extra,
     '--',
     build(name),
   ]);
@@ -276,6 +277,158 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     expect(text).toContain('"op":"add_reserved"');
     expect(text.match(/"op":"access_destroy"/g)).toHaveLength(1);
     await expectReplaysTheSame(r.trace, r.report);
+  });
+
+  it('emulates the VFIO type1 container on /dev/vfio/vfio: compat IOAS, extensions, info caps, map, type1 cuts', async () => {
+    const r = await runClient('vfio');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toEqual([
+      'open ok',
+      'rlimit mode ok val=1',
+      'api version ok ret=0',
+      'check_extension 1 ok ret=1',
+      'check_extension 2 ok ret=0',
+      'check_extension 3 ok ret=1',
+      'check_extension 4 ENODEV ret=-1',
+      'check_extension 5 ok ret=0',
+      'check_extension 6 ok ret=0',
+      'check_extension 7 ok ret=0',
+      'check_extension 8 ok ret=0',
+      'check_extension 9 ok ret=1',
+      'check_extension 10 ok ret=0',
+      'set_iommu without ioas ENODEV',
+      'set_iommu type 5 EINVAL',
+      'map_dma argsz=1 EINVAL',
+      'map_dma flags=4 EINVAL',
+      'map_dma without ioas ENODEV',
+      'unmap_dma without ioas ENODEV',
+      'get_info argsz=15 EINVAL',
+      'get_info without ioas ENODEV',
+      'vfio_ioas get ENODEV',
+      'vfio_ioas set 99 ENOENT',
+      'ioas_alloc ok id=1',
+      'mock_domain ok',
+      'vfio_ioas set reserved=1 EOPNOTSUPP',
+      'vfio_ioas op 3 EOPNOTSUPP',
+      'vfio_ioas set ok',
+      'vfio_ioas get ok id=1',
+      'check_extension DMA_CC with a mock domain ok ret=0',
+      'set_iommu TYPE1 ok',
+      'huge pages ok val=0',
+      'get_info argsz=16 ok argsz=72 flags=3 pgsizes=0x1000 cap_offset=0xaaaaaaaa',
+      '  bytes 24..72: aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa',
+      'get_info argsz=24 ok argsz=72 flags=3 pgsizes=0x1000 cap_offset=0x0',
+      '  bytes 24..72: aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa',
+      'get_info argsz=40 ok argsz=72 flags=3 pgsizes=0x1000 cap_offset=0x0',
+      '  bytes 24..72: 00010003 00000028 ffffffff aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa',
+      'get_info argsz=56 ok argsz=72 flags=3 pgsizes=0x1000 cap_offset=0x0',
+      '  bytes 24..72: 00010003 00000028 ffffffff aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa aaaaaaaa',
+      'get_info argsz=72 ok argsz=72 flags=3 pgsizes=0x1000 cap_offset=0x18',
+      '  bytes 24..72: 00010003 00000028 ffffffff aaaaaaaa 00010001 00000000 00000001 00000000 01000000 00000000 7fffffff 00000000',
+      'map_dma ok',
+      'check_refs(1) ok',
+      'unmap_dma one page in the middle ok size=4096',
+      'check_refs(0) of that page ok',
+      'check_refs(1) of the rest ok',
+      'unmap_dma empty ok size=0',
+      'unmap_dma dirty bitmap flag EINVAL',
+      'unmap_dma ALL with a range EINVAL size=4096',
+      'unmap_dma ALL ok size=12288',
+      'check_refs(0) after ok',
+      'dirty pages ENOTTY',
+      'vfio_ioas clear ok',
+      'vfio_ioas get after clear ENODEV',
+    ]);
+    expect(r.report.ioctls).toEqual({
+      IOMMU_IOAS_ALLOC: 1,
+      IOMMU_OPTION: 2,
+      IOMMU_VFIO_IOAS: 8,
+      'IOMMU_TEST_CMD(MD_CHECK_REFS)': 4,
+      'IOMMU_TEST_CMD(MOCK_DOMAIN)': 1,
+      VFIO_CHECK_EXTENSION: 11,
+      VFIO_GET_API_VERSION: 1,
+      VFIO_IOMMU_GET_INFO: 7,
+      VFIO_IOMMU_MAP_DMA: 4,
+      VFIO_IOMMU_UNMAP_DMA: 6,
+      VFIO_SET_IOMMU: 3,
+    });
+    // VFIO_IOMMU_DIRTY_PAGES is answered as a kernel without it (iommufd has no dirty tracking there).
+    expect(r.report.unserved).toEqual({ 'VFIO ioctl 117': 1 });
+    const text = readFileSync(r.trace, 'utf8');
+    // /dev/vfio/vfio opens a context in MM accounting; SET_IOMMU(TYPE1) is iopt_disable_large_pages.
+    expect(text).toContain('"op":"open","ctx":"ctx1","pid":');
+    expect(text).toMatch(/"op":"open",[^\n]*"account":"mm"/);
+    expect(text).toContain('{"op":"ioas_huge_pages","ioas":"ioas1","enable":false,"expect":"ok"}');
+    expect(text).toContain(
+      '{"op":"vfio_unmap","ioas":"ioas1","iova":"0x1001000","length":4096,"expect":{"unmapped":4096}}',
+    );
+    expect(text).toContain(
+      '{"op":"vfio_unmap","ioas":"ioas1","iova":"0x1001000","length":4096,"expect":{"unmapped":0}}',
+    );
+    expect(text).toContain('{"op":"ioas_unmap","ioas":"ioas1","all":true,"expect":{"unmapped":12288}}');
+    expect(r.report.mismatches).toEqual([]);
+    await expectReplaysTheSame(r.trace, r.report);
+  });
+
+  it('applies a process exit as exit_mm before its files: a gone mm cannot be pinned, its last context goes after', async () => {
+    const r = await runClient('exit');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toEqual([
+      'ioas_alloc ok id=1',
+      'child map ok',
+      'child exit 0',
+      'mock_domain after the child is gone EFAULT',
+      'unmap ok length=16384',
+      'ioas_alloc ok id=2',
+      'mock_domain ok',
+      'child map ok',
+      'child exit 0',
+      'second mock_domain copies from the first ok',
+      "parent's own pages have no pin: check_refs(0) ok",
+      'unmap ok length=16384',
+      'ioas_alloc ok id=1',
+      'mock_domain ok',
+      'last holder map ok',
+      'last holder exit 3',
+      'check_refs(0) ok',
+    ]);
+    const ops = readFileSync(r.trace, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{"op"'))
+      .map((l) => JSON.parse(l) as { op: string; pid?: string; domain?: string; expect?: unknown });
+    const pids = [...new Set(ops.filter((o) => o.op === 'process').map((o) => o.pid))];
+    expect(pids).toHaveLength(4);
+    const [parent, first, second, last] = pids;
+    const at = (pred: (o: (typeof ops)[number]) => boolean): number => ops.findIndex(pred);
+    // Each child's exit is in the model before the parent's next call; the attach after the first fails.
+    const firstExit = at((o) => o.op === 'exit' && o.pid === first);
+    expect(ops[firstExit + 1]).toMatchObject({ op: 'domain_attach', domain: 'hwpt1', expect: 'EFAULT' });
+    expect(at((o) => o.op === 'exit' && o.pid === second)).toBeLessThan(at((o) => o.domain === 'hwpt3'));
+    // The last holder's exit: its mm first, then its context (detach, unmap all), then the parent's check.
+    const lastExit = at((o) => o.op === 'exit' && o.pid === last);
+    expect(ops.slice(lastExit, lastExit + 4).map((o) => [o.op, o.pid ?? o.domain ?? ''])).toEqual([
+      ['exit', last],
+      ['domain_detach', 'hwpt4'],
+      ['ioas_unmap', ''],
+      ['check_refs', parent],
+    ]);
+    expect(r.report.violations).toEqual([]);
+    expect(r.report.warns).toEqual([]);
+    expect(r.report.mismatches).toEqual([]);
+    await expectReplaysTheSame(r.trace, r.report);
+  });
+
+  it('grants a capability the process lacks when asked: RLIMIT_MODE then follows a root with CAP_SYS_RESOURCE', async () => {
+    const r = await runClient('access', ['--grant-cap', 'cap_sys_resource']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('rlimit set 1 with objects EBUSY');
+    expect(r.stdout.slice(-2)).toEqual(['new context: rlimit set 1 ok', 'rlimit get ok val=1']);
+    expect(r.stderr).toContain("ioptrace: capabilities granted besides the processes' own: CAP_SYS_RESOURCE");
+    expect((r.report as unknown as { granted_caps: string[] }).granted_caps).toEqual(['CAP_SYS_RESOURCE']);
+    await expectReplaysTheSame(r.trace, r.report);
+    const bad = await cli(['run', '--db', join(dir, 'runs.db'), '--grant-cap', 'CAP_SYS_ADMIN', '--', 'true']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--grant-cap CAP_SYS_ADMIN: one of CAP_IPC_LOCK, CAP_SYS_RESOURCE');
   });
 
   it('passes a program that never opens /dev/iommu through untouched, with its exit status', async () => {

@@ -117,6 +117,7 @@ async function selftest(env: CommandEnv, variant: string): Promise<CommandOutput
     '',
     `kernel ${r.kernel.release} (${r.kernel.packageVersion}): ${r.vm.release ?? '?'}; build ${r.kernel.cached ? 'cached' : 'new'} (${formatSeconds(r.kernel.buildSeconds)} when built)`,
     `VM: ${r.vm.wallSeconds.toFixed(1)} s wall (boot to /init ${r.vm.bootSeconds?.toFixed(2) ?? '?'} s guest time), hugepages ${r.vm.hugepages ?? '?'}`,
+    `host hugetlb pool for the model's column: ${r.hostHugepages.before ?? '?'} -> ${r.hostHugepages.after ?? '?'} pages (the VM's /init sets ${r.hostHugepages.vm})${r.hostHugepages.shortfall ? `: ${r.hostHugepages.shortfall}` : ''}`,
     ...r.programs.map(
       (p) =>
         `${p.program}: ${p.counts.pass} pass, ${p.counts.fail} fail, ${p.counts.skip} skip of ${p.planned ?? '?'} planned; exit ${p.exitStatus ?? 'none'}; ${p.guestSeconds?.toFixed(2) ?? '?'} s guest time` +

@@ -19,12 +19,12 @@ import { openStore } from '../../store/index.js';
 import { InternalError } from '../../lib/errors.js';
 import { UsageError } from '../errors.js';
 import { packageRoot } from '../../lib/paths.js';
-import { Session } from '../../server/session.js';
+import { GRANTABLE_CAPS, Session } from '../../server/session.js';
 import { SessionServer } from '../../server/server.js';
 import { toJson } from '../output.js';
 import type { CommandOutput } from '../command.js';
 import { defineCommand } from '../command.js';
-import { VARIANT_OPTIONS, text } from '../options.js';
+import { VARIANT_OPTIONS, list, text } from '../options.js';
 import { findingLines, replaySummary, variantFromArgs } from './replay.js';
 
 /** How long descriptors inherited by descendants may outlive the program before the run ends anyway. */
@@ -53,25 +53,37 @@ export const runCommand = defineCommand({
   name: 'run',
   summary: 'run a program with /dev/iommu served by the model, and store the run',
   usage:
-    'ioptrace run [--variant V] [--fix FLAG]... [--without FLAG]... [--trace-out FILE] [--json-out FILE] [--db FILE] -- PROGRAM ARGS...',
+    'ioptrace run [--variant V] [--fix FLAG]... [--without FLAG]... [--grant-cap CAP]... [--trace-out FILE] [--json-out FILE] [--db FILE] -- PROGRAM ARGS...',
   help: [
     'The program runs with libioptrace-preload.so preloaded: its opens of /dev/iommu become contexts of the',
     'model and its iommufd ioctls are served by it. The exit status is the program`s; findings go to stderr.',
     '--trace-out writes the trace the program produced (version 1), which `ioptrace replay` reproduces.',
+    `--grant-cap CAP (${GRANTABLE_CAPS.join(' or ')}): the model takes every process to have CAP besides the`,
+    'capabilities /proc/PID/status shows (to compare with a kernel that ran the program with more of them).',
   ],
-  options: { ...VARIANT_OPTIONS, 'trace-out': text(), 'json-out': text() },
+  options: { ...VARIANT_OPTIONS, 'trace-out': text(), 'json-out': text(), 'grant-cap': list() },
   passThrough: true,
   async run(positionals, values, env): Promise<CommandOutput> {
     const [program, ...args] = positionals;
     if (program === undefined) throw new UsageError(`usage: ${this.usage}`);
     const { variant, fixes } = variantFromArgs(values);
+    const grantCaps = values['grant-cap'].map((cap) => {
+      const known = GRANTABLE_CAPS.find((c) => c === cap.toUpperCase());
+      if (known === undefined) throw new UsageError(`--grant-cap ${cap}: one of ${GRANTABLE_CAPS.join(', ')}`);
+      return known;
+    });
     const library = preloadLibrary();
     if (!existsSync(library))
       throw new UsageError(`${library} is missing: build it with \`npm run build:native\` (needs a C compiler)`);
 
     const dir = mkdtempSync(join(tmpdir(), 'ioptrace-run-'));
     const socketPath = join(dir, 'sock');
-    const session = new Session({ variant, fixes, onFinding: (line) => env.stderr.write(`${line}\n`) });
+    const session = new Session({
+      variant,
+      fixes,
+      grantCaps,
+      onFinding: (line) => env.stderr.write(`${line}\n`),
+    });
     const server = new SessionServer(session);
     let exit: { status: number; signal: string | null };
     try {
@@ -114,6 +126,7 @@ export const runCommand = defineCommand({
       ...replaySummary(stored.run, stored.head, stored.result),
       program: [program, ...args],
       exit_status: exit.status,
+      granted_caps: grantCaps,
       signal: exit.signal,
       contexts: summary.contexts,
       ioctls: summary.ioctls,
@@ -125,6 +138,9 @@ export const runCommand = defineCommand({
     const r = stored.result;
     const report = [
       `ioptrace: run ${stored.run}: ${program} on ${variant}: exit ${exit.status}, ${Object.values(summary.ioctls).reduce((a, b) => a + b, 0)} ioctls, ${r.ops.length} ops, ${r.events} events, digest ${r.digest}`,
+      ...(grantCaps.length
+        ? [`ioptrace: capabilities granted besides the processes' own: ${grantCaps.join(', ')}`]
+        : []),
       r.violations.length + r.warns.length
         ? `ioptrace: ${r.violations.length} violations, ${r.warns.length} WARNs:`
         : 'ioptrace: no violation, no WARN',
