@@ -49,6 +49,12 @@ export interface GenerateOptions {
    * (processes, mappings, contexts, IOASes: 4 to 15 ops) is generated whatever the budget.
    */
   maxOps: number;
+  /**
+   * Only what a user-space program can perform on a real kernel (`ioptrace export-c`, `fuzz --against-kernel`):
+   * no explicit physical layouts, no kernel-thread callers, no named fault sites, mock domains only. The draws
+   * of the other choices stay the same, so the rest of the walk keeps its weights.
+   */
+  exportable?: boolean;
 }
 
 export interface GeneratedTrace {
@@ -134,7 +140,10 @@ class Generator {
   /** Explicit layouts of 4 KiB mappings, for sharing frames between processes. */
   private readonly sharedLayouts: [number, number][][] = [];
 
-  constructor(private readonly rng: Rng) {}
+  constructor(
+    private readonly rng: Rng,
+    private readonly exportable = false,
+  ) {}
 
   // ---- world helpers ---------------------------------------------------------------------------------
 
@@ -159,6 +168,12 @@ class Generator {
   /** A caller for an access op: a kernel thread (no mm: every user access is remote) or a live process. */
   private caller(kthreadChance: number): string {
     const alive = this.alive();
+    if (this.exportable) {
+      // A live process always; with none alive, KTHREAD tells the action it has no caller to use.
+      if (alive.length === 0) return KTHREAD;
+      this.rng.chance(kthreadChance);
+      return this.rng.pick(alive).name;
+    }
     if (alive.length === 0 || this.rng.chance(kthreadChance)) return KTHREAD;
     return this.rng.pick(alive).name;
   }
@@ -249,7 +264,7 @@ class Generator {
         [1, 3],
       ]);
       pages = nhuge * HUGE_PFNS;
-      pfns = this.hugeLayout(nhuge);
+      pfns = this.exportable ? null : this.hugeLayout(nhuge);
       proc.nextVa = alignUp(proc.nextVa, HUGE);
     } else {
       pages = this.rng.weighted([
@@ -259,7 +274,7 @@ class Generator {
         [2, this.rng.between(6, 10)],
         [1, 16],
       ]);
-      pfns = this.smallLayout(pages);
+      pfns = this.exportable ? null : this.smallLayout(pages);
       if (pfns !== null && !this.sharedLayouts.includes(pfns)) this.sharedLayouts.push(pfns);
     }
     const writable = !this.rng.chance(0.1);
@@ -493,7 +508,7 @@ class Generator {
     const io = populated.length > 0 && this.rng.chance(0.7) ? this.rng.pick(populated) : this.rng.pick(this.ioases);
     if (io.domains >= 3) return false;
     const name = `d${++this.counters.domain}`;
-    const generic = this.rng.chance(0.3);
+    const generic = this.rng.chance(0.3) && !this.exportable;
     const pgsizes = generic && this.rng.chance(0.25) ? [4096] : null;
     this.push({
       op: 'domain_attach',
@@ -542,6 +557,7 @@ class Generator {
     }
     if (range === null) return false;
     const pid = this.caller(0.45);
+    if (this.exportable && pid === KTHREAD) return false;
     this.push({
       op: 'access_pin',
       access: access.name,
@@ -593,6 +609,7 @@ class Generator {
     }
     if (iova < area.iova) iova = area.iova;
     const pid = this.caller(0.5);
+    if (this.exportable && pid === KTHREAD) return false;
     // IOMMUFD_ACCESS_RW_KTHREAD is the caller declaring it has no mm (vfio_dma_rw sets it only then): a kernel
     // thread may leave it out (the slow path), a process never sets it (kthread_use_mm would WARN, rightly).
     const kthread = pid === KTHREAD && !this.rng.chance(0.2);
@@ -649,7 +666,7 @@ class Generator {
       [2, 3],
       [1, this.rng.between(4, 12)],
     ]);
-    const site: FaultSite | null = this.rng.chance(0.4) ? null : this.rng.pick(FAULT_SITES);
+    const site: FaultSite | null = this.rng.chance(0.4) || this.exportable ? null : this.rng.pick(FAULT_SITES);
     const at = this.ops.length;
     this.push({ op: 'fault', nth, site });
     // Weighted toward the ops whose failure paths unwind pins: pin, attach, map, copy.
@@ -860,7 +877,7 @@ export function generateTrace(options: GenerateOptions): GeneratedTrace {
   if (!Number.isSafeInteger(options.maxOps) || options.maxOps < 1) {
     throw new RangeError(`maxOps must be a positive integer, got ${options.maxOps}`);
   }
-  const gen = new Generator(new Rng(options.seed));
+  const gen = new Generator(new Rng(options.seed), options.exportable === true);
   gen.run(options.maxOps);
   return { seed: options.seed, header: { ...DEFAULT_TRACE_HEADER }, ops: gen.ops };
 }
