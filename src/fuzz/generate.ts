@@ -462,7 +462,11 @@ class Generator {
       range = { iova: area.iova, length: last.iova + last.length - area.iova };
     }
     if (range === null) return false;
-    const dst = this.rng.pick(this.ioases);
+    // IOMMU_IOAS_COPY names both IOASes by id in the one iommufd it is issued on: a user-space copy stays in
+    // its context (the model's trace may cross them; the exportable subset does not).
+    const dst = this.exportable
+      ? this.rng.pick(this.ioases.filter((io) => io.ctx === src.ctx))
+      : this.rng.pick(this.ioases);
     const fixed = this.rng.chance(0.7);
     const dstIova = fixed ? this.placeIova(dst, offset, range.length) : null;
     this.push({

@@ -43,6 +43,8 @@ export const REASONS = {
   unpin: 'unpins a range that no single earlier access_pin of this access pinned: the selftest unpins by pin id',
   hugeRefs: 'check_refs on huge pages: MD_CHECK_REFS skips compound pages, so the kernel cannot check it that way',
   noCtx: 'no context is open yet: the selftest command needs an iommufd fd',
+  crossCtx:
+    'copies between IOASes of two contexts: IOMMU_IOAS_COPY looks both ids up in the one iommufd it is issued on',
   tooMany: `more than ${MAX_PROCESSES} processes`,
 } as const;
 
@@ -275,6 +277,10 @@ class Exporter {
         Object.assign(c, { kind: 'K_IOAS_UNMAP', ...this.ioasFields(op.ioas), x: op.iova, y: op.length });
         break;
       case 'ioas_copy':
+        if (this.ctxOfIoas(op.src) !== this.ctxOfIoas(op.dst)) {
+          this.skip(index, line, name, REASONS.crossCtx);
+          return;
+        }
         Object.assign(c, { kind: 'K_IOAS_COPY', ...this.ioasFields(op.dst), x: op.src_iova, y: op.length });
         c.n = this.ioases.get(op.src)?.slot ?? 0;
         c.z = op.dst_iova ?? 0n;

@@ -5,11 +5,33 @@ import { describe, expect, it } from 'vitest';
 import type { TraceOp } from '../../../src/events/trace.js';
 import { generateTrace } from '../../../src/fuzz/generate.js';
 import { serializeTrace } from '../../../src/fuzz/write.js';
-import { exportOps } from '../../../src/groundtruth/export-c.js';
+import { REASONS, exportOps } from '../../../src/groundtruth/export-c.js';
 import { categoryStem, exportableTrace, isKernelDefectCandidate } from '../../../src/groundtruth/kernel-fuzz.js';
 import { disagreementKey, shrinkCandidates } from '../../../src/groundtruth/kernel-shrink.js';
 import type { Disagreement } from '../../../src/groundtruth/kernel-run.js';
 import { parseTraceText } from '../../../src/replay/parse.js';
+
+describe('export of a copy between contexts', () => {
+  it('is not exportable: IOMMU_IOAS_COPY looks both IOAS ids up in the one iommufd it is issued on', () => {
+    const trace = parseTraceText(
+      [
+        '{"format":"ioptrace-trace","version":1}',
+        '{"op":"process","pid":1}',
+        '{"op":"mmap","pid":1,"addr":"0x7f0000000000","length":4096}',
+        '{"op":"open","ctx":"c1","pid":1}',
+        '{"op":"ioas_alloc","ioas":"A","ctx":"c1"}',
+        '{"op":"ioas_alloc","ioas":"B","ctx":"c1"}',
+        '{"op":"open","ctx":"c2","pid":1}',
+        '{"op":"ioas_alloc","ioas":"C","ctx":"c2"}',
+        '{"op":"ioas_map","ioas":"A","pid":1,"uptr":"0x7f0000000000","length":4096,"iova":"0x1000000"}',
+        '{"op":"ioas_copy","src":"A","dst":"B","src_iova":"0x1000000","length":4096,"dst_iova":"0x1000000"}',
+        '{"op":"ioas_copy","src":"A","dst":"C","src_iova":"0x1000000","length":4096,"dst_iova":"0x1000000"}',
+      ].join('\n'),
+      't',
+    );
+    expect(exportOps(trace).notExportable).toEqual([{ op: 10, line: 11, name: 'ioas_copy', reason: REASONS.crossCtx }]);
+  });
+});
 
 describe('the exportable generator', () => {
   it('gives 120 traces in a row that export completely (no op user space cannot perform)', () => {
