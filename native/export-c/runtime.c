@@ -198,7 +198,13 @@ static const char *errname(int e)
 	case EADDRINUSE: return "EADDRINUSE";
 	case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
 	case 524: return "ENOTSUPP";
-	default: return "EUNKNOWN";
+	default: {
+		/* Any other errno by its number, so that a report can still say which it was. */
+		static char other[16];
+
+		snprintf(other, sizeof(other), "E%d", e);
+		return other;
+	}
 	}
 }
 
