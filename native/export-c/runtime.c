@@ -579,7 +579,7 @@ static void child_loop(int cmd, int ack_fd)
 				close(fd);
 			}
 		} else if (m.what == M_CLOSE) {
-			close(m.num);
+			S->err = close(m.num) ? errno : 0;
 		} else if (m.what == M_RUN) {
 			run_op(&OPS[m.index], m.fail_nth);
 		}
@@ -877,6 +877,7 @@ static int run_trace(const char *trace_name, const struct op *ops, int n_ops)
 				close(ACCESS_FD0 + o->b);
 				send_msg(o->caller, &m);
 				wait_ack(o->caller);
+				e = S->err; /* the caller's close: EBADF when the access was never created */
 			} else {
 				e = RC(close(ACCESS_FD0 + o->b));
 			}
