@@ -6,7 +6,7 @@
  * the kernel is reported as unfinished and the traces after it run again in a new boot.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ParsedTrace } from '../replay/parse.js';
 import { encodeBatch, parseRunnerOutput } from './compact.js';
@@ -125,7 +125,14 @@ export async function runOnKernel(
       const culprit = seen.find((r) => r.how === 'unfinished')?.name ?? rest[0];
       if (culprit !== undefined && !result.runs.has(culprit))
         result.runs.set(culprit, { name: culprit, output: '', how: 'unfinished', status: null });
-      opts.say(`the VM stopped at trace ${culprit ?? '?'}; ${rest.length - 1} trace(s) go to a new boot`);
+      // The console says why (an oops, the OOM killer, a panic): keep it.
+      const logDir = join(cacheRoot(), 'runs');
+      mkdirSync(logDir, { recursive: true });
+      const log = join(logDir, `runner-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
+      writeFileSync(log, vm.console);
+      opts.say(
+        `the VM stopped at trace ${culprit ?? '?'} (console: ${log}); ${rest.length - 1} trace(s) go to a new boot`,
+      );
     }
     pending = pending.filter((name) => !result.runs.has(name));
   }
