@@ -12,7 +12,7 @@
  */
 
 import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,12 +25,14 @@ import { DEFAULT_GUEST, GiB, Rng, SETUP_OPS, guestTrace } from './generate.js';
 import type { GuestOptions } from './generate.js';
 import { guestFigures, measureGuest } from './guest.js';
 import type { GuestMeasurement } from './guest.js';
+import { measureKernel } from './kernel.js';
+import type { KernelMeasurement } from './kernel.js';
 import { measureModel } from './model.js';
 import type { ModelMeasurement } from './model.js';
 import { measureRebuild } from './rebuild.js';
 import type { RebuildMeasurement } from './rebuild.js';
 import { fmtNumber, fmtPct, makeResult, renderNotes, renderTable } from './report.js';
-import type { CurvePoint, Mode, Results } from './report.js';
+import type { BenchResult, CurvePoint, Mode, Results } from './report.js';
 import { measureSeeks } from './seek.js';
 import { measureServe } from './serve.js';
 import type { ServeMeasurement } from './serve.js';
@@ -98,6 +100,7 @@ const JOBS: Record<string, (p: Params) => unknown> = {
   bisect: (p) =>
     measureBisect(p['db'] as string, p['run'] as number, p['events'] as number, p['options'] as GuestOptions),
   append: (p) => measureAppend(p['db'] as string, p['options'] as GuestOptions),
+  kernel: (p) => measureKernel(p['count'] as number, p['seed'] as number, p['ops'] as number),
 };
 
 async function worker(name: string, params: Params): Promise<void> {
@@ -371,9 +374,48 @@ export function assemble(plan: Plan, m: Measured): Results {
   return results;
 }
 
+/** B11's traces: 500 in a full run, 100 with --quick, of at most 40 ops (the fuzz default). */
+export const KERNEL_TRACES = { full: 500, quick: 100 } as const;
+export const KERNEL_TRACE_OPS = 40;
+/** 10,000 traces (the differential fuzz of the ground-truth issue) within a session of under three hours. */
+export const KERNEL_GOAL_PER_MINUTE = 60;
+
+/** B11 from its measurement (pure: tests feed it fixed numbers). */
+export function kernelResult(mode: Mode, k: KernelMeasurement): BenchResult {
+  const perMinute = (k.traces / k.vmSeconds) * 60;
+  return makeResult({
+    id: 'B11',
+    workload: `ground truth: ${k.traces} generated traces (exportable, at most ${KERNEL_TRACE_OPS} ops) through the VM and the model`,
+    mode,
+    figure: 'tracesPerMinute',
+    figures: {
+      tracesPerMinute: perMinute,
+      traces: k.traces,
+      ops: k.ops,
+      vmSeconds: k.vmSeconds,
+      bootSeconds: k.bootSeconds ?? NaN,
+      boots: k.boots,
+      finished: k.finished,
+      modelSeconds: k.modelSeconds,
+      modelTracesPerSec: k.traces / k.modelSeconds,
+      comparedOps: k.comparedOps,
+      disagreeingTraces: k.disagreeingTraces,
+      loadAverage: k.load,
+    },
+    limit: { what: 'the model, same traces (traces per minute)', value: (k.traces / k.modelSeconds) * 60 },
+    goals: [{ figure: 'tracesPerMinute', op: '>=', value: KERNEL_GOAL_PER_MINUTE }],
+    notes: [
+      `VM: ${fmtNumber(k.vmSeconds)} s wall in ${k.boots} boot(s) through the trace runner (boot to /init ${fmtNumber(k.bootSeconds ?? NaN)} s guest time), ` +
+        `${k.finished} of ${k.traces} traces ran to their end; model on v6.12.y: ${fmtNumber(k.modelSeconds)} s for the same traces ` +
+        `(${fmtNumber(k.traces / k.modelSeconds)} traces/s); ${k.comparedOps} ops compared, ${k.disagreeingTraces} traces disagreed; load average ${fmtNumber(k.load)}`,
+    ],
+  });
+}
+
 // ---- the run --------------------------------------------------------------------------------------------
 
-const USAGE = 'usage: npm run bench [-- --quick] [--keep] [--out FILE] [--save-trace FILE] [--cpu-prof DIR]\n';
+const USAGE =
+  'usage: npm run bench [-- --quick] [--kernel | --kernel-only] [--keep] [--out FILE] [--save-trace FILE] [--cpu-prof DIR]\n';
 
 function log(text: string): void {
   process.stderr.write(`${text}\n`);
@@ -385,6 +427,8 @@ async function main(): Promise<number> {
     parsed = parseArgs({
       options: {
         quick: { type: 'boolean', default: false },
+        kernel: { type: 'boolean', default: false },
+        'kernel-only': { type: 'boolean', default: false },
         keep: { type: 'boolean', default: false },
         out: { type: 'string' },
         'save-trace': { type: 'string' },
@@ -420,7 +464,40 @@ async function main(): Promise<number> {
     log(`${label}: ${fmtNumber(seconds(t))} s`);
     return r;
   };
+  const kernelStep = (): Promise<KernelMeasurement> => {
+    const count = KERNEL_TRACES[plan.mode];
+    return step<KernelMeasurement>(`B11 ${count} traces through the VM and the model`, 'kernel', {
+      count,
+      seed: plan.seed,
+      ops: KERNEL_TRACE_OPS,
+    });
+  };
+  const finish = (results: Results): number => {
+    writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+    const lines = [
+      `ioptrace benchmark (${plan.mode}), ${fmtNumber(seconds(started))} s, node ${process.version}`,
+      '',
+      ...renderTable(results),
+      '',
+      ...renderNotes(results),
+      '',
+      `wrote ${out}`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return 0;
+  };
   try {
+    if (values['kernel-only']) {
+      // B11 alone, merged into the results already there (the other workloads keep their last figures).
+      let results: Results = {};
+      try {
+        results = JSON.parse(readFileSync(out, 'utf8')) as Results;
+      } catch {
+        results = {};
+      }
+      results.B11 = kernelResult(plan.mode, await kernelStep());
+      return finish(results);
+    }
     if (values['save-trace'] !== undefined) writeFileSync(values['save-trace'], guestTrace(plan.guest).text);
     const db = join(dir, 'guest.db');
     const gb = plan.guest.guestBytes / GiB;
@@ -489,18 +566,8 @@ async function main(): Promise<number> {
       );
     }
     const results = assemble(plan, { guest, model, rebuild, seek, bisect, curve, scattered, serve });
-    writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
-    const lines = [
-      `ioptrace benchmark (${plan.mode}), ${fmtNumber(seconds(started))} s, node ${process.version}`,
-      '',
-      ...renderTable(results),
-      '',
-      ...renderNotes(results),
-      '',
-      `wrote ${out}`,
-    ];
-    process.stdout.write(`${lines.join('\n')}\n`);
-    return 0;
+    if (values.kernel) results.B11 = kernelResult(plan.mode, await kernelStep());
+    return finish(results);
   } finally {
     if (values.keep) log(`databases kept in ${dir}`);
     else rmSync(dir, { recursive: true, force: true });

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * The runtime of a trace exported by `ioptrace export-c`: it performs the trace's ops on a real kernel
- * built with CONFIG_IOMMUFD_TEST and prints one JSON line per op. `ioptrace export-c` writes this file
- * followed by the op table of one trace (OPS, N_OPS and the sizes below), so the result is one C file
- * that needs nothing but a C library.
+ * built with CONFIG_IOMMUFD_TEST and prints one JSON line per op. Two programs are built from it:
+ * - `ioptrace export-c` writes this file followed by the op table of one trace and a main() that calls
+ *   run_trace() on it, so the result is one C file that needs nothing but a C library (the reproducer a
+ *   kernel developer gets);
+ * - native/export-c/runner.c includes it and reads many traces in the compact form (src/groundtruth/
+ *   compact.ts) from a file, running each in a forked child: one static binary for a whole VM boot.
  *
  * How the trace's world is built:
  * - The first process of this program is a supervisor, never a trace process. Each trace `process` is a
@@ -130,8 +133,9 @@ struct op {
 	const int *domains;
 };
 
-/* Written by the exporter after this file. */
-extern const struct op OPS[];
+/* The trace being run (run_trace sets them). */
+static const struct op *OPS;
+static int ops_count;
 
 #define CTX_FD0 100
 #define ACCESS_FD0 300
@@ -139,14 +143,16 @@ extern const struct op OPS[];
 
 /* ---- shared state ------------------------------------------------------------------------------------ */
 
+/* Every object slot is made by an op of the trace, so the op count bounds each table: they are sized by it
+ * and live after the struct in the same shared mapping (pointers made before the first fork stay valid). */
 struct shared {
-	uint32_t ioas_id[N_IOAS + 1];
-	uint32_t stdev_id[N_DOMAINS + 1]; /* the mock device: destroying it detaches the domain */
-	uint32_t hwpt_id[N_DOMAINS + 1];  /* the domain itself: what MD_CHECK_MAP names */
-	uint32_t pages_id[N_PINS + 1];
-	int pin_ok[N_PINS + 1];
-	int domain_ok[N_DOMAINS + 1];
-	int vfio_type1[N_CTXS + 1];
+	uint32_t *ioas_id;
+	uint32_t *stdev_id; /* the mock device: destroying it detaches the domain */
+	uint32_t *hwpt_id;  /* the domain itself: what MD_CHECK_MAP names */
+	uint32_t *pages_id;
+	int *pin_ok;
+	int *domain_ok;
+	int *vfio_type1;
 	int err;        /* the op's errno (0: success) */
 	int check_err;  /* a check's answer */
 	int has_value;
@@ -192,7 +198,13 @@ static const char *errname(int e)
 	case EADDRINUSE: return "EADDRINUSE";
 	case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
 	case 524: return "ENOTSUPP";
-	default: return "EUNKNOWN";
+	default: {
+		/* Any other errno by its number, so that a report can still say which it was. */
+		static char other[16];
+
+		snprintf(other, sizeof(other), "E%d", e);
+		return other;
+	}
 	}
 }
 
@@ -567,7 +579,7 @@ static void child_loop(int cmd, int ack_fd)
 				close(fd);
 			}
 		} else if (m.what == M_CLOSE) {
-			close(m.num);
+			S->err = close(m.num) ? errno : 0;
 		} else if (m.what == M_RUN) {
 			run_op(&OPS[m.index], m.fail_nth);
 		}
@@ -739,16 +751,47 @@ static void run_in(int caller, int index, unsigned fail_nth)
 	wait_ack(caller);
 }
 
-int main(void)
+/* The shared page set of a trace of `n_ops` ops: the answers, then one table per object kind. */
+static int map_shared(int n_ops)
+{
+	size_t slots = (size_t)n_ops + 1;
+	size_t bytes = sizeof(*S) + slots * (4 * sizeof(uint32_t) + 3 * sizeof(int));
+	char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -1;
+	S = (struct shared *)p;
+	p += sizeof(*S);
+	S->ioas_id = (uint32_t *)p, p += slots * sizeof(uint32_t);
+	S->stdev_id = (uint32_t *)p, p += slots * sizeof(uint32_t);
+	S->hwpt_id = (uint32_t *)p, p += slots * sizeof(uint32_t);
+	S->pages_id = (uint32_t *)p, p += slots * sizeof(uint32_t);
+	S->pin_ok = (int *)p, p += slots * sizeof(int);
+	S->domain_ok = (int *)p, p += slots * sizeof(int);
+	S->vfio_type1 = (int *)p;
+	return 0;
+}
+
+/* Run one trace in this process (its supervisor) and print its JSON lines; returns the exit status. Every
+ * object fd it opened is closed before it returns, so the kernel has torn the trace's objects down. */
+static int run_trace(const char *trace_name, const struct op *ops, int n_ops)
 {
 	unsigned pending_nth = 0;
+	int n_ctxs = 0, n_accesses = 0;
 	struct sigaction sa = { .sa_handler = on_segv, .sa_flags = SA_NODEFER };
 
+	OPS = ops;
+	ops_count = n_ops;
+	for (int i = 0; i < n_ops; i++) {
+		if (ops[i].kind == K_OPEN && ops[i].a >= n_ctxs)
+			n_ctxs = ops[i].a + 1;
+		if (ops[i].kind == K_ACCESS_CREATE && ops[i].b >= n_accesses)
+			n_accesses = ops[i].b + 1;
+	}
 	sigaction(SIGSEGV, &sa, NULL);
 	sigaction(SIGBUS, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	S = mmap(NULL, sizeof(*S), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (S == MAP_FAILED) {
+	if (map_shared(n_ops)) {
 		perror("ioptrace-export: mmap");
 		return 98;
 	}
@@ -760,8 +803,10 @@ int main(void)
 	debugfs_write("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N");
 	debugfs_write("/sys/kernel/debug/fail_page_alloc/ignore-gfp-highmem", "N");
 	debugfs_write("/sys/kernel/debug/fail_page_alloc/min-order", "0");
-	printf("{\"begin\":\"%s\",\"ops\":%d}\n", TRACE_NAME, N_OPS);
-	for (int i = 0; i < N_OPS; i++) {
+	printf("{\"begin\":");
+	json_string(trace_name);
+	printf(",\"ops\":%d}\n", n_ops);
+	for (int i = 0; i < n_ops; i++) {
 		const struct op *o = &OPS[i];
 		int supervised = o->kind == K_PROCESS || o->kind == K_EXIT || o->kind == K_FAULT ||
 				 o->kind == K_TEMP_LIMIT || o->kind == K_OPEN || o->kind == K_ACCESS_CREATE ||
@@ -832,6 +877,7 @@ int main(void)
 				close(ACCESS_FD0 + o->b);
 				send_msg(o->caller, &m);
 				wait_ack(o->caller);
+				e = S->err; /* the caller's close: EBADF when the access was never created */
 			} else {
 				e = RC(close(ACCESS_FD0 + o->b));
 			}
@@ -859,11 +905,15 @@ int main(void)
 	for (int p = 0; p < MAX_PROCS; p++)
 		if (alive[p])
 			end_process(p);
-	for (int k = 0; k <= N_ACCESSES; k++)
+	for (int k = 0; k < n_accesses; k++)
 		close(ACCESS_FD0 + k);
-	for (int k = 0; k <= N_CTXS; k++)
+	for (int k = 0; k < n_ctxs; k++)
 		close(CTX_FD0 + k);
-	drain_kmsg(N_OPS + 1);
-	printf("{\"end\":\"%s\"}\n", TRACE_NAME);
+	drain_kmsg(n_ops + 1);
+	if (kmsg_fd >= 0)
+		close(kmsg_fd);
+	printf("{\"end\":");
+	json_string(trace_name);
+	printf("}\n");
 	return 0;
 }

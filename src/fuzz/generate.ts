@@ -37,6 +37,11 @@ const IOVA_BASE = 1n << 24n;
 /** Each process's mappings start at its own 1 TiB slot above this. */
 const VA_BASE = 0x7f00_0000_0000n;
 const VA_SLOT = 1n << 40n;
+/**
+ * The exportable subset's slots are 64 GiB: with 1 TiB slots the second process would map at 2^47, above
+ * x86-64's user address space (47 bits without 5-level paging), where the kernel's mmap says ENOMEM.
+ */
+const EXPORTABLE_VA_SLOT = 1n << 36n;
 /** Explicit physical layouts live far above the default allocator's PFNs (which start at 0x40000). */
 const EXPLICIT_PFN_BASE = 0x10_0000;
 
@@ -49,6 +54,12 @@ export interface GenerateOptions {
    * (processes, mappings, contexts, IOASes: 4 to 15 ops) is generated whatever the budget.
    */
   maxOps: number;
+  /**
+   * Only what a user-space program can perform on a real kernel (`ioptrace export-c`, `fuzz --against-kernel`):
+   * no explicit physical layouts, no kernel-thread callers, no named fault sites, mock domains only. The draws
+   * of the other choices stay the same, so the rest of the walk keeps its weights.
+   */
+  exportable?: boolean;
 }
 
 export interface GeneratedTrace {
@@ -134,7 +145,10 @@ class Generator {
   /** Explicit layouts of 4 KiB mappings, for sharing frames between processes. */
   private readonly sharedLayouts: [number, number][][] = [];
 
-  constructor(private readonly rng: Rng) {}
+  constructor(
+    private readonly rng: Rng,
+    private readonly exportable = false,
+  ) {}
 
   // ---- world helpers ---------------------------------------------------------------------------------
 
@@ -159,6 +173,12 @@ class Generator {
   /** A caller for an access op: a kernel thread (no mm: every user access is remote) or a live process. */
   private caller(kthreadChance: number): string {
     const alive = this.alive();
+    if (this.exportable) {
+      // A live process always; with none alive, KTHREAD tells the action it has no caller to use.
+      if (alive.length === 0) return KTHREAD;
+      this.rng.chance(kthreadChance);
+      return this.rng.pick(alive).name;
+    }
     if (alive.length === 0 || this.rng.chance(kthreadChance)) return KTHREAD;
     return this.rng.pick(alive).name;
   }
@@ -192,7 +212,12 @@ class Generator {
       [15, BigInt(this.rng.between(1, 16)) << 20n],
     ]);
     this.push({ op: 'process', pid: name, uid: 1000, memlock, cap_ipc_lock: this.rng.chance(0.1) });
-    const proc: ProcW = { name, alive: true, regions: [], nextVa: VA_BASE + BigInt(this.procs.length) * VA_SLOT };
+    const proc: ProcW = {
+      name,
+      alive: true,
+      regions: [],
+      nextVa: VA_BASE + BigInt(this.procs.length) * (this.exportable ? EXPORTABLE_VA_SLOT : VA_SLOT),
+    };
     this.procs.push(proc);
     return proc;
   }
@@ -249,7 +274,7 @@ class Generator {
         [1, 3],
       ]);
       pages = nhuge * HUGE_PFNS;
-      pfns = this.hugeLayout(nhuge);
+      pfns = this.exportable ? null : this.hugeLayout(nhuge);
       proc.nextVa = alignUp(proc.nextVa, HUGE);
     } else {
       pages = this.rng.weighted([
@@ -259,7 +284,7 @@ class Generator {
         [2, this.rng.between(6, 10)],
         [1, 16],
       ]);
-      pfns = this.smallLayout(pages);
+      pfns = this.exportable ? null : this.smallLayout(pages);
       if (pfns !== null && !this.sharedLayouts.includes(pfns)) this.sharedLayouts.push(pfns);
     }
     const writable = !this.rng.chance(0.1);
@@ -437,7 +462,11 @@ class Generator {
       range = { iova: area.iova, length: last.iova + last.length - area.iova };
     }
     if (range === null) return false;
-    const dst = this.rng.pick(this.ioases);
+    // IOMMU_IOAS_COPY names both IOASes by id in the one iommufd it is issued on: a user-space copy stays in
+    // its context (the model's trace may cross them; the exportable subset does not).
+    const dst = this.exportable
+      ? this.rng.pick(this.ioases.filter((io) => io.ctx === src.ctx))
+      : this.rng.pick(this.ioases);
     const fixed = this.rng.chance(0.7);
     const dstIova = fixed ? this.placeIova(dst, offset, range.length) : null;
     this.push({
@@ -493,7 +522,7 @@ class Generator {
     const io = populated.length > 0 && this.rng.chance(0.7) ? this.rng.pick(populated) : this.rng.pick(this.ioases);
     if (io.domains >= 3) return false;
     const name = `d${++this.counters.domain}`;
-    const generic = this.rng.chance(0.3);
+    const generic = this.rng.chance(0.3) && !this.exportable;
     const pgsizes = generic && this.rng.chance(0.25) ? [4096] : null;
     this.push({
       op: 'domain_attach',
@@ -542,6 +571,7 @@ class Generator {
     }
     if (range === null) return false;
     const pid = this.caller(0.45);
+    if (this.exportable && pid === KTHREAD) return false;
     this.push({
       op: 'access_pin',
       access: access.name,
@@ -593,6 +623,7 @@ class Generator {
     }
     if (iova < area.iova) iova = area.iova;
     const pid = this.caller(0.5);
+    if (this.exportable && pid === KTHREAD) return false;
     // IOMMUFD_ACCESS_RW_KTHREAD is the caller declaring it has no mm (vfio_dma_rw sets it only then): a kernel
     // thread may leave it out (the slow path), a process never sets it (kthread_use_mm would WARN, rightly).
     const kthread = pid === KTHREAD && !this.rng.chance(0.2);
@@ -649,7 +680,7 @@ class Generator {
       [2, 3],
       [1, this.rng.between(4, 12)],
     ]);
-    const site: FaultSite | null = this.rng.chance(0.4) ? null : this.rng.pick(FAULT_SITES);
+    const site: FaultSite | null = this.rng.chance(0.4) || this.exportable ? null : this.rng.pick(FAULT_SITES);
     const at = this.ops.length;
     this.push({ op: 'fault', nth, site });
     // Weighted toward the ops whose failure paths unwind pins: pin, attach, map, copy.
@@ -808,7 +839,10 @@ class Generator {
       [2, this.accessDestroy],
       [hasAccessWork ? 4 : 2, this.exit],
       [2, this.rlimit],
-      [6, this.fault],
+      // The kernel's fail-nth counts every fault point of the calling task (slab, page allocator and every
+      // user copy, the ioctl's own argument copy first), the model only its named sites: an armed `nth`
+      // fails different calls in the two, so the exportable subset arms no fault.
+      [this.exportable ? 0 : 6, this.fault],
       [3, this.tempLimit],
       [this.ioases.some((i) => i.noLarge && i.areas.length > 0) ? 6 : 1, this.vfioUnmap],
       [1, this.hugePages],
@@ -860,7 +894,7 @@ export function generateTrace(options: GenerateOptions): GeneratedTrace {
   if (!Number.isSafeInteger(options.maxOps) || options.maxOps < 1) {
     throw new RangeError(`maxOps must be a positive integer, got ${options.maxOps}`);
   }
-  const gen = new Generator(new Rng(options.seed));
+  const gen = new Generator(new Rng(options.seed), options.exportable === true);
   gen.run(options.maxOps);
   return { seed: options.seed, header: { ...DEFAULT_TRACE_HEADER }, ops: gen.ops };
 }

@@ -43,6 +43,8 @@ export const REASONS = {
   unpin: 'unpins a range that no single earlier access_pin of this access pinned: the selftest unpins by pin id',
   hugeRefs: 'check_refs on huge pages: MD_CHECK_REFS skips compound pages, so the kernel cannot check it that way',
   noCtx: 'no context is open yet: the selftest command needs an iommufd fd',
+  crossCtx:
+    'copies between IOASes of two contexts: IOMMU_IOAS_COPY looks both ids up in the one iommufd it is issued on',
   tooMany: `more than ${MAX_PROCESSES} processes`,
 } as const;
 
@@ -60,9 +62,9 @@ interface Pin {
   open: boolean;
 }
 
-/** The C op record fields (runtime.c struct op), in order. */
-interface COp {
-  kind: string;
+/** One op record of runtime.c's `struct op` (fields in its order), as the C table and the compact form carry it. */
+export interface COp {
+  kind: OpKind;
   caller: number;
   a: number;
   b: number;
@@ -71,10 +73,53 @@ interface COp {
   z: bigint;
   flags: number;
   text: string | null;
-  ranges: string | null;
+  /** The ranges of ioas_allow_iovas ([start, last] pairs; `n` is their count). */
+  ranges: readonly (readonly [bigint, bigint])[] | null;
   n: number;
-  domains: string | null;
+  /** The domain slots check_map checks (`n` is their count). */
+  domains: readonly number[] | null;
 }
+
+/** One row of a trace's op table: the op's index (1-based), trace line, name and record. */
+export interface OpRow {
+  index: number;
+  line: number;
+  name: string;
+  op: COp;
+}
+
+/** runtime.c's enum op_kind, in its order (the compact form names kinds by these names). */
+export const OP_KINDS = [
+  'K_SKIP',
+  'K_PROCESS',
+  'K_MMAP',
+  'K_MUNMAP',
+  'K_WRITE',
+  'K_READ',
+  'K_EXIT',
+  'K_RLIMIT',
+  'K_FAULT',
+  'K_TEMP_LIMIT',
+  'K_OPEN',
+  'K_IOAS_ALLOC',
+  'K_IOAS_MAP',
+  'K_IOAS_UNMAP',
+  'K_IOAS_COPY',
+  'K_ALLOW_IOVAS',
+  'K_HUGE_PAGES',
+  'K_DOMAIN_ATTACH',
+  'K_DOMAIN_DETACH',
+  'K_ACCESS_CREATE',
+  'K_ACCESS_DESTROY',
+  'K_ACCESS_PIN',
+  'K_ACCESS_UNPIN',
+  'K_ACCESS_RW',
+  'K_ACCESS_REPLACE',
+  'K_VFIO_UNMAP',
+  'K_CHECK_MAP',
+  'K_CHECK_REFS',
+] as const;
+export type OpKind = (typeof OP_KINDS)[number];
 
 const u64 = (v: bigint): string => `0x${(v & U64_MAX).toString(16)}ULL`;
 const cString = (s: string): string => JSON.stringify(s);
@@ -86,8 +131,7 @@ class Exporter {
   readonly domains = new Map<string, { slot: number; ioas: string; attached: boolean }>();
   readonly accesses = new Map<string, { slot: number; ioas: string }>();
   readonly pins: Pin[] = [];
-  readonly arrays: string[] = [];
-  readonly rows: string[] = [];
+  readonly rows: OpRow[] = [];
   readonly notExportable: NotExportable[] = [];
   private procSlots = 0;
 
@@ -141,10 +185,7 @@ class Exporter {
   }
 
   private row(index: number, line: number, name: string, c: COp): void {
-    const text = c.text === null ? 'NULL' : cString(c.text);
-    this.rows.push(
-      `\t{ ${c.kind}, ${line}, ${cString(name)}, ${c.caller}, ${c.a}, ${c.b}, ${u64(c.x)}, ${u64(c.y)}, ${u64(c.z)}, ${c.flags}u, ${text}, ${c.ranges ?? 'NULL'}, ${c.n}, ${c.domains ?? 'NULL'} }, /* op ${index} */`,
-    );
+    this.rows.push({ index, line, name, op: c });
   }
 
   private skip(index: number, line: number, name: string, reason: string): void {
@@ -236,18 +277,19 @@ class Exporter {
         Object.assign(c, { kind: 'K_IOAS_UNMAP', ...this.ioasFields(op.ioas), x: op.iova, y: op.length });
         break;
       case 'ioas_copy':
+        if (this.ctxOfIoas(op.src) !== this.ctxOfIoas(op.dst)) {
+          this.skip(index, line, name, REASONS.crossCtx);
+          return;
+        }
         Object.assign(c, { kind: 'K_IOAS_COPY', ...this.ioasFields(op.dst), x: op.src_iova, y: op.length });
         c.n = this.ioases.get(op.src)?.slot ?? 0;
         c.z = op.dst_iova ?? 0n;
         c.flags = (op.dst_iova !== null ? 1 : 0) | (op.write ? 2 : 0) | (op.read ? 4 : 0);
         break;
-      case 'ioas_allow_iovas': {
-        const array = `R${index}`;
-        const body = op.ranges.map(([s, l]) => `{ ${u64(s)}, ${u64(l)} }`).join(', ');
-        this.arrays.push(`static const struct x_range ${array}[] = { ${body || '{ 0, 0 }'} };`);
-        Object.assign(c, { kind: 'K_ALLOW_IOVAS', ...this.ioasFields(op.ioas), ranges: array, n: op.ranges.length });
+      case 'ioas_allow_iovas':
+        Object.assign(c, { kind: 'K_ALLOW_IOVAS', ...this.ioasFields(op.ioas), ranges: op.ranges });
+        c.n = op.ranges.length;
         break;
-      }
       case 'ioas_huge_pages':
         Object.assign(c, { kind: 'K_HUGE_PAGES', ...this.ioasFields(op.ioas), x: op.enable ? 1n : 0n });
         break;
@@ -310,10 +352,8 @@ class Exporter {
         break;
       case 'check_map': {
         const attached = [...this.domains.values()].filter((d) => d.attached && d.ioas === op.ioas);
-        const array = `D${index}`;
-        this.arrays.push(`static const int ${array}[] = { ${attached.map((d) => d.slot).join(', ') || '0'} };`);
         Object.assign(c, { kind: 'K_CHECK_MAP', ...this.ioasFields(op.ioas), x: op.iova, y: op.length });
-        Object.assign(c, { z: op.uptr, domains: array, n: attached.length });
+        Object.assign(c, { z: op.uptr, domains: attached.map((d) => d.slot), n: attached.length });
         break;
       }
       case 'check_refs': {
@@ -370,36 +410,63 @@ const EMPTY: COp = {
   domains: null,
 };
 
-/** The C program of a trace; `name` is printed in its begin/end lines. */
-export function exportC(trace: ParsedTrace, name: string): ExportedProgram {
+/** The op table of a trace: one row per op, and the ops user space cannot perform (rows of kind K_SKIP). */
+export function exportOps(trace: ParsedTrace): { rows: OpRow[]; notExportable: NotExportable[] } {
   const ex = new Exporter();
   trace.entries.forEach((entry, i) => ex.add(i + 1, entry.line, entry.op));
-  const count = (n: number): number => Math.max(n, 1);
+  return { rows: ex.rows, notExportable: ex.notExportable };
+}
+
+/** The C initializers of the table: helper arrays (ranges, domain lists) first, then the rows. */
+function cTable(rows: readonly OpRow[]): { arrays: string[]; rows: string[] } {
+  const arrays: string[] = [];
+  const lines = rows.map(({ index, line, name, op: c }) => {
+    let ranges = 'NULL';
+    let domains = 'NULL';
+    if (c.ranges !== null) {
+      ranges = `R${index}`;
+      const body = c.ranges.map(([s, l]) => `{ ${u64(s)}, ${u64(l)} }`).join(', ');
+      arrays.push(`static const struct x_range ${ranges}[] = { ${body || '{ 0, 0 }'} };`);
+    }
+    if (c.domains !== null) {
+      domains = `D${index}`;
+      arrays.push(`static const int ${domains}[] = { ${c.domains.join(', ') || '0'} };`);
+    }
+    const text = c.text === null ? 'NULL' : cString(c.text);
+    return `\t{ ${c.kind}, ${line}, ${cString(name)}, ${c.caller}, ${c.a}, ${c.b}, ${u64(c.x)}, ${u64(c.y)}, ${u64(c.z)}, ${c.flags}u, ${text}, ${ranges}, ${c.n}, ${domains} }, /* op ${index} */`;
+  });
+  return { arrays, rows: lines };
+}
+
+/** The C program of a trace; `name` is printed in its begin/end lines. */
+export function exportC(trace: ParsedTrace, name: string): ExportedProgram {
+  const { rows, notExportable } = exportOps(trace);
+  const table = cTable(rows);
   const head = [
     `/* Generated by ioptrace export-c from ${name.replace(/\*\//g, '* /')}: ${trace.entries.length} ops. */`,
     `#define TRACE_NAME ${cString(name)}`,
     `#define N_OPS ${trace.entries.length}`,
-    `#define N_CTXS ${count(ex.ctxs.size)}`,
-    `#define N_IOAS ${count(ex.ioases.size)}`,
-    `#define N_DOMAINS ${count(ex.domains.size)}`,
-    `#define N_ACCESSES ${count(ex.accesses.size)}`,
-    `#define N_PINS ${count(ex.pins.length)}`,
     '',
   ];
   const runtime = readFileSync(nativeFile('export-c', 'runtime.c'), 'utf8');
-  const table = [
+  const tail = [
     '',
     '/* ---- the trace ---- */',
-    ...ex.arrays,
-    'const struct op OPS[] = {',
-    ...ex.rows,
+    ...table.arrays,
+    'static const struct op TRACE_OPS[] = {',
+    ...table.rows,
     '\t{ 0 }',
     '};',
     '',
+    'int main(void)',
+    '{',
+    '\treturn run_trace(TRACE_NAME, TRACE_OPS, N_OPS);',
+    '}',
+    '',
   ];
   return {
-    source: [...head, runtime, ...table].join('\n'),
+    source: [...head, runtime, ...tail].join('\n'),
     ops: trace.entries.length,
-    notExportable: ex.notExportable,
+    notExportable,
   };
 }

@@ -32,7 +32,14 @@ export function planText(programs: readonly PlannedProgram[]): string {
     .join('');
 }
 
-export function initramfsEntries(programs: readonly PlannedProgram[]): CpioEntry[] {
+/** A data file for the programs (a batch of traces), at a path under /tests. */
+export interface ExtraFile {
+  /** Relative to the initramfs root, under tests/. */
+  path: string;
+  data: Buffer;
+}
+
+export function initramfsEntries(programs: readonly PlannedProgram[], files: readonly ExtraFile[] = []): CpioEntry[] {
   const entries: CpioEntry[] = [
     ...['bin', 'dev', 'proc', 'sys', 'tmp', 'tests', 'root'].map((path): CpioEntry => ({ kind: 'dir', path })),
     { kind: 'chardev', path: 'dev/console', major: 5, minor: 1 },
@@ -43,9 +50,13 @@ export function initramfsEntries(programs: readonly PlannedProgram[]): CpioEntry
   ];
   for (const p of programs)
     entries.push({ kind: 'file', path: `tests/${p.name}`, data: readFileSync(p.file), mode: 0o755 });
+  for (const f of files) {
+    if (!/^tests\/[A-Za-z0-9._-]+$/.test(f.path)) throw new Error(`bad data file path for the VM: "${f.path}"`);
+    entries.push({ kind: 'file', path: f.path, data: f.data, mode: 0o644 });
+  }
   return entries;
 }
 
-export function buildInitramfs(programs: readonly PlannedProgram[]): Buffer {
-  return cpioNewcGzip(initramfsEntries(programs));
+export function buildInitramfs(programs: readonly PlannedProgram[], files: readonly ExtraFile[] = []): Buffer {
+  return cpioNewcGzip(initramfsEntries(programs, files));
 }

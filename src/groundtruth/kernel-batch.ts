@@ -1,22 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * A batch of traces through the ground-truth kernel: export each (export-c.ts), compile it statically,
- * boot the VM once for all of them, and compare each result with the model (kernel-run.ts).
+ * A batch of traces through the ground-truth kernel: all of them in one boot through the trace runner
+ * (runner.ts; a crash costs a boot for the traces after it), each result compared with the model
+ * (kernel-run.ts). `ioptrace export-c` remains the standalone program of one trace.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { VariantSpec } from '../kernel/variants.js';
 import { parseTraceText } from '../replay/parse.js';
-import { runTool } from './exec.js';
-import { exportC } from './export-c.js';
-import type { PlannedProgram } from './initramfs.js';
 import { buildKernel } from './kernel-build.js';
 import type { KernelBuild, Say } from './kernel-build.js';
 import { compareRun, modelRun, observedRecording, parseKernelOutput, storeRecording } from './kernel-run.js';
 import type { KernelOutput, TraceComparison } from './kernel-run.js';
-import { runVm } from './vm.js';
-import type { VmResult } from './vm.js';
+import { runOnKernel } from './runner.js';
+import type { BootStat } from './runner.js';
 
 export interface BatchTrace extends TraceComparison {
   path: string;
@@ -28,13 +25,23 @@ export interface BatchTrace extends TraceComparison {
 
 export interface BatchResult {
   kernel: KernelBuild;
-  vm: Pick<VmResult, 'release' | 'bootSeconds' | 'wallSeconds' | 'hugepages' | 'completed'>;
+  vm: {
+    release: string | undefined;
+    hugepages: number | undefined;
+    /** Guest seconds to /init of the first boot. */
+    bootSeconds: number | undefined;
+    /** Host wall seconds of all boots. */
+    wallSeconds: number;
+    /** Every trace ran to its end in the boots (no crash, no timeout). */
+    completed: boolean;
+    boots: BootStat[];
+  };
   variant: string;
   traces: BatchTrace[];
 }
 
-/** A name the VM's plan accepts, unique in the batch. */
-function programName(path: string, taken: Set<string>): string {
+/** A name the runner accepts, unique in the batch. */
+export function programName(path: string, taken: Set<string>): string {
   const base =
     basename(path)
       .replace(/\.jsonl$/, '')
@@ -48,73 +55,53 @@ function programName(path: string, taken: Set<string>): string {
 export async function runKernelBatch(
   paths: readonly string[],
   variant: VariantSpec & { label: string },
-  opts: { say: Say; recordDir?: string; timeoutMs?: number },
+  opts: { say: Say; recordDir?: string },
 ): Promise<BatchResult> {
   const kernel = await buildKernel(opts.say);
-  const work = mkdtempSync(join(tmpdir(), 'ioptrace-kernel-run-'));
-  try {
-    const taken = new Set<string>();
-    const items = paths.map((path) => {
-      const text = readFileSync(path, 'utf8');
-      return { path, text, trace: parseTraceText(text, path), name: programName(path, taken) };
-    });
-    const programs: PlannedProgram[] = [];
-    for (const item of items) {
-      const source = join(work, `${item.name}.c`);
-      const file = join(work, item.name);
-      writeFileSync(source, exportC(item.trace, item.path).source);
-      await runTool('gcc', ['-O1', '-w', '-static', '-o', file, source], {
-        log: join(work, 'cc.log'),
-        nice: true,
-        what: `compiling the program of ${item.path}`,
-      });
-      programs.push({ name: item.name, file });
-    }
-    opts.say(`booting ${kernel.release} once for ${programs.length} program(s)`);
-    const vm = await runVm({
-      bzImage: kernel.bzImage,
-      programs,
-      ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
-    });
-    const traces = items.map((item): BatchTrace => {
-      const run = vm.runs.find((r) => r.name === item.name);
-      const output = parseKernelOutput(run?.output ?? '');
-      const comparison = compareRun(item.trace, output, modelRun(item.trace, variant));
-      const recording =
-        opts.recordDir === undefined
-          ? null
-          : storeRecording(
-              opts.recordDir,
-              item.name,
-              observedRecording(
-                item.text,
-                item.trace,
-                output,
-                `${vm.release ?? kernel.release} (model variant ${variant.label})`,
-              ),
-            );
-      return {
-        ...comparison,
-        path: item.path,
-        name: item.name,
-        exitStatus: run?.exitStatus,
-        kernel: output,
-        recording,
-      };
-    });
+  const taken = new Set<string>();
+  const items = paths.map((path) => {
+    const text = readFileSync(path, 'utf8');
+    return { path, text, trace: parseTraceText(text, path), name: programName(path, taken) };
+  });
+  opts.say(`booting ${kernel.release} for ${items.length} trace(s) through the trace runner`);
+  const run = await runOnKernel(kernel, items, { say: opts.say });
+  const traces = items.map((item): BatchTrace => {
+    const r = run.runs.get(item.name);
+    const output = parseKernelOutput(r?.output ?? '');
+    const comparison = compareRun(item.trace, output, modelRun(item.trace, variant));
+    const recording =
+      opts.recordDir === undefined
+        ? null
+        : storeRecording(
+            opts.recordDir,
+            item.name,
+            observedRecording(
+              item.text,
+              item.trace,
+              output,
+              `${run.release ?? kernel.release} (model variant ${variant.label})`,
+            ),
+          );
     return {
-      kernel,
-      vm: {
-        release: vm.release,
-        bootSeconds: vm.bootSeconds,
-        wallSeconds: vm.wallSeconds,
-        hugepages: vm.hugepages,
-        completed: vm.completed,
-      },
-      variant: variant.label,
-      traces,
+      ...comparison,
+      path: item.path,
+      name: item.name,
+      exitStatus: r?.how === 'exit' ? (r.status ?? undefined) : undefined,
+      kernel: output,
+      recording,
     };
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
+  });
+  return {
+    kernel,
+    vm: {
+      release: run.release,
+      hugepages: run.hugepages,
+      bootSeconds: run.boots[0]?.bootSeconds,
+      wallSeconds: run.boots.reduce((s, b) => s + b.wallSeconds, 0),
+      completed: [...run.runs.values()].every((r) => r.how === 'exit'),
+      boots: run.boots,
+    },
+    variant: variant.label,
+    traces,
+  };
 }

@@ -9,15 +9,22 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildInitramfs } from './initramfs.js';
-import type { PlannedProgram } from './initramfs.js';
+import type { ExtraFile, PlannedProgram } from './initramfs.js';
 import { ToolError } from './exec.js';
 
 export interface VmOptions {
   bzImage: string;
   programs: readonly PlannedProgram[];
+  /** Data files for the programs, in /tests. */
+  files?: readonly ExtraFile[];
   memoryMb?: number;
   /** Kill the VM after this long (default 15 minutes: software emulation on a loaded machine is slow). */
   timeoutMs?: number;
+  /**
+   * On a timeout, hand back what the console had (completed false) instead of failing, when the VM had
+   * booted: a batch runner keeps the traces that finished and reruns the others.
+   */
+  partialOnTimeout?: boolean;
 }
 
 export interface ProgramRun {
@@ -163,7 +170,7 @@ export async function runVm(opts: VmOptions): Promise<VmResult> {
   const work = mkdtempSync(join(tmpdir(), 'ioptrace-vm-'));
   try {
     const initrd = join(work, 'initramfs.cpio.gz');
-    writeFileSync(initrd, buildInitramfs(opts.programs));
+    writeFileSync(initrd, buildInitramfs(opts.programs, opts.files ?? []));
     const args = qemuArgs(opts.bzImage, initrd, opts.memoryMb ?? 512);
     const t0 = Date.now();
     const chunks: Buffer[] = [];
@@ -187,7 +194,7 @@ export async function runVm(opts: VmOptions): Promise<VmResult> {
       });
     });
     const result = parseConsole(Buffer.concat(chunks).toString('utf8'), (Date.now() - t0) / 1000);
-    if (status.timedOut && !result.completed)
+    if (status.timedOut && !result.completed && !(opts.partialOnTimeout === true && result.booted))
       throw new ToolError(
         `the VM did not finish within ${Math.round(timeoutMs / 1000)} s${result.booted ? '' : ' (it never reached /init)'}; last console lines:\n${result.console.split('\n').slice(-15).join('\n')}`,
       );
