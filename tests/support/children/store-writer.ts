@@ -47,7 +47,7 @@ if (mode === 'open') {
     Atomics.wait(sleeper, 0, 0, 60_000);
     process.exit(4);
   };
-  const writer = store.beginRun(runInfo(), { batchSize: PAUSE_RUN.batchSize, onWriteStep });
+  const writer = await store.beginRun(runInfo(), { batchSize: PAUSE_RUN.batchSize, onWriteStep });
   for (let seq = 1; seq <= PAUSE_RUN.events; seq++) {
     writer.append(eventRow(seq));
     if (seq % EVENTS_PER_OP === 0) writer.endOp(opRow(seq / EVENTS_PER_OP - 1));
@@ -61,12 +61,12 @@ if (mode === 'open') {
       );
     }
   }
-  writer.finish('complete', { finalDigest: '00000000000000ff' });
+  await writer.finish('complete', { finalDigest: '00000000000000ff' });
   writeSync(1, 'done\n');
   await store.close();
 } else {
   const batchSize = Number(rest[0]);
-  const writer = store.beginRun(runInfo(), { batchSize });
+  const writer = await store.beginRun(runInfo(), { batchSize });
   writeSync(1, `run ${writer.run}\n`);
   const deadline = Date.now() + 60_000;
   for (let seq = 1; Date.now() < deadline; seq++) {
