@@ -3,6 +3,8 @@
  * Child process for the multi-process store tests: run with vite-node by tests/int/store-crash.test.ts,
  * and built by tsc (tsconfig.e2e.json) for tests/e2e/verify-interrupted.test.ts, which starts it often.
  *
+ * DB is a SQLite file or a postgres:// URL (tests/pg/kill.test.ts).
+ *
  *   store-writer.ts open DB          open (migrating) the store, write "opened" to fd 1, exit
  *   store-writer.ts write DB BATCH   begin a run and append events in batches of BATCH until killed,
  *                                          writing "committed <seq>" to fd 1 after each batch commits
@@ -72,8 +74,9 @@ if (mode === 'open') {
   for (let seq = 1; Date.now() < deadline; seq++) {
     writer.append(eventRow(seq));
     if (seq % EVENTS_PER_OP === 0) writer.endOp(opRow(seq / EVENTS_PER_OP - 1));
-    // append() commits the batch that its row completes.
+    // The append that completes a batch cuts it: SQLite commits it there, a server store at settle().
     if (seq % batchSize === 0) {
+      if (writer.unsettled) await writer.settle();
       writeSync(1, `committed ${seq}\n`);
       if (mode === 'slow') Atomics.wait(sleeper, 0, 0, 2);
     }
