@@ -32,6 +32,7 @@ import { measurePgAppend, recordIntoPostgres } from './postgres.js';
 import type { PgAppendMeasurement } from './postgres.js';
 import { measureRebuild } from './rebuild.js';
 import type { RebuildMeasurement } from './rebuild.js';
+import { maxOf, minOf } from '../src/lib/arrays.js';
 import { fmtNumber, fmtPct, makeResult, renderNotes, renderTable } from './report.js';
 import type { BenchResult, CurvePoint, Mode, Results } from './report.js';
 import { openStore } from '../src/store/index.js';
@@ -463,11 +464,15 @@ async function measurePostgres(
         ),
       );
       const events = done.reduce((sum, d) => sum + d.events, 0);
-      const secs = (Math.max(...done.map((d) => d.endMs)) - Math.min(...done.map((d) => d.startMs))) / 1000;
+      const secs = (maxOf(done.map((d) => d.endMs)) - minOf(done.map((d) => d.startMs))) / 1000;
       writers.push({ writers: n, events, seconds: secs, eventsPerSec: events / secs });
       log(`B9 ${n} writers: ${fmtNumber(events / secs)} events/s`);
     }
-    return { append, writers, guest: `${options.guestBytes / GiB} GiB guest, ${fmtNumber(options.accessOps)} access ops` };
+    return {
+      append,
+      writers,
+      guest: `${options.guestBytes / GiB} GiB guest, ${fmtNumber(options.accessOps)} access ops`,
+    };
   } finally {
     await server?.stop();
   }
@@ -535,7 +540,9 @@ async function main(): Promise<number> {
     const previous = existsSync(out) ? (JSON.parse(readFileSync(out, 'utf8')) as Results) : {};
     const results: Results = { ...previous, B9: pgResult(plan.mode, postgres) };
     writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
-    process.stdout.write(`${[...renderTable({ B9: results.B9! }), '', ...renderNotes({ B9: results.B9! }), '', `wrote ${out}`].join('\n')}\n`);
+    process.stdout.write(
+      `${[...renderTable({ B9: results.B9! }), '', ...renderNotes({ B9: results.B9! }), '', `wrote ${out}`].join('\n')}\n`,
+    );
     rmSync(dir, { recursive: true, force: true });
     return 0;
   }

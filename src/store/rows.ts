@@ -102,4 +102,3 @@ export function parseRow<T>(schema: z.ZodType<T>, row: unknown, what: string): T
   }
   return parsed.data;
 }
-

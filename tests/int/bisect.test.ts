@@ -176,9 +176,14 @@ describe('bisectRuns over the store', () => {
 
   it('with --align prefix compares setup and the ops both traces start with (expectations aside)', async () => {
     const s = await opened();
-    const r = await bisectRuns(s, await record(s, BAD_FREE, 'v3'), await record(s, `${FIX}/map-no-prot.jsonl`, 'upstream'), {
-      align: 'prefix',
-    });
+    const r = await bisectRuns(
+      s,
+      await record(s, BAD_FREE, 'v3'),
+      await record(s, `${FIX}/map-no-prot.jsonl`, 'upstream'),
+      {
+        align: 'prefix',
+      },
+    );
     expect(r.commonTraceOps).toBe(4);
     expect(r.compared).toBe(5);
     expect(r.divergence).toBeNull();

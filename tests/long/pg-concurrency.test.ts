@@ -28,7 +28,9 @@ const WRITERS = 8;
 const TRACES_EACH = 20;
 
 const TRACES = [
-  ...readdirSync(join(root, 'replays')).filter((f) => f.endsWith('.jsonl')).map((f) => `replays/${f}`),
+  ...readdirSync(join(root, 'replays'))
+    .filter((f) => f.endsWith('.jsonl'))
+    .map((f) => `replays/${f}`),
   ...readdirSync(join(root, 'replays/selftest'))
     .filter((f) => f.endsWith('.jsonl'))
     .map((f) => `replays/selftest/${f}`),
@@ -44,65 +46,70 @@ afterAll(() => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
 
-describe.skipIf(pgUrl === '')(`8 writers at once on PostgreSQL ${pgUrl === '' ? `(skipped: ${inject('pgSkip')})` : ''}`, () => {
-  it('never interleave within a run: every run verifies and has the head of its trace replayed alone', async () => {
-    // The reference: each trace replayed alone into SQLite.
-    const tmp = tempDir();
-    const heads = new Map<string, string>();
-    const spec = resolveVariant('v3', [], []);
-    const sqlite = await openStore(join(tmp.dir, 'alone.db'));
-    try {
-      for (const path of TRACES) {
-        const text = readFileSync(join(root, path), 'utf8');
-        const { head } = await recordReplay(sqlite, parseTraceText(text, path), {
-          tracePath: path,
-          traceText: text,
-          variant: spec.variant,
-          fixes: spec.fixes,
-        });
-        heads.set(path, head);
-        await yieldToEventLoop();
+describe.skipIf(pgUrl === '')(
+  `8 writers at once on PostgreSQL ${pgUrl === '' ? `(skipped: ${inject('pgSkip')})` : ''}`,
+  () => {
+    it('never interleave within a run: every run verifies and has the head of its trace replayed alone', async () => {
+      // The reference: each trace replayed alone into SQLite.
+      const tmp = tempDir();
+      const heads = new Map<string, string>();
+      const spec = resolveVariant('v3', [], []);
+      const sqlite = await openStore(join(tmp.dir, 'alone.db'));
+      try {
+        for (const path of TRACES) {
+          const text = readFileSync(join(root, path), 'utf8');
+          const { head } = await recordReplay(sqlite, parseTraceText(text, path), {
+            tracePath: path,
+            traceText: text,
+            variant: spec.variant,
+            fixes: spec.fixes,
+          });
+          heads.set(path, head);
+          await yieldToEventLoop();
+        }
+      } finally {
+        await sqlite.close();
+        tmp.remove();
       }
-    } finally {
-      await sqlite.close();
-      tmp.remove();
-    }
 
-    const db = await freshDatabase(pgUrl);
-    await (await openStore(db)).close();
-    const outputs = await Promise.all(
-      Array.from({ length: WRITERS }, (_, w) => {
-        const child = spawn(process.execPath, [viteNode, childScript, db, ...tracesOf(w)], {
-          cwd: root,
-          stdio: ['ignore', 'pipe', 'pipe'],
+      const db = await freshDatabase(pgUrl);
+      await (await openStore(db)).close();
+      const outputs = await Promise.all(
+        Array.from({ length: WRITERS }, (_, w) => {
+          const child = spawn(process.execPath, [viteNode, childScript, db, ...tracesOf(w)], {
+            cwd: root,
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          children.push(child);
+          return childLines(child, (lines) => lines.length >= TRACES_EACH);
+        }),
+      );
+
+      const store = await openStore(db, { readonly: true });
+      try {
+        const runs = await store.runs();
+        // Nothing else: exactly the 160 runs the writers reported, each complete, each with its trace.
+        const reported = outputs.flat().map((line) => {
+          const [, id, head, path] = line.split(' ');
+          return { id: Number(id), head, path };
         });
-        children.push(child);
-        return childLines(child, (lines) => lines.length >= TRACES_EACH);
-      }),
-    );
-
-    const store = await openStore(db, { readonly: true });
-    try {
-      const runs = await store.runs();
-      // Nothing else: exactly the 160 runs the writers reported, each complete, each with its trace.
-      const reported = outputs.flat().map((line) => {
-        const [, id, head, path] = line.split(' ');
-        return { id: Number(id), head, path };
-      });
-      expect(reported).toHaveLength(WRITERS * TRACES_EACH);
-      expect(runs.map((r) => r.id).sort((a, b) => a - b)).toEqual(reported.map((r) => r.id).sort((a, b) => a - b));
-      const expectedPaths = Array.from({ length: WRITERS }, (_, w) => tracesOf(w)).flat().sort();
-      expect(runs.map((r) => r.tracePath).sort()).toEqual(expectedPaths);
-      for (const run of runs) {
-        expect([run.id, run.status, run.headHash]).toEqual([run.id, 'complete', heads.get(run.tracePath)]);
+        expect(reported).toHaveLength(WRITERS * TRACES_EACH);
+        expect(runs.map((r) => r.id).sort((a, b) => a - b)).toEqual(reported.map((r) => r.id).sort((a, b) => a - b));
+        const expectedPaths = Array.from({ length: WRITERS }, (_, w) => tracesOf(w))
+          .flat()
+          .sort();
+        expect(runs.map((r) => r.tracePath).sort()).toEqual(expectedPaths);
+        for (const run of runs) {
+          expect([run.id, run.status, run.headHash]).toEqual([run.id, 'complete', heads.get(run.tracePath)]);
+        }
+        for (const r of reported) expect(r.head).toBe(heads.get(r.path as string));
+        const report = await store.verify();
+        expect(report.runs).toHaveLength(WRITERS * TRACES_EACH);
+        expect(report.runs.filter((r) => !r.ok)).toEqual([]);
+        expect(report.ok).toBe(true);
+      } finally {
+        await store.close();
       }
-      for (const r of reported) expect(r.head).toBe(heads.get(r.path as string));
-      const report = await store.verify();
-      expect(report.runs).toHaveLength(WRITERS * TRACES_EACH);
-      expect(report.runs.filter((r) => !r.ok)).toEqual([]);
-      expect(report.ok).toBe(true);
-    } finally {
-      await store.close();
-    }
-  });
-});
+    });
+  },
+);

@@ -48,28 +48,31 @@ const READS: string[][] = [
   ['verify', '4'],
 ];
 
-describe.skipIf(pgUrl === '')(`the analyses on PostgreSQL ${pgUrl === '' ? `(skipped: ${inject('pgSkip')})` : ''}`, () => {
-  const tmp = tempDir();
-  const sqlite = join(tmp.dir, 'same.db');
-  let postgres = '';
+describe.skipIf(pgUrl === '')(
+  `the analyses on PostgreSQL ${pgUrl === '' ? `(skipped: ${inject('pgSkip')})` : ''}`,
+  () => {
+    const tmp = tempDir();
+    const sqlite = join(tmp.dir, 'same.db');
+    let postgres = '';
 
-  beforeAll(async () => {
-    postgres = await freshDatabase(pgUrl);
-    for (const argv of REPLAYS) {
+    beforeAll(async () => {
+      postgres = await freshDatabase(pgUrl);
+      for (const argv of REPLAYS) {
+        const a = await cli(sqlite, ...argv);
+        const b = await cli(postgres, ...argv);
+        expect(b.text).toEqual(a.text);
+      }
+    });
+    afterAll(() => tmp.remove());
+
+    it.each(READS.map((argv) => [argv.join(' '), argv]))('%s: the same text and JSON', async (_name, argv) => {
       const a = await cli(sqlite, ...argv);
       const b = await cli(postgres, ...argv);
-      expect(b.text).toEqual(a.text);
-    }
-  });
-  afterAll(() => tmp.remove());
-
-  it.each(READS.map((argv) => [argv.join(' '), argv]))('%s: the same text and JSON', async (_name, argv) => {
-    const a = await cli(sqlite, ...argv);
-    const b = await cli(postgres, ...argv);
-    expect(a.text.length).toBeGreaterThan(0);
-    expect({ exit: b.exitCode, text: b.text }).toEqual({ exit: a.exitCode, text: a.text });
-    const aj = await cli(sqlite, ...argv, '--json');
-    const bj = await cli(postgres, ...argv, '--json');
-    expect(toJson(bj.json)).toBe(toJson(aj.json));
-  });
-});
+      expect(a.text.length).toBeGreaterThan(0);
+      expect({ exit: b.exitCode, text: b.text }).toEqual({ exit: a.exitCode, text: a.text });
+      const aj = await cli(sqlite, ...argv, '--json');
+      const bj = await cli(postgres, ...argv, '--json');
+      expect(toJson(bj.json)).toBe(toJson(aj.json));
+    });
+  },
+);

@@ -43,60 +43,61 @@ afterEach(async () => {
 
 const committed = (lines: string[]) => lines.filter((l) => l.startsWith('committed ')).length;
 
-describe.skipIf(pgUrl === '')(`kill -9 of a PostgreSQL writer ${pgUrl === '' ? `(skipped: ${inject('pgSkip')})` : ''}`, () => {
-  it('mid-batch: the store verifies, the run is incomplete with whole batches, other writers go on', async () => {
-    const db = await freshDatabase(pgUrl);
-    // Migrate once first, so the children do not all wait on the migration lock.
-    await (await openStore(db)).close();
-    const steady = [startChild(['slow', db, '100']), startChild(['slow', db, '100'])];
-    const steadyLines = steady.map((child) => childLines(child, (l) => committed(l) >= 2));
-    await Promise.all(steadyLines);
-    // The victim writes 250 events in batches of 100 and stops for good at step 4 of batch 2 ('ops'): the
-    // events and event block of batch 2 are sent inside its open transaction, not committed.
-    const victim = startChild(['pause', db, '2', '4']);
-    expect(await childLines(victim, (l) => l.some((line) => line.startsWith('paused')))).toEqual(['paused ops']);
-    victim.kill('SIGKILL');
-    await exited(victim);
-    expect(victim.signalCode).toBe('SIGKILL');
+describe.skipIf(pgUrl === '')(
+  `kill -9 of a PostgreSQL writer ${pgUrl === '' ? `(skipped: ${inject('pgSkip')})` : ''}`,
+  () => {
+    it('mid-batch: the store verifies, the run is incomplete with whole batches, other writers go on', async () => {
+      const db = await freshDatabase(pgUrl);
+      // Migrate once first, so the children do not all wait on the migration lock.
+      await (await openStore(db)).close();
+      const steady = [startChild(['slow', db, '100']), startChild(['slow', db, '100'])];
+      const steadyLines = steady.map((child) => childLines(child, (l) => committed(l) >= 2));
+      await Promise.all(steadyLines);
+      // The victim writes 250 events in batches of 100 and stops for good at step 4 of batch 2 ('ops'): the
+      // events and event block of batch 2 are sent inside its open transaction, not committed.
+      const victim = startChild(['pause', db, '2', '4']);
+      expect(await childLines(victim, (l) => l.some((line) => line.startsWith('paused')))).toEqual(['paused ops']);
+      victim.kill('SIGKILL');
+      await exited(victim);
+      expect(victim.signalCode).toBe('SIGKILL');
 
-    // The others commit more after the kill; a new writer starts and finishes a whole run.
-    const before = await Promise.all(steadyLines);
-    const after = steady.map((child, i) =>
-      childLines(child, (l) => committed(l) >= committed(before[i] ?? []) + 2),
-    );
-    await Promise.all(after);
-    const finisher = startChild(['pause', db, '99', '1']);
-    expect(await childLines(finisher, (l) => l.includes('done'))).toEqual(['done']);
-    for (const child of steady) child.kill('SIGKILL');
-    await Promise.all(steady.map(exited));
+      // The others commit more after the kill; a new writer starts and finishes a whole run.
+      const before = await Promise.all(steadyLines);
+      const after = steady.map((child, i) => childLines(child, (l) => committed(l) >= committed(before[i] ?? []) + 2));
+      await Promise.all(after);
+      const finisher = startChild(['pause', db, '99', '1']);
+      expect(await childLines(finisher, (l) => l.includes('done'))).toEqual(['done']);
+      for (const child of steady) child.kill('SIGKILL');
+      await Promise.all(steady.map(exited));
 
-    const store = await openStore(db, { readonly: true });
-    try {
-      const runs = await store.runs();
-      const [first, second, killed, finished] = runs;
-      expect(runs.map((r) => [r.id, r.status, r.incomplete])).toEqual([
-        [1, 'running', true],
-        [2, 'running', true],
-        [3, 'running', true],
-        [4, 'complete', false],
-      ]);
-      // Batch 1 only: op 9's row and the snapshot at 100 came after event 100 cut it, so they were in batch 2.
-      expect([killed?.eventCount, killed?.opCount]).toEqual([100, 9]);
-      expect([finished?.eventCount, finished?.opCount]).toEqual([250, 25]);
-      expect(await store.snapshots(3)).toEqual([50]);
-      const report = await store.verify();
-      expect(report.ok).toBe(true);
-      expect(report.runs.map((r) => [r.run, r.ok, r.incomplete, r.events % 100, r.batches])).toEqual([
-        [1, true, true, 0, (first?.eventCount ?? 0) / 100],
-        [2, true, true, 0, (second?.eventCount ?? 0) / 100],
-        [3, true, true, 0, 1],
-        [4, true, false, 50, 3],
-      ]);
-      // The steady writers went on after the kill: more than the two batches they had before it.
-      expect(first?.eventCount).toBeGreaterThanOrEqual(400);
-      expect(second?.eventCount).toBeGreaterThanOrEqual(400);
-    } finally {
-      await store.close();
-    }
-  });
-});
+      const store = await openStore(db, { readonly: true });
+      try {
+        const runs = await store.runs();
+        const [first, second, killed, finished] = runs;
+        expect(runs.map((r) => [r.id, r.status, r.incomplete])).toEqual([
+          [1, 'running', true],
+          [2, 'running', true],
+          [3, 'running', true],
+          [4, 'complete', false],
+        ]);
+        // Batch 1 only: op 9's row and the snapshot at 100 came after event 100 cut it, so they were in batch 2.
+        expect([killed?.eventCount, killed?.opCount]).toEqual([100, 9]);
+        expect([finished?.eventCount, finished?.opCount]).toEqual([250, 25]);
+        expect(await store.snapshots(3)).toEqual([50]);
+        const report = await store.verify();
+        expect(report.ok).toBe(true);
+        expect(report.runs.map((r) => [r.run, r.ok, r.incomplete, r.events % 100, r.batches])).toEqual([
+          [1, true, true, 0, (first?.eventCount ?? 0) / 100],
+          [2, true, true, 0, (second?.eventCount ?? 0) / 100],
+          [3, true, true, 0, 1],
+          [4, true, false, 50, 3],
+        ]);
+        // The steady writers went on after the kill: more than the two batches they had before it.
+        expect(first?.eventCount).toBeGreaterThanOrEqual(400);
+        expect(second?.eventCount).toBeGreaterThanOrEqual(400);
+      } finally {
+        await store.close();
+      }
+    });
+  },
+);

@@ -46,7 +46,8 @@ export async function openPostgresStore(url: string, options: OpenPostgresOption
       throw new NotAStoreError('no-store', `no ioptrace store at ${shown}`, { path: shown });
     }
     if (!ours && tables.some((t) => !t.startsWith('kysely_'))) {
-      const shownTables = tables.length > 6 ? `${tables.slice(0, 6).join(', ')} and ${tables.length - 6} more` : tables.join(', ');
+      const shownTables =
+        tables.length > 6 ? `${tables.slice(0, 6).join(', ')} and ${tables.length - 6} more` : tables.join(', ');
       throw new NotAStoreError(
         'not-a-store',
         `${shown} holds tables of another program (${shownTables}), not an ioptrace store; it was left untouched`,
@@ -58,6 +59,11 @@ export async function openPostgresStore(url: string, options: OpenPostgresOption
   } catch (error) {
     await db.destroy();
     if (error instanceof StoreError || error instanceof NotAStoreError) throw error;
-    throw new StoreError('open-failed', `cannot open ${shown}: ${describePgCause(error)}`, { path: shown }, { cause: error });
+    throw new StoreError(
+      'open-failed',
+      `cannot open ${shown}: ${describePgCause(error)}`,
+      { path: shown },
+      { cause: error },
+    );
   }
 }

@@ -18,13 +18,15 @@ function parseInt8(text: string): number | bigint {
   return Number.isSafeInteger(n) ? n : BigInt(text);
 }
 
-const types: pg.CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
-    if (oid === INT8_OID) return parseInt8;
-    if (oid === NUMERIC_OID) return Number;
-    return format === 'binary' ? pg.types.getTypeParser(oid, 'binary') : pg.types.getTypeParser(oid, 'text');
-  }) as pg.CustomTypesConfig['getTypeParser'],
-};
+/** The parser of a text-format value of type `oid`: ours for int8 and numeric, pg's for the rest. */
+function textParser(oid: number): (text: string) => unknown {
+  if (oid === INT8_OID) return parseInt8;
+  if (oid === NUMERIC_OID) return Number;
+  return pg.types.getTypeParser(oid, 'text');
+}
+
+// The store sends and reads text format only (pg's default), so only text parsers are asked for.
+const types = { getTypeParser: textParser } as unknown as pg.CustomTypesConfig;
 
 /** True for the locations that name a PostgreSQL server rather than a SQLite file. */
 export function isPostgresUrl(location: string): boolean {

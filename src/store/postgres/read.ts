@@ -23,7 +23,9 @@ const RUN_COLUMNS = `id, trace_path, trace_sha256, variant, flags, fault_plan, h
 function runColumns(migrations: ReadonlySet<string>): string {
   return RUN_COLUMNS.replace(
     'ERROR_PLACE',
-    migrations.has('0002_run_failure') ? 'error_op, error_line' : 'NULL::integer AS error_op, NULL::integer AS error_line',
+    migrations.has('0002_run_failure')
+      ? 'error_op, error_line'
+      : 'NULL::integer AS error_op, NULL::integer AS error_line',
   );
 }
 
@@ -102,10 +104,11 @@ async function typeRanges(
   to: number,
   types: readonly string[],
 ): Promise<SeqRange[]> {
-  const [startRow] = await rows(pool, 'SELECT max(first_seq) AS s FROM event_blocks WHERE run = $1 AND first_seq <= $2', [
-    run,
-    from,
-  ]);
+  const [startRow] = await rows(
+    pool,
+    'SELECT max(first_seq) AS s FROM event_blocks WHERE run = $1 AND first_seq <= $2',
+    [run, from],
+  );
   const start = typeof startRow?.['s'] === 'number' ? startRow['s'] : from;
   const blocks = await rows(
     pool,
@@ -116,7 +119,11 @@ async function typeRanges(
   const ranges: [number, number][] = [];
   for (const block of blocks) {
     const firstSeq = Number(block['first_seq']);
-    const blockTypes = parseRow(z.array(z.string()), JSON.parse(String(block['types'])), `event block ${firstSeq} of run ${run}`);
+    const blockTypes = parseRow(
+      z.array(z.string()),
+      JSON.parse(String(block['types'])),
+      `event block ${firstSeq} of run ${run}`,
+    );
     if (!blockTypes.some((type) => wanted.has(type))) continue;
     const first = Math.max(firstSeq, from);
     const last = Math.min(Number(block['last_seq']), to);

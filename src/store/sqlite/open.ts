@@ -87,4 +87,3 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
   }
   return new SqliteStore(path, readonly, new Connection(raw, new Set(executed)), db);
 }
-
