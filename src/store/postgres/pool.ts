@@ -22,11 +22,12 @@ function parseInt8(text: string): number | bigint {
 function textParser(oid: number): (text: string) => unknown {
   if (oid === INT8_OID) return parseInt8;
   if (oid === NUMERIC_OID) return Number;
-  return pg.types.getTypeParser(oid, 'text');
+  const parser: unknown = pg.types.getTypeParser(oid, 'text');
+  return parser as (text: string) => unknown;
 }
 
 // The store sends and reads text format only (pg's default), so only text parsers are asked for.
-const types = { getTypeParser: textParser } as unknown as pg.CustomTypesConfig;
+const types: pg.CustomTypesConfig = { getTypeParser: textParser };
 
 /** True for the locations that name a PostgreSQL server rather than a SQLite file. */
 export function isPostgresUrl(location: string): boolean {
