@@ -10,8 +10,8 @@ import tseslint from 'typescript-eslint';
  * its target by counting `../` from the importing file.
  *
  * The store's dialect boundary rides on the same rule (a later config object for the same files would
- * replace these patterns, not add to them): kysely is imported only under src/store/, and better-sqlite3
- * only under src/store/sqlite/ (tests/unit/architecture/store-boundary.test.ts checks the same by walking
+ * replace these patterns, not add to them): kysely is imported only under src/store/, better-sqlite3
+ * only under src/store/sqlite/ and pg only under src/store/postgres/ (tests/unit/architecture/store-boundary.test.ts checks the same by walking
  * the imports). bench/, tests/ and migrations/ are outside src/: they measure, tamper with and migrate
  * the SQLite file itself.
  */
@@ -24,6 +24,12 @@ const SQLITE_DRIVER = {
   regex: '^better-sqlite3(?:/|$)',
   message:
     'store boundary: only src/store/sqlite/ imports better-sqlite3; the rest of the store is dialect-neutral (docs/architecture.md).',
+};
+
+const PG_DRIVER = {
+  regex: '^pg(?:/|$)',
+  message:
+    'store boundary: only src/store/postgres/ imports pg; the rest of the store is dialect-neutral (docs/architecture.md).',
 };
 
 function layerRules() {
@@ -48,13 +54,18 @@ function layerRules() {
       }));
       const rule = (drivers) => ({ 'no-restricted-imports': ['error', { patterns: [...patterns, ...drivers] }] });
       if (folder !== 'store') {
-        configs.push({ files, rules: rule([KYSELY, SQLITE_DRIVER]) });
+        configs.push({ files, rules: rule([KYSELY, SQLITE_DRIVER, PG_DRIVER]) });
       } else if (depth === 2) {
-        // src/store/sqlite/*.ts may use the driver; the other subfolders (queries/) may not.
-        configs.push({ files, ignores: ['src/store/sqlite/**'], rules: rule([SQLITE_DRIVER]) });
-        configs.push({ files: ['src/store/sqlite/*.ts'], rules: rule([]) });
+        // src/store/sqlite/*.ts and src/store/postgres/*.ts may use their own driver; queries/ neither.
+        configs.push({
+          files,
+          ignores: ['src/store/sqlite/**', 'src/store/postgres/**'],
+          rules: rule([SQLITE_DRIVER, PG_DRIVER]),
+        });
+        configs.push({ files: ['src/store/sqlite/*.ts'], rules: rule([PG_DRIVER]) });
+        configs.push({ files: ['src/store/postgres/*.ts'], rules: rule([SQLITE_DRIVER]) });
       } else {
-        configs.push({ files, rules: rule([SQLITE_DRIVER]) });
+        configs.push({ files, rules: rule([SQLITE_DRIVER, PG_DRIVER]) });
       }
     }
   }

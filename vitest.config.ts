@@ -8,13 +8,16 @@
 // - pool 'forks' keeps vitest's default of (cores - 1) workers: one worker on 2 cores, so the main
 //   process and the CLI children the e2e tests spawn keep a core;
 // - testTimeout catches a hung test, not a slow one: a loaded machine runs a test 3-4 times slower.
-// Two projects: the tests of the code (main), and the tests of the built CLI (e2e: tests/e2e and
+// Three projects: the tests of the code (main), and the tests of the built CLI (e2e: tests/e2e and
 // tests/native run `node dist/src/cli/bin.js`), whose global setup builds dist/ with tsc when src is
-// newer. Vitest runs a project's global setup only when some of its tests are to run, so a run of unit
+// newer; and the tests on both store backends (postgres: tests/contract and tests/pg), whose global setup
+// starts a throwaway PostgreSQL server (tests/support/pg-global.ts). Vitest runs a project's global setup only when some of its tests are to run, so a run of unit
 // tests never waits for a build.
 import { defineConfig } from 'vitest/config';
 
 const BUILT = ['tests/e2e/**/*.test.ts', 'tests/native/**/*.test.ts', 'tests/web/browser.test.ts'];
+// The tests that run on both backends: their global setup starts a throwaway PostgreSQL server.
+const POSTGRES = ['tests/contract/**/*.test.ts', 'tests/pg/**/*.test.ts'];
 
 export default defineConfig({
   test: {
@@ -28,8 +31,12 @@ export default defineConfig({
         test: {
           name: 'main',
           include: ['tests/**/*.test.ts'],
-          exclude: ['tests/long/**', 'tests/kernel/**', ...BUILT, '**/node_modules/**'],
+          exclude: ['tests/long/**', 'tests/kernel/**', ...BUILT, ...POSTGRES, '**/node_modules/**'],
         },
+      },
+      {
+        extends: true,
+        test: { name: 'postgres', include: POSTGRES, globalSetup: ['tests/support/pg-global.ts'] },
       },
       {
         extends: true,

@@ -7,6 +7,8 @@ export default defineConfig({
   test: {
     include: ['tests/long/**/*.test.ts'],
     setupFiles: ['tests/setup.ts'],
+    // The concurrency test of the PostgreSQL store (tests/long/pg-concurrency.test.ts) needs a server.
+    globalSetup: ['tests/support/pg-global.ts'],
     testTimeout: 1_200_000,
     hookTimeout: 180_000,
     pool: 'forks',

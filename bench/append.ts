@@ -69,12 +69,26 @@ class TimedWriter implements RunWriter {
     // eslint-disable-next-line no-restricted-syntax -- forwards the fixed-size argument tuple
     this.timed(() => this.inner.putSnapshot(...args));
   }
-  flush(): void {
-    this.timed(() => this.inner.flush());
+  get unsettled(): boolean {
+    return this.inner.unsettled;
   }
-  finish(...args: Parameters<RunWriter['finish']>): void {
+  private async timedAsync(call: () => Promise<void>): Promise<void> {
+    const t0 = process.hrtime.bigint();
+    try {
+      await call();
+    } finally {
+      this.clock.ns += process.hrtime.bigint() - t0;
+    }
+  }
+  settle(): Promise<void> {
+    return this.timedAsync(() => this.inner.settle());
+  }
+  flush(): Promise<void> {
+    return this.timedAsync(() => this.inner.flush());
+  }
+  finish(...args: Parameters<RunWriter['finish']>): Promise<void> {
     // eslint-disable-next-line no-restricted-syntax -- forwards the fixed-size argument tuple
-    this.timed(() => this.inner.finish(...args));
+    return this.timedAsync(() => this.inner.finish(...args));
   }
 }
 
@@ -86,10 +100,10 @@ export function timedStore(store: Store, clock: { ns: bigint }): Store {
       if (typeof value !== 'function') return value;
       const fn = (value as (...args: unknown[]) => unknown).bind(target);
       if (prop !== 'beginRun') return fn;
-      return (...args: unknown[]): RunWriter => {
+      return async (...args: unknown[]): Promise<RunWriter> => {
         const t0 = process.hrtime.bigint();
         // eslint-disable-next-line no-restricted-syntax -- forwards beginRun's fixed-size argument tuple
-        const writer = fn(...args) as RunWriter;
+        const writer = await (fn(...args) as Promise<RunWriter>);
         clock.ns += process.hrtime.bigint() - t0;
         return new TimedWriter(writer, clock);
       };
@@ -167,9 +181,9 @@ export async function recordGuest(
   let accessEnd = 0n;
   const cpu0 = cpuSeconds();
   const t0 = stopwatch();
-  let recorded: ReturnType<typeof recordReplay>;
+  let recorded: Awaited<ReturnType<typeof recordReplay>>;
   try {
-    recorded = recordReplay(store, trace, {
+    recorded = await recordReplay(store, trace, {
       tracePath: 'bench-guest.jsonl',
       traceText: guest.text,
       variant: choice.label,

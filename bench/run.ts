@@ -12,7 +12,7 @@
  */
 
 import { fork } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,12 +27,17 @@ import { guestFigures, measureGuest } from './guest.js';
 import type { GuestMeasurement } from './guest.js';
 import { measureKernel } from './kernel.js';
 import type { KernelMeasurement } from './kernel.js';
+import { startPgServer, freshDatabase } from '../tests/support/pg-server.js';
 import { measureModel } from './model.js';
 import type { ModelMeasurement } from './model.js';
+import { measurePgAppend, recordIntoPostgres } from './postgres.js';
+import type { PgAppendMeasurement } from './postgres.js';
 import { measureRebuild } from './rebuild.js';
 import type { RebuildMeasurement } from './rebuild.js';
+import { maxOf, minOf } from '../src/lib/arrays.js';
 import { fmtNumber, fmtPct, makeResult, renderNotes, renderTable } from './report.js';
 import type { BenchResult, CurvePoint, Mode, Results } from './report.js';
+import { openStore } from '../src/store/index.js';
 import { measureSeeks } from './seek.js';
 import { measureServe } from './serve.js';
 import type { ServeMeasurement } from './serve.js';
@@ -101,6 +106,12 @@ const JOBS: Record<string, (p: Params) => unknown> = {
     measureBisect(p['db'] as string, p['run'] as number, p['events'] as number, p['options'] as GuestOptions),
   append: (p) => measureAppend(p['db'] as string, p['options'] as GuestOptions),
   kernel: (p) => measureKernel(p['count'] as number, p['seed'] as number, p['ops'] as number),
+  pgAppend: (p) => measurePgAppend(p['db'] as string, p['options'] as GuestOptions),
+  pgRecord: (p) => recordIntoPostgres(p['db'] as string, p['options'] as GuestOptions),
+  pgMigrate: async (p) => {
+    await (await openStore(p['db'] as string)).close();
+    return {};
+  },
 };
 
 async function worker(name: string, params: Params): Promise<void> {
@@ -152,6 +163,43 @@ interface Measured {
   scattered: ModelMeasurement[];
   /** B10; absent in results assembled without it. */
   serve?: ServeMeasurement;
+  /** B9; absent when no PostgreSQL server could be had. */
+  postgres?: PgMeasured;
+}
+
+/** B9: the append and its limit, and the aggregate rate of 1, 2 and 4 writers at once. */
+export interface PgMeasured {
+  append: PgAppendMeasurement;
+  writers: { writers: number; events: number; seconds: number; eventsPerSec: number }[];
+  guest: string;
+}
+
+/** B9's result (pure, as assemble). */
+export function pgResult(mode: Mode, m: PgMeasured): BenchResult {
+  const a = m.append;
+  const figures: Record<string, number> = {
+    events: a.events,
+    storedEventsPerSec: a.storedEventsPerSec,
+    recordEventsPerSec: a.events / a.seconds,
+    rawRowsPerSec: a.raw.rowsPerSec,
+    loadAverage: a.load,
+  };
+  for (const w of m.writers) figures[`aggregateEventsPerSec${w.writers}`] = w.eventsPerSec;
+  return makeResult({
+    id: 'B9',
+    workload: `append into PostgreSQL (${m.guest}), and 1, 2, 4 writers at once`,
+    mode,
+    figure: 'storedEventsPerSec',
+    figures,
+    limit: { what: 'raw multi-row INSERT of the same rows, same server', value: a.raw.rowsPerSec },
+    goals: [{ figure: 'ratio', op: '>=', value: 0.6 }],
+    notes: [
+      `inside the RunWriter ${fmtNumber(a.writerSeconds)} s of ${fmtNumber(a.seconds)} s of recordReplay; raw insert of ${fmtNumber(a.raw.rows)} rows ${fmtNumber(a.raw.seconds)} s`,
+      `aggregate events/s of whole replays (model included) with N writer processes at once: ${m.writers
+        .map((w) => `${w.writers}: ${fmtNumber(w.eventsPerSec)}`)
+        .join(', ')} (on ${availableParallelism()} cores)`,
+    ],
+  });
 }
 
 const mib = (bytes: number): string => `${fmtNumber(bytes / 2 ** 20)} MiB`;
@@ -371,6 +419,7 @@ export function assemble(plan: Plan, m: Measured): Results {
       ],
     });
   }
+  if (m.postgres !== undefined) results.B9 = pgResult(mode, m.postgres);
   return results;
 }
 
@@ -412,10 +461,68 @@ export function kernelResult(mode: Mode, k: KernelMeasurement): BenchResult {
   });
 }
 
+/** The guest of B9: smaller than B5's, so that 4 writers at once stay within a minute or two. */
+function pgGuest(plan: Plan): GuestOptions {
+  return { ...plan.guest, probeAt: null, accessOps: plan.mode === 'full' ? 10_000 : 2_000 };
+}
+
+/**
+ * B9 on a throwaway server (tests/support/pg-server.ts), or on IOPTRACE_BENCH_PG; undefined, with the
+ * reason logged, when there is no server to be had.
+ */
+async function measurePostgres(
+  plan: Plan,
+  step: <T>(label: string, name: string, params: Params) => Promise<T>,
+): Promise<PgMeasured | undefined> {
+  const given = process.env['IOPTRACE_BENCH_PG'];
+  let server: Awaited<ReturnType<typeof startPgServer>> | undefined;
+  let admin: string;
+  if (given !== undefined && given !== '') admin = given;
+  else {
+    try {
+      server = await startPgServer();
+    } catch (error) {
+      log(`B9 skipped: ${error instanceof Error ? error.message : String(error)}`);
+      return undefined;
+    }
+    admin = server.url;
+  }
+  try {
+    const options = pgGuest(plan);
+    const append = await step<PgAppendMeasurement>('B9 append into PostgreSQL and raw INSERT', 'pgAppend', {
+      db: await freshDatabase(admin, 'ioptrace_bench'),
+      options,
+    });
+    const writers: PgMeasured['writers'] = [];
+    for (const n of [1, 2, 4]) {
+      const db = await freshDatabase(admin, 'ioptrace_bench');
+      // Migrated once before the writers start, so none of them waits for another's migration.
+      await step('B9 migrate', 'pgMigrate', { db });
+      log(`B9 ${n} writers at once ...`);
+      const done = await Promise.all(
+        Array.from({ length: n }, () =>
+          runJob<{ events: number; startMs: number; endMs: number }>('pgRecord', { db, options }, { cpuProf: null }),
+        ),
+      );
+      const events = done.reduce((sum, d) => sum + d.events, 0);
+      const secs = (maxOf(done.map((d) => d.endMs)) - minOf(done.map((d) => d.startMs))) / 1000;
+      writers.push({ writers: n, events, seconds: secs, eventsPerSec: events / secs });
+      log(`B9 ${n} writers: ${fmtNumber(events / secs)} events/s`);
+    }
+    return {
+      append,
+      writers,
+      guest: `${options.guestBytes / GiB} GiB guest, ${fmtNumber(options.accessOps)} access ops`,
+    };
+  } finally {
+    await server?.stop();
+  }
+}
+
 // ---- the run --------------------------------------------------------------------------------------------
 
 const USAGE =
-  'usage: npm run bench [-- --quick] [--kernel | --kernel-only] [--keep] [--out FILE] [--save-trace FILE] [--cpu-prof DIR]\n';
+  'usage: npm run bench [-- --quick] [--kernel | --kernel-only] [--only B9] [--keep] [--out FILE] [--save-trace FILE] [--cpu-prof DIR]\n';
 
 function log(text: string): void {
   process.stderr.write(`${text}\n`);
@@ -429,6 +536,7 @@ async function main(): Promise<number> {
         quick: { type: 'boolean', default: false },
         kernel: { type: 'boolean', default: false },
         'kernel-only': { type: 'boolean', default: false },
+        only: { type: 'string' },
         keep: { type: 'boolean', default: false },
         out: { type: 'string' },
         'save-trace': { type: 'string' },
@@ -486,6 +594,18 @@ async function main(): Promise<number> {
     process.stdout.write(`${lines.join('\n')}\n`);
     return 0;
   };
+  if (values.only !== undefined && values.only !== 'B9') {
+    process.stderr.write(`bench: --only takes B9 (${USAGE.trimEnd()})\n`);
+    return 2;
+  }
+  if (values.only === 'B9') {
+    // B9 alone: its result replaces B9 in the results file, the other workloads' results are kept.
+    const postgres = await measurePostgres(plan, step);
+    if (postgres === undefined) return 1;
+    const previous = existsSync(out) ? (JSON.parse(readFileSync(out, 'utf8')) as Results) : {};
+    rmSync(dir, { recursive: true, force: true });
+    return finish({ ...previous, B9: pgResult(plan.mode, postgres) });
+  }
   try {
     if (values['kernel-only']) {
       // B11 alone, merged into the results already there (the other workloads keep their last figures).
@@ -565,7 +685,18 @@ async function main(): Promise<number> {
         ),
       );
     }
-    const results = assemble(plan, { guest, model, rebuild, seek, bisect, curve, scattered, serve });
+    const postgres = await measurePostgres(plan, step);
+    const results = assemble(plan, {
+      guest,
+      model,
+      rebuild,
+      seek,
+      bisect,
+      curve,
+      scattered,
+      serve,
+      ...(postgres === undefined ? {} : { postgres }),
+    });
     if (values.kernel) results.B11 = kernelResult(plan.mode, await kernelStep());
     return finish(results);
   } finally {

@@ -340,8 +340,8 @@ export async function bisectVariants(
   b: NamedVariant,
   options: Omit<BisectRunsOptions, 'align'> & { failNth?: number | null } = {},
 ): Promise<TraceBisectReport> {
-  const record = (v: NamedVariant): VariantRun => {
-    const { run } = recordReplay(store, trace, {
+  const record = async (v: NamedVariant): Promise<VariantRun> => {
+    const { run } = await recordReplay(store, trace, {
       ...source,
       variant: v.label,
       fixes: v.fixes,
@@ -349,8 +349,8 @@ export async function bisectVariants(
     });
     return { run, variant: v.label, fixes: v.fixes };
   };
-  const ra = record(a);
-  const rb = record(b);
+  const ra = await record(a);
+  const rb = await record(b);
   const strict = options.strict ?? false;
   return { ...(await bisectRuns(store, ra.run, rb.run, { strict })), recorded: [ra, rb] };
 }

@@ -33,7 +33,8 @@ function helpText(): string {
     '',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'The database is ./ioptrace.db unless --db or IOPTRACE_DB names another.',
+    'The database is ./ioptrace.db unless --db or IOPTRACE_DB names another: a SQLite file, or a',
+    'postgres://user:password@host:port/database URL for a store on a PostgreSQL server.',
   ].join('\n');
 }
 

@@ -21,7 +21,7 @@ import type { RunWriter, Store } from '../store/index.js';
 import { SnapshotSpacing } from '../state/snapshot-spacing.js';
 import type { SpacingOptions } from '../state/snapshot-spacing.js';
 import type { ParsedTrace } from './parse.js';
-import { opRowOf, replay } from './replayer.js';
+import { opRowOf, replayPausing } from './replayer.js';
 import { EventBudgetError } from './errors.js';
 import type { OpRecord, ReplayOptions, ReplayResult } from './replayer.js';
 
@@ -56,8 +56,8 @@ class StoreSink implements EventSink {
   }
 }
 
-export function recordReplay(store: Store, trace: ParsedTrace, options: RecordOptions): RecordedRun {
-  const writer = store.beginRun({
+export async function recordReplay(store: Store, trace: ParsedTrace, options: RecordOptions): Promise<RecordedRun> {
+  const writer = await store.beginRun({
     tracePath: options.tracePath,
     traceSha256: trace.sha256,
     traceText: options.traceText,
@@ -71,24 +71,29 @@ export function recordReplay(store: Store, trace: ParsedTrace, options: RecordOp
   let opIndex = 0;
   let result: ReplayResult;
   try {
-    result = replay(trace, {
-      variant: options.variant,
-      fixes: options.fixes,
-      failNth: options.failNth ?? null,
-      ...(options.maxEvents !== undefined ? { maxEvents: options.maxEvents } : {}),
-      ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}),
-      sink,
-      onOp: (record, state) => {
-        sink.state = state;
-        writer.endOp(opRowOf(record));
-        opIndex = record.index + 1;
-        options.onOp?.(record);
+    // A server store cannot commit inside append: after each op that cut a batch, wait for its commit.
+    result = await replayPausing(
+      trace,
+      {
+        variant: options.variant,
+        fixes: options.fixes,
+        failNth: options.failNth ?? null,
+        ...(options.maxEvents !== undefined ? { maxEvents: options.maxEvents } : {}),
+        ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}),
+        sink,
+        onOp: (record, state) => {
+          sink.state = state;
+          writer.endOp(opRowOf(record));
+          opIndex = record.index + 1;
+          options.onOp?.(record);
+        },
       },
-    });
-    writer.finish('complete', { finalDigest: result.digest });
+      () => (writer.unsettled ? writer.settle() : undefined),
+    );
+    await writer.finish('complete', { finalDigest: result.digest });
   } catch (err) {
     // opIndex past the teardown: every op ran, and committing the last batch failed.
-    const failure = failRun(writer, trace, opIndex > trace.entries.length + 1 ? null : opIndex, err);
+    const failure = await failRun(writer, trace, opIndex > trace.entries.length + 1 ? null : opIndex, err);
     // A trace too big for its event budget is the user's to fix (exit 2); the run is marked failed all the same.
     throw err instanceof EventBudgetError ? err : failure;
   }
@@ -111,13 +116,18 @@ function causeText(err: unknown): string {
 }
 
 /** Records the run as failed where it stopped (op null: at its last commit) and returns the error naming the cause. */
-function failRun(writer: RunWriter, trace: ParsedTrace, opIndex: number | null, err: unknown): StoreError {
+async function failRun(
+  writer: RunWriter,
+  trace: ParsedTrace,
+  opIndex: number | null,
+  err: unknown,
+): Promise<StoreError> {
   const line = opIndex === null ? null : opLine(trace, opIndex);
   // The writer's own errors already start with the run; say it once.
   const reason = causeText(err).replace(`run ${writer.run}: `, '');
   const where = `run ${writer.run} failed ${opIndex === null ? 'at its last commit' : `at op ${opIndex} (trace line ${line})`}`;
   try {
-    writer.finish('failed', {
+    await writer.finish('failed', {
       error: reason,
       ...(opIndex === null || line === null ? {} : { errorOp: opIndex, errorLine: line }),
     });

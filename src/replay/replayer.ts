@@ -440,6 +440,28 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
     if (live.hung !== null) break;
     live.step(entry.op, entry.line);
   }
-  const lastLine = trace.entries.length ? (trace.entries[trace.entries.length - 1]?.line ?? 0) + 1 : 1;
-  return live.finish(lastLine);
+  return live.finish(lastLineOf(trace));
+}
+
+/**
+ * replay, pausing after each op while `between` returns a promise (a store committing the batches the op
+ * filled): the replay itself stays synchronous, and a caller that returns undefined pays nothing.
+ */
+export async function replayPausing(
+  trace: ParsedTrace,
+  options: ReplayOptions,
+  between: () => Promise<void> | undefined,
+): Promise<ReplayResult> {
+  const live = new LiveReplay(trace.header, options, trace.entries.length + 2);
+  for (const entry of trace.entries) {
+    if (live.hung !== null) break;
+    live.step(entry.op, entry.line);
+    const pause = between();
+    if (pause !== undefined) await pause;
+  }
+  return live.finish(lastLineOf(trace));
+}
+
+function lastLineOf(trace: ParsedTrace): number {
+  return trace.entries.length ? (trace.entries[trace.entries.length - 1]?.line ?? 0) + 1 : 1;
 }

@@ -2,11 +2,30 @@
 /**
  * The event store's public API: open a store, write runs through a RunWriter, read and verify them, run the
  * queries of src/store/queries/. Code outside src/store/ imports from here and sees neither SQL, kysely nor
- * SQLite: src/store/sqlite/ is the one backend today, behind the Store interface of types.ts.
+ * SQLite: src/store/sqlite/ (a file, the embedded default) and src/store/postgres/ (a server) are the two
+ * backends, behind the Store interface of types.ts; openStore picks one by the location it is given.
  */
 
-export { openStore, type OpenStoreOptions } from './sqlite/open.js';
+import { isPostgresUrl } from './postgres/pool.js';
+import { openPostgresStore } from './postgres/open.js';
+import { openStore as openSqliteStore, type OpenStoreOptions } from './sqlite/open.js';
+import type { Store } from './types.js';
+
+export type { OpenStoreOptions } from './sqlite/open.js';
 export { DEFAULT_BATCH_SIZE } from './sqlite/append.js';
+export { isPostgresUrl } from './postgres/pool.js';
+
+/**
+ * Opens the store at `location`: a postgres:// or postgresql:// URL opens a PostgreSQL server's store
+ * (busyTimeoutMs does not apply there: writers of different runs do not wait for each other); anything else
+ * is the path of a SQLite file.
+ */
+export function openStore(location: string, options: OpenStoreOptions = {}): Promise<Store> {
+  if (isPostgresUrl(location)) {
+    return openPostgresStore(location, options.readonly === undefined ? {} : { readonly: options.readonly });
+  }
+  return openSqliteStore(location, options);
+}
 export { NotAStoreError, StoreError, type NotAStoreCode, type StoreErrorCode } from './errors.js';
 export type { RunStatus } from './schema.js';
 export type { StoreQuery } from './queries/context.js';

@@ -3,8 +3,9 @@
  * The store's public shapes: what the replayer writes (RunInfo, EventRow, OpRow through a RunWriter), what
  * readers get back (RunRow, StoredEvent, StoredOp, Snapshot), the verify report, and the Store itself.
  * Nothing here names SQLite or kysely: a PostgreSQL backend implements the same Store, and callers never
- * see which one they hold. Reads are asynchronous (a server database answers over a socket); appends go
- * through a synchronous RunWriter (docs/architecture.md, decision "the store's dialect boundary").
+ * see which one they hold. Reads are asynchronous (a server database answers over a socket); appends are
+ * buffered synchronously by a RunWriter and committed at batch boundaries that the caller awaits
+ * (docs/architecture.md, decisions "the store's dialect boundary" and "awaitable batch boundaries").
  *
  * Vocabulary: `seq` counts events of a run from 1; `op` and `index` count trace operations from 0; ranges
  * given as first..last are inclusive at both ends.
@@ -70,7 +71,7 @@ export interface BeginRunOptions {
 }
 
 /**
- * The points of a batch commit, in order: `begin` right after BEGIN IMMEDIATE (the write lock is held),
+ * The points of a batch commit, in order: `begin` right after BEGIN (IMMEDIATE on SQLite: the lock is held),
  * then before each statement: `events` (once per multi-row INSERT), `block` (the batch's event_blocks row),
  * `ops`, `snapshots`, `finish` (the runs row, in the last batch only), and `commit` once COMMIT returned.
  */
@@ -89,6 +90,12 @@ export interface FinishSummary {
 /**
  * Appends one run. Rows are buffered and committed one batch per transaction: a batch is in the database
  * whole or not at all. If the process dies, the run stays 'running' (incomplete) with its committed batches.
+ *
+ * Batches are cut at the same rows on every backend (when batchSize events, or batchSize ops, are
+ * buffered), so a run has the same event blocks wherever it is written. SQLite commits a batch the moment it
+ * is cut, inside append or endOp; a server backend cannot block there, so it queues the cut batch
+ * (`unsettled` turns true) until the caller awaits settle(). A caller appends synchronously and awaits
+ * settle() at its own boundaries (the replayer: after each op), which costs SQLite nothing.
  */
 export interface RunWriter {
   readonly run: number;
@@ -103,13 +110,20 @@ export interface RunWriter {
   endOp(row: OpRow): void;
   /** Stores the state after event `seq`; the writer keeps a reference to `state` until the batch commits. */
   putSnapshot(seq: number, op: number, digest: string, state: Uint8Array, format: number): void;
+  /** True when batches were cut and wait to be committed: the caller should await settle() soon. */
+  readonly unsettled: boolean;
+  /**
+   * Commits the batches already cut (not the partial one being filled), in order. On failure nothing of
+   * the failing batch is written and the writer refuses further rows (see flush).
+   */
+  settle(): Promise<void>;
   /** Commits what is buffered. On failure nothing of the batch is written and the writer refuses further rows. */
-  flush(): void;
+  flush(): Promise<void>;
   /**
    * Commits the rest and marks the run finished, in one transaction. After a failed flush only
    * finish('failed', ...) is accepted; it records what was committed before the failure.
    */
-  finish(status: 'complete' | 'failed', summary: FinishSummary): void;
+  finish(status: 'complete' | 'failed', summary: FinishSummary): Promise<void>;
 }
 
 export interface RunRow {
@@ -221,11 +235,12 @@ export interface VerifyReport {
 }
 
 export interface Store {
-  /** Where the store lives: a file path for SQLite. */
+  /** Where the store lives: a file path for SQLite, the URL (password hidden) for PostgreSQL. */
   readonly path: string;
+  readonly dialect: 'sqlite' | 'postgres';
   readonly readonly: boolean;
   /** Inserts the run as 'running' (committed at once) and returns its writer. */
-  beginRun(info: RunInfo, options?: BeginRunOptions): RunWriter;
+  beginRun(info: RunInfo, options?: BeginRunOptions): Promise<RunWriter>;
   /** All runs, by id. */
   runs(): Promise<RunRow[]>;
   run(id: number): Promise<RunRow | undefined>;

@@ -82,8 +82,8 @@ const LEDGER_EVENTS: { op: number; event: Record<string, unknown> }[] = [
   { op: 1, event: { type: 'LastNpinnedSet', pages: 7, value: 12, fn: 'iopt_pages_update_pinned' } },
 ];
 
-function ledgerRun(store: Store): number {
-  const writer = store.beginRun(runInfo());
+async function ledgerRun(store: Store): Promise<number> {
+  const writer = await store.beginRun(runInfo());
   let seq = 0;
   for (const op of [0, 1]) {
     const first = seq + 1;
@@ -95,7 +95,7 @@ function ledgerRun(store: Store): number {
     const ended: OpRow = { ...opRow(op), firstSeq: first, lastSeq: seq };
     writer.endOp(ended);
   }
-  writer.finish('complete', { finalDigest: DIGEST });
+  await writer.finish('complete', { finalDigest: DIGEST });
   return writer.run;
 }
 
@@ -113,10 +113,10 @@ export function storeContract(backend: string, factory: StoreFactory): void {
     });
 
     it('appends a run and reads back its row, events, ops and chains', async () => {
-      const writer = store.beginRun(runInfo(), { batchSize: 16 });
+      const writer = await store.beginRun(runInfo(), { batchSize: 16 });
       appendOps(writer, 40);
       writer.putSnapshot(20, 1, DIGEST, new Uint8Array([1, 2, 3]), 1);
-      writer.finish('complete', { finalDigest: DIGEST });
+      await writer.finish('complete', { finalDigest: DIGEST });
       const run = writer.run;
       expect(writer.head).toBe(expectedHead(40));
 
@@ -191,9 +191,9 @@ export function storeContract(backend: string, factory: StoreFactory): void {
     });
 
     it('verifies every run: counts, batches, ops, and no mismatch', async () => {
-      const writer = store.beginRun(runInfo(), { batchSize: 16 });
+      const writer = await store.beginRun(runInfo(), { batchSize: 16 });
       appendOps(writer, 40);
-      writer.finish('complete', { finalDigest: DIGEST });
+      await writer.finish('complete', { finalDigest: DIGEST });
       expect(await store.verify()).toEqual({
         ok: true,
         runs: [
@@ -216,9 +216,9 @@ export function storeContract(backend: string, factory: StoreFactory): void {
 
     it('lists runs in order, each with the global position it began at', async () => {
       for (const count of [30, 10, 20]) {
-        const writer = store.beginRun(runInfo(count === 10 ? 'upstream' : 'v3'));
+        const writer = await store.beginRun(runInfo(count === 10 ? 'upstream' : 'v3'));
         appendOps(writer, count);
-        writer.finish('complete', { finalDigest: DIGEST });
+        await writer.finish('complete', { finalDigest: DIGEST });
       }
       const runs = await store.runs();
       expect(runs.map((r) => [r.variant, r.eventCount, r.opCount, r.createdSeq])).toEqual([
@@ -231,9 +231,9 @@ export function storeContract(backend: string, factory: StoreFactory): void {
     });
 
     it('records a failed run with its reason and place, and verifies it', async () => {
-      const writer = store.beginRun(runInfo());
+      const writer = await store.beginRun(runInfo());
       appendOps(writer, 20);
-      writer.finish('failed', { error: 'disk full', errorOp: 2, errorLine: 4 });
+      await writer.finish('failed', { error: 'disk full', errorOp: 2, errorLine: 4 });
       expect(await store.run(writer.run)).toMatchObject({
         status: 'failed',
         incomplete: false,
@@ -249,8 +249,12 @@ export function storeContract(backend: string, factory: StoreFactory): void {
     });
 
     it('shows a run whose writer never finished as incomplete, with its committed batches only', async () => {
-      const writer = store.beginRun(runInfo(), { batchSize: 8 });
+      const writer = await store.beginRun(runInfo(), { batchSize: 8 });
       appendOps(writer, 20);
+      // Two batches of 8 events were cut; settle commits them (SQLite already did, inside append).
+      expect(writer.unsettled).toBe(store.dialect === 'postgres');
+      await writer.settle();
+      expect(writer.unsettled).toBe(false);
       // Committed: two batches of 8 events; events 17..20 and op 1's row wait in the writer's buffer.
       expect(await store.run(writer.run)).toMatchObject({
         status: 'running',
@@ -279,21 +283,21 @@ export function storeContract(backend: string, factory: StoreFactory): void {
     });
 
     it('streams events: a reader may stop early, and the writer goes on', async () => {
-      const writer = store.beginRun(runInfo(), { batchSize: 8 });
+      const writer = await store.beginRun(runInfo(), { batchSize: 8 });
       appendOps(writer, 20);
-      writer.flush();
+      await writer.flush();
       const seen: number[] = [];
       for await (const e of store.events(writer.run)) {
         seen.push(e.seq);
         if (e.seq === 5) break;
       }
       expect(seen).toEqual([1, 2, 3, 4, 5]);
-      writer.finish('complete', { finalDigest: DIGEST });
+      await writer.finish('complete', { finalDigest: DIGEST });
       expect((await store.run(writer.run))?.status).toBe('complete');
     });
 
     it('answers the ledger query: every counter change with its balance after it', async () => {
-      const run = ledgerRun(store);
+      const run = await ledgerRun(store);
       const lines = await store.query(ledgerLinesQuery(run));
       expect(
         lines.map((l) => [

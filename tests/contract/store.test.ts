@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
-// The store contract against every backend. SQLite is the embedded default; PostgreSQL joins here with a
-// describe of its own (issue 17) once it exists.
+// The store contract against every backend: SQLite (the embedded default, a file) and PostgreSQL (a
+// throwaway server started by tests/support/pg-global.ts; each store is a new database on it).
 import { join } from 'node:path';
+import { describe, inject, it } from 'vitest';
 import { openStore } from '../../src/store/index.js';
+import { freshDatabase } from '../support/pg-server.js';
 import { tempDir } from '../support/store-rows.js';
 import { storeContract } from './store.contract.js';
 
@@ -17,3 +19,15 @@ storeContract('SQLite', async () => {
     },
   };
 });
+
+const pgUrl = inject('pgUrl');
+if (pgUrl === '') {
+  describe('store contract: PostgreSQL', () => {
+    it.skip(`skipped: ${inject('pgSkip')}`, () => undefined);
+  });
+} else {
+  storeContract('PostgreSQL', async () => {
+    const store = await openStore(await freshDatabase(pgUrl));
+    return { store, dispose: () => store.close() };
+  });
+}

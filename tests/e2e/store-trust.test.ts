@@ -179,7 +179,7 @@ describe.skipIf(!canMount)('a store on read-only media', () => {
       const archive = freshDir();
       const live = join(source, 'l.db');
       const store = await openStore(live);
-      const writer = store.beginRun({
+      const writer = await store.beginRun({
         tracePath: 't.jsonl',
         traceSha256: createHash('sha256').update('').digest('hex'),
         traceText: '',
@@ -188,7 +188,7 @@ describe.skipIf(!canMount)('a store on read-only media', () => {
         faultPlan: null,
         header: null,
       });
-      writer.finish('complete', { finalDigest: '0000000000000000' });
+      await writer.finish('complete', { finalDigest: '0000000000000000' });
       // Copied while the writer is open: the run is only in the -wal.
       for (const suffix of ['', '-wal', '-shm']) copyFileSync(`${live}${suffix}`, join(archive, `l.db${suffix}`));
       await store.close();

@@ -30,7 +30,7 @@ describe('ioptrace audit', () => {
   });
 
   it('exits 1 with the broken rules, their ops and lines, and the ledger in --json', async () => {
-    const run = recordTrace(t.store, `${FIXTURES}/unfill-xarray-leak.jsonl`, 'v3');
+    const run = await recordTrace(t.store, `${FIXTURES}/unfill-xarray-leak.jsonl`, 'v3');
     const out = await audit(String(run), '--json');
     expect(out.exitCode).toBe(1);
     const json = out.json as {
@@ -53,7 +53,7 @@ describe('ioptrace audit', () => {
   });
 
   it('exits 0 when the books balance, and prints the ledger as CSV', async () => {
-    const run = recordTrace(t.store, `${FIXTURES}/unfill-xarray-leak.jsonl`, 'upstream');
+    const run = await recordTrace(t.store, `${FIXTURES}/unfill-xarray-leak.jsonl`, 'upstream');
     const text = await audit(String(run));
     expect([text.exitCode, text.text[1]]).toEqual([0, 'the books balance: all 5 rules hold, no violation, no WARN']);
     const csv = await audit(String(run), '--csv', '--pages', '2');
@@ -64,7 +64,7 @@ describe('ioptrace audit', () => {
   });
 
   it('writes the HTML report with --html and says where', async () => {
-    const run = recordTrace(t.store, `${FIXTURES}/unfill-xarray-leak.jsonl`, 'v3');
+    const run = await recordTrace(t.store, `${FIXTURES}/unfill-xarray-leak.jsonl`, 'v3');
     const file = join(t.dir, 'report.html');
     const out = await audit(String(run), '--html', file);
     expect(out.exitCode).toBe(1);
@@ -75,8 +75,8 @@ describe('ioptrace audit', () => {
   });
 
   it('summarizes every run with --all', async () => {
-    recordTrace(t.store, `${FIXTURES}/unfill-xarray-leak.jsonl`, 'upstream');
-    recordTrace(t.store, `${FIXTURES}/unfill-xarray-leak.jsonl`, 'v3');
+    await recordTrace(t.store, `${FIXTURES}/unfill-xarray-leak.jsonl`, 'upstream');
+    await recordTrace(t.store, `${FIXTURES}/unfill-xarray-leak.jsonl`, 'v3');
     const out = await audit('--all', '--json');
     expect(out.exitCode).toBe(1);
     const rows = (out.json as { runs: { run: number; ok: boolean; final: Record<string, number> }[] }).runs;
@@ -92,7 +92,7 @@ describe('ioptrace audit', () => {
   });
 
   it('refuses bad arguments with a UsageError, an unknown run with a NotFoundError (both exit 2)', async () => {
-    const run = String(recordTrace(t.store, `${FIXTURES}/unfill-xarray-leak.jsonl`, 'upstream'));
+    const run = String(await recordTrace(t.store, `${FIXTURES}/unfill-xarray-leak.jsonl`, 'upstream'));
     await expect(audit(run, '--json', '--csv')).rejects.toThrow(UsageError);
     await expect(audit()).rejects.toThrow(UsageError);
     await expect(audit('--all', run)).rejects.toThrow(UsageError);
@@ -110,7 +110,7 @@ describe('ioptrace audit', () => {
 
 describe('ioptrace audit of a run with violations that touch no counter', () => {
   it('never says the books balance, and draws the flat counters of a short run', async () => {
-    const run = recordTrace(t.store, 'replays/bad-free.jsonl', 'v3');
+    const run = await recordTrace(t.store, 'replays/bad-free.jsonl', 'v3');
     const text = await audit(String(run));
     expect([text.exitCode, text.text[1]]).toEqual([
       0,

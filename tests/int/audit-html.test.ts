@@ -103,7 +103,7 @@ const BODY_MARGIN = 24;
 
 describe('audit --html of fail_nth.access_pin on v3', () => {
   it('draws six counters over the 14 ops and marks the three broken rules at their ops', async () => {
-    const run = recordTrace(t.store, 'replays/selftest/fail_nth.access_pin.jsonl', 'v3');
+    const run = await recordTrace(t.store, 'replays/selftest/fail_nth.access_pin.jsonl', 'v3');
     const html = renderAuditHtml(await auditRun(t.store, run));
     const polylines = [...html.matchAll(/<polyline class="series" data-counter="([^"]+)" points="([^"]*)"/g)].map(
       (m) => [m[1], (m[2] ?? '').split(' ').length],
@@ -133,7 +133,7 @@ describe('audit --html of fail_nth.access_pin on v3', () => {
     'renders in headless Chromium with the chart and the markers on screen',
     { timeout: 120_000 },
     async () => {
-      const run = recordTrace(t.store, 'replays/selftest/fail_nth.access_pin.jsonl', 'v3');
+      const run = await recordTrace(t.store, 'replays/selftest/fail_nth.access_pin.jsonl', 'v3');
       const htmlPath = join(t.dir, 'report.html');
       const pngPath = join(t.dir, 'report.png');
       writeFileSync(htmlPath, renderAuditHtml(await auditRun(t.store, run)));

@@ -24,8 +24,8 @@ type Op = { name: string; events: Event[] };
 const PFN = 0x40000;
 
 /** Writes ops (index 0.. in order, trace line = index + 1) and finishes the run. */
-function writeRun(ops: Op[]): number {
-  const writer = t.store.beginRun({
+async function writeRun(ops: Op[]): Promise<number> {
+  const writer = await t.store.beginRun({
     tracePath: 'synthetic.jsonl',
     traceSha256: '0'.repeat(64),
     traceText: '',
@@ -50,7 +50,7 @@ function writeRun(ops: Op[]): number {
       digest: '0'.repeat(16),
     });
   });
-  writer.finish('complete', { finalDigest: '0'.repeat(16) });
+  await writer.finish('complete', { finalDigest: '0'.repeat(16) });
   return writer.run;
 }
 
@@ -138,7 +138,7 @@ const brokenRules = (rules: { rule: string; ok: boolean; op: number | null; line
 
 describe('reconcile: counters-move-together', () => {
   it('breaks where MM-accounted pages charge user.locked_vm instead of mm.locked_vm', async () => {
-    const run = writeRun([...setup('mm'), pin('user.locked_vm')]);
+    const run = await writeRun([...setup('mm'), pin('user.locked_vm')]);
     const r = await reconcile(t.store, run);
     expect(brokenRules(r.rules)).toEqual([['counters-move-together', 3, 4]]);
     const rule = r.rules.find((x) => x.rule === 'counters-move-together');
@@ -160,7 +160,7 @@ describe('reconcile: counters-move-together', () => {
       ['user', 'user.locked_vm'],
       ['none', null],
     ] as const) {
-      const run = writeRun([...setup(mode), pin(counter)]);
+      const run = await writeRun([...setup(mode), pin(counter)]);
       expect([mode, brokenRules((await reconcile(t.store, run)).rules)]).toEqual([mode, []]);
     }
   });
@@ -168,7 +168,7 @@ describe('reconcile: counters-move-together', () => {
 
 describe('reconcile: npinned-equals-pins and zero-after-teardown', () => {
   it('breaks where a page is unpinned without npinned moving, and leaves the rest at teardown', async () => {
-    const run = writeRun([
+    const run = await writeRun([
       ...setup('user'),
       pin('user.locked_vm'),
       {
@@ -191,7 +191,7 @@ describe('reconcile: npinned-equals-pins and zero-after-teardown', () => {
   });
 
   it('breaks where npinned counts pins no access or filled area covers', async () => {
-    const run = writeRun([
+    const run = await writeRun([
       ...setup('user'),
       pin('user.locked_vm'),
       {
@@ -209,7 +209,7 @@ describe('reconcile: npinned-equals-pins and zero-after-teardown', () => {
 
 describe('reconcile: charged-equals-pinned', () => {
   it('breaks where last_npinned is left behind npinned at rest', async () => {
-    const run = writeRun([
+    const run = await writeRun([
       ...setup('user'),
       pin('user.locked_vm'),
       {
@@ -235,8 +235,8 @@ describe('reconcile: charged-equals-pinned', () => {
 
 describe('auditAll', () => {
   it('sums each counter over its owners and lists the broken rules of each run', async () => {
-    writeRun([...setup('mm'), pin('mm.locked_vm')]);
-    writeRun([...setup('mm'), pin('user.locked_vm')]);
+    await writeRun([...setup('mm'), pin('mm.locked_vm')]);
+    await writeRun([...setup('mm'), pin('user.locked_vm')]);
     const rows = await auditAll(t.store);
     expect(rows.map((r) => [r.run, r.ok, r.final, r.broken])).toEqual([
       [

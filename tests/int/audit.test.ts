@@ -31,7 +31,7 @@ function broken(rules: { rule: string; ok: boolean; op: number | null; line: num
 
 describe('ledgerLines', () => {
   it('lists every counter change with its op, trace line, delta, running balance and kernel function', async () => {
-    const run = recordTrace(t.store, LEAK, 'v3');
+    const run = await recordTrace(t.store, LEAK, 'v3');
     const lines = await ledgerLines(t.store, run);
     expect(lines).toHaveLength(80);
     expect(lines.filter((l) => l.counter === 'pins')).toHaveLength(65);
@@ -67,7 +67,7 @@ describe('ledgerLines', () => {
   });
 
   it('computes last_npinned deltas from successive values and balances from all lines before a filter', async () => {
-    const run = recordTrace(t.store, LEAK, 'v3');
+    const run = await recordTrace(t.store, LEAK, 'v3');
     const last = await ledgerLines(t.store, run, { where: [{ accounts: [{ counter: 'last_npinned', owner: 2 }] }] });
     expect(last.map((l) => [l.seq, l.delta, l.value])).toEqual([
       [235, 64, 64],
@@ -83,7 +83,7 @@ describe('ledgerLines', () => {
   });
 
   it('narrows to lines matching every filter, and to nothing for an empty filter', async () => {
-    const run = recordTrace(t.store, LEAK, 'v3');
+    const run = await recordTrace(t.store, LEAK, 'v3');
     const both = await ledgerLines(t.store, run, {
       where: [{ pages: [2] }, { accounts: [{ counter: 'user.locked_vm', owner: 1000 }] }],
     });
@@ -94,7 +94,7 @@ describe('ledgerLines', () => {
 
 describe('finalBalances and seriesClosings', () => {
   it('leaves the v3 leak with 63 on every account of iopt_pages 2', async () => {
-    const run = recordTrace(t.store, LEAK, 'v3');
+    const run = await recordTrace(t.store, LEAK, 'v3');
     expect(await finalBalances(t.store, run)).toEqual([
       { counter: 'last_npinned', owner: 2, op: 9, value: 63 },
       { counter: 'mm.pinned_vm', owner: 1, op: 9, value: 63 },
@@ -112,7 +112,7 @@ describe('finalBalances and seriesClosings', () => {
 
 describe('reconcile on v3 accounting defects', () => {
   it('finds where the single-pass xarray unfill stops the books balancing (own reproducer)', async () => {
-    const run = recordTrace(t.store, LEAK, 'v3');
+    const run = await recordTrace(t.store, LEAK, 'v3');
     const r = await reconcile(t.store, run);
     expect(r.ok).toBe(false);
     expect(broken(r.rules)).toEqual([
@@ -142,7 +142,7 @@ describe('reconcile on v3 accounting defects', () => {
   });
 
   it('finds the leaked pins of fail_nth.access_pin at the access_unpin (op 9, line 36)', async () => {
-    const run = recordTrace(t.store, 'replays/selftest/fail_nth.access_pin.jsonl', 'v3');
+    const run = await recordTrace(t.store, 'replays/selftest/fail_nth.access_pin.jsonl', 'v3');
     const r = await reconcile(t.store, run);
     expect(broken(r.rules)).toEqual([
       { rule: 'ledger-equals-state', op: 11, line: 39 },
@@ -155,7 +155,7 @@ describe('reconcile on v3 accounting defects', () => {
   });
 
   it('finds the type1 split that leaves domains_itree stale at the vfio_unmap (own reproducer)', async () => {
-    const run = recordTrace(t.store, SPLIT, 'v3');
+    const run = await recordTrace(t.store, SPLIT, 'v3');
     const r = await reconcile(t.store, run);
     expect(broken(r.rules)).toEqual([
       { rule: 'ledger-equals-state', op: 8, line: 17 },
@@ -180,13 +180,13 @@ describe('reconcile on v3 accounting defects', () => {
 
   it('balances the same reproducers once the fixes are in (upstream)', async () => {
     for (const path of [LEAK, SPLIT]) {
-      const r = await reconcile(t.store, recordTrace(t.store, path, 'upstream'));
+      const r = await reconcile(t.store, await recordTrace(t.store, path, 'upstream'));
       expect([path, broken(r.rules)]).toEqual([path, []]);
     }
   });
 
   it('breaks only with the one flag removed: upstream without unfill-xarray-loop leaks at op 9', async () => {
-    const r = await reconcile(t.store, recordTrace(t.store, LEAK, 'upstream', ['unfill-xarray-loop']));
+    const r = await reconcile(t.store, await recordTrace(t.store, LEAK, 'upstream', ['unfill-xarray-loop']));
     expect(broken(r.rules).find((b) => b.rule === 'npinned-equals-pins')).toEqual({
       rule: 'npinned-equals-pins',
       op: 9,
@@ -197,7 +197,7 @@ describe('reconcile on v3 accounting defects', () => {
 
 describe('reconcile of a charge a dead mm keeps (upstream behaviour)', () => {
   it('reports charged != pinned at the unmap after the source process exited', async () => {
-    const run = recordTrace(t.store, MM_EXIT, 'upstream');
+    const run = await recordTrace(t.store, MM_EXIT, 'upstream');
     const r = await reconcile(t.store, run);
     expect(broken(r.rules)).toEqual([
       { rule: 'ledger-equals-state', op: 9, line: 17 },
@@ -224,7 +224,7 @@ describe('reconcile on upstream', () => {
       'replays/selftest/vfio_compat_mock_domain.huge_map.jsonl',
       'replays/selftest/iommufd_mock_domain.ro_unshare.jsonl',
     ]) {
-      const run = recordTrace(t.store, path, 'upstream');
+      const run = await recordTrace(t.store, path, 'upstream');
       const r = await reconcile(t.store, run);
       expect([path, r.rules.map((x) => [x.rule, x.ok, x.skipped])]).toEqual([
         path,
@@ -236,7 +236,7 @@ describe('reconcile on upstream', () => {
   });
 
   it('balances the snapshot-spaced store the same as an unspaced one (state rebuilt from snapshot + tail)', async () => {
-    const run = recordTrace(t.store, 'replays/selftest/vfio_compat_mock_domain.huge_map.jsonl', 'v3', [], 64);
+    const run = await recordTrace(t.store, 'replays/selftest/vfio_compat_mock_domain.huge_map.jsonl', 'v3', [], 64);
     expect((await t.store.snapshots(run)).length).toBeGreaterThan(10);
     const r = await reconcile(t.store, run);
     expect(broken(r.rules)).toEqual([
@@ -258,7 +258,7 @@ describe('reconcile on upstream', () => {
     expect(paths).toHaveLength(28);
     const unbalanced: string[] = [];
     for (const path of paths) {
-      const run = recordTrace(t.store, path, 'upstream');
+      const run = await recordTrace(t.store, path, 'upstream');
       const r = await reconcile(t.store, run);
       const left = (await finalBalances(t.store, run)).filter((b) => b.value !== 0);
       if (!r.ok || left.length > 0) unbalanced.push(path);
@@ -270,7 +270,7 @@ describe('reconcile on upstream', () => {
 
 describe('auditRun', () => {
   it('narrows the ledger by pages, user and pid, and names unknown ones', async () => {
-    const run = recordTrace(t.store, MM_EXIT, 'upstream');
+    const run = await recordTrace(t.store, MM_EXIT, 'upstream');
     const byPages = await auditRun(t.store, run, { pages: 5 });
     expect(new Set(byPages.ledger.map((l) => l.pages))).toEqual(new Set([5]));
     // npinned +8 and the three charges at the map (op 7), eight unpins at the unmap (op 9).

@@ -39,11 +39,17 @@ const rlimit = (i: number): string => `{"op":"rlimit","pid":1,"memlock":${65536 
 
 async function both(text: string, a: string, b: string) {
   const trace = parseTraceText(text, 'long.jsonl');
-  const runs = [a, b].map((spec) => {
+  const runs: number[] = [];
+  for (const spec of [a, b]) {
     const v = parseVariantSpec(spec);
-    return recordReplay(store, trace, { tracePath: 'long.jsonl', traceText: text, variant: v.label, fixes: v.fixes })
-      .run;
-  });
+    const recorded = await recordReplay(store, trace, {
+      tracePath: 'long.jsonl',
+      traceText: text,
+      variant: v.label,
+      fixes: v.fixes,
+    });
+    runs.push(recorded.run);
+  }
   const stored = await bisectRuns(store, runs[0] as number, runs[1] as number);
   const memory = bisectInMemory(trace, parseVariantSpec(a), parseVariantSpec(b));
   return { stored, memory };

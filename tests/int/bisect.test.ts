@@ -51,15 +51,16 @@ async function opened(): Promise<Store> {
 }
 
 /** Record `path` on `spec`, with a snapshot every few events so every state load is snapshot + tail. */
-function record(s: Store, path: string, spec: string, text = readFileSync(path, 'utf8')): number {
+async function record(s: Store, path: string, spec: string, text = readFileSync(path, 'utf8')): Promise<number> {
   const v = parseVariantSpec(spec);
-  return recordReplay(s, parseTraceText(text, path), {
+  const recorded = await recordReplay(s, parseTraceText(text, path), {
     tracePath: path,
     traceText: text,
     variant: v.label,
     fixes: v.fixes,
     spacing: { minEvents: 7, maxEvents: 7, bytesPerEvent: 1 },
-  }).run;
+  });
+  return recorded.run;
 }
 
 /** What must agree between the store bisect and the in-memory one. */
@@ -104,7 +105,7 @@ describe('bisectRuns over the store', () => {
   for (const [path, a, b] of PAIRS) {
     it(`agrees with the in-memory bisect on ${path}, ${a} against ${b}`, async () => {
       const s = await opened();
-      const report = await bisectRuns(s, record(s, path, a), record(s, path, b));
+      const report = await bisectRuns(s, await record(s, path, a), await record(s, path, b));
       const memory = bisectInMemory(
         parseTraceText(readFileSync(path, 'utf8'), path),
         parseVariantSpec(a),
@@ -117,7 +118,7 @@ describe('bisectRuns over the store', () => {
 
   it('finds bad-free.jsonl diverging at the access_pin of line 33, naming heap allocation 4 and mm 1 users', async () => {
     const s = await opened();
-    const r = await bisectRuns(s, record(s, BAD_FREE, 'v3'), record(s, BAD_FREE, 'merged'));
+    const r = await bisectRuns(s, await record(s, BAD_FREE, 'v3'), await record(s, BAD_FREE, 'merged'));
     expect([r.divergence?.op, r.divergence?.line, r.divergence?.name]).toEqual([8, 33, 'access_pin']);
     expect(r.divergence?.diff.lines).toEqual(['violations (count): 3 -> 0', 'mms 1 mm_users: -1 -> 0']);
     expect(r.divergence?.diff.onlyA).toContain('HeapFreed alloc 4 fn pfn_reader_user_pin');
@@ -127,7 +128,7 @@ describe('bisectRuns over the store', () => {
 
   it('compares what the kernel holds: a renamed allocating function is provenance, the detach diverges', async () => {
     const s = await opened();
-    const r = await bisectRuns(s, record(s, DETACH, 'v3'), record(s, DETACH, 'upstream'));
+    const r = await bisectRuns(s, await record(s, DETACH, 'v3'), await record(s, DETACH, 'upstream'));
     expect([r.divergence?.op, r.divergence?.line, r.divergence?.name, r.divergence?.differs]).toEqual([
       10,
       18,
@@ -166,26 +167,31 @@ describe('bisectRuns over the store', () => {
     const s = await opened();
     const a = record(s, BAD_FREE, 'v3');
     const b = record(s, `${FIX}/map-no-prot.jsonl`, 'v3');
-    await expect(bisectRuns(s, a, b)).rejects.toThrow(BadInputError);
-    await expect(bisectRuns(s, a, b)).rejects.toThrow(
+    await expect(bisectRuns(s, await a, await b)).rejects.toThrow(BadInputError);
+    await expect(bisectRuns(s, await a, await b)).rejects.toThrow(
       /^runs 1 and 2 replay different traces \(replays\/bad-free\.jsonl, sha256 [0-9a-f]{12}; tests\/fixtures\/bisect\/map-no-prot\.jsonl, sha256 [0-9a-f]{12}\): give --align prefix to compare the ops they share$/,
     );
-    await expect(bisectRuns(s, a, 9)).rejects.toThrow(`no run 9 in ${db} (ioptrace runs lists them)`);
+    await expect(bisectRuns(s, await a, 9)).rejects.toThrow(`no run 9 in ${db} (ioptrace runs lists them)`);
   });
 
   it('with --align prefix compares setup and the ops both traces start with (expectations aside)', async () => {
     const s = await opened();
-    const r = await bisectRuns(s, record(s, BAD_FREE, 'v3'), record(s, `${FIX}/map-no-prot.jsonl`, 'upstream'), {
-      align: 'prefix',
-    });
+    const r = await bisectRuns(
+      s,
+      await record(s, BAD_FREE, 'v3'),
+      await record(s, `${FIX}/map-no-prot.jsonl`, 'upstream'),
+      {
+        align: 'prefix',
+      },
+    );
     expect(r.commonTraceOps).toBe(4);
     expect(r.compared).toBe(5);
     expect(r.divergence).toBeNull();
     expect(r.notes).toEqual(['different traces: comparing setup and the 4 trace ops they share from the start']);
     const d = await bisectRuns(
       s,
-      record(s, `${FIX}/access-pin-short.jsonl`, 'v3'),
-      record(s, `${FIX}/access-pin-short.jsonl`, 'merged'),
+      await record(s, `${FIX}/access-pin-short.jsonl`, 'v3'),
+      await record(s, `${FIX}/access-pin-short.jsonl`, 'merged'),
       {
         align: 'prefix',
       },
@@ -199,7 +205,7 @@ describe('bisectRuns over the store', () => {
     const text = readFileSync(path, 'utf8');
     const a = record(s, path, 'v3');
     const b = record(s, path, 'merged', `# the same trace with one more comment line\n${text}`);
-    const r = await bisectRuns(s, a, b, { align: 'prefix' });
+    const r = await bisectRuns(s, await a, await b, { align: 'prefix' });
     expect(r.commonTraceOps).toBe(10);
     expect(r.compared).toBe(12);
     expect(r.notes).toEqual(['different trace files with the same ops: comparing every op']);

@@ -81,8 +81,8 @@ describe('a writer killed midway', () => {
         ],
       });
       // The database still takes new runs.
-      const writer = store.beginRun(runInfo());
-      writer.finish('complete', { finalDigest: '0000000000000000' });
+      const writer = await store.beginRun(runInfo());
+      await writer.finish('complete', { finalDigest: '0000000000000000' });
       expect((await store.runs()).map((r) => r.status)).toEqual(['running', 'complete']);
     } finally {
       await store.close();

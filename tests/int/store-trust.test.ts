@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as m0001 from '../../migrations/0001_initial.js';
 import { parseTraceText } from '../../src/replay/parse.js';
 import { recordReplay } from '../../src/replay/record.js';
-import { NotAStoreError, StoreError, openStore, type Store } from '../../src/store/index.js';
+import { NotAStoreError, StoreError, openStore, type RunWriter, type Store } from '../../src/store/index.js';
 import { sqlitePragma, verifyTestHooks } from '../../src/store/sqlite/testing.js';
 import { EVENTS_PER_OP, appendOps, eventRow, opRow, runInfo, tempDir } from '../support/store-rows.js';
 
@@ -145,9 +145,9 @@ const TRACE = [
 ].join('\n');
 
 describe('a replay that fails part way', () => {
-  function record(store: Store, onOp?: (index: number) => void) {
+  async function record(store: Store, onOp?: (index: number) => void) {
     const trace = parseTraceText(TRACE, 'grow.jsonl');
-    return recordReplay(store, trace, {
+    return await recordReplay(store, trace, {
       tracePath: 'grow.jsonl',
       traceText: TRACE,
       variant: 'upstream',
@@ -162,9 +162,9 @@ describe('a replay that fails part way', () => {
     const pages = Number((sqlitePragma(store, 'page_count') as { page_count: number }[])[0]?.page_count);
     // A few pages to spare: the run row fits, the first batch of 4096 events does not.
     sqlitePragma(store, `max_page_count = ${pages + 4}`);
-    const error = (() => {
+    const error = await (async () => {
       try {
-        record(store);
+        await record(store);
       } catch (e) {
         return e;
       }
@@ -192,9 +192,9 @@ describe('a replay that fails part way', () => {
 
   it('on any exception: its own message, not a digest complaint; the events before are kept', async () => {
     const store = await openTracked();
-    const error = (() => {
+    const error = await (async () => {
       try {
-        record(store, (index) => {
+        await record(store, (index) => {
           if (index === 2) throw new RangeError('Invalid string length');
         });
       } catch (e) {
@@ -224,13 +224,14 @@ describe('a replay that fails part way', () => {
 describe('verify reads one snapshot', () => {
   it('does not see a batch committed by another connection between its reads', async () => {
     const writerStore = await openTracked();
-    const writer = writerStore.beginRun(runInfo(), { batchSize: 100 });
+    const writer = await writerStore.beginRun(runInfo(), { batchSize: 100 });
     appendOps(writer, 300);
     const reader = await openTracked({ readonly: true });
     let more = 0;
     verifyTestHooks.afterBlocks = () => {
       // The blocks are read; commit two more batches before the events are.
-      if (more++ === 0) appendOpsFrom(writer, 301, 500);
+      // SQLite commits inside flush before its promise settles: the batches are in when this returns.
+      if (more++ === 0) void appendOpsFrom(writer, 301, 500);
     };
     const report = await reader.verify();
     expect(report).toEqual({
@@ -245,10 +246,10 @@ describe('verify reads one snapshot', () => {
 });
 
 /** Appends events first..last of the fixture vocabulary, closing ops of ten, and commits them. */
-function appendOpsFrom(writer: ReturnType<Store['beginRun']>, first: number, last: number): void {
+async function appendOpsFrom(writer: RunWriter, first: number, last: number): Promise<void> {
   for (let seq = first; seq <= last; seq++) {
     writer.append(eventRow(seq));
     if (seq % EVENTS_PER_OP === 0) writer.endOp(opRow(seq / EVENTS_PER_OP - 1));
   }
-  writer.flush();
+  await writer.flush();
 }

@@ -27,9 +27,9 @@ async function openTracked(options?: { readonly?: boolean }): Promise<Store> {
 /** A database with one complete run of `count` events (ops of ten) in batches of 4096. */
 async function storeWithRun(count: number): Promise<{ store: Store; run: number }> {
   const store = await openTracked();
-  const writer = store.beginRun(runInfo(), { batchSize: 4096 });
+  const writer = await store.beginRun(runInfo(), { batchSize: 4096 });
   appendOps(writer, count);
-  writer.finish('complete', { finalDigest: 'feedfacecafebeef' });
+  await writer.finish('complete', { finalDigest: 'feedfacecafebeef' });
   return { store, run: writer.run };
 }
 
@@ -160,9 +160,9 @@ describe('RunWriter and reads', () => {
     const store = await openTracked();
     const heads: string[] = [];
     for (const variant of ['v3', 'v3', 'v3+fix']) {
-      const writer = store.beginRun(runInfo(variant));
+      const writer = await store.beginRun(runInfo(variant));
       appendOps(writer, 500);
-      writer.finish('complete', { finalDigest: '0000000000000001' });
+      await writer.finish('complete', { finalDigest: '0000000000000001' });
       heads.push(writer.head);
     }
     expect(heads[1]).toBe(heads[0]);
@@ -172,7 +172,7 @@ describe('RunWriter and reads', () => {
 
   it('refuses a gap in seqs and an op that does not cover its events, and stays usable', async () => {
     const store = await openTracked();
-    const writer = store.beginRun(runInfo());
+    const writer = await store.beginRun(runInfo());
     writer.append(eventRow(1));
     const gap = thrown(() => writer.append(eventRow(3)));
     expect(gap).toBeInstanceOf(StoreError);
@@ -185,14 +185,14 @@ describe('RunWriter and reads', () => {
       `run ${writer.run}: op 0 claims events 1..9, but the events appended since the previous op are 1..10`,
     );
     writer.endOp(opRow(0));
-    writer.finish('complete', { finalDigest: '0000000000000001' });
+    await writer.finish('complete', { finalDigest: '0000000000000001' });
     expect(await store.eventCount(writer.run)).toBe(10);
     expect((thrown(() => writer.append(eventRow(11))) as StoreError).code).toBe('writer-closed');
   });
 
   it('round-trips snapshots and picks the one at or before a seq', async () => {
     const store = await openTracked();
-    const writer = store.beginRun(runInfo());
+    const writer = await store.beginRun(runInfo());
     writer.putSnapshot(0, 0, '0000000000000000', new Uint8Array([0]), 1);
     appendOps(writer, 6000);
     writer.putSnapshot(1000, 99, '00000000000003e8', new Uint8Array([1, 2, 3]), 1);
@@ -200,7 +200,7 @@ describe('RunWriter and reads', () => {
     expect(
       (thrown(() => writer.putSnapshot(5000, 499, '0000000000001388', new Uint8Array(), 2)) as StoreError).code,
     ).toBe('bad-snapshot');
-    writer.finish('complete', { finalDigest: '0000000000000001' });
+    await writer.finish('complete', { finalDigest: '0000000000000001' });
     expect(await store.snapshots(writer.run)).toEqual([0, 1000, 5000]);
     const at4999 = await store.snapshotAtOrBefore(writer.run, 4999);
     expect(at4999 && { ...at4999, state: [...at4999.state] }).toEqual({
@@ -220,7 +220,7 @@ describe('RunWriter and reads', () => {
 describe('append-only log', () => {
   it('refuses UPDATE and DELETE on events, ops, snapshots and blocks through a raw connection', async () => {
     const { store, run } = await storeWithRun(100);
-    store.beginRun(runInfo()).putSnapshot(0, 0, '0000000000000000', new Uint8Array([1]), 1);
+    (await store.beginRun(runInfo())).putSnapshot(0, 0, '0000000000000000', new Uint8Array([1]), 1);
     await closeAll();
     const raw = new Database(path);
     try {
@@ -336,7 +336,7 @@ describe('verify', () => {
 describe('failed batches', () => {
   it('writes nothing of a batch whose commit fails, then records the run as failed', async () => {
     const store = await openTracked();
-    const writer = store.beginRun(runInfo(), { batchSize: 1000 });
+    const writer = await store.beginRun(runInfo(), { batchSize: 1000 });
     const saboteur = new Database(path);
     saboteur.exec(`CREATE TRIGGER sabotage BEFORE INSERT ON events WHEN NEW.seq = 2500
       BEGIN SELECT RAISE(ABORT, 'disk on fire'); END`);
@@ -349,11 +349,11 @@ describe('failed batches', () => {
     expect(await store.eventCount(writer.run)).toBe(2000);
     expect((await store.run(writer.run))?.status).toBe('running');
     expect((thrown(() => writer.append(eventRow(2001))) as StoreError).code).toBe('writer-broken');
-    expect((thrown(() => writer.finish('complete', { finalDigest: '0000000000000001' })) as StoreError).code).toBe(
-      'writer-broken',
-    );
+    await expect(writer.finish('complete', { finalDigest: '0000000000000001' })).rejects.toMatchObject({
+      code: 'writer-broken',
+    });
 
-    writer.finish('failed', { error: 'disk on fire', finalDigest: '0000000000000001' });
+    await writer.finish('failed', { error: 'disk on fire', finalDigest: '0000000000000001' });
     // Op 199 (events 1991..2000) ended after its last event filled the batch, so its row was in the lost one.
     expect(await store.run(writer.run)).toMatchObject({
       status: 'failed',
@@ -404,7 +404,7 @@ describe('openStore', () => {
     const store = await openTracked({ readonly: true });
     expect(await store.eventCount(1)).toBe(100);
     expect((await store.verify()).ok).toBe(true);
-    expect((thrown(() => store.beginRun(runInfo())) as StoreError).code).toBe('readonly');
+    await expect(store.beginRun(runInfo())).rejects.toMatchObject({ code: 'readonly' });
   });
 
   it('refuses to open a missing file read-only, and creates nothing', async () => {

@@ -53,7 +53,7 @@ if (dir !== undefined && opsText !== undefined) {
   const store = await openStore(join(dir, 'long.db'));
   try {
     const spec = resolveVariant('upstream');
-    const { run } = recordReplay(store, parseTraceText(text, tracePath), {
+    const { run } = await recordReplay(store, parseTraceText(text, tracePath), {
       tracePath,
       traceText: text,
       variant: spec.variant,

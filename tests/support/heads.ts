@@ -38,7 +38,12 @@ export async function computeHeadsOf(path: string, variant: string): Promise<Rec
   const store = await openStore(':memory:');
   try {
     const { fixes } = resolveVariant(variant);
-    const rec = recordReplay(store, parseTraceText(text, path), { tracePath: path, traceText: text, variant, fixes });
+    const rec = await recordReplay(store, parseTraceText(text, path), {
+      tracePath: path,
+      traceText: text,
+      variant,
+      fixes,
+    });
     // Promise.resolve: the store's reads are becoming asynchronous; this reads the same either way.
     const row = await Promise.resolve(store.run(rec.run));
     return { [`${path}@${variant}`]: { digest: rec.result.digest, head: rec.head, opsHead: row?.opsHeadHash ?? null } };

@@ -23,7 +23,7 @@ export async function buildWebStore(db: string): Promise<void> {
     ] as const) {
       const text = readFileSync(join(ROOT, path), 'utf8');
       const v = parseVariantSpec(spec);
-      recordReplay(store, parseTraceText(text, path), {
+      await recordReplay(store, parseTraceText(text, path), {
         tracePath: path,
         traceText: text,
         variant: v.label,

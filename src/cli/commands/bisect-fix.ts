@@ -66,16 +66,18 @@ export const bisectFixCommand = defineCommand({
     if (values.record && first !== undefined) {
       const store = await openStore(env.db);
       try {
-        const runs = [first.k - 1, first.k].map((k) => {
+        const runs: number[] = [];
+        for (const k of [first.k - 1, first.k]) {
           const spec = variantAt(report.bad, report.steps, k);
-          return recordReplay(store, trace, {
+          const recorded = await recordReplay(store, trace, {
             tracePath: path,
             traceText: text,
             variant: spec.variant,
             fixes: spec.fixes,
             failNth,
-          }).run;
-        });
+          });
+          runs.push(recorded.run);
+        }
         lines.push(
           `recorded run ${runs[0]} (before ${first.flag}) and run ${runs[1]} (with it): ioptrace bisect ${runs[0]} ${runs[1]}`,
         );

@@ -54,13 +54,13 @@ export const demoCommand = defineCommand({
     const { text, trace } = await loadTrace(path);
     const store = await openStore(db);
     try {
-      const a = recordReplay(store, trace, {
+      const a = await recordReplay(store, trace, {
         tracePath: path,
         traceText: text,
         variant: bad.label,
         fixes: bad.fixes,
       });
-      const b = recordReplay(store, trace, {
+      const b = await recordReplay(store, trace, {
         tracePath: path,
         traceText: text,
         variant: good.label,

@@ -127,10 +127,10 @@ export const replayCommand = defineCommand({
     const store = await openStore(env.db);
     try {
       const progress = new Progress(trace.entries.length, `replay ${path}`, env.stderr, values.progress);
-      let recorded: ReturnType<typeof recordReplay>;
+      let recorded: Awaited<ReturnType<typeof recordReplay>>;
       try {
         // A replay that fails part way throws a StoreError naming the cause (exit 3); the run is marked failed.
-        recorded = recordReplay(store, trace, {
+        recorded = await recordReplay(store, trace, {
           tracePath: path,
           traceText: text,
           variant: label,

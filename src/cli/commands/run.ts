@@ -113,7 +113,7 @@ export const runCommand = defineCommand({
     const store = await openStore(env.db);
     let stored;
     try {
-      stored = recordReplay(store, trace, { tracePath, traceText, variant, fixes });
+      stored = await recordReplay(store, trace, { tracePath, traceText, variant, fixes });
     } finally {
       await store.close();
     }

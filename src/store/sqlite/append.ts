@@ -219,7 +219,7 @@ class SqliteRunWriter implements RunWriter {
     this.#types.add(row.type);
     live.seq = row.seq;
     live.head = hash;
-    if (++this.#eventCount >= this.batchSize) this.flush();
+    if (++this.#eventCount >= this.batchSize) this.#flushNow();
   }
 
   endOp(row: OpRow): void {
@@ -267,7 +267,7 @@ class SqliteRunWriter implements RunWriter {
     live.opsEnded++;
     live.lastOpLastSeq = row.lastSeq;
     // Op rows ride with their events; only a long run of ops without events fills a batch by itself.
-    if (++this.#opCount >= this.batchSize) this.flush();
+    if (++this.#opCount >= this.batchSize) this.#flushNow();
   }
 
   putSnapshot(seq: number, op: number, digest: string, state: Uint8Array, format: number): void {
@@ -286,13 +286,29 @@ class SqliteRunWriter implements RunWriter {
     live.lastSnapshotSeq = seq;
   }
 
-  flush(): void {
+  /** Always false: SQLite commits a batch inside the append that cuts it. */
+  get unsettled(): boolean {
+    return false;
+  }
+
+  settle(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  // SQLite commits synchronously: the promise settles with the commit already done (or failed).
+  // eslint-disable-next-line @typescript-eslint/require-await -- a throw must become a rejection
+  async flush(): Promise<void> {
+    this.#flushNow();
+  }
+
+  #flushNow(): void {
     this.#checkOpen();
     if (this.#eventCount === 0 && this.#opCount === 0 && this.#snapshots.length === 0) return;
     this.#commit(null);
   }
 
-  finish(status: 'complete' | 'failed', summary: FinishSummary): void {
+  // eslint-disable-next-line @typescript-eslint/require-await -- a throw must become a rejection
+  async finish(status: 'complete' | 'failed', summary: FinishSummary): Promise<void> {
     // After a failed commit the run may still be recorded as failed, never as complete.
     if (!(this.#state === 'broken' && status === 'failed')) this.#checkOpen();
     // A failed run may have stopped before any state digest existed; a complete one always has one.
@@ -376,6 +392,7 @@ class SqliteRunWriter implements RunWriter {
   #write(finish: FinishRow | null): void {
     const conn = this.#conn;
     const batch = ++this.#batches;
+    this.#onWriteStep('begin', batch);
     const step = (name: WriteStep) => () => this.#onWriteStep(name, batch);
     const beforeEvents = step('events');
     if (this.#chunks.length > 0) {

@@ -3,19 +3,16 @@
  * Opening the SQLite store: the file checks (file.ts), pragmas, schema migration; store.ts is the Store
  * object over the open connection.
  *
- * Migrations run through kysely's Migrator from the static list in migrations/index.ts, all pending ones in
- * one IMMEDIATE transaction: a failed migration leaves the schema as it was, and two processes opening a
+ * Migrations run through kysely's Migrator (../migrate.ts), all pending ones in one IMMEDIATE transaction: a failed migration leaves the schema as it was, and two processes opening a
  * new file at once migrate it once (the second waits for the lock, then finds nothing pending); StoreDialect
  * (dialect.ts) makes that possible.
- *
- * A database migrated by a newer ioptrace (a migration name we do not know) is refused rather than used.
  */
 
 import Database from 'better-sqlite3';
-import { DEFAULT_MIGRATION_TABLE, Kysely, Migrator, sql } from 'kysely';
-import { migrations } from '../../../migrations/index.js';
+import { Kysely } from 'kysely';
 import { Connection } from './connection.js';
-import { NotAStoreError, StoreError, messageOf } from '../errors.js';
+import { NotAStoreError, StoreError } from '../errors.js';
+import { migrate } from '../migrate.js';
 import { describeCause } from './cause.js';
 import { StoreDialect } from './dialect.js';
 import { inspectFile, openReadOnly, storeContents } from './file.js';
@@ -29,12 +26,6 @@ export interface OpenStoreOptions {
   /** How long to wait for another process's write lock, in ms (5000 unless given). */
   busyTimeoutMs?: number;
 }
-
-/**
- * Migrations that only add what readers do without: a read-only open of a store that lacks them still works
- * (an archived ledger cannot be migrated), and read.ts fills the missing columns with null.
- */
-const READ_OPTIONAL = new Set(['0002_run_failure']);
 
 /**
  * Opens (creating and migrating unless readonly) the store in the SQLite file at `path`. Refuses, without
@@ -95,50 +86,4 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
     throw new StoreError('open-failed', `cannot open ${path}: ${describeCause(error)}`, { path }, { cause: error });
   }
   return new SqliteStore(path, readonly, new Connection(raw, new Set(executed)), db);
-}
-
-async function executedMigrations(db: Kysely<Schema>): Promise<string[]> {
-  const tables = await db.introspection.getTables({ withInternalKyselyTables: true });
-  if (!tables.some((table) => table.name === DEFAULT_MIGRATION_TABLE)) return [];
-  const rows = await sql<{ name: string }>`select name from ${sql.table(DEFAULT_MIGRATION_TABLE)}`.execute(db);
-  return rows.rows.map((row) => row.name);
-}
-
-/** Runs the pending migrations (unless readonly); returns the names of those the schema now has. */
-async function migrate(db: Kysely<Schema>, path: string, readonly: boolean): Promise<string[]> {
-  const known = Object.keys(migrations).sort();
-  const executed = await executedMigrations(db);
-  const unknown = executed.filter((name) => !known.includes(name));
-  if (unknown.length > 0) {
-    throw new StoreError(
-      'database-newer',
-      `${path} was written by a newer ioptrace (migrations ${unknown.join(', ')} are unknown here); upgrade ioptrace to open it`,
-      { path, unknown },
-    );
-  }
-  const pending = known.filter((name) => !executed.includes(name));
-  if (pending.length === 0) return executed;
-  if (readonly) {
-    if (pending.every((name) => READ_OPTIONAL.has(name))) return executed;
-    throw new StoreError(
-      'schema-outdated',
-      `${path} needs migrations ${pending.join(', ')}; open it once for writing`,
-      {
-        path,
-        pending,
-      },
-    );
-  }
-  const migrator = new Migrator({ db, provider: { getMigrations: () => Promise.resolve(migrations) } });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error !== undefined) {
-    const failed = results?.find((result) => result.status === 'Error')?.migrationName ?? null;
-    throw new StoreError(
-      'migration-failed',
-      `cannot migrate ${path}${failed === null ? '' : ` (migration ${failed})`}: ${messageOf(error)}; the schema is unchanged`,
-      { path, migration: failed },
-      { cause: error },
-    );
-  }
-  return known;
 }

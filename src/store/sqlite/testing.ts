@@ -8,7 +8,7 @@ import { InternalError } from '../../lib/errors.js';
 import type { Store } from '../types.js';
 import { SqliteStore } from './store.js';
 
-export { verifyTestHooks } from './verify.js';
+export { verifyTestHooks } from '../verify.js';
 
 /** Runs `pragma` on the connection of a SQLite store (e.g. 'max_page_count = 40'); returns its rows. */
 export function sqlitePragma(store: Store, pragma: string): unknown {

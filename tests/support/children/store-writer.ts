@@ -3,6 +3,8 @@
  * Child process for the multi-process store tests: run with vite-node by tests/int/store-crash.test.ts,
  * and built by tsc (tsconfig.e2e.json) for tests/e2e/verify-interrupted.test.ts, which starts it often.
  *
+ * DB is a SQLite file or a postgres:// URL (tests/pg/kill.test.ts).
+ *
  *   store-writer.ts open DB          open (migrating) the store, write "opened" to fd 1, exit
  *   store-writer.ts write DB BATCH   begin a run and append events in batches of BATCH until killed,
  *                                          writing "committed <seq>" to fd 1 after each batch commits
@@ -47,7 +49,7 @@ if (mode === 'open') {
     Atomics.wait(sleeper, 0, 0, 60_000);
     process.exit(4);
   };
-  const writer = store.beginRun(runInfo(), { batchSize: PAUSE_RUN.batchSize, onWriteStep });
+  const writer = await store.beginRun(runInfo(), { batchSize: PAUSE_RUN.batchSize, onWriteStep });
   for (let seq = 1; seq <= PAUSE_RUN.events; seq++) {
     writer.append(eventRow(seq));
     if (seq % EVENTS_PER_OP === 0) writer.endOp(opRow(seq / EVENTS_PER_OP - 1));
@@ -61,19 +63,20 @@ if (mode === 'open') {
       );
     }
   }
-  writer.finish('complete', { finalDigest: '00000000000000ff' });
+  await writer.finish('complete', { finalDigest: '00000000000000ff' });
   writeSync(1, 'done\n');
   await store.close();
 } else {
   const batchSize = Number(rest[0]);
-  const writer = store.beginRun(runInfo(), { batchSize });
+  const writer = await store.beginRun(runInfo(), { batchSize });
   writeSync(1, `run ${writer.run}\n`);
   const deadline = Date.now() + 60_000;
   for (let seq = 1; Date.now() < deadline; seq++) {
     writer.append(eventRow(seq));
     if (seq % EVENTS_PER_OP === 0) writer.endOp(opRow(seq / EVENTS_PER_OP - 1));
-    // append() commits the batch that its row completes.
+    // The append that completes a batch cuts it: SQLite commits it there, a server store at settle().
     if (seq % batchSize === 0) {
+      if (writer.unsettled) await writer.settle();
       writeSync(1, `committed ${seq}\n`);
       if (mode === 'slow') Atomics.wait(sleeper, 0, 0, 2);
     }

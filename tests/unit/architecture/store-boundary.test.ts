@@ -39,8 +39,12 @@ function importersOf(pkg: string): string[] {
 }
 
 describe('the store boundary, by the imports of src/', () => {
-  it('imports kysely only under src/store/: the schema, the query files and the SQLite backend', () => {
+  it('imports kysely only under src/store/: the schema, migration, query files and the two backends', () => {
     expect(importersOf('kysely')).toEqual([
+      'src/store/migrate.ts',
+      'src/store/postgres/dialect.ts',
+      'src/store/postgres/open.ts',
+      'src/store/postgres/store.ts',
       'src/store/queries/context.ts',
       'src/store/queries/ledger.ts',
       'src/store/schema.ts',
@@ -56,6 +60,16 @@ describe('the store boundary, by the imports of src/', () => {
       'src/store/sqlite/connection.ts',
       'src/store/sqlite/file.ts',
       'src/store/sqlite/open.ts',
+    ]);
+  });
+
+  it('imports pg only under src/store/postgres/', () => {
+    expect(importersOf('pg')).toEqual([
+      'src/store/postgres/append.ts',
+      'src/store/postgres/pool.ts',
+      'src/store/postgres/read.ts',
+      'src/store/postgres/store.ts',
+      'src/store/postgres/verify.ts',
     ]);
   });
 

@@ -23,7 +23,7 @@ let source: StoreSource;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ioptrace-tt-'));
   store = await openStore(join(dir, 'run.db'));
-  const writer = store.beginRun({
+  const writer = await store.beginRun({
     tracePath: 'scripted.jsonl',
     traceSha256: createHash('sha256').update('scripted').digest('hex'),
     traceText: '',
@@ -50,7 +50,7 @@ beforeAll(async () => {
       digest: span.digest ?? '',
     });
   }
-  writer.finish('complete', { finalDigest: run.recorder.digests[run.events.length] ?? '' });
+  await writer.finish('complete', { finalDigest: run.recorder.digests[run.events.length] ?? '' });
   source = await StoreSource.open(store, writer.run);
 });
 
