@@ -45,7 +45,6 @@ import {
   MAP_FLAGS,
   MAP_READABLE,
   MAP_WRITEABLE,
-  MOCK_DEVICE_FLAGS,
   OFF,
   OPTION_HUGE_PAGES,
   OPTION_OP_GET,
@@ -62,12 +61,15 @@ import {
   TEST_OP_MD_CHECK_REFS,
   TEST_OP_MOCK_DOMAIN,
   TEST_OP_MOCK_DOMAIN_FLAGS,
+  TEST_OP_MOCK_DOMAIN_REPLACE,
   TEST_OP_NAMES,
   TEST_OP_SET_TEMP_MEMORY_LIMIT,
   UNSERVED_OPS,
   iommufdRequest,
 } from './uapi.js';
 import type { IoctlOp } from './uapi.js';
+import { HwptCommands } from './hwpt.js';
+import type { IdObject } from './hwpt.js';
 import { UserMemory, credentialsOf, socketHeldAnywhere, socketInodeOf, vmasIn } from './user-memory.js';
 
 export const ENOTTY = 25;
@@ -105,13 +107,6 @@ export interface SessionOptions {
   /** A finding as it happens, one line in the style of a kernel log. */
   onFinding?: (line: string) => void;
 }
-
-type IdObject =
-  | { kind: 'ioas'; name: string }
-  | { kind: 'selftest'; domain: string; idev: number; hwpt: number }
-  | { kind: 'device'; selftest: number }
-  | { kind: 'hwpt'; domain: string; ioas: string; selftest: number }
-  | { kind: 'access'; name: string; file: bigint };
 
 interface Context {
   name: string;
@@ -180,6 +175,17 @@ export class Session {
   private names = { ctx: 0, ioas: 0, hwpt: 0, access: 0 };
   private reported = { violations: 0, warns: 0 };
   private current = '';
+  private readonly hwpt = new HwptCommands({
+    allocId: (objects, obj) => this.allocIdIn(objects, obj),
+    run: (op) => this.run(op),
+    respond: (call, buf) => this.respond(call as IoctlCall, buf),
+    writeUser: (pid, addr, bytes) => this.memory.write(pid, addr, bytes),
+    readUser: (pid, addr, length) => this.memory.read(pid, addr, length),
+    countUnserved: (name) => this.count(this.counts.unserved, name),
+    newDomainName: () => `hwpt${++this.names.hwpt}`,
+    faultPoint: () => false,
+    fail,
+  });
 
   /** Lines before the first op: a comment and the header. */
   static readonly PREAMBLE = ['# written by ioptrace run: the ops a live program issued, with what it saw'];
@@ -273,11 +279,8 @@ export class Session {
         destroyed = false;
         for (const id of [...ctx.objects.keys()].sort((a, b) => a - b)) {
           const obj = ctx.objects.get(id);
-          if (obj?.kind === 'selftest') {
-            this.step({ op: 'domain_detach', domain: obj.domain });
-            ctx.objects.delete(id);
-            ctx.objects.delete(obj.idev);
-            ctx.objects.delete(obj.hwpt);
+          if (obj !== undefined && this.hwpt.releasable(obj)) {
+            this.hwpt.release(ctx.objects, id);
             destroyed = true;
           } else if (obj?.kind === 'ioas' && !this.ioasHeld(ctx, obj.name)) {
             if ((this.live.current.ioases[obj.name]?.areas.count ?? 0) > 0)
@@ -385,6 +388,10 @@ export class Session {
         return this.ioasUnmap(ctx, call, buf);
       case 0x87:
         return this.option(ctx, call, buf);
+      case 0x89:
+        return this.hwpt.hwptAlloc(ctx.objects, call, buf);
+      case 0x8a:
+        return this.hwpt.getHwInfo(ctx.objects, call, buf);
       default:
         return this.testCmd(ctx, call, buf);
     }
@@ -439,15 +446,13 @@ export class Session {
         ctx.objects.delete(id);
         return 0;
       }
-      case 'selftest': {
-        this.run({ op: 'domain_detach', domain: obj.domain });
-        ctx.objects.delete(id);
-        ctx.objects.delete(obj.idev);
-        ctx.objects.delete(obj.hwpt);
+      case 'selftest':
+        this.hwpt.destroySelftest(ctx.objects, id);
         return 0;
-      }
+      case 'hwpt':
+        return this.hwpt.destroy(ctx.objects, id);
       default:
-        // The bound device and its hwpt are held by the selftest object until it goes.
+        // The bound device is held by the selftest object until it goes.
         return fail(EBUSY);
     }
   }
@@ -684,28 +689,11 @@ export class Session {
       case TEST_OP_MOCK_DOMAIN_FLAGS:
       case TEST_OP_MOCK_DOMAIN: {
         const flags = sub === TEST_OP_MOCK_DOMAIN_FLAGS ? buf.readUInt32LE(OFF.test.mockDomain.devFlags) : 0;
-        // mock_dev_create refuses device flags this mock does not know (PASID is later than v6.12).
-        if (flags & ~MOCK_DEVICE_FLAGS) fail(EINVAL);
-        const target = ctx.objects.get(id);
-        if (target?.kind === 'hwpt') {
-          this.count(this.counts.unserved, 'IOMMU_TEST_CMD(MOCK_DOMAIN on a hwpt)');
-          return fail(EOPNOTSUPP);
-        }
-        const ioas = this.ioasOf(ctx, id);
-        const domain = `hwpt${++this.names.hwpt}`;
         // HUGE_IOVA adds the mock's large IO page; the smallest page, which alone sets alignment, stays.
-        this.run({ op: 'domain_attach', domain, ioas, kind: 'mock', pgsizes: null, aperture: null });
-        const selftest = this.allocId(ctx, { kind: 'selftest', domain, idev: 0, hwpt: 0 });
-        const idev = this.allocId(ctx, { kind: 'device', selftest });
-        const hwpt = this.allocId(ctx, { kind: 'hwpt', domain, ioas, selftest });
-        ctx.objects.set(selftest, { kind: 'selftest', domain, idev, hwpt });
-        const m = OFF.test.mockDomain;
-        buf.writeUInt32LE(selftest, m.outStdevId);
-        buf.writeUInt32LE(hwpt, m.outHwptId);
-        buf.writeUInt32LE(idev, m.outIdevId);
-        this.respond(call, buf);
-        return 0;
+        return this.hwpt.mockDomain(ctx.objects, call, buf, id, flags);
       }
+      case TEST_OP_MOCK_DOMAIN_REPLACE:
+        return this.hwpt.replace(ctx.objects, call, buf, id);
       case TEST_OP_MD_CHECK_MAP: {
         const hwpt = ctx.objects.get(id);
         if (hwpt?.kind !== 'hwpt') return fail(ENOENT);
@@ -906,9 +894,13 @@ export class Session {
   // ---- the model -----------------------------------------------------------------------------------------
 
   private allocId(ctx: Context, obj: IdObject): number {
+    return this.allocIdIn(ctx.objects, obj);
+  }
+
+  private allocIdIn(objects: Map<number, IdObject>, obj: IdObject): number {
     let id = 1;
-    while (ctx.objects.has(id)) id++;
-    ctx.objects.set(id, obj);
+    while (objects.has(id)) id++;
+    objects.set(id, obj);
     return id;
   }
 
