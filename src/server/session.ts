@@ -69,6 +69,7 @@ import {
 } from './uapi.js';
 import type { IoctlOp } from './uapi.js';
 import { HwptCommands } from './hwpt.js';
+import { FailNth, parseFailNth } from './fail-nth.js';
 import type { IdObject } from './hwpt.js';
 import { UserMemory, credentialsOf, socketHeldAnywhere, socketInodeOf, vmasIn } from './user-memory.js';
 
@@ -158,6 +159,9 @@ const HUGE_OF: Readonly<Record<number, '4K' | '2M' | '1G'>> = {
   [1024 * 1024 * 1024]: '1G',
 };
 
+/** Ops of the simulated machine, not of iommufd: they have no fault point, so fail-nth never arms them. */
+const MACHINE_OPS: ReadonlySet<string> = new Set(['process', 'mmap', 'munmap', 'write', 'read', 'exit', 'rlimit']);
+
 const alignDown = (x: bigint, a: bigint): bigint => x - (x % a);
 const alignUp = (x: bigint, a: bigint): bigint => alignDown(x + a - 1n, a);
 
@@ -175,6 +179,9 @@ export class Session {
   private names = { ctx: 0, ioas: 0, hwpt: 0, access: 0 };
   private reported = { violations: 0, warns: 0 };
   private current = '';
+  /** The fail-nth counters, and the task whose call is being served (its counter is the one counted off). */
+  private readonly failNth = new FailNth();
+  private tid = 0;
   private readonly hwpt = new HwptCommands({
     allocId: (objects, obj) => this.allocIdIn(objects, obj),
     run: (op) => this.run(op),
@@ -183,7 +190,7 @@ export class Session {
     readUser: (pid, addr, length) => this.memory.read(pid, addr, length),
     countUnserved: (name) => this.count(this.counts.unserved, name),
     newDomainName: () => `hwpt${++this.names.hwpt}`,
-    faultPoint: () => false,
+    faultPoint: () => this.failNth.point(this.tid),
     fail,
   });
 
@@ -194,8 +201,14 @@ export class Session {
     this.live = new LiveReplay(this.header, { variant: options.variant, fixes: options.fixes });
   }
 
-  /** An open of /dev/iommu (vfio: /dev/vfio/vfio, the compat container): a new context; 0 or an errno. */
-  open(pid: number, ino: bigint, vfio: boolean): number {
+  /**
+   * An open of /dev/iommu (vfio: /dev/vfio/vfio, the compat container): a new context; 0 or an errno.
+   * The allocations of the open path are fail-nth sites: the name (getname), the file
+   * (alloc_empty_file), the context (iommufd_fops_open).
+   */
+  open(pid: number, ino: bigint, vfio: boolean, tid = pid): number {
+    this.tid = tid;
+    for (let site = 0; site < 3; site++) if (this.failNth.point(tid)) return ENOMEM;
     this.ensureProcess(pid);
     const name = `ctx${++this.names.ctx}`;
     const rec = this.step({
@@ -223,8 +236,10 @@ export class Session {
    * this was the last close, and the file is released now, before close returns (its end-of-file, heard
    * later, then finds nothing left to release).
    */
-  closed(ino: bigint): void {
+  closed(ino: bigint, tid = 0): void {
     if (!this.contexts.has(ino) && !this.accessFiles.has(ino)) return;
+    // The release runs in the closing task (task work on its way back to user space).
+    this.tid = tid;
     if (socketHeldAnywhere(ino)) return;
     if (this.accessFiles.has(ino)) this.releaseAccessFile(ino);
     else this.release(ino);
@@ -307,6 +322,7 @@ export class Session {
   ioctl(call: IoctlCall): IoctlReply {
     const ctx = this.contexts.get(call.ino);
     if (ctx === undefined) return { ret: -1, err: NOT_OURS };
+    this.tid = call.tid;
     this.memory.invalidate();
     try {
       return { ret: this.serve(ctx, call), err: 0 };
@@ -407,6 +423,8 @@ export class Session {
     if (userSize < op.minSize) return fail(EINVAL);
     if (userSize > op.size) this.checkZeroedTail(pid, arg + BigInt(op.size), BigInt(userSize - op.size));
     const known = Math.min(userSize, op.size);
+    // copy_from_user: a fail_usercopy site.
+    if (this.failNth.point(this.tid)) fail(EFAULT);
     const bytes = this.memory.read(pid, arg, known) ?? fail(EFAULT);
     const buf = Buffer.alloc(op.size);
     bytes.copy(buf);
@@ -429,6 +447,7 @@ export class Session {
   /** iommufd_ucmd_respond: copy the command back, as much of it as the user's size holds. */
   private respond(call: IoctlCall, buf: Buffer): void {
     const userSize = (buf as Buffer & { userSize?: number }).userSize ?? buf.length;
+    if (this.failNth.point(this.tid)) fail(EFAULT);
     if (!this.memory.write(call.pid, call.arg, buf.subarray(0, Math.min(userSize, buf.length)))) fail(EFAULT);
   }
 
@@ -498,6 +517,7 @@ export class Session {
       const elm = Buffer.alloc(IOVA_RANGE_SIZE);
       elm.writeBigUInt64LE(start, 0);
       elm.writeBigUInt64LE(last, 8);
+      if (this.failNth.point(this.tid)) fail(EFAULT);
       if (!this.memory.write(call.pid, out + BigInt(i * IOVA_RANGE_SIZE), elm)) fail(EFAULT);
     });
     buf.writeUInt32LE(holes.length, o.numIovas);
@@ -515,6 +535,7 @@ export class Session {
     const at = buf.readBigUInt64LE(o.allowedIovas);
     const ranges: [bigint, bigint][] = [];
     for (let i = 0; i < count; i++) {
+      if (this.failNth.point(this.tid)) fail(EFAULT);
       const elm = this.memory.read(call.pid, at + BigInt(i * IOVA_RANGE_SIZE), IOVA_RANGE_SIZE) ?? fail(EFAULT);
       ranges.push([elm.readBigUInt64LE(0), elm.readBigUInt64LE(8)]);
     }
@@ -821,6 +842,9 @@ export class Session {
     if (flags & ~(ACCESS_RW_WRITE | ACCESS_RW_SLOW_PATH | ACCESS_SYZ)) fail(EOPNOTSUPP);
     const file = this.accessFileOf(call.pid, fd);
     const write = (flags & ACCESS_RW_WRITE) !== 0;
+    // The bounce buffer (kvzalloc) and, for a write, its copy_from_user: fail-nth sites.
+    if (this.failNth.point(this.tid)) fail(ENOMEM);
+    if (write && this.failNth.point(this.tid)) fail(EFAULT);
     const data = write ? (this.memory.read(call.pid, uptr, Number(length)) ?? fail(EFAULT)) : null;
     if (flags & ACCESS_SYZ) {
       this.count(this.counts.unserved, 'IOMMU_TEST_CMD(ACCESS_RW with MOCK_FLAGS_ACCESS_SYZ)');
@@ -847,7 +871,7 @@ export class Session {
     });
     if (!write) {
       const out = Buffer.from(String(rec.outputs['data'] ?? ''), 'hex');
-      if (!this.memory.write(call.pid, uptr, out)) fail(EFAULT);
+      if (this.failNth.point(this.tid) || !this.memory.write(call.pid, uptr, out)) fail(EFAULT);
     } else if (data !== null) {
       for (const p of pieces) this.memory.write(p.pid, p.addr, data.subarray(p.at, p.at + p.length));
     }
@@ -973,8 +997,49 @@ export class Session {
     return rec;
   }
 
-  /** Run one op on the model and write it, with what it returned, to the trace. */
+  /**
+   * Run one op on the model and write it to the trace. While the caller's fail-nth counter is armed, a
+   * `fault` op with its value goes first, and the fault points the op reached are counted off after.
+   */
   private step(op: TraceOp): OpRecord {
+    const armedWith = MACHINE_OPS.has(op.op) ? 0 : this.failNth.value(this.tid);
+    if (armedWith === 0) return this.record(op);
+    this.record({ op: 'fault', nth: armedWith, site: null });
+    const rec = this.record(op);
+    this.failNth.afterOp(this.tid, armedWith, this.live.lastOpFaultPoints);
+    return rec;
+  }
+
+  /**
+   * A write to /proc/PID/task/TID/fail-nth by task `tid` (proc_fail_nth_write): kstrtouint_from_user copies
+   * the text in (a fail_usercopy site of the writer's own counter), then the target task's counter is set.
+   * The byte count, or a negative errno.
+   */
+  failNthWrite(pid: number, tid: number, target: number, addr: bigint, count: number): number {
+    if (this.failNth.point(tid)) return -EFAULT;
+    const text = this.memory.read(pid, addr, Math.min(count, 23));
+    if (text === null) return -EFAULT;
+    const n = parseFailNth(text);
+    if (n < 0) return n;
+    this.failNth.set(target, n);
+    return count;
+  }
+
+  /**
+   * A read of fail-nth at `offset` (proc_fail_nth_read): the target's counter as "%u\n", read before the
+   * copy to the reader, whose copy_to_user is itself a site of the reader's counter. Bytes read, or a
+   * negative errno.
+   */
+  failNthRead(pid: number, tid: number, target: number, addr: bigint, count: number, offset: bigint): number {
+    const text = Buffer.from(`${this.failNth.value(target)}\n`, 'latin1');
+    if (offset >= BigInt(text.length) || count === 0) return 0;
+    const piece = text.subarray(Number(offset), Number(offset) + Math.min(count, text.length - Number(offset)));
+    if (this.failNth.point(tid)) return -EFAULT;
+    return this.memory.write(pid, addr, piece) ? piece.length : -EFAULT;
+  }
+
+  /** Write one op, run, to the trace. */
+  private record(op: TraceOp): OpRecord {
     const line = Session.PREAMBLE.length + 2 + this.lines.length;
     const rec = this.live.step(op, line);
     const expect: Record<string, unknown> = { errno: rec.errno ?? 'ok' };
