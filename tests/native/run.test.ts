@@ -155,7 +155,9 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
       'check_refs unaligned EINVAL',
     ]);
     expect(r.report.unserved).toEqual({ IOMMU_HWPT_SET_DIRTY_TRACKING: 1 });
-    expect(r.stderr).toContain('ioptrace: not served (answered as a kernel without them): IOMMU_HWPT_SET_DIRTY_TRACKING x1');
+    expect(r.stderr).toContain(
+      'ioptrace: not served (answered as a kernel without them): IOMMU_HWPT_SET_DIRTY_TRACKING x1',
+    );
     // The map of PROT_NONE memory reached the model (no mmap declared for it) and faulted there.
     expect(r.report.results.filter((x) => x.op === 'ioas_map')).toEqual([
       expect.objectContaining({ op: 'ioas_map', errno: 'EFAULT' }),
