@@ -241,8 +241,8 @@ export class Session {
     // The release runs in the closing task (task work on its way back to user space).
     this.tid = tid;
     if (socketHeldAnywhere(ino)) return;
-    if (this.accessFiles.has(ino)) this.releaseAccessFile(ino);
-    else this.release(ino);
+    if (this.accessFiles.has(ino)) this.releaseAccessFile(ino, tid);
+    else this.release(ino, tid);
   }
 
   /** A socket the library prepared to become a selftest access file. */
@@ -254,7 +254,8 @@ export class Session {
    * The last descriptor of an access file was closed (iommufd_test_staccess_release): the driver's unmap
    * callback over the whole space and the destruction of the access, which is what `access_destroy` runs.
    */
-  releaseAccessFile(ino: bigint): void {
+  releaseAccessFile(ino: bigint, tid = 0): void {
+    this.tid = tid;
     const file = this.accessFiles.get(ino);
     this.accessFiles.delete(ino);
     if (file?.ctx == null || file.access === null) return;
@@ -275,7 +276,9 @@ export class Session {
   }
 
   /** The last descriptor of a context was closed (its socket reached end-of-file). */
-  release(ino: bigint): void {
+  release(ino: bigint, tid = 0): void {
+    // Heard as end-of-file (an exit, or a close the library did not see): no task's counter to count off.
+    this.tid = tid;
     const ctx = this.contexts.get(ino);
     if (!ctx) return;
     ctx.open = false;
@@ -341,6 +344,7 @@ export class Session {
 
   /** Tear down (as the end of a trace does) and give the run's result with the trace it wrote. */
   finish(): { result: ReplayResult; traceText: string; summary: SessionSummary } {
+    this.tid = 0;
     const firstOpLine = Session.PREAMBLE.length + 2;
     const result = this.live.finish(firstOpLine + this.lines.length);
     this.reportFindings(null);
