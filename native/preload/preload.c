@@ -10,9 +10,17 @@
  * ioctls on such a socket go over a second, per-process control socket, so that a parent and a child
  * sharing one context never interleave their requests. The control socket is re-opened whenever getpid()
  * changes: that notices a fork however it was made (fork, vfork, raw clone), not only through atfork.
+ *
+ * Fault injection is emulated too (iommufd_fail_nth.c drives it): an open of this process's
+ * /proc/PID/task/TID/fail-nth (or /proc/thread-self/fail-nth) gives a descriptor of /dev/null whose reads and
+ * writes go to the server, which keeps the task's counter and counts it off at the model's fault points;
+ * /sys/kernel/debug (opendir, or an absolute path under it) is the run's directory of fault attribute
+ * knobs, IOPTRACE_DEBUGFS. A dup of a fail-nth descriptor is not followed (its reads reach /dev/null).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
+#include <stdio.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -41,6 +49,11 @@ static uint64_t own_inodes[MAX_OWN_INODES];
 static unsigned int own_count;
 
 static int (*real_ioctl_fn)(int, unsigned long, ...);
+
+/* Descriptors of emulated fail-nth files: the task each belongs to (0: none) and its read position. */
+#define MAX_FAILNTH_FD 1024
+static pid_t failnth_task[MAX_FAILNTH_FD];
+static off_t failnth_pos[MAX_FAILNTH_FD];
 
 /* The library's own closes: through the syscall, so that they do not come back into close() below. */
 static int sys_close(int fd)
@@ -298,16 +311,174 @@ static mode_t mode_arg(int flags, va_list ap)
 
 #define REAL(name, type) ((type)dlsym(RTLD_NEXT, name))
 
+/* The task whose fail-nth file `path` is, when it is one of this process's; 0 otherwise. */
+static pid_t failnth_target(const char *path)
+{
+	unsigned int pid, tid;
+	char tail[16];
+
+	if (!path || !server_path())
+		return 0;
+	if (strcmp(path, "/proc/thread-self/fail-nth") == 0)
+		return (pid_t)syscall(SYS_gettid);
+	if (sscanf(path, "/proc/self/task/%u/%15s", &tid, tail) == 2 && strcmp(tail, "fail-nth") == 0)
+		return (pid_t)tid;
+	if (sscanf(path, "/proc/%u/task/%u/%15s", &pid, &tid, tail) == 3 && strcmp(tail, "fail-nth") == 0 &&
+	    (pid_t)pid == getpid())
+		return (pid_t)tid;
+	return 0;
+}
+
+static int open_failnth(pid_t task, int flags)
+{
+	int fd = REAL("open", int (*)(const char *, int, ...))("/dev/null", O_RDWR | (flags & O_CLOEXEC));
+
+	if (fd < 0)
+		return -1;
+	if (fd >= MAX_FAILNTH_FD) {
+		sys_close(fd);
+		errno = EMFILE;
+		return -1;
+	}
+	failnth_task[fd] = task;
+	failnth_pos[fd] = 0;
+	return fd;
+}
+
+/* A read or write of an emulated fail-nth file, served by the server; -1 with errno on failure. */
+static ssize_t failnth_io(int fd, int write, void *buf, size_t count, off_t offset)
+{
+	struct ioptrace_request req = { 0 };
+	struct ioptrace_reply reply;
+	int ctl;
+
+	pthread_mutex_lock(&ctl_lock);
+	ctl = control_socket();
+	if (ctl < 0) {
+		pthread_mutex_unlock(&ctl_lock);
+		errno = EIO;
+		return -1;
+	}
+	req.kind = write ? IOPTRACE_REQ_FAILNTH_WRITE : IOPTRACE_REQ_FAILNTH_READ;
+	req.pid = (uint32_t)ctl_pid;
+	req.tid = (uint32_t)syscall(SYS_gettid);
+	req.aux = (uint32_t)failnth_task[fd];
+	req.ino = (uint64_t)offset;
+	/* Neither file operation looks at more than a few bytes. */
+	req.request = count > 0xffff ? 0xffff : count;
+	req.arg = (uint64_t)(uintptr_t)buf;
+	if (write_all(ctl, &req, sizeof(req)) || read_all(ctl, &reply, sizeof(reply))) {
+		sys_close(ctl);
+		ctl_fd = -1;
+		pthread_mutex_unlock(&ctl_lock);
+		errno = EIO;
+		return -1;
+	}
+	pthread_mutex_unlock(&ctl_lock);
+	if (reply.err) {
+		errno = reply.err;
+		return -1;
+	}
+	return reply.ret;
+}
+
+static int is_failnth_fd(int fd)
+{
+	return fd >= 0 && fd < MAX_FAILNTH_FD && failnth_task[fd] != 0;
+}
+
+typedef ssize_t (*read_fn)(int, void *, size_t);
+typedef ssize_t (*write_fn)(int, const void *, size_t);
+typedef ssize_t (*pread_fn)(int, void *, size_t, off_t);
+typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
+
+ssize_t read(int fd, void *buf, size_t count)
+{
+	if (is_failnth_fd(fd)) {
+		ssize_t n = failnth_io(fd, 0, buf, count, failnth_pos[fd]);
+		if (n > 0)
+			failnth_pos[fd] += n;
+		return n;
+	}
+	return REAL("read", read_fn)(fd, buf, count);
+}
+
+ssize_t write(int fd, const void *buf, size_t count)
+{
+	if (is_failnth_fd(fd))
+		return failnth_io(fd, 1, (void *)buf, count, 0);
+	return REAL("write", write_fn)(fd, buf, count);
+}
+
+ssize_t pread(int fd, void *buf, size_t count, off_t offset)
+{
+	if (is_failnth_fd(fd))
+		return failnth_io(fd, 0, buf, count, offset);
+	return REAL("pread", pread_fn)(fd, buf, count, offset);
+}
+
+ssize_t pread64(int fd, void *buf, size_t count, off_t offset)
+{
+	if (is_failnth_fd(fd))
+		return failnth_io(fd, 0, buf, count, offset);
+	return REAL("pread64", pread_fn)(fd, buf, count, offset);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
+{
+	if (is_failnth_fd(fd))
+		return failnth_io(fd, 1, (void *)buf, count, offset);
+	return REAL("pwrite", pwrite_fn)(fd, buf, count, offset);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset)
+{
+	if (is_failnth_fd(fd))
+		return failnth_io(fd, 1, (void *)buf, count, offset);
+	return REAL("pwrite64", pwrite_fn)(fd, buf, count, offset);
+}
+
+/* /sys/kernel/debug and what is under it, in the run's emulated debugfs; NULL when not redirected. */
+static const char *debugfs_path(const char *path, char *out, size_t size)
+{
+	static const char root[] = "/sys/kernel/debug";
+	const char *dir = getenv("IOPTRACE_DEBUGFS");
+
+	if (!path || !dir || !*dir || !server_path() || strncmp(path, root, sizeof(root) - 1) != 0)
+		return NULL;
+	if (path[sizeof(root) - 1] != '\0' && path[sizeof(root) - 1] != '/')
+		return NULL;
+	if ((size_t)snprintf(out, size, "%s%s", dir, path + sizeof(root) - 1) >= size)
+		return NULL;
+	return out;
+}
+
+DIR *opendir(const char *path)
+{
+	char redirected[4096];
+	const char *to = debugfs_path(path, redirected, sizeof(redirected));
+
+	return REAL("opendir", DIR * (*)(const char *))(to ? to : path);
+}
+
 typedef int (*open_fn)(const char *, int, ...);
 typedef int (*openat_fn)(int, const char *, int, ...);
 typedef int (*open2_fn)(const char *, int);
 typedef int (*openat2_fn)(int, const char *, int);
 
-#define SERVE_OPEN(path, flags)                                 \
-	do {                                                    \
-		int device_ = server_path() ? device_of(path) : -1; \
-		if (device_ >= 0)                               \
-			return open_device(device_, (flags));   \
+#define SERVE_OPEN(path, flags)                                        \
+	char redirected_[4096];                                        \
+	do {                                                           \
+		int device_ = server_path() ? device_of(path) : -1;    \
+		pid_t task_ = failnth_target(path);                    \
+		const char *debugfs_;                                  \
+		if (device_ >= 0)                                      \
+			return open_device(device_, (flags));          \
+		if (task_ != 0)                                        \
+			return open_failnth(task_, (flags));           \
+		debugfs_ = debugfs_path(path, redirected_, sizeof(redirected_)); \
+		if (debugfs_)                                          \
+			path = debugfs_;                               \
 	} while (0)
 
 int open(const char *path, int flags, ...)
@@ -398,6 +569,8 @@ int close(int fd)
 	int rc;
 	int ctl;
 
+	if (is_failnth_fd(fd))
+		failnth_task[fd] = 0;
 	if (server_path() && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
 		pthread_mutex_lock(&ctl_lock);
 		ours = is_own_inode((uint64_t)st.st_ino) && !(fd == ctl_fd && ctl_pid == getpid());

@@ -16,6 +16,13 @@ enum ioptrace_kind {
 	IOPTRACE_REQ_IOCTL = 2,
 	/* On the control socket: the program closed a descriptor of a context or access file (ino). */
 	IOPTRACE_REQ_CLOSE = 3,
+	/*
+	 * On the control socket: a write (read) of a task's fail-nth file, which the library emulates. aux is
+	 * the task the file belongs to, arg the caller's buffer, request the byte count, ino the file offset
+	 * (reads). The reply's ret is the byte count.
+	 */
+	IOPTRACE_REQ_FAILNTH_WRITE = 4,
+	IOPTRACE_REQ_FAILNTH_READ = 5,
 };
 
 enum ioptrace_device {

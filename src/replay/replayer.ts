@@ -285,6 +285,11 @@ export class LiveReplay {
     return this.state;
   }
 
+  /** The fault points the last op reached while a `fault` op armed it (what a fail-nth counter counts off). */
+  get lastOpFaultPoints(): number {
+    return this.sim.faultPointsReached;
+  }
+
   /** Every finding so far, in order. */
   get violations(): readonly Finding[] {
     return this.findings.violations;

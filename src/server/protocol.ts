@@ -7,6 +7,9 @@ export const REPLY_SIZE = 8;
 export const REQ_OPEN = 1;
 export const REQ_IOCTL = 2;
 export const REQ_CLOSE = 3;
+/** A write or read of an emulated fail-nth file: aux the task, arg the buffer, request the count, ino the offset. */
+export const REQ_FAILNTH_WRITE = 4;
+export const REQ_FAILNTH_READ = 5;
 
 export const DEV_VFIO = 1;
 export const DEV_ACCESS = 2;

@@ -11,6 +11,8 @@ import {
   DEV_ACCESS,
   DEV_VFIO,
   REQ_CLOSE,
+  REQ_FAILNTH_READ,
+  REQ_FAILNTH_WRITE,
   REQ_IOCTL,
   REQ_OPEN,
   REQUEST_SIZE,
@@ -66,7 +68,7 @@ export class SessionServer {
           this.session.registerAccessFile(req.ino);
           socket.write(encodeReply(0, 0));
         } else if (req.kind === REQ_OPEN && context === null && accessFile === null) {
-          const err = this.guard(() => this.session.open(req.pid, req.ino, req.aux === DEV_VFIO));
+          const err = this.guard(() => this.session.open(req.pid, req.ino, req.aux === DEV_VFIO, req.tid));
           if (err === 0) {
             context = req.ino;
             this.contextsOpen++;
@@ -92,8 +94,19 @@ export class SessionServer {
           });
           socket.write(encodeReply(reply.ret, reply.err));
         } else if (req.kind === REQ_CLOSE) {
-          this.guard(() => (this.session.closed(req.ino), 0));
+          this.guard(() => (this.session.closed(req.ino, req.tid), 0));
           socket.write(encodeReply(0, 0));
+        } else if (req.kind === REQ_FAILNTH_WRITE || req.kind === REQ_FAILNTH_READ) {
+          let rc = -EIO;
+          this.guard(() => {
+            // The count is a size_t; the request field carries its low 32 bits, which is all a fail-nth file takes.
+            rc =
+              req.kind === REQ_FAILNTH_WRITE
+                ? this.session.failNthWrite(req.pid, req.tid, req.aux, req.arg, req.request)
+                : this.session.failNthRead(req.pid, req.tid, req.aux, req.arg, req.request, req.ino);
+            return 0;
+          });
+          socket.write(encodeReply(rc < 0 ? -1 : rc, rc < 0 ? -rc : 0));
         } else {
           socket.write(encodeReply(-1, EINVAL));
         }

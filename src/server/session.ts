@@ -47,7 +47,6 @@ import {
   MAP_FLAGS,
   MAP_READABLE,
   MAP_WRITEABLE,
-  MOCK_DEVICE_FLAGS,
   OFF,
   OPTION_HUGE_PAGES,
   OPTION_OP_GET,
@@ -64,12 +63,16 @@ import {
   TEST_OP_MD_CHECK_REFS,
   TEST_OP_MOCK_DOMAIN,
   TEST_OP_MOCK_DOMAIN_FLAGS,
+  TEST_OP_MOCK_DOMAIN_REPLACE,
   TEST_OP_NAMES,
   TEST_OP_SET_TEMP_MEMORY_LIMIT,
   UNSERVED_OPS,
   iommufdRequest,
 } from './uapi.js';
 import type { IoctlOp } from './uapi.js';
+import { FailNth, parseFailNth } from './fail-nth.js';
+import { HwptCommands } from './hwpt.js';
+import type { IdObject } from './hwpt.js';
 import {
   UserMemory,
   credentialsOf,
@@ -126,13 +129,6 @@ export interface SessionOptions {
   onFinding?: (line: string) => void;
 }
 
-type IdObject =
-  | { kind: 'ioas'; name: string }
-  | { kind: 'selftest'; domain: string; idev: number; hwpt: number }
-  | { kind: 'device'; selftest: number }
-  | { kind: 'hwpt'; domain: string; ioas: string; selftest: number }
-  | { kind: 'access'; name: string; file: bigint };
-
 interface Context {
   name: string;
   ino: bigint;
@@ -185,6 +181,9 @@ const HUGE_OF: Readonly<Record<number, '4K' | '2M' | '1G'>> = {
   [1024 * 1024 * 1024]: '1G',
 };
 
+/** Ops of the simulated machine, not of iommufd: they have no fault point, so fail-nth never arms them. */
+const MACHINE_OPS: ReadonlySet<string> = new Set(['process', 'mmap', 'munmap', 'write', 'read', 'exit', 'rlimit']);
+
 const alignDown = (x: bigint, a: bigint): bigint => x - (x % a);
 /** The size the user gave a table command (copyStructIn keeps it on the buffer). */
 const userSizeOf = (buf: Buffer): number => (buf as Buffer & { userSize?: number }).userSize ?? buf.length;
@@ -206,6 +205,20 @@ export class Session {
   private names = { ctx: 0, ioas: 0, hwpt: 0, access: 0 };
   private reported = { violations: 0, warns: 0 };
   private current = '';
+  /** The fail-nth counters, and the task whose call is being served (its counter is the one counted off). */
+  private readonly failNth = new FailNth();
+  private tid = 0;
+  private readonly hwpt = new HwptCommands({
+    allocId: (objects, obj) => this.allocIdIn(objects, obj),
+    run: (op) => this.run(op),
+    respond: (call, buf) => this.respond(call as IoctlCall, buf),
+    writeUser: (pid, addr, bytes) => this.memory.write(pid, addr, bytes),
+    readUser: (pid, addr, length) => this.memory.read(pid, addr, length),
+    countUnserved: (name) => this.count(this.counts.unserved, name),
+    newDomainName: () => `hwpt${++this.names.hwpt}`,
+    faultPoint: () => this.failNth.point(this.tid),
+    fail,
+  });
 
   /** Lines before the first op: a comment and the header. */
   static readonly PREAMBLE = ['# written by ioptrace run: the ops a live program issued, with what it saw'];
@@ -214,8 +227,14 @@ export class Session {
     this.live = new LiveReplay(this.header, { variant: options.variant, fixes: options.fixes });
   }
 
-  /** An open of /dev/iommu (vfio: /dev/vfio/vfio, the compat container): a new context; 0 or an errno. */
-  open(pid: number, ino: bigint, vfio: boolean): number {
+  /**
+   * An open of /dev/iommu (vfio: /dev/vfio/vfio, the compat container): a new context; 0 or an errno.
+   * The allocations of the open path are fail-nth sites: the name (getname), the file
+   * (alloc_empty_file), the context (iommufd_fops_open).
+   */
+  open(pid: number, ino: bigint, vfio: boolean, tid = pid): number {
+    this.tid = tid;
+    for (let site = 0; site < 3; site++) if (this.failNth.point(tid)) return ENOMEM;
     this.ensureProcess(pid);
     const name = `ctx${++this.names.ctx}`;
     const rec = this.step({
@@ -244,12 +263,14 @@ export class Session {
    * this was the last close, and the file is released now, before close returns (its end-of-file, heard
    * later, then finds nothing left to release).
    */
-  closed(ino: bigint): void {
+  closed(ino: bigint, tid = 0): void {
     if (!this.contexts.has(ino) && !this.accessFiles.has(ino)) return;
     this.reapExited();
+    // The release runs in the closing task (task work on its way back to user space).
+    this.tid = tid;
     if (socketHeldAnywhere(ino)) return;
-    if (this.accessFiles.has(ino)) this.releaseAccessFile(ino);
-    else this.release(ino);
+    if (this.accessFiles.has(ino)) this.releaseAccessFile(ino, tid);
+    else this.release(ino, tid);
   }
 
   /** A socket the library prepared to become a selftest access file. */
@@ -261,7 +282,8 @@ export class Session {
    * The last descriptor of an access file was closed (iommufd_test_staccess_release): the driver's unmap
    * callback over the whole space and the destruction of the access, which is what `access_destroy` runs.
    */
-  releaseAccessFile(ino: bigint): void {
+  releaseAccessFile(ino: bigint, tid = 0): void {
+    this.tid = tid;
     const file = this.accessFiles.get(ino);
     this.accessFiles.delete(ino);
     if (file?.ctx == null || file.access === null) return;
@@ -283,7 +305,9 @@ export class Session {
   }
 
   /** The last descriptor of a context was closed (its socket reached end-of-file). */
-  release(ino: bigint): void {
+  release(ino: bigint, tid = 0): void {
+    // Heard as end-of-file (an exit, or a close the library did not see): no task's counter to count off.
+    this.tid = tid;
     const ctx = this.contexts.get(ino);
     if (!ctx) return;
     this.reapExited();
@@ -303,11 +327,8 @@ export class Session {
         destroyed = false;
         for (const id of [...ctx.objects.keys()].sort((a, b) => a - b)) {
           const obj = ctx.objects.get(id);
-          if (obj?.kind === 'selftest') {
-            this.step({ op: 'domain_detach', domain: obj.domain });
-            ctx.objects.delete(id);
-            ctx.objects.delete(obj.idev);
-            ctx.objects.delete(obj.hwpt);
+          if (obj !== undefined && this.hwpt.releasable(obj)) {
+            this.hwpt.release(ctx.objects, id);
             destroyed = true;
           } else if (obj?.kind === 'ioas' && !this.ioasHeld(ctx, obj.name)) {
             if ((this.live.current.ioases[obj.name]?.areas.count ?? 0) > 0)
@@ -334,6 +355,7 @@ export class Session {
   ioctl(call: IoctlCall): IoctlReply {
     const ctx = this.contexts.get(call.ino);
     if (ctx === undefined) return { ret: -1, err: NOT_OURS };
+    this.tid = call.tid;
     this.memory.invalidate();
     this.reapExited(call.pid);
     try {
@@ -353,6 +375,7 @@ export class Session {
 
   /** Tear down (as the end of a trace does) and give the run's result with the trace it wrote. */
   finish(): { result: ReplayResult; traceText: string; summary: SessionSummary } {
+    this.tid = 0;
     const firstOpLine = Session.PREAMBLE.length + 2;
     const result = this.live.finish(firstOpLine + this.lines.length);
     this.reportFindings(null);
@@ -414,6 +437,10 @@ export class Session {
         return this.option(ctx, call, buf);
       case 0x88:
         return this.kernelRc(vfioIoas(this.compatHost(call.pid), ctx, call.arg, buf, userSizeOf(buf)));
+      case 0x89:
+        return this.hwpt.hwptAlloc(ctx.objects, call, buf);
+      case 0x8a:
+        return this.hwpt.getHwInfo(ctx.objects, call, buf);
       default:
         return this.testCmd(ctx, call, buf);
     }
@@ -468,6 +495,8 @@ export class Session {
     if (userSize < op.minSize) return fail(EINVAL);
     if (userSize > op.size) this.checkZeroedTail(pid, arg + BigInt(op.size), BigInt(userSize - op.size));
     const known = Math.min(userSize, op.size);
+    // copy_from_user: a fail_usercopy site.
+    if (this.failNth.point(this.tid)) fail(EFAULT);
     const bytes = this.memory.read(pid, arg, known) ?? fail(EFAULT);
     const buf = Buffer.alloc(op.size);
     bytes.copy(buf);
@@ -490,6 +519,7 @@ export class Session {
   /** iommufd_ucmd_respond: copy the command back, as much of it as the user's size holds. */
   private respond(call: IoctlCall, buf: Buffer): void {
     const userSize = (buf as Buffer & { userSize?: number }).userSize ?? buf.length;
+    if (this.failNth.point(this.tid)) fail(EFAULT);
     if (!this.memory.write(call.pid, call.arg, buf.subarray(0, Math.min(userSize, buf.length)))) fail(EFAULT);
   }
 
@@ -507,15 +537,13 @@ export class Session {
         ctx.objects.delete(id);
         return 0;
       }
-      case 'selftest': {
-        this.run({ op: 'domain_detach', domain: obj.domain });
-        ctx.objects.delete(id);
-        ctx.objects.delete(obj.idev);
-        ctx.objects.delete(obj.hwpt);
+      case 'selftest':
+        this.hwpt.destroySelftest(ctx.objects, id);
         return 0;
-      }
+      case 'hwpt':
+        return this.hwpt.destroy(ctx.objects, id);
       default:
-        // The bound device and its hwpt are held by the selftest object until it goes.
+        // The bound device is held by the selftest object until it goes.
         return fail(EBUSY);
     }
   }
@@ -554,6 +582,7 @@ export class Session {
       const elm = Buffer.alloc(IOVA_RANGE_SIZE);
       elm.writeBigUInt64LE(start, 0);
       elm.writeBigUInt64LE(last, 8);
+      if (this.failNth.point(this.tid)) fail(EFAULT);
       if (!this.memory.write(call.pid, out + BigInt(i * IOVA_RANGE_SIZE), elm)) fail(EFAULT);
     });
     buf.writeUInt32LE(holes.length, o.numIovas);
@@ -571,6 +600,7 @@ export class Session {
     const at = buf.readBigUInt64LE(o.allowedIovas);
     const ranges: [bigint, bigint][] = [];
     for (let i = 0; i < count; i++) {
+      if (this.failNth.point(this.tid)) fail(EFAULT);
       const elm = this.memory.read(call.pid, at + BigInt(i * IOVA_RANGE_SIZE), IOVA_RANGE_SIZE) ?? fail(EFAULT);
       ranges.push([elm.readBigUInt64LE(0), elm.readBigUInt64LE(8)]);
     }
@@ -745,28 +775,11 @@ export class Session {
       case TEST_OP_MOCK_DOMAIN_FLAGS:
       case TEST_OP_MOCK_DOMAIN: {
         const flags = sub === TEST_OP_MOCK_DOMAIN_FLAGS ? buf.readUInt32LE(OFF.test.mockDomain.devFlags) : 0;
-        // mock_dev_create refuses device flags this mock does not know (PASID is later than v6.12).
-        if (flags & ~MOCK_DEVICE_FLAGS) fail(EINVAL);
-        const target = ctx.objects.get(id);
-        if (target?.kind === 'hwpt') {
-          this.count(this.counts.unserved, 'IOMMU_TEST_CMD(MOCK_DOMAIN on a hwpt)');
-          return fail(EOPNOTSUPP);
-        }
-        const ioas = this.ioasOf(ctx, id);
-        const domain = `hwpt${++this.names.hwpt}`;
         // HUGE_IOVA adds the mock's large IO page; the smallest page, which alone sets alignment, stays.
-        this.run({ op: 'domain_attach', domain, ioas, kind: 'mock', pgsizes: null, aperture: null });
-        const selftest = this.allocId(ctx, { kind: 'selftest', domain, idev: 0, hwpt: 0 });
-        const idev = this.allocId(ctx, { kind: 'device', selftest });
-        const hwpt = this.allocId(ctx, { kind: 'hwpt', domain, ioas, selftest });
-        ctx.objects.set(selftest, { kind: 'selftest', domain, idev, hwpt });
-        const m = OFF.test.mockDomain;
-        buf.writeUInt32LE(selftest, m.outStdevId);
-        buf.writeUInt32LE(hwpt, m.outHwptId);
-        buf.writeUInt32LE(idev, m.outIdevId);
-        this.respond(call, buf);
-        return 0;
+        return this.hwpt.mockDomain(ctx.objects, call, buf, id, flags);
       }
+      case TEST_OP_MOCK_DOMAIN_REPLACE:
+        return this.hwpt.replace(ctx.objects, call, buf, id);
       case TEST_OP_MD_CHECK_MAP: {
         const hwpt = ctx.objects.get(id);
         if (hwpt?.kind !== 'hwpt') return fail(ENOENT);
@@ -894,6 +907,9 @@ export class Session {
     if (flags & ~(ACCESS_RW_WRITE | ACCESS_RW_SLOW_PATH | ACCESS_SYZ)) fail(EOPNOTSUPP);
     const file = this.accessFileOf(call.pid, fd);
     const write = (flags & ACCESS_RW_WRITE) !== 0;
+    // The bounce buffer (kvzalloc) and, for a write, its copy_from_user: fail-nth sites.
+    if (this.failNth.point(this.tid)) fail(ENOMEM);
+    if (write && this.failNth.point(this.tid)) fail(EFAULT);
     const data = write ? (this.memory.read(call.pid, uptr, Number(length)) ?? fail(EFAULT)) : null;
     if (flags & ACCESS_SYZ) {
       this.count(this.counts.unserved, 'IOMMU_TEST_CMD(ACCESS_RW with MOCK_FLAGS_ACCESS_SYZ)');
@@ -920,7 +936,7 @@ export class Session {
     });
     if (!write) {
       const out = Buffer.from(String(rec.outputs['data'] ?? ''), 'hex');
-      if (!this.memory.write(call.pid, uptr, out)) fail(EFAULT);
+      if (this.failNth.point(this.tid) || !this.memory.write(call.pid, uptr, out)) fail(EFAULT);
     } else if (data !== null) {
       for (const p of pieces) this.memory.write(p.pid, p.addr, data.subarray(p.at, p.at + p.length));
     }
@@ -967,9 +983,13 @@ export class Session {
   // ---- the model -----------------------------------------------------------------------------------------
 
   private allocId(ctx: Context, obj: IdObject): number {
+    return this.allocIdIn(ctx.objects, obj);
+  }
+
+  private allocIdIn(objects: Map<number, IdObject>, obj: IdObject): number {
     let id = 1;
-    while (ctx.objects.has(id)) id++;
-    ctx.objects.set(id, obj);
+    while (objects.has(id)) id++;
+    objects.set(id, obj);
     return id;
   }
 
@@ -1083,8 +1103,49 @@ export class Session {
     return rec;
   }
 
-  /** Run one op on the model and write it, with what it returned, to the trace. */
+  /**
+   * Run one op on the model and write it to the trace. While the caller's fail-nth counter is armed, a
+   * `fault` op with its value goes first, and the fault points the op reached are counted off after.
+   */
   private step(op: TraceOp): OpRecord {
+    const armedWith = MACHINE_OPS.has(op.op) ? 0 : this.failNth.value(this.tid);
+    if (armedWith === 0) return this.record(op);
+    this.record({ op: 'fault', nth: armedWith, site: null });
+    const rec = this.record(op);
+    this.failNth.afterOp(this.tid, armedWith, this.live.lastOpFaultPoints);
+    return rec;
+  }
+
+  /**
+   * A write to /proc/PID/task/TID/fail-nth by task `tid` (proc_fail_nth_write): kstrtouint_from_user copies
+   * the text in (a fail_usercopy site of the writer's own counter), then the target task's counter is set.
+   * The byte count, or a negative errno.
+   */
+  failNthWrite(pid: number, tid: number, target: number, addr: bigint, count: number): number {
+    if (this.failNth.point(tid)) return -EFAULT;
+    const text = this.memory.read(pid, addr, Math.min(count, 23));
+    if (text === null) return -EFAULT;
+    const n = parseFailNth(text);
+    if (n < 0) return n;
+    this.failNth.set(target, n);
+    return count;
+  }
+
+  /**
+   * A read of fail-nth at `offset` (proc_fail_nth_read): the target's counter as "%u\n", read before the
+   * copy to the reader, whose copy_to_user is itself a site of the reader's counter. Bytes read, or a
+   * negative errno.
+   */
+  failNthRead(pid: number, tid: number, target: number, addr: bigint, count: number, offset: bigint): number {
+    const text = Buffer.from(`${this.failNth.value(target)}\n`, 'latin1');
+    if (offset >= BigInt(text.length) || count === 0) return 0;
+    const piece = text.subarray(Number(offset), Number(offset) + Math.min(count, text.length - Number(offset)));
+    if (this.failNth.point(tid)) return -EFAULT;
+    return this.memory.write(pid, addr, piece) ? piece.length : -EFAULT;
+  }
+
+  /** Write one op, run, to the trace. */
+  private record(op: TraceOp): OpRecord {
     const line = Session.PREAMBLE.length + 2 + this.lines.length;
     const rec = this.live.step(op, line);
     const expect: Record<string, unknown> = { errno: rec.errno ?? 'ok' };

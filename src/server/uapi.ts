@@ -32,6 +32,8 @@ export const SERVED_OPS: readonly IoctlOp[] = [
   { nr: 0x86, name: 'IOMMU_IOAS_UNMAP', minSize: 24, size: 24 },
   { nr: 0x87, name: 'IOMMU_OPTION', minSize: 24, size: 24 },
   { nr: 0x88, name: 'IOMMU_VFIO_IOAS', minSize: 12, size: 12 },
+  { nr: 0x89, name: 'IOMMU_HWPT_ALLOC', minSize: 24, size: 48 },
+  { nr: 0x8a, name: 'IOMMU_GET_HW_INFO', minSize: 32, size: 40 },
   // The selftest's command (0x80 + 32); only a CONFIG_IOMMUFD_TEST kernel has it.
   { nr: 0xa0, name: 'IOMMU_TEST_CMD', minSize: 68, size: 72 },
 ];
@@ -42,8 +44,6 @@ export const SERVED_OPS: readonly IoctlOp[] = [
  * as a kernel without the command answers (ENOTTY) and counted by name in the run report.
  */
 export const UNSERVED_OPS: Readonly<Record<number, IoctlOp>> = {
-  0x89: { nr: 0x89, name: 'IOMMU_HWPT_ALLOC', minSize: 24, size: 48 },
-  0x8a: { nr: 0x8a, name: 'IOMMU_GET_HW_INFO', minSize: 32, size: 40 },
   0x8b: { nr: 0x8b, name: 'IOMMU_HWPT_SET_DIRTY_TRACKING', minSize: 16, size: 16 },
   0x8c: { nr: 0x8c, name: 'IOMMU_HWPT_GET_DIRTY_BITMAP', minSize: 48, size: 48 },
   0x8d: { nr: 0x8d, name: 'IOMMU_HWPT_INVALIDATE', minSize: 32, size: 32 },
@@ -96,6 +96,7 @@ export const TEST_OP_DESTROY_ACCESS_PAGES = 6;
 export const TEST_OP_ACCESS_PAGES = 7;
 export const TEST_OP_ACCESS_RW = 8;
 export const TEST_OP_SET_TEMP_MEMORY_LIMIT = 9;
+export const TEST_OP_MOCK_DOMAIN_REPLACE = 10;
 export const TEST_OP_ACCESS_REPLACE_IOAS = 11;
 export const TEST_OP_MOCK_DOMAIN_FLAGS = 12;
 

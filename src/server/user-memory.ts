@@ -191,8 +191,24 @@ export interface Credentials {
 const CAP_IPC_LOCK = 14n;
 const CAP_SYS_RESOURCE = 24n;
 
-/** Whether any process has a descriptor of the socket with inode `ino` (every /proc/PID/fd is read). */
+/**
+ * Whether the socket with inode `ino` still exists, i.e. some descriptor (or a message in flight) still
+ * holds its file: a Unix socket leaves /proc/net/unix when its last file reference is released, which a
+ * close() has done before it returns. One read, where scanning every /proc/PID/fd costs a readlink per
+ * descriptor of the machine; that scan remains for a machine without /proc/net/unix.
+ */
 export function socketHeldAnywhere(ino: bigint): boolean {
+  let table: string | null = null;
+  try {
+    table = readFileSync('/proc/net/unix', 'latin1');
+  } catch {
+    // no /proc/net/unix: scan the descriptors
+  }
+  if (table !== null) {
+    const wanted = String(ino);
+    // Columns: Num RefCount Protocol Flags Type St Inode [Path]
+    return table.split('\n').some((line) => line.trim().split(/\s+/)[6] === wanted);
+  }
   const target = `socket:[${ino}]`;
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;

@@ -140,7 +140,7 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
       'PROT_NONE arg EFAULT',
       'unknown nr ENOTTY',
       'size bits in the number ENOTTY',
-      'HWPT_ALLOC ENOTTY',
+      'HWPT_SET_DIRTY_TRACKING ENOTTY',
       'alloc flags=1 EOPNOTSUPP',
       'map reserved=1 EOPNOTSUPP',
       'map unknown flag EOPNOTSUPP',
@@ -155,8 +155,10 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
       'map PROT_NONE memory EFAULT',
       'check_refs unaligned EINVAL',
     ]);
-    expect(r.report.unserved).toEqual({ IOMMU_HWPT_ALLOC: 1 });
-    expect(r.stderr).toContain('ioptrace: not served (answered as a kernel without them): IOMMU_HWPT_ALLOC x1');
+    expect(r.report.unserved).toEqual({ IOMMU_HWPT_SET_DIRTY_TRACKING: 1 });
+    expect(r.stderr).toContain(
+      'ioptrace: not served (answered as a kernel without them): IOMMU_HWPT_SET_DIRTY_TRACKING x1',
+    );
     // The map of PROT_NONE memory reached the model (no mmap declared for it) and faulted there.
     expect(r.report.results.filter((x) => x.op === 'ioas_map')).toEqual([
       expect.objectContaining({ op: 'ioas_map', errno: 'EFAULT' }),

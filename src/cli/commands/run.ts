@@ -21,6 +21,7 @@ import { UsageError } from '../errors.js';
 import { packageRoot } from '../../lib/paths.js';
 import { GRANTABLE_CAPS, Session } from '../../server/session.js';
 import { SessionServer } from '../../server/server.js';
+import { createDebugfs } from '../../server/fail-nth.js';
 import { toJson } from '../output.js';
 import type { CommandOutput } from '../command.js';
 import { defineCommand } from '../command.js';
@@ -78,6 +79,9 @@ export const runCommand = defineCommand({
 
     const dir = mkdtempSync(join(tmpdir(), 'ioptrace-run-'));
     const socketPath = join(dir, 'sock');
+    // The program's /sys/kernel/debug: the fault attributes' knobs (the library redirects it there).
+    const debugfs = join(dir, 'debugfs');
+    createDebugfs(debugfs);
     const session = new Session({
       variant,
       fixes,
@@ -91,7 +95,12 @@ export const runCommand = defineCommand({
       const preload = process.env['LD_PRELOAD'];
       const child = spawn(program, args, {
         stdio: 'inherit',
-        env: { ...process.env, LD_PRELOAD: preload ? `${library}:${preload}` : library, IOPTRACE_SOCK: socketPath },
+        env: {
+          ...process.env,
+          LD_PRELOAD: preload ? `${library}:${preload}` : library,
+          IOPTRACE_SOCK: socketPath,
+          IOPTRACE_DEBUGFS: debugfs,
+        },
       });
       try {
         exit = await waitExit(child);

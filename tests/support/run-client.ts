@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/**
+ * Running a C client of tests/native under the built `ioptrace run`: build it with the machine's cc, run it
+ * with --trace-out and --json-out, and check that its trace replays to the run's digest and head.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { ROOT, cli } from './built-cli.js';
+
+export const haveCc = spawnSync('cc', ['--version']).status === 0;
+
+export interface RunReport {
+  run: number;
+  digest: string;
+  head: string;
+  exit_status: number;
+  ops: number;
+  violations: unknown[];
+  warns: unknown[];
+  mismatches: { field: string; expected: unknown; actual: unknown }[];
+  ioctls: Record<string, number>;
+  unserved: Record<string, number>;
+  results: { op: string; errno: string | null }[];
+}
+
+export interface ClientRun {
+  stdout: string[];
+  stderr: string;
+  status: number;
+  report: RunReport;
+  trace: string;
+}
+
+export function buildClient(dir: string, name: string): string {
+  const out = join(dir, name);
+  execFileSync('cc', ['-Wall', '-Werror', '-O1', '-o', out, join(ROOT, 'tests/native', `${name}.c`)]);
+  return out;
+}
+
+export async function runClient(dir: string, name: string, runArgs: string[] = []): Promise<ClientRun> {
+  const trace = join(dir, `${name}.jsonl`);
+  const json = join(dir, `${name}.json`);
+  const program = buildClient(dir, name);
+  const r = await cli([
+    'run',
+    ...runArgs,
+    '--db',
+    join(dir, 'runs.db'),
+    '--trace-out',
+    trace,
+    '--json-out',
+    json,
+    '--',
+    program,
+  ]);
+  return {
+    stdout: r.stdout.trimEnd().split('\n'),
+    stderr: r.stderr,
+    status: r.status,
+    report: JSON.parse(readFileSync(json, 'utf8')) as RunReport,
+    trace,
+  };
+}
+
+/** Replaying the trace a run wrote, into a fresh database, ends on the run's digest and head. */
+export async function expectReplaysTheSame(
+  dir: string,
+  trace: string,
+  report: RunReport,
+  variant?: string,
+): Promise<void> {
+  const r = await cli([
+    'replay',
+    trace,
+    ...(variant === undefined ? [] : ['--variant', variant]),
+    '--json',
+    '--db',
+    join(dir, `replay-${report.run}-${report.digest}.db`),
+  ]);
+  const replayed = JSON.parse(r.stdout) as RunReport;
+  expect(replayed.digest).toBe(report.digest);
+  expect(replayed.head).toBe(report.head);
+  expect(replayed.ops).toBe(report.ops);
+}
