@@ -61,7 +61,7 @@ int main(void)
 	uint32_t b = ioas_alloc(fd);
 	printf("mock_domain %s\n", errname(mock_domain(fd, b)));
 	child_maps(fd, b, buf, 16384, 1u << 24);
-	printf("second mock_domain copies from the first %s\n", errname(mock_domain(fd, b)));
+	printf("second mock_domain shares the first's domain %s\n", errname(mock_domain(fd, b)));
 	printf("parent's own pages have no pin: check_refs(0) %s\n", errname(check_refs(fd, buf, 16384, 0)));
 	e = unmap(fd, b, 1u << 24, 16384, &out);
 	printf("unmap %s length=%llu\n", errname(e), (unsigned long long)out);
