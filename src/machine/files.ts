@@ -75,14 +75,13 @@ export function getFile(sim: Sim, file: string, fn: string): void {
 
 /** fput: one reference less; the last one runs the release and frees the struct file. */
 export function fput(sim: Sim, file: string, fn: string, release: FileRelease): void {
-  const f = sim.state.openFiles[file];
-  if (f === undefined) throw new InternalError(`fput of ${file}, which is released`);
+  if (sim.state.openFiles[file] === undefined) throw new InternalError(`fput of ${file}, which is released`);
   sim.emit({ type: 'OpenFilePut', v: 1, file, fn });
-  if (f.fCount - 1 > 0) return;
-  const released = sim.state.openFiles[file];
-  if (released === undefined) throw new InternalError(`file ${file} vanished during fput`);
-  release(sim, released, fn);
-  sim.emit({ type: 'OpenFileReleased', v: 1, file, fn: releaseFn(released) });
+  const after = sim.state.openFiles[file];
+  if (after === undefined) throw new InternalError(`file ${file} vanished during fput`);
+  if (after.fCount > 0) return;
+  release(sim, after, fn);
+  sim.emit({ type: 'OpenFileReleased', v: 1, file, fn: releaseFn(after) });
 }
 
 /** The kernel function that releases a file of this kind. */
