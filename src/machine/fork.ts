@@ -106,7 +106,11 @@ function firstAbove(values: readonly number[], at: number): number {
 }
 
 /** The first page (vpn) of every block of `block` pages that holds a pinned frame. */
-function pinnedBlocks(sim: Sim, pieces: readonly { index: number; pfn: number; count: number }[], block: number): Set<number> {
+function pinnedBlocks(
+  sim: Sim,
+  pieces: readonly { index: number; pfn: number; count: number }[],
+  block: number,
+): Set<number> {
   const out = new Set<number>();
   for (const piece of pieces) {
     for (const seg of rangeSegments(sim.state.frames, piece.pfn, piece.count)) {

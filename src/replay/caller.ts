@@ -48,4 +48,3 @@ export function implicitCaller(state: State, op: TraceOp): Task {
       return 'pid' in op && typeof op.pid === 'string' ? taskOf(state, op.pid) : KTHREAD;
   }
 }
-

@@ -4,8 +4,7 @@
  * Results are kernel style (0 or -errno); the replayer turns them into names and compares expectations.
  */
 import type { TraceOp } from '../events/trace.js';
-import { KTHREAD } from '../machine/sim.js';
-import type { Sim, Task } from '../machine/sim.js';
+import type { Sim } from '../machine/sim.js';
 import { createProcess, exitProcess, setRlimit } from '../machine/mm.js';
 import { cpuRead, cpuWrite, mmap, munmap } from '../machine/memory.js';
 import { memfdCreate } from '../machine/memfd.js';
