@@ -69,6 +69,7 @@ import {
 } from './uapi.js';
 import type { IoctlOp } from './uapi.js';
 import { UserMemory, credentialsOf, socketHeldAnywhere, socketInodeOf, vmasIn } from './user-memory.js';
+import { FileLifetime, fdOfSocket } from './file-lifetime.js';
 
 export const ENOTTY = 25;
 export const EMSGSIZE = 90;
@@ -104,6 +105,12 @@ export interface SessionOptions {
   fixes: readonly string[];
   /** A finding as it happens, one line in the style of a kernel log. */
   onFinding?: (line: string) => void;
+  /**
+   * The trace version to write (default 2): version 2 follows the program's descriptors (fork, dup, close,
+   * fd passing, exit) with the ops of file lifetime (file-lifetime.ts); version 1 translates each release
+   * into the ops that stand for it and keeps every context until the end.
+   */
+  traceVersion?: 1 | 2;
 }
 
 type IdObject =
@@ -168,7 +175,9 @@ const alignUp = (x: bigint, a: bigint): bigint => alignDown(x + a - 1n, a);
 
 export class Session {
   private readonly live: LiveReplay;
-  private readonly header: TraceHeader = { ...DEFAULT_TRACE_HEADER, version: 1 };
+  private readonly header: TraceHeader;
+  /** Version 2 only: the program's descriptors, followed into the model. */
+  private readonly lifetime: FileLifetime | null;
   private readonly lines: string[] = [];
   private readonly contexts = new Map<bigint, Context>();
   private readonly processes = new Set<number>();
@@ -185,11 +194,14 @@ export class Session {
   static readonly PREAMBLE = ['# written by ioptrace run: the ops a live program issued, with what it saw'];
 
   constructor(private readonly options: SessionOptions) {
+    this.header = { ...DEFAULT_TRACE_HEADER, version: options.traceVersion ?? 2 };
     this.live = new LiveReplay(this.header, { variant: options.variant, fixes: options.fixes });
+    this.lifetime = this.header.version >= 2 ? this.followDescriptors() : null;
   }
 
   /** An open of /dev/iommu (vfio: /dev/vfio/vfio, the compat container): a new context; 0 or an errno. */
   open(pid: number, ino: bigint, vfio: boolean): number {
+    this.lifetime?.sync(pid);
     this.ensureProcess(pid);
     const name = `ctx${++this.names.ctx}`;
     const rec = this.step({
@@ -198,6 +210,7 @@ export class Session {
       pid: String(pid),
       account: vfio ? 'mm' : 'user',
       vfio_type1: false,
+      ...(this.lifetime ? { fd: fdOfSocket(pid, ino) ?? undefined } : {}),
     });
     if (rec.errno !== null) return -errnoFromName(rec.errno);
     this.contexts.set(ino, {
@@ -219,6 +232,7 @@ export class Session {
    */
   closed(ino: bigint): void {
     if (!this.contexts.has(ino) && !this.accessFiles.has(ino)) return;
+    if (this.lifetime) return this.syncDescriptors();
     if (socketHeldAnywhere(ino)) return;
     if (this.accessFiles.has(ino)) this.releaseAccessFile(ino);
     else this.release(ino);
@@ -234,6 +248,11 @@ export class Session {
    * callback over the whole space and the destruction of the access, which is what `access_destroy` runs.
    */
   releaseAccessFile(ino: bigint): void {
+    if (this.lifetime) {
+      this.syncDescriptors();
+      if (this.accessFiles.get(ino)?.access === null) this.accessFiles.delete(ino);
+      return;
+    }
     const file = this.accessFiles.get(ino);
     this.accessFiles.delete(ino);
     if (file?.ctx == null || file.access === null) return;
@@ -255,6 +274,7 @@ export class Session {
 
   /** The last descriptor of a context was closed (its socket reached end-of-file). */
   release(ino: bigint): void {
+    if (this.lifetime) return this.syncDescriptors();
     const ctx = this.contexts.get(ino);
     if (!ctx) return;
     ctx.open = false;
@@ -306,6 +326,7 @@ export class Session {
     if (ctx === undefined) return { ret: -1, err: NOT_OURS };
     this.memory.invalidate();
     try {
+      this.lifetime?.sync(call.pid);
       return { ret: this.serve(ctx, call), err: 0 };
     } catch (err) {
       if (err instanceof Errno) return { ret: -1, err: err.errno };
@@ -323,10 +344,12 @@ export class Session {
   /** Tear down (as the end of a trace does) and give the run's result with the trace it wrote. */
   finish(): { result: ReplayResult; traceText: string; summary: SessionSummary } {
     const firstOpLine = Session.PREAMBLE.length + 2;
+    if (this.lifetime) this.syncDescriptors();
     const result = this.live.finish(firstOpLine + this.lines.length);
     this.reportFindings(null);
     this.memory.close();
-    const traceText = [...Session.PREAMBLE, JSON.stringify({ format: 'ioptrace-trace', version: 1 }), ...this.lines]
+    const header = JSON.stringify({ format: 'ioptrace-trace', version: this.header.version });
+    const traceText = [...Session.PREAMBLE, header, ...this.lines]
       .map((l) => `${l}\n`)
       .join('');
     return {
@@ -766,13 +789,21 @@ export class Session {
     if (target?.kind !== 'ioas') return fail(ENOENT);
     const access = `acc${++this.names.access}`;
     const needsPinPages = (flags & ACCESS_CREATE_NEEDS_PIN_PAGES) !== 0;
-    this.run({ op: 'access_create', access, ioas: target.name, needs_pin_pages: needsPinPages });
+    this.run({
+      op: 'access_create',
+      access,
+      ioas: target.name,
+      needs_pin_pages: needsPinPages,
+      ...(this.lifetime ? { pid: String(call.pid), fd } : {}),
+    });
     const id = this.allocId(ctx, { kind: 'access', name: access, file: ino });
     buf.writeUInt32LE(fd, OFF.test.createAccess.outAccessFd);
     try {
       this.respond(call, buf);
     } catch (err) {
-      this.step({ op: 'access_destroy', access });
+      // The library closes the descriptor again: in version 2 that close is the access's release.
+      if (this.lifetime) this.step({ op: 'close', pid: String(call.pid), fd });
+      else this.step({ op: 'access_destroy', access });
       ctx.objects.delete(id);
       throw err;
     }
@@ -901,6 +932,39 @@ export class Session {
       out.push({ pid, addr, at: Number(from - iova), length: Number(to - from + 1n) });
     }
     return out;
+  }
+
+  // ---- file lifetime (version 2) -------------------------------------------------------------------------
+
+  /** The follower of the program's descriptors, lent what it needs of this session. */
+  private followDescriptors(): FileLifetime {
+    return new FileLifetime({
+      state: () => this.live.current,
+      fileOfInode: (ino) => {
+        const ctx = this.contexts.get(ino);
+        if (ctx) return `ctx:${ctx.name}`;
+        const access = this.accessFiles.get(ino)?.access;
+        return access ? `access:${access}` : null;
+      },
+      step: (op) => void this.step(op),
+      ensureProcess: (pid) => this.ensureProcess(pid),
+      forked: (parent, child) => {
+        this.declared.set(child, (this.declared.get(parent) ?? []).map(([a, b]) => [a, b]));
+      },
+    });
+  }
+
+  /** Bring the model level with the program's descriptors, then forget the files the model released. */
+  private syncDescriptors(): void {
+    this.lifetime?.sync();
+    const open = this.live.current.openFiles;
+    for (const [ino, file] of this.accessFiles) {
+      if (file.access === null || open[`access:${file.access}`] !== undefined) continue;
+      this.accessFiles.delete(ino);
+      file.ctx?.objects.delete(file.id);
+      if (file.ctx) file.ctx.accessFiles--;
+    }
+    for (const [ino, ctx] of this.contexts) if (open[`ctx:${ctx.name}`] === undefined) this.contexts.delete(ino);
   }
 
   // ---- the model -----------------------------------------------------------------------------------------
