@@ -10,7 +10,8 @@
  * goes, at the end of the run) the real tables are compared with the model's (State.fds), and the model is
  * brought level by ops, in an order that never releases a file early:
  *   1. processes that hold one of the files and that the model does not know: `fork` of their parent when
- *      the model knows it (the child inherited the descriptors; its memory is the parent's), else `process`;
+ *      the model knows it (the child inherited the descriptors; its memory is the parent's), else `process`
+ *      (so is a child seen earlier holding none: what it holds now was passed to it);
  *   2. descriptors the model lacks: `dup` of another descriptor of the same file in the same process, or
  *      `send_fd` from a process that holds it (SCM_RIGHTS: the sender is any holder; the model only needs
  *      one that holds the file);
@@ -67,11 +68,19 @@ function realTable(pid: number, host: LifetimeHost): FdTable | null {
   return out;
 }
 
-/** A process that has not exited: present in /proc and not a zombie (whose descriptors are all closed). */
+/** PF_EXITING in /proc/PID/stat's flags: do_exit has begun (set before exit_mm and exit_files). */
+const PF_EXITING = 0x4;
+
+/**
+ * A process that has not begun to exit: present in /proc, not a zombie, and without PF_EXITING. A process
+ * seen in the middle of do_exit (its files closing, which is what ends a socket) is already exiting: the
+ * model then runs its whole exit, mm first.
+ */
 function isAlive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] !== 'Z' && fields[0] !== 'X' && (Number(fields[6] ?? 0) & PF_EXITING) === 0;
   } catch {
     return false;
   }
@@ -107,6 +116,12 @@ function childrenOf(pid: number): number[] {
 }
 
 export class FileLifetime {
+  /**
+   * Descendants once seen holding none of the files: a file they hold later came to them after their fork
+   * (SCM_RIGHTS), so they join the model as a `process` that is sent the descriptor, not as a fork.
+   */
+  private readonly bystanders = new Set<number>();
+
   constructor(private readonly host: LifetimeHost) {}
 
   /** The model's live processes (run names them by pid), lowest first. */
@@ -137,9 +152,13 @@ export class FileLifetime {
         if (known.has(child) || queue.includes(child)) continue;
         queue.push(child);
         const table = realTable(child, this.host);
-        if (table === null || (table.size === 0 && child !== caller)) continue;
+        if (table === null) continue;
+        if (table.size === 0 && child !== caller) {
+          this.bystanders.add(child);
+          continue;
+        }
         const parent = parentOf(child);
-        if (parent !== null && known.has(parent) && this.isModelAlive(parent)) {
+        if (!this.bystanders.has(child) && parent !== null && known.has(parent) && this.isModelAlive(parent)) {
           this.host.step({ op: 'fork', pid: String(parent), child: String(child) });
           this.host.forked(parent, child);
         } else {

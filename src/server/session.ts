@@ -349,9 +349,7 @@ export class Session {
     this.reportFindings(null);
     this.memory.close();
     const header = JSON.stringify({ format: 'ioptrace-trace', version: this.header.version });
-    const traceText = [...Session.PREAMBLE, header, ...this.lines]
-      .map((l) => `${l}\n`)
-      .join('');
+    const traceText = [...Session.PREAMBLE, header, ...this.lines].map((l) => `${l}\n`).join('');
     return {
       result,
       traceText,
@@ -949,7 +947,11 @@ export class Session {
       step: (op) => void this.step(op),
       ensureProcess: (pid) => this.ensureProcess(pid),
       forked: (parent, child) => {
-        this.declared.set(child, (this.declared.get(parent) ?? []).map(([a, b]) => [a, b]));
+        this.processes.add(child);
+        this.declared.set(
+          child,
+          (this.declared.get(parent) ?? []).map(([a, b]) => [a, b]),
+        );
       },
     });
   }
