@@ -292,7 +292,7 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     await expectReplaysTheSame(r.trace, r.report);
   });
 
-  it('writes version 2 for fork, dup, close and fd passing: the last holder's exit releases after its mm', async () => {
+  it('writes version 2 for fork, dup, close and fd passing: the last holder exits, mm before files', async () => {
     const r = await runClient('passing');
     expect(r.status).toBe(0);
     expect(r.stdout).toEqual([
