@@ -5,6 +5,8 @@
  * (the remote unpin path), and ops of a dead process refused with the line and field. Version 1 keeps its
  * meaning: `pid` on ops that had none changes nothing when absent, and v2 ops are refused there.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Event } from '../../../src/events/events.js';
 import { resolveVariant } from '../../../src/kernel/variants.js';
@@ -15,6 +17,7 @@ import type { ReplayResult } from '../../../src/replay/replayer.js';
 import { rangeGet } from '../../../src/structures/range-map.js';
 import { xaLoad } from '../../../src/structures/xarray.js';
 
+const ROOT = join(import.meta.dirname, '../../..');
 const V2 = '{"format":"ioptrace-trace","version":2}';
 const V1 = '{"format":"ioptrace-trace","version":1}';
 
@@ -311,5 +314,32 @@ describe('version 1: pid on every op', () => {
     expect(refusal([...base, '{"op":"domain_detach","domain":"d","pid":"z"}'])).toEqual([
       { line: 10, field: 'pid', message: 'unknown process "z": no earlier process creates it' },
     ]);
+  });
+});
+
+describe('the version 2 example of docs/trace-format.md', () => {
+  it('replays as the text says: the child exit releases, the parent page unpins remotely, the charge stays', () => {
+    const doc = readFileSync(join(ROOT, 'docs/trace-format.md'), 'utf8');
+    const example = doc.slice(doc.indexOf('Example: the child of a fork'));
+    const lines = example.split('\n').filter((l) => l.startsWith('{'));
+    expect(lines).toHaveLength(13);
+    const r = run(lines);
+    expect(r.result.mismatches).toEqual([]);
+    expect(r.result.violations).toEqual([]);
+    expect(fileEvents(r, 10)).toEqual([
+      'exited p',
+      'mmput 1 exit_mm',
+      'remove p:3 ctx:c exit_files',
+      'put ctx:c exit_files',
+    ]);
+    expect(fileEvents(r, 12)).toEqual([
+      'exited q',
+      'mmput 9 exit_mm',
+      'remove q:9 ctx:c exit_files',
+      'put ctx:c exit_files',
+      'unpin 40000+1',
+      'release ctx:c iommufd_fops_release',
+    ]);
+    expect(r.result.state.mms[1]?.lockedVm).toBe(1);
   });
 });
