@@ -18,7 +18,8 @@
  *   3. descriptors the process no longer has: `close`;
  *   4. processes that are gone (or zombies): `exit`, which closes the rest after tearing down the mm.
  *
- * Deviations: the order of events between two sync points is not seen (a dup and a close in between are
+ * Deviations: successive ioctls of one process sync only before the first of them (syncForCall); the order
+ * of events between two sync points is not seen (a dup and a close in between are
  * seen as their net effect, which is what decides f_count at the sync point); a process that exits is seen
  * as exited at the next sync point, not at its exit; a child that never holds an iommufd descriptor is not
  * modelled.
@@ -122,7 +123,22 @@ export class FileLifetime {
    */
   private readonly bystanders = new Set<number>();
 
+  /** The process whose ioctl was the last to sync: its next ioctls need no scan of /proc. */
+  private lastCaller: number | null = null;
+
   constructor(private readonly host: LifetimeHost) {}
+
+  /**
+   * Before an ioctl: a full sync when the caller changed since the last ioctl (a fork's child, a process
+   * sent a descriptor, or the parent after a child exited); the same caller again changed nothing that
+   * matters before its next close, which syncs anyway (a dup is seen there). Keeps the round trip of a
+   * trivial ioctl free of /proc reads.
+   */
+  syncForCall(caller: number): void {
+    if (caller === this.lastCaller) return;
+    this.sync(caller);
+    this.lastCaller = caller;
+  }
 
   /** The model's live processes (run names them by pid), lowest first. */
   private modelProcesses(): number[] {

@@ -326,7 +326,7 @@ export class Session {
     if (ctx === undefined) return { ret: -1, err: NOT_OURS };
     this.memory.invalidate();
     try {
-      this.lifetime?.sync(call.pid);
+      this.lifetime?.syncForCall(call.pid);
       return { ret: this.serve(ctx, call), err: 0 };
     } catch (err) {
       if (err instanceof Errno) return { ret: -1, err: err.errno };
