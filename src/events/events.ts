@@ -229,6 +229,19 @@ export const EVENT_SCHEMAS = [
   ev('FileRefChanged', { file: name, delta: z.number().int(), fn }),
   /** The last reference went: the page cache lets its folios go (pinned frames stay until unpinned). */
   ev('FileReleased', { file: name, fn }),
+  // ---- iommufd files and descriptors (version 2 traces) ----
+  /** An iommufd file is created with f_count 1 (the reference its first descriptor will hold). */
+  ev('OpenFileCreated', { file: name, kind: z.enum(['ctx', 'access']), object: name, holds: name.nullable(), fn }),
+  /** get_file: one more reference (dup, fork's dup_fd, SCM_RIGHTS, iommufd_ctx_get). */
+  ev('OpenFileGot', { file: name, fn }),
+  /** fput: one reference less; at zero the release follows (its teardown, then OpenFileReleased). */
+  ev('OpenFilePut', { file: name, fn }),
+  /** The release ran to its end: the struct file is gone. */
+  ev('OpenFileReleased', { file: name, fn }),
+  /** fd_install: descriptor `fd` of `pid` now holds a reference already counted in f_count. */
+  ev('FdInstalled', { pid: name, fd: count, file: name, fn }),
+  /** The descriptor is taken out of the file table (close, dup2 over it, exit_files); the fput follows. */
+  ev('FdRemoved', { pid: name, fd: count, file: name, fn }),
   /** iopt_alloc_file_pages: the pages reads its PFNs from `file` at byte `start` (page aligned). */
   ev('PagesFileSet', { pages: id, file: name, start: u64 }),
 

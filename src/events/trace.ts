@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * Trace lines, version 1: the zod schemas of the public contract in docs/trace-format.md (header, every op,
- * `expect`, `observed` lines) and the types inferred from them.
+ * Trace lines, versions 1 and 2: the zod schemas of the public contract in docs/trace-format.md (header, every
+ * op, `expect`, `observed` lines) and the types inferred from them. Version 2 adds file lifetime (the ops of
+ * V2_OPS and the `fd` fields); which op a version allows is checked by src/replay/parse.ts.
  *
  * Parsing applies every default the contract states, so a parsed op is complete: optional inputs whose absence
  * means something ("allocate an IOVA", "default PFN layout") become `null`, never a missing key. The two
@@ -120,8 +121,25 @@ export const TRACE_OPS = [
   'change_process',
   'check_map',
   'check_refs',
+  'fork',
+  'close',
+  'dup',
+  'send_fd',
 ] as const;
 export type TraceOpName = (typeof TRACE_OPS)[number];
+
+/** The trace versions this ioptrace reads. */
+export const TRACE_VERSIONS = [1, 2] as const;
+export type TraceVersion = (typeof TRACE_VERSIONS)[number];
+
+/** Ops that exist only in version 2: they act on descriptors and file lifetime. */
+export const V2_OPS: readonly TraceOpName[] = ['fork', 'close', 'dup', 'send_fd'];
+
+/** Fields that only version 2 accepts, by op (a descriptor number chosen by the trace). */
+export const V2_FIELDS: Readonly<Partial<Record<TraceOpName, readonly string[]>>> = {
+  open: ['fd'],
+  access_create: ['fd'],
+};
 
 export const OBSERVATION_KINDS = ['iommu_map', 'iommu_unmap', 'pin', 'unpin', 'warn', 'result'] as const;
 export type ObservationKind = (typeof OBSERVATION_KINDS)[number];
@@ -220,11 +238,27 @@ const name = z.unknown().transform((value, ctx): string => {
   );
 });
 
+/** `null` when the key is absent: the op then means something specific ("allocate", "default layout"). */
+function orNull<T extends z.ZodType>(schema: T) {
+  return schema
+    .optional()
+    .transform((value) => (value === undefined ? null : value) as Exclude<z.output<T>, undefined> | null);
+}
+
 /** A process name: "kthread" is taken by kernel threads. */
 const processName = name.refine((pid) => pid !== KTHREAD, { message: '"kthread" is reserved for kernel threads' });
 
 /** The caller; omitted means the first process, filled in by src/replay/parse.ts. */
 const caller = name.optional();
+
+/**
+ * The caller of an op that had none before `pid` was accepted on every op: omitted keeps the implicit
+ * caller of version 1 (the process that opened the object's context), so old traces replay alike.
+ */
+const optionalCaller = name.optional();
+
+/** A descriptor number: what open, dup, fcntl(F_DUPFD) and SCM_RIGHTS hand a process. */
+const fdNumber = count(0, 0x7fffffff, '2^31 - 1');
 
 /** Bytes as hex, normalised to lower case. */
 const hexBytes = z.string().transform((text, ctx): string => {
@@ -303,12 +337,12 @@ const common = { expect: expectationSchema.optional() };
 
 const traceHeaderShape = {
   format: z.literal('ioptrace-trace'),
-  // Version 2 (file lifetime: fork, close, exit releasing files) is not read until it replays as specified.
-  version: z.literal(1, {
+  // Version 2 adds file lifetime: descriptors, fork, close, fd passing, exit releasing files.
+  version: z.union([z.literal(1), z.literal(2)], {
     error: (iss) =>
       iss.input === undefined
         ? MISSING_FIELD
-        : `unsupported version ${describeValue(iss.input)}: this ioptrace reads version 1`,
+        : `unsupported version ${describeValue(iss.input)}: this ioptrace reads versions 1 and 2`,
   }),
   page_size: pageSize.default(4096),
   test_build: z.boolean().default(true),
@@ -328,13 +362,6 @@ export const DEFAULT_TRACE_HEADER: Readonly<TraceHeader> = Object.freeze(
 
 // ---------------------------------------------------------------------------------------------------------
 // Ops
-
-/** `null` when the key is absent: the op then means something specific ("allocate", "default layout"). */
-function orNull<T extends z.ZodType>(schema: T) {
-  return schema
-    .optional()
-    .transform((value) => (value === undefined ? null : value) as Exclude<z.output<T>, undefined> | null);
-}
 
 const prot = z.enum(['rw', 'r']);
 
@@ -361,8 +388,8 @@ const opShapes = {
   read: { op: z.literal('read'), pid: caller, addr: u64, length: u64 },
   exit: { op: z.literal('exit'), pid: caller },
   rlimit: { op: z.literal('rlimit'), pid: caller, memlock },
-  fault: { op: z.literal('fault'), nth: count(1), site: orNull(z.enum(FAULT_SITES)) },
-  temp_memory_limit: { op: z.literal('temp_memory_limit'), bytes: u64 },
+  fault: { op: z.literal('fault'), pid: optionalCaller, nth: count(1), site: orNull(z.enum(FAULT_SITES)) },
+  temp_memory_limit: { op: z.literal('temp_memory_limit'), pid: optionalCaller, bytes: u64 },
   memfd: {
     op: z.literal('memfd'),
     file: name,
@@ -377,8 +404,9 @@ const opShapes = {
     pid: caller,
     account: z.enum(['user', 'mm']).default('user'),
     vfio_type1: z.boolean().default(false),
+    fd: fdNumber.optional(),
   },
-  ioas_alloc: { op: z.literal('ioas_alloc'), ioas: name, ctx: name.optional() },
+  ioas_alloc: { op: z.literal('ioas_alloc'), ioas: name, ctx: name.optional(), pid: optionalCaller },
   ioas_map: {
     op: z.literal('ioas_map'),
     ioas: name,
@@ -403,12 +431,14 @@ const opShapes = {
   ioas_unmap: {
     op: z.literal('ioas_unmap'),
     ioas: name,
+    pid: optionalCaller,
     iova: u64.optional(),
     length: u64.optional(),
     all: z.boolean().default(false),
   },
   ioas_copy: {
     op: z.literal('ioas_copy'),
+    pid: optionalCaller,
     src: name,
     dst: name,
     src_iova: u64,
@@ -417,13 +447,14 @@ const opShapes = {
     read: z.boolean().default(true),
     write: z.boolean().default(true),
   },
-  ioas_allow_iovas: { op: z.literal('ioas_allow_iovas'), ioas: name, ranges: z.array(range) },
-  ioas_huge_pages: { op: z.literal('ioas_huge_pages'), ioas: name, enable: z.boolean() },
-  add_reserved: { op: z.literal('add_reserved'), ioas: name, start: u64, last: u64 },
+  ioas_allow_iovas: { op: z.literal('ioas_allow_iovas'), ioas: name, pid: optionalCaller, ranges: z.array(range) },
+  ioas_huge_pages: { op: z.literal('ioas_huge_pages'), ioas: name, pid: optionalCaller, enable: z.boolean() },
+  add_reserved: { op: z.literal('add_reserved'), ioas: name, pid: optionalCaller, start: u64, last: u64 },
   domain_attach: {
     op: z.literal('domain_attach'),
     domain: name,
     ioas: name,
+    pid: optionalCaller,
     kind: z.enum(['mock', 'generic']).default('mock'),
     pgsizes: orNull(
       z
@@ -434,14 +465,16 @@ const opShapes = {
       range.refine(([start, last]) => start <= last, { message: 'aperture start is above its last address' }),
     ),
   },
-  domain_detach: { op: z.literal('domain_detach'), domain: name },
+  domain_detach: { op: z.literal('domain_detach'), domain: name, pid: optionalCaller },
   access_create: {
     op: z.literal('access_create'),
     access: name,
     ioas: name,
+    pid: optionalCaller,
     needs_pin_pages: z.boolean().default(true),
+    fd: fdNumber.optional(),
   },
-  access_destroy: { op: z.literal('access_destroy'), access: name },
+  access_destroy: { op: z.literal('access_destroy'), access: name, pid: optionalCaller },
   access_pin: {
     op: z.literal('access_pin'),
     access: name,
@@ -450,7 +483,7 @@ const opShapes = {
     length: u64,
     write: z.boolean().default(true),
   },
-  access_unpin: { op: z.literal('access_unpin'), access: name, iova: u64, length: u64 },
+  access_unpin: { op: z.literal('access_unpin'), access: name, pid: optionalCaller, iova: u64, length: u64 },
   access_rw: {
     op: z.literal('access_rw'),
     access: name,
@@ -461,12 +494,17 @@ const opShapes = {
     data: hexBytes.optional(),
     kthread: z.boolean().optional(),
   },
-  access_replace: { op: z.literal('access_replace'), access: name, ioas: name },
-  vfio_unmap: { op: z.literal('vfio_unmap'), ioas: name, iova: u64, length: u64 },
+  access_replace: { op: z.literal('access_replace'), access: name, ioas: name, pid: optionalCaller },
+  vfio_unmap: { op: z.literal('vfio_unmap'), ioas: name, pid: optionalCaller, iova: u64, length: u64 },
   change_process: { op: z.literal('change_process'), ctx: name.optional(), pid: caller },
   // Checks
   check_map: { op: z.literal('check_map'), ioas: name, iova: u64, length: u64, pid: caller, uptr: u64 },
   check_refs: { op: z.literal('check_refs'), pid: caller, uptr: u64, length: u64, refs: count() },
+  // File lifetime (version 2)
+  fork: { op: z.literal('fork'), pid: caller, child: processName },
+  close: { op: z.literal('close'), pid: caller, fd: fdNumber },
+  dup: { op: z.literal('dup'), pid: caller, fd: fdNumber, new_fd: fdNumber.optional() },
+  send_fd: { op: z.literal('send_fd'), pid: caller, fd: fdNumber, to: processName, new_fd: fdNumber.optional() },
 } satisfies Record<TraceOpName, z.ZodRawShape>;
 
 /** The keys of each shape, without the tag, plus `extra` (for "unknown field" messages). */
@@ -561,14 +599,36 @@ export const traceOpSchema = z.discriminatedUnion('op', [
   opSchema('change_process'),
   opSchema('check_map'),
   opSchema('check_refs'),
+  opSchema('fork'),
+  opSchema('close'),
+  opSchema('dup'),
+  opSchema('send_fd'),
 ]);
 
 /** An op as the schema gives it: `pid` (callers) and `ioas_alloc.ctx` may still be absent. */
 export type UnresolvedTraceOp = z.output<typeof traceOpSchema>;
 
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
+/** Ops whose `pid` stays optional after resolution: omitted, the implicit caller of version 1 applies. */
+export type OptionalCallerOp =
+  | 'fault'
+  | 'temp_memory_limit'
+  | 'ioas_alloc'
+  | 'ioas_unmap'
+  | 'ioas_copy'
+  | 'ioas_allow_iovas'
+  | 'ioas_huge_pages'
+  | 'add_reserved'
+  | 'domain_attach'
+  | 'domain_detach'
+  | 'access_create'
+  | 'access_destroy'
+  | 'access_unpin'
+  | 'access_replace'
+  | 'vfio_unmap';
+type Required<T> = T extends { op: OptionalCallerOp } ? 'ctx' : 'pid' | 'ctx';
 type Resolved<T> = T extends unknown
-  ? Simplify<Omit<T, 'pid' | 'ctx'> & { [K in Extract<keyof T, 'pid' | 'ctx'>]-?: Exclude<T[K], undefined> }>
+  ? Simplify<Omit<T, Required<T>> & { [K in Extract<keyof T, Required<T>>]-?: Exclude<T[K], undefined> }>
   : never;
 
 /** An op ready to replay: every default applied, the caller and context named. */

@@ -103,7 +103,7 @@ export function serializeOp(op: TraceOp): string {
 
 /** The header line, with the settings that differ from the defaults. */
 export function serializeHeader(header: TraceHeader): string {
-  const out: Record<string, unknown> = { format: 'ioptrace-trace', version: 1 };
+  const out: Record<string, unknown> = { format: 'ioptrace-trace', version: header.version };
   if (header.page_size !== DEFAULT_TRACE_HEADER.page_size) out['page_size'] = header.page_size;
   if (header.test_build !== DEFAULT_TRACE_HEADER.test_build) out['test_build'] = header.test_build;
   if (header.temp_memory_limit !== DEFAULT_TRACE_HEADER.temp_memory_limit) {

@@ -46,6 +46,8 @@ export const REASONS = {
   crossCtx:
     'copies between IOASes of two contexts: IOMMU_IOAS_COPY looks both ids up in the one iommufd it is issued on',
   tooMany: `more than ${MAX_PROCESSES} processes`,
+  fileLifetime:
+    'a file lifetime op of trace version 2 (fork, close, dup, send_fd): export-c does not follow descriptors',
 } as const;
 
 interface Proc {
@@ -157,6 +159,8 @@ class Exporter {
   /** The caller of an op that names none: the process that opened the context (dispatch.ts implicitCaller). */
   private implicitPid(op: TraceOp): string | undefined {
     const ofIoas = (ioas: string): string | undefined => this.ctxs.get(this.ctxOfIoas(ioas) ?? '')?.pid;
+    // A caller the trace names wins (pid is accepted on every op), as in dispatch.
+    if (op.op !== 'process' && 'pid' in op && typeof op.pid === 'string') return op.pid;
     switch (op.op) {
       case 'ioas_alloc':
         return this.ctxs.get(op.ctx)?.pid;
@@ -385,6 +389,7 @@ class Exporter {
 
   /** Why an op cannot run from user space, whoever issues it; null when it can. */
   private reasonFor(op: TraceOp): string | null {
+    if (op.op === 'fork' || op.op === 'close' || op.op === 'dup' || op.op === 'send_fd') return REASONS.fileLifetime;
     if (op.op === 'mmap' && op.pfns !== null) return REASONS.pfns;
     if (op.op === 'mmap' && op.huge === '1G') return REASONS.huge1g;
     if (op.op === 'fault' && op.site !== null) return REASONS.site;

@@ -34,6 +34,11 @@ export class Sim {
   /** The replay-wide fail-nth plan (`replay --fail-nth N`): the Nth fault point of the whole run fails. */
   runFailNth: number | null = null;
   runFaultPointsReached = 0;
+  /**
+   * Version 2 traces: contexts and access files live as long as their descriptors (files.ts); version 1
+   * keeps a context until the end of the trace. Set once, before the first op.
+   */
+  fileLifetime = false;
   /** Each mm's mmap lock (mmap-lock.ts); free between operations unless a task hung on it. */
   readonly mmapLocks = new Map<number, MmapLockState>();
   private idCursor = 0;

@@ -4,8 +4,7 @@
  * Results are kernel style (0 or -errno); the replayer turns them into names and compares expectations.
  */
 import type { TraceOp } from '../events/trace.js';
-import { KTHREAD } from '../machine/sim.js';
-import type { Sim, Task } from '../machine/sim.js';
+import type { Sim } from '../machine/sim.js';
 import { createProcess, exitProcess, setRlimit } from '../machine/mm.js';
 import { cpuRead, cpuWrite, mmap, munmap } from '../machine/memory.js';
 import { memfdCreate } from '../machine/memfd.js';
@@ -32,7 +31,9 @@ import {
   accessUnpin,
 } from '../kernel/selftest-access.js';
 import { iommufdIoasChangeProcess } from '../kernel/ioas-change-process.js';
-import { ENOENT } from '../machine/errno.js';
+import { EBADF, ENOENT } from '../machine/errno.js';
+import { fileKeyOf } from '../machine/files.js';
+import { exitWithFiles, lifetimeOp, openAccessFile, openContextFile } from './lifetime.js';
 import { checkMap, checkRefs } from './checks.js';
 import type { CheckFailure } from './checks.js';
 import type { State } from '../state/state.js';
@@ -50,47 +51,7 @@ const memlockOf = (m: bigint | 'unlimited'): bigint | null => (m === 'unlimited'
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const bytesOf = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'hex'));
 
-/** The task a process name stands for ("kthread": a kernel thread with no mm). */
-export function taskOf(state: State, pid: string): Task {
-  if (pid === 'kthread') return KTHREAD;
-  const proc = state.processes[pid];
-  return proc ? { pid, mm: proc.mm } : KTHREAD;
-}
-
-/** Who issues an op that names no caller: the process that opened the context the object belongs to. */
-export function implicitCaller(state: State, op: TraceOp): Task {
-  const ctxOfIoas = (ioas: string): Task => {
-    const ctx = state.ctxs[state.ioases[ioas]?.ctx ?? ''];
-    return ctx ? taskOf(state, ctx.pid) : KTHREAD;
-  };
-  switch (op.op) {
-    case 'ioas_alloc':
-      return taskOf(state, state.ctxs[op.ctx]?.pid ?? 'kthread');
-    case 'ioas_unmap':
-    case 'ioas_allow_iovas':
-    case 'ioas_huge_pages':
-    case 'add_reserved':
-    case 'vfio_unmap':
-    case 'domain_attach':
-      return ctxOfIoas(op.ioas);
-    case 'ioas_copy':
-      return ctxOfIoas(op.dst);
-    case 'access_create':
-      return ctxOfIoas(op.ioas);
-    case 'access_destroy':
-    case 'access_unpin':
-    case 'access_replace': {
-      const access = state.accesses[op.access];
-      return access?.ioas ? ctxOfIoas(access.ioas) : KTHREAD;
-    }
-    case 'domain_detach': {
-      const ioas = Object.values(state.ioases).find((io) => io.domains.includes(op.domain));
-      return ioas ? ctxOfIoas(ioas.name) : KTHREAD;
-    }
-    default:
-      return 'pid' in op && typeof op.pid === 'string' ? taskOf(state, op.pid) : KTHREAD;
-  }
-}
+export { implicitCaller, taskOf } from './caller.js';
 
 /**
  * The kernel looks objects up by id and answers -ENOENT for one that does not exist. The parser accepts
@@ -109,8 +70,26 @@ function missingObject(state: State, op: TraceOp): boolean {
   return 'ctx' in op && typeof op.ctx === 'string' && state.ctxs[op.ctx] === undefined;
 }
 
+/**
+ * Version 2: the context an iommufd op reaches through its objects, when that context's file is released
+ * (its last descriptor closed): the program's descriptor is gone, so the ioctl is EBADF.
+ */
+function releasedContext(state: State, op: TraceOp): boolean {
+  if (op.op === 'open' || op.op === 'check_map' || op.op === 'check_refs') return false;
+  const ctxs: (string | undefined)[] = [];
+  if (op.op === 'ioas_alloc') ctxs.push(op.ctx);
+  if ('ioas' in op && op.op !== 'ioas_alloc') ctxs.push(state.ioases[op.ioas]?.ctx);
+  if (op.op === 'ioas_copy') ctxs.push(state.ioases[op.src]?.ctx, state.ioases[op.dst]?.ctx);
+  if ('access' in op && op.op !== 'access_create') ctxs.push(state.ioases[state.accesses[op.access]?.ioas ?? '']?.ctx);
+  if (op.op === 'domain_detach') {
+    ctxs.push(Object.values(state.ioases).find((io) => io.domains.includes(op.domain))?.ctx);
+  }
+  return ctxs.some((ctx) => ctx !== undefined && state.openFiles[fileKeyOf('ctx', ctx)] === undefined);
+}
+
 export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
   const ok = (rc: number, outputs: Record<string, unknown> = {}): OpOutcome => ({ rc, outputs });
+  if (sim.fileLifetime && releasedContext(sim.state, op)) return ok(-EBADF);
   // The mock decides ACCESS_REPLACE_IOAS (even whether it knows the command) before any lookup.
   if (op.op !== 'check_map' && op.op !== 'access_replace' && missingObject(sim.state, op)) return ok(-ENOENT);
   switch (op.op) {
@@ -134,6 +113,7 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
       return ok(r.rc, r.rc === 0 ? { data: hex(r.data) } : {});
     }
     case 'exit':
+      if (sim.fileLifetime) return exitWithFiles(sim, op.pid);
       exitProcess(sim, op.pid);
       return ok(0);
     case 'rlimit':
@@ -149,7 +129,7 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
       return ok(memfdCreate(sim, op.pid, op.file, op.length, op.huge));
     case 'open':
       sim.emit({ type: 'CtxOpened', v: 1, ctx: op.ctx, pid: op.pid, account: op.account, vfioType1: op.vfio_type1 });
-      return ok(0);
+      return sim.fileLifetime ? openContextFile(sim, op) : ok(0);
     case 'ioas_alloc': {
       if (sim.state.ctxs[op.ctx] === undefined) return ok(-ENOENT);
       const rc = ioasAlloc(sim, op.ioas, op.ctx);
@@ -216,8 +196,12 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
       );
     case 'domain_detach':
       return ok(domainDetach(sim, op.domain));
-    case 'access_create':
-      return ok(accessCreate(sim, op.access, op.ioas, op.needs_pin_pages));
+    case 'access_create': {
+      const rc = accessCreate(sim, op.access, op.ioas, op.needs_pin_pages);
+      const ctx = sim.state.ioases[op.ioas]?.ctx;
+      if (rc !== 0 || !sim.fileLifetime || ctx === undefined) return ok(rc);
+      return openAccessFile(sim, op, ctx);
+    }
     case 'access_destroy':
       return ok(accessDestroy(sim, op.access));
     case 'access_pin': {
@@ -252,5 +236,10 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
       const failures = checkRefs(sim.state, mm, op.uptr, op.length, op.refs);
       return { rc: 0, outputs: { ok: failures.length === 0 }, checkFailures: failures };
     }
+    case 'fork':
+    case 'close':
+    case 'dup':
+    case 'send_fd':
+      return lifetimeOp(sim, op);
   }
 }

@@ -36,6 +36,8 @@ import {
   TRACE_OPS,
   traceHeaderSchema,
   traceOpSchema,
+  V2_FIELDS,
+  V2_OPS,
 } from '../events/trace.js';
 import type {
   Observation,
@@ -158,15 +160,39 @@ const NAME_REFS: Readonly<Partial<Record<TraceOpName, readonly NameRef[]>>> = {
   ],
   vfio_unmap: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
   change_process: [{ field: 'ctx', ns: 'ctx', role: 'use' }],
+  fork: [{ field: 'child', ns: 'process', role: 'create' }],
+  send_fd: [{ field: 'to', ns: 'process', role: 'use' }],
   add_reserved: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
   check_map: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
 };
 
 /**
  * Ops whose `pid` is a caller that may be omitted. 'caller': any process or "kthread". 'mm': the op works
- * on that process's address space (its memory, or a user pointer into it), which a kernel thread lacks.
+ * on that process's address space (its memory, or a user pointer into it), or on its file table, which a
+ * kernel thread lacks. 'explicit': omitted means the implicit caller of version 1 (the process that opened
+ * the object's context, src/replay/dispatch.ts), so it is not filled in; given, it must exist.
  */
-const CALLER: Readonly<Partial<Record<TraceOpName, 'caller' | 'mm'>>> = {
+const CALLER: Readonly<Record<TraceOpName, 'caller' | 'mm' | 'explicit'>> = {
+  process: 'explicit',
+  fault: 'explicit',
+  temp_memory_limit: 'explicit',
+  ioas_alloc: 'explicit',
+  ioas_unmap: 'explicit',
+  ioas_copy: 'explicit',
+  ioas_allow_iovas: 'explicit',
+  ioas_huge_pages: 'explicit',
+  add_reserved: 'explicit',
+  domain_attach: 'explicit',
+  domain_detach: 'explicit',
+  access_create: 'explicit',
+  access_destroy: 'explicit',
+  access_unpin: 'explicit',
+  access_replace: 'explicit',
+  vfio_unmap: 'explicit',
+  fork: 'mm',
+  close: 'mm',
+  dup: 'mm',
+  send_fd: 'mm',
   mmap: 'mm',
   munmap: 'mm',
   write: 'mm',
@@ -233,6 +259,8 @@ class Names {
   };
   /** Every domain ever attached: observations during a detach still name the domain being removed. */
   readonly everDomains = new Set<string>();
+  /** Processes that exited, and the line of their `exit` (version 2 refuses their later ops). */
+  readonly exited = new Map<string, number>();
   firstProcess: string | null = null;
   firstContext: string | null = null;
 
@@ -425,8 +453,34 @@ class TraceReader {
     const fields = op as unknown as Record<string, unknown>;
     const resolved: Record<string, unknown> = { ...fields };
 
-    const role = CALLER[op.op];
-    if (role !== undefined) {
+    const version = this.header.version;
+    if (version < 2 && V2_OPS.includes(op.op)) {
+      issues.push({
+        line,
+        field: 'op',
+        message: `"${op.op}" is a version 2 op (file lifetime): start the trace with {"format":"ioptrace-trace","version":2}`,
+      });
+    }
+    for (const field of V2_FIELDS[op.op] ?? []) {
+      if (version < 2 && fields[field] !== null && fields[field] !== undefined) {
+        issues.push({ line, field, message: 'a descriptor number needs version 2 (file lifetime)' });
+      }
+    }
+    if (version >= 2 && op.op === 'access_destroy') {
+      issues.push({
+        line,
+        field: 'op',
+        message: 'in version 2 an access lives as long as its file: "close" its descriptor instead',
+      });
+    }
+
+    const role = op.op === 'process' ? undefined : CALLER[op.op];
+    if (role === 'explicit') {
+      const given = fields['pid'] as string | null | undefined;
+      if (typeof given === 'string' && given !== KTHREAD && !this.names.has('process', given) && !expectsErrno) {
+        issues.push({ line, field: 'pid', message: this.names.missing('process', given) });
+      }
+    } else if (role !== undefined) {
       const given = fields['pid'] as string | undefined;
       if (given === undefined) {
         if (this.names.firstProcess === null) {
@@ -446,6 +500,8 @@ class TraceReader {
         issues.push({ line, field: 'pid', message: this.names.missing('process', given) });
       }
     }
+
+    if (version >= 2) this.refuseDeadProcesses(op, resolved, line, issues);
 
     if ((op.op === 'ioas_alloc' || op.op === 'change_process') && op.ctx === undefined) {
       if (this.names.firstContext === null) {
@@ -483,7 +539,39 @@ class TraceReader {
       }
     }
     if (!expectsErrno) this.apply(op.op, resolved, line);
+    if (op.op === 'exit' && typeof resolved['pid'] === 'string') this.names.exited.set(resolved['pid'], line);
     return resolved as TraceOp;
+  }
+
+  /**
+   * Version 2: a process that has exited issues no more ops, and nothing is handed to it. Its name stays
+   * taken (no later `process` or `fork` reuses it). In version 1 an exited process may still be named (its
+   * memory ops return ESRCH, its contexts stay usable), as before.
+   */
+  private refuseDeadProcesses(
+    op: UnresolvedTraceOp,
+    resolved: Record<string, unknown>,
+    line: number,
+    issues: TraceIssue[],
+  ): void {
+    for (const field of ['pid', 'to'] as const) {
+      if (field === 'pid' && op.op === 'process') continue;
+      const pid = resolved[field];
+      if (typeof pid !== 'string') continue;
+      const exitedAt = this.names.exited.get(pid);
+      if (exitedAt === undefined) continue;
+      issues.push({
+        line,
+        field,
+        message:
+          field === 'pid'
+            ? `process "${pid}" exited on line ${exitedAt}: a process that has exited issues no more ops`
+            : `process "${pid}" exited on line ${exitedAt}: no descriptor can be passed to it`,
+      });
+    }
+    if ((op.op === 'open' || op.op === 'access_create') && resolved['pid'] === KTHREAD) {
+      issues.push({ line, field: 'pid', message: '"kthread" has no file table to install the descriptor in' });
+    }
   }
 
   /** Apply the creations and removals of an op (also of a failed line, so one typo does not cascade). */

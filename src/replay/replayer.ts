@@ -32,7 +32,7 @@ import { BadInputError } from '../lib/errors.js';
 import { TaskHung } from '../machine/mmap-lock.js';
 import type { HungTask } from '../machine/mmap-lock.js';
 import { dispatch, implicitCaller } from './dispatch.js';
-import { closeEverything } from './teardown.js';
+import { closeEverything, closeEverythingV2 } from './teardown.js';
 import { EventBudgetError } from './errors.js';
 import { byteSize, hex } from '../lib/format.js';
 
@@ -264,6 +264,7 @@ export class LiveReplay {
     const fixes = new Set(options.fixes);
     this.sim = new Sim(this.emitter, fixes, isMerged(fixes));
     this.sim.runFailNth = options.failNth ?? null;
+    this.sim.fileLifetime = header.version >= 2;
     this.runOp(0, 0, 'setup', null, () => {
       this.sim.emit({
         type: 'RunConfigured',
@@ -335,7 +336,8 @@ export class LiveReplay {
     // Closing the file would wait on the locks the hung task holds: a hung run has no teardown.
     if (this.hungOp === null) {
       this.runOp(this.steps + 1, line, 'teardown', null, () => {
-        closeEverything(this.sim);
+        if (this.sim.fileLifetime) closeEverythingV2(this.sim);
+        else closeEverything(this.sim);
         checkTeardown(this.sim);
         return { errno: null, outputs: {} };
       });

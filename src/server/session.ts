@@ -71,6 +71,7 @@ import {
 } from './uapi.js';
 import type { IoctlOp } from './uapi.js';
 import { FailNth, parseFailNth } from './fail-nth.js';
+import { FileLifetime, fdOfSocket } from './file-lifetime.js';
 import { HwptCommands } from './hwpt.js';
 import type { IdObject } from './hwpt.js';
 import {
@@ -127,6 +128,12 @@ export interface SessionOptions {
   grantCaps?: readonly GrantableCap[];
   /** A finding as it happens, one line in the style of a kernel log. */
   onFinding?: (line: string) => void;
+  /**
+   * The trace version to write (default 2): version 2 follows the program's descriptors (fork, dup, close,
+   * fd passing, exit) with the ops of file lifetime (file-lifetime.ts); version 1 translates each release
+   * into the ops that stand for it and keeps every context until the end.
+   */
+  traceVersion?: 1 | 2;
 }
 
 interface Context {
@@ -191,7 +198,9 @@ const alignUp = (x: bigint, a: bigint): bigint => alignDown(x + a - 1n, a);
 
 export class Session {
   private readonly live: LiveReplay;
-  private readonly header: TraceHeader = { ...DEFAULT_TRACE_HEADER, version: 1 };
+  private readonly header: TraceHeader;
+  /** Version 2 only: the program's descriptors, followed into the model. */
+  private readonly lifetime: FileLifetime | null;
   private readonly lines: string[] = [];
   private readonly contexts = new Map<bigint, Context>();
   private readonly processes = new Set<number>();
@@ -224,7 +233,9 @@ export class Session {
   static readonly PREAMBLE = ['# written by ioptrace run: the ops a live program issued, with what it saw'];
 
   constructor(private readonly options: SessionOptions) {
+    this.header = { ...DEFAULT_TRACE_HEADER, version: options.traceVersion ?? 2 };
     this.live = new LiveReplay(this.header, { variant: options.variant, fixes: options.fixes });
+    this.lifetime = this.header.version >= 2 ? this.followDescriptors() : null;
   }
 
   /**
@@ -233,6 +244,7 @@ export class Session {
    * (alloc_empty_file), the context (iommufd_fops_open).
    */
   open(pid: number, ino: bigint, vfio: boolean, tid = pid): number {
+    this.lifetime?.sync(pid);
     this.tid = tid;
     for (let site = 0; site < 3; site++) if (this.failNth.point(tid)) return ENOMEM;
     this.ensureProcess(pid);
@@ -243,6 +255,7 @@ export class Session {
       pid: String(pid),
       account: vfio ? 'mm' : 'user',
       vfio_type1: false,
+      ...(this.lifetime ? { fd: fdOfSocket(pid, ino) ?? undefined } : {}),
     });
     if (rec.errno !== null) return -errnoFromName(rec.errno);
     this.contexts.set(ino, {
@@ -265,9 +278,10 @@ export class Session {
    */
   closed(ino: bigint, tid = 0): void {
     if (!this.contexts.has(ino) && !this.accessFiles.has(ino)) return;
-    this.reapExited();
     // The release runs in the closing task (task work on its way back to user space).
     this.tid = tid;
+    if (this.lifetime) return this.syncDescriptors();
+    this.reapExited();
     if (socketHeldAnywhere(ino)) return;
     if (this.accessFiles.has(ino)) this.releaseAccessFile(ino, tid);
     else this.release(ino, tid);
@@ -284,6 +298,11 @@ export class Session {
    */
   releaseAccessFile(ino: bigint, tid = 0): void {
     this.tid = tid;
+    if (this.lifetime) {
+      this.syncDescriptors();
+      if (this.accessFiles.get(ino)?.access === null) this.accessFiles.delete(ino);
+      return;
+    }
     const file = this.accessFiles.get(ino);
     this.accessFiles.delete(ino);
     if (file?.ctx == null || file.access === null) return;
@@ -308,6 +327,7 @@ export class Session {
   release(ino: bigint, tid = 0): void {
     // Heard as end-of-file (an exit, or a close the library did not see): no task's counter to count off.
     this.tid = tid;
+    if (this.lifetime) return this.syncDescriptors();
     const ctx = this.contexts.get(ino);
     if (!ctx) return;
     this.reapExited();
@@ -359,6 +379,7 @@ export class Session {
     this.memory.invalidate();
     this.reapExited(call.pid);
     try {
+      this.lifetime?.syncForCall(call.pid);
       return { ret: this.serve(ctx, call), err: 0 };
     } catch (err) {
       if (err instanceof Errno) return { ret: -1, err: err.errno };
@@ -377,12 +398,12 @@ export class Session {
   finish(): { result: ReplayResult; traceText: string; summary: SessionSummary } {
     this.tid = 0;
     const firstOpLine = Session.PREAMBLE.length + 2;
+    if (this.lifetime) this.syncDescriptors();
     const result = this.live.finish(firstOpLine + this.lines.length);
     this.reportFindings(null);
     this.memory.close();
-    const traceText = [...Session.PREAMBLE, JSON.stringify({ format: 'ioptrace-trace', version: 1 }), ...this.lines]
-      .map((l) => `${l}\n`)
-      .join('');
+    const header = JSON.stringify({ format: 'ioptrace-trace', version: this.header.version });
+    const traceText = [...Session.PREAMBLE, header, ...this.lines].map((l) => `${l}\n`).join('');
     return {
       result,
       traceText,
@@ -840,13 +861,21 @@ export class Session {
     if (target?.kind !== 'ioas') return fail(ENOENT);
     const access = `acc${++this.names.access}`;
     const needsPinPages = (flags & ACCESS_CREATE_NEEDS_PIN_PAGES) !== 0;
-    this.run({ op: 'access_create', access, ioas: target.name, needs_pin_pages: needsPinPages });
+    this.run({
+      op: 'access_create',
+      access,
+      ioas: target.name,
+      needs_pin_pages: needsPinPages,
+      ...(this.lifetime ? { pid: String(call.pid), fd } : {}),
+    });
     const id = this.allocId(ctx, { kind: 'access', name: access, file: ino });
     buf.writeUInt32LE(fd, OFF.test.createAccess.outAccessFd);
     try {
       this.respond(call, buf);
     } catch (err) {
-      this.step({ op: 'access_destroy', access });
+      // The library closes the descriptor again: in version 2 that close is the access's release.
+      if (this.lifetime) this.step({ op: 'close', pid: String(call.pid), fd });
+      else this.step({ op: 'access_destroy', access });
       ctx.objects.delete(id);
       throw err;
     }
@@ -980,6 +1009,43 @@ export class Session {
     return out;
   }
 
+  // ---- file lifetime (version 2) -------------------------------------------------------------------------
+
+  /** The follower of the program's descriptors, lent what it needs of this session. */
+  private followDescriptors(): FileLifetime {
+    return new FileLifetime({
+      state: () => this.live.current,
+      fileOfInode: (ino) => {
+        const ctx = this.contexts.get(ino);
+        if (ctx) return `ctx:${ctx.name}`;
+        const access = this.accessFiles.get(ino)?.access;
+        return access ? `access:${access}` : null;
+      },
+      step: (op) => void this.step(op),
+      ensureProcess: (pid) => this.ensureProcess(pid),
+      forked: (parent, child) => {
+        this.processes.add(child);
+        this.declared.set(
+          child,
+          (this.declared.get(parent) ?? []).map(([a, b]) => [a, b]),
+        );
+      },
+    });
+  }
+
+  /** Bring the model level with the program's descriptors, then forget the files the model released. */
+  private syncDescriptors(): void {
+    this.lifetime?.sync();
+    const open = this.live.current.openFiles;
+    for (const [ino, file] of this.accessFiles) {
+      if (file.access === null || open[`access:${file.access}`] !== undefined) continue;
+      this.accessFiles.delete(ino);
+      file.ctx?.objects.delete(file.id);
+      if (file.ctx) file.ctx.accessFiles--;
+    }
+    for (const [ino, ctx] of this.contexts) if (open[`ctx:${ctx.name}`] === undefined) this.contexts.delete(ino);
+  }
+
   // ---- the model -----------------------------------------------------------------------------------------
 
   private allocId(ctx: Context, obj: IdObject): number {
@@ -1000,6 +1066,8 @@ export class Session {
    * down with no mm, as the kernel's do_exit orders it (exit_mm before exit_files).
    */
   private reapExited(caller: number | null = null): void {
+    // Version 2 follows exits, with the descriptors they close, through /proc (file-lifetime.ts).
+    if (this.lifetime) return;
     let exits = 0;
     for (const pid of this.running) {
       // The caller of an ioctl is alive: only the others cost a read of /proc.

@@ -50,6 +50,8 @@ export const DIFF_TABLES = [
   'accesses',
   'domains',
   'files',
+  'openFiles',
+  'fds',
 ] as const;
 export type DiffTable = (typeof DIFF_TABLES)[number];
 
@@ -458,6 +460,8 @@ const TABLES: readonly TableSpec[] = [
     },
   },
   { table: 'files', rows: (s) => s.files, nested: { pt: xaOf('index') } },
+  { table: 'openFiles', rows: (s) => s.openFiles, nested: {} },
+  { table: 'fds', rows: (s) => s.fds, nested: {} },
 ];
 
 /** The record's plain fields (what a whole added or removed record shows). */

@@ -15,6 +15,8 @@ import { RECORD_TABLES } from './state.js';
 const TABLE_NAMES: Readonly<Record<string, string>> = {
   pagesAccesses: 'iopt_pages_access',
   pageData: 'page data',
+  openFiles: 'file',
+  fds: 'fdtable',
 };
 
 /** Fields named the same in every table they appear in. */
@@ -55,6 +57,8 @@ const FIELD_NAMES: Readonly<Record<string, string>> = {
   // the mock domain's MOCK_PFN_START_IOVA / MOCK_PFN_LAST_IOVA bits on the first / last page of a map
   headFlag: 'start flag',
   tailFlag: 'last flag',
+  // struct file
+  fCount: 'f_count',
   // the run's configuration
   pageSize: 'page size',
   testBuild: 'test build',

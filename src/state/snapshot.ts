@@ -43,6 +43,9 @@ export function deserializeState(bytes: Uint8Array, format: number = SNAPSHOT_FO
   if (s === null || typeof s !== 'object' || typeof s.digest !== 'object' || typeof s.processes !== 'object') {
     throw new InternalError('snapshot does not hold a state');
   }
+  // Snapshots stored before version 2 traces existed have no file tables: they were empty then.
+  s.openFiles ??= {};
+  s.fds ??= {};
   return value as State;
 }
 

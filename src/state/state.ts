@@ -96,6 +96,30 @@ export interface MemFile {
   refs: number;
 }
 
+/**
+ * A struct file of iommufd (version 2 traces): the file of an opened context (/dev/iommu) or of a selftest
+ * access (the anonymous file CREATE_ACCESS installs). `fCount` is f_count: one per descriptor that refers
+ * to it, plus the context file's one per access still alive (iommufd_access_create takes iommufd_ctx_get).
+ * Keyed `ctx:NAME` / `access:NAME`. The last fput releases it (iommufd_fops_release, or the selftest's
+ * iommufd_test_staccess_release) and removes the record.
+ */
+export interface OpenFile {
+  key: string;
+  kind: 'ctx' | 'access';
+  /** The context or access the file stands for. */
+  object: string;
+  fCount: number;
+  /** The file this one holds a reference to while it lives (an access file: its context's file). */
+  holds: string | null;
+}
+
+/** One entry of a process's file table: descriptor `fd` of `pid` refers to the open file `file`. */
+export interface FdEntry {
+  pid: string;
+  fd: number;
+  file: string;
+}
+
 export interface User {
   uid: number;
   lockedVm: number;
@@ -244,6 +268,10 @@ export interface State {
   domains: Record<string, Domain>;
   /** memfds (IOMMU_IOAS_MAP_FILE): empty in every trace that creates none, so older digests are unchanged. */
   files: Record<string, MemFile>;
+  /** iommufd's struct files, by key (version 2 only: empty in version 1, so its digests are unchanged). */
+  openFiles: Record<string, OpenFile>;
+  /** Every process's file table entries of iommufd files, keyed `PID:FD` (version 2 only). */
+  fds: Record<string, FdEntry>;
   counts: { warns: number; violations: number };
   digest: Digest;
 }
@@ -263,6 +291,8 @@ export const RECORD_TABLES = [
   'accesses',
   'domains',
   'files',
+  'openFiles',
+  'fds',
 ] as const satisfies readonly (keyof State)[];
 
 export const DEFAULT_CONFIG: RunConfig = {
@@ -297,6 +327,8 @@ export function initialState(): State {
     accesses: {},
     domains: {},
     files: {},
+    openFiles: {},
+    fds: {},
     counts: { warns: 0, violations: 0 },
     digest: zeroDigest(),
   };
@@ -323,6 +355,8 @@ export function digestedTables(s: State): {
       access: s.accesses,
       domain: s.domains,
       file: s.files,
+      openFile: s.openFiles,
+      fd: s.fds,
       state: { config: s.config, counts: s.counts, memory: { frames: s.frames } },
     },
     entries: { pageData: s.pageData, fault: s.fault ? { armed: encodeJson(s.fault) } : {} },

@@ -6,6 +6,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, cli, freshDir } from '../support/built-cli.js';
+import type { Event } from '../../src/events/events.js';
+import { resolveVariant } from '../../src/kernel/variants.js';
+import { parseTraceText } from '../../src/replay/parse.js';
+import { replay } from '../../src/replay/replayer.js';
 
 const dir = freshDir();
 const haveCc = spawnSync('cc', ['--version']).status === 0;
@@ -61,6 +65,11 @@ async function runClient(name: string, extra: readonly string[] = []): Promise<C
     report: JSON.parse(readFileSync(json, 'utf8')) as RunReport,
     trace,
   };
+}
+
+/** The file lifetime ops of a trace a run wrote, in order. */
+function lifetimeOps(text: string): string[] {
+  return [...text.matchAll(/"op":"(fork|dup|close|send_fd|exit)"/g)].map((m) => m[1] ?? '');
 }
 
 /** Replaying the trace a run wrote, into a fresh database, ends on the run's digest and head. */
@@ -185,9 +194,12 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
       'last copy ok',
     ]);
     const text = readFileSync(r.trace, 'utf8');
-    expect(text.split('\n')[1]).toBe('{"format":"ioptrace-trace","version":1}');
-    // Two processes issued ops: the parent and the child.
-    expect(text.match(/"op":"process"/g)).toHaveLength(2);
+    expect(text.split('\n')[1]).toBe('{"format":"ioptrace-trace","version":2}');
+    // Two processes issued ops: the parent, created, and the child, its fork (sharing the descriptors).
+    expect(text.match(/"op":"process"/g)).toHaveLength(1);
+    expect(text.match(/"op":"fork"/g)).toHaveLength(1);
+    // dup and F_DUPFD, then the close of the original; the copies' last closes release the context.
+    expect(lifetimeOps(text)).toEqual(['dup', 'dup', 'close', 'fork', 'exit', 'close', 'close', 'exit']);
     expect(r.report.mismatches).toEqual([]);
     await expectReplaysTheSame(r.trace, r.report);
   });
@@ -277,7 +289,9 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     expect(r.report.mismatches).toEqual([]);
     const text = readFileSync(r.trace, 'utf8');
     expect(text).toContain('"op":"add_reserved"');
-    expect(text.match(/"op":"access_destroy"/g)).toHaveLength(1);
+    // Version 2: the access lives as long as its file; the dup keeps it, the last close releases it.
+    expect(text).not.toContain('"op":"access_destroy"');
+    expect(lifetimeOps(text)).toEqual(['dup', 'close', 'close', 'close', 'close', 'exit']);
     await expectReplaysTheSame(r.trace, r.report);
   });
 
@@ -436,6 +450,75 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     const bad = await cli(['run', '--db', join(dir, 'runs.db'), '--grant-cap', 'CAP_SYS_ADMIN', '--', 'true']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('--grant-cap CAP_SYS_ADMIN: one of CAP_IPC_LOCK, CAP_SYS_RESOURCE');
+  });
+
+  it('writes version 2 for fork, dup, close and fd passing: the last holder exits, mm before files', async () => {
+    const r = await runClient('passing');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toEqual([
+      'ioas_alloc ok id=1',
+      'mock_domain ok',
+      'parent map ok iova=0x1000000',
+      'dup then close: the copy sees the ioas ok',
+      'parent check_refs(1) ok',
+      'child check_refs(0) on its copy ok',
+      'child check_refs(1) on its copy EINVAL',
+      'child exit 0',
+      'send ok',
+      'B received a descriptor, iova_ranges ok',
+      'B map ok iova=0x1002000',
+      'B check_refs(1) ok',
+      'B exit 3',
+    ]);
+    expect(r.report.violations).toEqual([]);
+    // The one failed check is the child's claim of a pin on its copy (COW for DMA: the copy has none).
+    expect(r.report.mismatches.map((m) => [m.field.split(' @')[0], m.expected, m.actual])).toEqual([
+      ['check_refs pfn 0x40002', '1 pins', '0 pins'],
+    ]);
+    const text = readFileSync(r.trace, 'utf8');
+    expect(text.split('\n')[1]).toBe('{"format":"ioptrace-trace","version":2}');
+    // B was forked before the open: it joins as a process that is sent the descriptor, not as a fork.
+    const ops = lifetimeOps(text);
+    expect(ops.slice(0, 6)).toEqual(['dup', 'close', 'fork', 'send_fd', 'close', 'exit']);
+    // The parent and B both exit at the end (which is seen first depends on when the last socket ends).
+    expect(ops.slice(6)).toEqual(['exit', 'exit']);
+    await expectReplaysTheSame(r.trace, r.report);
+
+    // The exit that releases the context: B's, mm first (exit_mm), then its files; the unpins of the
+    // parent's page and of B's two pages run with no mm of the caller (the remote path).
+    const trace = parseTraceText(text);
+    const pidOf = (op: string): string =>
+      (trace.entries.find((e) => e.op.op === op)?.op as { pid?: string; to?: string }).pid ?? '';
+    const b = (trace.entries.find((e) => e.op.op === 'send_fd')?.op as { to: string }).to;
+    expect(pidOf('process')).not.toBe(b);
+    const events: [number, Event][] = [];
+    replay(trace, {
+      variant: 'upstream',
+      fixes: resolveVariant('upstream').fixes,
+      sink: { accept: (event, _seq, op) => events.push([op, event]) },
+    });
+    const exitOfB = events.find(([, e]) => e.type === 'ProcessExited' && e.pid === b)?.[0];
+    const seen = events
+      .filter(([op]) => op === exitOfB)
+      .flatMap(([, e]) => {
+        if (e.type === 'ProcessExited') return [`exited`];
+        if (e.type === 'MmPut') return [`mmput ${e.fn}`];
+        if (e.type === 'FdRemoved') return [`fd ${e.fd} removed by ${e.fn}`];
+        if (e.type === 'OpenFilePut') return [`fput ${e.file}`];
+        if (e.type === 'PagesUnpinned') return [`unpin 0x${e.pfn.toString(16)}+${e.count}`];
+        if (e.type === 'OpenFileReleased') return [`released ${e.file} by ${e.fn}`];
+        return [];
+      });
+    expect(seen).toEqual([
+      'exited',
+      'mmput exit_mm',
+      'fd 3 removed by exit_files',
+      'fput ctx:ctx1',
+      'unpin 0x40000+1',
+      'unpin 0x40004+1',
+      'unpin 0x40006+1',
+      'released ctx:ctx1 by iommufd_fops_release',
+    ]);
   });
 
   it('passes a program that never opens /dev/iommu through untouched, with its exit status', async () => {

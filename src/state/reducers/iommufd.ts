@@ -6,7 +6,7 @@ import { itreeCreate, itreeInsert, itreeRemove } from '../../structures/interval
 import { xaCreate, xaErase, xaStore } from '../../structures/xarray.js';
 import { InternalError } from '../../lib/errors.js';
 import { recordAdd, recordRemove, recordSet, recordSetEntry, recordStructure } from '../records.js';
-import type { Access, Area, Ioas, Pages, PagesAccess, State } from '../state.js';
+import type { Access, Area, FdEntry, Ioas, OpenFile, Pages, PagesAccess, State } from '../state.js';
 import { mustGet } from './lookup.js';
 
 export function ctxOpened(s: State, e: EventOf<'CtxOpened'>): void {
@@ -290,3 +290,43 @@ function applyAccounting(
 
 export const accountingCharged = (s: State, e: EventOf<'AccountingCharged'>): void => applyAccounting(s, e, 1);
 export const accountingUncharged = (s: State, e: EventOf<'AccountingUncharged'>): void => applyAccounting(s, e, -1);
+
+// ---- iommufd files and descriptors (version 2 traces) ----
+
+export function openFileCreated(s: State, e: EventOf<'OpenFileCreated'>): void {
+  const file: OpenFile = { key: e.file, kind: e.kind, object: e.object, fCount: 1, holds: e.holds };
+  s.openFiles[e.file] = file;
+  recordAdd(s, 'openFile', e.file, file);
+}
+
+function fCountBy(s: State, key: string, delta: number): void {
+  const file = mustGet(s.openFiles, key, 'open file');
+  recordSet(s, 'openFile', key, file, 'fCount', file.fCount + delta);
+}
+
+export const openFileGot = (s: State, e: EventOf<'OpenFileGot'>): void => fCountBy(s, e.file, 1);
+export const openFilePut = (s: State, e: EventOf<'OpenFilePut'>): void => fCountBy(s, e.file, -1);
+
+export function openFileReleased(s: State, e: EventOf<'OpenFileReleased'>): void {
+  const file = mustGet(s.openFiles, e.file, 'open file');
+  recordRemove(s, 'openFile', e.file, file);
+  delete s.openFiles[e.file];
+}
+
+/** The key of a file table entry. */
+export const fdKey = (pid: string, fd: number): string => `${pid}:${fd}`;
+
+export function fdInstalled(s: State, e: EventOf<'FdInstalled'>): void {
+  mustGet(s.openFiles, e.file, 'open file');
+  const key = fdKey(e.pid, e.fd);
+  const entry: FdEntry = { pid: e.pid, fd: e.fd, file: e.file };
+  s.fds[key] = entry;
+  recordAdd(s, 'fd', key, entry);
+}
+
+export function fdRemoved(s: State, e: EventOf<'FdRemoved'>): void {
+  const key = fdKey(e.pid, e.fd);
+  const entry = mustGet(s.fds, key, 'descriptor');
+  recordRemove(s, 'fd', key, entry);
+  delete s.fds[key];
+}

@@ -707,7 +707,7 @@ describe('parseTraceText errors', () => {
         '{"format":"ioptrace-trace","version":1}',
       ),
     ).toEqual([
-      { line: 1, field: 'version', message: 'unsupported version 3: this ioptrace reads version 1' },
+      { line: 1, field: 'version', message: 'unsupported version 3: this ioptrace reads versions 1 and 2' },
       { line: 1, field: 'page_size', message: 'expected a power of two' },
       {
         line: 1,
@@ -736,7 +736,7 @@ describe('parseTraceText errors', () => {
         '{"op":"access_pin","access":"none","iova":0,"length":4096}',
       ),
     ).toEqual([
-      { line: 2, field: 'acount', message: 'unknown field (open takes: ctx, pid, account, vfio_type1, expect)' },
+      { line: 2, field: 'acount', message: 'unknown field (open takes: ctx, pid, account, vfio_type1, fd, expect)' },
       { line: 4, field: null, message: `invalid JSON: ${jsonParseReason('not json')}` },
       { line: 5, field: 'length', message: 'expected an integer (decimal or 0x hex), got "0x1g"' },
       { line: 7, field: 'access', message: 'unknown access "none": no earlier access_create creates it' },
