@@ -412,9 +412,11 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
       .split('\n')
       .filter((l) => l.startsWith('{"op"'))
       .map((l) => JSON.parse(l) as { op: string; pid?: string; domain?: string; ioas?: string; expect?: unknown });
-    const pids = [...new Set(ops.filter((o) => o.op === 'process').map((o) => o.pid))];
-    expect(pids).toHaveLength(4);
-    const [parent, first, second, last] = pids;
+    // Version 2: the children are forks of the parent, which keep its descriptors.
+    const parent = ops.find((o) => o.op === 'process')?.pid;
+    const children = ops.filter((o) => o.op === 'fork').map((o) => (o as { child?: string }).child);
+    expect(children).toHaveLength(3);
+    const [first, second, last] = children;
     const at = (pred: (o: (typeof ops)[number]) => boolean): number => ops.findIndex(pred);
     // Each child's exit is in the model before the parent's next call; the attach after the first fails.
     const firstExit = at((o) => o.op === 'exit' && o.pid === first);
@@ -425,14 +427,33 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     const secondExit = at((o) => o.op === 'exit' && o.pid === second);
     expect(ops[secondExit + 1]).toMatchObject({ op: 'mmap', pid: parent });
     expect(ops[secondExit + 2]).toMatchObject({ op: 'check_refs', pid: parent, refs: 0 });
-    // The last holder's exit: its mm first, then its context (detach, unmap all), then the parent's check.
+    // The last holder: the parent closes its descriptor of the second context, the child its copy of the
+    // first; the child's exit is then the last close of the second context, after the parent's check.
     const lastExit = at((o) => o.op === 'exit' && o.pid === last);
-    expect(ops.slice(lastExit, lastExit + 4).map((o) => [o.op, o.pid ?? o.domain ?? ''])).toEqual([
+    expect(ops.slice(lastExit - 3, lastExit + 2).map((o) => [o.op, o.pid ?? ''])).toEqual([
+      ['close', parent],
+      ['close', last],
+      ['ioas_map', last],
       ['exit', last],
-      ['domain_detach', 'hwpt3'],
-      ['ioas_unmap', ''],
       ['check_refs', parent],
     ]);
+    // Its exit tears the mm down first (exit_mm), then releases the context (detach, unmap) with no mm.
+    const events: [number, Event][] = [];
+    replay(parseTraceText(readFileSync(r.trace, 'utf8')), {
+      variant: 'upstream',
+      fixes: resolveVariant('upstream').fixes,
+      sink: { accept: (event, _seq, op) => events.push([op, event]) },
+    });
+    const exitOp = events.find(([, e]) => e.type === 'ProcessExited' && e.pid === last)?.[0];
+    const seen = events
+      .filter(([op]) => op === exitOp)
+      .flatMap(([, e]) => {
+        if (e.type === 'MmPut') return [`mmput ${e.fn}`];
+        if (e.type === 'IommuUnmapped') return [`unmap ${e.domain}`];
+        if (e.type === 'OpenFileReleased') return [`released ${e.file} by ${e.fn}`];
+        return [];
+      });
+    expect(seen).toEqual(['mmput exit_mm', 'unmap hwpt3', 'released ctx:ctx2 by iommufd_fops_release']);
     expect(r.report.violations).toEqual([]);
     expect(r.report.warns).toEqual([]);
     expect(r.report.mismatches).toEqual([]);
