@@ -9,6 +9,7 @@ export { openStore, type OpenStoreOptions } from './sqlite/open.js';
 export { DEFAULT_BATCH_SIZE } from './sqlite/append.js';
 export { NotAStoreError, StoreError, type NotAStoreCode, type StoreErrorCode } from './errors.js';
 export type { RunStatus } from './schema.js';
+export { checkCopyable, copyRun, copyRuns, type CopiedRun, type CopyOptions } from './copy.js';
 export type { StoreQuery } from './queries/context.js';
 export { eventBlocksQuery, type EventBlock } from './queries/blocks.js';
 export { differingStretchesQuery, opPairsQuery, type OpPairRow } from './queries/op-compare.js';
