@@ -12,7 +12,16 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resolveVariant } from '../../src/kernel/variants.js';
 import { parseTraceText } from '../../src/replay/parse.js';
 import { recordReplay } from '../../src/replay/record.js';
-import { StoreError, copyRuns, type Store } from '../../src/store/index.js';
+import {
+  StoreError,
+  checkCopyable,
+  copyRun,
+  copyRuns,
+  type EventFilter,
+  type RunRow,
+  type Store,
+  type StoredEvent,
+} from '../../src/store/index.js';
 import { ROOT } from '../support/built-cli.js';
 import { EVENTS_PER_OP, appendOps, collect, eventRow, runInfo } from '../support/store-rows.js';
 import type { StoreFactory } from './store.contract.js';
@@ -154,6 +163,38 @@ export function copyContract(backend: string, factory: StoreFactory): void {
       expect(await contents(target, 1)).toEqual(await contents(source, 1));
       const report = await target.verify(1);
       expect(report.runs[0]).toMatchObject({ ok: true, incomplete: true, events: 30, ops: 3 });
+    });
+
+    it('refuses at the first event that hashes differently in the copy, and marks the copy failed', async () => {
+      const writer = source.beginRun(runInfo(), { batchSize: 16 });
+      appendOps(writer, 40);
+      writer.finish('complete', { finalDigest: '0000000000000001' });
+      const [row] = await checkCopyable(source, [1]);
+      // The source as it reads after the check: event 23's payload has changed (no backend lets a row
+      // change under a reader, so the change is made in what the copy reads).
+      async function* events(run: number, filter?: EventFilter): AsyncGenerator<StoredEvent> {
+        for await (const e of source.events(run, filter)) yield e.seq === 23 ? { ...e, payload: `${e.payload} ` } : e;
+      }
+      const changed = new Proxy(source, {
+        get(store, key): unknown {
+          if (key === 'events') return events;
+          const value: unknown = Reflect.get(store, key, store);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(store) : value;
+        },
+      });
+      const error = await copyRun(changed, target, row as RunRow, { batchSize: 16 }).catch((e: unknown) => e);
+      const expectedHash = (await collect(source.events(1, { fromSeq: 23, toSeq: 23 })))[0]?.hash;
+      expect((error as StoreError).code).toBe('copy-refused');
+      expect((error as Error).message).toMatch(
+        new RegExp(`^run 1: event seq 23 hashes to [0-9a-f]{64} in the copy, but the source stored ${expectedHash}$`),
+      );
+      expect(await target.run(1)).toMatchObject({
+        status: 'failed',
+        incomplete: false,
+        error: `copy refused: ${(error as Error).message}`,
+        eventCount: 23,
+      });
+      expect((await target.verify(1)).ok).toBe(true);
     });
 
     it('names a run that does not exist, and writes nothing', async () => {
