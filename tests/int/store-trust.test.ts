@@ -129,6 +129,7 @@ describe('a store made before migration 0002', () => {
     expect(migrated.prepare('SELECT name FROM kysely_migration ORDER BY name').pluck().all()).toEqual([
       '0001_initial',
       '0002_run_failure',
+      '0003_fuzz_failures',
     ]);
     migrated.close();
   });

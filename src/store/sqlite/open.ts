@@ -34,7 +34,7 @@ export interface OpenStoreOptions {
  * Migrations that only add what readers do without: a read-only open of a store that lacks them still works
  * (an archived ledger cannot be migrated), and read.ts fills the missing columns with null.
  */
-const READ_OPTIONAL = new Set(['0002_run_failure']);
+const READ_OPTIONAL = new Set(['0002_run_failure', '0003_fuzz_failures']);
 
 /**
  * Opens (creating and migrating unless readonly) the store in the SQLite file at `path`. Refuses, without
