@@ -30,15 +30,17 @@ import {
 import type { Failure } from './dedupe.js';
 import { FailureTally } from './dedupe.js';
 import type { FuzzFinding, ReproducerFile } from './fuzz.js';
-import { replayFailures, reproducerFiles } from './fuzz.js';
+import { replayFailures, reproducerFiles, seedAt } from './fuzz.js';
 import { generateTrace } from './generate.js';
 import { shrinkTrace } from './shrink.js';
 
 export interface FarmOptions {
   store: Store;
-  /** The variant label (a failure's identity includes it) and its flags. */
+  /** The variant (as the reproducer files name it) and its flags. */
   variant: string;
   fixes: readonly string[];
+  /** The variant as the user spelled it (`v3+flag`): a failure's identity includes it, and runs carry it. */
+  label: string;
   /** This worker's first seed, and the distance between its seeds. */
   seed: number;
   stride: number;
@@ -62,6 +64,7 @@ export interface ClaimedFailure {
 }
 
 export interface FarmWorkerReport {
+  /** The variant label. */
   variant: string;
   fixes: string[];
   seed: number;
@@ -77,11 +80,6 @@ export interface FarmWorkerReport {
   claimed: ClaimedFailure[];
 }
 
-/** The i-th seed of a worker. */
-export function workerSeed(seed: number, stride: number, i: number): number {
-  return (seed + i * stride) % 0x1_0000_0000;
-}
-
 /** Records a trace as a run; a replay the model aborts is still a run, marked failed, whose id is kept. */
 function recordTrace(options: FarmOptions, file: ReproducerFile): number {
   const path = join(options.dir, file.name);
@@ -89,7 +87,7 @@ function recordTrace(options: FarmOptions, file: ReproducerFile): number {
     return recordReplay(options.store, parseTraceText(file.text, path), {
       tracePath: path,
       traceText: file.text,
-      variant: options.variant,
+      variant: options.label,
       fixes: options.fixes,
     }).run;
   } catch (error) {
@@ -115,6 +113,7 @@ async function recordClaim(options: FarmOptions, finding: FuzzFinding): Promise<
       variant: options.variant,
       fixes: [...options.fixes],
       seed: finding.seed,
+      stride: options.stride,
       maxOps: options.maxOps,
       traces: 1,
       failingTraces: 1,
@@ -126,7 +125,7 @@ async function recordClaim(options: FarmOptions, finding: FuzzFinding): Promise<
   const [traceFile, shrunkFile] = files as [ReproducerFile, ReproducerFile | undefined];
   const traceRun = recordTrace(options, traceFile);
   const reproducerRun = shrunkFile === undefined ? null : recordTrace(options, shrunkFile);
-  const identity: FailureIdentity = { variant: options.variant, kind: finding.kind, fn: finding.fn };
+  const identity: FailureIdentity = { variant: options.label, kind: finding.kind, fn: finding.fn };
   await options.store.query(
     attachFailureRunsQuery(identity, { traceRun, reproducerRun, reproducerOps: finding.shrunk?.after ?? null }),
   );
@@ -143,7 +142,7 @@ export async function fuzzIntoStore(options: FarmOptions): Promise<FarmWorkerRep
   let newHits = 0;
   for (let i = 0; options.iterations === null || i < options.iterations; i++) {
     if (options.shouldStop?.() === true) break;
-    const seed = workerSeed(options.seed, options.stride, i);
+    const seed = seedAt(options.seed, options.stride, i);
     const trace = generateTrace({ seed, maxOps: options.maxOps });
     traces += 1;
     const failures = replayFailures(trace.header, trace.ops, options.variant, options.fixes);
@@ -152,7 +151,7 @@ export async function fuzzIntoStore(options: FarmOptions): Promise<FarmWorkerRep
     } else {
       if (failures.length > 0) failingTraces += 1;
       for (const failure of failures) {
-        const hit = { variant: options.variant, kind: failure.kind, fn: failure.fn, seed, ops: options.maxOps };
+        const hit = { variant: options.label, kind: failure.kind, fn: failure.fn, seed, ops: options.maxOps };
         if (await options.store.query(recordHitQuery(hit))) newHits += 1;
         if (!tally.add(failure, { seed })) continue;
         if (!(await options.store.query(claimFailureQuery(claimOf(hit, failure))))) continue;
@@ -171,7 +170,7 @@ export async function fuzzIntoStore(options: FarmOptions): Promise<FarmWorkerRep
     options.onTrace?.(traces, claimed.length);
   }
   return {
-    variant: options.variant,
+    variant: options.label,
     fixes: [...options.fixes],
     seed: options.seed,
     stride: options.stride,
