@@ -81,15 +81,19 @@ export interface FarmWorkerReport {
 }
 
 /** Records a trace as a run; a replay the model aborts is still a run, marked failed, whose id is kept. */
-function recordTrace(options: FarmOptions, file: ReproducerFile): number {
+async function recordTrace(options: FarmOptions, file: ReproducerFile): Promise<number> {
   const path = join(options.dir, file.name);
   try {
-    return recordReplay(options.store, parseTraceText(file.text, path), {
-      tracePath: path,
-      traceText: file.text,
-      variant: options.label,
-      fixes: options.fixes,
-    }).run;
+    // Promise.resolve: recording is becoming asynchronous (PostgreSQL); this reads the same either way.
+    const recorded = await Promise.resolve(
+      recordReplay(options.store, parseTraceText(file.text, path), {
+        tracePath: path,
+        traceText: file.text,
+        variant: options.label,
+        fixes: options.fixes,
+      }),
+    );
+    return recorded.run;
   } catch (error) {
     const run = error instanceof StoreError && error.code === 'run-failed' ? error.details['run'] : undefined;
     if (typeof run === 'number') return run;
@@ -123,8 +127,8 @@ async function recordClaim(options: FarmOptions, finding: FuzzFinding): Promise<
     options.dir,
   );
   const [traceFile, shrunkFile] = files as [ReproducerFile, ReproducerFile | undefined];
-  const traceRun = recordTrace(options, traceFile);
-  const reproducerRun = shrunkFile === undefined ? null : recordTrace(options, shrunkFile);
+  const traceRun = await recordTrace(options, traceFile);
+  const reproducerRun = shrunkFile === undefined ? null : await recordTrace(options, shrunkFile);
   const identity: FailureIdentity = { variant: options.label, kind: finding.kind, fn: finding.fn };
   await options.store.query(
     attachFailureRunsQuery(identity, { traceRun, reproducerRun, reproducerOps: finding.shrunk?.after ?? null }),

@@ -33,7 +33,7 @@ import { encodeJson } from '../lib/codec.js';
 import { NotFoundError } from '../lib/errors.js';
 import { genesisHash, opHash } from './chain.js';
 import { StoreError } from './errors.js';
-import type { RunRow, RunVerification, RunWriter, Store, StoredOp } from './types.js';
+import type { FinishSummary, RunRow, RunVerification, RunWriter, Store, StoredOp } from './types.js';
 
 /** Ops read per call while copying (a run's ops are never held in memory all at once). */
 const OP_CHUNK = 1024;
@@ -166,26 +166,29 @@ export async function copyRun(
 ): Promise<CopiedRun> {
   const traceText = await source.traceText(row.id);
   if (traceText === undefined) throw new NotFoundError(`no run ${row.id} in ${source.path}`, 'run', row.id);
-  const writer = target.beginRun(
-    {
-      tracePath: row.tracePath,
-      traceSha256: row.traceSha256,
-      traceText,
-      variant: row.variant,
-      flags: row.flags,
-      faultPlan: row.faultPlan,
-      header: row.header,
-    },
-    options.batchSize === undefined ? {} : { batchSize: options.batchSize },
+  // Promise.resolve: the writer seam is becoming asynchronous (PostgreSQL); this reads the same either way.
+  const writer = await Promise.resolve(
+    target.beginRun(
+      {
+        tracePath: row.tracePath,
+        traceSha256: row.traceSha256,
+        traceText,
+        variant: row.variant,
+        flags: row.flags,
+        faultPlan: row.faultPlan,
+        header: row.header,
+      },
+      options.batchSize === undefined ? {} : { batchSize: options.batchSize },
+    ),
   );
   const genesis = genesisHash(row.traceSha256, row.variant, encodeJson(row.flags), encodeJson(row.faultPlan ?? null));
   const check = new ChainCheck(row, genesis);
   try {
     const snapshots = await copyRows(source, writer, row, check);
-    writer.flush();
+    await Promise.resolve(writer.flush());
     await checkBeforeFinish(target, writer, row, check);
     if (row.incomplete) return copied(row, writer.run, snapshots, writer.head, check.opsHead);
-    writer.finish(row.status === 'complete' ? 'complete' : 'failed', {
+    await finish(writer, row.status === 'complete' ? 'complete' : 'failed', {
       ...(row.error === null ? {} : { error: row.error }),
       ...(row.errorOp === null ? {} : { errorOp: row.errorOp }),
       ...(row.errorLine === null ? {} : { errorLine: row.errorLine }),
@@ -194,7 +197,7 @@ export async function copyRun(
     await checkAfterFinish(target, writer.run, row);
     return copied(row, writer.run, snapshots, writer.head, check.opsHead);
   } catch (error) {
-    if (!row.incomplete) markFailed(writer, error);
+    if (!row.incomplete) await markFailed(writer, error);
     throw error;
   }
 }
@@ -214,11 +217,16 @@ function copied(row: RunRow, target: number, snapshots: number, head: string, op
   };
 }
 
+/** writer.finish, awaited whether the backend's writer finishes synchronously or not. */
+async function finish(writer: RunWriter, status: 'complete' | 'failed', summary: FinishSummary): Promise<void> {
+  await Promise.resolve(writer.finish(status, summary));
+}
+
 /** Finishes a refused copy as failed, if the writer still takes a finish row; the refusal stays the error. */
-function markFailed(writer: RunWriter, error: unknown): void {
+async function markFailed(writer: RunWriter, error: unknown): Promise<void> {
   const reason = error instanceof Error ? error.message : String(error);
   try {
-    writer.finish('failed', { error: `copy refused: ${reason}` });
+    await finish(writer, 'failed', { error: `copy refused: ${reason}` });
   } catch {
     // The writer cannot write either (the target failed): the copy stays incomplete, never complete.
   }

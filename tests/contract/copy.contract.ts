@@ -35,16 +35,20 @@ const HEADS = JSON.parse(readFileSync(join(ROOT, 'tests/fixtures/heads.json'), '
  * Replays a shipped trace into `store` as `ioptrace replay` does, with snapshots every few events (they
  * are not chained, so the heads are the pinned ones); returns the run id.
  */
-function replayInto(store: Store, path: string, variant: string): number {
+async function replayInto(store: Store, path: string, variant: string): Promise<number> {
   const text = readFileSync(join(ROOT, path), 'utf8');
   const { fixes } = resolveVariant(variant);
-  return recordReplay(store, parseTraceText(text, path), {
-    tracePath: path,
-    traceText: text,
-    variant,
-    fixes,
-    spacing: { minEvents: 8, maxEvents: 16, bytesPerEvent: 1e9 },
-  }).run;
+  // Promise.resolve: recording is becoming asynchronous (PostgreSQL); this reads the same either way.
+  const recorded = await Promise.resolve(
+    recordReplay(store, parseTraceText(text, path), {
+      tracePath: path,
+      traceText: text,
+      variant,
+      fixes,
+      spacing: { minEvents: 8, maxEvents: 16, bytesPerEvent: 1e9 },
+    }),
+  );
+  return recorded.run;
 }
 
 /** Everything a reader sees of a run, with the run id left out. */
@@ -80,10 +84,10 @@ export function copyContract(backend: string, factory: StoreFactory): void {
     });
 
     it('keeps the pinned heads of a shipped trace, and every row a reader sees', async () => {
-      const first = replayInto(source, 'replays/bad-free.jsonl', 'v3');
-      const second = replayInto(source, 'replays/bad-free.jsonl', 'merged');
+      const first = await replayInto(source, 'replays/bad-free.jsonl', 'v3');
+      const second = await replayInto(source, 'replays/bad-free.jsonl', 'merged');
       // The target already holds a run: copies get the target's next ids.
-      replayInto(target, 'replays/bad-free.jsonl', 'merged');
+      await replayInto(target, 'replays/bad-free.jsonl', 'merged');
       const copies = await copyRuns(source, target, [second, first]);
       expect(copies.map((c) => [c.source, c.target])).toEqual([
         [second, 2],
@@ -118,13 +122,13 @@ export function copyContract(backend: string, factory: StoreFactory): void {
     });
 
     it('copies every run when none is named, and a failed run as failed with its reason and place', async () => {
-      const writer = source.beginRun(runInfo(), { batchSize: 16 });
+      const writer = await Promise.resolve(source.beginRun(runInfo(), { batchSize: 16 }));
       appendOps(writer, 30);
       writer.append(eventRow(31));
-      writer.finish('failed', { error: 'disk full', errorOp: 3, errorLine: 5 });
-      const complete = source.beginRun(runInfo('merged'));
+      await Promise.resolve(writer.finish('failed', { error: 'disk full', errorOp: 3, errorLine: 5 }));
+      const complete = await Promise.resolve(source.beginRun(runInfo('merged')));
       appendOps(complete, 20);
-      complete.finish('complete', { finalDigest: '00000000000000ff' });
+      await Promise.resolve(complete.finish('complete', { finalDigest: '00000000000000ff' }));
       const copies = await copyRuns(source, target, []);
       expect(copies.map((c) => [c.source, c.target, c.status, c.events, c.ops])).toEqual([
         [1, 1, 'failed', 31, 3],
@@ -145,9 +149,9 @@ export function copyContract(backend: string, factory: StoreFactory): void {
     });
 
     it('refuses an incomplete run before writing anything, and copies it as incomplete when asked', async () => {
-      const running = source.beginRun(runInfo(), { batchSize: 16 });
+      const running = await Promise.resolve(source.beginRun(runInfo(), { batchSize: 16 }));
       appendOps(running, 3 * EVENTS_PER_OP);
-      running.flush();
+      await Promise.resolve(running.flush());
       const error = await copyRuns(source, target, [running.run]).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(StoreError);
       expect((error as StoreError).code).toBe('copy-refused');
@@ -166,9 +170,9 @@ export function copyContract(backend: string, factory: StoreFactory): void {
     });
 
     it('refuses at the first event that hashes differently in the copy, and marks the copy failed', async () => {
-      const writer = source.beginRun(runInfo(), { batchSize: 16 });
+      const writer = await Promise.resolve(source.beginRun(runInfo(), { batchSize: 16 }));
       appendOps(writer, 40);
-      writer.finish('complete', { finalDigest: '0000000000000001' });
+      await Promise.resolve(writer.finish('complete', { finalDigest: '0000000000000001' }));
       const [row] = await checkCopyable(source, [1]);
       // The source as it reads after the check: event 23's payload has changed (no backend lets a row
       // change under a reader, so the change is made in what the copy reads).
@@ -198,9 +202,9 @@ export function copyContract(backend: string, factory: StoreFactory): void {
     });
 
     it('names a run that does not exist, and writes nothing', async () => {
-      const writer = source.beginRun(runInfo());
+      const writer = await Promise.resolve(source.beginRun(runInfo()));
       appendOps(writer, 10);
-      writer.finish('complete', { finalDigest: '0000000000000001' });
+      await Promise.resolve(writer.finish('complete', { finalDigest: '0000000000000001' }));
       await expect(copyRuns(source, target, [1, 7])).rejects.toThrow(`no run 7 in ${source.path}`);
       expect(await target.runs()).toEqual([]);
     });
