@@ -7,8 +7,10 @@
 import type { Migration } from 'kysely';
 import * as m0001 from './0001_initial.js';
 import * as m0002 from './0002_run_failure.js';
+import * as m0003 from './0003_fuzz_failures.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_run_failure': m0002,
+  '0003_fuzz_failures': m0003,
 };

@@ -34,6 +34,8 @@ export interface FuzzOptions {
   fixes: readonly string[];
   /** The first trace's seed. */
   seed: number;
+  /** Trace i is generated from seed + i * stride (default 1; see seedAt). */
+  stride?: number;
   /** The most ops per generated trace. */
   maxOps: number;
   /** Stop after this many traces (null: only `shouldStop` ends the campaign). */
@@ -64,6 +66,7 @@ export interface FuzzReport {
   variant: string;
   fixes: string[];
   seed: number;
+  stride: number;
   maxOps: number;
   /** Traces generated and replayed. */
   traces: number;
@@ -80,6 +83,14 @@ interface FirstSeen {
   failure: Failure;
   trace: GeneratedTrace;
   shrunk: ShrinkResult | null;
+}
+
+/**
+ * The seed of trace i of a campaign: (seed + i * stride) mod 2^32. N campaigns started at S, S + 1, ...
+ * S + N - 1 with stride N (the workers of a farm) cover the seeds of one campaign from S, each once.
+ */
+export function seedAt(seed: number, stride: number, i: number): number {
+  return (seed + i * stride) % 0x1_0000_0000;
 }
 
 /** The failures of one trace (in memory, no store); an exception out of the model is one failure. */
@@ -110,7 +121,7 @@ export function fuzz(options: FuzzOptions): FuzzReport {
   let failingTraces = 0;
   for (let i = 0; options.iterations === null || i < options.iterations; i++) {
     if (options.shouldStop?.() === true) break;
-    const seed = (options.seed + i) % 0x1_0000_0000;
+    const seed = seedAt(options.seed, options.stride ?? 1, i);
     const trace = generateTrace({ seed, maxOps: options.maxOps });
     traces += 1;
     const failures = replayFailures(trace.header, trace.ops, options.variant, options.fixes);
@@ -136,6 +147,7 @@ export function fuzz(options: FuzzOptions): FuzzReport {
     variant: options.variant,
     fixes: [...options.fixes],
     seed: options.seed,
+    stride: options.stride ?? 1,
     maxOps: options.maxOps,
     traces,
     failingTraces,

@@ -26,7 +26,9 @@ export type StoreErrorCode =
   | 'write-failed'
   | 'writer-closed'
   | 'writer-broken'
-  | 'run-failed';
+  | 'run-failed'
+  /** A run copy (copy.ts) refused: the source does not verify, or the copy would not match it. */
+  | 'copy-refused';
 
 export class StoreError extends Error {
   override readonly name = 'StoreError';

@@ -28,8 +28,19 @@ export function openStore(location: string, options: OpenStoreOptions = {}): Pro
 }
 export { NotAStoreError, StoreError, type NotAStoreCode, type StoreErrorCode } from './errors.js';
 export type { RunStatus } from './schema.js';
+export { checkCopyable, copyRun, copyRuns, type CopiedRun, type CopyOptions } from './copy.js';
 export type { StoreQuery } from './queries/context.js';
 export { eventBlocksQuery, type EventBlock } from './queries/blocks.js';
+export {
+  attachFailureRunsQuery,
+  claimFailureQuery,
+  farmFailuresQuery,
+  recordHitQuery,
+  type FailureClaim,
+  type FailureHit,
+  type FailureIdentity,
+  type FarmFailure,
+} from './queries/failures.js';
 export { differingStretchesQuery, opPairsQuery, type OpPairRow } from './queries/op-compare.js';
 export {
   ACCOUNTING_COUNTERS,

@@ -95,10 +95,38 @@ export interface SnapshotsTable {
   state: Uint8Array;
 }
 
+/** A distinct failure a fuzzing farm found (migration 0003; see queries/failures.ts). */
+export interface FuzzFailuresTable {
+  variant: string;
+  kind: string;
+  fn: string;
+  /** The claiming worker's trace: its seed and op budget regenerate it. bigint: PostgreSQL may return text. */
+  seed: number | string;
+  ops: number;
+  /** Where the failure showed in that trace: op (1-based; trace length + 1 = teardown) and what it said. */
+  op: number;
+  detail: string;
+  /** Runs of the failing trace and of its shrunk reproducer; null until the claiming worker recorded them. */
+  trace_run: number | null;
+  reproducer_run: number | null;
+  reproducer_ops: number | null;
+}
+
+/** A generated trace (seed, op budget) that showed a failure. */
+export interface FuzzHitsTable {
+  variant: string;
+  kind: string;
+  fn: string;
+  seed: number | string;
+  ops: number;
+}
+
 export interface Database {
   runs: RunsTable;
   ops: OpsTable;
   events: EventsTable;
   event_blocks: EventBlocksTable;
   snapshots: SnapshotsTable;
+  fuzz_failures: FuzzFailuresTable;
+  fuzz_hits: FuzzHitsTable;
 }

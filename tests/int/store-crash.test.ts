@@ -100,6 +100,7 @@ describe('openStore from several processes', () => {
       expect(raw.prepare('SELECT name FROM kysely_migration').pluck().all()).toEqual([
         '0001_initial',
         '0002_run_failure',
+        '0003_fuzz_failures',
       ]);
     } finally {
       raw.close();

@@ -8,9 +8,18 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as m0001 from '../../migrations/0001_initial.js';
+import * as m0002 from '../../migrations/0002_run_failure.js';
 import { parseTraceText } from '../../src/replay/parse.js';
 import { recordReplay } from '../../src/replay/record.js';
-import { NotAStoreError, StoreError, openStore, type RunWriter, type Store } from '../../src/store/index.js';
+import {
+  NotAStoreError,
+  StoreError,
+  claimFailureQuery,
+  farmFailuresQuery,
+  openStore,
+  type RunWriter,
+  type Store,
+} from '../../src/store/index.js';
 import { sqlitePragma, verifyTestHooks } from '../../src/store/sqlite/testing.js';
 import { EVENTS_PER_OP, appendOps, eventRow, opRow, runInfo, tempDir } from '../support/store-rows.js';
 
@@ -103,6 +112,30 @@ describe('openStore on a file that is not an ioptrace store', () => {
   });
 });
 
+describe('a store made before migration 0003', () => {
+  it('reads read-only with no farm failures, and a writer migrates it', async () => {
+    const raw = new Database(path);
+    raw.pragma('journal_mode = WAL');
+    const db = new Kysely<unknown>({ dialect: new SqliteDialect({ database: raw }) });
+    const old = new Migrator({
+      db,
+      provider: { getMigrations: () => Promise.resolve({ '0001_initial': m0001, '0002_run_failure': m0002 }) },
+    });
+    expect((await old.migrateToLatest()).error).toBeUndefined();
+    await db.destroy();
+
+    const reader = await openTracked({ readonly: true });
+    expect(await reader.runs()).toEqual([]);
+    expect(await reader.query(farmFailuresQuery())).toEqual([]);
+    await reader.close();
+    open.length = 0;
+    const writer = await openTracked();
+    const claim = { variant: 'v3', kind: 'warn', fn: 'f', seed: 1, ops: 40, op: 2, detail: 'd' };
+    expect(await writer.query(claimFailureQuery(claim))).toBe(true);
+    expect((await writer.query(farmFailuresQuery())).map((f) => [f.kind, f.fn, f.count])).toEqual([['warn', 'f', 0]]);
+  });
+});
+
 describe('a store made before migration 0002', () => {
   it('reads read-only (failure columns null) and is migrated by a writer', async () => {
     const raw = new Database(path);
@@ -129,6 +162,7 @@ describe('a store made before migration 0002', () => {
     expect(migrated.prepare('SELECT name FROM kysely_migration ORDER BY name').pluck().all()).toEqual([
       '0001_initial',
       '0002_run_failure',
+      '0003_fuzz_failures',
     ]);
     migrated.close();
   });

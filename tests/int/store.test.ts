@@ -376,6 +376,7 @@ describe('openStore', () => {
       expect(migrated.prepare('SELECT name FROM kysely_migration').pluck().all()).toEqual([
         '0001_initial',
         '0002_run_failure',
+        '0003_fuzz_failures',
       ]);
       expect(migrated.pragma('journal_mode', { simple: true })).toBe('wal');
     } finally {

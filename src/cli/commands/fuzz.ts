@@ -4,16 +4,26 @@
  * failing trace and its shrunk form) for every distinct failure, counted by (kind, function).
  *
  * Bounds: --iterations N traces, --time S seconds, or both (whichever comes first); without either, 60 s.
- * A campaign bounded by --iterations alone is deterministic. Nothing goes to the database.
+ * A campaign bounded by --iterations alone is deterministic. Nothing goes to the database, unless:
+ *
+ * --record: the campaign is a worker of a farm (src/fuzz/farm.ts): every failing trace is counted in the
+ * --db store, and a failure new to the store is claimed there, shrunk, and its trace and reproducer
+ * recorded as runs (and saved in --out). --workers N: this process starts N such workers as child
+ * processes of the built CLI on disjoint seeds, waits for them, and lists what the store holds.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+import { fuzzIntoStore } from '../../fuzz/farm.js';
+import type { FarmWorkerReport } from '../../fuzz/farm.js';
+import { openStore } from '../../store/index.js';
+import { runFarm } from './fuzz-farm.js';
 
 import { describeKey } from '../../fuzz/dedupe.js';
 import { buildKernel } from '../../groundtruth/kernel-build.js';
 import { kernelFuzz } from '../../groundtruth/kernel-fuzz.js';
 import type { KernelFuzzReport } from '../../groundtruth/kernel-fuzz.js';
-import { fuzz, reproducerFiles } from '../../fuzz/fuzz.js';
+import { fuzz, reproducerFiles, seedAt } from '../../fuzz/fuzz.js';
 import type { FuzzReport } from '../../fuzz/fuzz.js';
 import { findingFileStem } from '../../fuzz/write.js';
 import { UsageError } from '../errors.js';
@@ -36,7 +46,7 @@ export const fuzzCommand = defineCommand({
   name: 'fuzz',
   summary: 'generate traces, replay them on a variant, save and shrink a reproducer of every distinct failure',
   usage:
-    'ioptrace fuzz [--variant V] [--fix F]... [--without F]... [--seed N] [--ops N] [--time S] [--iterations N] [--shrink-budget N] [--out DIR] [--json]\n' +
+    'ioptrace fuzz [--variant V] [--fix F]... [--without F]... [--seed N] [--seed-stride N] [--ops N] [--time S] [--iterations N] [--shrink-budget N] [--out DIR] [--record | --workers N] [--json] [--db FILE]\n' +
     '       ioptrace fuzz --against-kernel [--count N] [--seed N] [--ops N] [--batch N] [--shrink-boots N] [--variant V] [--out DIR] [--json]',
   help: [
     'Trace i of the campaign is generated from seed N + i (default N = 1), with at most --ops ops (default 40).',
@@ -45,7 +55,15 @@ export const fuzzCommand = defineCommand({
     'each is reported once with the number of traces that showed it. For each, --out DIR (default ./fuzz-out)',
     'receives <kind>-<fn>-seed<N>.jsonl (the first trace that showed it) and <kind>-<fn>-seed<N>.min.jsonl (shrunk',
     `with at most --shrink-budget replays, default ${DEFAULT_SHRINK_BUDGET}; 0 = no shrinking).`,
-    'Exit 1 when anything failed, 0 when every trace replayed clean. Nothing is stored in the database.',
+    'Exit 1 when anything failed, 0 when every trace replayed clean. Nothing is stored in the database, unless:',
+    '--record: report into the --db store, as one worker of a farm. Every failing trace is counted there (once',
+    'per failure, by seed and --ops); a failure the store has not seen (same variant label, kind and function)',
+    "is claimed through the store's primary key, so of many workers exactly one shrinks it and records the",
+    'failing trace and its reproducer as runs (and saves them in --out). `ioptrace runs --failures` lists them.',
+    '--workers N: start N --record workers as child processes on disjoint seeds (worker k: seeds N*i + k after',
+    "--seed; --iterations is the total, split between them; --time is each one's), wait, list the store's",
+    'failures of this variant. Separate `ioptrace fuzz --record` processes on one store form a farm too.',
+    '--seed-stride N: trace i is generated from seed --seed + i * N (default 1).',
     '',
     `--against-kernel: --count traces (default ${DEFAULT_KERNEL_COUNT}) of the exportable subset (what user space can do) run on`,
     `the ground-truth kernel (ioptrace kernel build; --batch traces per boot, default ${DEFAULT_BATCH}, through one static`,
@@ -68,6 +86,9 @@ export const fuzzCommand = defineCommand({
     count: positive(null),
     batch: positive(DEFAULT_BATCH),
     'shrink-boots': int(DEFAULT_SHRINK_BOOTS),
+    'seed-stride': positive(1),
+    record: flag(),
+    workers: positive(null),
   },
   // async so that every failure, usage errors included, is a rejected promise as for the other commands.
   async run(positionals, values, env): Promise<CommandOutput> {
@@ -75,21 +96,55 @@ export const fuzzCommand = defineCommand({
     if (values['against-kernel']) {
       if (values.time !== null || values.iterations !== null)
         throw new UsageError('fuzz --against-kernel takes --count N (not --time or --iterations)');
+      if (values.record || values.workers !== null)
+        throw new UsageError('fuzz --against-kernel does not record into a store (no --record or --workers)');
       return againstKernel(values, env);
     }
     if (values.count !== null) throw new UsageError('--count goes with --against-kernel (else: --iterations N)');
-    const { variant, fixes } = variantFromArgs(values);
+    const { variant, fixes, label } = variantFromArgs(values);
     const { seed, ops: maxOps, iterations, out: dir } = values;
     const seconds = values.time ?? (iterations === null ? DEFAULT_SECONDS : null);
     const shrinkBudget = values['shrink-budget'];
+    const stride = values['seed-stride'];
+    if (values.workers !== null) {
+      if (values.record)
+        throw new UsageError('--workers already records (each worker runs with --record): give one of them');
+      return runFarm({ values, label, fixes, seconds, workers: values.workers }, env);
+    }
 
     const started = performance.now();
+    if (values.record) {
+      const store = await openStore(env.db, { busyTimeoutMs: FARM_BUSY_TIMEOUT_MS });
+      let farmReport: FarmWorkerReport;
+      try {
+        const deadline = seconds === null ? null : started + seconds * 1000;
+        farmReport = await fuzzIntoStore({
+          store,
+          variant,
+          label,
+          fixes,
+          seed,
+          stride,
+          maxOps,
+          iterations,
+          shrinkBudget,
+          dir,
+          ...(deadline === null ? {} : { shouldStop: () => performance.now() >= deadline }),
+        });
+      } finally {
+        await store.close();
+      }
+      const files = farmReport.claimed.flatMap((c) => c.files);
+      saveFiles(dir, files);
+      return recordOutput(farmReport, env.db, dir, (performance.now() - started) / 1000);
+    }
     const deadline = seconds === null ? null : started + seconds * 1000;
     const progress = new Progress(iterations ?? (seconds ?? 0) * 1000, `fuzz ${variant}`, env.stderr);
     const report = fuzz({
       variant,
       fixes,
       seed,
+      stride,
       maxOps,
       iterations,
       shrinkBudget,
@@ -101,25 +156,92 @@ export const fuzzCommand = defineCommand({
     const elapsed = (performance.now() - started) / 1000;
 
     const files = reproducerFiles(report, dir);
-    if (files.length > 0) {
-      try {
-        mkdirSync(dir, { recursive: true });
-        for (const file of files) writeFileSync(join(dir, file.name), file.text);
-      } catch (error) {
-        throw new UsageError(
-          `cannot write to ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-        );
-      }
-    }
+    saveFiles(dir, files);
     return output(report, dir, files.length, elapsed);
   },
 });
 
+/**
+ * How long a farm worker waits for another's write lock on an SQLite store: a batch commit of a recorded
+ * run holds it for a moment, but a loaded machine with many workers can stretch that far past 5 s.
+ */
+export const FARM_BUSY_TIMEOUT_MS = 60_000;
+
+function saveFiles(dir: string, files: readonly { name: string; text: string }[]): void {
+  if (files.length === 0) return;
+  try {
+    mkdirSync(dir, { recursive: true });
+    for (const file of files) writeFileSync(join(dir, file.name), file.text);
+  } catch (error) {
+    throw new UsageError(
+      `cannot write to ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
+  }
+}
+
+/** The report of one --record worker: what it saw, and what it claimed and recorded in the store. */
+function recordOutput(report: FarmWorkerReport, db: string, dir: string, elapsed: number): CommandOutput {
+  const { variant, traces, seen, claimed } = report;
+  const last = seedAt(report.seed, report.stride, traces - 1);
+  const seeds = report.stride === 1 ? `${report.seed}..${last}` : `${report.seed}..${last} step ${report.stride}`;
+  const text = [
+    `fuzz on ${variant} into ${db}: ${traces} traces (seeds ${seeds}, at most ${report.maxOps} ops each) in ` +
+      `${elapsed.toFixed(1)} s: ${seen.length === 0 ? 'no failure' : `${seen.length} distinct failures in ${report.failingTraces} failing traces, ${claimed.length} new to the store`}`,
+  ];
+  if (report.invalid.length > 0) {
+    text.push(`generator defect: the parser refused the traces of seeds ${report.invalid.join(', ')}`);
+  }
+  const byKey = new Map(claimed.map((c) => [`${c.finding.kind}\u0000${c.finding.fn}`, c]));
+  if (seen.length > 0) {
+    const rows = seen.map((f) => {
+      const c = byKey.get(`${f.kind}\u0000${f.fn}`);
+      return [
+        String(f.count),
+        describeKey(f),
+        String(f.seed),
+        c === undefined ? 'known' : 'new',
+        c === undefined ? '-' : String(c.traceRun),
+        c?.reproducerRun == null ? '-' : String(c.reproducerRun),
+      ];
+    });
+    for (const l of table(['traces', 'failure', 'seed', 'store', 'trace run', 'reproducer run'], rows)) {
+      text.push(`  ${l}`);
+    }
+    text.push("`ioptrace runs --failures` lists what the store holds, with every worker's counts");
+  }
+  const json = {
+    variant,
+    flags: report.fixes,
+    seed: report.seed,
+    stride: report.stride,
+    ops: report.maxOps,
+    traces,
+    failingTraces: report.failingTraces,
+    seconds: Number(elapsed.toFixed(3)),
+    invalid: report.invalid,
+    newHits: report.newHits,
+    db,
+    out: dir,
+    seen: seen.map((f) => ({ kind: f.kind, function: f.fn, count: f.count, seed: f.seed })),
+    claimed: claimed.map((c) => ({
+      kind: c.finding.kind,
+      function: c.finding.fn,
+      seed: c.finding.seed,
+      traceRun: c.traceRun,
+      reproducerRun: c.reproducerRun,
+      reproducerOps: c.finding.shrunk?.after ?? null,
+      files: c.files.map((f) => join(dir, f.name)),
+    })),
+  };
+  return { exitCode: seen.length > 0 || report.invalid.length > 0 ? 1 : 0, json, text };
+}
+
 function output(report: FuzzReport, dir: string, saved: number, elapsed: number): CommandOutput {
   const { variant, traces, findings } = report;
-  const last = (report.seed + traces - 1) % 0x1_0000_0000;
+  const last = seedAt(report.seed, report.stride, traces - 1);
+  const seeds = report.stride === 1 ? `${report.seed}..${last}` : `${report.seed}..${last} step ${report.stride}`;
   const head =
-    `fuzz on ${variant}: ${traces} traces (seeds ${report.seed}..${last}, at most ${report.maxOps} ops each) in ` +
+    `fuzz on ${variant}: ${traces} traces (seeds ${seeds}, at most ${report.maxOps} ops each) in ` +
     `${elapsed.toFixed(1)} s: ${findings.length === 0 ? 'no failure' : `${findings.length} distinct failures in ${report.failingTraces} failing traces`}`;
   const text = [head];
   if (report.invalid.length > 0) {

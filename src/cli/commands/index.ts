@@ -23,6 +23,7 @@ import { kernelCommand } from './kernel.js';
 import { runCommand } from './run.js';
 import { exportCCommand } from './export-c.js';
 import { serveCommand } from './serve.js';
+import { exportCommand, importCommand } from './move.js';
 
 export const COMMANDS: readonly Command[] = [
   demoCommand,
@@ -36,6 +37,8 @@ export const COMMANDS: readonly Command[] = [
   stepCommand,
   watchCommand,
   verifyCommand,
+  exportCommand,
+  importCommand,
   failnthCommand,
   variantsCommand,
   fuzzCommand,
