@@ -65,9 +65,10 @@ async function killAt(batch: number, n: number): Promise<string> {
 
 // The child writes 250 events in batches of 100, ops of 10 events, a snapshot every 50 events. An op row
 // is buffered after its last event, which commits the batch, so the op rows of a batch lag by one: batch 1
-// holds ops 0..8, batch 2 ops 9..18, batch 3 (with the finish row) ops 19..24.
-const BATCH_2 = ['events', 'events', 'events', 'events', 'block', 'ops', 'snapshots', 'snapshots', 'commit'];
-const BATCH_3 = ['events', 'events', 'block', 'ops', 'snapshots', 'snapshots', 'finish', 'commit'];
+// holds ops 0..8, batch 2 ops 9..18, batch 3 (with the finish row) ops 19..24. A batch's first step is
+// `begin`: the write lock is held and nothing of the batch is written yet.
+const BATCH_2 = ['begin', 'events', 'events', 'events', 'events', 'block', 'ops', 'snapshots', 'snapshots', 'commit'];
+const BATCH_3 = ['begin', 'events', 'events', 'block', 'ops', 'snapshots', 'snapshots', 'finish', 'commit'];
 
 describe('verify after a writer killed with SIGKILL at every point of a batch', () => {
   it(
@@ -134,7 +135,7 @@ describe('verify still names tampering in an interrupted run', () => {
 
   beforeEach(async () => {
     // Killed in batch 2 before its block row: batch 1 (events 1..100) is what the store holds.
-    expect(await killAt(2, 5)).toBe('paused block');
+    expect(await killAt(2, 6)).toBe('paused block');
   });
 
   it('a changed payload byte: BROKEN at that event, exit 1', async () => {

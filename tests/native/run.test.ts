@@ -1,85 +1,34 @@
 // `ioptrace run` end to end: small C programs (tests/native/*.c) built with the machine's cc, served by the
 // model through the preload library; their outputs, errnos, pin checks and exit statuses, the run report,
 // and the trace they leave, which must replay to the same digest and hash-chain head.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, cli, freshDir } from '../support/built-cli.js';
+import {
+  type ClientRun,
+  type RunReport,
+  expectReplaysTheSame as replaysTheSame,
+  haveCc,
+  runClient as runIn,
+} from '../support/run-client.js';
 import type { Event } from '../../src/events/events.js';
 import { resolveVariant } from '../../src/kernel/variants.js';
 import { parseTraceText } from '../../src/replay/parse.js';
 import { replay } from '../../src/replay/replayer.js';
 
 const dir = freshDir();
-const haveCc = spawnSync('cc', ['--version']).status === 0;
 if (!haveCc) process.stderr.write('tests/native: skipped, no C compiler (cc) on this machine\n');
 
-interface RunReport {
-  run: number;
-  digest: string;
-  head: string;
-  exit_status: number;
-  ops: number;
-  violations: unknown[];
-  warns: unknown[];
-  mismatches: { field: string; expected: unknown; actual: unknown }[];
-  ioctls: Record<string, number>;
-  unserved: Record<string, number>;
-  results: { op: string; errno: string | null }[];
-}
-
-function build(name: string): string {
-  const out = join(dir, name);
-  execFileSync('cc', ['-Wall', '-Werror', '-O1', '-o', out, join(ROOT, 'tests/native', `${name}.c`)]);
-  return out;
-}
-
-interface ClientRun {
-  stdout: string[];
-  stderr: string;
-  status: number;
-  report: RunReport;
-  trace: string;
-}
-
-async function runClient(name: string, extra: readonly string[] = []): Promise<ClientRun> {
-  const trace = join(dir, `${name}.jsonl`);
-  const json = join(dir, `${name}.json`);
-  const r = await cli([
-    'run',
-    '--db',
-    join(dir, 'runs.db'),
-    '--trace-out',
-    trace,
-    '--json-out',
-    json,
-    ...extra,
-    '--',
-    build(name),
-  ]);
-  return {
-    stdout: r.stdout.trimEnd().split('\n'),
-    stderr: r.stderr,
-    status: r.status,
-    report: JSON.parse(readFileSync(json, 'utf8')) as RunReport,
-    trace,
-  };
-}
+const runClient = (name: string, extra: string[] = []): Promise<ClientRun> => runIn(dir, name, extra);
 
 /** The file lifetime ops of a trace a run wrote, in order. */
 function lifetimeOps(text: string): string[] {
   return [...text.matchAll(/"op":"(fork|dup|close|send_fd|exit)"/g)].map((m) => m[1] ?? '');
 }
 
-/** Replaying the trace a run wrote, into a fresh database, ends on the run's digest and head. */
-async function expectReplaysTheSame(trace: string, report: RunReport): Promise<void> {
-  const r = await cli(['replay', trace, '--json', '--db', join(dir, `replay-${report.run}-${report.digest}.db`)]);
-  const replayed = JSON.parse(r.stdout) as RunReport;
-  expect(replayed.digest).toBe(report.digest);
-  expect(replayed.head).toBe(report.head);
-  expect(replayed.ops).toBe(report.ops);
-}
+const expectReplaysTheSame = (trace: string, report: RunReport): Promise<void> => replaysTheSame(dir, trace, report);
 
 describe.skipIf(!haveCc)('ioptrace run', () => {
   beforeAll(() => {

@@ -36,7 +36,8 @@ import { rangeForEach, rangeMapCreate, rangeUpdate } from '../../structures/rang
 import type { InvariantFinding } from './finding.js';
 import type { PfnSeg } from './held.js';
 import { areaStartByte, indexToIova, indexToIovaLast, pfnsOver, pushSeg } from './held.js';
-import type { CheckShortcuts, PagesMemo } from './index.js';
+import type { CheckShortcuts } from './index.js';
+import type { PagesMemo } from './memo.js';
 import { invariantFindings } from './index.js';
 import type { Want } from './domains.js';
 import { expectedOfArea } from './domains.js';

@@ -50,26 +50,19 @@ import { checkPins } from './pins.js';
 import { checkAccounting } from './accounting.js';
 import { checkAreasAndDomains } from './domains.js';
 import { checkAccessCounts } from './access-counts.js';
+import type { PagesMemo } from './memo.js';
 import { checkStructures } from './structures.js';
 
 export type { InvariantFinding } from './finding.js';
 export { checkTeardown } from './teardown.js';
+
+export type { PagesMemo } from './memo.js';
 
 /**
  * What lets a checker skip the run-length walks (incremental.ts): the PFNs each pages holds, kept from op to
  * op, and whether the pin counts and the domains' mappings are known to be right. Without one every
  * walk is done from scratch (the full checker, the oracle).
  */
-/**
- * What the per-pages checks found of one iopt_pages (its trees' and xarray's self-checks, its coverage with
- * invariants 1 and 2), kept by a checker that knows no event touched the pages since: these read nothing
- * but the pages' own trees, xarray and npinned. Empty fields are computed and filled in.
- */
-export interface PagesMemo {
-  structures?: InvariantFinding[];
-  held?: { access: Run[]; domains: Run[]; cover: Run[]; findings: InvariantFinding[] };
-}
-
 export interface CheckShortcuts {
   /** The PFNs of `p`'s covered indexes, as pfnsOver gives them for the whole `cover`. */
   pfnsOf(p: Pages, cover: readonly Run[]): PfnSeg[];

@@ -8,7 +8,7 @@ import type { Pages, State } from '../../state/state.js';
 import { itreeCheck, itreeEntries, itreeFind } from '../../structures/interval-tree.js';
 import { xaCheck } from '../../structures/xarray.js';
 import type { InvariantFinding } from './finding.js';
-import type { PagesMemo } from './index.js';
+import type { PagesMemo } from './memo.js';
 import { LIST_MAX, hex } from './finding.js';
 
 /** `memos[k]`, when given, keeps what the self-checks of `pages[k]` found (index.ts, PagesMemo). */
