@@ -19,6 +19,7 @@
 import type pg from 'pg';
 import { encodeJson } from '../../lib/codec.js';
 import { DIGEST_HEX, HASH_HEX, eventHash, genesisHash, opHash } from '../chain.js';
+import { type ChainState, checkEventRow, checkOpRow, checkSnapshotSeq, genesisChainState } from '../writer-checks.js';
 import { StoreError } from '../errors.js';
 import type { BeginRunOptions, EventRow, FinishSummary, OpRow, RunInfo, RunWriter, WriteStep } from '../types.js';
 import { describePgCause } from './pool.js';
@@ -115,16 +116,6 @@ export async function beginRun(pool: pg.Pool, info: RunInfo, options: BeginRunOp
   );
 }
 
-/** Where the chains stand after some rows (as in sqlite/append.ts). */
-interface ChainState {
-  seq: number;
-  head: string;
-  opsHead: string;
-  opsEnded: number;
-  lastOpLastSeq: number;
-  lastSnapshotSeq: number;
-}
-
 /** One cut batch, waiting for its commit. */
 interface Batch {
   /** Flat parameters, EVENT_COLUMNS per event. */
@@ -178,7 +169,7 @@ class PostgresRunWriter implements RunWriter {
     this.run = run;
     this.batchSize = batchSize;
     this.#onWriteStep = onWriteStep;
-    this.#live = { seq: 0, head: genesis, opsHead: genesis, opsEnded: 0, lastOpLastSeq: 0, lastSnapshotSeq: -1 };
+    this.#live = genesisChainState(genesis);
     this.#committed = { ...this.#live };
   }
 
@@ -197,20 +188,7 @@ class PostgresRunWriter implements RunWriter {
   append(row: EventRow): void {
     this.#checkOpen();
     const live = this.#live;
-    if (row.seq !== live.seq + 1) {
-      throw new StoreError('seq-gap', `run ${this.run}: event seq ${row.seq} does not follow seq ${live.seq}`, {
-        run: this.run,
-        expected: live.seq + 1,
-        actual: row.seq,
-      });
-    }
-    if (row.op !== live.opsEnded) {
-      throw new StoreError(
-        'bad-op',
-        `run ${this.run}: event seq ${row.seq} names op ${row.op}, but op ${live.opsEnded} is open`,
-        { run: this.run, seq: row.seq, expected: live.opsEnded, actual: row.op },
-      );
-    }
+    checkEventRow(this.run, live, row);
     const hash = eventHash(live.head, row.seq, row.op, row.v, row.type, row.payload);
     this.#events.push(this.run, row.seq, row.op, row.type, row.v, row.payload, hash);
     this.#types.add(row.type);
@@ -222,27 +200,7 @@ class PostgresRunWriter implements RunWriter {
   endOp(row: OpRow): void {
     this.#checkOpen();
     const live = this.#live;
-    if (row.index !== live.opsEnded) {
-      throw new StoreError('bad-op', `run ${this.run}: op ${row.index} ended, but op ${live.opsEnded} is open`, {
-        run: this.run,
-        expected: live.opsEnded,
-        actual: row.index,
-      });
-    }
-    if (row.firstSeq !== live.lastOpLastSeq + 1 || row.lastSeq !== live.seq) {
-      throw new StoreError(
-        'bad-op',
-        `run ${this.run}: op ${row.index} claims events ${row.firstSeq}..${row.lastSeq}, but the events appended since the previous op are ${live.lastOpLastSeq + 1}..${live.seq}`,
-        { run: this.run, index: row.index, firstSeq: row.firstSeq, lastSeq: row.lastSeq },
-      );
-    }
-    if (!DIGEST_HEX.test(row.digest)) {
-      throw new StoreError(
-        'bad-op',
-        `run ${this.run}: op ${row.index} digest must be 16 hex digits, not '${row.digest}'`,
-        { run: this.run, index: row.index, digest: row.digest },
-      );
-    }
+    checkOpRow(this.run, live, row);
     const hash = opHash(live.opsHead, row);
     this.#ops.push(
       this.run,
@@ -265,13 +223,7 @@ class PostgresRunWriter implements RunWriter {
   putSnapshot(seq: number, op: number, digest: string, state: Uint8Array, format: number): void {
     this.#checkOpen();
     const live = this.#live;
-    if (!Number.isSafeInteger(seq) || seq < 0 || seq > live.seq || seq <= live.lastSnapshotSeq) {
-      throw new StoreError(
-        'bad-snapshot',
-        `run ${this.run}: snapshot at seq ${seq} must follow the previous one (${live.lastSnapshotSeq}) and not pass the last event (${live.seq})`,
-        { run: this.run, seq },
-      );
-    }
+    checkSnapshotSeq(this.run, live, seq);
     // pg sends a Buffer as bytea; wrap a plain Uint8Array without copying.
     const blob = Buffer.isBuffer(state) ? state : Buffer.from(state.buffer, state.byteOffset, state.byteLength);
     this.#snapshots.push([this.run, seq, op, digest, format, blob]);

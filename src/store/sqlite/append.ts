@@ -15,6 +15,7 @@
 
 import { encodeJson } from '../../lib/codec.js';
 import { DIGEST_HEX, HASH_HEX, eventHash, genesisHash, opHash } from '../chain.js';
+import { type ChainState, checkEventRow, checkOpRow, checkSnapshotSeq, genesisChainState } from '../writer-checks.js';
 import type { Connection, Transaction } from './connection.js';
 import { StoreError } from '../errors.js';
 import { describeCause } from './cause.js';
@@ -106,19 +107,6 @@ export function beginRun(conn: Connection, info: RunInfo, options: BeginRunOptio
   );
 }
 
-/** Where the chains stand: kept twice, as appended (live) and as committed, to undo a failed batch. */
-interface ChainState {
-  /** Last appended seq. */
-  seq: number;
-  head: string;
-  opsHead: string;
-  /** Ops closed so far = index of the op now open. */
-  opsEnded: number;
-  /** last_seq of the last closed op. */
-  lastOpLastSeq: number;
-  lastSnapshotSeq: number;
-}
-
 interface FinishRow {
   status: 'complete' | 'failed';
   error: string | null;
@@ -165,7 +153,7 @@ class SqliteRunWriter implements RunWriter {
     this.#onWriteStep = onWriteStep;
     this.run = run;
     this.batchSize = batchSize;
-    this.#live = { seq: 0, head: genesis, opsHead: genesis, opsEnded: 0, lastOpLastSeq: 0, lastSnapshotSeq: -1 };
+    this.#live = genesisChainState(genesis);
     this.#committed = { ...this.#live };
     this.#commitTx = conn.raw.transaction((finish: FinishRow | null) => this.#write(finish));
   }
@@ -181,25 +169,7 @@ class SqliteRunWriter implements RunWriter {
   append(row: EventRow): void {
     this.#checkOpen();
     const live = this.#live;
-    if (row.seq !== live.seq + 1) {
-      throw new StoreError('seq-gap', `run ${this.run}: event seq ${row.seq} does not follow seq ${live.seq}`, {
-        run: this.run,
-        expected: live.seq + 1,
-        actual: row.seq,
-      });
-    }
-    if (row.op !== live.opsEnded) {
-      throw new StoreError(
-        'bad-op',
-        `run ${this.run}: event seq ${row.seq} names op ${row.op}, but op ${live.opsEnded} is open`,
-        {
-          run: this.run,
-          seq: row.seq,
-          expected: live.opsEnded,
-          actual: row.op,
-        },
-      );
-    }
+    checkEventRow(this.run, live, row);
     const hash = eventHash(live.head, row.seq, row.op, row.v, row.type, row.payload);
     const chunk = this.#chunk;
     let at = this.#chunkAt;
@@ -225,31 +195,7 @@ class SqliteRunWriter implements RunWriter {
   endOp(row: OpRow): void {
     this.#checkOpen();
     const live = this.#live;
-    if (row.index !== live.opsEnded) {
-      throw new StoreError('bad-op', `run ${this.run}: op ${row.index} ended, but op ${live.opsEnded} is open`, {
-        run: this.run,
-        expected: live.opsEnded,
-        actual: row.index,
-      });
-    }
-    if (row.firstSeq !== live.lastOpLastSeq + 1 || row.lastSeq !== live.seq) {
-      throw new StoreError(
-        'bad-op',
-        `run ${this.run}: op ${row.index} claims events ${row.firstSeq}..${row.lastSeq}, but the events appended since the previous op are ${live.lastOpLastSeq + 1}..${live.seq}`,
-        { run: this.run, index: row.index, firstSeq: row.firstSeq, lastSeq: row.lastSeq },
-      );
-    }
-    if (!DIGEST_HEX.test(row.digest)) {
-      throw new StoreError(
-        'bad-op',
-        `run ${this.run}: op ${row.index} digest must be 16 hex digits, not '${row.digest}'`,
-        {
-          run: this.run,
-          index: row.index,
-          digest: row.digest,
-        },
-      );
-    }
+    checkOpRow(this.run, live, row);
     const hash = opHash(live.opsHead, row);
     this.#ops.push(
       this.run,
@@ -273,13 +219,7 @@ class SqliteRunWriter implements RunWriter {
   putSnapshot(seq: number, op: number, digest: string, state: Uint8Array, format: number): void {
     this.#checkOpen();
     const live = this.#live;
-    if (!Number.isSafeInteger(seq) || seq < 0 || seq > live.seq || seq <= live.lastSnapshotSeq) {
-      throw new StoreError(
-        'bad-snapshot',
-        `run ${this.run}: snapshot at seq ${seq} must follow the previous one (${live.lastSnapshotSeq}) and not pass the last event (${live.seq})`,
-        { run: this.run, seq },
-      );
-    }
+    checkSnapshotSeq(this.run, live, seq);
     // better-sqlite3 binds Buffers as blobs; wrap a plain Uint8Array without copying.
     const blob = Buffer.isBuffer(state) ? state : Buffer.from(state.buffer, state.byteOffset, state.byteLength);
     this.#snapshots.push([this.run, seq, op, digest, format, blob]);
