@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * Trace lines, versions 1 and 2: the zod schemas of the public contract in docs/trace-format.md (header, every
+ * Trace lines, versions 1 to 3: the zod schemas of the public contract in docs/trace-format.md (header, every
  * op, `expect`, `observed` lines) and the types inferred from them. Version 2 adds file lifetime (the ops of
  * V2_OPS and the `fd` fields); which op a version allows is checked by src/replay/parse.ts.
  *
@@ -129,7 +129,7 @@ export const TRACE_OPS = [
 export type TraceOpName = (typeof TRACE_OPS)[number];
 
 /** The trace versions this ioptrace reads. */
-export const TRACE_VERSIONS = [1, 2] as const;
+export const TRACE_VERSIONS = [1, 2, 3] as const;
 export type TraceVersion = (typeof TRACE_VERSIONS)[number];
 
 /** Ops that exist only in version 2: they act on descriptors and file lifetime. */
@@ -337,28 +337,43 @@ const common = { expect: expectationSchema.optional() };
 
 const traceHeaderShape = {
   format: z.literal('ioptrace-trace'),
-  // Version 2 adds file lifetime: descriptors, fork, close, fd passing, exit releasing files.
-  version: z.union([z.literal(1), z.literal(2)], {
+  // Version 2 adds file lifetime: descriptors, fork, close, fd passing, exit releasing files. Version 3 keeps
+  // all of version 2 and changes two things a replay shows: finding texts give PFNs in hex, and
+  // gup_unshare_read_pins defaults to true (the GUP of every kernel since 5.19).
+  version: z.union([z.literal(1), z.literal(2), z.literal(3)], {
     error: (iss) =>
       iss.input === undefined
         ? MISSING_FIELD
-        : `unsupported version ${describeValue(iss.input)}: this ioptrace reads versions 1 and 2`,
+        : `unsupported version ${describeValue(iss.input)}: this ioptrace reads versions ${TRACE_VERSIONS.join(', ')}`,
   }),
   page_size: pageSize.default(4096),
   test_build: z.boolean().default(true),
   temp_memory_limit: u64.default(65536n),
   gup_zero_on_overflow: z.boolean().default(true),
-  gup_unshare_read_pins: z.boolean().default(false),
+  // Its default depends on the version: see settleTraceHeader.
+  gup_unshare_read_pins: z.boolean().optional(),
 };
 
-/** The header, the first non-comment line if present: `{"format":"ioptrace-trace","version":1, ...settings}`. */
+/**
+ * The header, the first non-comment line if present: `{"format":"ioptrace-trace","version":1, ...settings}`.
+ * What it parses to still needs settleTraceHeader, which fills the defaults that depend on the version.
+ */
 export const traceHeaderSchema = z.strictObject(traceHeaderShape);
-export type TraceHeader = z.output<typeof traceHeaderSchema>;
+type ParsedTraceHeader = z.output<typeof traceHeaderSchema>;
+export type TraceHeader = Omit<ParsedTraceHeader, 'gup_unshare_read_pins'> & { gup_unshare_read_pins: boolean };
+
+/** A parsed header with the version's defaults filled in. */
+export function settleTraceHeader(parsed: ParsedTraceHeader): TraceHeader {
+  return { ...parsed, gup_unshare_read_pins: parsed.gup_unshare_read_pins ?? parsed.version >= 3 };
+}
+
+/** The settings of a header that names only its version. */
+export function defaultTraceHeader(version: TraceVersion): Readonly<TraceHeader> {
+  return Object.freeze(settleTraceHeader(traceHeaderSchema.parse({ format: 'ioptrace-trace', version })));
+}
 
 /** The settings of a trace without a header line. */
-export const DEFAULT_TRACE_HEADER: Readonly<TraceHeader> = Object.freeze(
-  traceHeaderSchema.parse({ format: 'ioptrace-trace', version: 1 }),
-);
+export const DEFAULT_TRACE_HEADER: Readonly<TraceHeader> = defaultTraceHeader(1);
 
 // ---------------------------------------------------------------------------------------------------------
 // Ops

@@ -14,7 +14,7 @@
  * the variant, the finding it reproduces and, for a generated trace, the seed; `ioptrace shrink` reads it.
  */
 import type { Expectation, TraceHeader, TraceOp, TraceOpName } from '../events/trace.js';
-import { DEFAULT_TRACE_HEADER, KTHREAD, TRACE_OP_FIELDS } from '../events/trace.js';
+import { defaultTraceHeader, KTHREAD, TRACE_OP_FIELDS } from '../events/trace.js';
 
 /** Fields holding an address or an IOVA (written in hex). */
 const ADDRESS_FIELDS: ReadonlySet<string> = new Set(['addr', 'uptr', 'iova', 'src_iova', 'dst_iova']);
@@ -104,15 +104,16 @@ export function serializeOp(op: TraceOp): string {
 /** The header line, with the settings that differ from the defaults. */
 export function serializeHeader(header: TraceHeader): string {
   const out: Record<string, unknown> = { format: 'ioptrace-trace', version: header.version };
-  if (header.page_size !== DEFAULT_TRACE_HEADER.page_size) out['page_size'] = header.page_size;
-  if (header.test_build !== DEFAULT_TRACE_HEADER.test_build) out['test_build'] = header.test_build;
-  if (header.temp_memory_limit !== DEFAULT_TRACE_HEADER.temp_memory_limit) {
+  const defaults = defaultTraceHeader(header.version);
+  if (header.page_size !== defaults.page_size) out['page_size'] = header.page_size;
+  if (header.test_build !== defaults.test_build) out['test_build'] = header.test_build;
+  if (header.temp_memory_limit !== defaults.temp_memory_limit) {
     out['temp_memory_limit'] = quantity(header.temp_memory_limit);
   }
-  if (header.gup_zero_on_overflow !== DEFAULT_TRACE_HEADER.gup_zero_on_overflow) {
+  if (header.gup_zero_on_overflow !== defaults.gup_zero_on_overflow) {
     out['gup_zero_on_overflow'] = header.gup_zero_on_overflow;
   }
-  if (header.gup_unshare_read_pins !== DEFAULT_TRACE_HEADER.gup_unshare_read_pins) {
+  if (header.gup_unshare_read_pins !== defaults.gup_unshare_read_pins) {
     out['gup_unshare_read_pins'] = header.gup_unshare_read_pins;
   }
   return JSON.stringify(out);

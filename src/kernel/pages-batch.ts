@@ -63,6 +63,7 @@ export function batchDiag(sim: Sim): BatchDiag {
   return {
     warn: (fn, condition) => void sim.warn(fn, condition),
     violation: (kind, fn, detail) => sim.violation(kind as ViolationKind, fn, detail),
+    pfnText: (pfn) => sim.pfnText(pfn),
   };
 }
 
@@ -252,7 +253,7 @@ export function batchFromXarrayClear(sim: Sim, batch: BatchBuf, pages: number, s
       sim.violation(
         'pin_leak',
         'batch_from_xarray_clear',
-        `entry ${lost} (PFN ${pfn}) erased but not taken into the full batch: its pin is never released`,
+        `entry ${lost} (PFN ${sim.pfnText(pfn)}) erased but not taken into the full batch: its pin is never released`,
         {
           pages,
           index: lost,
@@ -453,6 +454,7 @@ export function batchUnpin(sim: Sim, batch: BatchBuf, pages: number, firstOff: n
       if (kind === 'stale_batch_entry') stale.push(detail);
       else sim.violation(kind as ViolationKind, fn, detail, { pages });
     },
+    pfnText: (pfn) => sim.pfnText(pfn),
   };
   const pieces = batchPieces(view, firstOff, n, diag);
   if (stale.length > 0) {

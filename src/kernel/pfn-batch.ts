@@ -45,6 +45,8 @@ export interface PfnBatch {
 export interface BatchDiag {
   warn(fn: string, condition: string): void;
   violation(kind: string, fn: string, detail: string): void;
+  /** A PFN as the finding texts of the run write it (Sim.pfnText). */
+  pfnText(pfn: number): string;
 }
 
 /** One contiguous piece of a batch walk: `count` PFNs from `pfn`, read from run `index`. */
@@ -207,7 +209,7 @@ export function batchPieces(batch: PfnBatch, firstOffset: number, n: number, dia
       diag.violation(
         'stale_batch_entry',
         'batch_unpin',
-        `reads run ${cur} (pfn ${batch.pfns[cur] ?? 0}, npfns ${batch.npfns[cur] ?? 0}) at or beyond end ${batch.end}`,
+        `reads run ${cur} (pfn ${diag.pfnText(batch.pfns[cur] ?? 0)}, npfns ${batch.npfns[cur] ?? 0}) at or beyond end ${batch.end}`,
       );
     }
     return true;

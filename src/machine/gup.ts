@@ -154,7 +154,7 @@ function unpinRun(sim: Sim, pfn: number, count: number, dirty: boolean, fn: stri
     if (p.pinned) {
       sim.emit({ type: 'PagesUnpinned', v: 1, pfn: p.pfn, count: p.count, dirty, fn });
     } else {
-      sim.violation('double_unpin', fn, `unpin of ${p.count} page(s) at pfn ${p.pfn} that hold no pin`, {
+      sim.violation('double_unpin', fn, `unpin of ${p.count} page(s) at pfn ${sim.pfnText(p.pfn)} that hold no pin`, {
         pfn: p.pfn,
         count: p.count,
       });

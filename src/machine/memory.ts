@@ -305,7 +305,7 @@ export function writePhys(sim: Sim, pfn: number, offset: number, data: Uint8Arra
     sim.violation(
       'use_after_free',
       'write_phys',
-      `write of ${data.length} bytes to pfn ${pfn}, which is not allocated`,
+      `write of ${data.length} bytes to pfn ${sim.pfnText(pfn)}, which is not allocated`,
       { pfn, offset, length: data.length },
     );
   }

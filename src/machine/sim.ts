@@ -6,6 +6,7 @@
  * calling task, numbered fault points for fail-nth, and WARN / violation reporting. Nothing here is
  * State: the calling task and the fault counter live for one operation only.
  */
+import { hex } from '../lib/format.js';
 import type { Event, FaultSite, ViolationKind } from '../events/events.js';
 import type { Emitter } from '../state/emit.js';
 import type { State } from '../state/state.js';
@@ -39,6 +40,11 @@ export class Sim {
    * keeps a context until the end of the trace. Set once, before the first op.
    */
   fileLifetime = false;
+  /**
+   * Version 3 traces: finding texts give PFNs in hex, as all output does. Earlier versions keep the decimal
+   * PFNs their findings were stored with, so their digests and heads stay what they were. Set once.
+   */
+  findingsInHex = false;
   /** Each mm's mmap lock (mmap-lock.ts); free between operations unless a task hung on it. */
   readonly mmapLocks = new Map<number, MmapLockState>();
   private idCursor = 0;
@@ -88,6 +94,11 @@ export class Sim {
   testWarn(fn: string, condition: string, objects: FindingObjects = {}): boolean {
     if (!this.testBuild) return false;
     return this.warn(fn, condition, objects);
+  }
+
+  /** A PFN inside a finding's text, in the form the trace's version stores. */
+  pfnText(pfn: number): string {
+    return this.findingsInHex ? hex(pfn) : String(pfn);
   }
 
   /** Something KASAN, kmemleak, a refcount check or an invariant check would catch. */

@@ -34,6 +34,7 @@ import {
   observationSchema,
   TRACE_OP_FIELDS,
   TRACE_OPS,
+  settleTraceHeader,
   traceHeaderSchema,
   traceOpSchema,
   V2_FIELDS,
@@ -385,7 +386,7 @@ class TraceReader {
     }
     const result = parseLine(traceHeaderSchema, record);
     if (result.success) {
-      this.header = result.data;
+      this.header = settleTraceHeader(result.data);
     } else {
       const known = { subject: 'the header', fields: Object.keys(traceHeaderSchema.shape) };
       this.report(traceIssuesFromZod(line, result.error.issues, known));

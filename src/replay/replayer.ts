@@ -265,6 +265,7 @@ export class LiveReplay {
     this.sim = new Sim(this.emitter, fixes, isMerged(fixes));
     this.sim.runFailNth = options.failNth ?? null;
     this.sim.fileLifetime = header.version >= 2;
+    this.sim.findingsInHex = header.version >= 3;
     this.runOp(0, 0, 'setup', null, () => {
       this.sim.emit({
         type: 'RunConfigured',

@@ -12,8 +12,8 @@
  * Object ids are the kernel's: per context, the lowest free id from 1 (xa_alloc with XA_FLAGS_ALLOC1), in
  * the order the kernel allocates them (MOCK_DOMAIN: selftest object, then the bound device, then the hwpt).
  */
-import type { TraceHeader, TraceOp } from '../events/trace.js';
-import { DEFAULT_TRACE_HEADER, U64_MAX } from '../events/trace.js';
+import type { TraceHeader, TraceOp, TraceVersion } from '../events/trace.js';
+import { defaultTraceHeader, U64_MAX } from '../events/trace.js';
 import { itreeIterFirst, itreeIterNext } from '../structures/interval-tree.js';
 import { areaStartByte } from '../kernel/invariants/held.js';
 import { copyFromMm } from '../machine/memory.js';
@@ -129,11 +129,11 @@ export interface SessionOptions {
   /** A finding as it happens, one line in the style of a kernel log. */
   onFinding?: (line: string) => void;
   /**
-   * The trace version to write (default 2): version 2 follows the program's descriptors (fork, dup, close,
-   * fd passing, exit) with the ops of file lifetime (file-lifetime.ts); version 1 translates each release
-   * into the ops that stand for it and keeps every context until the end.
+   * The trace version to write (default 3): version 2 and later follow the program's descriptors (fork,
+   * dup, close, fd passing, exit) with the ops of file lifetime (file-lifetime.ts); version 1 translates each
+   * release into the ops that stand for it and keeps every context until the end.
    */
-  traceVersion?: 1 | 2;
+  traceVersion?: TraceVersion;
 }
 
 interface Context {
@@ -233,7 +233,7 @@ export class Session {
   static readonly PREAMBLE = ['# written by ioptrace run: the ops a live program issued, with what it saw'];
 
   constructor(private readonly options: SessionOptions) {
-    this.header = { ...DEFAULT_TRACE_HEADER, version: options.traceVersion ?? 2 };
+    this.header = defaultTraceHeader(options.traceVersion ?? 3);
     this.live = new LiveReplay(this.header, { variant: options.variant, fixes: options.fixes });
     this.lifetime = this.header.version >= 2 ? this.followDescriptors() : null;
   }

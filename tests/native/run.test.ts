@@ -143,7 +143,7 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
       'last copy ok',
     ]);
     const text = readFileSync(r.trace, 'utf8');
-    expect(text.split('\n')[1]).toBe('{"format":"ioptrace-trace","version":2}');
+    expect(text.split('\n')[1]).toBe('{"format":"ioptrace-trace","version":3}');
     // Two processes issued ops: the parent, created, and the child, its fork (sharing the descriptors).
     expect(text.match(/"op":"process"/g)).toHaveLength(1);
     expect(text.match(/"op":"fork"/g)).toHaveLength(1);
@@ -422,7 +422,7 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     expect(bad.stderr).toContain('--grant-cap CAP_SYS_ADMIN: one of CAP_IPC_LOCK, CAP_SYS_RESOURCE');
   });
 
-  it('writes version 2 for fork, dup, close and fd passing: the last holder exits, mm before files', async () => {
+  it('writes version 3 with the file-lifetime ops of version 2 for fork, dup, close and fd passing: the last holder exits, mm before files', async () => {
     const r = await runClient('passing');
     expect(r.status).toBe(0);
     expect(r.stdout).toEqual([
@@ -446,7 +446,7 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
       ['check_refs pfn 0x40002', '1 pins', '0 pins'],
     ]);
     const text = readFileSync(r.trace, 'utf8');
-    expect(text.split('\n')[1]).toBe('{"format":"ioptrace-trace","version":2}');
+    expect(text.split('\n')[1]).toBe('{"format":"ioptrace-trace","version":3}');
     // B was forked before the open: it joins as a process that is sent the descriptor, not as a fork.
     const ops = lifetimeOps(text);
     expect(ops.slice(0, 6)).toEqual(['dup', 'close', 'fork', 'send_fd', 'close', 'exit']);

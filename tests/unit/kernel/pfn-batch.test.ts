@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { hex } from '../../../src/lib/format.js';
 import {
   type BatchBehaviour,
   type BatchDiag,
@@ -36,6 +37,7 @@ function recorder(): Recorder {
     violations,
     warn: (fn, condition) => warns.push([fn, condition]),
     violation: (kind, fn, detail) => violations.push([kind, fn, detail]),
+    pfnText: hex,
   };
 }
 
@@ -197,7 +199,7 @@ describe('batchClearCarry', () => {
       { index: 1, pfn: 3000, count: 20 },
     ]);
     expect(diag.violations).toEqual([
-      ['stale_batch_entry', 'batch_unpin', 'reads run 1 (pfn 3000, npfns 50) at or beyond end 1'],
+      ['stale_batch_entry', 'batch_unpin', 'reads run 1 (pfn 0xbb8, npfns 50) at or beyond end 1'],
     ]);
   });
 
