@@ -2,6 +2,7 @@
 // sizes in hex, counts in decimal, a kernel thread as `kthread`, state fields as the kernel spells them
 // (src/state/kernel-names.ts), and the same event text in `log` and `bisect`.
 import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BUILT_CLI, ROOT, cli, freshDir as tempDir } from '../support/built-cli.js';
@@ -89,5 +90,24 @@ describe('kernel names and hex numbers in user output', () => {
     });
     expect(result.stderr.split('\n').filter((l) => l !== '' && !l.includes('nodedir'))).toEqual([]);
     expect(result.code).toBe(0);
+  });
+
+  it('finding texts of a version 3 trace give the PFN in hex; the shipped version 1 trace keeps what it stored', async () => {
+    const shipped = join(ROOT, 'replays/map-file-stale-folio.jsonl');
+    const [, ...ops] = readFileSync(shipped, 'utf8').split('\n');
+    const v3 = join(dir, 'stale-folio-v3.jsonl');
+    writeFileSync(v3, ['{"format":"ioptrace-trace","version":3}', ...ops].join('\n'));
+    const finding = (out: string): string | undefined => out.split('\n').find((l) => l.includes('VIOLATION'));
+    const now = await cli(['replay', v3, '--variant', 'upstream', '--db', db]);
+    expect([now.status, finding(now.stdout)]).toEqual([
+      1,
+      '  VIOLATION double_unpin in batch_unpin (line 25, op 8, event 72): unpin of 1 page(s) at pfn 0x40006 that hold no pin',
+    ]);
+    // Two events fewer before it: version 1 opens the context without a file and descriptor.
+    const before = await cli(['replay', shipped, '--variant', 'upstream', '--db', db]);
+    expect([before.status, finding(before.stdout)]).toEqual([
+      1,
+      '  VIOLATION double_unpin in batch_unpin (line 25, op 8, event 70): unpin of 1 page(s) at pfn 262150 that hold no pin',
+    ]);
   });
 });
