@@ -65,7 +65,9 @@ function encodeValue(field: string, value: unknown): unknown {
     return field === 'aperture' ? encoded[0] : encoded;
   }
   if (typeof value === 'bigint') return quantity(value);
-  if (field === 'pfns' && Array.isArray(value)) return value.map((run: readonly number[]) => [...run]);
+  // A PFN is hex in every output; the run length is a count.
+  if (field === 'pfns' && Array.isArray(value))
+    return value.map(([pfn, n]: readonly [number, number]) => [hexOf(pfn), n]);
   return value;
 }
 

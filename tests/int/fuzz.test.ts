@@ -177,7 +177,7 @@ describe('fuzz on upstream', () => {
       [
         '{"format":"ioptrace-trace","version":1}',
         '{"op":"process","pid":"p1"}',
-        '{"op":"mmap","pid":"p1","addr":"0x7f0000000000","length":49152,"pfns":[[1048576,12]]}',
+        '{"op":"mmap","pid":"p1","addr":"0x7f0000000000","length":49152,"pfns":[["0x100000",12]]}',
         '{"op":"open","ctx":"c1","pid":"p1"}',
         '{"op":"ioas_alloc","ioas":"io1","ctx":"c1"}',
         '{"op":"access_create","access":"a1","ioas":"io1"}',
