@@ -154,7 +154,8 @@ export const EVENT_SCHEMAS = [
   ev('PagesAccessAllocated', { node: id, pages: id, index: count, last: count }),
   ev('PagesAccessUsersChanged', { node: id, delta: z.number().int() }),
   ev('PagesAccessFreed', { node: id }),
-  ev('AccessCreated', { access: name, ioas: name, needsPinPages: z.boolean() }),
+  /** `internal` (present only for an internal access, [up:area-num-locks]): no ops, its pins lock areas. */
+  ev('AccessCreated', { access: name, ioas: name, needsPinPages: z.boolean(), internal: z.literal(true).optional() }),
   ev('AccessItemAdded', { access: name, item: id, iova: u64, length: u64 }),
   ev('AccessItemRemoved', { access: name, item: id }),
   ev('AccessDestroyed', { access: name }),
@@ -248,6 +249,14 @@ export const EVENT_SCHEMAS = [
   // ---- IOMMU_IOAS_CHANGE_PROCESS (v6.13; appended: existing type order is kept) ----
   /** change_mm: the pages' source task, mm and user become the caller's (its charges moved separately). */
   ev('PagesSourceChanged', { pages: id, sourcePid: name, sourceMm: id, sourceUid: count, fn }),
+
+  // ---- locked areas and the vIOMMU HW queue (v6.17; appended) ----
+  /** area->num_locks += delta: an internal access's pin (lock_area) or unpin (unlock_area) through the area. */
+  ev('AreaLocksChanged', { area: id, delta: z.number().int(), fn }),
+  /** IOMMUFD_CMD_HW_QUEUE_ALLOC finished: the queue owns its internal access `queue` (same name). */
+  ev('HwQueueAllocated', { queue: name, ioas: name, baseAddr: u64, length: u64, basePa: u64 }),
+  /** iommufd_hw_queue_destroy began: the queue is gone; its access is unpinned and destroyed next. */
+  ev('HwQueueDestroyed', { queue: name }),
 ] as const;
 
 export const Event = z.discriminatedUnion('type', EVENT_SCHEMAS);

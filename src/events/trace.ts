@@ -125,6 +125,8 @@ export const TRACE_OPS = [
   'close',
   'dup',
   'send_fd',
+  'hw_queue_alloc',
+  'hw_queue_destroy',
 ] as const;
 export type TraceOpName = (typeof TRACE_OPS)[number];
 
@@ -512,6 +514,15 @@ const opShapes = {
   access_replace: { op: z.literal('access_replace'), access: name, ioas: name, pid: optionalCaller },
   vfio_unmap: { op: z.literal('vfio_unmap'), ioas: name, pid: optionalCaller, iova: u64, length: u64 },
   change_process: { op: z.literal('change_process'), ctx: name.optional(), pid: caller },
+  hw_queue_alloc: {
+    op: z.literal('hw_queue_alloc'),
+    queue: name,
+    ioas: name,
+    pid: optionalCaller,
+    iova: u64,
+    length: u64,
+  },
+  hw_queue_destroy: { op: z.literal('hw_queue_destroy'), queue: name, pid: optionalCaller },
   // Checks
   check_map: { op: z.literal('check_map'), ioas: name, iova: u64, length: u64, pid: caller, uptr: u64 },
   check_refs: { op: z.literal('check_refs'), pid: caller, uptr: u64, length: u64, refs: count() },
@@ -618,6 +629,8 @@ export const traceOpSchema = z.discriminatedUnion('op', [
   opSchema('close'),
   opSchema('dup'),
   opSchema('send_fd'),
+  opSchema('hw_queue_alloc'),
+  opSchema('hw_queue_destroy'),
 ]);
 
 /** An op as the schema gives it: `pid` (callers) and `ioas_alloc.ctx` may still be absent. */
@@ -640,7 +653,9 @@ export type OptionalCallerOp =
   | 'access_destroy'
   | 'access_unpin'
   | 'access_replace'
-  | 'vfio_unmap';
+  | 'vfio_unmap'
+  | 'hw_queue_alloc'
+  | 'hw_queue_destroy';
 type Required<T> = T extends { op: OptionalCallerOp } ? 'ctx' : 'pid' | 'ctx';
 type Resolved<T> = T extends unknown
   ? Simplify<Omit<T, Required<T>> & { [K in Extract<keyof T, Required<T>>]-?: Exclude<T[K], undefined> }>

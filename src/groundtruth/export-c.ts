@@ -7,7 +7,9 @@
  * Who issues each op is decided as the model decides it (src/replay/dispatch.ts implicitCaller): an op with
  * a caller runs in that process; the others run in the process that opened the context of the object they
  * name. What user space cannot do is reported per op as not exportable and the op is not performed: an
- * explicit physical layout, a kernel-thread caller, a named fault site, a generic (non-mock) domain.
+ * explicit physical layout, a kernel-thread caller, a named fault site, a generic (non-mock) domain; and so
+ * is an ioctl the ground-truth kernel (6.12.118) does not have (map_file and its memfd, change_process, the HW
+ * queue ops).
  */
 import { readFileSync } from 'node:fs';
 import { KTHREAD, U64_MAX } from '../events/trace.js';
@@ -48,6 +50,12 @@ export const REASONS = {
   tooMany: `more than ${MAX_PROCESSES} processes`,
   fileLifetime:
     'a file lifetime op of trace version 2 (fork, close, dup, send_fd): export-c does not follow descriptors',
+  changeProcess:
+    'IOMMU_IOAS_CHANGE_PROCESS is not in the ground-truth kernel (6.12.118): the ioctl came in v6.13 (829ed626499c), a 6.12 kernel answers ENOTTY',
+  mapFile:
+    'IOMMU_IOAS_MAP_FILE is not in the ground-truth kernel (6.12.118): the ioctl came in v6.13 (f4986a72d6e4); export-c makes no memfds for it',
+  hwQueue:
+    'IOMMUFD_CMD_HW_QUEUE_ALLOC is not in the ground-truth kernel (6.12.118): HW queues and locked areas came in v6.17 (27b77ea5feaa), and the mock vIOMMU they need is not exported',
 } as const;
 
 interface Proc {
@@ -390,6 +398,9 @@ class Exporter {
   /** Why an op cannot run from user space, whoever issues it; null when it can. */
   private reasonFor(op: TraceOp): string | null {
     if (op.op === 'fork' || op.op === 'close' || op.op === 'dup' || op.op === 'send_fd') return REASONS.fileLifetime;
+    if (op.op === 'change_process') return REASONS.changeProcess;
+    if (op.op === 'memfd' || op.op === 'map_file') return REASONS.mapFile;
+    if (op.op === 'hw_queue_alloc' || op.op === 'hw_queue_destroy') return REASONS.hwQueue;
     if (op.op === 'mmap' && op.pfns !== null) return REASONS.pfns;
     if (op.op === 'mmap' && op.huge === '1G') return REASONS.huge1g;
     if (op.op === 'fault' && op.site !== null) return REASONS.site;

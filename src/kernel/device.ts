@@ -82,7 +82,7 @@ function checkAreaProt(area: Area, write: boolean): boolean {
  * Remove one access user from every contiguous area piece of [iova, lastIova]. Returns
  * iopt_area_contig_done: whether the range was fully covered.
  */
-function removeAccessPieces(sim: Sim, ioas: string, iova: bigint, lastIova: bigint): boolean {
+function removeAccessPieces(sim: Sim, ioas: string, iova: bigint, lastIova: bigint, internal: boolean): boolean {
   const state = live(sim);
   const iter = ioptAreaContigInit(state, ioas, iova, lastIova);
   for (let area = iter.area; area !== null; area = ioptAreaContigNext(state, iter)) {
@@ -92,6 +92,7 @@ function removeAccessPieces(sim: Sim, ioas: string, iova: bigint, lastIova: bigi
       area.id,
       ioptAreaIovaToIndex(sim, area, iter.curIova),
       ioptAreaIovaToIndex(sim, area, last),
+      internal,
     );
   }
   return ioptAreaContigDone(state, iter);
@@ -124,6 +125,23 @@ export function iommufdAccessCreate(
 }
 
 /**
+ * iommufd_access_create_internal + iommufd_access_attach_internal ([up:area-num-locks]): an access with no
+ * ops and no context reference, aligned to PAGE_SIZE, attached to `ioas`. Its pins lock the areas they go
+ * through and iommufd_access_notify_unmap passes it by. -ENOMEM (object allocation) or iopt_add_access's
+ * -EADDRINUSE (the access is destroyed again).
+ */
+export function iommufdAccessCreateInternal(sim: Sim, access: string, ioas: string): number {
+  if (sim.faultPoint('kmalloc', 'iommufd_object_alloc')) return -ENOMEM;
+  sim.emit({ type: 'AccessCreated', v: 1, access, ioas, needsPinPages: true, internal: true });
+  const rc = ioptAddAccess(sim, ioas, access);
+  if (rc) {
+    sim.emit({ type: 'AccessDestroyed', v: 1, access });
+    return rc;
+  }
+  return 0;
+}
+
+/**
  * iommufd_access_destroy (iommufd_access_destroy_object): leave the IOAS's access list (the alignment is
  * recomputed without it) and free the access. The driver must have unpinned everything first.
  */
@@ -148,7 +166,8 @@ export function iommufdAccessReplace(sim: Sim, access: string, ioas: string): nu
   if (current === ioas) return 0;
   const rc = ioptAddAccess(sim, ioas, access);
   if (rc) return rc;
-  callAccessUnmap(sim, access, 0n, U64_MASK);
+  // [up:area-num-locks] an internal access has no unmap callback: its owner unpins it itself.
+  if (accessOf(sim, access).internal !== true) callAccessUnmap(sim, access, 0n, U64_MASK);
   ioptRemoveAccess(sim, current, access);
   sim.emit({ type: 'AccessIoasReplaced', v: 1, access, from: current, to: ioas });
   return 0;
@@ -173,6 +192,8 @@ export function iommufdAccessPinPages(
 ): number {
   const fn = 'iommufd_access_pin_pages';
   const a = accessOf(sim, access);
+  // iommufd_access_is_internal: its pins lock the areas (lock_area).
+  const internal = a.internal === true;
   // Access alignment is PAGE_SIZE exactly when the ops need pin_pages; the selftest's ops always unmap.
   if (sim.merged && sim.testBuild && !a.needsPinPages) {
     sim.warn(fn, 'access->iova_alignment != PAGE_SIZE || !access->ops->unmap', { access });
@@ -202,7 +223,8 @@ export function iommufdAccessPinPages(
     }
     // The PFN layer writes the piece's handles from its own slot 0; they land at out_pages + slot.
     const piece: PageSlots = { slots: [] };
-    rc = ioptAreaAddAccess(sim, area.id, index, lastIndex, piece, ptrAdd(outPtr, slot * PAGE_PTR_BYTES), write);
+    const at = ptrAdd(outPtr, slot * PAGE_PTR_BYTES);
+    rc = ioptAreaAddAccess(sim, area.id, index, lastIndex, piece, at, write, internal);
     piece.slots.forEach((pfn, i) => {
       out.slots[slot + i] = pfn;
     });
@@ -215,7 +237,7 @@ export function iommufdAccessPinPages(
   // err_remove: undo the pieces before the one that failed (or before the hole).
   if (iova < iter.curIova) {
     lastIova = iter.curIova - 1n;
-    removeAccessPieces(sim, ioas, iova, lastIova);
+    removeAccessPieces(sim, ioas, iova, lastIova, internal);
   }
   return rc;
 }
@@ -235,12 +257,13 @@ export function iommufdAccessUnpinPages(sim: Sim, access: string, iova: bigint, 
     sim.warn(fn, 'check_add_overflow(iova, length - 1, &last_iova)', { access, iova, length });
     return;
   }
-  const ioas = accessOf(sim, access).ioas;
+  const a = accessOf(sim, access);
+  const ioas = a.ioas;
   if (ioas === null) {
     sim.warn(fn, '!access->ioas_unpin', { access });
     return;
   }
-  if (!removeAccessPieces(sim, ioas, iova, lastIova)) {
+  if (!removeAccessPieces(sim, ioas, iova, lastIova, a.internal === true)) {
     sim.warn(fn, '!iopt_area_contig_done(&iter)', { access, ioas, iova, length });
   }
 }

@@ -539,7 +539,7 @@ function ioptUnmapOneArea(sim: Sim, id: number): bigint {
 
 /**
  * iopt_unmap_iova_range: remove every area inside [start, last]. An area cut by the range is -ENOENT, an
- * area being built or torn down -EBUSY; an area with accesses is marked prevent_access and every access's
+ * area being built or torn down -EBUSY, as is a locked area ([up:area-num-locks]); an area with accesses is marked prevent_access and every access's
  * unmap callback runs (locks dropped) before the area is looked up again. 0 if anything was unmapped, else
  * -ENOENT ([up:vfio-unmap-empty-success] 0: an empty range is success here and IOAS_UNMAP checks for 0
  * bytes itself). The variants differ in what happens when the callbacks leave accesses behind (spec 14).
@@ -558,6 +558,8 @@ export function ioptUnmapIovaRange(sim: Sim, ioas: string, start: bigint, last: 
     const areaFirst = area.iova;
     const areaLast = area.lastIova;
     if (area.pages === null) return { rc: -EBUSY, unmapped, written: true };
+    // [up:area-num-locks] an object that still lives (a HW queue) locked the area: nothing may remove it.
+    if (sim.has('area-num-locks') && area.numLocks) return { rc: -EBUSY, unmapped, written: true };
     if (areaFirst < from || areaLast > last) return { rc: -ENOENT, unmapped, written: true };
 
     if (area.numAccesses > 0) {

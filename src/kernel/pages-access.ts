@@ -277,6 +277,8 @@ function getExactAccess(sim: Sim, pages: number, first: number, last: number): P
  * iopt_area_add_access (13d; [v3] iopt_pages_add_access plus the caller's part): record an in-kernel
  * access of [first, last], pin what is not pinned yet, and write the handles to out (slot 0 = first).
  * -EPERM for a write on read-only pages; -ENOMEM; or the fill's error (the xarray is then unchanged).
+ * `lockArea` ([up:area-num-locks], an internal access): the area's num_locks counts this user too, so the
+ * area cannot be unmapped until the matching remove with `unlockArea`.
  */
 export function ioptAreaAddAccess(
   sim: Sim,
@@ -286,6 +288,7 @@ export function ioptAreaAddAccess(
   out: PageSlots,
   outPtr: Ptr,
   write: boolean,
+  lockArea = false,
 ): number {
   const merged = sim.has('area-add-access-locking');
   const fn = merged ? 'iopt_area_add_access' : 'iopt_pages_add_access';
@@ -296,8 +299,12 @@ export function ioptAreaAddAccess(
   }
   if (write && !pagesOf(sim, pages).writable) return -EPERM;
   const existing = getExactAccess(sim, pages, first, last);
+  const lock = (): void => {
+    if (lockArea) sim.emit({ type: 'AreaLocksChanged', v: 1, area, delta: 1, fn });
+  };
   if (existing !== null) {
     if (merged) sim.emit({ type: 'AreaAccessesChanged', v: 1, area, delta: 1, fn });
+    lock();
     sim.emit({ type: 'PagesAccessUsersChanged', v: 1, node: existing.id, delta: 1 });
     ioptPagesFillFromXarray(sim, pages, first, last, out, 0);
     if (!merged) sim.emit({ type: 'AreaAccessesChanged', v: 1, area, delta: 1, fn: 'iommufd_access_pin_pages' });
@@ -314,6 +321,7 @@ export function ioptAreaAddAccess(
   sim.emit({ type: 'PagesAccessAllocated', v: 1, node: id, pages, index: first, last });
   sim.emit({ type: 'PagesAccessUsersChanged', v: 1, node: id, delta: 1 });
   if (merged) sim.emit({ type: 'AreaAccessesChanged', v: 1, area, delta: 1, fn });
+  lock();
   sim.emit({ type: 'ItreeInserted', v: 1, tree: { kind: 'access', pages }, node: id, start: first, last, owner: null });
   if (!merged) sim.emit({ type: 'AreaAccessesChanged', v: 1, area, delta: 1, fn: 'iommufd_access_pin_pages' });
   return 0;
@@ -323,7 +331,7 @@ export function ioptAreaAddAccess(
  * iopt_area_remove_access (13d; [v3] iopt_pages_remove_access): drop one user of the exact access; the
  * last user takes it out of access_itree, unfills the xarray (unpins what nobody holds) and frees it.
  */
-export function ioptAreaRemoveAccess(sim: Sim, area: number, first: number, last: number): void {
+export function ioptAreaRemoveAccess(sim: Sim, area: number, first: number, last: number, unlockArea = false): void {
   const fn = sim.has('area-add-access-locking') ? 'iopt_area_remove_access' : 'iopt_pages_remove_access';
   const a = areaOf(sim, area);
   const pages = a.pages;
@@ -340,6 +348,11 @@ export function ioptAreaRemoveAccess(sim: Sim, area: number, first: number, last
   const { id, index, users } = access;
   if (a.numAccesses === 0 || users === 0) {
     sim.warn(fn, 'area->num_accesses == 0 || access->users == 0', { area, numAccesses: a.numAccesses, users });
+  }
+  if (unlockArea) {
+    // The decrement happens after the WARN too: -1 stands for the unsigned counter wrapped to UINT_MAX.
+    if ((a.numLocks ?? 0) === 0) sim.warn(fn, 'area->num_locks == 0', { area });
+    sim.emit({ type: 'AreaLocksChanged', v: 1, area, delta: -1, fn });
   }
   sim.emit({ type: 'AreaAccessesChanged', v: 1, area, delta: -1, fn });
   sim.emit({ type: 'PagesAccessUsersChanged', v: 1, node: id, delta: -1 });

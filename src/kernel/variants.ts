@@ -349,6 +349,17 @@ export const FIX_FLAGS: readonly FixFlag[] = [
     summary: 'the IOVA allocation alignment step is overflow-checked',
   },
   {
+    name: 'area-num-locks',
+    commit: '27b77ea5feaa',
+    release: 'v6.17-rc1',
+    firstRelease: 'v6.17',
+    backports: [],
+    sections: '13d, 14',
+    preMerge: false,
+    summary:
+      'internal accesses lock the areas they pin: iopt_area_add_access(..., lock_area) counts area->num_locks for an internal access (the vIOMMU HW queue of IOMMUFD_CMD_HW_QUEUE_ALLOC, 2238ddc2b056: iommufd_hw_queue_alloc_phys), iopt_area_remove_access(..., unlock_area) drops it, iopt_unmap_iova_range refuses a locked area with -EBUSY and iommufd_access_notify_unmap skips internal accesses; -ENOTTY for HW_QUEUE_ALLOC before',
+  },
+  {
     name: 'vfio-unmap-empty-success',
     commit: 'afb47765f923',
     release: 'v6.18 (6.12.y, 6.6.y)',

@@ -33,7 +33,12 @@ export function implicitCaller(state: State, op: TraceOp): Task {
     case 'ioas_copy':
       return ctxOfIoas(op.dst);
     case 'access_create':
+    case 'hw_queue_alloc':
       return ctxOfIoas(op.ioas);
+    case 'hw_queue_destroy': {
+      const queue = state.accesses[op.queue];
+      return queue?.ioas ? ctxOfIoas(queue.ioas) : KTHREAD;
+    }
     case 'access_destroy':
     case 'access_unpin':
     case 'access_replace': {

@@ -31,6 +31,7 @@ import {
   accessUnpin,
 } from '../kernel/selftest-access.js';
 import { iommufdIoasChangeProcess } from '../kernel/ioas-change-process.js';
+import { hwQueueAlloc, hwQueueDestroy } from '../kernel/viommu-hw-queue.js';
 import { EBADF, ENOENT } from '../machine/errno.js';
 import { fileKeyOf } from '../machine/files.js';
 import { exitWithFiles, lifetimeOp, openAccessFile, openContextFile } from './lifetime.js';
@@ -81,6 +82,7 @@ function releasedContext(state: State, op: TraceOp): boolean {
   if ('ioas' in op && op.op !== 'ioas_alloc') ctxs.push(state.ioases[op.ioas]?.ctx);
   if (op.op === 'ioas_copy') ctxs.push(state.ioases[op.src]?.ctx, state.ioases[op.dst]?.ctx);
   if ('access' in op && op.op !== 'access_create') ctxs.push(state.ioases[state.accesses[op.access]?.ioas ?? '']?.ctx);
+  if (op.op === 'hw_queue_destroy') ctxs.push(state.ioases[state.accesses[op.queue]?.ioas ?? '']?.ctx);
   if (op.op === 'domain_detach') {
     ctxs.push(Object.values(state.ioases).find((io) => io.domains.includes(op.domain))?.ctx);
   }
@@ -92,6 +94,8 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
   if (sim.fileLifetime && releasedContext(sim.state, op)) return ok(-EBADF);
   // The mock decides ACCESS_REPLACE_IOAS (even whether it knows the command) before any lookup.
   if (op.op !== 'check_map' && op.op !== 'access_replace' && missingObject(sim.state, op)) return ok(-ENOENT);
+  // The selftest's access commands take the fd of a selftest access; a HW queue's internal access has none.
+  if ('access' in op && op.op !== 'access_create' && sim.state.accesses[op.access]?.internal) return ok(-EBADF);
   switch (op.op) {
     case 'process':
       createProcess(sim, op.pid, { uid: op.uid, memlock: memlockOf(op.memlock), capIpcLock: op.cap_ipc_lock });
@@ -241,5 +245,9 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
     case 'dup':
     case 'send_fd':
       return lifetimeOp(sim, op);
+    case 'hw_queue_alloc':
+      return ok(hwQueueAlloc(sim, op.queue, op.ioas, op.iova, op.length));
+    case 'hw_queue_destroy':
+      return ok(hwQueueDestroy(sim, op.queue));
   }
 }

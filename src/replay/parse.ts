@@ -161,6 +161,12 @@ const NAME_REFS: Readonly<Partial<Record<TraceOpName, readonly NameRef[]>>> = {
   ],
   vfio_unmap: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
   change_process: [{ field: 'ctx', ns: 'ctx', role: 'use' }],
+  // A HW queue and its internal access are one object named in the access namespace.
+  hw_queue_alloc: [
+    { field: 'ioas', ns: 'ioas', role: 'use' },
+    { field: 'queue', ns: 'access', role: 'create' },
+  ],
+  hw_queue_destroy: [{ field: 'queue', ns: 'access', role: 'destroy' }],
   fork: [{ field: 'child', ns: 'process', role: 'create' }],
   send_fd: [{ field: 'to', ns: 'process', role: 'use' }],
   add_reserved: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
@@ -190,6 +196,8 @@ const CALLER: Readonly<Record<TraceOpName, 'caller' | 'mm' | 'explicit'>> = {
   access_unpin: 'explicit',
   access_replace: 'explicit',
   vfio_unmap: 'explicit',
+  hw_queue_alloc: 'explicit',
+  hw_queue_destroy: 'explicit',
   fork: 'mm',
   close: 'mm',
   dup: 'mm',

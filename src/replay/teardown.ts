@@ -16,9 +16,19 @@ import type { OpenFile } from '../state/state.js';
 import { closeFdTable, fput } from '../machine/files.js';
 import type { FileRelease } from '../machine/files.js';
 import { accessDestroy } from '../kernel/selftest-access.js';
+import { hwQueueDestroy } from '../kernel/viommu-hw-queue.js';
 import { domainDetach, ioasUnmap } from '../kernel/ioas.js';
 import { ioptRemoveReservedIova } from '../kernel/io-pagetable.js';
 import { taskOf } from './caller.js';
+
+/**
+ * The object behind an access: a HW queue ([up:area-num-locks]; it unpins and destroys its internal access,
+ * unlocking the areas, before the IOASes are unmapped) or the selftest driver's access.
+ */
+function destroyAccessObject(sim: Sim, access: string): void {
+  if (sim.state.accesses[access]?.internal) hwQueueDestroy(sim, access);
+  else accessDestroy(sim, access);
+}
 
 export function closeEverything(sim: Sim): void {
   const state = sim.state;
@@ -26,7 +36,7 @@ export function closeEverything(sim: Sim): void {
   for (const access of Object.keys(state.accesses).sort()) {
     const ioas = state.accesses[access]?.ioas;
     sim.current = ioas ? ownerOf(ioas) : KTHREAD;
-    accessDestroy(sim, access);
+    destroyAccessObject(sim, access);
   }
   for (const ioas of Object.keys(state.ioases).sort()) {
     sim.current = ownerOf(ioas);
@@ -51,7 +61,7 @@ function releaseContext(sim: Sim, ctx: string): void {
     .sort();
   for (const access of Object.keys(state.accesses).sort()) {
     const ioas = state.accesses[access]?.ioas;
-    if (ioas != null && ioases.includes(ioas)) accessDestroy(sim, access);
+    if (ioas != null && ioases.includes(ioas)) destroyAccessObject(sim, access);
   }
   for (const ioas of ioases) {
     if (state.ioases[ioas]?.areas.count) ioasUnmap(sim, ioas, { all: true });

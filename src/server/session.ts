@@ -66,6 +66,7 @@ import {
   TEST_OP_MOCK_DOMAIN_REPLACE,
   TEST_OP_NAMES,
   TEST_OP_SET_TEMP_MEMORY_LIMIT,
+  LATER_OPS,
   UNSERVED_OPS,
   iommufdRequest,
 } from './uapi.js';
@@ -422,6 +423,8 @@ export class Session {
     const nr = cmd & 0xff;
     // iommufd_fops_ioctl: a number outside the table is one of the VFIO container ioctls, or none.
     if (nr < IOMMUFD_CMD_BASE || nr > IOMMUFD_CMD_LAST) return this.vfioContainer(ctx, call, cmd);
+    const later = LATER_OPS.find((o) => o.nr === nr && this.options.fixes.includes(o.flag));
+    if (later !== undefined && cmd === iommufdRequest(nr)) return this.laterCommand(ctx, call, later);
     const op = SERVED_OPS.find((o) => o.nr === nr);
     if (op === undefined || cmd !== iommufdRequest(nr)) {
       const unserved = cmd === iommufdRequest(nr) ? UNSERVED_OPS[nr] : undefined;
@@ -465,6 +468,26 @@ export class Session {
       default:
         return this.testCmd(ctx, call, buf);
     }
+  }
+
+  /** A command of a release after v6.12 whose flag the variant has (LATER_OPS). */
+  private laterCommand(ctx: Context, call: IoctlCall, op: IoctlOp): number {
+    this.current = op.name;
+    const buf = this.copyStructIn(call.pid, call.arg, op);
+    this.count(this.counts.ioctls, this.current);
+    this.ensureProcess(call.pid);
+    return this.changeProcess(ctx, call, buf);
+  }
+
+  /**
+   * IOMMU_IOAS_CHANGE_PROCESS (iommufd_ioas_change_process): the calling process becomes the source of every
+   * file-backed pages of the context and takes over their charges. A non-zero __reserved is EOPNOTSUPP;
+   * nothing is copied back.
+   */
+  private changeProcess(ctx: Context, call: IoctlCall, buf: Buffer): number {
+    if (buf.readUInt32LE(OFF.changeProcess.reserved) !== 0) fail(EOPNOTSUPP);
+    this.run({ op: 'change_process', ctx: ctx.name, pid: String(call.pid) });
+    return 0;
   }
 
   /**

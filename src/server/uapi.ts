@@ -50,6 +50,20 @@ export const UNSERVED_OPS: Readonly<Record<number, IoctlOp>> = {
   0x8e: { nr: 0x8e, name: 'IOMMU_FAULT_QUEUE_ALLOC', minSize: 16, size: 16 },
 };
 
+/**
+ * Commands that came after v6.12, served when the run's variant has the flag that models them (a kernel of
+ * that release has the command in its table); without the flag they are answered as v6.12 answers a number
+ * that is not in its table: ENOTTY. Sizes from include/uapi/linux/iommufd.h of the release that added them.
+ */
+export interface LaterIoctlOp extends IoctlOp {
+  flag: string;
+}
+
+export const LATER_OPS: readonly LaterIoctlOp[] = [
+  // struct iommu_ioas_change_process { u32 size; u32 __reserved; } (829ed626499c, v6.13).
+  { nr: 0x92, name: 'IOMMU_IOAS_CHANGE_PROCESS', minSize: 8, size: 8, flag: 'ioas-change-process' },
+];
+
 export const IOMMU_DESTROY = iommufdRequest(0x80);
 export const IOMMU_IOAS_ALLOC = iommufdRequest(0x81);
 export const IOMMU_IOAS_ALLOW_IOVAS = iommufdRequest(0x82);
@@ -130,6 +144,7 @@ export const OFF = {
   map: { flags: 4, ioasId: 8, reserved: 12, userVa: 16, length: 24, iova: 32 },
   copy: { flags: 4, dstIoasId: 8, srcIoasId: 12, length: 16, dstIova: 24, srcIova: 32 },
   unmap: { ioasId: 4, iova: 8, length: 16 },
+  changeProcess: { reserved: 4 },
   option: { optionId: 4, op: 8, reserved: 10, objectId: 12, val64: 16 },
   test: {
     op: 4,

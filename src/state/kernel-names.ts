@@ -37,6 +37,7 @@ const FIELD_NAMES: Readonly<Record<string, string>> = {
   lastIndex: 'pages_node.last',
   numAccesses: 'num_accesses',
   preventAccess: 'prevent_access',
+  numLocks: 'num_locks',
   storageDomain: 'storage_domain',
   // struct io_pagetable
   allowed: 'allowed_itree',

@@ -190,6 +190,11 @@ export interface Area {
   storageDomain: string | null;
   numAccesses: number;
   preventAccess: boolean;
+  /**
+   * area->num_locks ([up:area-num-locks]): pins of internal accesses through the area; while nonzero the area
+   * cannot be unmapped. Absent while 0, so the records (and digests) of runs without such pins are unchanged.
+   */
+  numLocks?: number;
 }
 
 /** struct iopt_pages_access: one interval of access_itree with its user count. */
@@ -213,6 +218,19 @@ export interface Access {
   needsPinPages: boolean;
   /** The selftest driver's list of pinned ranges, unpinned by its unmap callback. */
   items: Record<number, AccessItem>;
+  /**
+   * An internal access (iommufd_access_create_internal: no ops, no context reference, its pins lock the
+   * areas), owned by the HW queue of the same name. Absent for the selftest driver's accesses.
+   */
+  internal?: true;
+  /** The HW queue that owns the internal access, once allocated: its base IOVA and length as given. */
+  hwQueue?: HwQueue;
+}
+
+/** struct iommufd_hw_queue, the part the model keeps: the guest queue's IOVA range in the nesting parent. */
+export interface HwQueue {
+  baseAddr: bigint;
+  length: bigint;
 }
 
 /** A piece of IO page table: `size` bytes from `iova` map `paddr`, as IOPTEs of `pgsize` bytes. */

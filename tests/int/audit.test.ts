@@ -250,12 +250,13 @@ describe('reconcile on upstream', () => {
     const paths = [
       'replays/bad-free.jsonl',
       'replays/change-process.jsonl',
+      'replays/hw-queue-locked-area.jsonl',
       ...readdirSync('replays/selftest')
         .filter((f) => f.endsWith('.jsonl'))
         .sort()
         .map((f) => `replays/selftest/${f}`),
     ];
-    expect(paths).toHaveLength(28);
+    expect(paths).toHaveLength(29);
     const unbalanced: string[] = [];
     for (const path of paths) {
       const run = await recordTrace(t.store, path, 'upstream');

@@ -84,6 +84,36 @@ describe('export-c', () => {
     compile('all', p.source);
   });
 
+  it('reports the ioctls the 6.12 kernel lacks (MAP_FILE, CHANGE_PROCESS, v6.13; HW_QUEUE_ALLOC, v6.17) as not exportable, naming the kernel', () => {
+    const text = [
+      '{"format":"ioptrace-trace","version":1}',
+      '{"op":"process","pid":1}',
+      '{"op":"mmap","pid":1,"addr":"0x7f0000000000","length":8192}',
+      '{"op":"open","ctx":"c","pid":1}',
+      '{"op":"ioas_alloc","ioas":"A"}',
+      '{"op":"ioas_map","ioas":"A","pid":1,"uptr":"0x7f0000000000","length":8192,"iova":"0x1000000"}',
+      '{"op":"memfd","pid":1,"file":"m","length":8192}',
+      '{"op":"map_file","ioas":"A","pid":1,"file":"m","start":0,"length":8192,"iova":"0x2000000"}',
+      '{"op":"change_process","pid":1}',
+      '{"op":"hw_queue_alloc","queue":"q","ioas":"A","iova":"0x1000000","length":4096}',
+      '{"op":"hw_queue_destroy","queue":"q"}',
+      '{"op":"ioas_unmap","ioas":"A","all":true}',
+    ].join('\n');
+    const p = exportC(parseTraceText(text, 'later.jsonl'), 'later.jsonl');
+    expect(p.notExportable).toEqual([
+      { op: 6, line: 7, name: 'memfd', reason: REASONS.mapFile },
+      { op: 7, line: 8, name: 'map_file', reason: REASONS.mapFile },
+      { op: 8, line: 9, name: 'change_process', reason: REASONS.changeProcess },
+      { op: 9, line: 10, name: 'hw_queue_alloc', reason: REASONS.hwQueue },
+      { op: 10, line: 11, name: 'hw_queue_destroy', reason: REASONS.hwQueue },
+    ]);
+    expect(REASONS.changeProcess).toContain('6.12.118');
+    expect(REASONS.changeProcess).toContain('v6.13 (829ed626499c)');
+    // The skipped rows carry the reason into the program, which prints it for the op.
+    expect(p.source).toContain('K_SKIP, 9, "change_process"');
+    compile('later', p.source);
+  });
+
   it('exports every shipped selftest trace that has no unexportable op as a program that compiles', () => {
     const p = exported('replays/selftest/fail_nth.map_two_domains.jsonl');
     expect(p.notExportable).toEqual([]);

@@ -35,6 +35,37 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     execFileSync('sh', [join(ROOT, 'scripts/build-native.sh')]);
   });
 
+  it('serves IOMMU_IOAS_CHANGE_PROCESS on upstream (size rules, reserved field, EINVAL over user VA); ENOTTY on v6.12.y', async () => {
+    const r = await runClient('change_process');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toEqual([
+      'change_process empty ok',
+      'change_process reserved=1 EOPNOTSUPP',
+      'change_process size 4 EINVAL',
+      'change_process size 16 non-zero tail E2BIG',
+      'ioas_alloc ok id=1',
+      'map ok',
+      'change_process with a user-VA area EINVAL',
+      'unmap ok length=8192',
+      'change_process after unmap ok',
+    ]);
+    expect(r.report.unserved).toEqual({});
+    await expectReplaysTheSame(r.trace, r.report);
+    const ops = readFileSync(r.trace, 'utf8').match(/"op":"change_process"[^\n]*/g) ?? [];
+    expect(ops.map((o) => /"expect":"?([A-Za-z]+)/.exec(o)?.[1])).toEqual(['ok', 'EINVAL', 'ok']);
+
+    // The 6.12 kernel has no such command: every call is ENOTTY, the size checks included.
+    const old = await runClient('change_process', ['--variant', 'v6.12.y']);
+    expect(old.stdout.filter((l) => l.startsWith('change_process'))).toEqual([
+      'change_process empty ENOTTY',
+      'change_process reserved=1 ENOTTY',
+      'change_process size 4 ENOTTY',
+      'change_process size 16 non-zero tail ENOTTY',
+      'change_process with a user-VA area ENOTTY',
+      'change_process after unmap ENOTTY',
+    ]);
+  });
+
   it('serves alloc, mock domain, map, checks, copy, unmap and destroy with the kernel ids and errnos', async () => {
     const r = await runClient('map_unmap');
     expect(r.status).toBe(7);

@@ -1,24 +1,40 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
  * Invariant 5: an area's num_accesses equals the access users taken through it, and per pages the users
- * of its access nodes add up to its areas' num_accesses.
+ * of its access nodes add up to its areas' num_accesses. The users are the selftest driver's items and the
+ * pinned range of each HW queue; the queues' pins are also the area's num_locks ([up:area-num-locks]).
  */
-import type { Pages, State } from '../../state/state.js';
+import type { Access, AccessItem, Pages, State } from '../../state/state.js';
 import { ioptAreaContigDone, ioptAreaContigInit, ioptAreaContigNext } from '../io-pagetable.js';
 import { itreeEntries, itreeFind } from '../../structures/interval-tree.js';
 import type { InvariantFinding } from './finding.js';
 import { LIST_MAX, hex } from './finding.js';
 
+/** The ranges an access holds pinned: the selftest driver's items, or the page-aligned range of a HW queue. */
+function heldRanges(state: State, acc: Access): AccessItem[] {
+  const items = Object.values(acc.items).sort((x, y) => x.id - y.id);
+  const q = acc.hwQueue;
+  if (q === undefined) return items;
+  const page = BigInt(state.config.pageSize);
+  const aligned = q.baseAddr - (q.baseAddr % page);
+  const end = q.baseAddr + q.length;
+  const length = ((end - aligned + page - 1n) / page) * page;
+  return [...items, { id: -1, iova: aligned, length }];
+}
+
 export function checkAccessCounts(state: State, pages: readonly Pages[], out: InvariantFinding[]): void {
   const taken = new Map<number, number>();
+  const locked = new Map<number, number>();
   for (const name of Object.keys(state.accesses).sort()) {
     const acc = state.accesses[name];
     if (acc === undefined || acc.ioas === null || state.ioases[acc.ioas] === undefined) continue;
-    for (const item of Object.values(acc.items).sort((x, y) => x.id - y.id)) {
+    for (const item of heldRanges(state, acc)) {
       const last = item.iova + item.length - 1n;
       const iter = ioptAreaContigInit(state, acc.ioas, item.iova, last);
-      for (let area = iter.area; area !== null; area = ioptAreaContigNext(state, iter))
+      for (let area = iter.area; area !== null; area = ioptAreaContigNext(state, iter)) {
         taken.set(area.id, (taken.get(area.id) ?? 0) + 1);
+        if (acc.internal) locked.set(area.id, (locked.get(area.id) ?? 0) + 1);
+      }
       if (!ioptAreaContigDone(state, iter)) {
         out.push({
           key: `item-unmapped:${name}:${item.id}`,
@@ -33,6 +49,15 @@ export function checkAccessCounts(state: State, pages: readonly Pages[], out: In
   for (const key of Object.keys(state.areas).sort((a, b) => Number(a) - Number(b))) {
     const a = state.areas[Number(key)];
     if (a === undefined) continue;
+    const wantLocks = locked.get(a.id) ?? 0;
+    if ((a.numLocks ?? 0) !== wantLocks) {
+      out.push({
+        key: `num_locks:${a.id}`,
+        kind: 'invariant',
+        detail: `area ${a.id} of IOAS ${a.ioas}: num_locks is ${a.numLocks ?? 0} but ${wantLocks} internal access pin${wantLocks === 1 ? '' : 's'} went through it`,
+        objects: { area: a.id, ioas: a.ioas, numLocks: a.numLocks ?? 0, pins: wantLocks },
+      });
+    }
     const want = taken.get(a.id) ?? 0;
     if (a.numAccesses === want) continue;
     if (a.pages !== null) flaggedPages.add(a.pages);

@@ -220,6 +220,7 @@ export function pagesAccessFreed(s: State, e: EventOf<'PagesAccessFreed'>): void
 
 export function accessCreated(s: State, e: EventOf<'AccessCreated'>): void {
   const access: Access = { name: e.access, ioas: e.ioas, needsPinPages: e.needsPinPages, items: {} };
+  if (e.internal) access.internal = true;
   s.accesses[e.access] = access;
   recordAdd(s, 'access', e.access, access);
   const ioas = mustGet(s.ioases, e.ioas, 'ioas');
@@ -269,6 +270,37 @@ export function accessIoasReplaced(s: State, e: EventOf<'AccessIoasReplaced'>): 
   const to = mustGet(s.ioases, e.to, 'ioas');
   recordSet(s, 'ioas', e.to, to, 'accesses', [...to.accesses, e.access]);
   recordSet(s, 'access', e.access, access, 'ioas', e.to);
+}
+
+/**
+ * area->num_locks += delta. The field exists only while nonzero: an area that was never locked, or is no
+ * longer, has the record (and digest) it had before locks were modelled.
+ */
+export function areaLocksChanged(s: State, e: EventOf<'AreaLocksChanged'>): void {
+  const a = areaOf(s, e.area);
+  const before = a.numLocks ?? 0;
+  const after = before + e.delta;
+  if (before !== 0) recordRemove(s, 'area', e.area, { numLocks: before });
+  if (after === 0) delete a.numLocks;
+  else {
+    a.numLocks = after;
+    recordAdd(s, 'area', e.area, { numLocks: after });
+  }
+}
+
+/** The queue's facts go on its internal access (the queue owns exactly that one access for its life). */
+export function hwQueueAllocated(s: State, e: EventOf<'HwQueueAllocated'>): void {
+  const access = mustGet(s.accesses, e.queue, 'access');
+  const hwQueue = { baseAddr: e.baseAddr, length: e.length };
+  access.hwQueue = hwQueue;
+  recordAdd(s, 'access', e.queue, { hwQueue });
+}
+
+export function hwQueueDestroyed(s: State, e: EventOf<'HwQueueDestroyed'>): void {
+  const access = mustGet(s.accesses, e.queue, 'access');
+  if (access.hwQueue === undefined) return;
+  recordRemove(s, 'access', e.queue, { hwQueue: access.hwQueue });
+  delete access.hwQueue;
 }
 
 const COUNTER_FIELD = { 'mm.locked_vm': 'lockedVm', 'mm.pinned_vm': 'pinnedVm' } as const;

@@ -45,9 +45,9 @@ describe('fixSteps and variantAt', () => {
       'unpin-domain-batch-last-index',
       'carry-store-order',
     ]);
-    // The 18 post-merge flags of upstream (access-replace, ioas-map-file, ioas-change-process and
-    // vfio-unmap-empty-success included); the proposed flag is in neither.
-    expect(steps).toHaveLength(18);
+    // The 19 post-merge flags of upstream (access-replace, ioas-map-file, ioas-change-process,
+    // area-num-locks and vfio-unmap-empty-success included); the proposed flag is in neither.
+    expect(steps).toHaveLength(19);
     expect(steps.map((s) => s.flag.name)).not.toContain('mm-mode-uncharge-dead-mm');
     expect(variantAt(variant('merged'), steps, 2).fixes.slice(-2)).toEqual([
       'gup-unshare-flags',
@@ -106,8 +106,8 @@ describe('bisectFix', () => {
       ['carry-end-one', 6, 61, 'domain_detach'],
     ]);
     expect(r.exhaustive).toBe(true);
-    // variant_0 (merged) through variant_18 (upstream): 19 replays.
-    expect(r.replays).toBe(19);
+    // variant_0 (merged) through variant_19 (upstream): 20 replays.
+    expect(r.replays).toBe(20);
   });
 
   it('access-pin-short: fill-xarray-upages-bytes at the pin on line 14', () => {

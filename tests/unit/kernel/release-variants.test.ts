@@ -46,11 +46,18 @@ describe('release variants: the flags whose fix commit a release contains', () =
     expect(VARIANTS['v6.6']).toEqual(V66);
     expect(VARIANTS['v6.12']).toEqual(V612);
     expect(VARIANTS['v6.13']).toEqual(V613);
-    expect(VARIANTS['v6.17']).toEqual([...V613, 'unmap-reports-bytes-on-error', 'alloc-iova-align-overflow']);
+    expect(VARIANTS['v6.16']).toEqual(V613);
+    expect(VARIANTS['v6.17']).toEqual([
+      ...V613,
+      'unmap-reports-bytes-on-error',
+      'alloc-iova-align-overflow',
+      'area-num-locks',
+    ]);
     expect(VARIANTS['v6.18']).toEqual([
       ...V613,
       'unmap-reports-bytes-on-error',
       'alloc-iova-align-overflow',
+      'area-num-locks',
       'vfio-unmap-empty-success',
     ]);
     expect(VARIANTS['v7.0']).toEqual(VARIANTS['v6.18']);
@@ -84,8 +91,9 @@ describe('stable series: the release plus the fixes backported to it', () => {
   it('v6.12.y (to 6.12.118) has the four later fixes the 6.12.118 source carries', () => {
     expect(VARIANTS['v6.12.y']).toEqual(V612Y);
     // Which is every flag of a tree but the v6.13 features IOMMU_IOAS_MAP_FILE and IOMMU_IOAS_CHANGE_PROCESS
-    // (features are not backported).
-    expect(VARIANTS['v6.12.y']).toEqual(FLAG_NAMES.filter((f) => f !== 'ioas-map-file' && f !== 'ioas-change-process'));
+    // and the v6.17 locked areas of the HW queue (features are not backported).
+    const features = ['ioas-map-file', 'ioas-change-process', 'area-num-locks'];
+    expect(VARIANTS['v6.12.y']).toEqual(FLAG_NAMES.filter((f) => !features.includes(f)));
   });
 
   it('exact sets of the older series', () => {
@@ -121,7 +129,7 @@ describe('release variants in the one variant syntax', () => {
     expect(without.fixes).toEqual(V612Y.filter((f) => f !== 'unmap-advance-start'));
     expect(variantFromOptions('v6.5', ['access-replace']).label).toBe('v6.5+access-replace');
     expect(variantLabel('v6.12.y', V612Y)).toBe('v6.12.y');
-    expect(variantLabel('v6.12.y', FLAG_NAMES)).toBe('v6.12.y+ioas-map-file+ioas-change-process');
+    expect(variantLabel('v6.12.y', FLAG_NAMES)).toBe('v6.12.y+ioas-map-file+ioas-change-process+area-num-locks');
   });
 
   it('refuses a release outside the table, naming the range', () => {
