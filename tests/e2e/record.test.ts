@@ -189,6 +189,46 @@ describe.skipIf(!haveCc)('ioptrace record against ioptrace run standing in for t
   });
 });
 
+describe.skipIf(!haveCc)('ioptrace record decoding with another variant than the kernel`s', () => {
+  it('says where the model answers otherwise, records the kernel`s answers, and replays clean only on the kernel`s variant', async () => {
+    // The stand-in is v6.12, which refuses a map with neither READ nor WRITE (map-requires-prot); the
+    // recorder's model is v6.10, which maps it, and so picks another IOVA for the next map.
+    const rec = await recordUnderRun('record', 'v6.12', 'v6.10');
+    expect(rec.status).toBe(0);
+    expect(rec.stdout).toEqual(['ioas_alloc ok id=1', 'map without prot EINVAL', 'map ok iova=0x1000']);
+    expect(rec.report.disagreements).toEqual([
+      'IOMMU_IOAS_MAP (line 7): the kernel answered EINVAL, the model ok',
+      'IOMMU_IOAS_MAP (line 9): iova: the kernel 0x1000, the model 0x2000',
+    ]);
+    expect(rec.stderr).toContain(
+      'ioptrace: model disagrees: IOMMU_IOAS_MAP (line 7): the kernel answered EINVAL, the model ok\n',
+    );
+    expect(rec.stderr).toContain('ioptrace: the model (v6.10) answered 2 times otherwise than the kernel\n');
+    const ops = opsOf(readFileSync(rec.trace, 'utf8'));
+    expect(ops.map((o) => [o['op'], o['expect']])).toEqual([
+      ['process', 'ok'],
+      ['open', 'ok'],
+      ['ioas_alloc', 'ok'],
+      ['mmap', 'ok'],
+      ['ioas_map', 'EINVAL'],
+      ['mmap', 'ok'],
+      ['ioas_map', { iova: '0x1000' }],
+    ]);
+    expect(ops[4]).toMatchObject({ read: false, write: false, length: 4096 });
+
+    const replayOn = async (variant: string): Promise<ReplayReport> =>
+      JSON.parse(
+        (await cli(['replay', rec.trace, '--variant', variant, '--json', '--db', join(dir, `disagree-${variant}.db`)]))
+          .stdout,
+      ) as ReplayReport;
+    expect((await replayOn('v6.12')).mismatches).toEqual([]);
+    expect((await replayOn('v6.10')).mismatches.map((m) => [m.line, m.field, m.expected, m.actual])).toEqual([
+      [7, 'errno', 'EINVAL', 'ok'],
+      [9, 'iova', '4096', '8192'],
+    ]);
+  });
+});
+
 describe('ioptrace record without a kernel', () => {
   it.skipIf(existsSync('/dev/iommu'))('fails with exit 2 naming /dev/iommu and the stand-in variable', async () => {
     const r = await cli(['record', '-o', join(dir, 'none.trace'), '--', 'true'], {
