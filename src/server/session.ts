@@ -129,14 +129,6 @@ export interface SessionOptions {
    * programs as a root with every capability, which this machine's root may lack).
    */
   grantCaps?: readonly GrantableCap[];
-  /** A finding as it happens, one line in the style of a kernel log. */
-  onFinding?: (line: string) => void;
-  /**
-   * The trace version to write (default 2): version 2 follows the program's descriptors (fork, dup, close,
-   * fd passing, exit) with the ops of file lifetime (file-lifetime.ts); version 1 translates each release
-   * into the ops that stand for it and keeps every context until the end.
-   */
-  traceVersion?: 1 | 2;
   /**
    * `ioptrace record`: the kernel answers the program, the model only decodes each call into the trace's
    * ops. The model writes nothing to the program's memory (its answers are kept to compare), and each
@@ -145,6 +137,14 @@ export interface SessionOptions {
   kernelAnswers?: boolean;
   /** The comment lines before the header (default Session.PREAMBLE). */
   preamble?: readonly string[];
+  /** A finding as it happens, one line in the style of a kernel log. */
+  onFinding?: (line: string) => void;
+  /**
+   * The trace version to write (default 2): version 2 follows the program's descriptors (fork, dup, close,
+   * fd passing, exit) with the ops of file lifetime (file-lifetime.ts); version 1 translates each release
+   * into the ops that stand for it and keeps every context until the end.
+   */
+  traceVersion?: 1 | 2;
 }
 
 interface Context {
@@ -251,10 +251,10 @@ export class Session {
   static readonly PREAMBLE = ['# written by ioptrace run: the ops a live program issued, with what it saw'];
 
   constructor(private readonly options: SessionOptions) {
-    this.memory = options.kernelAnswers ? new CapturingMemory() : new UserMemory();
     this.header = { ...DEFAULT_TRACE_HEADER, version: options.traceVersion ?? 2 };
     this.live = new LiveReplay(this.header, { variant: options.variant, fixes: options.fixes });
     this.lifetime = this.header.version >= 2 ? this.followDescriptors() : null;
+    this.memory = options.kernelAnswers ? new CapturingMemory() : new UserMemory();
   }
 
   /**
