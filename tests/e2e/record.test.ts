@@ -159,10 +159,11 @@ describe.skipIf(!haveCc)('ioptrace record against ioptrace run standing in for t
     const mmap = ops[4] ?? {};
     const map = ops[5] ?? {};
     expect(mmap).toMatchObject({ op: 'mmap', pid: map['pid'], addr: map['uptr'], length: 16384 });
-    const pfns = mmap['pfns'] as [number, number][] | undefined;
+    // PFNs are JSON numbers or hex strings, as the trace format allows for integers.
+    const pfns = mmap['pfns'] as [number | string, number | string][] | undefined;
     if (process.getuid?.() !== 0) return expect(pfns).toBeUndefined();
-    expect(pfns?.reduce((n, [, count]) => n + count, 0)).toBe(4);
-    expect(pfns?.every(([pfn]) => pfn > 0)).toBe(true);
+    expect(pfns?.reduce((n, [, count]) => n + Number(count), 0)).toBe(4);
+    expect(pfns?.every(([pfn]) => Number(pfn) > 0)).toBe(true);
   });
 
   it('replays on the same variant meeting every expectation; the one failed MD_CHECK_REFS shows on the recorded pages', () => {
@@ -171,8 +172,8 @@ describe.skipIf(!haveCc)('ioptrace record against ioptrace run standing in for t
     // The client's check_refs(0) while the range is pinned: the kernel answered EINVAL, the check op
     // reports each page still pinned, named by the PFN the recording gave it.
     const uptr = BigInt(String(ops[5]?.['uptr']));
-    const pfns = ((ops[4]?.['pfns'] as [number, number][] | undefined) ?? []).flatMap(([pfn, n]) =>
-      Array.from({ length: n }, (_, i) => pfn + i),
+    const pfns = ((ops[4]?.['pfns'] as [number | string, number | string][] | undefined) ?? []).flatMap(([pfn, n]) =>
+      Array.from({ length: Number(n) }, (_, i) => Number(pfn) + i),
     );
     const lineOfCheck = 3 + 8; // comment, header, then the ninth op
     expect(replayed.mismatches.map((m) => [m.line, m.field, m.expected, m.actual])).toEqual(
