@@ -16,6 +16,15 @@
  * writes go to the server, which keeps the task's counter and counts it off at the model's fault points;
  * /sys/kernel/debug (opendir, or an absolute path under it) is the run's directory of fault attribute
  * knobs, IOPTRACE_DEBUGFS. A dup of a fail-nth descriptor is not followed (its reads reach /dev/null).
+ *
+ * Record mode (`ioptrace record`, IOPTRACE_RECORD_SOCK set): the calls go to the kernel, the real
+ * /dev/iommu, or, when IOPTRACE_RECORD_KERNEL_SOCKET names the socket of a running `ioptrace run`, to that
+ * emulator standing in for it (served as above). Each open of the device and each ioctl on a descriptor
+ * it returned is reported to the recorder over a per-process record socket: the ioctl once before the
+ * kernel sees it (the recorder reads the arguments) and once after (the kernel's answer, and the outputs
+ * it wrote). The recorder knows a context by the descriptor the open returned, in this process image and
+ * its forks: an ioctl through a dup of it, or after exec, reaches the kernel unrecorded (the recorder
+ * counts it). A process's ioctls are recorded one at a time, in the order the kernel served them.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -61,9 +70,17 @@ static int sys_close(int fd)
 	return (int)syscall(SYS_close, fd);
 }
 
+/* Record mode's recorder, or NULL when the library serves `ioptrace run`. */
+static const char *record_path(void)
+{
+	const char *path = getenv("IOPTRACE_RECORD_SOCK");
+	return path && *path ? path : NULL;
+}
+
+/* The model serving /dev/iommu: `ioptrace run`'s, or in record mode the emulator standing in for the kernel. */
 static const char *server_path(void)
 {
-	const char *path = getenv("IOPTRACE_SOCK");
+	const char *path = getenv(record_path() ? "IOPTRACE_RECORD_KERNEL_SOCKET" : "IOPTRACE_SOCK");
 	return path && *path ? path : NULL;
 }
 
@@ -108,9 +125,8 @@ static int read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
-static int connect_server(int cloexec)
+static int connect_to(const char *path, int cloexec)
 {
-	const char *path = server_path();
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	int fd;
 
@@ -129,6 +145,11 @@ static int connect_server(int cloexec)
 		return -1;
 	}
 	return fd;
+}
+
+static int connect_server(int cloexec)
+{
+	return connect_to(server_path(), cloexec);
 }
 
 static void remember_inode(uint64_t ino)
@@ -288,6 +309,107 @@ static int forward_ioctl(int fd, unsigned long request, void *arg, int *ret)
 	return 1;
 }
 
+/* ---- record mode ---- */
+
+#define MAX_RECORD_FD 4096
+/* The recorder's number for the context behind each descriptor the device's open returned (0: none). */
+static uint32_t record_ctx[MAX_RECORD_FD];
+static pthread_mutex_t rec_lock = PTHREAD_MUTEX_INITIALIZER;
+static int rec_fd = -1;
+static pid_t rec_pid;
+
+/* One request to the recorder on this process's record socket (opened anew after fork); 0 on success. */
+static int record_exchange(struct ioptrace_request *req, struct ioptrace_reply *reply)
+{
+	pid_t pid = getpid();
+
+	if (rec_fd >= 0 && rec_pid != pid) {
+		sys_close(rec_fd);
+		rec_fd = -1;
+	}
+	if (rec_fd < 0) {
+		rec_fd = connect_to(record_path(), 1);
+		rec_pid = pid;
+	}
+	if (rec_fd < 0)
+		return -1;
+	req->pid = (uint32_t)pid;
+	req->tid = (uint32_t)syscall(SYS_gettid);
+	if (write_all(rec_fd, req, sizeof(*req)) || read_all(rec_fd, reply, sizeof(*reply))) {
+		sys_close(rec_fd);
+		rec_fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+/* The kernel opened the device as `fd`: the recorder opens a context of its own for it. */
+static void record_opened(int fd, int device)
+{
+	struct ioptrace_request req = { .kind = IOPTRACE_REQ_RECORD_OPEN, .aux = (uint32_t)device };
+	struct ioptrace_reply reply;
+	int saved = errno;
+
+	pthread_mutex_lock(&rec_lock);
+	if (record_exchange(&req, &reply) == 0 && reply.err == 0 && fd < MAX_RECORD_FD)
+		record_ctx[fd] = (uint32_t)reply.ret;
+	pthread_mutex_unlock(&rec_lock);
+	errno = saved;
+}
+
+/* Record mode's open of the device: the kernel's (or its stand-in's), then reported. */
+static int record_open(int device, const char *path, int flags)
+{
+	int (*real_open)(const char *, int, ...) = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
+	int fd = server_path() ? open_device(device, flags) : real_open(path, flags);
+
+	if (fd >= 0)
+		record_opened(fd, device);
+	return fd;
+}
+
+static int kernel_ioctl(int fd, unsigned long request, void *arg)
+{
+	int ret;
+
+	if (forward_ioctl(fd, request, arg, &ret))
+		return ret;
+	if (!real_ioctl_fn)
+		real_ioctl_fn = (int (*)(int, unsigned long, ...))dlsym(RTLD_NEXT, "ioctl");
+	return real_ioctl_fn(fd, request, arg);
+}
+
+/*
+ * Record mode's ioctl: told to the recorder before the kernel sees it and after it answered. An iommufd
+ * ioctl on a descriptor the recorder does not know is told too (ino 0), so that it is counted.
+ */
+static int record_ioctl(int fd, unsigned long request, void *arg)
+{
+	uint32_t ctx = fd >= 0 && fd < MAX_RECORD_FD ? record_ctx[fd] : 0;
+	struct ioptrace_request req = { .kind = IOPTRACE_REQ_RECORD_CALL };
+	struct ioptrace_reply reply;
+	int recorded, ret, saved;
+
+	if (!ctx && _IOC_TYPE(request) != IOMMUFD_IOCTL_TYPE)
+		return kernel_ioctl(fd, request, arg);
+	pthread_mutex_lock(&rec_lock);
+	req.ino = ctx;
+	req.request = (uint64_t)request;
+	req.arg = (uint64_t)(uintptr_t)arg;
+	recorded = record_exchange(&req, &reply) == 0 && reply.err != IOPTRACE_NOT_OURS;
+	ret = kernel_ioctl(fd, request, arg);
+	saved = errno;
+	if (recorded) {
+		req.kind = IOPTRACE_REQ_RECORD_DONE;
+		req.request = (uint64_t)(int64_t)ret;
+		req.aux = ret < 0 ? (uint32_t)saved : 0;
+		record_exchange(&req, &reply);
+	}
+	pthread_mutex_unlock(&rec_lock);
+	errno = saved;
+	return ret;
+}
+
 int ioctl(int fd, unsigned long request, ...)
 {
 	va_list ap;
@@ -297,6 +419,8 @@ int ioctl(int fd, unsigned long request, ...)
 	va_start(ap, request);
 	arg = va_arg(ap, void *);
 	va_end(ap);
+	if (record_path())
+		return record_ioctl(fd, request, arg);
 	if (forward_ioctl(fd, request, arg, &ret))
 		return ret;
 	if (!real_ioctl_fn)
@@ -469,9 +593,11 @@ typedef int (*openat2_fn)(int, const char *, int);
 #define SERVE_OPEN(path, flags)                                        \
 	char redirected_[4096];                                        \
 	do {                                                           \
-		int device_ = server_path() ? device_of(path) : -1;    \
+		int device_ = record_path() || server_path() ? device_of(path) : -1; \
 		pid_t task_ = failnth_target(path);                    \
 		const char *debugfs_;                                  \
+		if (device_ >= 0 && record_path())                     \
+			return record_open(device_, path, (flags));    \
 		if (device_ >= 0)                                      \
 			return open_device(device_, (flags));          \
 		if (task_ != 0)                                        \
@@ -577,6 +703,8 @@ int close(int fd)
 		pthread_mutex_unlock(&ctl_lock);
 	}
 	rc = sys_close(fd);
+	if (rc == 0 && fd >= 0 && fd < MAX_RECORD_FD)
+		record_ctx[fd] = 0;
 	if (!ours || rc != 0)
 		return rc;
 	saved = errno;

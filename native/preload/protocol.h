@@ -23,6 +23,20 @@ enum ioptrace_kind {
 	 */
 	IOPTRACE_REQ_FAILNTH_WRITE = 4,
 	IOPTRACE_REQ_FAILNTH_READ = 5,
+	/*
+	 * Record mode (`ioptrace record`), on the per-process record socket (IOPTRACE_RECORD_SOCK). The kernel
+	 * (or the emulator standing in for it) opened a device: aux is enum ioptrace_device, and the reply's
+	 * ret the number the recorder gives the new context (0: not recorded).
+	 */
+	IOPTRACE_REQ_RECORD_OPEN = 6,
+	/*
+	 * Record mode: an ioctl on a recorded context (ino: its number), before the kernel sees it, so that the
+	 * recorder reads the arguments as the program wrote them. Unless the reply's err is IOPTRACE_NOT_OURS,
+	 * a RECORD_DONE follows once the kernel answered.
+	 */
+	IOPTRACE_REQ_RECORD_CALL = 7,
+	/* Record mode: the kernel's answer to that ioctl: request its return value, aux its errno (0: none). */
+	IOPTRACE_REQ_RECORD_DONE = 8,
 };
 
 enum ioptrace_device {

@@ -74,6 +74,11 @@ export function text(fallback?: string): Option<string | undefined> {
   return { arg: { type: 'string' }, schema: oneText.optional().transform((v) => v ?? fallback) };
 }
 
+/** `--flag TEXT` that also reads as `-S TEXT`; undefined when absent. */
+export function shortText(short: string): Option<string | undefined> {
+  return { arg: { type: 'string', short }, schema: oneText.optional() };
+}
+
 /** `--flag N`: a non-negative integer (decimal or 0x hex), the default when absent. */
 export function int(fallback: number, bounds?: IntBounds): Option<number>;
 export function int(fallback: null, bounds?: IntBounds): Option<number | null>;

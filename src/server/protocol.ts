@@ -10,6 +10,12 @@ export const REQ_CLOSE = 3;
 /** A write or read of an emulated fail-nth file: aux the task, arg the buffer, request the count, ino the offset. */
 export const REQ_FAILNTH_WRITE = 4;
 export const REQ_FAILNTH_READ = 5;
+/** Record mode, on a record socket: the kernel opened a device (aux); the reply's ret numbers the context. */
+export const REQ_RECORD_OPEN = 6;
+/** Record mode: an ioctl on context `ino` before the kernel sees it (ino 0: a descriptor not followed). */
+export const REQ_RECORD_CALL = 7;
+/** Record mode: the kernel's answer to it: the low 32 bits of `request` its return value, aux its errno. */
+export const REQ_RECORD_DONE = 8;
 
 export const DEV_VFIO = 1;
 export const DEV_ACCESS = 2;

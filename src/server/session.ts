@@ -76,6 +76,7 @@ import { FileLifetime, fdOfSocket } from './file-lifetime.js';
 import { HwptCommands } from './hwpt.js';
 import type { IdObject } from './hwpt.js';
 import {
+  CapturingMemory,
   UserMemory,
   credentialsOf,
   hasAddressSpace,
@@ -85,6 +86,8 @@ import {
 } from './user-memory.js';
 import { reservedHoles, vfioIoas, vfioIoctl, vfioIoctlName } from './vfio-compat.js';
 import type { CompatHost } from './vfio-compat.js';
+import { kernelAnswer } from './kernel-answer.js';
+import type { KernelAnswer, KernelOutput, KernelVerdict } from './kernel-answer.js';
 
 export const ENOTTY = 25;
 export const EMSGSIZE = 90;
@@ -127,6 +130,14 @@ export interface SessionOptions {
    * programs as a root with every capability, which this machine's root may lack).
    */
   grantCaps?: readonly GrantableCap[];
+  /**
+   * `ioptrace record`: the kernel answers the program, the model only decodes each call into the trace's
+   * ops. The model writes nothing to the program's memory (its answers are kept to compare), and each
+   * call's ops take the kernel's answer as their `expect` once it is known (kernelAnswered).
+   */
+  kernelAnswers?: boolean;
+  /** The comment lines before the header (default Session.PREAMBLE). */
+  preamble?: readonly string[];
   /** A finding as it happens, one line in the style of a kernel log. */
   onFinding?: (line: string) => void;
   /**
@@ -203,13 +214,20 @@ export class Session {
   /** Version 2 only: the program's descriptors, followed into the model. */
   private readonly lifetime: FileLifetime | null;
   private readonly lines: string[] = [];
+  /** The op of each line, as written (record mode patches the ops of a call with the kernel's answer). */
+  private readonly written: TraceOp[] = [];
+  /** Record mode: the first line of the call in progress, and where the kernel writes its outputs. */
+  private callStart = 0;
+  private kernelOutputs: KernelOutput[] = [];
+  /** The name of the last call decoded (for record mode's report). */
+  private lastCall = '';
   private readonly contexts = new Map<bigint, Context>();
   private readonly processes = new Set<number>();
   /** Processes of the run whose exit the model has not seen yet. */
   private readonly running = new Set<number>();
   /** Per process, the [start, end) ranges already declared to the model with `mmap`, sorted. */
   private readonly declared = new Map<number, [bigint, bigint][]>();
-  private readonly memory = new UserMemory();
+  private readonly memory: UserMemory;
   private readonly counts = { ioctls: new Map<string, number>(), unserved: new Map<string, number>() };
   private readonly accessFiles = new Map<bigint, AccessFile>();
   private names = { ctx: 0, ioas: 0, hwpt: 0, access: 0 };
@@ -237,6 +255,7 @@ export class Session {
     this.header = defaultTraceHeader(options.traceVersion ?? 3);
     this.live = new LiveReplay(this.header, { variant: options.variant, fixes: options.fixes });
     this.lifetime = this.header.version >= 2 ? this.followDescriptors() : null;
+    this.memory = options.kernelAnswers ? new CapturingMemory() : new UserMemory();
   }
 
   /**
@@ -378,6 +397,9 @@ export class Session {
     if (ctx === undefined) return { ret: -1, err: NOT_OURS };
     this.tid = call.tid;
     this.memory.invalidate();
+    this.callStart = this.lines.length;
+    this.kernelOutputs = [];
+    if (this.memory instanceof CapturingMemory) this.memory.captured.length = 0;
     this.reapExited(call.pid);
     try {
       this.lifetime?.syncForCall(call.pid);
@@ -391,20 +413,56 @@ export class Session {
       }
       throw err;
     } finally {
+      this.lastCall = this.current;
       this.current = '';
     }
+  }
+
+  /**
+   * Record mode: the kernel answered the call `ioctl` just decoded (whose reply was the model's answer).
+   * The call's ops take the kernel's errno and outputs as their `expect`, its `mmap` ops the physical
+   * layout the kernel pinned; the verdict says where the model answered otherwise.
+   */
+  kernelAnswered(model: IoctlReply, kernel: KernelAnswer): KernelVerdict & { call: string; line: number | null } {
+    const captured = this.memory instanceof CapturingMemory ? this.memory.captured : [];
+    const verdict = kernelAnswer({
+      ops: this.written.slice(this.callStart),
+      machineOps: MACHINE_OPS,
+      modelErr: model.err,
+      kernel,
+      captured,
+      outputs: this.kernelOutputs,
+      read: (pid, addr, length) => this.memory.read(pid, addr, length),
+    });
+    for (let i = this.callStart; i < this.written.length; i++) {
+      const op = this.written[i];
+      if (op !== undefined) this.lines[i] = serializeOp(op);
+    }
+    const firstLine = (this.options.preamble ?? Session.PREAMBLE).length + 2 + this.callStart;
+    this.callStart = this.lines.length;
+    return {
+      ...verdict,
+      call: this.lastCall || `ioctl ${model.err}`,
+      line: verdict.resultOp === null ? null : firstLine + verdict.resultOp,
+    };
+  }
+
+  /** Record mode: where the kernel's answer to this call puts an output the trace expects. */
+  private kernelOutput(output: KernelOutput): void {
+    if (this.options.kernelAnswers) this.kernelOutputs.push(output);
   }
 
   /** Tear down (as the end of a trace does) and give the run's result with the trace it wrote. */
   finish(): { result: ReplayResult; traceText: string; summary: SessionSummary } {
     this.tid = 0;
-    const firstOpLine = Session.PREAMBLE.length + 2;
+    const preamble = this.options.preamble ?? Session.PREAMBLE;
+    const firstOpLine = preamble.length + 2;
     if (this.lifetime) this.syncDescriptors();
     const result = this.live.finish(firstOpLine + this.lines.length);
     this.reportFindings(null);
     this.memory.close();
     const header = JSON.stringify({ format: 'ioptrace-trace', version: this.header.version });
-    const traceText = [...Session.PREAMBLE, header, ...this.lines].map((l) => `${l}\n`).join('');
+    const traceText = [...preamble, header, ...this.lines].map((l) => `${l}\n`).join('');
     return {
       result,
       traceText,
@@ -670,6 +728,7 @@ export class Session {
     if (ctx.objects.get(id)?.kind !== 'ioas' || !(flags & MAP_FIXED_IOVA)) this.mapPrechecks(flags, [iova, length]);
     const ioas = this.ioasOf(ctx, id);
     this.declare(call.pid, uptr, length);
+    this.kernelOutput({ field: 'iova', pid: call.pid, addr: call.arg + BigInt(o.iova), length: 8 });
     const rec = this.run({
       op: 'ioas_map',
       ioas,
@@ -698,6 +757,7 @@ export class Session {
     if (!known || !(flags & MAP_FIXED_IOVA)) this.mapPrechecks(flags, [length, srcIova, dstIova]);
     const src = this.ioasOf(ctx, srcId);
     const dst = this.ioasOf(ctx, dstId);
+    this.kernelOutput({ field: 'iova', pid: call.pid, addr: call.arg + BigInt(o.dstIova), length: 8 });
     const rec = this.run({
       op: 'ioas_copy',
       src,
@@ -719,6 +779,7 @@ export class Session {
     const iova = buf.readBigUInt64LE(o.iova);
     const length = buf.readBigUInt64LE(o.length);
     const all = iova === 0n && length === U64_MAX;
+    this.kernelOutput({ field: 'unmapped', pid: call.pid, addr: call.arg + BigInt(o.length), length: 8 });
     const rec = this.run({ op: 'ioas_unmap', ioas, iova, length, all });
     buf.writeBigUInt64LE(rec.outputs['unmapped'] as bigint, o.length);
     this.respond(call, buf);
@@ -976,6 +1037,7 @@ export class Session {
       if (real === null || this.modelHolds(p.pid, p.addr, real)) continue;
       this.step({ op: 'write', pid: String(p.pid), addr: p.addr, data: real.toString('hex') });
     }
+    if (!write) this.kernelOutput({ field: 'data', pid: call.pid, addr: uptr, length: Number(length) });
     const rec = this.run({
       op: 'access_rw',
       access: file.access,
@@ -1106,7 +1168,8 @@ export class Session {
       }
       exits++;
     }
-    if (exits === 0) return;
+    // Record mode does not follow descriptors: its contexts live until the end (version 1's meaning).
+    if (exits === 0 || this.options.kernelAnswers) return;
     // exit_files: a file the exits left with no descriptor was released before the exit completed. Its
     // end-of-file may not have reached the server yet; it then finds nothing left to release.
     for (const ino of [...this.accessFiles.keys()]) if (!socketHeldAnywhere(ino)) this.releaseAccessFile(ino);
@@ -1237,7 +1300,7 @@ export class Session {
 
   /** Write one op, run, to the trace. */
   private record(op: TraceOp): OpRecord {
-    const line = Session.PREAMBLE.length + 2 + this.lines.length;
+    const line = (this.options.preamble ?? Session.PREAMBLE).length + 2 + this.lines.length;
     const rec = this.live.step(op, line);
     const expect: Record<string, unknown> = { errno: rec.errno ?? 'ok' };
     for (const field of ['iova', 'unmapped', 'data'] as const) {
@@ -1246,6 +1309,7 @@ export class Session {
     const written = { ...op, expect } as TraceOp;
     if (op.op === 'check_map' || op.op === 'check_refs') delete (written as { expect?: unknown }).expect;
     this.lines.push(serializeOp(written));
+    this.written.push(written);
     this.reportFindings(rec);
     return rec;
   }

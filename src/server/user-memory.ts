@@ -72,7 +72,7 @@ export class UserMemory {
   }
 
   /** Whether every byte of [addr, addr + length) lies in mappings with that permission. */
-  private allowed(pid: number, addr: bigint, length: bigint, perm: 'read' | 'write'): boolean {
+  protected allowed(pid: number, addr: bigint, length: bigint, perm: 'read' | 'write'): boolean {
     const end = addr + length;
     if (end > USER_LIMIT) return false;
     let at = addr;
@@ -251,4 +251,65 @@ export function credentialsOf(pid: number): Credentials {
     capSysResource: ((capEff >> CAP_SYS_RESOURCE) & 1n) === 1n,
     memlock: soft === 'unlimited' ? null : BigInt(soft),
   };
+}
+
+/** A copy to user memory the model would have made: where, and the bytes. */
+export interface CapturedWrite {
+  pid: number;
+  addr: bigint;
+  data: Buffer;
+}
+
+/**
+ * The program's memory as `ioptrace record` lets the model see it: readable as the kernel reads it, but
+ * the kernel writes the outputs, not the model. A write is kept (what the model would have answered, to
+ * compare with what the kernel wrote) and succeeds where copy_to_user would.
+ */
+export class CapturingMemory extends UserMemory {
+  readonly captured: CapturedWrite[] = [];
+
+  override write(pid: number, addr: bigint, data: Uint8Array): boolean {
+    if (data.length === 0) return true;
+    if (!this.allowed(pid, addr, BigInt(data.length), 'write')) return false;
+    this.captured.push({ pid, addr, data: Buffer.from(data) });
+    return true;
+  }
+}
+
+const PAGEMAP_PRESENT = 1n << 63n;
+const PAGEMAP_EXCLUSIVE = 1n << 56n;
+const PAGEMAP_PFN = (1n << 55n) - 1n;
+
+/**
+ * The physical layout of [addr, addr + length) of `pid` (page-aligned) as /proc/PID/pagemap gives it, as
+ * `[first_pfn, count]` runs of 4 KiB frames; null unless every page is present, mapped by this process
+ * alone and shows its PFN (the kernel hides PFNs from readers without CAP_SYS_ADMIN: they read as 0).
+ */
+export function physicalRuns(pid: number, addr: bigint, length: bigint, pageSize = 4096n): [number, number][] | null {
+  const pages = Number(length / pageSize);
+  if (pages === 0) return null;
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${pid}/pagemap`, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const entries = Buffer.alloc(pages * 8);
+    if (readSync(fd, entries, 0, entries.length, Number((addr / pageSize) * 8n)) !== entries.length) return null;
+    const runs: [number, number][] = [];
+    for (let i = 0; i < pages; i++) {
+      const entry = entries.readBigUInt64LE(i * 8);
+      const pfn = Number(entry & PAGEMAP_PFN);
+      if (!(entry & PAGEMAP_PRESENT) || !(entry & PAGEMAP_EXCLUSIVE) || pfn === 0) return null;
+      const last = runs[runs.length - 1];
+      if (last !== undefined && last[0] + last[1] === pfn) last[1]++;
+      else runs.push([pfn, 1]);
+    }
+    return runs;
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
 }

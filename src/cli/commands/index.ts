@@ -21,6 +21,7 @@ import { observedCommand } from './observed.js';
 import { auditCommand } from './audit.js';
 import { kernelCommand } from './kernel.js';
 import { runCommand } from './run.js';
+import { recordCommand } from './record.js';
 import { exportCCommand } from './export-c.js';
 import { serveCommand } from './serve.js';
 import { exportCommand, importCommand } from './move.js';
@@ -29,6 +30,7 @@ export const COMMANDS: readonly Command[] = [
   demoCommand,
   replayCommand,
   runCommand,
+  recordCommand,
   runsCommand,
   logCommand,
   atCommand,

@@ -35,7 +35,7 @@ export function preloadLibrary(): string {
   return join(packageRoot(), 'native/build/libioptrace-preload.so');
 }
 
-function waitExit(child: ReturnType<typeof spawn>): Promise<{ status: number; signal: string | null }> {
+export function waitExit(child: ReturnType<typeof spawn>): Promise<{ status: number; signal: string | null }> {
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code, signal) => {
