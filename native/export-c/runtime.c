@@ -158,6 +158,7 @@ struct shared {
 	int *pin_ok;
 	int *domain_ok;
 	int *own_hwpt;      /* the domain is a hwpt of its own (IOMMU_HWPT_ALLOC): detach destroys it too */
+	int *access_ok;     /* the access exists: created, not yet destroyed */
 	int *vfio_type1;
 	int err;        /* the op's errno (0: success) */
 	int check_err;  /* a check's answer */
@@ -389,6 +390,26 @@ static int own_domain(int ctxfd, int n, uint32_t ioas_id, uint32_t idev)
 	return 0;
 }
 
+/*
+ * An op on an access the trace never created (its access_create failed) or already destroyed: the model
+ * cannot resolve the name (ENOENT), and no call of user space names such an access (the selftest would see
+ * a descriptor that is no access, -EBADFD, or a closed one, -EBADF). The program answers as the model does
+ * and performs nothing, as it does for an unpin of a pin that failed.
+ */
+static int no_such_access(const struct op *o)
+{
+	switch (o->kind) {
+	case K_ACCESS_PIN:
+	case K_ACCESS_UNPIN:
+	case K_ACCESS_RW:
+	case K_ACCESS_REPLACE:
+	case K_ACCESS_DESTROY:
+		return !S->access_ok[o->b];
+	default:
+		return 0;
+	}
+}
+
 static void run_op(const struct op *o, unsigned fail_nth)
 {
 	int ctxfd = CTX_FD0 + o->a;
@@ -397,6 +418,10 @@ static void run_op(const struct op *o, unsigned fail_nth)
 	S->has_value = 0;
 	S->check_err = 0;
 	S->data[0] = 0;
+	if (no_such_access(o)) {
+		S->err = ENOENT;
+		return;
+	}
 	if (fail_nth)
 		arm_fail_nth(fail_nth);
 	switch (o->kind) {
@@ -823,7 +848,7 @@ static void run_in(int caller, int index, unsigned fail_nth)
 static int map_shared(int n_ops)
 {
 	size_t slots = (size_t)n_ops + 1;
-	size_t bytes = sizeof(*S) + slots * (4 * sizeof(uint32_t) + 4 * sizeof(int));
+	size_t bytes = sizeof(*S) + slots * (4 * sizeof(uint32_t) + 5 * sizeof(int));
 	char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
@@ -837,6 +862,7 @@ static int map_shared(int n_ops)
 	S->pin_ok = (int *)p, p += slots * sizeof(int);
 	S->domain_ok = (int *)p, p += slots * sizeof(int);
 	S->own_hwpt = (int *)p, p += slots * sizeof(int);
+	S->access_ok = (int *)p, p += slots * sizeof(int);
 	S->vfio_type1 = (int *)p;
 	return 0;
 }
@@ -926,11 +952,18 @@ static int run_trace(const char *trace_name, const struct op *ops, int n_ops)
 
 			t.u.create_access.flags = o->flags;
 			e = RC(test_cmd(CTX_FD0 + o->a, &t));
-			if (!e)
+			if (!e) {
 				share_fd((int)t.u.create_access.out_fd, ACCESS_FD0 + o->b);
+				S->access_ok[o->b] = 1;
+			}
 			break;
 		}
 		case K_ACCESS_DESTROY: {
+			if (no_such_access(o)) {
+				e = ENOENT;
+				break;
+			}
+			S->access_ok[o->b] = 0;
 			/* Every process holds the access fd; the caller's close is the last, so the release runs there. */
 			for (int p = 0; p < MAX_PROCS; p++) {
 				struct msg m = { M_CLOSE, 0, ACCESS_FD0 + o->b, 0 };

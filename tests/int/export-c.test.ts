@@ -90,8 +90,12 @@ describe('export-c', () => {
     const p = exported('tests/fixtures/kernel-fuzz/unpin-after-failed-pin.jsonl');
     expect(p.notExportable).toEqual([]);
     expect(p.source).toContain('static const int D9[] = { 0, 1 };');
-    expect(p.source).toContain('{ K_ACCESS_UNPIN, 14, "access_unpin", 0, 0, 0, 0x0ULL, 0x0ULL, 0x0ULL, 0u, NULL, NULL, 2, D9 }');
-    expect(p.source).toContain('{ K_ACCESS_UNPIN, 15, "access_unpin", 0, 0, 0, 0x0ULL, 0x0ULL, 0x0ULL, 0u, NULL, NULL, 2, D10 }');
+    expect(p.source).toContain(
+      '{ K_ACCESS_UNPIN, 14, "access_unpin", 0, 0, 0, 0x0ULL, 0x0ULL, 0x0ULL, 0u, NULL, NULL, 2, D9 }',
+    );
+    expect(p.source).toContain(
+      '{ K_ACCESS_UNPIN, 15, "access_unpin", 0, 0, 0, 0x0ULL, 0x0ULL, 0x0ULL, 0u, NULL, NULL, 2, D10 }',
+    );
     compile('unpin-after-failed-pin', p.source);
   });
 

@@ -61,7 +61,14 @@ export const REGRESSION_PAIRS: readonly RegressionPair[] = [
     ],
     hung: null,
   },
-  { name: 'seed4191', how: 'exit', answered: 33, warns: [[28, 'pfn_reader_destroy']], errnos: [[28, 'EFAULT']], hung: null },
+  {
+    name: 'seed4191',
+    how: 'exit',
+    answered: 33,
+    warns: [[28, 'pfn_reader_destroy']],
+    errnos: [[28, 'EFAULT']],
+    hung: null,
+  },
   // (a) the same stale pair, then a fill that pins nothing: update_mm_locked_vm's unlock of a lock not held.
   { name: 'dead-opener-second-domain-hang', how: 'timeout', answered: 8, warns: [], errnos: [], hung: 9 },
   { name: 'seed3620', how: 'timeout', answered: 28, warns: [], errnos: [], hung: 29 },
