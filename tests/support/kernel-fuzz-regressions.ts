@@ -98,6 +98,36 @@ export const REGRESSION_PAIRS: readonly RegressionPair[] = [
     ],
     hung: null,
   },
+  // (d) ops on an access that was never created (EADDRINUSE from iopt_add_access) or is destroyed.
+  {
+    name: 'access-gone',
+    how: 'exit',
+    answered: 14,
+    warns: [],
+    errnos: [
+      [8, 'ENOENT'],
+      [9, 'ENOENT'],
+      [10, 'ENOENT'],
+      [12, 'ok'],
+      [13, 'ok'],
+      [14, 'ok'],
+    ],
+    hung: null,
+  },
+  {
+    name: 'seed10037',
+    how: 'exit',
+    answered: 23,
+    warns: [],
+    errnos: [
+      [14, 'EADDRINUSE'],
+      [17, 'ENOENT'],
+      [18, 'ENOENT'],
+      [20, 'ENOENT'],
+      [23, 'ENOENT'],
+    ],
+    hung: null,
+  },
 ];
 
 export function regressionTrace(name: string): { text: string; trace: ParsedTrace } {
