@@ -72,7 +72,7 @@ export const REGRESSION_PAIRS: readonly RegressionPair[] = [
   // (a) the same stale pair, then a fill that pins nothing: update_mm_locked_vm's unlock of a lock not held.
   { name: 'dead-opener-second-domain-hang', how: 'timeout', answered: 8, warns: [], errnos: [], hung: 9 },
   { name: 'seed3620', how: 'timeout', answered: 28, warns: [], errnos: [], hung: 29 },
-  // Found by the second campaign as an agreement: the kernel hangs in ioas_copy exactly where the model does.
+  // Found by the campaign of seeds 10000-11499 as an agreement: the kernel hangs in ioas_copy exactly where the model does.
   { name: 'seed10665', how: 'timeout', answered: 24, warns: [], errnos: [], hung: 25 },
   // (c) an unpin after a failed pin of the same range: the oldest pin still held is undone.
   {
