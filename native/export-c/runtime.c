@@ -51,6 +51,7 @@
 #define X_IOAS_UNMAP XIO(0x86)
 #define X_OPTION XIO(0x87)
 #define X_VFIO_IOAS XIO(0x88)
+#define X_HWPT_ALLOC XIO(0x89)
 #define X_TEST_CMD XIO(0x80 + 32)
 #define X_VFIO_SET_IOMMU XIO(100 + 2)
 #define X_VFIO_UNMAP_DMA XIO(100 + 14)
@@ -69,6 +70,8 @@ struct x_unmap { uint32_t size, ioas_id; uint64_t iova, length; };
 struct x_option { uint32_t size, option_id; uint16_t op, reserved; uint32_t object_id; uint64_t val64; };
 struct x_vfio_ioas { uint32_t size, ioas_id; uint16_t op, reserved; };
 struct x_dma_unmap { uint32_t argsz, flags; uint64_t iova, size; };
+/* IOMMU_HWPT_ALLOC up to data_uptr (its smallest accepted size): a paging hwpt, no driver data. */
+struct x_hwpt_alloc { uint32_t size, flags, dev_id, pt_id, out_hwpt_id, reserved, data_type, data_len; uint64_t data_uptr; };
 
 #define OPTION_RLIMIT_MODE 0
 #define OPTION_HUGE_PAGES 1
@@ -86,6 +89,7 @@ enum {
 	T_ACCESS_PAGES = 7,
 	T_ACCESS_RW = 8,
 	T_TEMP_LIMIT = 9,
+	T_MOCK_REPLACE = 10,
 	T_ACCESS_REPLACE = 11,
 };
 
@@ -108,6 +112,7 @@ struct x_test {
 _Static_assert(sizeof(struct x_map) == 40, "iommu_ioas_map is 40 bytes");
 _Static_assert(sizeof(struct x_copy) == 40, "iommu_ioas_copy is 40 bytes");
 _Static_assert(sizeof(struct x_option) == 24, "iommu_option is 24 bytes");
+_Static_assert(sizeof(struct x_hwpt_alloc) == 40, "iommu_hwpt_alloc up to data_uptr is 40 bytes");
 _Static_assert(__builtin_offsetof(struct x_test, last) == 64, "iommu_test_cmd.last is at 64");
 
 /* ---- the op table (written by the exporter after this file) --------------------------------------- */
@@ -129,8 +134,8 @@ struct op {
 	uint32_t flags;
 	const char *text; /* hex data, or the reason an op is not exportable */
 	const struct x_range *ranges;
-	int n;            /* number of ranges, or of domains in `domains` */
-	const int *domains;
+	int n;            /* number of ranges, or of slots in `domains` */
+	const int *domains; /* domain slots (check_map), or candidate pin slots (access_unpin) */
 };
 
 /* The trace being run (run_trace sets them). */
@@ -152,6 +157,8 @@ struct shared {
 	uint32_t *pages_id;
 	int *pin_ok;
 	int *domain_ok;
+	int *own_hwpt;      /* the domain is a hwpt of its own (IOMMU_HWPT_ALLOC): detach destroys it too */
+	int *access_ok;     /* the access exists: created, not yet destroyed */
 	int *vfio_type1;
 	int err;        /* the op's errno (0: success) */
 	int check_err;  /* a check's answer */
@@ -338,6 +345,71 @@ static int test_cmd(int fd, struct x_test *t)
 
 #define RC(expr) ((expr) ? errno : 0)
 
+/* Whether domain slot `n`'s hwpt is also the hwpt of another attached domain of the trace. */
+static int hwpt_shared(int n)
+{
+	for (int k = 0; k < ops_count + 1; k++)
+		if (k != n && S->domain_ok[k] && S->hwpt_id[k] == S->hwpt_id[n])
+			return 1;
+	return 0;
+}
+
+/*
+ * A trace's domain_attach is always a new domain (iopt_table_add_domain). MOCK_DOMAIN on an IOAS that has an
+ * automatic hwpt already attaches the new mock device to that hwpt (iommufd_device_auto_get_domain) and
+ * fills nothing, so then the domain is made explicitly: IOMMU_HWPT_ALLOC with the new device allocates a
+ * paging hwpt on the IOAS (filled from the IOAS, the op's answer), and MOCK_DOMAIN_REPLACE moves the device
+ * onto it. On failure the device goes again and the slot holds no domain.
+ */
+static int own_domain(int ctxfd, int n, uint32_t ioas_id, uint32_t idev)
+{
+	struct x_hwpt_alloc h = { sizeof(h), 0, idev, ioas_id, 0, 0, 0, 0, 0 };
+	struct x_destroy dev = { sizeof(dev), S->stdev_id[n] };
+	int e = RC(ioctl(ctxfd, X_HWPT_ALLOC, &h));
+
+	if (!e) {
+		struct x_test r = { .op = T_MOCK_REPLACE, .id = S->stdev_id[n] };
+
+		r.u.replace.ioas_id = h.out_hwpt_id;
+		e = RC(test_cmd(ctxfd, &r));
+		if (e) {
+			struct x_destroy c = { sizeof(c), h.out_hwpt_id };
+
+			ioctl(ctxfd, X_DESTROY, &dev);
+			ioctl(ctxfd, X_DESTROY, &c);
+		}
+	} else {
+		ioctl(ctxfd, X_DESTROY, &dev);
+	}
+	if (e) {
+		S->domain_ok[n] = 0;
+		return e;
+	}
+	S->hwpt_id[n] = h.out_hwpt_id;
+	S->own_hwpt[n] = 1;
+	return 0;
+}
+
+/*
+ * An op on an access the trace never created (its access_create failed) or already destroyed: the model
+ * cannot resolve the name (ENOENT), and no call of user space names such an access (the selftest would see
+ * a descriptor that is no access, -EBADFD, or a closed one, -EBADF). The program answers as the model does
+ * and performs nothing, as it does for an unpin of a pin that failed.
+ */
+static int no_such_access(const struct op *o)
+{
+	switch (o->kind) {
+	case K_ACCESS_PIN:
+	case K_ACCESS_UNPIN:
+	case K_ACCESS_RW:
+	case K_ACCESS_REPLACE:
+	case K_ACCESS_DESTROY:
+		return !S->access_ok[o->b];
+	default:
+		return 0;
+	}
+}
+
 static void run_op(const struct op *o, unsigned fail_nth)
 {
 	int ctxfd = CTX_FD0 + o->a;
@@ -346,6 +418,10 @@ static void run_op(const struct op *o, unsigned fail_nth)
 	S->has_value = 0;
 	S->check_err = 0;
 	S->data[0] = 0;
+	if (no_such_access(o)) {
+		S->err = ENOENT;
+		return;
+	}
 	if (fail_nth)
 		arm_fail_nth(fail_nth);
 	switch (o->kind) {
@@ -451,9 +527,12 @@ static void run_op(const struct op *o, unsigned fail_nth)
 
 		e = RC(test_cmd(ctxfd, &t));
 		S->domain_ok[o->n] = !e;
+		S->own_hwpt[o->n] = 0;
 		if (!e) {
 			S->stdev_id[o->n] = t.u.mock.stdev;
 			S->hwpt_id[o->n] = t.u.mock.hwpt;
+			if (hwpt_shared(o->n))
+				e = own_domain(ctxfd, o->n, S->ioas_id[o->b], t.u.mock.idev);
 		}
 		break;
 	}
@@ -461,6 +540,14 @@ static void run_op(const struct op *o, unsigned fail_nth)
 		struct x_destroy c = { sizeof(c), S->stdev_id[o->n] };
 
 		e = RC(ioctl(ctxfd, X_DESTROY, &c));
+		if (!e)
+			S->domain_ok[o->n] = 0; /* its hwpt id may be handed out again */
+		if (!e && S->own_hwpt[o->n]) {
+			struct x_destroy h = { sizeof(h), S->hwpt_id[o->n] };
+
+			e = RC(ioctl(ctxfd, X_DESTROY, &h));
+			S->own_hwpt[o->n] = 0;
+		}
 		break;
 	}
 	case K_ACCESS_PIN: {
@@ -476,16 +563,22 @@ static void run_op(const struct op *o, unsigned fail_nth)
 		break;
 	}
 	case K_ACCESS_UNPIN: {
+		/* `domains` lists the earlier pins of exactly this range, oldest first: undo the first that still
+		 * holds its pages id, as the model undoes the oldest such pin. None: the kernel has no such id. */
 		struct x_test t = { .op = T_DESTROY_ACCESS_PAGES, .id = (uint32_t)(ACCESS_FD0 + o->b) };
+		int pin = -1;
 
-		if (!S->pin_ok[o->n]) {
-			e = ENOENT; /* the pin it undoes failed: the kernel has no such pages id */
+		for (int i = 0; i < o->n && pin < 0; i++)
+			if (S->pin_ok[o->domains[i]])
+				pin = o->domains[i];
+		if (pin < 0) {
+			e = ENOENT;
 			break;
 		}
-		t.u.destroy_pages.pages_id = S->pages_id[o->n];
+		t.u.destroy_pages.pages_id = S->pages_id[pin];
 		e = RC(test_cmd(ctxfd, &t));
 		if (!e)
-			S->pin_ok[o->n] = 0;
+			S->pin_ok[pin] = 0;
 		break;
 	}
 	case K_ACCESS_RW: {
@@ -755,7 +848,7 @@ static void run_in(int caller, int index, unsigned fail_nth)
 static int map_shared(int n_ops)
 {
 	size_t slots = (size_t)n_ops + 1;
-	size_t bytes = sizeof(*S) + slots * (4 * sizeof(uint32_t) + 3 * sizeof(int));
+	size_t bytes = sizeof(*S) + slots * (4 * sizeof(uint32_t) + 5 * sizeof(int));
 	char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
@@ -768,6 +861,8 @@ static int map_shared(int n_ops)
 	S->pages_id = (uint32_t *)p, p += slots * sizeof(uint32_t);
 	S->pin_ok = (int *)p, p += slots * sizeof(int);
 	S->domain_ok = (int *)p, p += slots * sizeof(int);
+	S->own_hwpt = (int *)p, p += slots * sizeof(int);
+	S->access_ok = (int *)p, p += slots * sizeof(int);
 	S->vfio_type1 = (int *)p;
 	return 0;
 }
@@ -857,11 +952,18 @@ static int run_trace(const char *trace_name, const struct op *ops, int n_ops)
 
 			t.u.create_access.flags = o->flags;
 			e = RC(test_cmd(CTX_FD0 + o->a, &t));
-			if (!e)
+			if (!e) {
 				share_fd((int)t.u.create_access.out_fd, ACCESS_FD0 + o->b);
+				S->access_ok[o->b] = 1;
+			}
 			break;
 		}
 		case K_ACCESS_DESTROY: {
+			if (no_such_access(o)) {
+				e = ENOENT;
+				break;
+			}
+			S->access_ok[o->b] = 0;
 			/* Every process holds the access fd; the caller's close is the last, so the release runs there. */
 			for (int p = 0; p < MAX_PROCS; p++) {
 				struct msg m = { M_CLOSE, 0, ACCESS_FD0 + o->b, 0 };

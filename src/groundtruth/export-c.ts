@@ -337,15 +337,19 @@ class Exporter {
         break;
       }
       case 'access_unpin': {
-        const pin = [...this.pins]
-          .reverse()
-          .find((p) => p.open && p.access === op.access && p.iova === op.iova && p.length === op.length);
-        if (pin === undefined) {
+        // The selftest unpins by pin id, the model the oldest pin of exactly this range that is still held
+        // (selftest-access.ts accessUnpin). Which earlier pins succeeded and which were already undone is
+        // known only when the program runs, so the program gets every candidate, oldest first, and takes
+        // the first one that holds its pin (runtime.c K_ACCESS_UNPIN).
+        const candidates = this.pins.filter(
+          (p) => p.open && p.access === op.access && p.iova === op.iova && p.length === op.length,
+        );
+        if (candidates.length === 0) {
           this.skip(index, line, name, REASONS.unpin);
           return;
         }
-        pin.open = false;
-        Object.assign(c, { kind: 'K_ACCESS_UNPIN', ...this.accessFields(op.access), n: pin.slot });
+        Object.assign(c, { kind: 'K_ACCESS_UNPIN', ...this.accessFields(op.access) });
+        Object.assign(c, { domains: candidates.map((p) => p.slot), n: candidates.length });
         break;
       }
       case 'access_rw':

@@ -10,7 +10,7 @@ import type { VariantSpec } from '../kernel/variants.js';
 import { parseTraceText } from '../replay/parse.js';
 import { buildKernel } from './kernel-build.js';
 import type { KernelBuild, Say } from './kernel-build.js';
-import { compareRun, modelRun, observedRecording, parseKernelOutput, storeRecording } from './kernel-run.js';
+import { compareRun, modelRun, observedRecording, kernelOutputOf, storeRecording } from './kernel-run.js';
 import type { KernelOutput, TraceComparison } from './kernel-run.js';
 import { runOnKernel } from './runner.js';
 import type { BootStat } from './runner.js';
@@ -67,7 +67,7 @@ export async function runKernelBatch(
   const run = await runOnKernel(kernel, items, { say: opts.say });
   const traces = items.map((item): BatchTrace => {
     const r = run.runs.get(item.name);
-    const output = parseKernelOutput(r?.output ?? '');
+    const output = kernelOutputOf(r);
     const comparison = compareRun(item.trace, output, modelRun(item.trace, variant));
     const recording =
       opts.recordDir === undefined

@@ -28,7 +28,7 @@ import type { ParsedTrace } from '../replay/parse.js';
 import { replay } from '../replay/replayer.js';
 import { exportC } from './export-c.js';
 import type { KernelBuild, Say } from './kernel-build.js';
-import { compareRun, modelRun, parseKernelOutput } from './kernel-run.js';
+import { compareRun, modelRun, kernelOutputOf } from './kernel-run.js';
 import type { Disagreement } from './kernel-run.js';
 import { disagreementKey, shrinkOnKernel } from './kernel-shrink.js';
 import type { KernelShrinkResult } from './kernel-shrink.js';
@@ -142,7 +142,7 @@ export async function kernelFuzz(opts: KernelFuzzOptions): Promise<KernelFuzzRep
       const t0 = performance.now();
       const model = modelRun(it.parsed, opts.variant);
       report.modelSeconds += (performance.now() - t0) / 1000;
-      const cmp = compareRun(it.parsed, parseKernelOutput(r?.output ?? ''), model);
+      const cmp = compareRun(it.parsed, kernelOutputOf(r), model);
       report.traces += 1;
       report.comparedOps += cmp.compared;
       const first = cmp.disagreements[0];

@@ -15,7 +15,7 @@ import type { VariantSpec } from '../kernel/variants.js';
 import { parseTraceText } from '../replay/parse.js';
 import type { ParsedTrace } from '../replay/parse.js';
 import type { KernelBuild, Say } from './kernel-build.js';
-import { compareRun, modelRun, parseKernelOutput } from './kernel-run.js';
+import { compareRun, modelRun, kernelOutputOf } from './kernel-run.js';
 import type { Disagreement } from './kernel-run.js';
 import { runOnKernel } from './runner.js';
 
@@ -116,7 +116,7 @@ export async function shrinkOnKernel(
     let best: { ops: TraceOp[]; d: Disagreement } | null = null;
     let stillShown = false;
     inputs.forEach((input, i) => {
-      const out = parseKernelOutput(run.runs.get(input.name)?.output ?? '');
+      const out = kernelOutputOf(run.runs.get(input.name));
       const cmp = compareRun(input.trace, out, modelRun(input.trace, opts.variant));
       const d = cmp.disagreements.find((x) => disagreementKey(x) === opts.key);
       if (d === undefined) return;

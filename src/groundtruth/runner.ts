@@ -120,9 +120,11 @@ export async function runOnKernel(
     });
     const rest = pending.filter((name) => !result.runs.has(name));
     if (rest.length > 0) {
-      // The trace that was running when the VM died or the runner gave up is the culprit: it keeps its partial
-      // output as unfinished; when nothing at all came back, the first pending trace is blamed.
-      const culprit = seen.find((r) => r.how === 'unfinished')?.name ?? rest[0];
+      // The trace that was running when the VM died is the culprit: it keeps its partial output as unfinished.
+      // When the runner itself stopped the batch (a trace it timed out could not be reaped: a task stuck in
+      // the kernel), that trace has its status already and no one else is to blame. Only when nothing at
+      // all came back is the first pending trace blamed, so that every boot makes progress.
+      const culprit = seen.find((r) => r.how === 'unfinished')?.name ?? (finished === 0 ? rest[0] : undefined);
       if (culprit !== undefined && !result.runs.has(culprit))
         result.runs.set(culprit, { name: culprit, output: '', how: 'unfinished', status: null });
       // The console says why (an oops, the OOM killer, a panic): keep it.
@@ -130,9 +132,10 @@ export async function runOnKernel(
       mkdirSync(logDir, { recursive: true });
       const log = join(logDir, `runner-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
       writeFileSync(log, vm.console);
-      opts.say(
-        `the VM stopped at trace ${culprit ?? '?'} (console: ${log}); ${rest.length - 1} trace(s) go to a new boot`,
-      );
+      const where =
+        culprit === undefined ? 'after a trace it could not reap (stuck in the kernel)' : `at trace ${culprit}`;
+      const again = rest.filter((name) => name !== culprit).length;
+      opts.say(`the VM stopped ${where} (console: ${log}); ${again} trace(s) go to a new boot`);
     }
     pending = pending.filter((name) => !result.runs.has(name));
   }

@@ -9,7 +9,11 @@ import type { State } from '../state/state.js';
 export function taskOf(state: State, pid: string): Task {
   if (pid === 'kthread') return KTHREAD;
   const proc = state.processes[pid];
-  return proc ? { pid, mm: proc.mm } : KTHREAD;
+  if (!proc) return KTHREAD;
+  // exit_mm() clears current->mm: an exited process's task has no address space. (No real call can come
+  // from it; the ground-truth runner issues it from another holder of the file, whose mm is not the
+  // pages' mm either, so the kernel takes the remote path there too.)
+  return { pid, mm: proc.exited ? null : proc.mm };
 }
 
 /** Who issues an op that names no caller: the process that opened the context the object belongs to. */

@@ -17,7 +17,7 @@ import { defaultTraceHeader, U64_MAX } from '../events/trace.js';
 import { itreeIterFirst, itreeIterNext } from '../structures/interval-tree.js';
 import { areaStartByte } from '../kernel/invariants/held.js';
 import { copyFromMm } from '../machine/memory.js';
-import { serializeOp } from '../fuzz/write.js';
+import { serializeHeader, serializeOp } from '../fuzz/write.js';
 import { LiveReplay } from '../replay/replayer.js';
 import type { Finding, OpRecord, ReplayResult } from '../replay/replayer.js';
 import {
@@ -146,6 +146,11 @@ export interface SessionOptions {
    * release into the ops that stand for it and keeps every context until the end.
    */
   traceVersion?: TraceVersion;
+  /**
+   * The header's gup_unshare_read_pins when the version's default does not fit: a recording of a real
+   * kernel (every kernel since 5.19 unshares on read-only pins) in version 1, whose default is off.
+   */
+  gupUnshareReadPins?: boolean;
 }
 
 interface Context {
@@ -252,7 +257,11 @@ export class Session {
   static readonly PREAMBLE = ['# written by ioptrace run: the ops a live program issued, with what it saw'];
 
   constructor(private readonly options: SessionOptions) {
-    this.header = defaultTraceHeader(options.traceVersion ?? 3);
+    const versionDefaults = defaultTraceHeader(options.traceVersion ?? 3);
+    this.header = {
+      ...versionDefaults,
+      gup_unshare_read_pins: options.gupUnshareReadPins ?? versionDefaults.gup_unshare_read_pins,
+    };
     this.live = new LiveReplay(this.header, { variant: options.variant, fixes: options.fixes });
     this.lifetime = this.header.version >= 2 ? this.followDescriptors() : null;
     this.memory = options.kernelAnswers ? new CapturingMemory() : new UserMemory();
@@ -461,7 +470,7 @@ export class Session {
     const result = this.live.finish(firstOpLine + this.lines.length);
     this.reportFindings(null);
     this.memory.close();
-    const header = JSON.stringify({ format: 'ioptrace-trace', version: this.header.version });
+    const header = serializeHeader(this.header);
     const traceText = [...preamble, header, ...this.lines].map((l) => `${l}\n`).join('');
     return {
       result,

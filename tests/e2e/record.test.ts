@@ -109,7 +109,9 @@ describe.skipIf(!haveCc)('ioptrace record against ioptrace run standing in for t
   });
 
   it('writes the ops the calls stand for, with the kernel`s errnos and outputs as expectations', () => {
-    expect(readFileSync(rec.trace, 'utf8').split('\n')[1]).toBe('{"format":"ioptrace-trace","version":1}');
+    expect(readFileSync(rec.trace, 'utf8').split('\n')[1]).toBe(
+      '{"format":"ioptrace-trace","version":1,"gup_unshare_read_pins":true}',
+    );
     expect(ops.map((o) => o['op'])).toEqual([
       'process',
       'open',

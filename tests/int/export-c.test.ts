@@ -114,6 +114,21 @@ describe('export-c', () => {
     compile('later', p.source);
   });
 
+  it('gives an unpin every earlier pin of its range as a candidate, oldest first (the program takes the first held)', () => {
+    // fuzz --against-kernel seed 2179: the newest pin of the range had failed (EPERM); the model undoes the
+    // oldest pin still held, and which pins hold is known only when the program runs.
+    const p = exported('tests/fixtures/kernel-fuzz/unpin-after-failed-pin.jsonl');
+    expect(p.notExportable).toEqual([]);
+    expect(p.source).toContain('static const int D9[] = { 0, 1 };');
+    expect(p.source).toContain(
+      '{ K_ACCESS_UNPIN, 14, "access_unpin", 0, 0, 0, 0x0ULL, 0x0ULL, 0x0ULL, 0u, NULL, NULL, 2, D9 }',
+    );
+    expect(p.source).toContain(
+      '{ K_ACCESS_UNPIN, 15, "access_unpin", 0, 0, 0, 0x0ULL, 0x0ULL, 0x0ULL, 0u, NULL, NULL, 2, D10 }',
+    );
+    compile('unpin-after-failed-pin', p.source);
+  });
+
   it('exports every shipped selftest trace that has no unexportable op as a program that compiles', () => {
     const p = exported('replays/selftest/fail_nth.map_two_domains.jsonl');
     expect(p.notExportable).toEqual([]);

@@ -89,6 +89,8 @@ export const recordCommand = defineCommand({
       variant,
       fixes,
       traceVersion: 1,
+      // The kernel recorded is a host of today (5.19 or later): its GUP unshares on read-only pins.
+      gupUnshareReadPins: true,
       kernelAnswers: true,
       preamble: [
         `# written by ioptrace record: the ops a live program issued, with what ${kernelSocket === null ? 'the kernel' : 'the emulator standing in for the kernel'} answered`,
