@@ -5,19 +5,39 @@ import { agreementOf } from '../../../src/groundtruth/selftest-table.js';
 import type { SelftestRow } from '../../../src/groundtruth/selftest-table.js';
 
 describe('failureReasons', () => {
-  it('takes the first failure line of each test function, shared by its variants', () => {
-    const stderr = [
+  it("gives each test the first failure line printed between its RUN line and its result, not a sibling's", () => {
+    const output = [
+      '#  RUN           iommufd.cmd_length ...',
       '# iommufd.c:118:cmd_length:Expected 22 (22) == errno (25)',
       '# iommufd.c:119:cmd_length:Expected 7 (7) == errno (25)',
       '# cmd_length: Test failed',
-      'iommufd: iommufd.c:1827: iommufd_dirty_tracking_setup: Assertion failed.',
-      '# iommufd.c:229:ioas_destroy:Expected 0 (0) == _test_cmd_mock_domain_flags(...) (-1)',
+      '#          FAIL  iommufd.cmd_length',
+      'not ok 2 iommufd.cmd_length',
+      '#  RUN           iommufd.simple_close ...',
+      '#            OK  iommufd.simple_close',
+      'ok 3 iommufd.simple_close',
+      '#  RUN           iommufd_ioas.mock_domain.fork_gone ...',
+      '# iommufd.c:229:fork_gone:Expected 0 (0) == _test_cmd_mock_domain_flags(...) (-1)',
+      'not ok 4 iommufd_ioas.mock_domain.fork_gone',
+      '#  RUN           iommufd_ioas.two_mock_domain.fork_gone ...',
+      '# iommufd.c:1125:fork_gone:Expected 0 (0) == memcmp(...) (1)',
+      'not ok 5 iommufd_ioas.two_mock_domain.fork_gone',
+      '#  RUN           iommufd_ioas.mock_domain_limit.fork_gone ...',
+      'ok 6 iommufd_ioas.mock_domain_limit.fork_gone',
+      '# iommufd.c:1125:fork_gone:Expected 0 (0) == memcmp(...) (1)',
     ].join('\n');
     expect(
-      failureReasons(stderr, ['iommufd.cmd_length', 'iommufd_ioas.mock_domain.ioas_destroy', 'iommufd.simple_close']),
+      failureReasons(output, [
+        'iommufd.cmd_length',
+        'iommufd.simple_close',
+        'iommufd_ioas.mock_domain.fork_gone',
+        'iommufd_ioas.two_mock_domain.fork_gone',
+        'iommufd_ioas.mock_domain_limit.fork_gone',
+      ]),
     ).toEqual({
       'iommufd.cmd_length': 'iommufd.c:118: Expected 22 (22) == errno (25)',
-      'iommufd_ioas.mock_domain.ioas_destroy': 'iommufd.c:229: Expected 0 (0) == _test_cmd_mock_domain_flags(...) (-1)',
+      'iommufd_ioas.mock_domain.fork_gone': 'iommufd.c:229: Expected 0 (0) == _test_cmd_mock_domain_flags(...) (-1)',
+      'iommufd_ioas.two_mock_domain.fork_gone': 'iommufd.c:1125: Expected 0 (0) == memcmp(...) (1)',
     });
   });
 });
