@@ -235,7 +235,7 @@ class Exporter {
       case 'mmap':
         this.procs.get(op.pid)?.maps.push({ addr: op.addr, length: op.length, huge: op.huge !== '4K' });
         Object.assign(c, { kind: 'K_MMAP', x: op.addr, y: op.length });
-        c.flags = (op.prot === 'r' ? 1 : 0) | (op.huge === '2M' ? 2 : 0);
+        c.flags = (op.prot === 'r' ? 1 : 0) | (op.huge === '2M' ? 2 : 0) | (op.shared ? 4 : 0);
         break;
       case 'munmap':
         Object.assign(c, { kind: 'K_MUNMAP', x: op.addr, y: op.length });

@@ -1,7 +1,7 @@
 // The model's column of the selftest table: reasons from the harness's failure lines, agreement per fixture.
 import { describe, expect, it } from 'vitest';
 import { failureReasons } from '../../../src/groundtruth/model-run.js';
-import { agreementOf } from '../../../src/groundtruth/selftest-table.js';
+import { agreementOf, oracleDisagreements, oracleExitCode } from '../../../src/groundtruth/selftest-table.js';
 import type { SelftestRow } from '../../../src/groundtruth/selftest-table.js';
 
 describe('failureReasons', () => {
@@ -66,5 +66,50 @@ describe('agreementOf', () => {
       { fixture: 'iommufd_ioas.no_domain', agree: 1, disagree: 0 },
       { fixture: 'iommufd_ioas.mock_domain', agree: 1, disagree: 1 },
     ]);
+  });
+});
+
+describe('oracleExitCode', () => {
+  const row = (test: string, kernel: SelftestRow['kernel'], model: SelftestRow['model']): SelftestRow => ({
+    program: test.startsWith('basic_fail_nth') ? 'iommufd_fail_nth' : 'iommufd',
+    test,
+    fixture: test.split('.')[0] ?? test,
+    kernel,
+    model,
+    reason: undefined,
+    modelReason: undefined,
+  });
+  const report = (rows: SelftestRow[]): Parameters<typeof oracleExitCode>[0] => ({
+    vm: { completed: true } as Parameters<typeof oracleExitCode>[0]['vm'],
+    programs: [
+      { program: 'iommufd', exitStatus: 1, planned: rows.length } as Parameters<
+        typeof oracleExitCode
+      >[0]['programs'][0],
+    ],
+    rows,
+  });
+  const agreeing = [
+    row('iommufd.simple_close', 'pass', 'pass'),
+    row('iommufd_ioas.mock_domain.area', 'fail', 'fail'),
+    // Outside the oracle's fixtures: may differ.
+    row('iommufd_dirty_tracking.domain_dirty128k.set_dirty_tracking', 'pass', 'fail'),
+  ];
+
+  it('is 0 when every test of the oracle fixtures ends the same, whatever the others do', () => {
+    expect(oracleDisagreements(agreeing)).toEqual([]);
+    expect(oracleExitCode(report(agreeing))).toBe(0);
+  });
+
+  it('is 1 on one in-scope disagreement, a test the model never reported included', () => {
+    const forkGone = row('iommufd_ioas.two_mock_domain.fork_gone', 'pass', 'fail');
+    expect(oracleDisagreements([...agreeing, forkGone])).toEqual([forkGone]);
+    expect(oracleExitCode(report([...agreeing, forkGone]))).toBe(1);
+    expect(oracleExitCode(report([...agreeing, row('basic_fail_nth.basic', 'pass', 'missing')]))).toBe(1);
+  });
+
+  it('is 1 when the VM did not run to the end, even with every row agreeing', () => {
+    expect(
+      oracleExitCode({ ...report(agreeing), vm: { completed: false } as Parameters<typeof oracleExitCode>[0]['vm'] }),
+    ).toBe(1);
   });
 });
