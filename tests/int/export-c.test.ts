@@ -47,6 +47,16 @@ describe('export-c', () => {
     compile('shared', p.source);
   });
 
+  it('reports the memfd and map_file ops of a shipped trace as having no C form, by op and line', () => {
+    const p = exported('replays/map-file-stale-folio.jsonl');
+    expect(p.notExportable.map((n) => [n.op, n.name, n.reason])).toEqual([
+      [2, 'memfd', REASONS.noCForm],
+      [7, 'fault', REASONS.site],
+      [8, 'map_file', REASONS.noCForm],
+    ]);
+    compile('map_file', p.source);
+  });
+
   it("reports the kernel-thread pin of bad-free as not exportable, and runs the dead caller's ops elsewhere", () => {
     const p = exported('replays/bad-free.jsonl');
     expect(p.notExportable).toEqual([{ op: 8, line: 33, name: 'access_pin', reason: REASONS.kthread }]);
