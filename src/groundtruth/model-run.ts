@@ -32,6 +32,8 @@ export interface ModelRun {
 const FAILURE = /^# ([\w.]+:\d+):(\w+):(.*)$/;
 /** `#  RUN           fixture.variant.name ...`: the harness starts a test (stdout, flushed before its fork). */
 const RUN = /^#\s+RUN\s+(\S+) \.\.\.$/;
+/** `# access_rw: Test terminated by timeout`: how the harness ended a test (timeout, signal, assertion). */
+const TERMINATED = /^# \w+: Test terminated by (.*)$/;
 /** `ok N name` / `not ok N name`: the test has ended. */
 const RESULT = /^(?:not )?ok \d+ /;
 
@@ -56,9 +58,12 @@ export function failureReasons(output: string, tests: readonly string[]): Record
       current = null;
       continue;
     }
+    if (current === null || !wanted.has(current) || out[current] !== undefined) continue;
     const m = FAILURE.exec(line);
-    if (!m || current === null || !wanted.has(current) || out[current] !== undefined) continue;
-    out[current] = `${m[1]}: ${(m[3] ?? '').trim()}`;
+    // A test the harness killed (its 30 s timeout, a signal) printed no failed expectation: that is the reason.
+    const end = m ? null : TERMINATED.exec(line);
+    if (m) out[current] = `${m[1]}: ${(m[3] ?? '').trim()}`;
+    else if (end && end[1] !== 'assertion') out[current] = `terminated by ${(end[1] ?? '').trim()}`;
   }
   return out;
 }

@@ -24,6 +24,10 @@ describe('failureReasons', () => {
       'not ok 5 iommufd_ioas.two_mock_domain.fork_gone',
       '#  RUN           iommufd_ioas.mock_domain_limit.fork_gone ...',
       'ok 6 iommufd_ioas.mock_domain_limit.fork_gone',
+      '#  RUN           iommufd_ioas.no_domain.access_rw ...',
+      '# access_rw: Test terminated by timeout',
+      '#          FAIL  iommufd_ioas.no_domain.access_rw',
+      'not ok 7 iommufd_ioas.no_domain.access_rw',
       '# iommufd.c:1125:fork_gone:Expected 0 (0) == memcmp(...) (1)',
     ].join('\n');
     expect(
@@ -33,11 +37,13 @@ describe('failureReasons', () => {
         'iommufd_ioas.mock_domain.fork_gone',
         'iommufd_ioas.two_mock_domain.fork_gone',
         'iommufd_ioas.mock_domain_limit.fork_gone',
+        'iommufd_ioas.no_domain.access_rw',
       ]),
     ).toEqual({
       'iommufd.cmd_length': 'iommufd.c:118: Expected 22 (22) == errno (25)',
       'iommufd_ioas.mock_domain.fork_gone': 'iommufd.c:229: Expected 0 (0) == _test_cmd_mock_domain_flags(...) (-1)',
       'iommufd_ioas.two_mock_domain.fork_gone': 'iommufd.c:1125: Expected 0 (0) == memcmp(...) (1)',
+      'iommufd_ioas.no_domain.access_rw': 'terminated by timeout',
     });
   });
 });
