@@ -427,7 +427,8 @@ static void run_op(const struct op *o, unsigned fail_nth)
 	switch (o->kind) {
 	case K_MMAP: {
 		int prot = o->flags & 1 ? PROT_READ : PROT_READ | PROT_WRITE;
-		int fl = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_POPULATE;
+		int fl = (o->flags & 4 ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE |
+			 MAP_POPULATE;
 
 		if (o->flags & 2)
 			fl |= MAP_HUGETLB | (21 << MAP_HUGE_SHIFT);

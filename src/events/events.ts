@@ -95,6 +95,8 @@ export const EVENT_SCHEMAS = [
     writable: z.boolean(),
     huge: z.enum(HUGE_SIZES),
     runs: z.array(z.tuple([count, count])),
+    // Present only on a MAP_SHARED mapping: the events of private mappings are what they always were.
+    shared: z.literal(true).optional(),
   }),
   ev('VmaUnmapped', { mm: id, vpn: count, npages: count }),
   ev('CowBroken', { mm: id, vpn: count, oldPfn: count, newPfn: count, fn }),

@@ -399,6 +399,8 @@ const opShapes = {
     huge: z.enum(['4K', '2M', '1G']).default('4K'),
     prot: prot.default('rw'),
     pfns: orNull(pfnRuns),
+    // MAP_SHARED instead of MAP_PRIVATE: no copy-on-write, the same frames in a forked child.
+    shared: z.boolean().default(false),
   },
   munmap: { op: z.literal('munmap'), pid: caller, addr: u64, length: u64 },
   write: { op: z.literal('write'), pid: caller, addr: u64, data: hexBytes },

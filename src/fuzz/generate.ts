@@ -293,7 +293,16 @@ class Generator {
     // Back to back in VA now and then, so a map can span two mappings of different layouts.
     proc.nextVa = addr + bytes + (this.rng.chance(0.4) ? 0n : HUGE);
     proc.regions.push({ addr, pages, huge, writable, pfns, mapped: true });
-    this.push({ op: 'mmap', pid: proc.name, addr, length: bytes, huge, prot: writable ? 'rw' : 'r', pfns });
+    this.push({
+      op: 'mmap',
+      pid: proc.name,
+      addr,
+      length: bytes,
+      huge,
+      prot: writable ? 'rw' : 'r',
+      pfns,
+      shared: false,
+    });
   }
 
   addContext(owner: ProcW): CtxW {

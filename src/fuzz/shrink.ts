@@ -219,6 +219,7 @@ function layoutEdits(op: TraceOp): TraceOp[] {
       if (op.pfns !== null) out.push({ ...op, pfns: null });
       if (op.huge !== '4K') out.push({ ...op, huge: '4K' });
       if (op.prot !== 'rw') out.push({ ...op, prot: 'rw' });
+      if (op.shared) out.push({ ...op, shared: false });
       return out;
     }
     case 'process': {

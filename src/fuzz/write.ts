@@ -24,7 +24,7 @@ const RANGE_FIELDS: ReadonlySet<string> = new Set(['ranges', 'aperture']);
 /** The contract's defaults of optional fields, per op (docs/trace-format.md). */
 const DEFAULTS: Readonly<Partial<Record<TraceOpName, Readonly<Record<string, unknown>>>>> = {
   process: { uid: 1000, memlock: 65536n, cap_ipc_lock: false },
-  mmap: { huge: '4K', prot: 'rw' },
+  mmap: { huge: '4K', prot: 'rw', shared: false },
   open: { account: 'user', vfio_type1: false },
   ioas_map: { read: true, write: true },
   ioas_copy: { read: true, write: true },

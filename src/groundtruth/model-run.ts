@@ -3,10 +3,11 @@
  * The model's column of the selftest table: the same selftest sources, built dynamically (LD_PRELOAD
  * needs the dynamic loader; the VM's copies are static), run on this machine under `ioptrace run` with
  * the CLI of this package, one run per program. Each test's outcome comes from the program's TAP output;
- * the first failed expectation the harness printed for it (`# iommufd.c:LINE:test:...`) is its reason.
+ * the first failed expectation the harness printed inside that test (`# iommufd.c:LINE:test:...`, between
+ * its RUN line and its result) is its reason.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../lib/paths.js';
@@ -19,7 +20,7 @@ export interface ModelRun {
   exitStatus: number | null;
   wallSeconds: number;
   tap: TapResult;
-  /** Per test name, the first failure line the harness printed for it (file:line: expectation). */
+  /** Per test name, the first failure line the harness printed inside it (file:line: expectation). */
   reasons: Record<string, string>;
   /** What `ioptrace run` answered as out of scope, by name and count. */
   unserved: Record<string, number>;
@@ -29,24 +30,40 @@ export interface ModelRun {
 
 /** `# iommufd.c:118:cmd_length:Expected 22 (22) == errno (25)`: file, line, test, what failed. */
 const FAILURE = /^# ([\w.]+:\d+):(\w+):(.*)$/;
+/** `#  RUN           fixture.variant.name ...`: the harness starts a test (stdout, flushed before its fork). */
+const RUN = /^#\s+RUN\s+(\S+) \.\.\.$/;
+/** `# access_rw: Test terminated by timeout`: how the harness ended a test (timeout, signal, assertion). */
+const TERMINATED = /^# \w+: Test terminated by (.*)$/;
+/** `ok N name` / `not ok N name`: the test has ended. */
+const RESULT = /^(?:not )?ok \d+ /;
 
-/** The first failure line of each test function, by the function's name (the last part of a test name). */
-export function failureReasons(stderr: string, tests: readonly string[]): Record<string, string> {
-  const byFunction = new Map<string, string[]>();
-  for (const line of stderr.split('\n')) {
-    const m = FAILURE.exec(line);
-    if (!m) continue;
-    const list = byFunction.get(m[2] ?? '') ?? [];
-    list.push(`${m[1]}: ${(m[3] ?? '').trim()}`);
-    byFunction.set(m[2] ?? '', list);
-  }
-  // Several variants share a function: their failures come in test order, one or more lines each, so a
-  // reason is exact for the first failing variant and indicative for the later ones.
+/**
+ * The first failure line of each test, read from the program's stdout and stderr as one stream (both
+ * written to one file, so the harness's flush before each test's fork keeps them in order): a failure line
+ * belongs to the test whose RUN line came last and that has not printed its result yet. A line of another
+ * function (a helper's) is taken too: the harness names the test's function on every line of that test.
+ */
+export function failureReasons(output: string, tests: readonly string[]): Record<string, string> {
+  const wanted = new Set(tests);
   const out: Record<string, string> = {};
-  for (const name of tests) {
-    const fn = name.split('.').pop() ?? name;
-    const first = byFunction.get(fn)?.[0];
-    if (first !== undefined) out[name] = first;
+  let current: string | null = null;
+  for (const raw of output.split('\n')) {
+    const line = raw.replace(/\r$/, '');
+    const run = RUN.exec(line);
+    if (run) {
+      current = run[1] ?? null;
+      continue;
+    }
+    if (RESULT.test(line)) {
+      current = null;
+      continue;
+    }
+    if (current === null || !wanted.has(current) || out[current] !== undefined) continue;
+    const m = FAILURE.exec(line);
+    // A test the harness killed (its 30 s timeout, a signal) printed no failed expectation: that is the reason.
+    const end = m ? null : TERMINATED.exec(line);
+    if (m) out[current] = `${m[1]}: ${(m[3] ?? '').trim()}`;
+    else if (end && end[1] !== 'assertion') out[current] = `terminated by ${(end[1] ?? '').trim()}`;
   }
   return out;
 }
@@ -74,11 +91,16 @@ export function runUnderModel(program: string, variant: string, timeoutMs = 20 *
   ];
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // One open file for both stdout and stderr: one offset, so lines land in the order they were written
+    // (separate pipes would lose which test a failure line belongs to).
+    const outputPath = join(dir, 'output.log');
+    const outputFd = openSync(outputPath, 'w');
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(process.execPath, args, { stdio: ['ignore', outputFd, outputFd] });
+    } finally {
+      closeSync(outputFd);
+    }
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.once('error', (err) => {
       clearTimeout(timer);
@@ -87,7 +109,13 @@ export function runUnderModel(program: string, variant: string, timeoutMs = 20 *
     });
     child.once('close', (code) => {
       clearTimeout(timer);
-      const tap = parseTap(stdout);
+      let output = '';
+      try {
+        output = readFileSync(outputPath, 'utf8');
+      } catch {
+        // no output file: the run's error is in its exit status
+      }
+      const tap = parseTap(output);
       let unserved: Record<string, number> = {};
       try {
         unserved = (JSON.parse(readFileSync(json, 'utf8')) as { unserved: Record<string, number> }).unserved;
@@ -102,11 +130,11 @@ export function runUnderModel(program: string, variant: string, timeoutMs = 20 *
         wallSeconds: (Date.now() - t0) / 1000,
         tap,
         reasons: failureReasons(
-          stderr,
+          output,
           tap.tests.map((t) => t.name),
         ),
         unserved,
-        report: stderr.split('\n').filter((l) => l.startsWith('ioptrace')),
+        report: output.split('\n').filter((l) => l.startsWith('ioptrace')),
       });
     });
   });

@@ -10,6 +10,10 @@
  * pinned (folio_maybe_dma_pinned); copy_hugetlb_page_range does the same for a huge page. The child's copy
  * holds no pin. Every other page is shared (mapped twice), so the first write by either side breaks COW.
  *
+ * A shared VMA (MAP_SHARED) is no COW mapping: the child maps the very same frames, pinned or not (the
+ * COW-for-DMA copy only concerns private anonymous pages: copy_present_page is reached only for a COW
+ * mapping's anonymous page), and a write by either process is seen by the other.
+ *
  * Deviations: folio_maybe_dma_pinned is exact here (a frame with a pin), and the mm's MMF_HAS_PINNED flag
  * is taken as set: a frame pinned through another address space is copied too. A copied huge page is
  * copied whole, as hugetlb does.
@@ -50,7 +54,10 @@ export function forkProcess(sim: Sim, parent: string, child: string): number {
   return 0;
 }
 
-/** dup_mmap: every VMA of `from` into `to`, sharing each page except the pinned ones, which are copied. */
+/**
+ * dup_mmap: every VMA of `from` into `to`. A private VMA shares each page except the pinned ones, which
+ * are copied; a shared VMA shares every page.
+ */
 function dupMmap(sim: Sim, from: number, to: number): void {
   const src = sim.state.mms[from];
   if (src === undefined) throw new InternalError(`no mm ${from}`);
@@ -63,7 +70,7 @@ function dupMmap(sim: Sim, from: number, to: number): void {
   }));
   for (const { vpn, npages, vma, pieces } of vmas) {
     const block = hugePfns(sim.pageSize, vma.huge);
-    const copied = pinnedBlocks(sim, pieces, block);
+    const copied = vma.shared === true ? new Set<number>() : pinnedBlocks(sim, pieces, block);
     const runs: [number, number][] = [];
     const push = (pfn: number, count: number): void => {
       const last = runs[runs.length - 1];
@@ -89,7 +96,17 @@ function dupMmap(sim: Sim, from: number, to: number): void {
         }
       }
     }
-    sim.emit({ type: 'VmaMapped', v: 1, mm: to, vpn, npages, writable: vma.writable, huge: vma.huge, runs });
+    sim.emit({
+      type: 'VmaMapped',
+      v: 1,
+      mm: to,
+      vpn,
+      npages,
+      writable: vma.writable,
+      huge: vma.huge,
+      runs,
+      ...(vma.shared === true ? { shared: true as const } : {}),
+    });
   }
 }
 

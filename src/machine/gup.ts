@@ -11,7 +11,7 @@
  * without FOLL_FORCE). The result is the number pinned, or -EFAULT when not even the first page was. Before
  * a page is pinned, a write pin (FOLL_WRITE) of a page that is not exclusive (mapped more than once) breaks
  * copy-on-write, and so does a FOLL_LONGTERM pin when GUP unshares ([up:gup-unshare-flags]); the VA then
- * maps the new PFN and the new PFN is pinned. With the trace setting gup_unshare_read_pins every read-only
+ * maps the new PFN and the new PFN is pinned; a page of a shared VMA is pinned where it is. With the trace setting gup_unshare_read_pins every read-only
  * pin unshares (Linux 5.19+ gup_must_unshare, long-term or not): host mm behaviour, the same on every
  * variant, so it is a setting of the run and not a fix flag; off by default so version 1 traces replay as
  * they always did. Quirks: npages 0 pins nothing and returns 0; a range whose end
@@ -116,7 +116,7 @@ function pinPages(
     let pfn = xaLoad(m.pt, vpn);
     if (pfn === undefined) throw new InternalError(`${fn}: mm ${mm} VMA page ${hex(vpn)} has no PFN`);
     const unshare = readPinsUnshare(sim) || (flags.longterm && sim.has('gup-unshare-flags'));
-    if ((flags.write || unshare) && mustCopyOnWrite(sim.state, pfn)) {
+    if ((flags.write || unshare) && mustCopyOnWrite(sim.state, vma, pfn)) {
       flush();
       pfn = breakCow(sim, mm, vpn, fn);
     }

@@ -15,10 +15,15 @@
  * are never physically adjacent and only a huge page gives a long PFN run. A trace that
  * needs another layout (contiguous small pages, adjacent huge pages, shared frames) gives the PFN runs.
  *
- * Copy-on-write: a page mapped more than once (frame.maps > 1: shared PFNs given by a trace stand in for fork) is
- * not exclusive, and a write to it, or a GUP that must unshare it, first moves the VA to a private copy.
+ * Copy-on-write: a page of a private VMA mapped more than once (frame.maps > 1: shared PFNs given by a trace
+ * stand in for fork) is not exclusive, and a write to it, or a GUP that must unshare it, first moves the VA
+ * to a private copy. A shared VMA (MAP_SHARED | MAP_ANONYMOUS, shmem underneath) is never copied: a write,
+ * a write pin or a long-term pin goes to the frame every mapping of it sees (a write fault on VM_SHARED
+ * reuses the page, and gup_must_unshare only concerns anonymous pages).
  *
- * Deviations: every VMA is anonymous and private; huge VMAs behave as hugetlb (munmap may not split a huge
+ * Deviations: every VMA is anonymous; a shared one keeps its frames only while some VMA maps them (the
+ * kernel's shmem object keeps every page until its last VMA goes: the same for anything a process can
+ * observe, since no op reaches an unmapped part of it); huge VMAs behave as hugetlb (munmap may not split a huge
  * page: -EINVAL; a COW copies the whole huge page). There is no TASK_SIZE: any range that does not wrap
  * 2^64 is a valid address range. PFN 0 is never a real frame (a failed iova_to_phys reads back as PFN 0).
  */
@@ -112,7 +117,8 @@ function unmapRange(sim: Sim, mm: number, vpn: number, npages: number): number {
 }
 
 /**
- * mmap(addr, length, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE [| MAP_HUGETLB]) by a process.
+ * mmap(addr, length, MAP_FIXED | MAP_PRIVATE or MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE [| MAP_HUGETLB]) by a
+ * process.
  * The length is rounded up to the page size (of the huge size for huge pages), as the kernel does; `addr`
  * must be aligned to it. An existing mapping in the range is replaced (MAP_FIXED unmaps it first).
  * `pfns` gives the physical layout: runs whose total is the page count; PFNs that are already live frames
@@ -124,7 +130,7 @@ export function mmap(
   pid: string,
   addr: bigint,
   length: bigint,
-  opts: { huge: HugeSize; writable: boolean; pfns?: [number, number][] },
+  opts: { huge: HugeSize; writable: boolean; shared?: boolean; pfns?: [number, number][] },
 ): number {
   const proc = processOf(sim, pid);
   if (proc.exited) return -ESRCH;
@@ -166,7 +172,17 @@ export function mmap(
   } else {
     for (let done = 0; done < npages; done += blockPfns) runs.push([allocFrames(sim, opts.huge), blockPfns]);
   }
-  sim.emit({ type: 'VmaMapped', v: 1, mm: proc.mm, vpn, npages, writable: opts.writable, huge: opts.huge, runs });
+  sim.emit({
+    type: 'VmaMapped',
+    v: 1,
+    mm: proc.mm,
+    vpn,
+    npages,
+    writable: opts.writable,
+    huge: opts.huge,
+    runs,
+    ...(opts.shared === true ? { shared: true as const } : {}),
+  });
   return 0;
 }
 
@@ -198,9 +214,12 @@ export function frameAt(state: State, pfn: number): Frame | undefined {
   return rangeGet(state.frames, pfn);
 }
 
-/** True when the page's frame is mapped more than once: a write must copy it first. */
-export function mustCopyOnWrite(state: State, pfn: number): boolean {
-  return (frameAt(state, pfn)?.maps ?? 0) > 1;
+/**
+ * True when a write through `vma` must copy the page first: a private mapping of a frame mapped more than
+ * once. A shared mapping writes its frame in place however many map it.
+ */
+export function mustCopyOnWrite(state: State, vma: Vma, pfn: number): boolean {
+  return vma.shared !== true && (frameAt(state, pfn)?.maps ?? 0) > 1;
 }
 
 /**
@@ -236,7 +255,7 @@ export function copyToMm(sim: Sim, mm: number, addr: bigint, data: Uint8Array, f
     const n = Math.min(sim.pageSize - inPage, data.length - off);
     const at = pageAt(sim.state, mmOf(sim.state, mm), vpn);
     if (at === null || !at.vma.writable) return -EFAULT;
-    const pfn = mustCopyOnWrite(sim.state, at.pfn) ? breakCow(sim, mm, vpn, fn) : at.pfn;
+    const pfn = mustCopyOnWrite(sim.state, at.vma, at.pfn) ? breakCow(sim, mm, vpn, fn) : at.pfn;
     writePhys(sim, pfn, inPage, data.subarray(off, off + n));
     off += n;
   }

@@ -105,6 +105,7 @@ export function dispatch(sim: Sim, op: TraceOp): OpOutcome {
         mmap(sim, op.pid, op.addr, op.length, {
           huge: op.huge,
           writable: op.prot === 'rw',
+          shared: op.shared,
           ...(op.pfns ? { pfns: op.pfns.map(([p, c]) => [p, c] as [number, number]) } : {}),
         }),
       );

@@ -16,7 +16,7 @@ import type { TraceHeader, TraceOp, TraceVersion } from '../events/trace.js';
 import { defaultTraceHeader, U64_MAX } from '../events/trace.js';
 import { itreeIterFirst, itreeIterNext } from '../structures/interval-tree.js';
 import { areaStartByte } from '../kernel/invariants/held.js';
-import { copyFromMm } from '../machine/memory.js';
+import { copyFromMm, frameAt, vaToPfn } from '../machine/memory.js';
 import { serializeHeader, serializeOp } from '../fuzz/write.js';
 import { LiveReplay } from '../replay/replayer.js';
 import type { Finding, OpRecord, ReplayResult } from '../replay/replayer.js';
@@ -82,8 +82,11 @@ import {
   hasAddressSpace,
   socketHeldAnywhere,
   socketInodeOf,
+  sharedVmasOf,
   vmasIn,
 } from './user-memory.js';
+import type { Vma } from './user-memory.js';
+import { SharedFrames } from './shared-frames.js';
 import { reservedHoles, vfioIoas, vfioIoctl, vfioIoctlName } from './vfio-compat.js';
 import type { CompatHost } from './vfio-compat.js';
 import { kernelAnswer } from './kernel-answer.js';
@@ -212,6 +215,7 @@ const alignDown = (x: bigint, a: bigint): bigint => x - (x % a);
 /** The size the user gave a table command (copyStructIn keeps it on the buffer). */
 const userSizeOf = (buf: Buffer): number => (buf as Buffer & { userSize?: number }).userSize ?? buf.length;
 const alignUp = (x: bigint, a: bigint): bigint => alignDown(x + a - 1n, a);
+const bigMin = (a: bigint, b: bigint): bigint => (a < b ? a : b);
 
 export class Session {
   private readonly live: LiveReplay;
@@ -232,6 +236,8 @@ export class Session {
   private readonly running = new Set<number>();
   /** Per process, the [start, end) ranges already declared to the model with `mmap`, sorted. */
   private readonly declared = new Map<number, [bigint, bigint][]>();
+  /** The model frames of shared objects, and who declared which part of them. */
+  private readonly sharedFrames = new SharedFrames(PAGE_SIZE);
   private readonly memory: UserMemory;
   private readonly counts = { ioctls: new Map<string, number>(), unserved: new Map<string, number>() };
   private readonly accessFiles = new Map<bigint, AccessFile>();
@@ -1098,7 +1104,12 @@ export class Session {
       const from = iova > area.iova ? iova : area.iova;
       const to = last < area.lastIova ? last : area.lastIova;
       const addr = pages.uptr + areaStartByte(area, PAGE_SIZE) + (from - area.iova);
-      out.push({ pid, addr, at: Number(from - iova), length: Number(to - from + 1n) });
+      const bytes = to - from + 1n;
+      // The process the pages came from has gone; a live one that maps the same shared object holds them.
+      const there = this.modelAlive(pid)
+        ? null
+        : this.sharedFrames.elsewhere(pid, addr, bytes, (other) => this.modelAlive(other));
+      out.push({ pid: there?.pid ?? pid, addr: there?.addr ?? addr, at: Number(from - iova), length: Number(bytes) });
     }
     return out;
   }
@@ -1119,6 +1130,7 @@ export class Session {
       ensureProcess: (pid) => this.ensureProcess(pid),
       forked: (parent, child) => {
         this.processes.add(child);
+        this.sharedFrames.forked(parent, child);
         this.declared.set(
           child,
           (this.declared.get(parent) ?? []).map(([a, b]) => [a, b]),
@@ -1228,11 +1240,57 @@ export class Session {
       const stop = alignUp(end < vma.end ? end : vma.end, unit);
       for (const [ds, de] of done) {
         if (de <= start || ds >= stop) continue;
-        if (ds > start) this.mmapOp(pid, start, ds - start, huge, vma.writable, done);
+        if (ds > start) this.declarePiece(pid, vma, start, ds, huge, done);
         start = de > start ? de : start;
       }
-      if (start < stop) this.mmapOp(pid, start, stop - start, huge, vma.writable, done);
+      if (start < stop) this.declarePiece(pid, vma, start, stop, huge, done);
     }
+  }
+
+  /**
+   * Declare [start, stop) of one VMA. A piece of a shared object maps the frames the model already has for
+   * that part of the object (another process declared it, or the same object through another address),
+   * and is then declared in every other live process of the run that maps the same part, so that each of
+   * them sees what the others write and pins the same frames.
+   */
+  private declarePiece(
+    pid: number,
+    vma: Vma,
+    start: bigint,
+    stop: bigint,
+    huge: '4K' | '2M' | '1G',
+    done: [bigint, bigint][],
+  ): void {
+    const shared = vma.shared;
+    if (shared === null) {
+      this.mmapOp(pid, start, stop - start, huge, vma.writable, done, false, null);
+      return;
+    }
+    const offset = shared.offset + (start - vma.start);
+    const live = (pfn: number): boolean => frameAt(this.live.current, pfn) !== undefined;
+    for (const piece of this.sharedFrames.pieces(shared.object, offset, stop - start, live)) {
+      this.mmapOp(pid, start + piece.at, piece.length, huge, vma.writable, done, true, piece.pfns);
+    }
+    const mm = this.live.current.processes[String(pid)]?.mm;
+    this.sharedFrames.record(pid, { start, end: stop, object: shared.object, offset }, (addr) =>
+      mm === undefined ? undefined : vaToPfn(this.live.current, mm, Number(addr / PAGE_SIZE)),
+    );
+    for (const other of this.processes) {
+      if (other === pid || !this.modelAlive(other)) continue;
+      for (const v of sharedVmasOf(other, shared.object)) {
+        // The same bytes of the object in the other process's address space.
+        const theirs = v.shared?.offset ?? 0n;
+        const lo = offset > theirs ? offset : theirs;
+        const hi = bigMin(offset + (stop - start), theirs + (v.end - v.start));
+        if (lo < hi) this.declare(other, v.start + (lo - theirs), hi - lo);
+      }
+    }
+  }
+
+  /** Whether the model still has the process alive (it has not exited there). */
+  private modelAlive(pid: number): boolean {
+    const proc = this.live.current.processes[String(pid)];
+    return proc !== undefined && !proc.exited;
   }
 
   private mmapOp(
@@ -1242,8 +1300,10 @@ export class Session {
     huge: '4K' | '2M' | '1G',
     writable: boolean,
     done: [bigint, bigint][],
+    shared: boolean,
+    pfns: [number, number][] | null,
   ): void {
-    this.step({ op: 'mmap', pid: String(pid), addr, length, huge, prot: writable ? 'rw' : 'r', pfns: null });
+    this.step({ op: 'mmap', pid: String(pid), addr, length, huge, prot: writable ? 'rw' : 'r', pfns, shared });
     done.push([addr, addr + length]);
     done.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   }

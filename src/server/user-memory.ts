@@ -128,9 +128,27 @@ export interface Vma {
   readable: boolean;
   writable: boolean;
   pageSize: number;
+  /**
+   * A shared mapping (perms `s`: MAP_SHARED, anonymous ones included, which shmem backs): the object
+   * every mapping of it shares, as `DEV:INODE`, and the byte offset of the VMA's start in that object.
+   * Null for a private mapping.
+   */
+  shared: { object: string; offset: bigint } | null;
 }
 
-const VMA_LINE = /^([0-9a-f]+)-([0-9a-f]+) ([r-])([w-])/;
+/** start-end perms offset dev inode: the fields of a maps (and smaps header) line. */
+const VMA_LINE = /^([0-9a-f]+)-([0-9a-f]+) ([r-])([w-])[x-]([ps]) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) (\d+)/;
+
+function vmaOf(head: RegExpExecArray): Vma {
+  return {
+    start: BigInt(`0x${head[1]}`),
+    end: BigInt(`0x${head[2]}`),
+    readable: head[3] === 'r',
+    writable: head[4] === 'w',
+    pageSize: 4096,
+    shared: head[5] === 's' ? { object: `${head[7]}:${head[8]}`, offset: BigInt(`0x${head[6]}`) } : null,
+  };
+}
 
 /** The VMAs of `pid` that intersect [start, end), in address order. */
 export function vmasIn(pid: number, start: bigint, end: bigint): Vma[] {
@@ -145,16 +163,28 @@ export function vmasIn(pid: number, start: bigint, end: bigint): Vma[] {
   for (const line of text.split('\n')) {
     const head = VMA_LINE.exec(line);
     if (head) {
-      const vmaStart = BigInt(`0x${head[1]}`);
-      const vmaEnd = BigInt(`0x${head[2]}`);
-      current =
-        vmaEnd > start && vmaStart < end
-          ? { start: vmaStart, end: vmaEnd, readable: head[3] === 'r', writable: head[4] === 'w', pageSize: 4096 }
-          : null;
+      const vma = vmaOf(head);
+      current = vma.end > start && vma.start < end ? vma : null;
       if (current) out.push(current);
     } else if (current && line.startsWith('KernelPageSize:')) {
       current.pageSize = Number(/(\d+)/.exec(line)?.[1] ?? '4') * 1024;
     }
+  }
+  return out;
+}
+
+/** The shared VMAs of `pid` over `object` (DEV:INODE), from /proc/PID/maps; none once it is gone. */
+export function sharedVmasOf(pid: number, object: string): Vma[] {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/maps`, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: Vma[] = [];
+  for (const line of text.split('\n')) {
+    const head = VMA_LINE.exec(line);
+    if (head && head[5] === 's' && `${head[7]}:${head[8]}` === object) out.push(vmaOf(head));
   }
   return out;
 }

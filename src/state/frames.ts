@@ -8,7 +8,8 @@ export const FRAME_SPEC: RangeSpec<Frame> = {
 };
 
 export const VMA_SPEC: RangeSpec<Vma> = {
-  keyOf: (v) => `${v.writable ? 'rw' : 'r'},${v.huge}`,
+  // The shared mark only when set, so that private VMAs hash as they did before shared mappings existed.
+  keyOf: (v) => `${v.writable ? 'rw' : 'r'},${v.huge}${v.shared ? ',shared' : ''}`,
 };
 
 /** A frame nobody maps or pins is freed. */

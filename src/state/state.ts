@@ -57,6 +57,11 @@ export interface Frame {
 export interface Vma {
   writable: boolean;
   huge: HugeSize;
+  /**
+   * MAP_SHARED: the frames belong to the mapping, not to one mm. A write goes to the frame itself (no
+   * copy-on-write) and fork maps the same frames into the child. Absent for a private mapping.
+   */
+  shared?: true;
 }
 
 export interface Process {

@@ -79,7 +79,8 @@ function xaLines(
 function vmaLines(out: Lines, indent: string, vmas: RangeMap<Vma>): void {
   out.list(indent, (emit) =>
     btreeForEachFrom(vmas.tree, undefined, (start, seg) => {
-      emit(`vma vpn ${span(start, seg.count)} ${seg.value.writable ? 'rw' : 'ro'} ${seg.value.huge}`);
+      const shared = seg.value.shared ? ' shared' : '';
+      emit(`vma vpn ${span(start, seg.count)} ${seg.value.writable ? 'rw' : 'ro'} ${seg.value.huge}${shared}`);
     }),
   );
 }

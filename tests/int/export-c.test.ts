@@ -34,6 +34,29 @@ describe('export-c', () => {
     compile('finding', p.source);
   });
 
+  it('exports a shared mmap with flag 4 (MAP_SHARED in the runtime), a private one without', () => {
+    const text = [
+      '{"op":"process","pid":"p"}',
+      '{"op":"mmap","pid":"p","addr":"0x100000","length":8192,"shared":true}',
+      '{"op":"mmap","pid":"p","addr":"0x200000","length":4096,"prot":"r"}',
+    ].join('\n');
+    const p = exportC(parseTraceText(`${text}\n`, 'shared.jsonl'), 'shared.jsonl');
+    expect(p.notExportable).toEqual([]);
+    expect(p.source).toContain('{ K_MMAP, 2, "mmap", 0, 0, 0, 0x100000ULL, 0x2000ULL, 0x0ULL, 4u');
+    expect(p.source).toContain('{ K_MMAP, 3, "mmap", 0, 0, 0, 0x200000ULL, 0x1000ULL, 0x0ULL, 1u');
+    compile('shared', p.source);
+  });
+
+  it('reports the memfd and map_file ops of a shipped trace as not in the 6.12 kernel, by op and line', () => {
+    const p = exported('replays/map-file-stale-folio.jsonl');
+    expect(p.notExportable.map((n) => [n.op, n.name, n.reason])).toEqual([
+      [2, 'memfd', REASONS.mapFile],
+      [7, 'fault', REASONS.site],
+      [8, 'map_file', REASONS.mapFile],
+    ]);
+    compile('map_file', p.source);
+  });
+
   it("reports the kernel-thread pin of bad-free as not exportable, and runs the dead caller's ops elsewhere", () => {
     const p = exported('replays/bad-free.jsonl');
     expect(p.notExportable).toEqual([{ op: 8, line: 33, name: 'access_pin', reason: REASONS.kthread }]);

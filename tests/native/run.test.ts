@@ -440,6 +440,55 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     await expectReplaysTheSame(r.trace, r.report);
   });
 
+  it("keeps MAP_SHARED memory shared across fork: the pinned frames are both processes' pages, writes reach both", async () => {
+    const r = await runClient('shared');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toEqual([
+      'ioas_alloc ok id=1',
+      'mock_domain ok',
+      'create_access ok',
+      'child map ok',
+      'child exit 0',
+      'second mock_domain ok',
+      "parent's pages are the pinned ones: check_refs(1) ok",
+      'access_rw read ok "PARENT"',
+      'access_rw write ok, the parent reads "DEVICE"',
+      'ioas_alloc ok id=8',
+      'mock_domain ok',
+      'map ok',
+      "child's pages hold the pins: check_refs(1) ok",
+      'child exit 0, the parent reads "CHILD"',
+      'create_access ok',
+      'access_rw read ok "CHILD"',
+    ]);
+    expect(r.report.violations).toEqual([]);
+    expect(r.report.warns).toEqual([]);
+    expect(r.report.mismatches).toEqual([]);
+    const ops = readFileSync(r.trace, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{"op"'))
+      .map((l) => JSON.parse(l) as { op: string; pid?: string; shared?: boolean; pfns?: [number, number][] });
+    const parent = ops.find((o) => o.op === 'process')?.pid;
+    const [first] = ops.filter((o) => o.op === 'fork').map((o) => (o as { child?: string }).child);
+    // The child declares the buffer first (fresh frames); the parent, which maps the same shmem object,
+    // is declared on those very frames: the default layout's 0x40000, 0x40002, ... one PFN apart.
+    expect(ops.filter((o) => o.op === 'mmap').map((o) => [o.pid, o.shared, o.pfns ?? null])).toEqual([
+      [first, true, null],
+      [
+        parent,
+        true,
+        [
+          [0x40000, 1],
+          [0x40002, 1],
+          [0x40004, 1],
+          [0x40006, 1],
+        ],
+      ],
+      [parent, true, null],
+    ]);
+    await expectReplaysTheSame(r.trace, r.report);
+  });
+
   it('grants a capability the process lacks when asked: RLIMIT_MODE then follows a root with CAP_SYS_RESOURCE', async () => {
     const r = await runClient('access', ['--grant-cap', 'cap_sys_resource']);
     expect(r.status).toBe(0);

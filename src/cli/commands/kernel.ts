@@ -7,7 +7,13 @@
 import { UsageError } from '../errors.js';
 import { buildKernel, formatSeconds } from '../../groundtruth/kernel-build.js';
 import { cacheRoot } from '../../groundtruth/paths.js';
-import { oracleExitCode, runSelftestOracle } from '../../groundtruth/selftest-table.js';
+import {
+  ORACLE_FIXTURES,
+  inOracleScope,
+  oracleDisagreements,
+  oracleExitCode,
+  runSelftestOracle,
+} from '../../groundtruth/selftest-table.js';
 import { runKernelBatch } from '../../groundtruth/kernel-batch.js';
 import type { BatchResult } from '../../groundtruth/kernel-batch.js';
 import { traceLine } from '../../groundtruth/kernel-run.js';
@@ -104,6 +110,8 @@ async function build(env: CommandEnv): Promise<CommandOutput> {
 async function selftest(env: CommandEnv, variant: string): Promise<CommandOutput> {
   const r = await runSelftestOracle(sayTo(env), variant);
   const failing = r.rows.filter((row) => row.kernel === 'fail' || row.kernel === 'missing');
+  const disagreeing = oracleDisagreements(r.rows);
+  const inScope = r.rows.filter(inOracleScope);
   const text = [
     ...table(
       ['test', 'kernel', 'model', 'model failed at'],
@@ -124,6 +132,11 @@ async function selftest(env: CommandEnv, variant: string): Promise<CommandOutput
         (p.totals ? ` (harness totals: pass ${p.totals.pass} fail ${p.totals.fail} skip ${p.totals.skip})` : ''),
     ),
     `failing on the kernel (${failing.length}): ${failing.map((f) => f.test).join(', ') || 'none'}`,
+    `in scope (${ORACLE_FIXTURES.join(', ')}): agree ${inScope.length - disagreeing.length}, disagree ${disagreeing.length}${
+      disagreeing.length
+        ? `: ${disagreeing.map((d) => `${d.program}: ${d.test} (kernel ${d.kernel}, model ${d.model})`).join(', ')}`
+        : ''
+    }; out of scope: ${r.rows.length - inScope.length}`,
     `kernel WARN/BUG reports: ${r.reports.length ? r.reports.map((w) => `${w.line} [during ${w.during ?? '?'}]`).join('; ') : 'none'}`,
     ...r.findings.map(
       (f) =>
@@ -153,7 +166,8 @@ export const kernelCommand = defineCommand({
     '          (keyed by package version and fragment hash: a second call costs nothing)',
     'selftest  build iommufd and iommufd_fail_nth from the same source, run them in QEMU and under',
     `          \`ioptrace run --variant V\` (default ${KERNEL_VARIANT}), print one row per test with both outcomes and`,
-    '          the agreement per fixture; exit 1 when the VM or a program did not run to the end',
+    '          the agreement per fixture; exit 1 when the VM or a program did not run to the end, or when a',
+    `          test of the fixtures ${ORACLE_FIXTURES.join(', ')} ends differently on kernel and model`,
     'run       export each trace as C (ioptrace export-c), compile it statically, run all of them in one boot,',
     `          and compare op by op with the model on V (default ${KERNEL_VARIANT}): errno, iova/unmapped, data,`,
     '          check_map/check_refs answers, WARN sites by function; prints each disagreement with its trace',

@@ -77,7 +77,13 @@ export function framesAllocated(s: State, e: EventOf<'FramesAllocated'>): void {
 export function vmaMapped(s: State, e: EventOf<'VmaMapped'>): void {
   const mm = mustGet(s.mms, e.mm, 'mm');
   recordStructure(s, 'mm', e.mm, mm, 'vmas', (vmas) =>
-    rangeSet(vmas, e.vpn, e.npages, { writable: e.writable, huge: e.huge }, VMA_SPEC),
+    rangeSet(
+      vmas,
+      e.vpn,
+      e.npages,
+      { writable: e.writable, huge: e.huge, ...(e.shared ? { shared: true as const } : {}) },
+      VMA_SPEC,
+    ),
   );
   let vpn = e.vpn;
   for (const [pfn, count] of e.runs) {

@@ -40,9 +40,13 @@ describe('serializeOp', () => {
       huge: '2M',
       prot: 'rw',
       pfns: [[0x100000, 1024]],
+      shared: false,
     };
     expect(serializeOp(op)).toBe(
       '{"op":"mmap","pid":"p1","addr":"0x7f0000200000","length":4194304,"huge":"2M","pfns":[["0x100000",1024]]}',
+    );
+    expect(serializeOp({ ...op, shared: true })).toBe(
+      '{"op":"mmap","pid":"p1","addr":"0x7f0000200000","length":4194304,"huge":"2M","pfns":[[1048576,1024]],"shared":true}',
     );
   });
 

@@ -122,6 +122,88 @@ describe('trace format version 2', () => {
     expect(r.result.ops[11]?.outputs).toEqual({ data: 'aa' });
   });
 
+  it('a shared mapping stays shared across fork: the pinned page too, and each side sees the other write', () => {
+    const r = run([
+      V2,
+      '{"op":"process","pid":"p"}',
+      '{"op":"mmap","pid":"p","addr":"0x100000","length":8192,"shared":true}',
+      '{"op":"write","pid":"p","addr":"0x100000","data":"aa"}',
+      '{"op":"open","ctx":"c","pid":"p","account":"mm"}',
+      '{"op":"ioas_alloc","ioas":"A"}',
+      '{"op":"domain_attach","domain":"d","ioas":"A"}',
+      '{"op":"ioas_map","ioas":"A","pid":"p","uptr":"0x100000","length":4096,"iova":"0x1000000"}',
+      '{"op":"fork","pid":"p","child":"q"}',
+      '{"op":"check_refs","pid":"q","uptr":"0x100000","length":4096,"refs":1}',
+      '{"op":"write","pid":"q","addr":"0x100000","data":"bb"}',
+      '{"op":"write","pid":"q","addr":"0x101000","data":"cc"}',
+      '{"op":"read","pid":"p","addr":"0x100000","length":1,"expect":{"data":"bb"}}',
+      '{"op":"read","pid":"p","addr":"0x101000","length":1,"expect":{"data":"cc"}}',
+      '{"op":"exit","pid":"q"}',
+      '{"op":"write","pid":"p","addr":"0x100000","data":"dd"}',
+      '{"op":"access_create","access":"x","ioas":"A","pid":"p"}',
+      '{"op":"access_rw","access":"x","pid":"p","iova":"0x1000000","length":1,"expect":{"data":"dd"}}',
+    ]);
+    expect(r.result.mismatches).toEqual([]);
+    expect(r.result.violations).toEqual([]);
+    const forked = r.events.flatMap(([op, e]) =>
+      op === 8 && (e.type === 'VmaMapped' || e.type === 'MemoryWritten' || e.type === 'FramesAllocated') ? [e] : [],
+    );
+    // No copy at fork: the child maps the parent's two frames, the pinned one (0x40000) included.
+    expect(forked).toEqual([
+      {
+        type: 'VmaMapped',
+        v: 1,
+        mm: r.result.state.processes['q']?.mm,
+        vpn: 256,
+        npages: 2,
+        writable: true,
+        huge: '4K',
+        runs: [
+          [0x40000, 1],
+          [0x40002, 1],
+        ],
+        shared: true,
+      },
+    ]);
+    // No COW on the writes either: the only frames ever allocated are the mapping's two.
+    expect(r.events.filter(([, e]) => e.type === 'FramesAllocated' || e.type === 'CowBroken')).toHaveLength(2);
+    const s = r.result.state;
+    const parentMm = s.processes['p']?.mm ?? -1;
+    expect([xaLoad(s.mms[parentMm]!.pt, 256), xaLoad(s.mms[parentMm]!.pt, 257)]).toEqual([0x40000, 0x40002]);
+    expect(rangeGet(s.mms[parentMm]!.vmas, 256)).toEqual({ writable: true, huge: '4K', shared: true });
+    // After the child's exit and the teardown: the parent alone maps both, nothing pinned.
+    expect(rangeGet(s.frames, 0x40000)).toMatchObject({ pins: 0, maps: 1 });
+    expect(rangeGet(s.frames, 0x40002)).toMatchObject({ pins: 0, maps: 1 });
+  });
+
+  it('a private mapping written after fork still breaks COW (shared absent means private)', () => {
+    const r = run([
+      V2,
+      '{"op":"process","pid":"p"}',
+      '{"op":"mmap","pid":"p","addr":"0x100000","length":4096}',
+      '{"op":"write","pid":"p","addr":"0x100000","data":"aa"}',
+      '{"op":"fork","pid":"p","child":"q"}',
+      '{"op":"write","pid":"q","addr":"0x100000","data":"bb"}',
+      '{"op":"read","pid":"p","addr":"0x100000","length":1,"expect":{"data":"aa"}}',
+      '{"op":"read","pid":"q","addr":"0x100000","length":1,"expect":{"data":"bb"}}',
+    ]);
+    expect(r.result.mismatches).toEqual([]);
+    expect(r.events.filter(([, e]) => e.type === 'CowBroken').map(([op, e]) => [op, e])).toEqual([
+      [
+        5,
+        {
+          type: 'CowBroken',
+          v: 1,
+          mm: r.result.state.processes['q']?.mm,
+          vpn: 256,
+          oldPfn: 0x40000,
+          newPfn: 0x40002,
+          fn: 'do_wp_page',
+        },
+      ],
+    ]);
+  });
+
   it('the last close releases the context; before it, the other descriptors keep it', () => {
     const r = run([
       ...PIN_SETUP,
