@@ -80,6 +80,7 @@ export async function recordReplay(store: Store, trace: ParsedTrace, options: Re
         failNth: options.failNth ?? null,
         ...(options.maxEvents !== undefined ? { maxEvents: options.maxEvents } : {}),
         ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}),
+        ...(options.keepOps !== undefined ? { keepOps: options.keepOps } : {}),
         sink,
         onOp: (record, state) => {
           sink.state = state;

@@ -75,6 +75,12 @@ export interface ReplayOptions {
    * where they disagree.
    */
   check?: CheckMode;
+  /**
+   * Keep every op's record in `ReplayResult.ops` (default true). A long run passes false and takes the
+   * records from `onOp` as they come, so its memory does not grow with the number of ops; `opCount` counts
+   * them either way.
+   */
+  keepOps?: boolean;
 }
 
 /** The check mode IOPTRACE_CHECK asks for, or the default when it is unset or empty. */
@@ -147,7 +153,10 @@ export interface HungOp extends HungTask {
 export interface ReplayResult {
   variant: string;
   fixes: string[];
+  /** Every op's record, in order; empty when the replay ran with `keepOps: false`. */
   ops: OpRecord[];
+  /** How many ops ran (setup and teardown included), whether or not their records were kept. */
+  opCount: number;
   violations: Finding[];
   warns: Finding[];
   mismatches: Mismatch[];
@@ -229,6 +238,7 @@ export class LiveReplay {
   private readonly emitter: Emitter;
   private readonly sim: Sim;
   private readonly ops: OpRecord[] = [];
+  private opCount = 0;
   private readonly mismatches: Mismatch[] = [];
   private steps = 0;
   private finished = false;
@@ -347,6 +357,7 @@ export class LiveReplay {
       variant: this.options.variant,
       fixes: [...this.options.fixes],
       ops: this.ops,
+      opCount: this.opCount,
       violations: this.findings.violations,
       warns: this.findings.warns,
       mismatches: this.mismatches,
@@ -434,7 +445,8 @@ export class LiveReplay {
       lastSeq: emitter.seq,
       digest: digestHex(state.digest),
     };
-    this.ops.push(record);
+    this.opCount += 1;
+    if (this.options.keepOps !== false) this.ops.push(record);
     this.options.onOp?.(record, state);
     return record;
   }
