@@ -23,7 +23,7 @@ import { bisectRuns } from '../src/bisect/bisect-runs.js';
 import { resolveVariant } from '../src/kernel/variants.js';
 import { InternalError } from '../src/lib/errors.js';
 import { digestHex } from '../src/lib/digest.js';
-import { parseTraceText } from '../src/replay/parse.js';
+import { streamTraceText } from '../src/replay/parse.js';
 import { recordReplay } from '../src/replay/record.js';
 import { initialState } from '../src/state/state.js';
 import { openStore } from '../src/store/index.js';
@@ -50,7 +50,7 @@ export interface StepMeasurement {
 export async function replayStep(dbPath: string, tracePath: string, choice: VariantChoice): Promise<StepMeasurement> {
   const clock = stopwatch();
   const text = readFileSync(tracePath, 'utf8');
-  const trace = parseTraceText(text, tracePath);
+  const trace = streamTraceText(text, tracePath);
   const spec = resolveVariant(choice.variant, [], choice.without);
   const store = await openStore(dbPath);
   try {

@@ -13,7 +13,8 @@
  */
 import type { Event } from '../events/events.js';
 import type { Expectation, TraceHeader, TraceOp } from '../events/trace.js';
-import type { ParsedTrace } from './parse.js';
+import { lastTraceOpLine, traceOpCount } from './parse.js';
+import type { TraceInput } from './parse.js';
 import type { OpRow } from '../store/index.js';
 import { encodeJson } from '../lib/codec.js';
 import { Emitter, EventBudgetExhausted } from '../state/emit.js';
@@ -453,8 +454,8 @@ export class LiveReplay {
 }
 
 /** Replay a parsed trace; never throws for kernel-level outcomes (those are findings). */
-export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult {
-  const live = new LiveReplay(trace.header, options, trace.entries.length + 2);
+export function replay(trace: TraceInput, options: ReplayOptions): ReplayResult {
+  const live = new LiveReplay(trace.header, options, traceOpCount(trace) + 2);
   for (const entry of trace.entries) {
     if (live.hung !== null) break;
     live.step(entry.op, entry.line);
@@ -467,11 +468,11 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
  * filled): the replay itself stays synchronous, and a caller that returns undefined pays nothing.
  */
 export async function replayPausing(
-  trace: ParsedTrace,
+  trace: TraceInput,
   options: ReplayOptions,
   between: () => Promise<void> | undefined,
 ): Promise<ReplayResult> {
-  const live = new LiveReplay(trace.header, options, trace.entries.length + 2);
+  const live = new LiveReplay(trace.header, options, traceOpCount(trace) + 2);
   for (const entry of trace.entries) {
     if (live.hung !== null) break;
     live.step(entry.op, entry.line);
@@ -481,6 +482,6 @@ export async function replayPausing(
   return live.finish(lastLineOf(trace));
 }
 
-function lastLineOf(trace: ParsedTrace): number {
-  return trace.entries.length ? (trace.entries[trace.entries.length - 1]?.line ?? 0) + 1 : 1;
+function lastLineOf(trace: TraceInput): number {
+  return traceOpCount(trace) > 0 ? lastTraceOpLine(trace) + 1 : 1;
 }
