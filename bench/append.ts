@@ -179,6 +179,8 @@ export async function recordGuest(
   const lastAccessOp = guest.ops - TEARDOWN_OPS;
   let setupEnd = 0n;
   let accessEnd = 0n;
+  let fixedEvents = 0;
+  let mapEvents = 0;
   const cpu0 = cpuSeconds();
   const t0 = stopwatch();
   let recorded: Awaited<ReturnType<typeof recordReplay>>;
@@ -188,9 +190,14 @@ export async function recordGuest(
       traceText: guest.text,
       variant: choice.label,
       fixes: spec.fixes,
+      // The per-op figures are summed as ops end: a long run keeps no array of its ops.
+      keepOps: false,
       onOp: (record) => {
         if (record.index === SETUP_OPS) setupEnd = process.hrtime.bigint();
         else if (record.index === lastAccessOp) accessEnd = process.hrtime.bigint();
+        const n = record.lastSeq - record.firstSeq + 1;
+        if (record.op !== 'access_pin' && record.op !== 'access_unpin') fixedEvents += n;
+        if (record.index === SETUP_OPS - 1) mapEvents = n;
       },
     });
   } finally {
@@ -199,13 +206,6 @@ export async function recordGuest(
   const total = seconds(t0);
   const cpu = cpuSeconds() - cpu0;
   const r = recorded.result;
-  let fixedEvents = 0;
-  let mapEvents = 0;
-  for (const op of r.ops) {
-    const n = op.lastSeq - op.firstSeq + 1;
-    if (op.op !== 'access_pin' && op.op !== 'access_unpin') fixedEvents += n;
-    if (op.index === SETUP_OPS - 1) mapEvents = n;
-  }
   return {
     run: recorded.run,
     dbPath,

@@ -30,7 +30,7 @@ export type {
 export { EVIDENCE_MAX, RULE_DESCRIPTIONS, RULE_NAMES, heldIndexes, reconcile, reconcileInput } from './reconcile.js';
 export type { EvidenceEvent, Reconciliation, ReconcileInput, RuleName, RuleResult } from './reconcile.js';
 export { auditCsv, auditJson, auditRun, auditText, lineFilters, textTable } from './report.js';
-export type { AuditFilter, AuditOp, AuditReport } from './report.js';
+export type { AuditFilter, AuditOp, AuditOptions, AuditReport } from './report.js';
 export { CHART, chartSeries, escapeHtml, opX, renderAuditHtml } from './html.js';
 export type { ChartSeries } from './html.js';
 export { auditAll, summaryText } from './summary.js';

@@ -40,6 +40,7 @@ import { mustHoldPinned } from '../kernel/invariants/held.js';
 import { runsSize } from '../kernel/invariants/runs.js';
 import { rangeForEach } from '../structures/range-map.js';
 import { decodeJson } from '../lib/codec.js';
+import { opsInOrder } from '../store/index.js';
 import type { Store, StoredOp } from '../store/index.js';
 import { ForwardSeeker, stateAt } from '../timetravel/state-at.js';
 import { StoreSource } from '../timetravel/store-source.js';
@@ -308,9 +309,11 @@ async function evidenceFor(store: Store, run: number, b: Break): Promise<{ event
   return { events: events.slice(0, EVIDENCE_MAX), more: Math.max(0, events.length - EVIDENCE_MAX) };
 }
 
-/** What the forward pass reads: ledger closings, the run's objects and ops. Exposed for the summary. */
+/**
+ * What the forward pass reads besides the ops (which it streams from the store): ledger closings and the
+ * run's objects. Exposed for the summary.
+ */
 export interface ReconcileInput {
-  ops: StoredOp[];
   closings: Closing[];
   pagesClosings: PagesClosing[];
   objects: RunObjects;
@@ -319,7 +322,6 @@ export interface ReconcileInput {
 
 export async function reconcileInput(store: Store, run: number): Promise<ReconcileInput> {
   return {
-    ops: await store.ops(run),
     closings: await accountClosings(store, run),
     pagesClosings: await pagesClosings(store, run),
     objects: await runObjects(store, run),
@@ -335,7 +337,7 @@ const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' 
  * @example const r = await reconcile(store, 1); r.rules.filter((x) => !x.ok)
  */
 export async function reconcile(store: Store, run: number, input?: ReconcileInput): Promise<Reconciliation> {
-  const { ops, closings, pagesClosings: pClosings, objects, holdings } = input ?? (await reconcileInput(store, run));
+  const { closings, pagesClosings: pClosings, objects, holdings } = input ?? (await reconcileInput(store, run));
   const source = await StoreSource.open(store, run);
   const seeker = new ForwardSeeker(source);
   const breaks = new Map<RuleName, Break>();
@@ -358,7 +360,12 @@ export async function reconcile(store: Store, run: number, input?: ReconcileInpu
     }
   }
 
-  for (const op of ops) {
+  // The ops stream past in index order (one chunk held at a time); only the count and the last are kept.
+  let opCount = 0;
+  let lastOp: StoredOp | undefined;
+  for await (const op of opsInOrder(store, run)) {
+    opCount += 1;
+    lastOp = op;
     const dirty = new Set<number>();
     let pinsMoved = false;
     for (; ci < closings.length && (closings[ci]?.op ?? Infinity) <= op.index; ci++) {
@@ -475,13 +482,13 @@ export async function reconcile(store: Store, run: number, input?: ReconcileInpu
   }
 
   // zero-after-teardown: the replayer's last op is the teardown.
-  const lastOp = ops[ops.length - 1];
-  const complete = lastOp !== undefined && lastOp.op === 'teardown';
-  if (complete) {
+  const teardown = lastOp?.op === 'teardown' ? lastOp : undefined;
+  const complete = teardown !== undefined;
+  if (teardown !== undefined) {
     const left = [...bal].filter(([, v]) => v !== 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     if (left.length > 0) {
       brk('zero-after-teardown', {
-        op: lastOp.index,
+        op: teardown.index,
         detail: `left after teardown: ${left.map(([k, v]) => `${k} = ${v}`).join(', ')}`,
         accounts: left.map(([k]) => parseKey(k)),
         holdingsOf: [],
@@ -501,22 +508,24 @@ export async function reconcile(store: Store, run: number, input?: ReconcileInpu
   for (const k of new Set([...finalValues.keys(), ...history.keys()])) {
     if ((finalValues.get(k) ?? 0) !== (bal.get(k) ?? 0)) disagree.add(k);
   }
-  if (disagree.size > 0 && ops.length > 0) {
+  // Op rows are numbered 0..opCount-1, so the bisection reads the few it visits by index.
+  const opAt = async (i: number): Promise<StoredOp | undefined> => (await store.ops(run, i, i))[0];
+  if (disagree.size > 0 && opCount > 0) {
     const fails = async (i: number): Promise<boolean> => {
-      const op = ops[i];
+      const op = await opAt(i);
       if (op === undefined) return true;
       const values = stateValues(await stateAt(source, op.lastSeq), released, disagree);
       return [...disagree].some((k) => (values.get(k) ?? 0) !== history.at(k, op.index));
     };
     // Invariant: fails(hi); lo is the last index known to hold (-1: before the run).
     let lo = -1;
-    let hi = ops.length - 1;
+    let hi = opCount - 1;
     while (hi - lo > 1) {
       const mid = (lo + hi) >> 1;
       if (await fails(mid)) hi = mid;
       else lo = mid;
     }
-    const at = ops[hi];
+    const at = await opAt(hi);
     if (at !== undefined) {
       const values = stateValues(await stateAt(source, at.lastSeq), released, disagree);
       const wrong = [...disagree].filter((k) => (values.get(k) ?? 0) !== history.at(k, at.index)).sort();
@@ -535,7 +544,6 @@ export async function reconcile(store: Store, run: number, input?: ReconcileInpu
     }
   }
 
-  const opByIndex = new Map(ops.map((o) => [o.index, o]));
   const rules: RuleResult[] = [];
   for (const rule of RULE_NAMES) {
     const b = breaks.get(rule);
@@ -546,7 +554,7 @@ export async function reconcile(store: Store, run: number, input?: ReconcileInpu
       continue;
     }
     const { events, more } = await evidenceFor(store, run, b);
-    const op = opByIndex.get(b.op);
+    const op = await opAt(b.op);
     rules.push({
       rule,
       ok: false,

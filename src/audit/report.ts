@@ -9,6 +9,7 @@
  * names no owner), so a filtered ledger leaves them out.
  */
 import { NotFoundError } from '../lib/errors.js';
+import { opsInOrder } from '../store/index.js';
 import type { Store } from '../store/index.js';
 import {
   COUNTER_NAMES,
@@ -53,6 +54,9 @@ export interface AuditReport {
   /** Balance of every account at the end of the run (whole run, unfiltered). */
   final: Closing[];
   ledger: LedgerLine[];
+  /** How many ops the run stored. */
+  opCount: number;
+  /** Every op, for the chart's axis (html.ts); empty when the audit ran with `ops: false`. */
   ops: AuditOp[];
   /** The chart: per counter, the total of the shown accounts at the end of each op where it moved. */
   series: SeriesClosing[];
@@ -97,12 +101,26 @@ export function lineFilters(filter: AuditFilter, objects: RunObjects, run: numbe
   return out;
 }
 
+export interface AuditOptions {
+  /**
+   * Read every op into `AuditReport.ops` (default true): the HTML chart draws its axis from them. The text,
+   * CSV and JSON need only the count, so a long run is audited with false and its memory does not grow with
+   * the number of ops.
+   */
+  ops?: boolean;
+}
+
 /**
  * Audit one stored run: ledger, balances, chart series and the reconciliation.
  *
  * @example const report = await auditRun(store, 1, { pages: 2 }); report.rules.filter((r) => !r.ok)
  */
-export async function auditRun(store: Store, run: number, filter: AuditFilter = {}): Promise<AuditReport> {
+export async function auditRun(
+  store: Store,
+  run: number,
+  filter: AuditFilter = {},
+  options: AuditOptions = {},
+): Promise<AuditReport> {
   const row = await store.run(run);
   if (row === undefined)
     throw new NotFoundError(`no run ${run} in ${store.path} (ioptrace runs lists them)`, 'run', run);
@@ -120,10 +138,17 @@ export async function auditRun(store: Store, run: number, filter: AuditFilter = 
     rules: reconciliation.rules,
     final: await finalBalances(store, run),
     ledger: await ledgerLines(store, run, { where }),
-    ops: input.ops.map((o) => ({ index: o.index, line: o.line, op: o.op })),
+    opCount: row.opCount,
+    ops: options.ops === false ? [] : await auditOps(store, run),
     series: await seriesClosings(store, run, { where }),
     findings: await runFindings(store, run),
   };
+}
+
+async function auditOps(store: Store, run: number): Promise<AuditOp[]> {
+  const out: AuditOp[] = [];
+  for await (const o of opsInOrder(store, run)) out.push({ index: o.index, line: o.line, op: o.op });
+  return out;
 }
 
 export function accountName(counter: CounterName, owner: number | null): string {
@@ -205,7 +230,7 @@ export function auditText(report: AuditReport): string[] {
   const table = textTable;
   const broken = report.rules.filter((r) => !r.ok).length;
   return [
-    `run ${report.run}: ${report.tracePath} on ${report.variant}${filterText(report.filter)}: ${report.ledger.length} ledger lines over ${report.ops.length} ops`,
+    `run ${report.run}: ${report.tracePath} on ${report.variant}${filterText(report.filter)}: ${report.ledger.length} ledger lines over ${report.opCount} ops`,
     broken ? `${reportVerdict(report).text}:` : reportVerdict(report).text,
     ...ruleLines(report.rules),
     '',

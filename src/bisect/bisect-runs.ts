@@ -25,7 +25,7 @@ import type { ParsedTrace } from '../replay/parse.js';
 import { recordReplay } from '../replay/record.js';
 import { decodeEvent } from '../state/snapshot.js';
 import { differingStretchesQuery, opPairsQuery } from '../store/index.js';
-import type { OpRow, RunRow, Store } from '../store/index.js';
+import type { OpRow, RunRow, Store, StoredEvent } from '../store/index.js';
 import { stateAt } from '../timetravel/state-at.js';
 import { StoreSource } from '../timetravel/store-source.js';
 import type { Divergence } from './divergence.js';
@@ -96,28 +96,46 @@ async function requireRun(store: Store, run: number): Promise<RunRow> {
   return row;
 }
 
-/** One run's neutraliser, moved forward op by op through the events that set neutralised fields. */
+/**
+ * One run's neutraliser, moved forward op by op through the events that set neutralised fields. Those events
+ * are read as the scan reaches their ops (the store reads them in keyset chunks), so a long run costs one
+ * chunk of them at a time, not all of them.
+ */
 class RunNeutralizer {
   readonly neutralizer: DigestNeutralizer;
-  readonly pending: { op: number; event: Event }[] = [];
-  private next = 0;
+  private readonly events: AsyncIterator<StoredEvent>;
+  /** The next event not applied yet: read, but of an op after the last one asked for. */
+  private waiting: { op: number; event: Event } | null = null;
+  private done = false;
 
-  private constructor(strict: boolean) {
+  constructor(store: Store, run: number, strict: boolean) {
     this.neutralizer = new DigestNeutralizer(neutralOptions(strict));
-  }
-
-  static async load(store: Store, run: number, strict: boolean): Promise<RunNeutralizer> {
-    const r = new RunNeutralizer(strict);
-    for await (const row of store.events(run, { types: NEUTRAL_EVENT_TYPES }))
-      r.pending.push({ op: row.op, event: decodeEvent(row.payload) });
-    return r;
+    this.events = store.events(run, { types: NEUTRAL_EVENT_TYPES })[Symbol.asyncIterator]();
   }
 
   /** Apply the events of ops up to `op` (ascending calls only); returns the neutraliser for the state after `op`. */
-  at(op: number): DigestNeutralizer {
-    for (let e = this.pending[this.next]; e !== undefined && e.op <= op; e = this.pending[++this.next])
-      this.neutralizer.accept(e.event);
+  async at(op: number): Promise<DigestNeutralizer> {
+    for (;;) {
+      if (this.waiting === null) {
+        if (this.done) break;
+        const next = await this.events.next();
+        if (next.done === true) {
+          this.done = true;
+          break;
+        }
+        this.waiting = { op: next.value.op, event: decodeEvent(next.value.payload) };
+      }
+      if (this.waiting.op > op) break;
+      this.neutralizer.accept(this.waiting.event);
+      this.waiting = null;
+    }
     return this.neutralizer;
+  }
+
+  /** Stop reading (the scan ended before the run did). */
+  async close(): Promise<void> {
+    if (!this.done) await this.events.return?.();
+    this.done = true;
   }
 }
 
@@ -140,8 +158,8 @@ async function neutralStretches(
   for (let at = from; at < to;) {
     const rows = await store.query(opPairsQuery(runA, runB, at, to, ROW_CHUNK));
     for (const r of rows) {
-      const na = ra.at(r.idx).neutral(r.digestA);
-      const nb = rb.at(r.idx).neutral(r.digestB);
+      const na = (await ra.at(r.idx)).neutral(r.digestA);
+      const nb = (await rb.at(r.idx)).neutral(r.digestB);
       if (!r.otherDiffers && na === nb) continue;
       if (out.length === 0) await onFirst(r.idx, na, nb);
       const last = out[out.length - 1];
@@ -183,20 +201,25 @@ async function scanStored(
   let first: OpPair | null = null;
   const raw = await store.query(differingStretchesQuery(runA, runB, 0, compared));
   if (raw.length > 0) {
-    const ra = await RunNeutralizer.load(store, runA, strict);
-    const rb = await RunNeutralizer.load(store, runB, strict);
-    for (const [from, last] of raw) {
-      const found = await neutralStretches(store, runA, runB, from, last + 1, ra, rb, async (idx, na, nb) => {
-        if (first !== null) return;
-        const a = await storedKey(store, runA, idx, na);
-        const b = await storedKey(store, runB, idx, nb);
-        first = { index: idx, a, b, differs: opDifferences(a, b) };
-      });
-      for (const [f, l] of found) {
-        const prev = stretches[stretches.length - 1];
-        if (prev !== undefined && prev[1] === f - 1) prev[1] = l;
-        else stretches.push([f, l]);
+    const ra = new RunNeutralizer(store, runA, strict);
+    const rb = new RunNeutralizer(store, runB, strict);
+    try {
+      for (const [from, last] of raw) {
+        const found = await neutralStretches(store, runA, runB, from, last + 1, ra, rb, async (idx, na, nb) => {
+          if (first !== null) return;
+          const a = await storedKey(store, runA, idx, na);
+          const b = await storedKey(store, runB, idx, nb);
+          first = { index: idx, a, b, differs: opDifferences(a, b) };
+        });
+        for (const [f, l] of found) {
+          const prev = stretches[stretches.length - 1];
+          if (prev !== undefined && prev[1] === f - 1) prev[1] = l;
+          else stretches.push([f, l]);
+        }
       }
+    } finally {
+      await ra.close();
+      await rb.close();
     }
   }
   return {

@@ -68,6 +68,35 @@ export interface ParsedTrace {
   sha256: string;
 }
 
+/**
+ * A trace checked whole but not held parsed: `entries` parses the ops again, one at a time, each time it is
+ * iterated (streamTraceText). A replay of millions of ops then holds the text and one op, not an object per
+ * op. It reads exactly as ParsedTrace does: the same reader, so the same entries, issues and header.
+ */
+export interface StreamedTrace {
+  header: TraceHeader;
+  entries: Iterable<TraceEntry>;
+  sha256: string;
+  /** How many ops `entries` yields. */
+  opCount: number;
+  /** The line of the last op (0 when there is none). */
+  lastOpLine: number;
+}
+
+/** What a replay reads: a trace parsed whole (small runs, tests) or streamed (long runs). */
+export type TraceInput = ParsedTrace | StreamedTrace;
+
+/** How many ops the trace has. */
+export function traceOpCount(trace: TraceInput): number {
+  return 'opCount' in trace ? trace.opCount : trace.entries.length;
+}
+
+/** The line of the trace's last op (0 when there is none). */
+export function lastTraceOpLine(trace: TraceInput): number {
+  if ('lastOpLine' in trace) return trace.lastOpLine;
+  return trace.entries[trace.entries.length - 1]?.line ?? 0;
+}
+
 /** Reading stops after this many issues: a trace that broken needs no more detail. */
 export const MAX_TRACE_ISSUES = 1000;
 
@@ -310,6 +339,17 @@ class Names {
 class TraceReader {
   private header: TraceHeader = { ...DEFAULT_TRACE_HEADER };
   private readonly entries: TraceEntry[] = [];
+  /** Ops read so far, and the line of the last (kept or not). */
+  entryCount = 0;
+  lastEntryLine = 0;
+
+  /** `keep` false: entries are counted, not kept (the last one stays reachable as `latest`). */
+  constructor(private readonly keep = true) {}
+
+  /** The entry read last; its observations are complete once another op is read or the text ends. */
+  get latest(): TraceEntry | null {
+    return this.current;
+  }
   private readonly issues: TraceIssue[] = [];
   private readonly names = new Names();
   private seenContent = false;
@@ -373,7 +413,7 @@ class TraceReader {
 
   /** The parsed trace, or a TraceError with every issue found. */
   finish(fileName: string, sha256: string, allowEmpty = false): ParsedTrace {
-    if (!allowEmpty && this.issues.length === 0 && this.entries.length === 0) {
+    if (!allowEmpty && this.issues.length === 0 && this.entryCount === 0) {
       this.issues.push({ line: Math.max(1, this.lastLine), field: null, message: NO_OPERATIONS });
     }
     if (this.issues.length > 0) throw new TraceError(fileName, this.issues, this.full);
@@ -421,7 +461,9 @@ class TraceReader {
       return;
     }
     const entry: TraceEntry = { line, op, observed: [] };
-    this.entries.push(entry);
+    if (this.keep) this.entries.push(entry);
+    this.entryCount += 1;
+    this.lastEntryLine = line;
     this.current = entry;
   }
 
@@ -602,17 +644,65 @@ class TraceReader {
 /** `allowEmpty`: a trace with no op is accepted (what a program that never opened /dev/iommu did). */
 export function parseTraceText(text: string, fileName = 'trace', options: { allowEmpty?: boolean } = {}): ParsedTrace {
   const reader = new TraceReader();
+  for (const _ of readTextLines(text, reader));
+  return reader.finish(fileName, createHash('sha256').update(text, 'utf8').digest('hex'), options.allowEmpty);
+}
+
+/** Feed `text` to `reader` line by line; yields after each line (so a caller can take entries as they come). */
+function* readTextLines(text: string, reader: TraceReader): Generator<void, void, undefined> {
+  // A regex of its own: two readers of one text (a stream and its check) may be part way at once.
+  const lineBreak = new RegExp(LINE_BREAK.source, 'g');
   let line = 0;
   let start = 0;
-  LINE_BREAK.lastIndex = 0;
   for (;;) {
-    const match = LINE_BREAK.exec(text);
+    const match = lineBreak.exec(text);
     const end = match === null ? text.length : match.index;
     line += 1;
-    if (!reader.line(text.slice(start, end), line) || match === null) break;
+    const more = reader.line(text.slice(start, end), line);
+    yield;
+    if (!more || match === null) return;
     start = end + match[0].length;
   }
-  return reader.finish(fileName, createHash('sha256').update(text, 'utf8').digest('hex'), options.allowEmpty);
+}
+
+/**
+ * Check a whole trace held in memory as parseTraceText does (the same TraceError for a bad one), without
+ * keeping its ops: they are parsed again, one at a time, as `entries` is iterated.
+ *
+ * @example const t = streamTraceText(text, 'guest.jsonl'); for (const e of t.entries) replayOne(e.op);
+ */
+export function streamTraceText(
+  text: string,
+  fileName = 'trace',
+  options: { allowEmpty?: boolean } = {},
+): StreamedTrace {
+  const check = new TraceReader(false);
+  for (const _ of readTextLines(text, check));
+  const { header, sha256 } = check.finish(
+    fileName,
+    createHash('sha256').update(text, 'utf8').digest('hex'),
+    options.allowEmpty,
+  );
+  return {
+    header,
+    sha256,
+    opCount: check.entryCount,
+    lastOpLine: check.lastEntryLine,
+    entries: { [Symbol.iterator]: () => entriesOf(text) },
+  };
+}
+
+/** The entries of a checked text, each yielded once the next op (or the end) shows its observations are all read. */
+function* entriesOf(text: string): Generator<TraceEntry, void, undefined> {
+  const reader = new TraceReader(false);
+  let held: TraceEntry | null = null;
+  for (const _ of readTextLines(text, reader)) {
+    const latest = reader.latest;
+    if (latest === held || latest === null) continue;
+    if (held !== null) yield held;
+    held = latest;
+  }
+  if (held !== null) yield held;
 }
 
 /**

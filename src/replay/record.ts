@@ -20,7 +20,8 @@ import { StoreError } from '../store/index.js';
 import type { RunWriter, Store } from '../store/index.js';
 import { SnapshotSpacing } from '../state/snapshot-spacing.js';
 import type { SpacingOptions } from '../state/snapshot-spacing.js';
-import type { ParsedTrace } from './parse.js';
+import { lastTraceOpLine, traceOpCount } from './parse.js';
+import type { StreamedTrace, TraceEntry, TraceInput } from './parse.js';
 import { opRowOf, replayPausing } from './replayer.js';
 import { EventBudgetError } from './errors.js';
 import type { OpRecord, ReplayOptions, ReplayResult } from './replayer.js';
@@ -56,7 +57,49 @@ class StoreSink implements EventSink {
   }
 }
 
-export async function recordReplay(store: Store, trace: ParsedTrace, options: RecordOptions): Promise<RecordedRun> {
+/**
+ * The trace as the replay reads it, remembering the lines of the op handed out last and of the one after it
+ * (read one ahead): where a failure is reported, without looking back into a trace that is streamed and so
+ * keeps no array of its ops.
+ */
+class TracedLines {
+  private readonly lines = new Map<number, number>();
+  readonly input: StreamedTrace;
+
+  constructor(private readonly trace: TraceInput) {
+    this.input = {
+      header: trace.header,
+      sha256: trace.sha256,
+      opCount: traceOpCount(trace),
+      lastOpLine: lastTraceOpLine(trace),
+      entries: { [Symbol.iterator]: () => this.read() },
+    };
+  }
+
+  private *read(): Generator<TraceEntry, void, undefined> {
+    const it = this.trace.entries[Symbol.iterator]();
+    let index = 0;
+    for (let next = it.next(); next.done !== true;) {
+      const entry = next.value;
+      next = it.next();
+      index += 1;
+      this.lines.clear();
+      this.lines.set(index, entry.line);
+      if (next.done !== true) this.lines.set(index + 1, next.value.line);
+      yield entry;
+    }
+  }
+
+  /** The trace line of op `index`: 0 for the setup, one past the last op for the teardown. */
+  lineOf(index: number): number {
+    if (index === 0) return 0;
+    const line = this.lines.get(index);
+    if (line !== undefined) return line;
+    return this.input.opCount > 0 ? this.input.lastOpLine + 1 : 1;
+  }
+}
+
+export async function recordReplay(store: Store, trace: TraceInput, options: RecordOptions): Promise<RecordedRun> {
   const writer = await store.beginRun({
     tracePath: options.tracePath,
     traceSha256: trace.sha256,
@@ -67,19 +110,21 @@ export async function recordReplay(store: Store, trace: ParsedTrace, options: Re
     header: trace.header,
   });
   const sink = new StoreSink(writer, new SnapshotSpacing(options.spacing));
+  const traced = new TracedLines(trace);
   // The op being replayed: the one after the last that ended (op 0 is the setup, the last the teardown).
   let opIndex = 0;
   let result: ReplayResult;
   try {
     // A server store cannot commit inside append: after each op that cut a batch, wait for its commit.
     result = await replayPausing(
-      trace,
+      traced.input,
       {
         variant: options.variant,
         fixes: options.fixes,
         failNth: options.failNth ?? null,
         ...(options.maxEvents !== undefined ? { maxEvents: options.maxEvents } : {}),
         ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}),
+        ...(options.keepOps !== undefined ? { keepOps: options.keepOps } : {}),
         sink,
         onOp: (record, state) => {
           sink.state = state;
@@ -93,20 +138,11 @@ export async function recordReplay(store: Store, trace: ParsedTrace, options: Re
     await writer.finish('complete', { finalDigest: result.digest });
   } catch (err) {
     // opIndex past the teardown: every op ran, and committing the last batch failed.
-    const failure = await failRun(writer, trace, opIndex > trace.entries.length + 1 ? null : opIndex, err);
+    const failure = await failRun(writer, traced, opIndex > traced.input.opCount + 1 ? null : opIndex, err);
     // A trace too big for its event budget is the user's to fix (exit 2); the run is marked failed all the same.
     throw err instanceof EventBudgetError ? err : failure;
   }
   return { run: writer.run, head: writer.head, result };
-}
-
-/** The trace line of op `index`: 0 for the setup, one past the last entry for the teardown. */
-function opLine(trace: ParsedTrace, index: number): number {
-  if (index === 0) return 0;
-  const entry = trace.entries[index - 1];
-  if (entry !== undefined) return entry.line;
-  const last = trace.entries[trace.entries.length - 1];
-  return last === undefined ? 1 : last.line + 1;
 }
 
 function causeText(err: unknown): string {
@@ -118,11 +154,11 @@ function causeText(err: unknown): string {
 /** Records the run as failed where it stopped (op null: at its last commit) and returns the error naming the cause. */
 async function failRun(
   writer: RunWriter,
-  trace: ParsedTrace,
+  traced: TracedLines,
   opIndex: number | null,
   err: unknown,
 ): Promise<StoreError> {
-  const line = opIndex === null ? null : opLine(trace, opIndex);
+  const line = opIndex === null ? null : traced.lineOf(opIndex);
   // The writer's own errors already start with the run; say it once.
   const reason = causeText(err).replace(`run ${writer.run}: `, '');
   const where = `run ${writer.run} failed ${opIndex === null ? 'at its last commit' : `at op ${opIndex} (trace line ${line})`}`;

@@ -13,7 +13,8 @@
  */
 import type { Event } from '../events/events.js';
 import type { Expectation, TraceHeader, TraceOp } from '../events/trace.js';
-import type { ParsedTrace } from './parse.js';
+import { lastTraceOpLine, traceOpCount } from './parse.js';
+import type { TraceInput } from './parse.js';
 import type { OpRow } from '../store/index.js';
 import { encodeJson } from '../lib/codec.js';
 import { Emitter, EventBudgetExhausted } from '../state/emit.js';
@@ -75,6 +76,12 @@ export interface ReplayOptions {
    * where they disagree.
    */
   check?: CheckMode;
+  /**
+   * Keep every op's record in `ReplayResult.ops` (default true). A long run passes false and takes the
+   * records from `onOp` as they come, so its memory does not grow with the number of ops; `opCount` counts
+   * them either way.
+   */
+  keepOps?: boolean;
 }
 
 /** The check mode IOPTRACE_CHECK asks for, or the default when it is unset or empty. */
@@ -147,7 +154,10 @@ export interface HungOp extends HungTask {
 export interface ReplayResult {
   variant: string;
   fixes: string[];
+  /** Every op's record, in order; empty when the replay ran with `keepOps: false`. */
   ops: OpRecord[];
+  /** How many ops ran (setup and teardown included), whether or not their records were kept. */
+  opCount: number;
   violations: Finding[];
   warns: Finding[];
   mismatches: Mismatch[];
@@ -229,6 +239,7 @@ export class LiveReplay {
   private readonly emitter: Emitter;
   private readonly sim: Sim;
   private readonly ops: OpRecord[] = [];
+  private opCount = 0;
   private readonly mismatches: Mismatch[] = [];
   private steps = 0;
   private finished = false;
@@ -348,6 +359,7 @@ export class LiveReplay {
       variant: this.options.variant,
       fixes: [...this.options.fixes],
       ops: this.ops,
+      opCount: this.opCount,
       violations: this.findings.violations,
       warns: this.findings.warns,
       mismatches: this.mismatches,
@@ -435,15 +447,16 @@ export class LiveReplay {
       lastSeq: emitter.seq,
       digest: digestHex(state.digest),
     };
-    this.ops.push(record);
+    this.opCount += 1;
+    if (this.options.keepOps !== false) this.ops.push(record);
     this.options.onOp?.(record, state);
     return record;
   }
 }
 
 /** Replay a parsed trace; never throws for kernel-level outcomes (those are findings). */
-export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult {
-  const live = new LiveReplay(trace.header, options, trace.entries.length + 2);
+export function replay(trace: TraceInput, options: ReplayOptions): ReplayResult {
+  const live = new LiveReplay(trace.header, options, traceOpCount(trace) + 2);
   for (const entry of trace.entries) {
     if (live.hung !== null) break;
     live.step(entry.op, entry.line);
@@ -456,11 +469,11 @@ export function replay(trace: ParsedTrace, options: ReplayOptions): ReplayResult
  * filled): the replay itself stays synchronous, and a caller that returns undefined pays nothing.
  */
 export async function replayPausing(
-  trace: ParsedTrace,
+  trace: TraceInput,
   options: ReplayOptions,
   between: () => Promise<void> | undefined,
 ): Promise<ReplayResult> {
-  const live = new LiveReplay(trace.header, options, trace.entries.length + 2);
+  const live = new LiveReplay(trace.header, options, traceOpCount(trace) + 2);
   for (const entry of trace.entries) {
     if (live.hung !== null) break;
     live.step(entry.op, entry.line);
@@ -470,6 +483,6 @@ export async function replayPausing(
   return live.finish(lastLineOf(trace));
 }
 
-function lastLineOf(trace: ParsedTrace): number {
-  return trace.entries.length ? (trace.entries[trace.entries.length - 1]?.line ?? 0) + 1 : 1;
+function lastLineOf(trace: TraceInput): number {
+  return traceOpCount(trace) > 0 ? lastTraceOpLine(trace) + 1 : 1;
 }

@@ -65,6 +65,7 @@ export {
   type PagesClosing,
   type SeriesClosing,
 } from './queries/ledger.js';
+export { OP_CHUNK, opsInOrder } from './op-stream.js';
 export type {
   BeginRunOptions,
   BrokenEvent,

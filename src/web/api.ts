@@ -194,7 +194,7 @@ export const ROUTES: Record<string, Route> = {
       ...(q.pid !== undefined ? { pid: q.pid } : {}),
       ...(q.pages !== undefined ? { pages: q.pages } : {}),
     };
-    return auditJson(await auditRun(ctx.store, need(run), filter));
+    return auditJson(await auditRun(ctx.store, need(run), filter, { ops: false }));
   },
   async bisect(ctx, params) {
     const q = parseQuery('bisect', params);

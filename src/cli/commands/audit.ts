@@ -56,7 +56,8 @@ export const auditCommand = defineCommand({
         return { exitCode: rows.every((r) => r.ok) ? 0 : 1, json: { runs: rows }, text: summaryText(rows) };
       }
       const run = intArg(positionals[0], 'RUN');
-      const report = await auditRun(store, run, filter);
+      // Only the HTML chart draws every op; the other forms need their count alone.
+      const report = await auditRun(store, run, filter, { ops: html !== null });
       const exitCode = report.ok ? 0 : 1;
       if (html !== null) {
         // Rendered before the write, so that a failure to render is never reported as one to write.

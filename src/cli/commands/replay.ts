@@ -48,7 +48,7 @@ export function replaySummary(run: number | null, head: string | null, r: Replay
     run,
     variant: r.variant,
     flags: r.fixes,
-    ops: r.ops.length,
+    ops: r.opCount,
     events: r.events,
     digest: r.digest,
     head,
@@ -137,6 +137,8 @@ export const replayCommand = defineCommand({
           fixes,
           failNth,
           maxEvents,
+          // Only --json prints every op's result; the text needs the count alone.
+          keepOps: env.json,
           onOp: (op) => progress.update(op.index),
           onProgress: (p) => progress.inside(p.op, p.ops, p.line, p.name, p.opEvents),
         });
@@ -146,7 +148,7 @@ export const replayCommand = defineCommand({
       const { run, head, result } = recorded;
       const findings = result.violations.length + result.warns.length + result.mismatches.length;
       const text_ = [
-        `run ${run}: ${path} on ${label}: ${result.ops.length} ops, ${result.events} events, digest ${result.digest}`,
+        `run ${run}: ${path} on ${label}: ${result.opCount} ops, ${result.events} events, digest ${result.digest}`,
         findings
           ? `${result.violations.length} violations, ${result.warns.length} WARNs, ${result.mismatches.length} mismatches:`
           : 'clean: no violation, no WARN, every expectation met',

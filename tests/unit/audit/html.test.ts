@@ -31,6 +31,7 @@ function report(): AuditReport {
     status: 'complete',
     filter: {},
     ok: false,
+    opCount: 6,
     rules: [
       rule('ledger-equals-state', null),
       rule('npinned-equals-pins', 3, 'npinned 5 < 8 pins & "more"'),
