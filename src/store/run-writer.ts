@@ -29,32 +29,6 @@ export const OP_COLUMNS = [
   'hash',
 ] as const;
 
-/**
- * The text of `INSERT INTO table (columns) VALUES (...), (...)` for a number of rows, cached per table and
- * row count; `placeholder` spells the n-th bound parameter (1-based) in the dialect's way.
- */
-export function insertSqlSpelledWith(
-  placeholder: (n: number) => string,
-): (table: string, columns: readonly string[], rows: number) => string {
-  const cache = new Map<string, string>();
-  return (table, columns, rows) => {
-    const key = `${table}/${rows}`;
-    let text = cache.get(key);
-    if (text === undefined) {
-      const width = columns.length;
-      const values: string[] = [];
-      for (let r = 0; r < rows; r++) {
-        const cells: string[] = [];
-        for (let c = 1; c <= width; c++) cells.push(placeholder(r * width + c));
-        values.push(`(${cells.join(', ')})`);
-      }
-      text = `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${values.join(', ')}`;
-      cache.set(key, text);
-    }
-    return text;
-  };
-}
-
 /** A new run, checked and encoded: what the runs row is inserted with and what its writer starts from. */
 export interface NewRun {
   batchSize: number;
@@ -117,21 +91,56 @@ export interface Batch {
   after: ChainState;
 }
 
-/** The SQL of a dialect's writer. */
-export interface WriterSql {
-  /** Rows per multi-row INSERT statement (events and op rows). */
+/** What a dialect's writer differs in, besides its transactions. */
+export interface WriterDialect {
+  /** Rows per multi-row INSERT statement (events and op rows), within the driver's limit of parameters. */
   chunkRows: number;
-  /** The INSERT of `rows` rows of `columns` into `table` (insertSqlSpelledWith). */
-  insert: (table: string, columns: readonly string[], rows: number) => string;
-  /** Binds run, first_seq, last_seq, types of an event_blocks row. */
-  insertBlock: string;
-  /** Binds run, seq, op, digest, format, state of a snapshots row. */
-  insertSnapshot: string;
-  /**
-   * Binds the runs row's status, error, error_op, error_line, event_count, op_count, head_hash,
-   * ops_head_hash, final_digest, then its id; changes the row only while it is 'running'.
-   */
-  finishRun: string;
+  /** The statements in the dialect's spelling of bound parameters (writerSql). */
+  sql: WriterSql;
+  /** How a driver error reads inside a StoreError message. */
+  describeCause: (error: unknown) => string;
+}
+
+/** The writer's statements with the n-th (1-based) bound parameter spelled `placeholder(n)`. */
+export function writerSql(placeholder: (n: number) => string): WriterSql {
+  return new WriterSql(placeholder);
+}
+
+/** The writer's statements in a dialect's spelling of bound parameters. */
+class WriterSql {
+  readonly insertBlock: string;
+  readonly insertSnapshot: string;
+  readonly finishRun: string;
+  readonly #placeholder: (n: number) => string;
+  /** INSERT texts by table and row count. */
+  readonly #inserts = new Map<string, string>();
+
+  constructor(placeholder: (n: number) => string) {
+    this.#placeholder = placeholder;
+    const p = placeholder;
+    this.insertBlock = `INSERT INTO event_blocks (run, first_seq, last_seq, types) VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)})`;
+    this.insertSnapshot = `INSERT INTO snapshots (run, seq, op, digest, format, state) VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)})`;
+    this.finishRun = `UPDATE runs SET status = ${p(1)}, error = ${p(2)}, error_op = ${p(3)}, error_line = ${p(4)}, event_count = ${p(5)}, op_count = ${p(6)},
+  head_hash = ${p(7)}, ops_head_hash = ${p(8)}, final_digest = ${p(9)} WHERE id = ${p(10)} AND status = 'running'`;
+  }
+
+  /** INSERT INTO table (columns) VALUES (...), (...) for `rows` rows. */
+  insert(table: string, columns: readonly string[], rows: number): string {
+    const key = `${table}/${rows}`;
+    let text = this.#inserts.get(key);
+    if (text === undefined) {
+      const width = columns.length;
+      const values: string[] = [];
+      for (let r = 0; r < rows; r++) {
+        const cells: string[] = [];
+        for (let c = 1; c <= width; c++) cells.push(this.#placeholder(r * width + c));
+        values.push(`(${cells.join(', ')})`);
+      }
+      text = `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${values.join(', ')}`;
+      this.#inserts.set(key, text);
+    }
+    return text;
+  }
 }
 
 /** One statement of a batch's transaction, after the write step it reports. */
@@ -160,6 +169,7 @@ export abstract class BatchingRunWriter implements RunWriter {
   protected readonly onWriteStep: (step: WriteStep, batch: number) => void;
   #live: ChainState;
   #committed: ChainState;
+  readonly #dialect: WriterDialect;
   readonly #sql: WriterSql;
   readonly #chunkWidth: number;
   /** Filled event chunks; #chunk is the one being filled, #chunkAt its length. */
@@ -178,15 +188,16 @@ export abstract class BatchingRunWriter implements RunWriter {
   /** Batch transactions begun so far (for onWriteStep). */
   #batches = 0;
 
-  protected constructor(run: number, start: NewRun, sql: WriterSql) {
+  protected constructor(run: number, start: NewRun, dialect: WriterDialect) {
     this.run = run;
     this.batchSize = start.batchSize;
     this.onWriteStep = start.onWriteStep;
     this.#live = genesisChainState(start.genesis);
     this.#committed = { ...this.#live };
-    this.#sql = sql;
+    this.#dialect = dialect;
+    this.#sql = dialect.sql;
     // A batch holds at most batchSize events: no chunk needs room for more.
-    this.#chunkWidth = Math.min(sql.chunkRows, start.batchSize) * EVENT_COLUMNS.length;
+    this.#chunkWidth = Math.min(dialect.chunkRows, start.batchSize) * EVENT_COLUMNS.length;
     this.#chunk = new Array<unknown>(this.#chunkWidth);
   }
 
@@ -364,7 +375,7 @@ export abstract class BatchingRunWriter implements RunWriter {
     }
     const ops = batch.ops;
     const opWidth = OP_COLUMNS.length;
-    const width = sql.chunkRows * opWidth;
+    const width = this.#dialect.chunkRows * opWidth;
     for (let at = 0; at < ops.length; at += width) {
       const params = ops.length - at > width ? ops.slice(at, at + width) : at === 0 ? ops : ops.slice(at);
       yield { step: 'ops', sql: sql.insert('ops', OP_COLUMNS, params.length / opWidth), params };
@@ -396,15 +407,15 @@ export abstract class BatchingRunWriter implements RunWriter {
 
   /**
    * `batch` failed to commit: the chains go back to the last committed batch, the buffers are dropped and
-   * the writer refuses further rows. Returns the error to throw; `describeCause` reads the driver's error.
+   * the writer refuses further rows. Returns the error to throw.
    */
-  protected failed(error: unknown, batch: Batch, describeCause: (error: unknown) => string): StoreError {
+  protected failed(error: unknown, batch: Batch): StoreError {
     const failure =
       error instanceof StoreError
         ? error
         : new StoreError(
             'write-failed',
-            `run ${this.run}: batch of events ${batch.firstSeq}..${batch.lastSeq} not written: ${describeCause(error)}`,
+            `run ${this.run}: batch of events ${batch.firstSeq}..${batch.lastSeq} not written: ${this.#dialect.describeCause(error)}`,
             { run: this.run, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq },
             { cause: error },
           );

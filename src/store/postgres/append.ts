@@ -20,11 +20,11 @@ import {
   BatchingRunWriter,
   type FinishRow,
   type NewRun,
-  type WriterSql,
+  type WriterDialect,
   checkRunFinished,
-  insertSqlSpelledWith,
   newRun,
   runNotRecorded,
+  writerSql,
 } from '../run-writer.js';
 import type { BeginRunOptions, FinishSummary, RunInfo, RunWriter } from '../types.js';
 import { describePgCause } from './pool.js';
@@ -36,17 +36,10 @@ const INSERT_RUN = `INSERT INTO runs (trace_path, trace_sha256, trace_text, vari
   VALUES ($1, $2, $3, $4, $5, $6, $7, 'running',
     (SELECT coalesce(max(id), 0) FROM events WHERE tx < pg_snapshot_xmin(pg_current_snapshot())))
   RETURNING id`;
-const INSERT_SNAPSHOT = 'INSERT INTO snapshots (run, seq, op, digest, format, state) VALUES ($1, $2, $3, $4, $5, $6)';
-const INSERT_BLOCK = 'INSERT INTO event_blocks (run, first_seq, last_seq, types) VALUES ($1, $2, $3, $4)';
-const FINISH_RUN = `UPDATE runs SET status = $1, error = $2, error_op = $3, error_line = $4, event_count = $5, op_count = $6,
-  head_hash = $7, ops_head_hash = $8, final_digest = $9 WHERE id = $10 AND status = 'running'`;
-
-const SQL: WriterSql = {
+const DIALECT: WriterDialect = {
   chunkRows: INSERT_CHUNK,
-  insert: insertSqlSpelledWith((n) => `$${n}`),
-  insertBlock: INSERT_BLOCK,
-  insertSnapshot: INSERT_SNAPSHOT,
-  finishRun: FINISH_RUN,
+  sql: writerSql((n) => `$${n}`),
+  describeCause: describePgCause,
 };
 
 /** Inserts the run as 'running' (committed at once: autocommit) and returns its writer. */
@@ -68,7 +61,7 @@ class PostgresRunWriter extends BatchingRunWriter {
   #queue: Batch[] = [];
 
   constructor(pool: pg.Pool, run: number, start: NewRun) {
-    super(run, start, SQL);
+    super(run, start, DIALECT);
     this.#pool = pool;
   }
 
@@ -114,7 +107,7 @@ class PostgresRunWriter extends BatchingRunWriter {
         await this.#write(batch, last ? finish : null);
       } catch (error) {
         this.#queue = [];
-        throw this.failed(error, batch, describePgCause);
+        throw this.failed(error, batch);
       }
       this.#queue.shift();
       this.committed(batch);

@@ -19,11 +19,11 @@ import {
   BatchingRunWriter,
   type FinishRow,
   type NewRun,
-  type WriterSql,
+  type WriterDialect,
   checkRunFinished,
-  insertSqlSpelledWith,
   newRun,
   runNotRecorded,
+  writerSql,
 } from '../run-writer.js';
 import type { Connection, Transaction } from './connection.js';
 import { describeCause } from './cause.js';
@@ -34,17 +34,10 @@ const INSERT_CHUNK = 32;
 
 const INSERT_RUN = `INSERT INTO runs (trace_path, trace_sha256, trace_text, variant, flags, fault_plan, header, status, created_seq)
   VALUES (?, ?, ?, ?, ?, ?, ?, 'running', (SELECT coalesce(max(id), 0) FROM events))`;
-const INSERT_SNAPSHOT = 'INSERT INTO snapshots (run, seq, op, digest, format, state) VALUES (?, ?, ?, ?, ?, ?)';
-const INSERT_BLOCK = 'INSERT INTO event_blocks (run, first_seq, last_seq, types) VALUES (?, ?, ?, ?)';
-const FINISH_RUN = `UPDATE runs SET status = ?, error = ?, error_op = ?, error_line = ?, event_count = ?, op_count = ?,
-  head_hash = ?, ops_head_hash = ?, final_digest = ? WHERE id = ? AND status = 'running'`;
-
-const SQL: WriterSql = {
+const DIALECT: WriterDialect = {
   chunkRows: INSERT_CHUNK,
-  insert: insertSqlSpelledWith(() => '?'),
-  insertBlock: INSERT_BLOCK,
-  insertSnapshot: INSERT_SNAPSHOT,
-  finishRun: FINISH_RUN,
+  sql: writerSql(() => '?'),
+  describeCause,
 };
 
 /** Inserts the run as 'running' in its own transaction and returns its writer. */
@@ -64,7 +57,7 @@ class SqliteRunWriter extends BatchingRunWriter {
   readonly #commitTx: Transaction<(batch: Batch, finish: FinishRow | null) => void>;
 
   constructor(conn: Connection, run: number, start: NewRun) {
-    super(run, start, SQL);
+    super(run, start, DIALECT);
     this.#conn = conn;
     this.#commitTx = conn.raw.transaction((batch: Batch, finish: FinishRow | null) => this.#write(batch, finish));
   }
@@ -106,7 +99,7 @@ class SqliteRunWriter extends BatchingRunWriter {
       // IMMEDIATE: take the write lock up front, so another process waits (busy timeout) instead of failing.
       this.#commitTx.immediate(batch, finish);
     } catch (error) {
-      throw this.failed(error, batch, describeCause);
+      throw this.failed(error, batch);
     }
     this.committed(batch);
   }
