@@ -28,31 +28,10 @@ import { itreeEntries } from '../structures/interval-tree.js';
 import type { ItreeEntry, Key as TreeKey } from '../structures/interval-tree.js';
 import type { RangeMap } from '../structures/range-map.js';
 import type { Xarray } from '../structures/xarray.js';
-import type { Frame, Mapping, MappingTable, State, Vma } from './state.js';
+import { STATE_TABLES, type Frame, type Mapping, type MappingTable, type State, type Vma } from './state.js';
 
 /** The tables of a diff, in the order differences are listed. */
-export const DIFF_TABLES = [
-  'config',
-  'counts',
-  'cursors',
-  'fault',
-  'processes',
-  'mms',
-  'users',
-  'frames',
-  'pageData',
-  'heap',
-  'ctxs',
-  'ioases',
-  'pages',
-  'areas',
-  'pagesAccesses',
-  'accesses',
-  'domains',
-  'files',
-  'openFiles',
-  'fds',
-] as const;
+export const DIFF_TABLES = STATE_TABLES;
 export type DiffTable = (typeof DIFF_TABLES)[number];
 
 /** What a range counts: physical pages, user virtual pages, page indexes of an iopt_pages, bytes of IOVA. */

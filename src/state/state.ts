@@ -299,11 +299,19 @@ export interface State {
   digest: Digest;
 }
 
-/** The tables of the State whose records are keyed by id (`pages.2`, `accesses.mdev`): one home for the list. */
-export const RECORD_TABLES = [
+/**
+ * The tables of the State, in the order a diff lists their differences: one home for the list. `cursors`
+ * stands for the State's next-free counters (next PFN, next heap address, ...), which have no table of their own.
+ */
+export const STATE_TABLES = [
+  'config',
+  'counts',
+  'cursors',
+  'fault',
   'processes',
   'mms',
   'users',
+  'frames',
   'pageData',
   'heap',
   'ctxs',
@@ -316,7 +324,16 @@ export const RECORD_TABLES = [
   'files',
   'openFiles',
   'fds',
-] as const satisfies readonly (keyof State)[];
+] as const;
+
+/** The tables that do not hold records keyed by id: settings, counters, the fault plan and the frames. */
+const UNKEYED_TABLES = ['config', 'counts', 'cursors', 'fault', 'frames'] as const;
+type RecordTable = Exclude<(typeof STATE_TABLES)[number], (typeof UNKEYED_TABLES)[number]> & keyof State;
+
+/** The tables of the State whose records are keyed by id (`pages.2`, `accesses.mdev`), in STATE_TABLES order. */
+export const RECORD_TABLES: readonly RecordTable[] = STATE_TABLES.filter(
+  (table): table is RecordTable => !(UNKEYED_TABLES as readonly string[]).includes(table),
+);
 
 export const DEFAULT_CONFIG: RunConfig = {
   pageSize: 4096,

@@ -25,7 +25,7 @@ import { StoreError } from './errors.js';
 import type { BrokenEvent, BrokenOp, OpRow, RunMismatch, RunStatus, RunVerification, VerifyReport } from './types.js';
 
 /** Rows per read of events or ops. */
-export const VERIFY_CHUNK = 1024;
+const VERIFY_CHUNK = 1024;
 
 /** A run's row as verify reads it: RUN_SQL's columns. */
 export interface RunRecord {
@@ -64,7 +64,7 @@ export interface RawOp {
   hash: unknown;
 }
 
-export const VERIFY_RUN_SQL = `SELECT id, trace_sha256, trace_text, variant, flags, fault_plan, status, event_count, op_count, head_hash,
+const VERIFY_RUN_SQL = `SELECT id, trace_sha256, trace_text, variant, flags, fault_plan, status, event_count, op_count, head_hash,
   ops_head_hash FROM runs`;
 
 export interface BlockRecord {
@@ -87,6 +87,36 @@ export interface VerifySource {
   events(run: number, afterSeq: number): Promise<RawEvent[]>;
   /** Up to VERIFY_CHUNK op rows of the run with idx >= fromIndex, by idx. */
   ops(run: number, fromIndex: number): Promise<RawOp[]>;
+}
+
+/** Runs one statement inside the backend's read snapshot and returns its rows. */
+export type VerifyQuery = (sql: string, params: unknown[]) => Promise<unknown[]>;
+
+/**
+ * verify's reads as statements run by `query`, with the n-th (1-based) bound parameter spelled
+ * `placeholder(n)`: a backend adds only its transaction around verifyWith.
+ */
+export function verifySource(query: VerifyQuery, placeholder: (n: number) => string): VerifySource {
+  const [p1, p2] = [placeholder(1), placeholder(2)];
+  const rowsOf = async <T>(sql: string, params: unknown[]): Promise<T[]> => (await query(sql, params)) as T[];
+  return {
+    runIds: async () => (await rowsOf<{ id: number }>('SELECT id FROM runs ORDER BY id', [])).map((r) => r.id),
+    run: async (id) => (await rowsOf<RunRecord>(`${VERIFY_RUN_SQL} WHERE id = ${p1}`, [id]))[0],
+    blocks: (run) =>
+      rowsOf<BlockRecord>(`SELECT first_seq, last_seq, types FROM event_blocks WHERE run = ${p1} ORDER BY first_seq`, [
+        run,
+      ]),
+    events: (run, afterSeq) =>
+      rowsOf<RawEvent>(
+        `SELECT id, seq, op, type, v, payload, hash FROM events WHERE run = ${p1} AND seq > ${p2} ORDER BY seq LIMIT ${VERIFY_CHUNK}`,
+        [run, afterSeq],
+      ),
+    ops: (run, fromIndex) =>
+      rowsOf<RawOp>(
+        `SELECT idx, line, op, errno, result, first_seq, last_seq, digest, hash FROM ops WHERE run = ${p1} AND idx >= ${p2} ORDER BY idx LIMIT ${VERIFY_CHUNK}`,
+        [run, fromIndex],
+      ),
+  };
 }
 
 /**

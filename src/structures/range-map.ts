@@ -21,6 +21,7 @@
 
 import { btreeCreate, btreeDelete, btreeEntriesFrom, btreeFloorValue, btreeForEachFrom, btreeSet } from './btree.js';
 import type { BTree } from './btree.js';
+import { applyWindow } from './sorted-window.js';
 import { digestAdd, digestRemove, zeroDigest } from '../lib/digest.js';
 import type { Digest } from '../lib/digest.js';
 
@@ -141,51 +142,32 @@ function pushPiece<V>(news: Piece<V>[], start: number, count: number, value: V, 
  * Replace the window `olds` by `news` (both ascending, `news` canonical), writing only what differs: a
  * segment kept at the same start with the same key and count is not touched.
  */
-function applyWindow<V>(m: RangeMap<V>, olds: Segment<V>[], news: Piece<V>[]): void {
+function replaceWindow<V>(m: RangeMap<V>, olds: Segment<V>[], news: Piece<V>[]): void {
   const tree = m.tree;
   const digest = m.digest;
-  // Same-start changes first, in place, before any delete or insert moves nodes around.
-  let i = 0;
-  let j = 0;
-  while (i < olds.length && j < news.length) {
-    const o = olds[i] as Segment<V>;
-    const n = news[j] as Piece<V>;
-    if (o.start === n.start) {
-      if (o.count !== n.count || o.key !== n.key) {
-        digestRemove(digest, [o.start, o.count, o.key]);
-        digestAdd(digest, [n.start, n.count, n.key]);
-        m.count += n.count - o.count;
-        o.count = n.count;
-        if (o.key !== n.key) {
-          o.value = n.value;
-          o.key = n.key;
-        }
+  applyWindow<Segment<V>, Piece<V>>(olds, news, (entry) => entry.start, {
+    differs: (o, n) => o.count !== n.count || o.key !== n.key,
+    update: (o, n) => {
+      digestRemove(digest, [o.start, o.count, o.key]);
+      digestAdd(digest, [n.start, n.count, n.key]);
+      m.count += n.count - o.count;
+      o.count = n.count;
+      if (o.key !== n.key) {
+        o.value = n.value;
+        o.key = n.key;
       }
-      i++;
-      j++;
-    } else if (o.start < n.start) i++;
-    else j++;
-  }
-  i = 0;
-  j = 0;
-  while (i < olds.length || j < news.length) {
-    const o = olds[i];
-    const n = news[j];
-    if (o !== undefined && n !== undefined && o.start === n.start) {
-      i++;
-      j++;
-    } else if (o !== undefined && (n === undefined || o.start < n.start)) {
+    },
+    remove: (o) => {
       digestRemove(digest, [o.start, o.count, o.key]);
       m.count -= o.count;
       btreeDelete(tree, o.start);
-      i++;
-    } else if (n !== undefined) {
+    },
+    add: (n) => {
       digestAdd(digest, [n.start, n.count, n.key]);
       m.count += n.count;
       btreeSet(tree, n.start, { start: n.start, count: n.count, value: n.value, key: n.key });
-      j++;
-    }
-  }
+    },
+  });
 }
 
 /**
@@ -215,7 +197,7 @@ function rewrite<V>(
     const s = Math.max(tail.start, end);
     pushPiece(news, s, tail.start + tail.count - s, tail.value, tail.key);
   }
-  applyWindow(m, olds, news);
+  replaceWindow(m, olds, news);
 }
 
 /** Assign `value` to every unit of [first, first + count); undefined erases. */

@@ -22,6 +22,7 @@
 
 import { btreeCreate, btreeDelete, btreeEntriesFrom, btreeFloorValue, btreeForEachFrom, btreeSet } from './btree.js';
 import type { BTree } from './btree.js';
+import { applyWindow } from './sorted-window.js';
 import { digestAdd, digestAddHash, digestRemove, hashTripleOf, zeroDigest } from '../lib/digest.js';
 import type { Digest } from '../lib/digest.js';
 
@@ -131,45 +132,26 @@ function pushRun(news: XaRun[], index: number, pfn: number, count: number): void
 /** Replace the stored runs `olds` by `news` (both ascending, `news` canonical), writing only what differs. */
 function applyRuns(xa: Xarray, olds: XaRun[], news: XaRun[]): void {
   const digest = xa.digest;
-  // Same-index changes first, in place, before any delete or insert moves nodes around.
-  let i = 0;
-  let j = 0;
-  while (i < olds.length && j < news.length) {
-    const o = olds[i] as XaRun;
-    const n = news[j] as XaRun;
-    if (o.index === n.index) {
-      if (o.pfn !== n.pfn || o.count !== n.count) {
-        digestRemove(digest, [o.index, o.pfn, o.count]);
-        digestAdd(digest, [n.index, n.pfn, n.count]);
-        xa.count += n.count - o.count;
-        o.pfn = n.pfn;
-        o.count = n.count;
-      }
-      i++;
-      j++;
-    } else if (o.index < n.index) i++;
-    else j++;
-  }
-  i = 0;
-  j = 0;
-  while (i < olds.length || j < news.length) {
-    const o = olds[i];
-    const n = news[j];
-    if (o !== undefined && n !== undefined && o.index === n.index) {
-      i++;
-      j++;
-    } else if (o !== undefined && (n === undefined || o.index < n.index)) {
+  applyWindow<XaRun, XaRun>(olds, news, (run) => run.index, {
+    differs: (o, n) => o.pfn !== n.pfn || o.count !== n.count,
+    update: (o, n) => {
+      digestRemove(digest, [o.index, o.pfn, o.count]);
+      digestAdd(digest, [n.index, n.pfn, n.count]);
+      xa.count += n.count - o.count;
+      o.pfn = n.pfn;
+      o.count = n.count;
+    },
+    remove: (o) => {
       digestRemove(digest, [o.index, o.pfn, o.count]);
       xa.count -= o.count;
       btreeDelete(xa.runs, o.index);
-      i++;
-    } else if (n !== undefined) {
+    },
+    add: (n) => {
       digestAdd(digest, [n.index, n.pfn, n.count]);
       xa.count += n.count;
       btreeSet(xa.runs, n.index, n);
-      j++;
-    }
-  }
+    },
+  });
 }
 
 /**

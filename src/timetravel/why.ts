@@ -16,7 +16,7 @@ import type { Event, EventOf, EventType } from '../events/events.js';
 import { INDEX_EVENTS, PFN_EVENTS, PIN_EVENTS } from '../events/groups.js';
 import { BadInputError } from '../lib/errors.js';
 import { hex } from '../state/diff.js';
-import { DEFAULT_CONFIG } from '../state/state.js';
+import { DEFAULT_CONFIG, type Area } from '../state/state.js';
 import type { EventSource } from './source.js';
 
 export type WhyTarget = { pfn: number } | { pages: number; index: number };
@@ -211,15 +211,10 @@ async function whyPfn(source: EventSource, pfn: number, first: number, last: num
   return out;
 }
 
-interface AreaInfo {
-  ioas: string;
-  iova: bigint;
-  lastIova: bigint;
-  pageOffset: number;
-  firstIndex: number;
-  lastIndex: number;
+/** An area as its events describe it, with its pages once they are attached (null before). */
+type AreaInfo = Pick<Area, 'ioas' | 'iova' | 'lastIova' | 'pageOffset' | 'firstIndex' | 'lastIndex'> & {
   pages: number | null;
-}
+};
 
 async function whyIndex(
   source: EventSource,

@@ -14,7 +14,7 @@ import { migrate } from '../migrate.js';
 import type { Database as Schema } from '../schema.js';
 import type { Store } from '../types.js';
 import { describePgCause, newPool, shownUrl } from './pool.js';
-import { PostgresStore } from './store.js';
+import { postgresStore } from './store.js';
 
 export interface OpenPostgresOptions {
   readonly?: boolean;
@@ -55,7 +55,7 @@ export async function openPostgresStore(url: string, options: OpenPostgresOption
       );
     }
     const executed = await migrate(db, shown, readonly);
-    return new PostgresStore(shown, readonly, pool, db, new Set(executed));
+    return postgresStore(shown, readonly, pool, db, new Set(executed));
   } catch (error) {
     await db.destroy();
     if (error instanceof StoreError || error instanceof NotAStoreError) throw error;

@@ -8,25 +8,22 @@
 
 import type pg from 'pg';
 import { z } from 'zod';
-import { StoreError } from '../errors.js';
+import {
+  ALL_SEQS,
+  EVENT_CHUNK,
+  NO_LIMIT,
+  type SeqRange,
+  checkEventRow,
+  openOpRange,
+  runColumns,
+  seqWindow,
+  typeRanges,
+} from '../reads.js';
 import { opRowSchema, parseRow, runRowSchema, snapshotRowSchema } from '../rows.js';
 import type { EventFilter, RunRow, Snapshot, StoredEvent, StoredOp } from '../types.js';
 
-const EVENT_CHUNK = 1024;
-const NO_LIMIT = Number.MAX_SAFE_INTEGER;
-
-const RUN_COLUMNS = `id, trace_path, trace_sha256, variant, flags, fault_plan, header, status, error, head_hash, ops_head_hash,
-  final_digest, created_seq, ERROR_PLACE,
-  CASE WHEN status = 'running' THEN (SELECT coalesce(max(seq), 0) FROM events e WHERE e.run = runs.id) ELSE event_count END AS event_count,
-  CASE WHEN status = 'running' THEN (SELECT coalesce(max(idx) + 1, 0) FROM ops o WHERE o.run = runs.id) ELSE op_count END AS op_count`;
-
-function runColumns(migrations: ReadonlySet<string>): string {
-  return RUN_COLUMNS.replace(
-    'ERROR_PLACE',
-    migrations.has('0002_run_failure')
-      ? 'error_op, error_line'
-      : 'NULL::integer AS error_op, NULL::integer AS error_line',
-  );
+function runColumnsOf(migrations: ReadonlySet<string>): string {
+  return runColumns(migrations, 'NULL::integer');
 }
 
 async function rows(pool: pg.Pool, text: string, values: unknown[] = []): Promise<Record<string, unknown>[]> {
@@ -34,13 +31,13 @@ async function rows(pool: pg.Pool, text: string, values: unknown[] = []): Promis
 }
 
 export async function readRuns(pool: pg.Pool, migrations: ReadonlySet<string>): Promise<RunRow[]> {
-  return (await rows(pool, `SELECT ${runColumns(migrations)} FROM runs ORDER BY id`)).map((row) =>
+  return (await rows(pool, `SELECT ${runColumnsOf(migrations)} FROM runs ORDER BY id`)).map((row) =>
     parseRow(runRowSchema, row, 'runs row'),
   );
 }
 
 export async function readRun(pool: pg.Pool, migrations: ReadonlySet<string>, id: number): Promise<RunRow | undefined> {
-  const [row] = await rows(pool, `SELECT ${runColumns(migrations)} FROM runs WHERE id = $1`, [id]);
+  const [row] = await rows(pool, `SELECT ${runColumnsOf(migrations)} FROM runs WHERE id = $1`, [id]);
   return row === undefined ? undefined : parseRow(runRowSchema, row, `runs row ${id}`);
 }
 
@@ -87,17 +84,17 @@ export async function readSnapshotSeqs(pool: pg.Pool, run: number): Promise<numb
   );
 }
 
-type SeqRange = readonly [number, number];
-
 async function opRange(pool: pg.Pool, run: number, op: number): Promise<SeqRange | undefined> {
   const row = await readOp(pool, run, op);
   if (row !== undefined) return [row.firstSeq, row.lastSeq];
   const [last] = await rows(pool, 'SELECT idx, last_seq FROM ops WHERE run = $1 ORDER BY idx DESC LIMIT 1', [run]);
-  const ended = last === undefined ? 0 : Number(last['idx']) + 1;
-  return op >= ended ? [(last === undefined ? 0 : Number(last['last_seq'])) + 1, NO_LIMIT] : undefined;
+  return openOpRange(
+    op,
+    last === undefined ? undefined : { idx: Number(last['idx']), lastSeq: Number(last['last_seq']) },
+  );
 }
 
-async function typeRanges(
+async function blockRanges(
   pool: pg.Pool,
   run: number,
   from: number,
@@ -115,24 +112,12 @@ async function typeRanges(
     'SELECT first_seq, last_seq, types FROM event_blocks WHERE run = $1 AND first_seq >= $2 AND first_seq <= $3 ORDER BY first_seq',
     [run, start, to],
   );
-  const wanted = new Set(types);
-  const ranges: [number, number][] = [];
-  for (const block of blocks) {
-    const firstSeq = Number(block['first_seq']);
-    const blockTypes = parseRow(
-      z.array(z.string()),
-      JSON.parse(String(block['types'])),
-      `event block ${firstSeq} of run ${run}`,
-    );
-    if (!blockTypes.some((type) => wanted.has(type))) continue;
-    const first = Math.max(firstSeq, from);
-    const last = Math.min(Number(block['last_seq']), to);
-    if (first > last) continue;
-    const previous = ranges[ranges.length - 1];
-    if (previous !== undefined && previous[1] + 1 === first) previous[1] = last;
-    else ranges.push([first, last]);
-  }
-  return ranges;
+  const blockRows = blocks.map((block) => ({
+    first_seq: Number(block['first_seq']),
+    last_seq: Number(block['last_seq']),
+    types: String(block['types']),
+  }));
+  return typeRanges(run, blockRows, from, to, types);
 }
 
 export async function* readEvents(
@@ -140,22 +125,16 @@ export async function* readEvents(
   run: number,
   filter: EventFilter = {},
 ): AsyncGenerator<StoredEvent, void, undefined> {
-  let from = Math.max(1, filter.fromSeq ?? 1);
-  let to = Math.min(NO_LIMIT, filter.toSeq ?? NO_LIMIT);
-  if (filter.op !== undefined) {
-    const range = await opRange(pool, run, filter.op);
-    if (range === undefined) return;
-    from = Math.max(from, range[0]);
-    to = Math.min(to, range[1]);
-  }
-  if (from > to) return;
+  const window = seqWindow(filter, filter.op === undefined ? ALL_SEQS : await opRange(pool, run, filter.op));
+  if (window === undefined) return;
+  const [from, to] = window;
   const types = filter.types;
   if (types === undefined) {
     yield* scan(pool, run, from, to, null, filter.op);
     return;
   }
   if (types.length === 0) return;
-  for (const [first, last] of await typeRanges(pool, run, from, to, types)) {
+  for (const [first, last] of await blockRanges(pool, run, from, to, types)) {
     yield* scan(pool, run, first, last, types, filter.op);
   }
 }
@@ -182,13 +161,9 @@ async function* scan(
   for (;;) {
     const chunk = await rows(pool, text, params);
     for (const row of chunk) {
-      if (typeof row['payload'] !== 'string' || typeof row['seq'] !== 'number' || typeof row['type'] !== 'string') {
-        throw new StoreError('bad-row', `run ${run}: event row ${String(row['id'])} has a column of the wrong type`, {
-          run,
-          id: row['id'],
-        });
-      }
-      yield row as unknown as StoredEvent;
+      const event = row as unknown as StoredEvent;
+      checkEventRow(run, event);
+      yield event;
     }
     const last = chunk[chunk.length - 1];
     if (chunk.length < EVENT_CHUNK || last === undefined) return;

@@ -18,7 +18,7 @@ import { StoreDialect } from './dialect.js';
 import { inspectFile, openReadOnly, storeContents } from './file.js';
 import type { Database as Schema } from '../schema.js';
 import type { Store } from '../types.js';
-import { SqliteStore } from './store.js';
+import { sqliteStore } from './store.js';
 
 export interface OpenStoreOptions {
   /** Open without writing anything; the schema must already be current. */
@@ -85,5 +85,5 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
     if (error instanceof StoreError) throw error;
     throw new StoreError('open-failed', `cannot open ${path}: ${describeCause(error)}`, { path }, { cause: error });
   }
-  return new SqliteStore(path, readonly, new Connection(raw, new Set(executed)), db);
+  return sqliteStore(path, readonly, new Connection(raw, new Set(executed)), db);
 }

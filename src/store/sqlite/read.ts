@@ -14,35 +14,34 @@
 
 import { z } from 'zod';
 import type { Connection } from './connection.js';
-import { StoreError } from '../errors.js';
+import {
+  ALL_SEQS,
+  EVENT_CHUNK,
+  NO_LIMIT,
+  type SeqRange,
+  checkEventRow,
+  openOpRange,
+  runColumns,
+  seqWindow,
+  typeRanges,
+} from '../reads.js';
 import { opRowSchema, parseRow, runRowSchema, snapshotRowSchema } from '../rows.js';
 import type { EventFilter, RunRow, Snapshot, StoredEvent, StoredOp } from '../types.js';
 
-const EVENT_CHUNK = 1024;
-const NO_LIMIT = Number.MAX_SAFE_INTEGER;
-
-const RUN_COLUMNS = `id, trace_path, trace_sha256, variant, flags, fault_plan, header, status, error, head_hash, ops_head_hash,
-  final_digest, created_seq, ERROR_PLACE,
-  CASE WHEN status = 'running' THEN (SELECT coalesce(max(seq), 0) FROM events e WHERE e.run = runs.id) ELSE event_count END AS event_count,
-  CASE WHEN status = 'running' THEN (SELECT coalesce(max(idx) + 1, 0) FROM ops o WHERE o.run = runs.id) ELSE op_count END AS op_count`;
-
 /** The run columns of this schema: a store read without migration 0002 has no error_op, error_line. */
-function runColumns(conn: Connection): string {
-  return RUN_COLUMNS.replace(
-    'ERROR_PLACE',
-    conn.migrations.has('0002_run_failure') ? 'error_op, error_line' : 'NULL AS error_op, NULL AS error_line',
-  );
+function runColumnsOf(conn: Connection): string {
+  return runColumns(conn.migrations, 'NULL');
 }
 
 export function readRuns(conn: Connection): RunRow[] {
   return conn
-    .prepare<[]>(`SELECT ${runColumns(conn)} FROM runs ORDER BY id`)
+    .prepare<[]>(`SELECT ${runColumnsOf(conn)} FROM runs ORDER BY id`)
     .all()
     .map((row) => parseRow(runRowSchema, row, 'runs row'));
 }
 
 export function readRun(conn: Connection, id: number): RunRow | undefined {
-  const row = conn.prepare<[number]>(`SELECT ${runColumns(conn)} FROM runs WHERE id = ?`).get(id);
+  const row = conn.prepare<[number]>(`SELECT ${runColumnsOf(conn)} FROM runs WHERE id = ?`).get(id);
   return row === undefined ? undefined : parseRow(runRowSchema, row, `runs row ${id}`);
 }
 
@@ -92,9 +91,6 @@ export function readSnapshotSeqs(conn: Connection, run: number): number[] {
   return conn.prepare<[number], number>('SELECT seq FROM snapshots WHERE run = ? ORDER BY seq').pluck().all(run);
 }
 
-/** [first, last] inclusive. */
-type SeqRange = readonly [number, number];
-
 function eventsSql(byTypes: boolean, byOp: boolean): string {
   return (
     'SELECT id, run, seq, op, type, v, payload, hash FROM events WHERE run = ? AND seq >= ? AND seq <= ?' +
@@ -113,12 +109,11 @@ function opRange(conn: Connection, run: number, op: number): SeqRange | undefine
       'SELECT idx, last_seq FROM ops WHERE run = ? ORDER BY idx DESC LIMIT 1',
     )
     .get(run);
-  const ended = last === undefined ? 0 : last.idx + 1;
-  return op >= ended ? [(last?.last_seq ?? 0) + 1, NO_LIMIT] : undefined;
+  return openOpRange(op, last === undefined ? undefined : { idx: last.idx, lastSeq: last.last_seq });
 }
 
 /** Seq ranges within [from, to] of the blocks holding any of `types`; adjacent blocks merged. */
-function typeRanges(conn: Connection, run: number, from: number, to: number, types: readonly string[]): SeqRange[] {
+function blockRanges(conn: Connection, run: number, from: number, to: number, types: readonly string[]): SeqRange[] {
   const start =
     conn
       .prepare<[number, number], number>('SELECT max(first_seq) FROM event_blocks WHERE run = ? AND first_seq <= ?')
@@ -129,23 +124,7 @@ function typeRanges(conn: Connection, run: number, from: number, to: number, typ
       'SELECT first_seq, last_seq, types FROM event_blocks WHERE run = ? AND first_seq >= ? AND first_seq <= ? ORDER BY first_seq',
     )
     .iterate(run, start, to);
-  const wanted = new Set(types);
-  const ranges: [number, number][] = [];
-  for (const block of blocks) {
-    const blockTypes = parseRow(
-      z.array(z.string()),
-      JSON.parse(block.types),
-      `event block ${block.first_seq} of run ${run}`,
-    );
-    if (!blockTypes.some((type) => wanted.has(type))) continue;
-    const first = Math.max(block.first_seq, from);
-    const last = Math.min(block.last_seq, to);
-    if (first > last) continue;
-    const previous = ranges[ranges.length - 1];
-    if (previous !== undefined && previous[1] + 1 === first) previous[1] = last;
-    else ranges.push([first, last]);
-  }
-  return ranges;
+  return typeRanges(run, blocks, from, to, types);
 }
 
 export function* readEvents(
@@ -153,16 +132,10 @@ export function* readEvents(
   run: number,
   filter: EventFilter = {},
 ): Generator<StoredEvent, void, undefined> {
-  let from = Math.max(1, filter.fromSeq ?? 1);
-  let to = Math.min(NO_LIMIT, filter.toSeq ?? NO_LIMIT);
+  const window = seqWindow(filter, filter.op === undefined ? ALL_SEQS : opRange(conn, run, filter.op));
+  if (window === undefined) return;
+  const [from, to] = window;
   const byOp = filter.op !== undefined;
-  if (filter.op !== undefined) {
-    const range = opRange(conn, run, filter.op);
-    if (range === undefined) return;
-    from = Math.max(from, range[0]);
-    to = Math.min(to, range[1]);
-  }
-  if (from > to) return;
   const types = filter.types;
   if (types === undefined) {
     yield* scan(conn, run, from, to, null, byOp ? filter.op : undefined);
@@ -171,7 +144,7 @@ export function* readEvents(
   if (types.length === 0) return;
   // The zone map is read up front (one row per batch, a few KiB per million events), then released.
   const typesJson = JSON.stringify(types);
-  for (const [first, last] of typeRanges(conn, run, from, to, types)) {
+  for (const [first, last] of blockRanges(conn, run, from, to, types)) {
     yield* scan(conn, run, first, last, typesJson, byOp ? filter.op : undefined);
   }
 }
@@ -192,12 +165,7 @@ function* scan(
     // better-sqlite3 binds an array argument element by element, as if each were an argument.
     const rows = statement.all(params);
     for (const row of rows) {
-      if (typeof row.payload !== 'string' || typeof row.seq !== 'number' || typeof row.type !== 'string') {
-        throw new StoreError('bad-row', `run ${run}: event row ${String(row.id)} has a column of the wrong type`, {
-          run,
-          id: row.id,
-        });
-      }
+      checkEventRow(run, row);
       yield row;
     }
     const last = rows[rows.length - 1];

@@ -8,21 +8,9 @@
  */
 
 import type { Kysely } from 'kysely';
-import { StoreError } from '../errors.js';
-import type { StoreQuery } from '../queries/context.js';
+import { storeOver } from '../backend.js';
 import type { Database as Schema } from '../schema.js';
-import type {
-  BeginRunOptions,
-  EventFilter,
-  RunInfo,
-  RunRow,
-  RunWriter,
-  Snapshot,
-  Store,
-  StoredEvent,
-  StoredOp,
-  VerifyReport,
-} from '../types.js';
+import type { Store } from '../types.js';
 import { beginRun } from './append.js';
 import type { Connection } from './connection.js';
 import { sqliteSql } from './dialect.js';
@@ -44,82 +32,38 @@ function settle<T>(read: () => T): Promise<T> {
   return new Promise((resolve) => resolve(read()));
 }
 
-export class SqliteStore implements Store {
-  readonly path: string;
-  readonly dialect = 'sqlite';
-  readonly readonly: boolean;
-  readonly #db: Kysely<Schema>;
-  readonly #conn: Connection;
+/** The connection of each SQLite store, for the test seams of testing.ts (never reached through Store). */
+const connections = new WeakMap<Store, Connection>();
 
-  constructor(path: string, readonly: boolean, conn: Connection, db: Kysely<Schema>) {
-    this.path = path;
-    this.readonly = readonly;
-    this.#conn = conn;
-    this.#db = db;
-  }
+export function sqliteStore(path: string, readonly: boolean, conn: Connection, db: Kysely<Schema>): Store {
+  const close = async (): Promise<void> => {
+    await db.destroy();
+    if (conn.raw.open) conn.raw.close();
+  };
+  const store = storeOver(
+    { path, dialect: 'sqlite', readonly, db, sql: sqliteSql, close },
+    {
+      beginRun: (info, options) => settle(() => beginRun(conn, info, options)),
+      runs: () => settle(() => readRuns(conn)),
+      run: (id) => settle(() => readRun(conn, id)),
+      traceText: (run) => settle(() => readTraceText(conn, run)),
+      ops: (run, first, last) => settle(() => readOps(conn, run, first, last)),
+      opAt: (run, seq) => settle(() => readOpAt(conn, run, seq)),
+      // eslint-disable-next-line @typescript-eslint/require-await -- the driver is synchronous: rows are read in keyset chunks
+      events: async function* (run, filter) {
+        yield* readEvents(conn, run, filter);
+      },
+      eventCount: (run) => settle(() => readEventCount(conn, run)),
+      snapshotAtOrBefore: (run, seq) => settle(() => readSnapshotAtOrBefore(conn, run, seq)),
+      snapshots: (run) => settle(() => readSnapshotSeqs(conn, run)),
+      verify: (run) => verifyRuns(conn, run),
+    },
+  );
+  connections.set(store, conn);
+  return store;
+}
 
-  // eslint-disable-next-line @typescript-eslint/require-await -- a throw must become a rejection
-  async beginRun(info: RunInfo, options?: BeginRunOptions): Promise<RunWriter> {
-    if (this.readonly) throw new StoreError('readonly', `${this.path} is open read-only`, { path: this.path });
-    return beginRun(this.#conn, info, options);
-  }
-
-  runs(): Promise<RunRow[]> {
-    return settle(() => readRuns(this.#conn));
-  }
-
-  run(id: number): Promise<RunRow | undefined> {
-    return settle(() => readRun(this.#conn, id));
-  }
-
-  traceText(run: number): Promise<string | undefined> {
-    return settle(() => readTraceText(this.#conn, run));
-  }
-
-  ops(run: number, first?: number, last?: number): Promise<StoredOp[]> {
-    return settle(() => readOps(this.#conn, run, first, last));
-  }
-
-  opAt(run: number, seq: number): Promise<StoredOp | undefined> {
-    return settle(() => readOpAt(this.#conn, run, seq));
-  }
-
-  // eslint-disable-next-line @typescript-eslint/require-await -- the driver is synchronous: rows are read in keyset chunks
-  async *events(run: number, filter?: EventFilter): AsyncGenerator<StoredEvent, void, undefined> {
-    yield* readEvents(this.#conn, run, filter);
-  }
-
-  eventCount(run: number): Promise<number> {
-    return settle(() => readEventCount(this.#conn, run));
-  }
-
-  snapshotAtOrBefore(run: number, seq: number): Promise<Snapshot | undefined> {
-    return settle(() => readSnapshotAtOrBefore(this.#conn, run, seq));
-  }
-
-  snapshots(run: number): Promise<number[]> {
-    return settle(() => readSnapshotSeqs(this.#conn, run));
-  }
-
-  verify(run?: number): Promise<VerifyReport> {
-    return verifyRuns(this.#conn, run);
-  }
-
-  query<T>(query: StoreQuery<T>): Promise<T> {
-    return query({ db: this.#db, dialect: sqliteSql });
-  }
-
-  /**
-   * Runs a pragma on this store's own connection (some, like max_page_count, hold per connection). For
-   * tests of SQLite's limits only: reached through sqlitePragma of testing.ts, never through Store.
-   */
-  pragma(text: string): unknown {
-    return this.#conn.raw.pragma(text);
-  }
-
-  /** Closes the connection; a writer not finished by then leaves its run 'running' (incomplete). */
-  async close(): Promise<void> {
-    await this.#db.destroy();
-    if (this.#conn.raw.open) this.#conn.raw.close();
-  }
+/** The connection of a store opened by sqliteStore; undefined for any other store. */
+export function sqliteConnectionOf(store: Store): Connection | undefined {
+  return connections.get(store);
 }

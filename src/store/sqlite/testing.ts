@@ -6,12 +6,14 @@
 
 import { InternalError } from '../../lib/errors.js';
 import type { Store } from '../types.js';
-import { SqliteStore } from './store.js';
+import { sqliteConnectionOf } from './store.js';
 
 export { verifyTestHooks } from '../verify.js';
 
 /** Runs `pragma` on the connection of a SQLite store (e.g. 'max_page_count = 40'); returns its rows. */
 export function sqlitePragma(store: Store, pragma: string): unknown {
-  if (!(store instanceof SqliteStore)) throw new InternalError('sqlitePragma needs a SQLite store');
-  return store.pragma(pragma);
+  const conn = sqliteConnectionOf(store);
+  if (conn === undefined) throw new InternalError('sqlitePragma needs a SQLite store');
+  // Some pragmas (max_page_count) hold per connection: this store's own, not a new one.
+  return conn.raw.pragma(pragma);
 }
