@@ -26,55 +26,59 @@ import { describePgCause } from './pool.js';
 
 export const DEFAULT_BATCH_SIZE = 4096;
 
-const EVENT_COLUMNS = ['run', 'seq', 'op', 'type', 'v', 'payload', 'hash'] as const;
-const OP_COLUMNS = ['run', 'idx', 'line', 'op', 'errno', 'result', 'first_seq', 'last_seq', 'digest', 'hash'] as const;
+/**
+ * A whole batch in one statement: its events, event_blocks row, op rows and snapshots, each part an INSERT
+ * of a data-modifying WITH, each column sent as one array parameter and unnested by the server. One round
+ * trip and one parse per batch, whatever its size (and under PostgreSQL's 65,535 parameters at any batch
+ * size); a single statement commits whole or not at all. The block row is written only when the batch has
+ * events. The finish UPDATE rides in the same statement of the last batch (FINISH_BATCH), inside BEGIN and
+ * COMMIT so that a run no longer 'running' rolls the batch back.
+ */
+const BATCH_PARTS = `WITH e AS (
+    INSERT INTO events (run, seq, op, type, v, payload, hash)
+    SELECT $1::bigint, * FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[])
+  ), b AS (
+    INSERT INTO event_blocks (run, first_seq, last_seq, types)
+    SELECT $1::bigint, $8::bigint, $9::bigint, $10::text WHERE cardinality($2::bigint[]) > 0
+  ), o AS (
+    INSERT INTO ops (run, idx, line, op, errno, result, first_seq, last_seq, digest, hash)
+    SELECT $1::bigint, * FROM unnest($11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::text[],
+      $16::bigint[], $17::bigint[], $18::text[], $19::text[])
+  ), s AS (
+    INSERT INTO snapshots (run, seq, op, digest, format, state)
+    SELECT $1::bigint, * FROM unnest($20::bigint[], $21::bigint[], $22::text[], $23::bigint[], $24::bytea[])
+  )`;
+const BATCH = { name: 'ioptrace_batch', text: `${BATCH_PARTS} SELECT 0 AS finished` };
+const FINISH_BATCH = {
+  name: 'ioptrace_finish_batch',
+  text: `${BATCH_PARTS}, f AS (
+    UPDATE runs SET status = $25, error = $26, error_op = $27, error_line = $28, event_count = $29, op_count = $30,
+      head_hash = $31, ops_head_hash = $32, final_digest = $33 WHERE id = $1 AND status = 'running' RETURNING id
+  ) SELECT count(*)::int AS finished FROM f`,
+};
 
-/** Rows per multi-row INSERT: 4096 events bind 28,672 parameters, below PostgreSQL's 65,535. */
-const INSERT_CHUNK = 4096;
-
-const insertSqlCache = new Map<string, string>();
-/** INSERT INTO table (columns) VALUES ($1, ...), (...) for `rows` rows. */
-export function insertSql(table: string, columns: readonly string[], rows: number): string {
-  const key = `${table}/${rows}`;
-  let text = insertSqlCache.get(key);
-  if (text === undefined) {
-    const width = columns.length;
-    const values: string[] = [];
-    for (let r = 0; r < rows; r++) {
-      const cells: string[] = [];
-      for (let c = 1; c <= width; c++) cells.push(`$${r * width + c}`);
-      values.push(`(${cells.join(', ')})`);
-    }
-    text = `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${values.join(', ')}`;
-    insertSqlCache.set(key, text);
-  }
-  return text;
+/** A PostgreSQL array literal of integers. */
+function intArray(values: readonly number[]): string {
+  return `{${values.join(',')}}`;
 }
 
-/** Inserts rows given as flat parameters, INSERT_CHUNK rows per statement; `before` runs before each. */
-async function insertRows(
-  client: pg.PoolClient,
-  table: string,
-  columns: readonly string[],
-  params: unknown[],
-  before: () => void,
-): Promise<void> {
-  const width = INSERT_CHUNK * columns.length;
-  for (let at = 0; at < params.length; at += width) {
-    const chunk = params.length - at > width ? params.slice(at, at + width) : at === 0 ? params : params.slice(at);
-    before();
-    await client.query(insertSql(table, columns, chunk.length / columns.length), chunk);
+const ARRAY_SPECIALS = /[\\"]/g;
+/** A PostgreSQL array literal of texts (null for NULL), each element quoted, `\\` and `"` escaped. */
+function textArray(values: readonly (string | null)[]): string {
+  let literal = '{';
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (i > 0) literal += ',';
+    if (value === null || value === undefined) literal += 'NULL';
+    else literal += `"${value.includes('\\') || value.includes('"') ? value.replace(ARRAY_SPECIALS, '\\$&') : value}"`;
   }
+  return `${literal}}`;
 }
 
 const INSERT_RUN = `INSERT INTO runs (trace_path, trace_sha256, trace_text, variant, flags, fault_plan, header, status, created_seq)
   VALUES ($1, $2, $3, $4, $5, $6, $7, 'running',
     (SELECT coalesce(max(id), 0) FROM events WHERE tx < pg_snapshot_xmin(pg_current_snapshot())))
   RETURNING id`;
-const INSERT_SNAPSHOT = 'INSERT INTO snapshots (run, seq, op, digest, format, state) VALUES ($1, $2, $3, $4, $5, $6)';
-const INSERT_BLOCK = 'INSERT INTO event_blocks (run, first_seq, last_seq, types) VALUES ($1, $2, $3, $4)';
-const FINISH_RUN = `UPDATE runs SET status = $1, error = $2, error_op = $3, error_line = $4, event_count = $5, op_count = $6,
-  head_hash = $7, ops_head_hash = $8, final_digest = $9 WHERE id = $10 AND status = 'running'`;
 
 const NO_HOOK = (): void => undefined;
 
@@ -116,18 +120,79 @@ export async function beginRun(pool: pg.Pool, info: RunInfo, options: BeginRunOp
   );
 }
 
+/** The events of a batch, column by column (run is the writer's). */
+class EventColumns {
+  readonly seq: number[] = [];
+  readonly op: number[] = [];
+  readonly type: string[] = [];
+  readonly v: number[] = [];
+  readonly payload: string[] = [];
+  readonly hash: string[] = [];
+}
+
+/** The op rows of a batch, column by column. */
+class OpColumns {
+  readonly idx: number[] = [];
+  readonly line: number[] = [];
+  readonly op: string[] = [];
+  readonly errno: (string | null)[] = [];
+  readonly result: string[] = [];
+  readonly firstSeq: number[] = [];
+  readonly lastSeq: number[] = [];
+  readonly digest: string[] = [];
+  readonly hash: string[] = [];
+}
+
+/** The snapshots of a batch, column by column. */
+class SnapshotColumns {
+  readonly seq: number[] = [];
+  readonly op: number[] = [];
+  readonly digest: string[] = [];
+  readonly format: number[] = [];
+  readonly state: Buffer[] = [];
+}
+
 /** One cut batch, waiting for its commit. */
 interface Batch {
-  /** Flat parameters, EVENT_COLUMNS per event. */
-  events: unknown[];
+  events: EventColumns;
   firstSeq: number;
   lastSeq: number;
   types: string[];
-  /** Flat parameters, OP_COLUMNS per op row. */
-  ops: unknown[];
-  snapshots: unknown[][];
+  ops: OpColumns;
+  snapshots: SnapshotColumns;
   /** The chains after this batch: what is committed once it is. */
   after: ChainState;
+}
+
+/** The parameters $1..$24 of BATCH for `batch` of `run`. */
+function batchParams(run: number, batch: Batch): unknown[] {
+  const { events: e, ops: o, snapshots: s } = batch;
+  return [
+    run,
+    intArray(e.seq),
+    intArray(e.op),
+    textArray(e.type),
+    intArray(e.v),
+    textArray(e.payload),
+    textArray(e.hash),
+    batch.firstSeq,
+    batch.lastSeq,
+    JSON.stringify(batch.types),
+    intArray(o.idx),
+    intArray(o.line),
+    textArray(o.op),
+    textArray(o.errno),
+    textArray(o.result),
+    intArray(o.firstSeq),
+    intArray(o.lastSeq),
+    textArray(o.digest),
+    textArray(o.hash),
+    intArray(s.seq),
+    intArray(s.op),
+    textArray(s.digest),
+    intArray(s.format),
+    s.state,
+  ];
 }
 
 interface FinishRow {
@@ -144,13 +209,11 @@ class PostgresRunWriter implements RunWriter {
   readonly #pool: pg.Pool;
   #live: ChainState;
   #committed: ChainState;
-  #events: unknown[] = [];
-  #eventCount = 0;
+  #events = new EventColumns();
   #firstSeq = 1;
   #types = new Set<string>();
-  #ops: unknown[] = [];
-  #opCount = 0;
-  #snapshots: unknown[][] = [];
+  #ops = new OpColumns();
+  #snapshots = new SnapshotColumns();
   /** Cut batches, oldest first. */
   #queue: Batch[] = [];
   #state: 'open' | 'broken' | 'finished' = 'open';
@@ -190,11 +253,17 @@ class PostgresRunWriter implements RunWriter {
     const live = this.#live;
     checkEventRow(this.run, live, row);
     const hash = eventHash(live.head, row.seq, row.op, row.v, row.type, row.payload);
-    this.#events.push(this.run, row.seq, row.op, row.type, row.v, row.payload, hash);
+    const events = this.#events;
+    events.seq.push(row.seq);
+    events.op.push(row.op);
+    events.type.push(row.type);
+    events.v.push(row.v);
+    events.payload.push(row.payload);
+    events.hash.push(hash);
     this.#types.add(row.type);
     live.seq = row.seq;
     live.head = hash;
-    if (++this.#eventCount >= this.batchSize) this.#cut();
+    if (events.seq.length >= this.batchSize) this.#cut();
   }
 
   endOp(row: OpRow): void {
@@ -202,22 +271,20 @@ class PostgresRunWriter implements RunWriter {
     const live = this.#live;
     checkOpRow(this.run, live, row);
     const hash = opHash(live.opsHead, row);
-    this.#ops.push(
-      this.run,
-      row.index,
-      row.line,
-      row.op,
-      row.errno,
-      row.result,
-      row.firstSeq,
-      row.lastSeq,
-      row.digest,
-      hash,
-    );
+    const ops = this.#ops;
+    ops.idx.push(row.index);
+    ops.line.push(row.line);
+    ops.op.push(row.op);
+    ops.errno.push(row.errno);
+    ops.result.push(row.result);
+    ops.firstSeq.push(row.firstSeq);
+    ops.lastSeq.push(row.lastSeq);
+    ops.digest.push(row.digest);
+    ops.hash.push(hash);
     live.opsHead = hash;
     live.opsEnded++;
     live.lastOpLastSeq = row.lastSeq;
-    if (++this.#opCount >= this.batchSize) this.#cut();
+    if (ops.idx.length >= this.batchSize) this.#cut();
   }
 
   putSnapshot(seq: number, op: number, digest: string, state: Uint8Array, format: number): void {
@@ -226,7 +293,12 @@ class PostgresRunWriter implements RunWriter {
     checkSnapshotSeq(this.run, live, seq);
     // pg sends a Buffer as bytea; wrap a plain Uint8Array without copying.
     const blob = Buffer.isBuffer(state) ? state : Buffer.from(state.buffer, state.byteOffset, state.byteLength);
-    this.#snapshots.push([this.run, seq, op, digest, format, blob]);
+    const snapshots = this.#snapshots;
+    snapshots.seq.push(seq);
+    snapshots.op.push(op);
+    snapshots.digest.push(digest);
+    snapshots.format.push(format);
+    snapshots.state.push(blob);
     live.lastSnapshotSeq = seq;
   }
 
@@ -281,12 +353,20 @@ class PostgresRunWriter implements RunWriter {
 
   #emptyBatch(): Batch {
     const seq = this.#committed.seq;
-    return { events: [], firstSeq: seq + 1, lastSeq: seq, types: [], ops: [], snapshots: [], after: { ...this.#live } };
+    return {
+      events: new EventColumns(),
+      firstSeq: seq + 1,
+      lastSeq: seq,
+      types: [],
+      ops: new OpColumns(),
+      snapshots: new SnapshotColumns(),
+      after: { ...this.#live },
+    };
   }
 
   /** Moves the buffered rows into a queued batch (nothing when nothing is buffered). */
   #cut(): void {
-    if (this.#eventCount === 0 && this.#opCount === 0 && this.#snapshots.length === 0) return;
+    if (this.#events.seq.length === 0 && this.#ops.idx.length === 0 && this.#snapshots.seq.length === 0) return;
     this.#queue.push({
       events: this.#events,
       firstSeq: this.#firstSeq,
@@ -296,13 +376,11 @@ class PostgresRunWriter implements RunWriter {
       snapshots: this.#snapshots,
       after: { ...this.#live },
     });
-    this.#events = [];
-    this.#eventCount = 0;
+    this.#events = new EventColumns();
     this.#firstSeq = this.#live.seq + 1;
     this.#types = new Set();
-    this.#ops = [];
-    this.#opCount = 0;
-    this.#snapshots = [];
+    this.#ops = new OpColumns();
+    this.#snapshots = new SnapshotColumns();
   }
 
   /** Commits the queued batches in order; `finish` goes with the last one. */
@@ -324,13 +402,11 @@ class PostgresRunWriter implements RunWriter {
               );
         this.#live = { ...this.#committed };
         this.#queue = [];
-        this.#events = [];
-        this.#eventCount = 0;
+        this.#events = new EventColumns();
         this.#firstSeq = this.#committed.seq + 1;
         this.#types = new Set();
-        this.#ops = [];
-        this.#opCount = 0;
-        this.#snapshots = [];
+        this.#ops = new OpColumns();
+        this.#snapshots = new SnapshotColumns();
         this.#state = 'broken';
         this.#failure = failure;
         throw failure;
@@ -341,29 +417,40 @@ class PostgresRunWriter implements RunWriter {
     }
   }
 
-  /** One transaction: the batch's events, block, op rows, snapshots and the finish row, or nothing. */
+  /**
+   * The batch in one statement (BATCH); the last batch of the run, with the finish row, in FINISH_BATCH
+   * between BEGIN and COMMIT. The write steps of the batch's parts are reported before the statement that
+   * carries them all: a writer stopped at any of them has sent nothing of the batch.
+   */
   async #write(batch: Batch, finish: FinishRow | null): Promise<void> {
     const number = ++this.#batches;
-    const step = (name: WriteStep) => () => this.#onWriteStep(name, number);
+    const params = batchParams(this.run, batch);
+    const steps = (): void => {
+      if (batch.events.seq.length > 0) {
+        this.#onWriteStep('events', number);
+        this.#onWriteStep('block', number);
+      }
+      if (batch.ops.idx.length > 0) this.#onWriteStep('ops', number);
+      if (batch.snapshots.seq.length > 0) this.#onWriteStep('snapshots', number);
+    };
+    if (finish === null) {
+      this.#onWriteStep('begin', number);
+      steps();
+      await this.#pool.query({ ...BATCH, values: params });
+      return;
+    }
     const client = await this.#pool.connect();
     let broken = false;
     try {
       await client.query('BEGIN');
       this.#onWriteStep('begin', number);
-      await insertRows(client, 'events', EVENT_COLUMNS, batch.events, step('events'));
-      if (batch.events.length > 0) {
-        this.#onWriteStep('block', number);
-        await client.query(INSERT_BLOCK, [this.run, batch.firstSeq, batch.lastSeq, JSON.stringify(batch.types)]);
-      }
-      await insertRows(client, 'ops', OP_COLUMNS, batch.ops, step('ops'));
-      for (const snapshot of batch.snapshots) {
-        this.#onWriteStep('snapshots', number);
-        await client.query(INSERT_SNAPSHOT, snapshot);
-      }
-      if (finish !== null) {
-        const after = batch.after;
-        this.#onWriteStep('finish', number);
-        const changed = await client.query(FINISH_RUN, [
+      steps();
+      this.#onWriteStep('finish', number);
+      const after = batch.after;
+      const finished = await client.query<{ finished: number }>({
+        ...FINISH_BATCH,
+        values: [
+          ...params,
           finish.status,
           finish.error,
           finish.errorOp,
@@ -373,13 +460,12 @@ class PostgresRunWriter implements RunWriter {
           after.head,
           after.opsHead,
           finish.finalDigest,
-          this.run,
-        ]);
-        if (changed.rowCount !== 1) {
-          throw new StoreError('write-failed', `run ${this.run} is no longer 'running': finished by another writer?`, {
-            run: this.run,
-          });
-        }
+        ],
+      });
+      if (finished.rows[0]?.finished !== 1) {
+        throw new StoreError('write-failed', `run ${this.run} is no longer 'running': finished by another writer?`, {
+          run: this.run,
+        });
       }
       await client.query('COMMIT');
     } catch (error) {
