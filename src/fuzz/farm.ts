@@ -23,6 +23,7 @@
  */
 import { join } from 'node:path';
 
+import { pushAll } from '../lib/arrays.js';
 import { parseTraceText } from '../replay/parse.js';
 import { recordReplay } from '../replay/record.js';
 import {
@@ -237,7 +238,7 @@ export async function fuzzIntoStore(options: FarmOptions): Promise<FarmWorkerRep
         if (!tally.add(failure, { seed })) continue;
         const claim = claimFailureQuery(claimOf(hit, failure), holding(holder.claimant, holder.leaseMs));
         if (!(await options.store.query(claim))) {
-          adopted.push(...(await adoptAbandoned(options, holder, hit)));
+          pushAll(adopted, await adoptAbandoned(options, holder, hit));
           continue;
         }
         const finding: FuzzFinding = {
@@ -255,7 +256,7 @@ export async function fuzzIntoStore(options: FarmOptions): Promise<FarmWorkerRep
     }
     options.onTrace?.(traces, claimed.length);
   }
-  adopted.push(...(await adoptAbandoned(options, holder, null)));
+  pushAll(adopted, await adoptAbandoned(options, holder, null));
   return {
     variant: options.label,
     fixes: [...options.fixes],
