@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * Appending a run to PostgreSQL. The writer keeps the contract of the SQLite one (sqlite/append.ts): the
+ * Appending a run to PostgreSQL (one statement per batch: BATCH below). The writer keeps the contract of the SQLite one (sqlite/append.ts): the
  * same checks, the same hash chains, batches cut at the same rows (batchSize events or ops), each batch's
  * events, event_blocks row, op rows, snapshots (and, last, the finish row) committed in one transaction,
  * whole or not at all, and after a failed commit the chains go back to the last committed batch and the
