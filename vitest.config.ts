@@ -8,16 +8,19 @@
 // - pool 'forks' keeps vitest's default of (cores - 1) workers: one worker on 2 cores, so the main
 //   process and the CLI children the e2e tests spawn keep a core;
 // - testTimeout catches a hung test, not a slow one: a loaded machine runs a test 3-4 times slower.
-// Three projects: the tests of the code (main), and the tests of the built CLI (e2e: tests/e2e and
+// Four projects: the tests of the code (main), and the tests of the built CLI (e2e: tests/e2e and
 // tests/native run `node dist/src/cli/bin.js`), whose global setup builds dist/ with tsc when src is
 // newer; and the tests on both store backends (postgres: tests/contract and tests/pg), whose global setup
-// starts a throwaway PostgreSQL server (tests/support/pg-global.ts). Vitest runs a project's global setup only when some of its tests are to run, so a run of unit
+// starts a throwaway PostgreSQL server (tests/support/pg-global.ts); the tests of the built CLI on PostgreSQL
+// (e2e-postgres: tests/e2e/*-postgres.test.ts) need both setups. Vitest runs a project's global setup only when some of its tests are to run, so a run of unit
 // tests never waits for a build.
 import { defineConfig } from 'vitest/config';
 
 const BUILT = ['tests/e2e/**/*.test.ts', 'tests/native/**/*.test.ts', 'tests/web/browser.test.ts'];
 // The tests that run on both backends: their global setup starts a throwaway PostgreSQL server.
 const POSTGRES = ['tests/contract/**/*.test.ts', 'tests/pg/**/*.test.ts'];
+// The tests of the built CLI on a PostgreSQL store: both global setups.
+const BUILT_POSTGRES = ['tests/e2e/**/*-postgres.test.ts'];
 
 export default defineConfig({
   test: {
@@ -40,7 +43,20 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'e2e', include: BUILT, globalSetup: ['tests/support/build-dist.ts'] },
+        test: {
+          name: 'e2e',
+          include: BUILT,
+          exclude: [...BUILT_POSTGRES, '**/node_modules/**'],
+          globalSetup: ['tests/support/build-dist.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'e2e-postgres',
+          include: BUILT_POSTGRES,
+          globalSetup: ['tests/support/build-dist.ts', 'tests/support/pg-global.ts'],
+        },
       },
     ],
   },

@@ -35,11 +35,16 @@ export {
   attachFailureRunsQuery,
   claimFailureQuery,
   farmFailuresQuery,
+  openClaimsQuery,
   recordHitQuery,
+  renewClaimQuery,
+  takeOverClaimQuery,
+  type ClaimHolder,
   type FailureClaim,
   type FailureHit,
   type FailureIdentity,
   type FarmFailure,
+  type OpenClaim,
 } from './queries/failures.js';
 export { differingStretchesQuery, opPairsQuery, type OpPairRow } from './queries/op-compare.js';
 export {

@@ -17,7 +17,7 @@ import type { Database as Schema } from './schema.js';
  * Migrations that only add what readers do without: a read-only open of a store that lacks them still works
  * (an archived ledger cannot be migrated), and the readers fill the missing columns with null.
  */
-export const READ_OPTIONAL = new Set(['0002_run_failure', '0003_fuzz_failures']);
+export const READ_OPTIONAL = new Set(['0002_run_failure', '0003_fuzz_failures', '0004_fuzz_claims']);
 
 async function executedMigrations(db: Kysely<Schema>): Promise<string[]> {
   const tables = await db.introspection.getTables({ withInternalKyselyTables: true });

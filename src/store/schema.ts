@@ -110,6 +110,9 @@ export interface FuzzFailuresTable {
   trace_run: number | null;
   reproducer_run: number | null;
   reproducer_ops: number | null;
+  /** Who holds the claim and until when, ms since the epoch (migration 0004; null on rows claimed before it). */
+  claimant: string | null;
+  lease_until: number | string | null;
 }
 
 /** A generated trace (seed, op budget) that showed a failure. */

@@ -74,6 +74,8 @@ export interface BeginRunOptions {
  * The points of a batch commit, in order: `begin` right after BEGIN (IMMEDIATE on SQLite: the lock is held),
  * then before each statement: `events` (once per multi-row INSERT), `block` (the batch's event_blocks row),
  * `ops`, `snapshots`, `finish` (the runs row, in the last batch only), and `commit` once COMMIT returned.
+ * PostgreSQL sends a batch as one statement (postgres/append.ts): its steps up to `finish` are reported
+ * before that statement, in the same order (`begin` after BEGIN in the last batch, else just before it).
  */
 export type WriteStep = 'begin' | 'events' | 'block' | 'ops' | 'snapshots' | 'finish' | 'commit';
 

@@ -131,7 +131,7 @@ describe('a store made before migration 0003', () => {
     open.length = 0;
     const writer = await openTracked();
     const claim = { variant: 'v3', kind: 'warn', fn: 'f', seed: 1, ops: 40, op: 2, detail: 'd' };
-    expect(await writer.query(claimFailureQuery(claim))).toBe(true);
+    expect(await writer.query(claimFailureQuery(claim, { claimant: 'here/1/ab', leaseUntil: 0 }))).toBe(true);
     expect((await writer.query(farmFailuresQuery())).map((f) => [f.kind, f.fn, f.count])).toEqual([['warn', 'f', 0]]);
   });
 });
@@ -163,6 +163,7 @@ describe('a store made before migration 0002', () => {
       '0001_initial',
       '0002_run_failure',
       '0003_fuzz_failures',
+      '0004_fuzz_claims',
     ]);
     migrated.close();
   });

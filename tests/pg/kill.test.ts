@@ -53,8 +53,8 @@ describe.skipIf(pgUrl === '')(
       const steady = [startChild(['slow', db, '100']), startChild(['slow', db, '100'])];
       const steadyLines = steady.map((child) => childLines(child, (l) => committed(l) >= 2));
       await Promise.all(steadyLines);
-      // The victim writes 250 events in batches of 100 and stops for good at step 4 of batch 2 ('ops'): the
-      // events and event block of batch 2 are sent inside its open transaction, not committed.
+      // The victim writes 250 events in batches of 100 and stops for good at step 4 of batch 2 ('ops'): batch 2
+      // is one statement (postgres/append.ts), not sent yet, so its events and block must not show.
       const victim = startChild(['pause', db, '2', '4']);
       expect(await childLines(victim, (l) => l.some((line) => line.startsWith('paused')))).toEqual(['paused ops']);
       victim.kill('SIGKILL');

@@ -15,7 +15,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { fuzzIntoStore } from '../../fuzz/farm.js';
-import type { FarmWorkerReport } from '../../fuzz/farm.js';
+import type { ClaimedFailure, FarmWorkerReport } from '../../fuzz/farm.js';
 import { openStore } from '../../store/index.js';
 import { runFarm } from './fuzz-farm.js';
 
@@ -134,7 +134,7 @@ export const fuzzCommand = defineCommand({
       } finally {
         await store.close();
       }
-      const files = farmReport.claimed.flatMap((c) => c.files);
+      const files = [...farmReport.claimed, ...farmReport.adopted].flatMap((c) => c.files);
       saveFiles(dir, files);
       return recordOutput(farmReport, env.db, dir, (performance.now() - started) / 1000);
     }
@@ -179,15 +179,31 @@ function saveFiles(dir: string, files: readonly { name: string; text: string }[]
   }
 }
 
+function claimedJson(c: ClaimedFailure, dir: string) {
+  return {
+    kind: c.finding.kind,
+    function: c.finding.fn,
+    seed: c.finding.seed,
+    traceRun: c.traceRun,
+    reproducerRun: c.reproducerRun,
+    reproducerOps: c.finding.shrunk?.after ?? null,
+    files: c.files.map((f) => join(dir, f.name)),
+  };
+}
+
 /** The report of one --record worker: what it saw, and what it claimed and recorded in the store. */
 function recordOutput(report: FarmWorkerReport, db: string, dir: string, elapsed: number): CommandOutput {
-  const { variant, traces, seen, claimed } = report;
+  const { variant, traces, seen, claimed, adopted } = report;
   const last = seedAt(report.seed, report.stride, traces - 1);
   const seeds = report.stride === 1 ? `${report.seed}..${last}` : `${report.seed}..${last} step ${report.stride}`;
   const text = [
     `fuzz on ${variant} into ${db}: ${traces} traces (seeds ${seeds}, at most ${report.maxOps} ops each) in ` +
       `${elapsed.toFixed(1)} s: ${seen.length === 0 ? 'no failure' : `${seen.length} distinct failures in ${report.failingTraces} failing traces, ${claimed.length} new to the store`}`,
   ];
+  if (adopted.length > 0) {
+    const names = adopted.map((c) => `${describeKey(c.finding)} (seed ${c.finding.seed}, trace run ${c.traceRun})`);
+    text.push(`finished ${adopted.length} claims that other workers abandoned: ${names.join(', ')}`);
+  }
   if (report.invalid.length > 0) {
     text.push(`generator defect: the parser refused the traces of seeds ${report.invalid.join(', ')}`);
   }
@@ -223,15 +239,8 @@ function recordOutput(report: FarmWorkerReport, db: string, dir: string, elapsed
     db,
     out: dir,
     seen: seen.map((f) => ({ kind: f.kind, function: f.fn, count: f.count, seed: f.seed })),
-    claimed: claimed.map((c) => ({
-      kind: c.finding.kind,
-      function: c.finding.fn,
-      seed: c.finding.seed,
-      traceRun: c.traceRun,
-      reproducerRun: c.reproducerRun,
-      reproducerOps: c.finding.shrunk?.after ?? null,
-      files: c.files.map((f) => join(dir, f.name)),
-    })),
+    claimed: claimed.map((c) => claimedJson(c, dir)),
+    adopted: adopted.map((c) => claimedJson(c, dir)),
   };
   return { exitCode: seen.length > 0 || report.invalid.length > 0 ? 1 : 0, json, text };
 }

@@ -9,6 +9,12 @@
  * UPDATE that only touches a row whose trace_run is still null. No worker reads to decide what to write, so
  * there is no check-then-insert race to lose; SQLite serialises the writers (each waits for the write lock
  * within the store's busy timeout), PostgreSQL's unique index does the same across machines.
+ *
+ * A claim names its holder and a lease end (migration 0004). A claim whose runs never came (its holder was
+ * killed) is taken over with one UPDATE that sets a new holder only where the old one still holds it and no
+ * runs are attached: a compare-and-set, so of many workers that saw the same abandoned claim one wins. Only
+ * the holder renews its lease and attaches runs. When a claim counts as abandoned is the farm's call
+ * (src/fuzz/claims.ts); these statements only make each step atomic.
  */
 
 import type { StoreQuery } from './context.js';
@@ -36,6 +42,18 @@ export interface FailureHit extends FailureIdentity {
   ops: number;
 }
 
+/** Who holds a claim (host/pid/token, see src/fuzz/claims.ts) and until when, in ms since the epoch. */
+export interface ClaimHolder {
+  claimant: string;
+  leaseUntil: number;
+}
+
+/** A claimed failure with no runs attached yet, and who holds it (null on rows claimed before 0004). */
+export interface OpenClaim extends FailureClaim {
+  claimant: string | null;
+  leaseUntil: number | null;
+}
+
 /** A failure as `runs --failures` lists it. */
 export interface FarmFailure extends FailureClaim {
   /** Distinct traces (seed, op budget) that showed it, the first finder's included. */
@@ -45,8 +63,8 @@ export interface FarmFailure extends FailureClaim {
   reproducerOps: number | null;
 }
 
-/** Inserts the failure unless a row with its identity exists; true when this call inserted it. */
-export function claimFailureQuery(claim: FailureClaim): StoreQuery<boolean> {
+/** Inserts the failure, held by `holder`, unless a row with its identity exists; true when this call inserted it. */
+export function claimFailureQuery(claim: FailureClaim, holder: ClaimHolder): StoreQuery<boolean> {
   return async ({ db }) => {
     const result = await db
       .insertInto('fuzz_failures')
@@ -61,6 +79,8 @@ export function claimFailureQuery(claim: FailureClaim): StoreQuery<boolean> {
         trace_run: null,
         reproducer_run: null,
         reproducer_ops: null,
+        claimant: holder.claimant,
+        lease_until: holder.leaseUntil,
       })
       .onConflict((oc) => oc.columns(['variant', 'kind', 'fn']).doNothing())
       .executeTakeFirst();
@@ -80,9 +100,10 @@ export function recordHitQuery(hit: FailureHit): StoreQuery<boolean> {
   };
 }
 
-/** Sets the runs of a claimed failure, once; true when this call set them. */
+/** Sets the runs of a failure `claimant` holds, once; true when this call set them. */
 export function attachFailureRunsQuery(
   failure: FailureIdentity,
+  claimant: string,
   runs: { traceRun: number; reproducerRun: number | null; reproducerOps: number | null },
 ): StoreQuery<boolean> {
   return async ({ db }) => {
@@ -92,9 +113,74 @@ export function attachFailureRunsQuery(
       .where('variant', '=', failure.variant)
       .where('kind', '=', failure.kind)
       .where('fn', '=', failure.fn)
+      .where('claimant', '=', claimant)
       .where('trace_run', 'is', null)
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
+  };
+}
+
+/** Moves the lease end of a claim `holder.claimant` still holds; false when it no longer does. */
+export function renewClaimQuery(failure: FailureIdentity, holder: ClaimHolder): StoreQuery<boolean> {
+  return async ({ db }) => {
+    const result = await db
+      .updateTable('fuzz_failures')
+      .set({ lease_until: holder.leaseUntil })
+      .where('variant', '=', failure.variant)
+      .where('kind', '=', failure.kind)
+      .where('fn', '=', failure.fn)
+      .where('claimant', '=', holder.claimant)
+      .where('trace_run', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  };
+}
+
+/**
+ * Gives a claim with no runs to `to`, if `from` (the holder the caller saw) still holds it; true when this
+ * call took it.
+ */
+export function takeOverClaimQuery(
+  failure: FailureIdentity,
+  from: string | null,
+  to: ClaimHolder,
+): StoreQuery<boolean> {
+  return async ({ db }) => {
+    const result = await db
+      .updateTable('fuzz_failures')
+      .set({ claimant: to.claimant, lease_until: to.leaseUntil })
+      .where('variant', '=', failure.variant)
+      .where('kind', '=', failure.kind)
+      .where('fn', '=', failure.fn)
+      .where('claimant', from === null ? 'is' : '=', from)
+      .where('trace_run', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  };
+}
+
+/** The claims of `variant` whose runs are not attached yet, by kind and function. */
+export function openClaimsQuery(variant: string): StoreQuery<OpenClaim[]> {
+  return async ({ db }) => {
+    const rows = await db
+      .selectFrom('fuzz_failures')
+      .select(['variant', 'kind', 'fn', 'seed', 'ops', 'op', 'detail', 'claimant', 'lease_until'])
+      .where('variant', '=', variant)
+      .where('trace_run', 'is', null)
+      .orderBy('kind')
+      .orderBy('fn')
+      .execute();
+    return rows.map((r) => ({
+      variant: r.variant,
+      kind: r.kind,
+      fn: r.fn,
+      seed: Number(r.seed),
+      ops: r.ops,
+      op: r.op,
+      detail: r.detail,
+      claimant: r.claimant,
+      leaseUntil: r.lease_until === null ? null : Number(r.lease_until),
+    }));
   };
 }
 
