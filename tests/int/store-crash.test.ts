@@ -101,7 +101,7 @@ describe('openStore from several processes', () => {
         '0001_initial',
         '0002_run_failure',
         '0003_fuzz_failures',
-'0004_fuzz_claims',
+        '0004_fuzz_claims',
       ]);
     } finally {
       raw.close();

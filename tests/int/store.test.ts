@@ -377,7 +377,7 @@ describe('openStore', () => {
         '0001_initial',
         '0002_run_failure',
         '0003_fuzz_failures',
-'0004_fuzz_claims',
+        '0004_fuzz_claims',
       ]);
       expect(migrated.pragma('journal_mode', { simple: true })).toBe('wal');
     } finally {
