@@ -7,25 +7,15 @@
  * writes it into the trace as the `expect` of the call's ops). One connection per process; the library
  * waits for each answer, so the calls of a process arrive in the order the kernel served them.
  */
-import { createServer } from 'node:net';
-import type { Server, Socket } from 'node:net';
-import {
-  DEV_VFIO,
-  REQ_RECORD_CALL,
-  REQ_RECORD_DONE,
-  REQ_RECORD_OPEN,
-  REQUEST_SIZE,
-  decodeRequest,
-  encodeReply,
-} from './protocol.js';
+import type { Socket } from 'node:net';
+import { LibrarySocketServer, readRequests } from './library-socket.js';
+import { DEV_VFIO, REQ_RECORD_CALL, REQ_RECORD_DONE, REQ_RECORD_OPEN, type Request, encodeReply } from './protocol.js';
 import { NEED_FD, NOT_OURS } from './session.js';
 import type { IoctlReply, Session } from './session.js';
 
 const EINVAL = 22;
 
-export class RecordServer {
-  private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
+export class RecordServer extends LibrarySocketServer {
   private contexts = 0;
   /** Calls that reached the kernel without a record, by what they were. */
   readonly unrecorded = new Map<string, number>();
@@ -38,63 +28,41 @@ export class RecordServer {
     private readonly session: Session,
     private readonly onDisagreement: (line: string) => void = () => {},
   ) {
-    this.server = createServer((socket) => this.accept(socket));
+    super();
   }
 
-  listen(path: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(path, () => resolve());
-    });
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  private accept(socket: Socket): void {
-    this.sockets.add(socket);
-    let pending: Buffer = Buffer.alloc(0);
+  protected accept(socket: Socket): void {
     let processOf: number | null = null;
     // The model's answer to the call the kernel is serving now.
     let modelReply: IoctlReply | null = null;
-    socket.on('data', (chunk: Buffer) => {
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-      let at = 0;
-      for (; at + REQUEST_SIZE <= pending.length; at += REQUEST_SIZE) {
-        const req = decodeRequest(pending, at);
-        if (processOf !== req.pid) {
-          // A connection is opened anew after exec (close-on-exec) and in a forked child.
-          processOf = req.pid;
-          this.session.newProcessImage(req.pid);
-        }
-        if (req.kind === REQ_RECORD_OPEN) {
-          const id = ++this.contexts;
-          const err = this.guard(() => this.session.open(req.pid, BigInt(id), req.aux === DEV_VFIO, req.tid));
-          socket.write(encodeReply(err === 0 ? id : 0, 0));
-        } else if (req.kind === REQ_RECORD_CALL) {
-          modelReply = req.ino === 0n ? null : this.decode(req);
-          if (req.ino === 0n) this.count('iommufd ioctl on a descriptor the recorder did not see opened');
-          socket.write(encodeReply(0, modelReply === null ? NOT_OURS : 0));
-        } else if (req.kind === REQ_RECORD_DONE) {
-          const model = modelReply;
-          modelReply = null;
-          // The return value travels as the low half of the request field, the errno as aux.
-          if (model !== null) this.guard(() => this.answered(model, req.request | 0, req.aux));
-          socket.write(encodeReply(0, 0));
-        } else {
-          socket.write(encodeReply(-1, EINVAL));
-        }
+    readRequests(socket, (req) => {
+      if (processOf !== req.pid) {
+        // A connection is opened anew after exec (close-on-exec) and in a forked child.
+        processOf = req.pid;
+        this.session.newProcessImage(req.pid);
       }
-      pending = pending.subarray(at);
+      if (req.kind === REQ_RECORD_OPEN) {
+        const id = ++this.contexts;
+        const err = this.guard(() => this.session.open(req.pid, BigInt(id), req.aux === DEV_VFIO, req.tid));
+        socket.write(encodeReply(err === 0 ? id : 0, 0));
+      } else if (req.kind === REQ_RECORD_CALL) {
+        modelReply = req.ino === 0n ? null : this.decode(req);
+        if (req.ino === 0n) this.count('iommufd ioctl on a descriptor the recorder did not see opened');
+        socket.write(encodeReply(0, modelReply === null ? NOT_OURS : 0));
+      } else if (req.kind === REQ_RECORD_DONE) {
+        const model = modelReply;
+        modelReply = null;
+        // The return value travels as the low half of the request field, the errno as aux.
+        if (model !== null) this.guard(() => this.answered(model, req.request | 0, req.aux));
+        socket.write(encodeReply(0, 0));
+      } else {
+        socket.write(encodeReply(-1, EINVAL));
+      }
     });
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.sockets.delete(socket));
   }
 
   /** The session decodes the call; null when it cannot be recorded. */
-  private decode(req: ReturnType<typeof decodeRequest>): IoctlReply | null {
+  private decode(req: Request): IoctlReply | null {
     let reply: IoctlReply | null = null;
     this.guard(() => {
       reply = this.session.ioctl({

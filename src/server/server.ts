@@ -5,8 +5,8 @@
  * close of that file) or a process's control connection (a stream of IOCTL requests, each answered before
  * the next is read, since the caller blocks in ioctl meanwhile).
  */
-import { createServer } from 'node:net';
-import type { Server, Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { LibrarySocketServer, readRequests } from './library-socket.js';
 import {
   DEV_ACCESS,
   DEV_VFIO,
@@ -15,8 +15,6 @@ import {
   REQ_FAILNTH_WRITE,
   REQ_IOCTL,
   REQ_OPEN,
-  REQUEST_SIZE,
-  decodeRequest,
   encodeReply,
 } from './protocol.js';
 import type { Session } from './session.js';
@@ -24,22 +22,13 @@ import type { Session } from './session.js';
 const EIO = 5;
 const EINVAL = 22;
 
-export class SessionServer {
-  private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
+export class SessionServer extends LibrarySocketServer {
   private contextsOpen = 0;
   /** The first internal error (a bug of the server or the model); the caller saw EIO. */
   error: Error | null = null;
 
   constructor(private readonly session: Session) {
-    this.server = createServer((socket) => this.accept(socket));
-  }
-
-  listen(path: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(path, () => resolve());
-    });
+    super();
   }
 
   /** Context descriptors still open somewhere. */
@@ -47,75 +36,60 @@ export class SessionServer {
     return this.contextsOpen;
   }
 
-  async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  private accept(socket: Socket): void {
-    this.sockets.add(socket);
-    let pending: Buffer = Buffer.alloc(0);
+  protected accept(socket: Socket): void {
     let context: bigint | null = null;
     let controlOf: number | null = null;
     let accessFile: bigint | null = null;
-    socket.on('data', (chunk: Buffer) => {
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-      let at = 0;
-      for (; at + REQUEST_SIZE <= pending.length; at += REQUEST_SIZE) {
-        const req = decodeRequest(pending, at);
-        if (req.kind === REQ_OPEN && context === null && accessFile === null && req.aux === DEV_ACCESS) {
-          accessFile = req.ino;
-          this.session.registerAccessFile(req.ino);
-          socket.write(encodeReply(0, 0));
-        } else if (req.kind === REQ_OPEN && context === null && accessFile === null) {
-          const err = this.guard(() => this.session.open(req.pid, req.ino, req.aux === DEV_VFIO, req.tid));
-          if (err === 0) {
-            context = req.ino;
-            this.contextsOpen++;
-          }
-          socket.write(encodeReply(err === 0 ? 0 : -1, err));
-        } else if (req.kind === REQ_IOCTL) {
-          if (controlOf !== req.pid) {
-            // A process opens its control connection anew after exec (it is close-on-exec) and after fork.
-            controlOf = req.pid;
-            this.session.newProcessImage(req.pid);
-          }
-          let reply = { ret: -1, err: EIO };
-          this.guard(() => {
-            reply = this.session.ioctl({
-              pid: req.pid,
-              tid: req.tid,
-              ino: req.ino,
-              request: req.request,
-              arg: req.arg,
-              aux: req.aux,
-            });
-            return 0;
-          });
-          socket.write(encodeReply(reply.ret, reply.err));
-        } else if (req.kind === REQ_CLOSE) {
-          this.guard(() => (this.session.closed(req.ino, req.tid), 0));
-          socket.write(encodeReply(0, 0));
-        } else if (req.kind === REQ_FAILNTH_WRITE || req.kind === REQ_FAILNTH_READ) {
-          let rc = -EIO;
-          this.guard(() => {
-            // The count is a size_t; the request field carries its low 32 bits, which is all a fail-nth file takes.
-            rc =
-              req.kind === REQ_FAILNTH_WRITE
-                ? this.session.failNthWrite(req.pid, req.tid, req.aux, req.arg, req.request)
-                : this.session.failNthRead(req.pid, req.tid, req.aux, req.arg, req.request, req.ino);
-            return 0;
-          });
-          socket.write(encodeReply(rc < 0 ? -1 : rc, rc < 0 ? -rc : 0));
-        } else {
-          socket.write(encodeReply(-1, EINVAL));
+    readRequests(socket, (req) => {
+      if (req.kind === REQ_OPEN && context === null && accessFile === null && req.aux === DEV_ACCESS) {
+        accessFile = req.ino;
+        this.session.registerAccessFile(req.ino);
+        socket.write(encodeReply(0, 0));
+      } else if (req.kind === REQ_OPEN && context === null && accessFile === null) {
+        const err = this.guard(() => this.session.open(req.pid, req.ino, req.aux === DEV_VFIO, req.tid));
+        if (err === 0) {
+          context = req.ino;
+          this.contextsOpen++;
         }
+        socket.write(encodeReply(err === 0 ? 0 : -1, err));
+      } else if (req.kind === REQ_IOCTL) {
+        if (controlOf !== req.pid) {
+          // A process opens its control connection anew after exec (it is close-on-exec) and after fork.
+          controlOf = req.pid;
+          this.session.newProcessImage(req.pid);
+        }
+        let reply = { ret: -1, err: EIO };
+        this.guard(() => {
+          reply = this.session.ioctl({
+            pid: req.pid,
+            tid: req.tid,
+            ino: req.ino,
+            request: req.request,
+            arg: req.arg,
+            aux: req.aux,
+          });
+          return 0;
+        });
+        socket.write(encodeReply(reply.ret, reply.err));
+      } else if (req.kind === REQ_CLOSE) {
+        this.guard(() => (this.session.closed(req.ino, req.tid), 0));
+        socket.write(encodeReply(0, 0));
+      } else if (req.kind === REQ_FAILNTH_WRITE || req.kind === REQ_FAILNTH_READ) {
+        let rc = -EIO;
+        this.guard(() => {
+          // The count is a size_t; the request field carries its low 32 bits, which is all a fail-nth file takes.
+          rc =
+            req.kind === REQ_FAILNTH_WRITE
+              ? this.session.failNthWrite(req.pid, req.tid, req.aux, req.arg, req.request)
+              : this.session.failNthRead(req.pid, req.tid, req.aux, req.arg, req.request, req.ino);
+          return 0;
+        });
+        socket.write(encodeReply(rc < 0 ? -1 : rc, rc < 0 ? -rc : 0));
+      } else {
+        socket.write(encodeReply(-1, EINVAL));
       }
-      pending = pending.subarray(at);
     });
-    socket.on('error', () => socket.destroy());
     socket.on('close', () => {
-      this.sockets.delete(socket);
       if (accessFile !== null) this.guard(() => (this.session.releaseAccessFile(accessFile ?? 0n), 0));
       if (context !== null) {
         this.guard(() => (this.session.release(context ?? 0n), 0));

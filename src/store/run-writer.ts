@@ -75,6 +75,22 @@ export interface FinishRow {
   finalDigest: string | null;
 }
 
+/** The finish UPDATE's values in the order of its columns (status .. final_digest), the run's id left out. */
+export function finishParams(finish: FinishRow, batch: Batch): unknown[] {
+  const after = batch.after;
+  return [
+    finish.status,
+    finish.error,
+    finish.errorOp,
+    finish.errorLine,
+    after.seq,
+    after.opsEnded,
+    after.head,
+    after.opsHead,
+    finish.finalDigest,
+  ];
+}
+
 /** One cut batch: its rows as bound parameters, and where the chains stand once it is committed. */
 export interface Batch {
   /** EVENT_COLUMNS per event, already cut into the parameters of one INSERT statement each. */
@@ -381,22 +397,8 @@ export abstract class BatchingRunWriter implements RunWriter {
       yield { step: 'ops', sql: sql.insert('ops', OP_COLUMNS, params.length / opWidth), params };
     }
     for (const params of batch.snapshots) yield { step: 'snapshots', sql: sql.insertSnapshot, params };
-    if (finish !== null) {
-      const after = batch.after;
-      const params = [
-        finish.status,
-        finish.error,
-        finish.errorOp,
-        finish.errorLine,
-        after.seq,
-        after.opsEnded,
-        after.head,
-        after.opsHead,
-        finish.finalDigest,
-        this.run,
-      ];
-      yield { step: 'finish', sql: sql.finishRun, params };
-    }
+    if (finish !== null)
+      yield { step: 'finish', sql: sql.finishRun, params: [...finishParams(finish, batch), this.run] };
   }
 
   /** `batch` is committed: the chains as it leaves them are the ones to go back to. */

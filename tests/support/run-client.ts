@@ -9,6 +9,29 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import { ROOT, cli } from './built-cli.js';
 
+/** What tests/native/map_unmap.c prints when every call is answered as a 6.12 kernel answers it. */
+export const MAP_UNMAP_STDOUT: readonly string[] = [
+  'ioas_alloc ok id=1',
+  'mock_domain ok stdev=2 hwpt=4 idev=3',
+  'map ok iova=0x1000000',
+  'check_map ok',
+  'check_refs(1) ok',
+  'check_refs(0) EINVAL',
+  'ioas_alloc ok id=5',
+  'copy ok dst_iova=0x4000',
+  'check_refs(1) after copy ok',
+  'unmap ok length=16384',
+  'unmap again ENOENT',
+  'check_refs(0) after unmap ok',
+  'destroy ioas with device EBUSY',
+  'destroy hwpt EBUSY',
+  'destroy stdev ok',
+  'destroy ioas ok',
+  'destroy ioas again ENOENT',
+  'unmap all of ioas2 ok length=16384',
+  'ioas id reused: ioas_alloc ok id=1',
+];
+
 export const haveCc = spawnSync('cc', ['--version']).status === 0;
 
 export interface RunReport {

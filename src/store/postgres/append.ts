@@ -25,6 +25,7 @@ import {
   EVENT_COLUMNS,
   OP_COLUMNS,
   checkRunFinished,
+  finishParams,
   newRun,
   runNotRecorded,
   writerSql,
@@ -282,21 +283,9 @@ class PostgresRunWriter extends BatchingRunWriter {
       this.onWriteStep('begin', number);
       steps();
       this.onWriteStep('finish', number);
-      const after = batch.after;
       const finished = await client.query<{ finished: number }>({
         ...FINISH_BATCH,
-        values: [
-          ...params,
-          finish.status,
-          finish.error,
-          finish.errorOp,
-          finish.errorLine,
-          after.seq,
-          after.opsEnded,
-          after.head,
-          after.opsHead,
-          finish.finalDigest,
-        ],
+        values: [...params, ...finishParams(finish, batch)],
       });
       checkRunFinished(this.run, finished.rows[0]?.finished ?? 0);
       await client.query('COMMIT');
