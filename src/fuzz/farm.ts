@@ -40,7 +40,7 @@ import {
 import { CLAIM_LEASE_MS, holding, isAbandoned, newClaimant } from './claims.js';
 import type { Failure } from './dedupe.js';
 import { FailureTally } from './dedupe.js';
-import type { FuzzFinding, ReproducerFile } from './fuzz.js';
+import type { CampaignFigures, FuzzFinding, ReproducerFile } from './fuzz.js';
 import { replayFailures, reproducerFiles, seedAt } from './fuzz.js';
 import { generateTrace } from './generate.js';
 import { shrinkTrace } from './shrink.js';
@@ -88,16 +88,7 @@ export interface ClaimedFailure {
   files: ReproducerFile[];
 }
 
-export interface FarmWorkerReport {
-  /** The variant label. */
-  variant: string;
-  fixes: string[];
-  seed: number;
-  stride: number;
-  maxOps: number;
-  traces: number;
-  failingTraces: number;
-  invalid: number[];
+export interface FarmWorkerReport extends CampaignFigures {
   /** Hits this worker added to the store (a rerun of the same seeds adds none). */
   newHits: number;
   /** Distinct failures this worker saw, with its own counts (the store's counts are the farm's). */

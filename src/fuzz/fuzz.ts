@@ -62,7 +62,9 @@ export interface FuzzFinding {
   shrunk: ShrinkResult | null;
 }
 
-export interface FuzzReport {
+/** What a campaign (one process, or one worker of a farm) covered. */
+export interface CampaignFigures {
+  /** The variant label. */
   variant: string;
   fixes: string[];
   seed: number;
@@ -74,6 +76,9 @@ export interface FuzzReport {
   failingTraces: number;
   /** Seeds whose generated trace the parser refused (a generator defect; always empty). */
   invalid: number[];
+}
+
+export interface FuzzReport extends CampaignFigures {
   /** Failures in the order they were first seen. */
   findings: FuzzFinding[];
 }

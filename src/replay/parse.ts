@@ -150,56 +150,43 @@ interface NameRef {
   role: 'use' | 'create' | 'destroy';
 }
 
+/** A NameRef maker for one role: `use('ioas')` (the field named as its namespace) or `use('src', 'ioas')`. */
+function nameRef(role: NameRef['role']): { (field: Namespace): NameRef; (field: string, ns: Namespace): NameRef } {
+  return (field: string, ns?: Namespace): NameRef => ({ field, ns: ns ?? (field as Namespace), role });
+}
+const use = nameRef('use');
+const create = nameRef('create');
+const destroy = nameRef('destroy');
+
 /** The objects each op names, other than its caller. Uses are listed before creations and checked first. */
 const NAME_REFS: Readonly<Partial<Record<TraceOpName, readonly NameRef[]>>> = {
-  process: [{ field: 'pid', ns: 'process', role: 'create' }],
-  open: [{ field: 'ctx', ns: 'ctx', role: 'create' }],
-  ioas_alloc: [
-    { field: 'ctx', ns: 'ctx', role: 'use' },
-    { field: 'ioas', ns: 'ioas', role: 'create' },
-  ],
-  ioas_map: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
-  memfd: [{ field: 'file', ns: 'file', role: 'create' }],
-  map_file: [
-    { field: 'ioas', ns: 'ioas', role: 'use' },
-    { field: 'file', ns: 'file', role: 'use' },
-  ],
-  ioas_unmap: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
-  ioas_copy: [
-    { field: 'src', ns: 'ioas', role: 'use' },
-    { field: 'dst', ns: 'ioas', role: 'use' },
-  ],
-  ioas_allow_iovas: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
-  ioas_huge_pages: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
-  domain_attach: [
-    { field: 'ioas', ns: 'ioas', role: 'use' },
-    { field: 'domain', ns: 'domain', role: 'create' },
-  ],
-  domain_detach: [{ field: 'domain', ns: 'domain', role: 'destroy' }],
-  access_create: [
-    { field: 'ioas', ns: 'ioas', role: 'use' },
-    { field: 'access', ns: 'access', role: 'create' },
-  ],
-  access_destroy: [{ field: 'access', ns: 'access', role: 'destroy' }],
-  access_pin: [{ field: 'access', ns: 'access', role: 'use' }],
-  access_unpin: [{ field: 'access', ns: 'access', role: 'use' }],
-  access_rw: [{ field: 'access', ns: 'access', role: 'use' }],
-  access_replace: [
-    { field: 'access', ns: 'access', role: 'use' },
-    { field: 'ioas', ns: 'ioas', role: 'use' },
-  ],
-  vfio_unmap: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
-  change_process: [{ field: 'ctx', ns: 'ctx', role: 'use' }],
+  process: [create('pid', 'process')],
+  open: [create('ctx')],
+  ioas_alloc: [use('ctx'), create('ioas')],
+  ioas_map: [use('ioas')],
+  memfd: [create('file')],
+  map_file: [use('ioas'), use('file')],
+  ioas_unmap: [use('ioas')],
+  ioas_copy: [use('src', 'ioas'), use('dst', 'ioas')],
+  ioas_allow_iovas: [use('ioas')],
+  ioas_huge_pages: [use('ioas')],
+  domain_attach: [use('ioas'), create('domain')],
+  domain_detach: [destroy('domain')],
+  access_create: [use('ioas'), create('access')],
+  access_destroy: [destroy('access')],
+  access_pin: [use('access')],
+  access_unpin: [use('access')],
+  access_rw: [use('access')],
+  access_replace: [use('access'), use('ioas')],
+  vfio_unmap: [use('ioas')],
+  change_process: [use('ctx')],
   // A HW queue and its internal access are one object named in the access namespace.
-  hw_queue_alloc: [
-    { field: 'ioas', ns: 'ioas', role: 'use' },
-    { field: 'queue', ns: 'access', role: 'create' },
-  ],
-  hw_queue_destroy: [{ field: 'queue', ns: 'access', role: 'destroy' }],
-  fork: [{ field: 'child', ns: 'process', role: 'create' }],
-  send_fd: [{ field: 'to', ns: 'process', role: 'use' }],
-  add_reserved: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
-  check_map: [{ field: 'ioas', ns: 'ioas', role: 'use' }],
+  hw_queue_alloc: [use('ioas'), create('queue', 'access')],
+  hw_queue_destroy: [destroy('queue', 'access')],
+  fork: [create('child', 'process')],
+  send_fd: [use('to', 'process')],
+  add_reserved: [use('ioas')],
+  check_map: [use('ioas')],
 };
 
 /**

@@ -85,7 +85,16 @@ describe('parseTraceText', () => {
         { line: 2, op: { op: 'process', pid: '1', uid: 1000, memlock: 65536n, cap_ipc_lock: false }, observed: [] },
         {
           line: 3,
-          op: { op: 'mmap', pid: '1', addr: 0x7f0000000000n, length: 8192n, huge: '4K', prot: 'rw', pfns: null },
+          op: {
+            op: 'mmap',
+            pid: '1',
+            addr: 0x7f0000000000n,
+            length: 8192n,
+            huge: '4K',
+            prot: 'rw',
+            pfns: null,
+            shared: false,
+          },
           observed: [],
         },
         { line: 4, op: { op: 'open', ctx: '1', pid: '1', account: 'user', vfio_type1: false }, observed: [] },
@@ -351,6 +360,7 @@ describe('parseTraceText', () => {
       length: 0x400000n,
       huge: '2M',
       prot: 'rw',
+      shared: false,
       pfns: [
         [262144, 512],
         [393216, 512],
