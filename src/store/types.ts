@@ -12,8 +12,7 @@
  */
 
 import type { StoreQuery } from './queries/context.js';
-import type { Selectable } from 'kysely';
-import type { EventsTable, RunStatus } from './schema.js';
+import type { RunStatus } from './schema.js';
 
 export type { RunStatus } from './schema.js';
 
@@ -158,8 +157,17 @@ export interface StoredOp extends OpRow {
   hash: string;
 }
 
-/** An events row as read back (its columns: schema.ts EventsTable). */
-export type StoredEvent = Selectable<EventsTable>;
+export interface StoredEvent {
+  /** Global sequence over the database. */
+  id: number;
+  run: number;
+  seq: number;
+  op: number;
+  type: string;
+  v: number;
+  payload: string;
+  hash: string;
+}
 
 export interface EventFilter {
   fromSeq?: number;

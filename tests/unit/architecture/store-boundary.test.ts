@@ -39,8 +39,9 @@ function importersOf(pkg: string): string[] {
 }
 
 describe('the store boundary, by the imports of src/', () => {
-  it('imports kysely only under src/store/: the schema, migration, query files and the two backends', () => {
+  it('imports kysely only under src/store/: the schema, migration, query files, the shared backend and the two dialects', () => {
     expect(importersOf('kysely')).toEqual([
+      'src/store/backend.ts',
       'src/store/migrate.ts',
       'src/store/postgres/dialect.ts',
       'src/store/postgres/open.ts',

@@ -46,7 +46,7 @@ describe('serializeOp', () => {
       '{"op":"mmap","pid":"p1","addr":"0x7f0000200000","length":4194304,"huge":"2M","pfns":[["0x100000",1024]]}',
     );
     expect(serializeOp({ ...op, shared: true })).toBe(
-      '{"op":"mmap","pid":"p1","addr":"0x7f0000200000","length":4194304,"huge":"2M","pfns":[[1048576,1024]],"shared":true}',
+      '{"op":"mmap","pid":"p1","addr":"0x7f0000200000","length":4194304,"huge":"2M","pfns":[["0x100000",1024]],"shared":true}',
     );
   });
 
