@@ -93,8 +93,18 @@ describe('a writer killed midway', () => {
 describe('openStore from several processes', () => {
   it('migrates a new file once when three processes open it at the same time', async () => {
     const openers = [0, 1, 2].map(() => startChild(['open', path]));
+    // A failed opener's stderr is part of what is compared, so a failure names its cause.
+    const stderrs = openers.map((child) => {
+      let text = '';
+      child.stderr?.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      return () => text;
+    });
     const codes = await Promise.all(openers.map(exited));
-    expect(codes).toEqual([0, 0, 0]);
+    expect(codes.map((code, i) => [code, code === 0 ? '' : stderrs[i]?.()])).toEqual([
+      [0, ''],
+      [0, ''],
+      [0, ''],
+    ]);
     const raw = new Database(path, { readonly: true });
     try {
       expect(raw.prepare('SELECT name FROM kysely_migration').pluck().all()).toEqual([
