@@ -32,6 +32,18 @@ export const MAP_UNMAP_STDOUT: readonly string[] = [
   'ioas id reused: ioas_alloc ok id=1',
 ];
 
+/** The ioctls tests/native/map_unmap.c issues, by name, as a run or a recording counts them. */
+export const MAP_UNMAP_IOCTLS: Readonly<Record<string, number>> = {
+  IOMMU_DESTROY: 5,
+  IOMMU_IOAS_ALLOC: 3,
+  IOMMU_IOAS_COPY: 1,
+  IOMMU_IOAS_MAP: 1,
+  IOMMU_IOAS_UNMAP: 3,
+  'IOMMU_TEST_CMD(MD_CHECK_MAP)': 1,
+  'IOMMU_TEST_CMD(MD_CHECK_REFS)': 4,
+  'IOMMU_TEST_CMD(MOCK_DOMAIN)': 1,
+};
+
 export const haveCc = spawnSync('cc', ['--version']).status === 0;
 
 export interface RunReport {
