@@ -41,7 +41,7 @@ import { CLAIM_LEASE_MS, holding, isAbandoned, newClaimant } from './claims.js';
 import type { Failure } from './dedupe.js';
 import { FailureTally } from './dedupe.js';
 import type { CampaignFigures, FuzzFinding, ReproducerFile } from './fuzz.js';
-import { replayFailures, reproducerFiles, seedAt } from './fuzz.js';
+import { Campaign, replayFailures, reproducerFiles } from './fuzz.js';
 import { generateTrace } from './generate.js';
 import { shrinkTrace } from './shrink.js';
 
@@ -209,43 +209,31 @@ export async function fuzzIntoStore(options: FarmOptions): Promise<FarmWorkerRep
   const holder: Holder = { claimant: options.claimant ?? newClaimant(), leaseMs: options.leaseMs ?? CLAIM_LEASE_MS };
   const claimed: ClaimedFailure[] = [];
   const adopted = await adoptAbandoned(options, holder, null);
-  const invalid: number[] = [];
-  let traces = 0;
-  let failingTraces = 0;
+  const campaign = new Campaign({ ...options });
   let newHits = 0;
-  for (let i = 0; options.iterations === null || i < options.iterations; i++) {
-    if (options.shouldStop?.() === true) break;
-    const seed = seedAt(options.seed, options.stride, i);
-    const trace = generateTrace({ seed, maxOps: options.maxOps });
-    traces += 1;
-    const failures = replayFailures(trace.header, trace.ops, options.variant, options.fixes);
-    if (failures === null) {
-      invalid.push(seed);
-    } else {
-      if (failures.length > 0) failingTraces += 1;
-      for (const failure of failures) {
-        const hit = { variant: options.label, kind: failure.kind, fn: failure.fn, seed, ops: options.maxOps };
-        if (await options.store.query(recordHitQuery(hit))) newHits += 1;
-        if (!tally.add(failure, { seed })) continue;
-        const claim = claimFailureQuery(claimOf(hit, failure), holding(holder.claimant, holder.leaseMs));
-        if (!(await options.store.query(claim))) {
-          pushAll(adopted, await adoptAbandoned(options, holder, hit));
-          continue;
-        }
-        const finding: FuzzFinding = {
-          kind: failure.kind,
-          fn: failure.fn,
-          count: 1,
-          seed,
-          failure,
-          trace,
-          shrunk: null,
-        };
-        const done = await recordClaim(options, holder, finding, options.maxOps);
-        if (done !== null) claimed.push(done);
+  for (const { seed, trace, failures } of campaign) {
+    for (const failure of failures) {
+      const hit = { variant: options.label, kind: failure.kind, fn: failure.fn, seed, ops: options.maxOps };
+      if (await options.store.query(recordHitQuery(hit))) newHits += 1;
+      if (!tally.add(failure, { seed })) continue;
+      const claim = claimFailureQuery(claimOf(hit, failure), holding(holder.claimant, holder.leaseMs));
+      if (!(await options.store.query(claim))) {
+        pushAll(adopted, await adoptAbandoned(options, holder, hit));
+        continue;
       }
+      const finding: FuzzFinding = {
+        kind: failure.kind,
+        fn: failure.fn,
+        count: 1,
+        seed,
+        failure,
+        trace,
+        shrunk: null,
+      };
+      const done = await recordClaim(options, holder, finding, options.maxOps);
+      if (done !== null) claimed.push(done);
     }
-    options.onTrace?.(traces, claimed.length);
+    options.onTrace?.(campaign.traces, claimed.length);
   }
   pushAll(adopted, await adoptAbandoned(options, holder, null));
   return {
@@ -254,9 +242,9 @@ export async function fuzzIntoStore(options: FarmOptions): Promise<FarmWorkerRep
     seed: options.seed,
     stride: options.stride,
     maxOps: options.maxOps,
-    traces,
-    failingTraces,
-    invalid,
+    traces: campaign.traces,
+    failingTraces: campaign.failingTraces,
+    invalid: campaign.invalid,
     newHits,
     seen: tally.list().map((e) => ({ kind: e.kind, fn: e.fn, count: e.count, seed: e.first.seed })),
     claimed,

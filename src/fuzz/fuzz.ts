@@ -118,35 +118,60 @@ export function replayFailures(
   }
 }
 
+/** What a campaign generates and replays: the seeds, the trace size, where to stop, the variant. */
+export interface CampaignBounds {
+  seed: number;
+  stride: number;
+  maxOps: number;
+  iterations: number | null;
+  shouldStop?: () => boolean;
+  variant: string;
+  fixes: readonly string[];
+}
+
+/**
+ * The traces of a campaign in seed order, each replayed, and the figures they add up to. A trace the parser
+ * refuses is counted in `invalid` and comes with no failures.
+ */
+export class Campaign {
+  traces = 0;
+  failingTraces = 0;
+  readonly invalid: number[] = [];
+
+  constructor(private readonly bounds: CampaignBounds) {}
+
+  *[Symbol.iterator](): Generator<{ seed: number; trace: GeneratedTrace; failures: Failure[] }, void, undefined> {
+    const b = this.bounds;
+    for (let i = 0; b.iterations === null || i < b.iterations; i++) {
+      if (b.shouldStop?.() === true) return;
+      const seed = seedAt(b.seed, b.stride, i);
+      const trace = generateTrace({ seed, maxOps: b.maxOps });
+      this.traces += 1;
+      const failures = replayFailures(trace.header, trace.ops, b.variant, b.fixes);
+      if (failures === null) this.invalid.push(seed);
+      else if (failures.length > 0) this.failingTraces += 1;
+      yield { seed, trace, failures: failures ?? [] };
+    }
+  }
+}
+
 /** Run a campaign; see the file comment for its bounds. */
 export function fuzz(options: FuzzOptions): FuzzReport {
   const tally = new FailureTally<FirstSeen>();
-  const invalid: number[] = [];
-  let traces = 0;
-  let failingTraces = 0;
-  for (let i = 0; options.iterations === null || i < options.iterations; i++) {
-    if (options.shouldStop?.() === true) break;
-    const seed = seedAt(options.seed, options.stride ?? 1, i);
-    const trace = generateTrace({ seed, maxOps: options.maxOps });
-    traces += 1;
-    const failures = replayFailures(trace.header, trace.ops, options.variant, options.fixes);
-    if (failures === null) {
-      invalid.push(seed);
-    } else {
-      if (failures.length > 0) failingTraces += 1;
-      for (const failure of failures) {
-        const first: FirstSeen = { seed, failure, trace, shrunk: null };
-        if (!tally.add(failure, first) || options.shrinkBudget <= 0) continue;
-        first.shrunk = shrinkTrace(trace.header, trace.ops, {
-          variant: options.variant,
-          fixes: options.fixes,
-          target: failure,
-          maxTests: options.shrinkBudget,
-          ...(options.shouldStop ? { shouldStop: options.shouldStop } : {}),
-        });
-      }
+  const campaign = new Campaign({ ...options, stride: options.stride ?? 1 });
+  for (const { seed, trace, failures } of campaign) {
+    for (const failure of failures) {
+      const first: FirstSeen = { seed, failure, trace, shrunk: null };
+      if (!tally.add(failure, first) || options.shrinkBudget <= 0) continue;
+      first.shrunk = shrinkTrace(trace.header, trace.ops, {
+        variant: options.variant,
+        fixes: options.fixes,
+        target: failure,
+        maxTests: options.shrinkBudget,
+        ...(options.shouldStop ? { shouldStop: options.shouldStop } : {}),
+      });
     }
-    options.onTrace?.(traces, tally.size);
+    options.onTrace?.(campaign.traces, tally.size);
   }
   return {
     variant: options.variant,
@@ -154,9 +179,9 @@ export function fuzz(options: FuzzOptions): FuzzReport {
     seed: options.seed,
     stride: options.stride ?? 1,
     maxOps: options.maxOps,
-    traces,
-    failingTraces,
-    invalid,
+    traces: campaign.traces,
+    failingTraces: campaign.failingTraces,
+    invalid: campaign.invalid,
     findings: tally.list().map((e) => ({
       kind: e.kind,
       fn: e.fn,
