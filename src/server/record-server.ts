@@ -65,14 +65,7 @@ export class RecordServer extends LibrarySocketServer {
   private decode(req: Request): IoctlReply | null {
     let reply: IoctlReply | null = null;
     this.guard(() => {
-      reply = this.session.ioctl({
-        pid: req.pid,
-        tid: req.tid,
-        ino: req.ino,
-        request: req.request,
-        arg: req.arg,
-        aux: 0,
-      });
+      reply = this.session.ioctl({ ...req, aux: 0 }); // record mode prepares no access file;
       return 0;
     });
     const got = reply as IoctlReply | null;

@@ -60,14 +60,7 @@ export class SessionServer extends LibrarySocketServer {
         }
         let reply = { ret: -1, err: EIO };
         this.guard(() => {
-          reply = this.session.ioctl({
-            pid: req.pid,
-            tid: req.tid,
-            ino: req.ino,
-            request: req.request,
-            arg: req.arg,
-            aux: req.aux,
-          });
+          reply = this.session.ioctl(req);
           return 0;
         });
         socket.write(encodeReply(reply.ret, reply.err));
