@@ -279,6 +279,7 @@ function getExactAccess(sim: Sim, pages: number, first: number, last: number): P
  * -EPERM for a write on read-only pages; -ENOMEM; or the fill's error (the xarray is then unchanged).
  * `lockArea` ([up:area-num-locks], an internal access): the area's num_locks counts this user too, so the
  * area cannot be unmapped until the matching remove with `unlockArea`.
+ * Read from the merged v6.17 code (iommufd_access_pin_pages passes lock_area), not the early postings' iopt_pin_pages.
  */
 export function ioptAreaAddAccess(
   sim: Sim,
