@@ -11,6 +11,7 @@ import { bisectRuns } from '../bisect/bisect-runs.js';
 import { bisectJson } from '../bisect/render.js';
 import { EVENT_TYPES } from '../events/events.js';
 import { BadInputError, NotFoundError } from '../lib/errors.js';
+import { opsInOrder } from '../store/index.js';
 import type { Store } from '../store/index.js';
 import type { Cursor } from '../timetravel/index.js';
 import {
@@ -121,8 +122,7 @@ export const ROUTES: Record<string, Route> = {
     const runs = await runsAnswer(ctx.store);
     const out = [];
     for (const r of runs) {
-      const ops = await ctx.store.ops(r.id);
-      out.push({ ...r, findings: findingCounts(await runFindings(ctx.store, r.id, ops)) });
+      out.push({ ...r, findings: findingCounts(await runFindings(ctx.store, r.id, opsInOrder(ctx.store, r.id))) });
     }
     return out;
   },

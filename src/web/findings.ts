@@ -40,7 +40,10 @@ async function eventFindings(store: Store, run: number): Promise<Finding[]> {
 }
 
 /** Ops whose result differs from the `expect` of their trace line. */
-function unmetExpectations(traceText: string | undefined, ops: readonly StoredOp[]): Finding[] {
+async function unmetExpectations(
+  traceText: string | undefined,
+  ops: Iterable<StoredOp> | AsyncIterable<StoredOp>,
+): Promise<Finding[]> {
   if (traceText === undefined) return [];
   let entries;
   try {
@@ -50,7 +53,7 @@ function unmetExpectations(traceText: string | undefined, ops: readonly StoredOp
   }
   const byLine = new Map(entries.map((e) => [e.line, e]));
   const out: Finding[] = [];
-  for (const op of ops) {
+  for await (const op of ops) {
     const expect = byLine.get(op.line)?.op.expect;
     if (expect === undefined) continue;
     const outputs = decodeJson(op.result) as Record<string, unknown>;
@@ -67,9 +70,17 @@ function unmetExpectations(traceText: string | undefined, ops: readonly StoredOp
   return out;
 }
 
-export async function runFindings(store: Store, run: number, ops: readonly StoredOp[]): Promise<Finding[]> {
+/**
+ * All findings of a run. `ops` are its op rows: the array the caller already holds, or a stream
+ * (`opsInOrder`) when only the findings are wanted, so a long run's op table is never held whole for them.
+ */
+export async function runFindings(
+  store: Store,
+  run: number,
+  ops: Iterable<StoredOp> | AsyncIterable<StoredOp>,
+): Promise<Finding[]> {
   const fromEvents = await eventFindings(store, run);
-  const unmet = unmetExpectations(await store.traceText(run), ops);
+  const unmet = await unmetExpectations(await store.traceText(run), ops);
   return [...fromEvents, ...unmet].sort((a, b) => a.op - b.op || a.seq - b.seq);
 }
 
