@@ -107,7 +107,7 @@ describe('pinned huge pages out of the pool', () => {
     const unmapped = [...SETUP, `{"op":"munmap","pid":"100","addr":"0x${A.toString(16)}","length":2097152}`];
     const { live, state } = stateAfter(unmapped);
     expect(pinnedHugePagesUnmapped(state(), '2M', everywhere)).toBe(1);
-    live.step({ op: 'ioas_unmap', ioas: 'i', iova: 0x1000000n, length: 2097152n }, 100);
+    live.step({ op: 'ioas_unmap', ioas: 'i', iova: 0x1000000n, length: 2097152n, all: false }, 100);
     expect(pinnedHugePagesUnmapped(state(), '2M', () => false)).toBe(0);
   });
 });
