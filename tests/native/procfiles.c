@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * What the kernel shows a process about its pins: VmPin and VmLck of its status file, read with fopen
- * (/proc/self/status) and with open + read (/proc/PID/status, /proc/thread-self/status), before, while and
- * after four pages are pinned by a mock domain. On /dev/iommu (USER accounting: user->locked_vm, not shown
+ * (/proc/self/status, /proc/PID/task/TID/status) and with open + read (/proc/PID/status,
+ * /proc/thread-self/status), before, while and after four pages are pinned by a mock domain. On /dev/iommu (USER accounting: user->locked_vm, not shown
  * in status; none at all with CAP_IPC_LOCK) and on /dev/vfio/vfio (MM accounting: mm->locked_vm); VmPin
  * (mm->pinned_vm) moves in every mode. The cases without CAP_IPC_LOCK run in a child that dropped it from
  * its effective and permitted sets before its first iommufd call.
@@ -59,16 +59,18 @@ static void fread_file(const char *path, char *buf, size_t size)
 
 static void show(const char *label, const char *when)
 {
-	static char a[16384], b[16384], c[16384];
-	char pid_path[64];
+	static char a[16384], b[16384], c[16384], d[16384];
+	char pid_path[64], task_path[96];
 
 	snprintf(pid_path, sizeof(pid_path), "/proc/%d/status", (int)getpid());
+	snprintf(task_path, sizeof(task_path), "/proc/%d/task/%d/status", (int)getpid(), (int)syscall(SYS_gettid));
 	fread_file("/proc/self/status", a, sizeof(a));
 	read_file(pid_path, b, sizeof(b));
 	read_file("/proc/thread-self/status", c, sizeof(c));
-	printf("%s %s: VmPin fopen=%ld read=%ld thread=%ld kB, VmLck fopen=%ld read=%ld thread=%ld kB\n", label, when,
-	       field_kb(a, "VmPin"), field_kb(b, "VmPin"), field_kb(c, "VmPin"), field_kb(a, "VmLck"),
-	       field_kb(b, "VmLck"), field_kb(c, "VmLck"));
+	fread_file(task_path, d, sizeof(d));
+	printf("%s %s: VmPin fopen=%ld read=%ld thread=%ld task=%ld kB, VmLck fopen=%ld read=%ld thread=%ld task=%ld kB\n",
+	       label, when, field_kb(a, "VmPin"), field_kb(b, "VmPin"), field_kb(c, "VmPin"), field_kb(d, "VmPin"),
+	       field_kb(a, "VmLck"), field_kb(b, "VmLck"), field_kb(c, "VmLck"), field_kb(d, "VmLck"));
 }
 
 /* Pin four pages of this process through a mock domain on `dev`, and unpin them. */

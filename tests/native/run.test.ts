@@ -549,9 +549,10 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     expect(r.status).toBe(0);
     // Four pinned pages: 16 kB. With CAP_IPC_LOCK iommufd charges no account, but do_update_pinned still
     // moves pinned_vm; without it, /dev/iommu charges user->locked_vm (not in status) and /dev/vfio/vfio
-    // mm->locked_vm (VmLck). Read with fopen, open + read of /proc/PID/status, and /proc/thread-self/status.
+    // mm->locked_vm (VmLck). Read with fopen (/proc/self/status, /proc/PID/task/TID/status) and open + read (/proc/PID/status,
+    // /proc/thread-self/status).
     const at = (pin: number, lck: number): string =>
-      `VmPin fopen=${pin} read=${pin} thread=${pin} kB, VmLck fopen=${lck} read=${lck} thread=${lck} kB`;
+      `VmPin fopen=${pin} read=${pin} thread=${pin} task=${pin} kB, VmLck fopen=${lck} read=${lck} thread=${lck} task=${lck} kB`;
     const exercise = (label: string, pin: number, lck: number): string[] => [
       `${label} ioas_alloc ok mock_domain ok`,
       `${label} before map: ${at(0, 0)}`,
