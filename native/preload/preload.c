@@ -17,6 +17,13 @@
  * /sys/kernel/debug (opendir, or an absolute path under it) is the run's directory of fault attribute
  * knobs, IOPTRACE_DEBUGFS. A dup of a fail-nth descriptor is not followed (its reads reach /dev/null).
  *
+ * What the kernel shows a process about iommufd's pins is emulated too (run mode only): a read-only open
+ * (or fopen) of /proc/meminfo, or of the status file of a process of the run (/proc/self/status,
+ * /proc/thread-self/status, /proc/PID/status, /proc/PID/task/TID/status), gives a descriptor of a memfd
+ * holding the text the server composed: the real file with VmLck, VmPin or HugePages_Free as the model's
+ * pins make them (src/server/proc-files.ts). The text is taken at open, as a seq_file takes it at the first
+ * read; reads, fstat and close are the memfd's own.
+ *
  * Record mode (`ioptrace record`, IOPTRACE_RECORD_SOCK set): the calls go to the kernel, the real
  * /dev/iommu, or, when IOPTRACE_RECORD_KERNEL_SOCKET names the socket of a running `ioptrace run`, to that
  * emulator standing in for it (served as above). Each open of the device and each ioctl on a descriptor
@@ -38,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -585,6 +593,223 @@ DIR *opendir(const char *path)
 	return REAL("opendir", DIR * (*)(const char *))(to ? to : path);
 }
 
+/* ---- emulated /proc files (run mode) ---- */
+
+/* serve_procfile's answer for a path it does not emulate: the caller opens the real file. */
+#define PROCFILE_PASS (-2)
+
+/* A decimal number as /proc names a process: digits, no sign, no leading zero. Advances *p past it. */
+static int proc_number(const char **p, unsigned int *out)
+{
+	unsigned long v = 0;
+	const char *s = *p;
+
+	if (*s < '1' || *s > '9')
+		return 0;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		v = v * 10 + (unsigned long)(*s - '0');
+		if (v > 0xffffffffUL)
+			return 0;
+	}
+	*out = (unsigned int)v;
+	*p = s;
+	return 1;
+}
+
+/* Which emulated file `path` is: 1 with *kind and *target (see IOPTRACE_REQ_PROC_FILE) set, or 0. */
+static int procfile_of(const char *path, uint32_t *kind, uint64_t *target)
+{
+	const char *sock = getenv("IOPTRACE_SOCK");
+	unsigned int pid = 0, tid = 0;
+	const char *p;
+
+	/* The kernel answers a recording; only `ioptrace run` stands in for it. */
+	if (!path || !sock || !*sock || record_path() || strncmp(path, "/proc/", 6) != 0)
+		return 0;
+	p = path + 6;
+	if (strcmp(p, "meminfo") == 0) {
+		*kind = IOPTRACE_PROC_MEMINFO;
+		*target = 0;
+		return 1;
+	}
+	if (strcmp(p, "thread-self/status") == 0) {
+		pid = (unsigned int)getpid();
+		tid = (unsigned int)syscall(SYS_gettid);
+		p = "/status";
+	} else if (strncmp(p, "self/", 5) == 0) {
+		pid = (unsigned int)getpid();
+		p += 4;
+	} else if (!proc_number(&p, &pid)) {
+		return 0;
+	}
+	if (strncmp(p, "/task/", 6) == 0) {
+		p += 6;
+		if (!proc_number(&p, &tid))
+			return 0;
+	}
+	if (strcmp(p, "/status") != 0)
+		return 0;
+	*kind = IOPTRACE_PROC_STATUS;
+	*target = (uint64_t)pid | (uint64_t)tid << 32;
+	return 1;
+}
+
+/* One PROC_FILE request on the control socket; 0 and *reply on success, -1 when the server is gone. */
+static int procfile_request(uint32_t kind, uint64_t target, void *buf, size_t size, struct ioptrace_reply *reply)
+{
+	struct ioptrace_request req = { 0 };
+	int ctl, rc = 0;
+
+	pthread_mutex_lock(&ctl_lock);
+	ctl = control_socket();
+	if (ctl < 0) {
+		pthread_mutex_unlock(&ctl_lock);
+		return -1;
+	}
+	req.kind = IOPTRACE_REQ_PROC_FILE;
+	req.pid = (uint32_t)ctl_pid;
+	req.tid = (uint32_t)syscall(SYS_gettid);
+	req.aux = kind;
+	req.ino = target;
+	req.request = size;
+	req.arg = (uint64_t)(uintptr_t)buf;
+	if (write_all(ctl, &req, sizeof(req)) || read_all(ctl, reply, sizeof(*reply))) {
+		sys_close(ctl);
+		ctl_fd = -1;
+		rc = -1;
+	}
+	pthread_mutex_unlock(&ctl_lock);
+	return rc;
+}
+
+/* A read-only descriptor holding `len` bytes of `text` at offset 0: a memfd, reopened read-only. */
+static int procfile_descriptor(const char *text, size_t len, int flags)
+{
+	char self[64];
+	int memfd = memfd_create("ioptrace-proc", MFD_CLOEXEC);
+	int fd;
+
+	if (memfd < 0)
+		return -1;
+	for (size_t done = 0; done < len;) {
+		ssize_t n = syscall(SYS_write, memfd, text + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			sys_close(memfd);
+			errno = EIO;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	/* A status file cannot be written: reopening read-only makes write() fail as the real one's would. */
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", memfd);
+	fd = REAL("open", int (*)(const char *, int, ...))(self, O_RDONLY | (flags & O_CLOEXEC));
+	sys_close(memfd);
+	return fd;
+}
+
+/*
+ * An open of `path` with `flags`: a descriptor of the emulated text, -1 with errno, or PROCFILE_PASS when
+ * the path is not emulated (not a file above, not opened read-only, or the server does not know the
+ * process) and the real file is to be opened.
+ */
+static int serve_procfile(const char *path, int flags)
+{
+	struct ioptrace_reply reply;
+	uint32_t kind;
+	uint64_t target;
+	size_t size = 8192;
+	int saved = errno;
+	char *buf;
+
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_PATH | O_DIRECTORY | O_CREAT)) ||
+	    !procfile_of(path, &kind, &target))
+		return PROCFILE_PASS;
+	for (;;) {
+		buf = malloc(size);
+		if (!buf) {
+			errno = ENOMEM;
+			return -1;
+		}
+		if (procfile_request(kind, target, buf, size, &reply)) {
+			free(buf);
+			errno = saved;
+			return PROCFILE_PASS;
+		}
+		if (reply.err == IOPTRACE_NOT_OURS || reply.err != 0 || (size_t)reply.ret <= size)
+			break;
+		/* The text grew past the buffer: ask again with room for it. */
+		free(buf);
+		size = (size_t)reply.ret + 4096;
+	}
+	if (reply.err == IOPTRACE_NOT_OURS) {
+		free(buf);
+		errno = saved;
+		return PROCFILE_PASS;
+	}
+	if (reply.err) {
+		free(buf);
+		errno = reply.err;
+		return -1;
+	}
+	{
+		int fd = procfile_descriptor(buf, (size_t)reply.ret, flags);
+
+		free(buf);
+		if (fd >= 0)
+			errno = saved;
+		return fd;
+	}
+}
+
+/*
+ * fopen's open does not come back through the open() above (glibc calls its internal one), so fopen of an
+ * emulated file is served here: opened through serve_procfile and wrapped with fdopen. NULL with
+ * *handled 0 when fopen is to open the real file.
+ */
+static FILE *fopen_procfile(const char *path, const char *mode, int *handled)
+{
+	FILE *f;
+	int fd;
+
+	*handled = 0;
+	if (!mode || mode[0] != 'r' || strchr(mode, '+'))
+		return NULL;
+	fd = serve_procfile(path, O_RDONLY | (strchr(mode, 'e') ? O_CLOEXEC : 0));
+	if (fd == PROCFILE_PASS)
+		return NULL;
+	*handled = 1;
+	if (fd < 0)
+		return NULL;
+	f = fdopen(fd, mode);
+	if (!f) {
+		int saved = errno;
+
+		sys_close(fd);
+		errno = saved;
+	}
+	return f;
+}
+
+typedef FILE *(*fopen_fn)(const char *, const char *);
+
+FILE *fopen(const char *path, const char *mode)
+{
+	int handled;
+	FILE *f = fopen_procfile(path, mode, &handled);
+
+	return handled ? f : REAL("fopen", fopen_fn)(path, mode);
+}
+
+FILE *fopen64(const char *path, const char *mode)
+{
+	int handled;
+	FILE *f = fopen_procfile(path, mode, &handled);
+
+	return handled ? f : REAL("fopen64", fopen_fn)(path, mode);
+}
+
 typedef int (*open_fn)(const char *, int, ...);
 typedef int (*openat_fn)(int, const char *, int, ...);
 typedef int (*open2_fn)(const char *, int);
@@ -596,12 +821,15 @@ typedef int (*openat2_fn)(int, const char *, int);
 		int device_ = record_path() || server_path() ? device_of(path) : -1; \
 		pid_t task_ = failnth_target(path);                    \
 		const char *debugfs_;                                  \
+		int procfd_;                                           \
 		if (device_ >= 0 && record_path())                     \
 			return record_open(device_, path, (flags));    \
 		if (device_ >= 0)                                      \
 			return open_device(device_, (flags));          \
 		if (task_ != 0)                                        \
 			return open_failnth(task_, (flags));           \
+		if ((procfd_ = serve_procfile(path, (flags))) != PROCFILE_PASS) \
+			return procfd_;                                \
 		debugfs_ = debugfs_path(path, redirected_, sizeof(redirected_)); \
 		if (debugfs_)                                          \
 			path = debugfs_;                               \

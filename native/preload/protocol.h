@@ -37,6 +37,21 @@ enum ioptrace_kind {
 	IOPTRACE_REQ_RECORD_CALL = 7,
 	/* Record mode: the kernel's answer to that ioctl: request its return value, aux its errno (0: none). */
 	IOPTRACE_REQ_RECORD_DONE = 8,
+	/*
+	 * Run mode, on the control socket: the text of an emulated /proc file (enum ioptrace_proc_file in aux;
+	 * for STATUS, ino is the process whose file it is in its low 32 bits and the thread, or 0 for the
+	 * process's own file, in its high 32 bits), written to the caller's buffer at arg of request bytes. The
+	 * reply's ret is the text's length; a ret above request means the buffer was too small and nothing was
+	 * written (ask again with a larger one). err IOPTRACE_NOT_OURS: not emulated, open the real file.
+	 */
+	IOPTRACE_REQ_PROC_FILE = 9,
+};
+
+enum ioptrace_proc_file {
+	/* /proc/PID/status (or a thread's): VmLck and VmPin with the model's charges. */
+	IOPTRACE_PROC_STATUS = 0,
+	/* /proc/meminfo: HugePages_Free less the pinned huge pages no mapping holds. */
+	IOPTRACE_PROC_MEMINFO = 1,
 };
 
 enum ioptrace_device {

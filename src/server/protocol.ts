@@ -16,6 +16,14 @@ export const REQ_RECORD_OPEN = 6;
 export const REQ_RECORD_CALL = 7;
 /** Record mode: the kernel's answer to it: the low 32 bits of `request` its return value, aux its errno. */
 export const REQ_RECORD_DONE = 8;
+/**
+ * Run mode: the text of an emulated /proc file (aux: PROC_STATUS or PROC_MEMINFO; for status, ino holds the
+ * process in its low 32 bits and the thread, or 0, in its high 32) into the buffer at arg of `request` bytes.
+ * The reply's ret is the text's length, above `request` when nothing was written for want of room.
+ */
+export const REQ_PROC_FILE = 9;
+export const PROC_STATUS = 0;
+export const PROC_MEMINFO = 1;
 
 export const DEV_VFIO = 1;
 export const DEV_ACCESS = 2;

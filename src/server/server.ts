@@ -15,6 +15,9 @@ import {
   REQ_FAILNTH_WRITE,
   REQ_IOCTL,
   REQ_OPEN,
+  REQ_PROC_FILE,
+  PROC_MEMINFO,
+  PROC_STATUS,
   encodeReply,
 } from './protocol.js';
 import type { Session } from './session.js';
@@ -78,6 +81,21 @@ export class SessionServer extends LibrarySocketServer {
           return 0;
         });
         socket.write(encodeReply(rc < 0 ? -1 : rc, rc < 0 ? -rc : 0));
+      } else if (req.kind === REQ_PROC_FILE && (req.aux === PROC_STATUS || req.aux === PROC_MEMINFO)) {
+        if (controlOf !== req.pid) {
+          // As for an ioctl: the first request of a new process image must not write through an old mem file.
+          controlOf = req.pid;
+          this.session.newProcessImage(req.pid);
+        }
+        let reply = { ret: -1, err: EIO };
+        this.guard(() => {
+          const target = Number(req.ino & 0xffffffffn);
+          const thread = Number(req.ino >> 32n);
+          const file = req.aux === PROC_MEMINFO ? 'meminfo' : 'status';
+          reply = this.session.procFile(req.pid, req.tid, file, target, thread, req.arg, req.request);
+          return 0;
+        });
+        socket.write(encodeReply(reply.ret, reply.err));
       } else {
         socket.write(encodeReply(-1, EINVAL));
       }

@@ -80,6 +80,8 @@ import {
   UserMemory,
   credentialsOf,
   hasAddressSpace,
+  realMeminfoText,
+  realStatusText,
   socketHeldAnywhere,
   socketInodeOf,
   sharedVmasOf,
@@ -90,6 +92,7 @@ import { SharedFrames } from './shared-frames.js';
 import { reservedHoles, vfioIoas, vfioIoctl, vfioIoctlName } from './vfio-compat.js';
 import type { CompatHost } from './vfio-compat.js';
 import { kernelAnswer } from './kernel-answer.js';
+import { meminfoWithHeld, pinnedHugePagesUnmapped, poolPageSize, statusWithCharges } from './proc-files.js';
 import type { KernelAnswer, KernelOutput, KernelVerdict } from './kernel-answer.js';
 
 export const ENOTTY = 25;
@@ -1365,6 +1368,63 @@ export class Session {
     const piece = text.subarray(Number(offset), Number(offset) + Math.min(count, text.length - Number(offset)));
     if (this.failNth.point(tid)) return -EFAULT;
     return this.memory.write(pid, addr, piece) ? piece.length : -EFAULT;
+  }
+
+  /**
+   * The text of an emulated /proc file for task `tid` of process `pid` (proc-files.ts), written to
+   * [addr, addr + size) of the caller: `status` of process `target` (thread `targetTid`, or 0 for the
+   * process's own file) or `meminfo`. The reply's ret is the text's length; a length above `size` means the
+   * buffer was too small and nothing was written. NOT_OURS: the file is not emulated (a process the model
+   * does not know, or one the real /proc cannot show): the library opens the real one.
+   */
+  procFile(
+    pid: number,
+    tid: number,
+    file: 'status' | 'meminfo',
+    target: number,
+    targetTid: number,
+    addr: bigint,
+    size: number,
+  ): IoctlReply {
+    // What the caller reads must follow everything that happened before its open: exits, releases.
+    this.tid = tid;
+    if (this.lifetime) this.syncDescriptors();
+    else this.reapExited(pid);
+    const text = file === 'meminfo' ? this.meminfoText() : this.statusText(target, targetTid);
+    if (text === null) return { ret: -1, err: NOT_OURS };
+    const bytes = Buffer.from(text, 'latin1');
+    if (bytes.length > size) return { ret: bytes.length, err: 0 };
+    this.memory.invalidate();
+    return this.memory.write(pid, addr, bytes) ? { ret: bytes.length, err: 0 } : { ret: -1, err: EFAULT };
+  }
+
+  /** /proc/TARGET[/task/TID]/status with the model's charges of the process's mm; null unless the model has it. */
+  private statusText(target: number, targetTid: number): string | null {
+    const real = realStatusText(target, targetTid);
+    if (real === null) return null;
+    // /proc/TID/status of a thread shows its process's mm: the thread group is what the model knows.
+    const tgid = /^Tgid:\s*(\d+)$/m.exec(real)?.[1];
+    const proc = tgid === undefined ? undefined : this.live.current.processes[tgid];
+    const mm = proc === undefined || !this.processes.has(Number(tgid)) ? undefined : this.live.current.mms[proc.mm];
+    return mm === undefined ? null : statusWithCharges(real, mm, Number(PAGE_SIZE));
+  }
+
+  /** /proc/meminfo less the pinned huge pages of the default size that no mapping holds any more. */
+  private meminfoText(): string {
+    const real = realMeminfoText();
+    const pool = poolPageSize(real);
+    if (pool === null) return real;
+    const hugeVmas = new Map<string, Vma[]>();
+    const bytes = pool === '2M' ? 2 * 1024 * 1024 : 1024 * 1024 * 1024;
+    const held = pinnedHugePagesUnmapped(this.live.current, pool, (pid, start, end) => {
+      let vmas = hugeVmas.get(pid);
+      if (vmas === undefined) {
+        vmas = vmasIn(Number(pid), 0n, U64_MAX).filter((v) => v.pageSize === bytes);
+        hugeVmas.set(pid, vmas);
+      }
+      return vmas.some((v) => v.start <= start && end <= v.end);
+    });
+    return meminfoWithHeld(real, held);
   }
 
   /** Write one op, run, to the trace. */

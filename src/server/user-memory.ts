@@ -283,6 +283,20 @@ export function credentialsOf(pid: number): Credentials {
   };
 }
 
+/** The real /proc/PID/status (of thread TID when not 0), or null when /proc cannot show it. */
+export function realStatusText(pid: number, tid: number): string | null {
+  try {
+    return readFileSync(tid === 0 ? `/proc/${pid}/status` : `/proc/${pid}/task/${tid}/status`, 'latin1');
+  } catch {
+    return null;
+  }
+}
+
+/** The real /proc/meminfo. */
+export function realMeminfoText(): string {
+  return readFileSync('/proc/meminfo', 'latin1');
+}
+
 /** A copy to user memory the model would have made: where, and the bytes. */
 export interface CapturedWrite {
   pid: number;

@@ -203,6 +203,20 @@ describe.skipIf(!haveCc)('ioptrace record decoding with another variant than the
   });
 });
 
+describe.skipIf(!haveCc)('ioptrace record leaves /proc to the kernel', () => {
+  it('shows the VmPin and VmLck the kernel shows (the stand-in pins nothing real), not an emulation', async () => {
+    const rec = await recordUnderRun('procfiles', 'upstream', 'upstream');
+    expect(rec.status).toBe(0);
+    const zero = 'VmPin fopen=0 read=0 thread=0 task=0 kB, VmLck fopen=0 read=0 thread=0 task=0 kB';
+    expect(rec.stdout.filter((l) => l.includes(' mapped: '))).toEqual([
+      `iommu cap mapped: ${zero}`,
+      `vfio cap mapped: ${zero}`,
+      `iommu nocap mapped: ${zero}`,
+      `vfio nocap mapped: ${zero}`,
+    ]);
+  });
+});
+
 describe('ioptrace record without a kernel', () => {
   it.skipIf(existsSync('/dev/iommu'))('fails with exit 2 naming /dev/iommu and the stand-in variable', async () => {
     const r = await cli(['record', '-o', join(dir, 'none.trace'), '--', 'true'], {
