@@ -256,7 +256,7 @@ describe('reconcile on upstream', () => {
         .sort()
         .map((f) => `replays/selftest/${f}`),
     ];
-    expect(paths).toHaveLength(29);
+    expect(paths).toHaveLength(47);
     const unbalanced: string[] = [];
     for (const path of paths) {
       const run = await recordTrace(t.store, path, 'upstream');
