@@ -113,6 +113,8 @@ export interface IoctlCall {
   arg: bigint;
   /** 1 + the descriptor of an access file the library prepared for this call, or 0. */
   aux: number;
+  /** The caller's address-space generation (protocol.h, mm_gen); absent or 0n: its mappings are read anew. */
+  mmGen?: bigint;
 }
 
 export interface IoctlReply {
@@ -353,6 +355,14 @@ export class Session {
     if (!file.ctx.open && file.ctx.accessFiles === 0) this.teardown(file.ctx);
   }
 
+  /**
+   * A request of `pid` that reads or writes its memory begins: the mappings the server read at an earlier
+   * request stay only if the library counted no change of the caller's address space since (`mmGen`).
+   */
+  beginRequest(pid: number, mmGen: bigint): void {
+    this.memory.beginRequest(pid, mmGen);
+  }
+
   /** A process connected anew (after exec, or a fresh child): a mem file opened before belongs to its old mm. */
   newProcessImage(pid: number): void {
     this.memory.drop(pid);
@@ -411,7 +421,7 @@ export class Session {
     const ctx = this.contexts.get(call.ino);
     if (ctx === undefined) return { ret: -1, err: NOT_OURS };
     this.tid = call.tid;
-    this.memory.invalidate();
+    this.beginRequest(call.pid, call.mmGen ?? 0n);
     this.callStart = this.lines.length;
     this.kernelOutputs = [];
     if (this.memory instanceof CapturingMemory) this.memory.captured.length = 0;
