@@ -617,14 +617,17 @@ export class Session {
    * kernel knows must read as zeros (E2BIG otherwise, EFAULT where it cannot be read), then the known part.
    */
   private copyStructIn(pid: number, arg: bigint, op: IoctlOp): Buffer {
-    const sizeBytes = this.memory.read(pid, arg, 4) ?? fail(EFAULT);
+    // One read of the whole struct where it is mapped (the common case): the kernel's two copies, the size
+    // and then the struct, are both cut from it; elsewhere each copy is made on its own, as the kernel's.
+    const whole = this.memory.read(pid, arg, op.size);
+    const sizeBytes = whole ?? this.memory.read(pid, arg, 4) ?? fail(EFAULT);
     const userSize = sizeBytes.readUInt32LE(0);
     if (userSize < op.minSize) return fail(EINVAL);
     if (userSize > op.size) this.checkZeroedTail(pid, arg + BigInt(op.size), BigInt(userSize - op.size));
     const known = Math.min(userSize, op.size);
     // copy_from_user: a fail_usercopy site.
     if (this.failNth.point(this.tid)) fail(EFAULT);
-    const bytes = this.memory.read(pid, arg, known) ?? fail(EFAULT);
+    const bytes = whole?.subarray(0, known) ?? this.memory.read(pid, arg, known) ?? fail(EFAULT);
     const buf = Buffer.alloc(op.size);
     bytes.copy(buf);
     (buf as Buffer & { userSize?: number }).userSize = userSize;
