@@ -11,7 +11,7 @@
  */
 import { maxOf } from '../src/lib/arrays.js';
 
-export const BENCH_IDS = ['B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B9', 'B10', 'B11'] as const;
+export const BENCH_IDS = ['B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7', 'B9', 'B10', 'B11'] as const;
 export type BenchId = (typeof BENCH_IDS)[number];
 
 export type Mode = 'quick' | 'full';

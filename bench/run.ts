@@ -33,6 +33,8 @@ import type { ModelMeasurement } from './model.js';
 import { measurePgAppend, recordIntoPostgres } from './postgres.js';
 import type { PgAppendMeasurement } from './postgres.js';
 import { measureRebuild } from './rebuild.js';
+import { measureRoundtrip } from './roundtrip.js';
+import type { RoundtripMeasurement } from './roundtrip.js';
 import type { RebuildMeasurement } from './rebuild.js';
 import { maxOf, minOf } from '../src/lib/arrays.js';
 import { fmtNumber, fmtPct, makeResult, renderNotes, renderTable } from './report.js';
@@ -58,6 +60,8 @@ export interface Plan {
    */
   scattered: GuestOptions[];
   seeks: number;
+  /** B7: ioctls timed one by one through the preload library and `ioptrace run`. */
+  roundtripCalls: number;
   /** Other log sizes for the cost curve of B1 and B3, in events (the B5 run is the third point). */
   curveEvents: number[];
 }
@@ -82,6 +86,7 @@ export function makePlan(mode: Mode, seed = 1): Plan {
       chunkBytes: null,
     })),
     seeks: 1000,
+    roundtripCalls: mode === 'full' ? 20_000 : 5_000,
     curveEvents: mode === 'full' ? [100_000, 4_000_000] : [],
   };
 }
@@ -101,6 +106,7 @@ const JOBS: Record<string, (p: Params) => unknown> = {
   model: (p) => measureModel(p['options'] as GuestOptions),
   rebuild: (p) => measureRebuild(p['db'] as string, p['run'] as number),
   seek: (p) => measureSeeks(p['db'] as string, p['run'] as number, p['count'] as number, p['seed'] as number),
+  roundtrip: (p) => measureRoundtrip(p['calls'] as number),
   serve: (p) => measureServe(p['db'] as string, p['run'] as number, p['count'] as number, p['seed'] as number),
   bisect: (p) =>
     measureBisect(p['db'] as string, p['run'] as number, p['events'] as number, p['options'] as GuestOptions),
@@ -165,6 +171,31 @@ interface Measured {
   serve?: ServeMeasurement;
   /** B9; absent when no PostgreSQL server could be had. */
   postgres?: PgMeasured;
+  /** B7; absent in results assembled without it. */
+  roundtrip?: RoundtripMeasurement;
+}
+
+/** B7's result (pure, as assemble). */
+export function roundtripResult(mode: Mode, m: RoundtripMeasurement): BenchResult {
+  return makeResult({
+    id: 'B7',
+    workload: `${m.calls} IOMMU_IOAS_IOVA_RANGES through the preload library and ioptrace run`,
+    mode,
+    figure: 'medianUs',
+    figures: {
+      calls: m.calls,
+      medianUs: m.medianUs,
+      p99Us: m.p99Us,
+      minUs: m.minUs,
+      loadAverage: m.loadAfter,
+      loadAverageBefore: m.loadBefore,
+    },
+    limit: null,
+    goals: [{ figure: 'medianUs', op: '<=', value: 100 }],
+    notes: [
+      `round trip of one ioctl as the program sees it (CLOCK_MONOTONIC around ioctl()): median ${fmtNumber(m.medianUs)} us, p99 ${fmtNumber(m.p99Us)} us, min ${fmtNumber(m.minUs)} us; load average ${fmtNumber(m.loadBefore)} before, ${fmtNumber(m.loadAfter)} after; the selftest's wall time under run is not measured here (npm run test:kernel)`,
+    ],
+  });
 }
 
 /** B9: the append and its limit, and the aggregate rate of 1, 2 and 4 writers at once. */
@@ -420,6 +451,7 @@ export function assemble(plan: Plan, m: Measured): Results {
     });
   }
   if (m.postgres !== undefined) results.B9 = pgResult(mode, m.postgres);
+  if (m.roundtrip !== undefined) results.B7 = roundtripResult(mode, m.roundtrip);
   return results;
 }
 
@@ -522,7 +554,7 @@ async function measurePostgres(
 // ---- the run --------------------------------------------------------------------------------------------
 
 const USAGE =
-  'usage: npm run bench [-- --quick] [--kernel | --kernel-only] [--only B9] [--keep] [--out FILE] [--save-trace FILE] [--cpu-prof DIR]\n';
+  'usage: npm run bench [-- --quick] [--kernel | --kernel-only] [--only B7|B9] [--keep] [--out FILE] [--save-trace FILE] [--cpu-prof DIR]\n';
 
 function log(text: string): void {
   process.stderr.write(`${text}\n`);
@@ -594,16 +626,21 @@ async function main(): Promise<number> {
     process.stdout.write(`${lines.join('\n')}\n`);
     return 0;
   };
-  if (values.only !== undefined && values.only !== 'B9') {
-    process.stderr.write(`bench: --only takes B9 (${USAGE.trimEnd()})\n`);
+  if (values.only !== undefined && values.only !== 'B9' && values.only !== 'B7') {
+    process.stderr.write(`bench: --only takes B7 or B9 (${USAGE.trimEnd()})\n`);
     return 2;
   }
-  if (values.only === 'B9') {
-    // B9 alone: its result replaces B9 in the results file, the other workloads' results are kept.
-    const postgres = await measurePostgres(plan, step);
-    if (postgres === undefined) return 1;
+  const roundtripStep = (): Promise<RoundtripMeasurement> =>
+    step<RoundtripMeasurement>(`B7 ${plan.roundtripCalls} ioctl round trips`, 'roundtrip', {
+      calls: plan.roundtripCalls,
+    });
+  if (values.only !== undefined) {
+    // One workload alone: its result replaces its entry in the results file, the others' results are kept.
     const previous = existsSync(out) ? (JSON.parse(readFileSync(out, 'utf8')) as Results) : {};
     rmSync(dir, { recursive: true, force: true });
+    if (values.only === 'B7') return finish({ ...previous, B7: roundtripResult(plan.mode, await roundtripStep()) });
+    const postgres = await measurePostgres(plan, step);
+    if (postgres === undefined) return 1;
     return finish({ ...previous, B9: pgResult(plan.mode, postgres) });
   }
   try {
@@ -642,6 +679,7 @@ async function main(): Promise<number> {
       count: plan.seeks,
       seed: plan.seed,
     });
+    const roundtrip = await roundtripStep();
     const bisect = await step<BisectMeasurement>('B4 record the divergent run and bisect', 'bisect', {
       db,
       run,
@@ -695,6 +733,7 @@ async function main(): Promise<number> {
       curve,
       scattered,
       serve,
+      roundtrip,
       ...(postgres === undefined ? {} : { postgres }),
     });
     if (values.kernel) results.B11 = kernelResult(plan.mode, await kernelStep());

@@ -46,6 +46,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -85,11 +86,41 @@ static const char *record_path(void)
 	return path && *path ? path : NULL;
 }
 
-/* The model serving /dev/iommu: `ioptrace run`'s, or in record mode the emulator standing in for the kernel. */
+/*
+ * The model serving /dev/iommu: `ioptrace run`'s, or in record mode the emulator standing in for the kernel.
+ * Looked up once per process image: every ioctl asks, and the environment the image started with names it
+ * (a program that later edits its environment does not move the run's socket).
+ */
 static const char *server_path(void)
 {
-	const char *path = getenv(record_path() ? "IOPTRACE_RECORD_KERNEL_SOCKET" : "IOPTRACE_SOCK");
-	return path && *path ? path : NULL;
+	static const char *cached;
+	static int looked_up;
+
+	if (!__atomic_load_n(&looked_up, __ATOMIC_ACQUIRE)) {
+		const char *path = getenv(record_path() ? "IOPTRACE_RECORD_KERNEL_SOCKET" : "IOPTRACE_SOCK");
+
+		cached = path && *path ? path : NULL;
+		__atomic_store_n(&looked_up, 1, __ATOMIC_RELEASE);
+	}
+	return cached;
+}
+
+/*
+ * The address-space generation of this process (protocol.h, mm_gen): counted up after every call through
+ * the library that may change the mappings, so that the server re-reads /proc/PID/maps only when one was
+ * made, instead of at every ioctl. A child made by fork starts from its parent's count under a new pid, an
+ * exec'd image from 1 on a new control connection: the server keys what it kept by both.
+ */
+static uint64_t mm_generation = 1;
+
+static void address_space_changed(void)
+{
+	__atomic_add_fetch(&mm_generation, 1, __ATOMIC_SEQ_CST);
+}
+
+static uint64_t address_space_generation(void)
+{
+	return __atomic_load_n(&mm_generation, __ATOMIC_SEQ_CST);
 }
 
 static int device_of(const char *path)
@@ -274,6 +305,7 @@ static int forward_ioctl(int fd, unsigned long request, void *arg, int *ret)
 		return 0;
 	}
 	req.kind = IOPTRACE_REQ_IOCTL;
+	req.mm_gen = address_space_generation();
 	req.pid = (uint32_t)ctl_pid;
 	req.tid = (uint32_t)syscall(SYS_gettid);
 	req.ino = (uint64_t)st.st_ino;
@@ -317,6 +349,125 @@ static int forward_ioctl(int fd, unsigned long request, void *arg, int *ret)
 	return 1;
 }
 
+/*
+ * ---- calls that change the address space ----
+ *
+ * Each goes to the C library's own function and then counts the generation up (address_space_changed):
+ * the next request tells the server that the mappings it read may be out of date. What the library does
+ * not see: the C library's internal calls (malloc's mmap, munmap and brk) and raw syscalls. Those are
+ * safe for what the server decides from the maps, see docs/architecture.md: a copy it refuses from
+ * mappings it kept is checked again against freshly read ones, and an address that is gone fails in
+ * /proc/PID/mem itself; only a permission taken away behind the library's back goes unseen.
+ */
+
+typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
+typedef void *(*mmap64_fn)(void *, size_t, int, int, int, off64_t);
+typedef void *(*mremap_fn)(void *, size_t, size_t, int, ...);
+typedef int (*munmap_fn)(void *, size_t);
+typedef int (*mprotect_fn)(void *, size_t, int);
+typedef int (*pkey_mprotect_fn)(void *, size_t, int, int);
+typedef int (*madvise_fn)(void *, size_t, int);
+typedef int (*brk_fn)(void *);
+typedef void *(*sbrk_fn)(intptr_t);
+typedef void *(*shmat_fn)(int, const void *, int);
+typedef int (*shmdt_fn)(const void *);
+
+/* The next definition of `name` after this library's, looked up once. */
+#define NEXT(name, type)                                                   \
+	({                                                                 \
+		static type next_;                                         \
+		if (!next_)                                                \
+			next_ = (type)dlsym(RTLD_NEXT, name);              \
+		next_;                                                     \
+	})
+
+void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+{
+	void *ret = NEXT("mmap", mmap_fn)(addr, length, prot, flags, fd, offset);
+	address_space_changed();
+	return ret;
+}
+
+void *mmap64(void *addr, size_t length, int prot, int flags, int fd, off64_t offset)
+{
+	void *ret = NEXT("mmap64", mmap64_fn)(addr, length, prot, flags, fd, offset);
+	address_space_changed();
+	return ret;
+}
+
+int munmap(void *addr, size_t length)
+{
+	int ret = NEXT("munmap", munmap_fn)(addr, length);
+	address_space_changed();
+	return ret;
+}
+
+void *mremap(void *old_address, size_t old_size, size_t new_size, int flags, ...)
+{
+	void *new_address = NULL;
+	void *ret;
+	va_list ap;
+
+	/* The fifth argument exists only with MREMAP_FIXED (MREMAP_DONTUNMAP requires MAYMOVE, not it). */
+	if (flags & MREMAP_FIXED) {
+		va_start(ap, flags);
+		new_address = va_arg(ap, void *);
+		va_end(ap);
+	}
+	ret = NEXT("mremap", mremap_fn)(old_address, old_size, new_size, flags, new_address);
+	address_space_changed();
+	return ret;
+}
+
+int mprotect(void *addr, size_t length, int prot)
+{
+	int ret = NEXT("mprotect", mprotect_fn)(addr, length, prot);
+	address_space_changed();
+	return ret;
+}
+
+int pkey_mprotect(void *addr, size_t length, int prot, int pkey)
+{
+	int ret = NEXT("pkey_mprotect", pkey_mprotect_fn)(addr, length, prot, pkey);
+	address_space_changed();
+	return ret;
+}
+
+int madvise(void *addr, size_t length, int advice)
+{
+	int ret = NEXT("madvise", madvise_fn)(addr, length, advice);
+	address_space_changed();
+	return ret;
+}
+
+int brk(void *addr)
+{
+	int ret = NEXT("brk", brk_fn)(addr);
+	address_space_changed();
+	return ret;
+}
+
+void *sbrk(intptr_t increment)
+{
+	void *ret = NEXT("sbrk", sbrk_fn)(increment);
+	address_space_changed();
+	return ret;
+}
+
+void *shmat(int shmid, const void *addr, int flags)
+{
+	void *ret = NEXT("shmat", shmat_fn)(shmid, addr, flags);
+	address_space_changed();
+	return ret;
+}
+
+int shmdt(const void *addr)
+{
+	int ret = NEXT("shmdt", shmdt_fn)(addr);
+	address_space_changed();
+	return ret;
+}
+
 /* ---- record mode ---- */
 
 #define MAX_RECORD_FD 4096
@@ -343,6 +494,7 @@ static int record_exchange(struct ioptrace_request *req, struct ioptrace_reply *
 		return -1;
 	req->pid = (uint32_t)pid;
 	req->tid = (uint32_t)syscall(SYS_gettid);
+	req->mm_gen = address_space_generation();
 	if (write_all(rec_fd, req, sizeof(*req)) || read_all(rec_fd, reply, sizeof(*reply))) {
 		sys_close(rec_fd);
 		rec_fd = -1;
@@ -492,6 +644,7 @@ static ssize_t failnth_io(int fd, int write, void *buf, size_t count, off_t offs
 		return -1;
 	}
 	req.kind = write ? IOPTRACE_REQ_FAILNTH_WRITE : IOPTRACE_REQ_FAILNTH_READ;
+	req.mm_gen = address_space_generation();
 	req.pid = (uint32_t)ctl_pid;
 	req.tid = (uint32_t)syscall(SYS_gettid);
 	req.aux = (uint32_t)failnth_task[fd];
@@ -940,6 +1093,7 @@ int close(int fd)
 	ctl = control_socket();
 	if (ctl >= 0) {
 		req.kind = IOPTRACE_REQ_CLOSE;
+		req.mm_gen = address_space_generation();
 		req.pid = (uint32_t)ctl_pid;
 		req.tid = (uint32_t)syscall(SYS_gettid);
 		req.ino = (uint64_t)st.st_ino;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The wire format between libioptrace-preload.so and the ioptrace server (src/server/protocol.ts mirrors
- * it). Every request is one fixed 40-byte record, every reply one fixed 8-byte record, native endianness
+ * it). Every request is one fixed 48-byte record, every reply one fixed 8-byte record, native endianness
  * (client and server run on the same machine).
  */
 #ifndef IOPTRACE_PROTOCOL_H
@@ -69,6 +69,12 @@ struct ioptrace_request {
 	uint64_t ino; /* inode of the context socket as the caller sees it */
 	uint64_t request;
 	uint64_t arg;
+	/*
+	 * The caller's address-space generation: a per-process count of the calls that may change its mappings
+	 * (mmap, munmap, mremap, mprotect, madvise, brk, shmat, shmdt) made through the library, never 0. While
+	 * it stays the same the server may keep the mappings it read last; 0 asks it to read them again.
+	 */
+	uint64_t mm_gen;
 };
 
 /* err: 0 success (ret is the ioctl's value), > 0 an errno, IOPTRACE_NOT_OURS: pass the call to the kernel. */

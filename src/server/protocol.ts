@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/** The wire format of native/preload/protocol.h: 40-byte requests, 8-byte replies, little-endian. */
+/** The wire format of native/preload/protocol.h: 48-byte requests, 8-byte replies, little-endian. */
 
-export const REQUEST_SIZE = 40;
+export const REQUEST_SIZE = 48;
 export const REPLY_SIZE = 8;
 
 export const REQ_OPEN = 1;
@@ -39,6 +39,8 @@ export interface Request {
   ino: bigint;
   request: number;
   arg: bigint;
+  /** The caller's address-space generation (0n: unknown, its mappings are read again). */
+  mmGen: bigint;
 }
 
 export function decodeRequest(buf: Buffer, at: number): Request {
@@ -51,6 +53,7 @@ export function decodeRequest(buf: Buffer, at: number): Request {
     // The kernel takes the request as unsigned int: the upper half of the unsigned long is dropped.
     request: Number(buf.readBigUInt64LE(at + 24) & 0xffffffffn),
     arg: buf.readBigUInt64LE(at + 32),
+    mmGen: buf.readBigUInt64LE(at + 40),
   };
 }
 

@@ -73,6 +73,7 @@ export class SessionServer extends LibrarySocketServer {
       } else if (req.kind === REQ_FAILNTH_WRITE || req.kind === REQ_FAILNTH_READ) {
         let rc = -EIO;
         this.guard(() => {
+          this.session.beginRequest(req.pid, req.mmGen);
           // The count is a size_t; the request field carries its low 32 bits, which is all a fail-nth file takes.
           rc =
             req.kind === REQ_FAILNTH_WRITE

@@ -116,6 +116,8 @@ export interface IoctlCall {
   arg: bigint;
   /** 1 + the descriptor of an access file the library prepared for this call, or 0. */
   aux: number;
+  /** The caller's address-space generation (protocol.h, mm_gen); absent or 0n: its mappings are read anew. */
+  mmGen?: bigint;
 }
 
 export interface IoctlReply {
@@ -356,6 +358,14 @@ export class Session {
     if (!file.ctx.open && file.ctx.accessFiles === 0) this.teardown(file.ctx);
   }
 
+  /**
+   * A request of `pid` that reads or writes its memory begins: the mappings the server read at an earlier
+   * request stay only if the library counted no change of the caller's address space since (`mmGen`).
+   */
+  beginRequest(pid: number, mmGen: bigint): void {
+    this.memory.beginRequest(pid, mmGen);
+  }
+
   /** A process connected anew (after exec, or a fresh child): a mem file opened before belongs to its old mm. */
   newProcessImage(pid: number): void {
     this.memory.drop(pid);
@@ -414,7 +424,7 @@ export class Session {
     const ctx = this.contexts.get(call.ino);
     if (ctx === undefined) return { ret: -1, err: NOT_OURS };
     this.tid = call.tid;
-    this.memory.invalidate();
+    this.beginRequest(call.pid, call.mmGen ?? 0n);
     this.callStart = this.lines.length;
     this.kernelOutputs = [];
     if (this.memory instanceof CapturingMemory) this.memory.captured.length = 0;
@@ -610,14 +620,17 @@ export class Session {
    * kernel knows must read as zeros (E2BIG otherwise, EFAULT where it cannot be read), then the known part.
    */
   private copyStructIn(pid: number, arg: bigint, op: IoctlOp): Buffer {
-    const sizeBytes = this.memory.read(pid, arg, 4) ?? fail(EFAULT);
+    // One read of the whole struct where it is mapped (the common case): the kernel's two copies, the size
+    // and then the struct, are both cut from it; elsewhere each copy is made on its own, as the kernel's.
+    const whole = this.memory.read(pid, arg, op.size);
+    const sizeBytes = whole ?? this.memory.read(pid, arg, 4) ?? fail(EFAULT);
     const userSize = sizeBytes.readUInt32LE(0);
     if (userSize < op.minSize) return fail(EINVAL);
     if (userSize > op.size) this.checkZeroedTail(pid, arg + BigInt(op.size), BigInt(userSize - op.size));
     const known = Math.min(userSize, op.size);
     // copy_from_user: a fail_usercopy site.
     if (this.failNth.point(this.tid)) fail(EFAULT);
-    const bytes = this.memory.read(pid, arg, known) ?? fail(EFAULT);
+    const bytes = whole?.subarray(0, known) ?? this.memory.read(pid, arg, known) ?? fail(EFAULT);
     const buf = Buffer.alloc(op.size);
     bytes.copy(buf);
     (buf as Buffer & { userSize?: number }).userSize = userSize;

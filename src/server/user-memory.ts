@@ -15,20 +15,48 @@ const USER_LIMIT = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** A mapping of /proc/PID/maps: [start, end) and whether user copies may read or write it. */
 interface Mapping {
-  start: bigint;
-  end: bigint;
+  start: number;
+  end: number;
   read: boolean;
   write: boolean;
 }
 
+/** The mappings of a process as last read, at which address-space generation, and whether in this request. */
+interface KnownMaps {
+  mappings: Mapping[];
+  /** The library's count (protocol.h, mm_gen) when they were read; 0n: not to be kept past this request. */
+  generation: bigint;
+  readThisRequest: boolean;
+}
+
+/** Bytes a read of /proc/PID/maps takes at once; a longer one takes several. */
+const MAPS_CHUNK = 64 * 1024;
+
 export class UserMemory {
   private readonly fds = new Map<number, number>();
-  /** The caller's mappings, read once per ioctl: /proc/PID/mem itself ignores protections (FOLL_FORCE). */
-  private readonly maps = new Map<number, Mapping[]>();
+  /** Open /proc/PID/maps files: re-read from offset 0, the kernel generates the text anew each time. */
+  private readonly mapsFds = new Map<number, number>();
+  /** The mappings user copies check: /proc/PID/mem itself ignores protections (FOLL_FORCE). */
+  private readonly maps = new Map<number, KnownMaps>();
+  private caller = 0;
+  private callerGeneration = 0n;
+  private mapsText = Buffer.alloc(MAPS_CHUNK);
 
-  /** A new ioctl: the process may have changed its mappings since the last one. */
-  invalidate(): void {
+  /**
+   * A new request of `pid`, whose library stamped it with its address-space generation. The caller's
+   * mappings read at that same generation are kept: no call that changes mappings went through the library
+   * since. Every other process's are read again when needed, as is the caller's at generation 0 (a library
+   * that does not count).
+   */
+  beginRequest(pid: number, generation: bigint): void {
+    const kept = this.maps.get(pid);
     this.maps.clear();
+    this.caller = pid;
+    this.callerGeneration = generation;
+    if (kept !== undefined && generation !== 0n && kept.generation === generation) {
+      kept.readThisRequest = false;
+      this.maps.set(pid, kept);
+    }
   }
 
   /** Bytes at [addr, addr + length) of `pid`, or null where copy_from_user would fault. */
@@ -61,9 +89,11 @@ export class UserMemory {
 
   /** Forget a process (it exited, or exec'd: its old mem file no longer describes it). */
   drop(pid: number): void {
-    const fd = this.fds.get(pid);
-    if (fd !== undefined) closeSync(fd);
-    this.fds.delete(pid);
+    for (const files of [this.fds, this.mapsFds]) {
+      const fd = files.get(pid);
+      if (fd !== undefined) closeSync(fd);
+      files.delete(pid);
+    }
     this.maps.delete(pid);
   }
 
@@ -71,38 +101,54 @@ export class UserMemory {
     for (const pid of [...this.fds.keys()]) this.drop(pid);
   }
 
-  /** Whether every byte of [addr, addr + length) lies in mappings with that permission. */
+  /**
+   * Whether every byte of [addr, addr + length) lies in mappings with that permission. A refusal is only
+   * ever made on mappings read in this request: the ones kept from an earlier request miss what the C
+   * library mapped on its own (malloc's mmap, brk), which the library does not count.
+   */
   protected allowed(pid: number, addr: bigint, length: bigint, perm: 'read' | 'write'): boolean {
     const end = addr + length;
     if (end > USER_LIMIT) return false;
-    let at = addr;
-    for (const m of this.mappingsOf(pid)) {
-      if (m.end <= at) continue;
-      if (m.start > at || !m[perm]) return false;
-      at = m.end;
-      if (at >= end) return true;
-    }
-    return false;
+    let known = this.maps.get(pid);
+    if (known === undefined) known = this.readMaps(pid);
+    if (covered(known.mappings, Number(addr), Number(end), perm)) return true;
+    if (known.readThisRequest) return false;
+    return covered(this.readMaps(pid).mappings, Number(addr), Number(end), perm);
   }
 
-  private mappingsOf(pid: number): Mapping[] {
-    let list = this.maps.get(pid);
-    if (list === undefined) {
-      list = [];
-      let text = '';
-      try {
-        text = readFileSync(`/proc/${pid}/maps`, 'utf8');
-      } catch {
-        // an exited process has no mappings: every copy faults
+  private readMaps(pid: number): KnownMaps {
+    const known: KnownMaps = {
+      mappings: parseMaps(this.mapsTextOf(pid)),
+      generation: pid === this.caller ? this.callerGeneration : 0n,
+      readThisRequest: true,
+    };
+    this.maps.set(pid, known);
+    return known;
+  }
+
+  /** /proc/PID/maps now, as latin1 text; empty when the process is gone (every copy then faults). */
+  private mapsTextOf(pid: number): string {
+    let fd = this.mapsFds.get(pid);
+    try {
+      if (fd === undefined) {
+        fd = openSync(`/proc/${pid}/maps`, 'r');
+        this.mapsFds.set(pid, fd);
       }
-      for (const line of text.split('\n')) {
-        const m = MAPS_LINE.exec(line);
-        if (m)
-          list.push({ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), read: m[3] === 'r', write: m[4] === 'w' });
+      let length = 0;
+      for (;;) {
+        if (length === this.mapsText.length) {
+          const larger = Buffer.alloc(this.mapsText.length * 2);
+          this.mapsText.copy(larger);
+          this.mapsText = larger;
+        }
+        const n = readSync(fd, this.mapsText, length, this.mapsText.length - length, length);
+        if (n === 0) break;
+        length += n;
       }
-      this.maps.set(pid, list);
+      return this.mapsText.toString('latin1', 0, length);
+    } catch {
+      return '';
     }
-    return list;
   }
 
   private fdOf(pid: number): number | null {
@@ -120,6 +166,39 @@ export class UserMemory {
 }
 
 const MAPS_LINE = /^([0-9a-f]+)-([0-9a-f]+) ([r-])([w-])/;
+
+/** Whether [at, end) lies in `mappings` (sorted, as the kernel lists them), every byte with `perm`. */
+function covered(mappings: readonly Mapping[], at: number, end: number, perm: 'read' | 'write'): boolean {
+  for (const m of mappings) {
+    if (m.end <= at) continue;
+    if (m.start > at || !m[perm]) return false;
+    at = m.end;
+    if (at >= end) return true;
+  }
+  return false;
+}
+
+/**
+ * The mappings of a /proc/PID/maps text. Addresses become numbers: exact for every user address (below
+ * USER_LIMIT); the vsyscall page above it only needs to sort after them.
+ */
+function parseMaps(text: string): Mapping[] {
+  const out: Mapping[] = [];
+  for (let at = 0; at < text.length;) {
+    const eol = text.indexOf('\n', at);
+    const line = eol < 0 ? text.slice(at) : text.slice(at, eol);
+    at = eol < 0 ? text.length : eol + 1;
+    const m = MAPS_LINE.exec(line);
+    if (m)
+      out.push({
+        start: parseInt(m[1] ?? '', 16),
+        end: parseInt(m[2] ?? '', 16),
+        read: m[3] === 'r',
+        write: m[4] === 'w',
+      });
+  }
+  return out;
+}
 
 /** One VMA of /proc/PID/smaps: [start, end), writable, the kernel page size backing it. */
 export interface Vma {

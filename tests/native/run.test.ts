@@ -462,6 +462,29 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     await expectReplaysTheSame(r.trace, r.report);
   });
 
+  it('sees every change of the address space between two calls, through the C library or behind it', async () => {
+    const r = await runClient('mm_changes');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toEqual([
+      'ioas_alloc ok id=1',
+      'rw page ok',
+      'after mprotect(PROT_READ) EFAULT',
+      'after mprotect(PROT_READ|PROT_WRITE) ok',
+      'mremap ok',
+      'old address after mremap EFAULT',
+      'new address after mremap ok',
+      'after madvise(MADV_DONTNEED) EINVAL',
+      'rewritten ok',
+      'after munmap EFAULT',
+      'raw mmap ok',
+      'after raw munmap EFAULT',
+      'malloc(1 MiB) ok',
+    ]);
+    // Calls that fault or fail the size check before the command are not counted.
+    expect(r.report.ioctls).toEqual({ IOMMU_IOAS_ALLOC: 1, IOMMU_IOAS_IOVA_RANGES: 7 });
+    await expectReplaysTheSame(r.trace, r.report);
+  });
+
   it('grants a capability the process lacks when asked: RLIMIT_MODE then follows a root with CAP_SYS_RESOURCE', async () => {
     const r = await runClient('access', ['--grant-cap', 'cap_sys_resource']);
     expect(r.status).toBe(0);
