@@ -34,7 +34,8 @@ const pieces = (h: World) =>
 const warns = (h: World) => eventsOf(h.sink, 'Warned').map((w) => [w.fn, w.condition, w.objects['iova']]);
 const tables = (h: World) => Object.keys(h.sim.state.domains['D']!.ioPageTables ?? {});
 const tableEvents = (h: World) => eventsOf(h.sink, 'IoPageTablesChanged').map((e) => [e.allocated, e.freed, e.fn]);
-const unmaps = (h: World) => eventsOf(h.sink, 'IommuUnmapped').map((e) => [e.iova, e.size, e.unmapped, e.removed, e.fn]);
+const unmaps = (h: World) =>
+  eventsOf(h.sink, 'IommuUnmapped').map((e) => [e.iova, e.size, e.unmapped, e.removed, e.fn]);
 
 describe('IO page sizes', () => {
   it('xarray: PAGE_SIZE / 2 only; iommupt: every power of two from 2 KiB to 128 GiB, whatever PAGE_SIZE is', () => {
