@@ -167,8 +167,23 @@ export const EVENT_SCHEMAS = [
     kind: z.enum(['mock', 'generic']),
     pgsizes: z.array(u64),
     aperture: z.tuple([u64, u64]),
+    /**
+     * Present only for a mock domain built on an iommupt page table ([up:mock-iommupt]): its interior
+     * table levels are tracked (IoPageTablesChanged), its pieces are whole IOPTEs like a generic domain's.
+     */
+    pageTable: z.literal('iommupt').optional(),
   }),
   ev('DomainFreed', { domain: name }),
+  /**
+   * Interior page-table levels of an iommupt mock domain allocated (by map_pages) or freed (by unmap_pages,
+   * or by map_pages replacing empty ones with a larger leaf). Each table is [level, iova of its span].
+   */
+  ev('IoPageTablesChanged', {
+    domain: name,
+    allocated: z.array(z.tuple([count, u64])),
+    freed: z.array(z.tuple([count, u64])),
+    fn,
+  }),
   ev('IommuMapped', {
     domain: name,
     extent: id,

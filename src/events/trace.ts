@@ -85,6 +85,7 @@ export const FAULT_SITES = [
   'pages_to_xarray',
   'iommu_map',
   'rw_page',
+  'iommu_pages',
 ] as const;
 export type FaultSite = (typeof FAULT_SITES)[number];
 

@@ -188,6 +188,10 @@ export function domainAttach(
   if (sim.state.domains[domain] !== undefined) return -EEXIST;
   // The hw_pagetable object holding the domain (iommufd_object_alloc): a failslab site.
   if (sim.faultPoint('kmalloc', 'iommufd_hw_pagetable_alloc')) return -ENOMEM;
+  // The iommupt mock allocates its top table level with the domain (table_alloc_top): a page allocation.
+  if (opts.kind === 'mock' && sim.has('mock-iommupt') && sim.faultPoint('iommu_pages', 'pt_iommu_amdv1_mock_init')) {
+    return -ENOMEM;
+  }
   domainAlloc(sim, domain, opts.kind, {
     ...(opts.pgsizes !== undefined ? { pgsizes: opts.pgsizes } : {}),
     ...(opts.aperture !== undefined ? { aperture: opts.aperture } : {}),

@@ -14,7 +14,7 @@ import type { PageSlots } from '../machine/gup.js';
 import { unpinUserPageRangeDirtyLock } from '../machine/gup.js';
 import type { Ptr } from '../machine/heap.js';
 import { kfree, samePtr, tempKmalloc } from '../machine/heap.js';
-import { domainPgsizeMin, iommuIovaToPhys, iommuMap, iommuUnmap } from '../machine/iommu-domain.js';
+import { domainPgsizeMin, iommuIovaToPhys, iommuMap, iommuUnmap, isXarrayMock } from '../machine/iommu-domain.js';
 import { readPhys, writePhys } from '../machine/memory.js';
 import type { Sim } from '../machine/sim.js';
 import type { Area } from '../state/state.js';
@@ -280,7 +280,7 @@ function physPfn(sim: Sim, phys: bigint): number {
 function pagesAfterInPiece(sim: Sim, domain: string, iova: bigint, max: number): number {
   const d = sim.state.domains[domain];
   if (d === undefined || max <= 0) return 0;
-  if (d.kind === 'mock' && iova % domainPgsizeMin(sim.state, domain) !== 0n) return 0;
+  if (isXarrayMock(d) && iova % domainPgsizeMin(sim.state, domain) !== 0n) return 0;
   const m = btreeFloorValue(d.mappings.tree, iova);
   if (m === undefined) return 0;
   const page = BigInt(sim.pageSize);

@@ -383,6 +383,17 @@ export const FIX_FLAGS: readonly FixFlag[] = [
       'iopt_unmap_iova_range succeeds when nothing is mapped: VFIO_IOMMU_UNMAP_DMA of an empty range returns 0 with size 0, IOAS_UNMAP checks for 0 bytes itself (-ENOENT)',
   },
   {
+    name: 'mock-iommupt',
+    commit: 'e93d5945ed5b',
+    release: 'v6.19-rc1',
+    firstRelease: 'v6.19',
+    backports: [],
+    sections: '15',
+    preMerge: false,
+    summary:
+      'the selftest mock domain is an iommupt page table (the amdv1 format\'s "mock" variant, e5359dcc617a) instead of an xarray: IO pages of 2 KiB to 128 GiB, map_pages fails with -EADDRINUSE over a present entry instead of WARNing and overwriting, page-table levels are allocated on map (each a fail-nth point, -ENOMEM) instead of iommufd_should_fail\'s -ENOENT, unmap_pages stops at a hole and refuses to start inside a large entry, and iova_to_phys and mock_domain_free no longer WARN (not a section 17 flag: added so the mock of each era can be chosen)',
+  },
+  {
     name: 'unmap-advance-start',
     commit: '8602018b1f17',
     release: '2026',

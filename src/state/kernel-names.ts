@@ -55,6 +55,8 @@ const FIELD_NAMES: Readonly<Record<string, string>> = {
   // iommu domains
   pgsizes: 'pgsize_bitmap',
   mappedBytes: 'mapped bytes',
+  // the iommupt mock's interior table levels (level@iova of each table's span)
+  ioPageTables: 'table levels',
   // the mock domain's MOCK_PFN_START_IOVA / MOCK_PFN_LAST_IOVA bits on the first / last page of a map
   headFlag: 'start flag',
   tailFlag: 'last flag',

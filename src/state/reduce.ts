@@ -86,6 +86,7 @@ export const REDUCERS: ReducerTable = {
   DomainFreed: domain.domainFreed,
   IommuMapped: domain.iommuMapped,
   IommuUnmapped: domain.iommuUnmapped,
+  IoPageTablesChanged: domain.ioPageTablesChanged,
   Warned: run.warned,
   ViolationDetected: run.violationDetected,
 };

@@ -265,6 +265,16 @@ export interface Domain {
   aperture: [bigint, bigint];
   mappings: MappingTable;
   mappedBytes: bigint;
+  /**
+   * An iommupt mock domain ([up:mock-iommupt]) only: its allocated interior table levels, keyed by
+   * ioPageTableKey(level, iova of the table's span). The top level always exists and is not listed.
+   */
+  ioPageTables?: Record<string, true>;
+}
+
+/** The key of an interior page table in Domain.ioPageTables: its level and the IOVA its span starts at. */
+export function ioPageTableKey(level: number, iova: bigint): string {
+  return `${level}@0x${iova.toString(16)}`;
 }
 
 export interface State {

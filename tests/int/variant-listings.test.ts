@@ -56,7 +56,7 @@ describe('one variant syntax', () => {
     expect(runsJson.map((r) => [r.id, r.label, r.flags.length])).toEqual([
       [1, 'v3+unfill-xarray-loop', 1],
       [2, 'v3+unfill-xarray-loop', 1],
-      [3, 'upstream-carry-end-one', 30],
+      [3, 'upstream-carry-end-one', 31],
       [4, 'v3', 0],
     ]);
 

@@ -10,6 +10,7 @@ import { btreeCreate, btreeDelete, btreeEntriesFrom, btreeFloorValue, btreeSet }
 import { digestAdd, digestRemove, zeroDigest } from '../../lib/digest.js';
 import type { HashPart } from '../../lib/digest.js';
 import { recordAdd, recordRemove, recordSet, recordStructure } from '../records.js';
+import { ioPageTableKey } from '../state.js';
 import type { Domain, Mapping, MappingTable, State } from '../state.js';
 import { mustGet } from './lookup.js';
 
@@ -108,6 +109,7 @@ export function domainAllocated(s: State, e: EventOf<'DomainAllocated'>): void {
     aperture: [e.aperture[0], e.aperture[1]],
     mappings: mappingTableCreate(),
     mappedBytes: 0n,
+    ...(e.pageTable === 'iommupt' ? { ioPageTables: {} } : {}),
   };
   s.domains[e.domain] = domain;
   recordAdd(s, 'domain', e.domain, domain);
@@ -125,7 +127,7 @@ export function iommuMapped(s: State, e: EventOf<'IommuMapped'>): void {
     // The model has already WARNed about an overlap; like the mock, the new entries replace the old ones.
     overwritten = removeRange(t, e.iova, e.iova + e.size);
     const base = { read: e.read, write: e.write, extent: e.extent };
-    if (d.kind === 'mock') {
+    if (d.kind === 'mock' && d.ioPageTables === undefined) {
       putMapping(t, {
         ...base,
         iova: e.iova,
@@ -152,4 +154,15 @@ export function iommuUnmapped(s: State, e: EventOf<'IommuUnmapped'>): void {
     for (const [iova, size] of e.removed) removed += removeRange(t, iova, iova + size);
   });
   recordSet(s, 'domain', e.domain, d, 'mappedBytes', d.mappedBytes - removed);
+}
+
+export function ioPageTablesChanged(s: State, e: EventOf<'IoPageTablesChanged'>): void {
+  const d = mustGet(s.domains, e.domain, 'domain');
+  const keys = new Set(Object.keys(d.ioPageTables ?? {}));
+  for (const [level, iova] of e.freed) keys.delete(ioPageTableKey(level, iova));
+  for (const [level, iova] of e.allocated) keys.add(ioPageTableKey(level, iova));
+  // Sorted, so that the field's digest does not depend on the order the tables came and went in.
+  const tables: Record<string, true> = {};
+  for (const k of [...keys].sort()) tables[k] = true;
+  recordSet(s, 'domain', e.domain, d, 'ioPageTables', tables);
 }

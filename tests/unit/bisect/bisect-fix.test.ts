@@ -45,9 +45,9 @@ describe('fixSteps and variantAt', () => {
       'unpin-domain-batch-last-index',
       'carry-store-order',
     ]);
-    // The 19 post-merge flags of upstream (access-replace, ioas-map-file, ioas-change-process,
-    // area-num-locks and vfio-unmap-empty-success included); the proposed flag is in neither.
-    expect(steps).toHaveLength(19);
+    // The 20 post-merge flags of upstream (access-replace, ioas-map-file, ioas-change-process,
+    // area-num-locks, vfio-unmap-empty-success and mock-iommupt included); the proposed flag is in neither.
+    expect(steps).toHaveLength(20);
     expect(steps.map((s) => s.flag.name)).not.toContain('mm-mode-uncharge-dead-mm');
     expect(variantAt(variant('merged'), steps, 2).fixes.slice(-2)).toEqual([
       'gup-unshare-flags',
@@ -59,7 +59,7 @@ describe('fixSteps and variantAt', () => {
 });
 
 describe('bisectFix', () => {
-  it('finds mmget-fail-no-kfree for bad-free.jsonl (v3 -> upstream) at the access_pin of line 33, in 6 replays', () => {
+  it('finds mmget-fail-no-kfree for bad-free.jsonl (v3 -> upstream) at the access_pin of line 33, in 7 replays', () => {
     const r = fix(BAD_FREE, 'upstream', 'v3');
     expect(summary(r)).toEqual([['mmget-fail-no-kfree', 1, 33, 'access_pin']]);
     const first = r.flips[0];
@@ -71,8 +71,8 @@ describe('bisectFix', () => {
       'violation mmput_underflow pfn_reader_user_destroy',
     ]);
     expect(r.monotonic).toBe(true);
-    // The two ends, then a binary search over the 29 flags of upstream down to the first one.
-    expect(r.replays).toBe(6);
+    // The two ends, then a binary search over the 30 flags of upstream down to the first one.
+    expect(r.replays).toBe(7);
   });
 
   it('finds unpin-domain-batch-last-index, then carry-end-one, for access_domain_destory (merged -> upstream)', () => {
@@ -106,8 +106,8 @@ describe('bisectFix', () => {
       ['carry-end-one', 6, 61, 'domain_detach'],
     ]);
     expect(r.exhaustive).toBe(true);
-    // variant_0 (merged) through variant_19 (upstream): 20 replays.
-    expect(r.replays).toBe(20);
+    // variant_0 (merged) through variant_20 (upstream): 21 replays.
+    expect(r.replays).toBe(21);
   });
 
   it('access-pin-short: fill-xarray-upages-bytes at the pin on line 14', () => {

@@ -57,8 +57,18 @@ describe('bisect of bad-free.jsonl, v3 against merged', () => {
 });
 
 describe('bisect of iommufd_ioas.access_domain_destory', () => {
-  it('merged against upstream: diverges at the first domain_detach (line 61), where PFNs 0x40a02..0x40bff stay pinned', () => {
+  it('merged against upstream: diverges at the first mock domain, an iommupt page table only on upstream', () => {
     const d = divergence(ACCESS_DOMAIN_DESTORY, 'merged', 'upstream');
+    expect([d.op, d.line, d.name]).toEqual([18, 55, 'domain_attach']);
+    const sizes = Array.from({ length: 27 }, (_, i) => `0x${(1n << BigInt(11 + i)).toString(16)}`).join(', ');
+    expect(d.diff.lines).toEqual([
+      'domains mock_domain.D1 table levels: (none) -> {}',
+      `domains mock_domain.D1 pgsize_bitmap: [0x800] -> [${sizes}]`,
+    ]);
+  });
+
+  it('merged against upstream with the xarray mock: diverges at the first domain_detach (line 61), where PFNs 0x40a02..0x40bff stay pinned', () => {
+    const d = divergence(ACCESS_DOMAIN_DESTORY, 'merged', 'upstream-mock-iommupt');
     expect([d.op, d.line, d.name]).toEqual([23, 61, 'domain_detach']);
     expect(d.diff.named.pfns).toEqual([[0x40a02, 0x40bff]]);
     expect(d.diff.lines).toEqual([

@@ -321,25 +321,34 @@ describe('fail-nth of a file map through a domain with tiny batches', () => {
     'map-file-failnth',
   );
 
-  it('every fault point fails in turn, with no WARN and no violation, and the teardown leaves nothing', async () => {
-    const pause = yielder();
-    const { fixes } = resolveVariant('upstream');
-    const fired: boolean[] = [];
-    const findings: string[] = [];
-    for (let n = 1; n <= 200; n++) {
-      const one = failNthSweep(trace, { variant: 'upstream', fixes, firstN: n, maxN: n });
-      for (const s of one.steps) fired.push(s.fired);
-      for (const f of one.findings) findings.push(`N=${f.n} ${f.kind} ${f.fn}`);
-      if (!one.truncated) break;
-      await pause();
-    }
-    expect(findings).toEqual([]);
-    // 39 fault points in the clean run (object allocations, temp buffers, the gup point of each of the two
-    // pin calls, iommu_map per batch, the charge), then the run that fires nothing.
-    expect(fired.length).toBe(40);
-    expect(fired.slice(0, -1).every(Boolean)).toBe(true);
-    expect(fired.at(-1)).toBe(false);
-  });
+  // 23 fault points in the clean run are the mock's business of neither era (object allocations, temp
+  // buffers, the gup point of each of the two pin calls, the charge). The xarray mock adds its
+  // iommufd_should_fail to each of the 16 iommu_map calls (8 pages, not physically contiguous, into D1 and
+  // then D2): 39 points. The iommupt mock (upstream) has none there but allocates 6 table levels: each
+  // domain's top table at attach and, on its first map, a level-1 and a level-0 table: 29 points. Then the
+  // run that fires nothing.
+  for (const [label, remove, runs] of [
+    ['upstream (the iommupt mock)', [], 30],
+    ['upstream with the xarray mock', ['mock-iommupt'], 40],
+  ] as const) {
+    it(`${label}: every fault point fails in turn, with no WARN and no violation, and the teardown leaves nothing`, async () => {
+      const pause = yielder();
+      const { fixes } = resolveVariant('upstream', [], remove);
+      const fired: boolean[] = [];
+      const findings: string[] = [];
+      for (let n = 1; n <= 200; n++) {
+        const one = failNthSweep(trace, { variant: 'upstream', fixes, firstN: n, maxN: n });
+        for (const s of one.steps) fired.push(s.fired);
+        for (const f of one.findings) findings.push(`N=${f.n} ${f.kind} ${f.fn}`);
+        if (!one.truncated) break;
+        await pause();
+      }
+      expect(findings).toEqual([]);
+      expect(fired.length).toBe(runs);
+      expect(fired.slice(0, -1).every(Boolean)).toBe(true);
+      expect(fired.at(-1)).toBe(false);
+    });
+  }
 });
 
 describe('a stale folio slot on the error path (upstream as read)', () => {
@@ -347,20 +356,49 @@ describe('a stale folio slot on the error path (upstream as read)', () => {
   // (pages 4..6), so slot 3 still names page 3's folio, whose pins went to the domain with the second
   // batch. The third iommu_map fails: pfn_reader_release_pins unpins slots 2..3 (capacity, not the folios
   // of this pin), so page 3 loses the pin the domain holds, and the unwind's unmap unpins it again.
-  it('the unwind unpins page 3 twice: a double unpin on upstream', () => {
-    const { r } = run([
+  it('the unwind unpins page 3 twice: a double unpin on upstream with the xarray mock (its iommu_map point)', () => {
+    const { r } = run(
+      [
+        '{"op":"process","pid":1,"memlock":"unlimited"}',
+        '{"op":"memfd","pid":1,"file":"mfd","length":28672}',
+        '{"op":"open","ctx":"c","pid":1}',
+        '{"op":"ioas_alloc","ioas":"A"}',
+        '{"op":"temp_memory_limit","bytes":32}',
+        '{"op":"domain_attach","domain":"D1","ioas":"A"}',
+        '{"op":"fault","nth":3,"site":"iommu_map"}',
+        '{"op":"map_file","ioas":"A","pid":1,"file":"mfd","start":0,"length":28672,"expect":"ENOENT"}',
+      ],
+      'upstream',
+      [],
+      ['mock-iommupt'],
+    );
+    expect(r.mismatches).toEqual([]);
+    expect(r.violations.map((v) => `${v.kind} ${v.fn} line ${v.line}: ${v.detail}`)).toEqual([
+      'double_unpin batch_unpin line 9: unpin of 1 page(s) at pfn 262150 that hold no pin',
+    ]);
+  });
+
+  it('the same double unpin on upstream with the iommupt mock, whose map fails where it adds a table level', () => {
+    // At IOVA 0x10fc000 page 4 is the first to reach the next 1 MiB: its map needs a new level-0 table, the
+    // third page-table allocation of the map (after the level-1 and level-0 tables of page 0).
+    const body = (site: string, expect: string) => [
       '{"op":"process","pid":1,"memlock":"unlimited"}',
       '{"op":"memfd","pid":1,"file":"mfd","length":28672}',
       '{"op":"open","ctx":"c","pid":1}',
       '{"op":"ioas_alloc","ioas":"A"}',
       '{"op":"temp_memory_limit","bytes":32}',
       '{"op":"domain_attach","domain":"D1","ioas":"A"}',
-      '{"op":"fault","nth":3,"site":"iommu_map"}',
-      '{"op":"map_file","ioas":"A","pid":1,"file":"mfd","start":0,"length":28672,"expect":"ENOENT"}',
-    ]);
+      `{"op":"fault","nth":3,"site":"${site}"}`,
+      `{"op":"map_file","ioas":"A","pid":1,"file":"mfd","start":0,"length":28672,"iova":"0x10fc000","expect":"${expect}"}`,
+    ];
+    const { r } = run(body('iommu_pages', 'ENOMEM'));
     expect(r.mismatches).toEqual([]);
     expect(r.violations.map((v) => `${v.kind} ${v.fn} line ${v.line}: ${v.detail}`)).toEqual([
       'double_unpin batch_unpin line 9: unpin of 1 page(s) at pfn 262150 that hold no pin',
     ]);
+    // The xarray mock's point no longer exists: the same fault on it lets the map through.
+    const old = run(body('iommu_map', 'ok')).r;
+    expect(old.mismatches).toEqual([]);
+    expect(old.violations).toEqual([]);
   });
 });

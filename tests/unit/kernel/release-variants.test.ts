@@ -60,7 +60,9 @@ describe('release variants: the flags whose fix commit a release contains', () =
       'area-num-locks',
       'vfio-unmap-empty-success',
     ]);
-    expect(VARIANTS['v7.0']).toEqual(VARIANTS['v6.18']);
+    // v6.19 brings the iommupt mock domain (e93d5945ed5b), nothing else of the table.
+    expect(VARIANTS['v6.19']).toEqual([...(VARIANTS['v6.18'] ?? []), 'mock-iommupt']);
+    expect(VARIANTS['v7.0']).toEqual(VARIANTS['v6.19']);
     expect(VARIANTS['v7.1']).toEqual(FLAG_NAMES);
   });
 
@@ -90,9 +92,9 @@ describe('stable series: the release plus the fixes backported to it', () => {
 
   it('v6.12.y (to 6.12.118) has the four later fixes the 6.12.118 source carries', () => {
     expect(VARIANTS['v6.12.y']).toEqual(V612Y);
-    // Which is every flag of a tree but the v6.13 features IOMMU_IOAS_MAP_FILE and IOMMU_IOAS_CHANGE_PROCESS
-    // and the v6.17 locked areas of the HW queue (features are not backported).
-    const features = ['ioas-map-file', 'ioas-change-process', 'area-num-locks'];
+    // Which is every flag of a tree but the v6.13 features IOMMU_IOAS_MAP_FILE and IOMMU_IOAS_CHANGE_PROCESS,
+    // the v6.17 locked areas of the HW queue and the v6.19 iommupt mock (features are not backported).
+    const features = ['ioas-map-file', 'ioas-change-process', 'area-num-locks', 'mock-iommupt'];
     expect(VARIANTS['v6.12.y']).toEqual(FLAG_NAMES.filter((f) => !features.includes(f)));
   });
 
@@ -129,7 +131,9 @@ describe('release variants in the one variant syntax', () => {
     expect(without.fixes).toEqual(V612Y.filter((f) => f !== 'unmap-advance-start'));
     expect(variantFromOptions('v6.5', ['access-replace']).label).toBe('v6.5+access-replace');
     expect(variantLabel('v6.12.y', V612Y)).toBe('v6.12.y');
-    expect(variantLabel('v6.12.y', FLAG_NAMES)).toBe('v6.12.y+ioas-map-file+ioas-change-process+area-num-locks');
+    expect(variantLabel('v6.12.y', FLAG_NAMES)).toBe(
+      'v6.12.y+ioas-map-file+ioas-change-process+area-num-locks+mock-iommupt',
+    );
   });
 
   it('refuses a release outside the table, naming the range', () => {

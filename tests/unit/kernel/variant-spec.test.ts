@@ -17,7 +17,7 @@ describe('parseVariantSpec', () => {
     const u = parseVariantSpec('upstream-carry-end-one-carry-store-order');
     expect(u.fixes).not.toContain('carry-end-one');
     expect(u.fixes).not.toContain('carry-store-order');
-    expect(u.fixes).toHaveLength(29);
+    expect(u.fixes).toHaveLength(30);
     expect(u.label).toBe('upstream-carry-end-one-carry-store-order');
   });
 

@@ -21,8 +21,9 @@ function withHeader(header: string): string {
   return [header, ...rest].join('\n');
 }
 
+// The shipped trace's trigger is the xarray mock's own fault point (iommu_map): upstream without mock-iommupt.
 function violationTexts(text: string): string[] {
-  const r = replay(parseTraceText(text, 'stale-folio'), resolveVariant('upstream'));
+  const r = replay(parseTraceText(text, 'stale-folio'), resolveVariant('upstream', [], ['mock-iommupt']));
   return r.violations.map((v) => `${v.kind} ${v.fn}: ${v.detail}`);
 }
 
