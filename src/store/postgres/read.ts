@@ -180,7 +180,7 @@ export async function* readReplayRows(
   to: number,
 ): AsyncGenerator<ReplayRow[], void, undefined> {
   const text = `SELECT seq, op, payload FROM events WHERE run = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT ${EVENT_CHUNK}`;
-  for (let next = Math.max(1, from); next <= to; ) {
+  for (let next = Math.max(1, from); next <= to;) {
     const chunk = (await rows(pool, text, [run, next, to])).map((row) =>
       replayRow(run, row['seq'], row['op'], row['payload']),
     );

@@ -190,7 +190,7 @@ export function* readReplayRows(
       `SELECT seq, op, payload FROM events WHERE run = ? AND seq >= ? AND seq <= ? ORDER BY seq LIMIT ${EVENT_CHUNK}`,
     )
     .raw();
-  for (let next = Math.max(1, from); next <= to; ) {
+  for (let next = Math.max(1, from); next <= to;) {
     const rows = statement.all(run, next, to);
     const chunk = rows.map(([seq, op, payload]) => replayRow(run, seq, op, payload));
     if (chunk.length > 0) yield chunk;
