@@ -8,7 +8,7 @@
  * 3.7 MB serialized): level 1 shrinks it 10x for a few ms each way, where level 6 saves 10% more for 4x the
  * write time; JSON (bigints as strings, revived by a walk) decodes no faster than v8.deserialize, since
  * either way the cost is building the objects, and is a third larger. Writes happen on the live path every
- * few thousand events, loads on every seek: both must stay a few tens of ms.
+ * 256 to 4,096 events (snapshot-spacing.ts), loads on every seek: both must stay a few ms.
  *
  * `format` is stored beside each snapshot; a new encoding gets a new number and deserializeState keeps
  * reading the old ones. v8's serializer is versioned and reads what older Node versions wrote.

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { StoreError } from './errors.js';
 import { parseRow } from './rows.js';
-import type { EventFilter } from './types.js';
+import type { EventFilter, ReplayRow } from './types.js';
 
 /** Events per keyset chunk (seq > last seen); no cursor is held between chunks. */
 export const EVENT_CHUNK = 1024;
@@ -90,6 +90,19 @@ export function typeRanges(
 }
 
 /** Event rows are the hot path: only the columns a reader relies on are checked. */
+/** A replay row from the columns seq, op, payload of one event row, checked as checkEventRow does. */
+export function replayRow(run: number, seq: unknown, op: unknown, payload: unknown): ReplayRow {
+  if (typeof payload !== 'string' || typeof seq !== 'number' || typeof op !== 'number') {
+    const field = typeof seq !== 'number' ? 'seq' : typeof op !== 'number' ? 'op' : 'payload';
+    throw new StoreError('bad-row', `run ${run}: event row of seq ${String(seq)}: column ${field} has the wrong type`, {
+      run,
+      seq,
+      field,
+    });
+  }
+  return { seq, op, payload };
+}
+
 export function checkEventRow(run: number, row: { id: unknown; seq: unknown; type: unknown; payload: unknown }): void {
   if (typeof row.payload !== 'string' || typeof row.seq !== 'number' || typeof row.type !== 'string') {
     throw new StoreError('bad-row', `run ${run}: event row ${String(row.id)} has a column of the wrong type`, {

@@ -169,6 +169,13 @@ export interface StoredEvent {
   hash: string;
 }
 
+/** One event as a replay needs it: where it is and its payload (no hash, no type columns). */
+export interface ReplayRow {
+  seq: number;
+  op: number;
+  payload: string;
+}
+
 export interface EventFilter {
   fromSeq?: number;
   toSeq?: number;
@@ -256,6 +263,12 @@ export interface Store {
    * chunks, so the caller may write or stop iterating at any point.
    */
   events(run: number, filter?: EventFilter): AsyncIterable<StoredEvent>;
+  /**
+   * Events fromSeq..toSeq in seq order as arrays of at most EVENT_CHUNK rows holding only seq, op and
+   * payload: the read of a replay (a seek's tail, a rebuild), which needs neither the hash nor a promise
+   * per row. Keyset chunks, no statement open between them, as events().
+   */
+  replayRows(run: number, fromSeq: number, toSeq: number): AsyncIterable<readonly ReplayRow[]>;
   /** Highest committed seq of the run (seqs are contiguous from 1). */
   eventCount(run: number): Promise<number>;
   snapshotAtOrBefore(run: number, seq: number): Promise<Snapshot | undefined>;

@@ -34,7 +34,7 @@ export function loadSnapshot(blob: SnapshotBlob): State {
 /** Apply events first..last of the source to `state` in place, with the plain reducers. */
 export async function replayInto(state: State, source: EventSource, first: number, last: number): Promise<void> {
   if (first > last) return;
-  for await (const { event } of source.events(first, last)) reduce(state, event);
+  for await (const chunk of source.eventChunks(first, last)) for (const { event } of chunk) reduce(state, event);
 }
 
 /**

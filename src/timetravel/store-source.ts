@@ -34,9 +34,18 @@ export class StoreSource implements EventSource {
   async *events(first: number, last: number, types?: readonly EventType[]): AsyncGenerator<SourcedEvent> {
     const to = Math.min(last, this.count);
     if (first > to) return;
-    const filter = types === undefined ? { fromSeq: first, toSeq: to } : { fromSeq: first, toSeq: to, types };
-    for await (const row of this.store.events(this.run, filter)) {
+    if (types === undefined) {
+      for await (const chunk of this.eventChunks(first, to)) yield* chunk;
+      return;
+    }
+    for await (const row of this.store.events(this.run, { fromSeq: first, toSeq: to, types })) {
       yield { seq: row.seq, op: row.op, event: decodeEvent(row.payload) };
+    }
+  }
+
+  async *eventChunks(first: number, last: number): AsyncGenerator<readonly SourcedEvent[]> {
+    for await (const rows of this.store.replayRows(this.run, first, Math.min(last, this.count))) {
+      yield rows.map((row) => ({ seq: row.seq, op: row.op, event: decodeEvent(row.payload) }));
     }
   }
 

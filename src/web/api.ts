@@ -13,14 +13,16 @@ import { EVENT_TYPES } from '../events/events.js';
 import { BadInputError, NotFoundError } from '../lib/errors.js';
 import { opsInOrder } from '../store/index.js';
 import type { Store } from '../store/index.js';
-import type { Cursor } from '../timetravel/index.js';
+import type { Cursor, EventSource } from '../timetravel/index.js';
 import {
   DEFAULT_MAX_PATCHES,
   diffAnswer,
   eventsAnswer,
+  opOfSeq,
   requireRun,
   runsAnswer,
   stateAnswer,
+  stateAt,
   stepAnswer,
   watchAnswer,
   whyAnswer,
@@ -96,10 +98,16 @@ export function parseQuery<N extends QueryName>(name: N, params: URLSearchParams
   return parsed.data as z.output<(typeof QUERIES)[N]>;
 }
 
-/** What the server keeps between requests: a cursor per run, so stepping back applies inverse patches. */
+/**
+ * What the server keeps between requests: a cursor per run, so stepping back applies inverse patches, and
+ * the event source of each finished run, so a view does not read the run row and the snapshot list again
+ * for every event the page asks for.
+ */
 export interface ApiContext {
   store: Store;
   cursor(run: number): Promise<Cursor>;
+  /** The run as an EventSource (NotFoundError naming the run when the store has none). */
+  source(run: number): Promise<EventSource>;
 }
 
 export type Route = (ctx: ApiContext, params: URLSearchParams, run: number | null) => Promise<unknown>;
@@ -164,8 +172,16 @@ export const ROUTES: Record<string, Route> = {
   },
   async view(ctx, params, run) {
     const q = parseQuery('view', params);
-    const { state, opRow: _op, ...where } = await stateAnswer(ctx.store, need(run), q.seq);
-    return { ...where, view: stateView(state, q.max ?? DEFAULT_VIEW_MAX) };
+    const r = need(run);
+    const state = await stateAt(await ctx.source(r), q.seq);
+    const op = await opOfSeq(ctx.store, r, q.seq);
+    return {
+      run: r,
+      seq: q.seq,
+      op: op?.index ?? null,
+      line: op?.line ?? null,
+      view: stateView(state, q.max ?? DEFAULT_VIEW_MAX),
+    };
   },
   async step(ctx, params, run) {
     const q = parseQuery('step', params);

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { BadInputError, BadRangeError, NotFoundError } from '../lib/errors.js';
 import { toJson } from '../lib/format.js';
 import type { Store } from '../store/index.js';
-import { Cursor, StoreSource } from '../timetravel/index.js';
+import { Cursor, StoreSource, requireRun } from '../timetravel/index.js';
 import type { ApiContext } from './api.js';
 import { ROUTES, RUN_ROUTES } from './api.js';
 import { pageHtml } from './page.js';
@@ -83,8 +83,18 @@ export function routeOf(path: string): { name: string; run: number | null } | nu
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const { store } = options;
   const cursors = new Map<number, Cursor>();
+  const sources = new Map<number, StoreSource>();
   const ctx: ApiContext = {
     store,
+    async source(run) {
+      const kept = sources.get(run);
+      if (kept !== undefined) return kept;
+      const row = await requireRun(store, run);
+      const source = await StoreSource.open(store, run);
+      // A run still being written grows: its source is read again next time, to see the new events.
+      if (row.status !== 'running') sources.set(run, source);
+      return source;
+    },
     async cursor(run) {
       let c = cursors.get(run);
       if (c === undefined) {

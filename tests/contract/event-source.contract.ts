@@ -12,7 +12,7 @@ import { parseTraceText } from '../../src/replay/parse.js';
 import { replay } from '../../src/replay/replayer.js';
 import { MemorySink } from '../../src/state/emit.js';
 import { digestHex } from '../../src/lib/digest.js';
-import type { EventSource, OpSpan } from '../../src/timetravel/source.js';
+import type { EventSource, OpSpan, SourcedEvent } from '../../src/timetravel/source.js';
 import { stateAt } from '../../src/timetravel/state-at.js';
 
 export const TRACE = 'replays/bad-free.jsonl';
@@ -57,6 +57,24 @@ export function eventSourceContract(kind: string, factory: SourceFactory): void 
           [40, 8, 'HeapFreed'],
           [41, 8, 'ViolationDetected'],
         ]);
+      } finally {
+        await dispose();
+      }
+    });
+
+    it('gives the events in chunks, the same events as one by one, clipped to the run', async () => {
+      const { source, dispose } = await factory();
+      try {
+        const chunks: SourcedEvent[][] = [];
+        for await (const chunk of source.eventChunks(5, 100)) chunks.push([...chunk]);
+        expect(chunks.every((c) => c.length > 0)).toBe(true);
+        const oneByOne: SourcedEvent[] = [];
+        for await (const e of source.events(5, 60)) oneByOne.push(e);
+        expect(chunks.flat()).toEqual(oneByOne);
+        expect(chunks.flat().map((e) => e.seq)).toEqual(Array.from({ length: 56 }, (_, i) => i + 5));
+        const none: unknown[] = [];
+        for await (const chunk of source.eventChunks(30, 29)) none.push(chunk);
+        expect(none).toEqual([]);
       } finally {
         await dispose();
       }

@@ -21,6 +21,7 @@ import {
   type OpRow,
   type Store,
 } from '../../src/store/index.js';
+import { EVENT_CHUNK } from '../../src/store/reads.js';
 import { appendOps, collect, eventRow, opRow, runInfo } from '../support/store-rows.js';
 
 /** Makes an empty store and says how to dispose of it. */
@@ -280,6 +281,25 @@ export function storeContract(backend: string, factory: StoreFactory): void {
           },
         ],
       });
+    });
+
+    it('reads replay rows (seq, op, payload) in chunks of EVENT_CHUNK, equal to the events they stand for', async () => {
+      const count = 2 * EVENT_CHUNK + 5;
+      const writer = await store.beginRun(runInfo());
+      appendOps(writer, count);
+      await writer.finish('complete', { finalDigest: DIGEST });
+      const chunks = await collect(store.replayRows(writer.run, 3, count + 10));
+      expect(chunks.map((c) => c.length)).toEqual([EVENT_CHUNK, EVENT_CHUNK, 3]);
+      const rows = chunks.flat();
+      expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: count - 2 }, (_, i) => i + 3));
+      expect(rows[EVENT_CHUNK]).toEqual({
+        seq: EVENT_CHUNK + 3,
+        op: eventRow(EVENT_CHUNK + 3).op,
+        payload: eventRow(EVENT_CHUNK + 3).payload,
+      });
+      expect(await collect(store.replayRows(writer.run, 7, 6))).toEqual([]);
+      expect((await collect(store.replayRows(writer.run, 0, 2))).flat().map((r) => r.seq)).toEqual([1, 2]);
+      expect(await collect(store.replayRows(writer.run + 1, 1, 10))).toEqual([]);
     });
 
     it('streams events: a reader may stop early, and the writer goes on', async () => {

@@ -15,12 +15,13 @@ import {
   type SeqRange,
   checkEventRow,
   openOpRange,
+  replayRow,
   runColumns,
   seqWindow,
   typeRanges,
 } from '../reads.js';
 import { opRowSchema, parseRow, runRowSchema, snapshotRowSchema } from '../rows.js';
-import type { EventFilter, RunRow, Snapshot, StoredEvent, StoredOp } from '../types.js';
+import type { EventFilter, ReplayRow, RunRow, Snapshot, StoredEvent, StoredOp } from '../types.js';
 
 function runColumnsOf(migrations: ReadonlySet<string>): string {
   return runColumns(migrations, 'NULL::integer');
@@ -168,5 +169,24 @@ async function* scan(
     const last = chunk[chunk.length - 1];
     if (chunk.length < EVENT_CHUNK || last === undefined) return;
     params[1] = (last['seq'] as number) + 1;
+  }
+}
+
+/** Events from..to as replay rows, EVENT_CHUNK at a time (see Store.replayRows). */
+export async function* readReplayRows(
+  pool: pg.Pool,
+  run: number,
+  from: number,
+  to: number,
+): AsyncGenerator<ReplayRow[], void, undefined> {
+  const text = `SELECT seq, op, payload FROM events WHERE run = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT ${EVENT_CHUNK}`;
+  for (let next = Math.max(1, from); next <= to;) {
+    const chunk = (await rows(pool, text, [run, next, to])).map((row) =>
+      replayRow(run, row['seq'], row['op'], row['payload']),
+    );
+    if (chunk.length > 0) yield chunk;
+    const last = chunk[chunk.length - 1];
+    if (chunk.length < EVENT_CHUNK || last === undefined) return;
+    next = last.seq + 1;
   }
 }

@@ -14,6 +14,7 @@ import { postgresSql } from './dialect.js';
 import {
   readEventCount,
   readEvents,
+  readReplayRows,
   readOpAt,
   readOps,
   readRun,
@@ -43,6 +44,7 @@ export function postgresStore(
       ops: (run, first, last) => readOps(pool, run, first, last),
       opAt: (run, seq) => readOpAt(pool, run, seq),
       events: (run, filter) => readEvents(pool, run, filter),
+      replayRows: (run, fromSeq, toSeq) => readReplayRows(pool, run, fromSeq, toSeq),
       eventCount: (run) => readEventCount(pool, run),
       snapshotAtOrBefore: (run, seq) => readSnapshotAtOrBefore(pool, run, seq),
       snapshots: (run) => readSnapshotSeqs(pool, run),

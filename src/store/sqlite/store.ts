@@ -19,6 +19,7 @@ import {
   readEvents,
   readOpAt,
   readOps,
+  readReplayRows,
   readRun,
   readRuns,
   readSnapshotAtOrBefore,
@@ -52,6 +53,10 @@ export function sqliteStore(path: string, readonly: boolean, conn: Connection, d
       // eslint-disable-next-line @typescript-eslint/require-await -- the driver is synchronous: rows are read in keyset chunks
       events: async function* (run, filter) {
         yield* readEvents(conn, run, filter);
+      },
+      // eslint-disable-next-line @typescript-eslint/require-await -- as events: synchronous chunks
+      replayRows: async function* (run, fromSeq, toSeq) {
+        yield* readReplayRows(conn, run, fromSeq, toSeq);
       },
       eventCount: (run) => settle(() => readEventCount(conn, run)),
       snapshotAtOrBefore: (run, seq) => settle(() => readSnapshotAtOrBefore(conn, run, seq)),

@@ -70,6 +70,7 @@ describe('why --pfn', () => {
       snapshotSeqs: () => run.source.snapshotSeqs(),
       opCount: () => run.source.opCount(),
       ops: (a, b) => run.source.ops(a, b),
+      eventChunks: (first, last) => run.source.eventChunks(first, last),
       events: (first, last, types) => {
         asked.push(types);
         return run.source.events(first, last, types);
