@@ -66,6 +66,12 @@ static pid_t ctl_pid;
 static uint64_t own_inodes[MAX_OWN_INODES];
 static unsigned int own_count;
 
+/*
+ * Whether this process image has iommufd state in the server: it opened a context or access file, holds
+ * one from its parent (fork copies own_inodes), or had an ioctl served. Only then are dropped ranges told.
+ */
+static int served_image;
+
 static int (*real_ioctl_fn)(int, unsigned long, ...);
 
 /* Descriptors of emulated fail-nth files: the task each belongs to (0: none) and its read position. */
@@ -337,6 +343,8 @@ static int forward_ioctl(int fd, unsigned long request, void *arg, int *ret)
 		if (reply.err)
 			sys_close(access_fd);
 	}
+	if (reply.err != IOPTRACE_NOT_OURS)
+		served_image = 1;
 	pthread_mutex_unlock(&ctl_lock);
 	if (reply.err == IOPTRACE_NOT_OURS)
 		return 0;
@@ -381,10 +389,49 @@ typedef int (*shmdt_fn)(const void *);
 		next_;                                                     \
 	})
 
+/*
+ * [addr, addr + length) no longer holds the pages it held (munmap, mremap's old place, MADV_DONTNEED, a
+ * MAP_FIXED mapping over it): told to the server before the call returns, so that the model drops the
+ * memory it had declared there before the next ioctl is served (IOPTRACE_REQ_DROPPED).
+ */
+static void address_space_dropped(const void *addr, size_t length, uint32_t why)
+{
+	struct ioptrace_request req = { 0 };
+	struct ioptrace_reply reply;
+	int saved = errno;
+	int ctl;
+
+	if (!length || record_path() || !server_path())
+		return;
+	pthread_mutex_lock(&ctl_lock);
+	if (!own_count && !served_image) {
+		pthread_mutex_unlock(&ctl_lock);
+		return;
+	}
+	ctl = control_socket();
+	if (ctl >= 0) {
+		req.kind = IOPTRACE_REQ_DROPPED;
+		req.pid = (uint32_t)ctl_pid;
+		req.tid = (uint32_t)syscall(SYS_gettid);
+		req.aux = why;
+		req.ino = (uint64_t)(uintptr_t)addr;
+		req.arg = (uint64_t)length;
+		req.mm_gen = address_space_generation();
+		if (write_all(ctl, &req, sizeof(req)) || read_all(ctl, &reply, sizeof(reply))) {
+			sys_close(ctl);
+			ctl_fd = -1;
+		}
+	}
+	pthread_mutex_unlock(&ctl_lock);
+	errno = saved;
+}
+
 void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
 {
 	void *ret = NEXT("mmap", mmap_fn)(addr, length, prot, flags, fd, offset);
 	address_space_changed();
+	if (ret != MAP_FAILED && (flags & MAP_FIXED))
+		address_space_dropped(ret, length, IOPTRACE_DROPPED_FIXED);
 	return ret;
 }
 
@@ -392,6 +439,8 @@ void *mmap64(void *addr, size_t length, int prot, int flags, int fd, off64_t off
 {
 	void *ret = NEXT("mmap64", mmap64_fn)(addr, length, prot, flags, fd, offset);
 	address_space_changed();
+	if (ret != MAP_FAILED && (flags & MAP_FIXED))
+		address_space_dropped(ret, length, IOPTRACE_DROPPED_FIXED);
 	return ret;
 }
 
@@ -399,6 +448,8 @@ int munmap(void *addr, size_t length)
 {
 	int ret = NEXT("munmap", munmap_fn)(addr, length);
 	address_space_changed();
+	if (ret == 0)
+		address_space_dropped(addr, length, IOPTRACE_DROPPED_MUNMAP);
 	return ret;
 }
 
@@ -416,6 +467,15 @@ void *mremap(void *old_address, size_t old_size, size_t new_size, int flags, ...
 	}
 	ret = NEXT("mremap", mremap_fn)(old_address, old_size, new_size, flags, new_address);
 	address_space_changed();
+	if (ret == MAP_FAILED)
+		return ret;
+	/* Moved: the old place is empty (MREMAP_DONTUNMAP leaves it mapped, but with its pages gone). */
+	if (ret != old_address)
+		address_space_dropped(old_address, old_size, IOPTRACE_DROPPED_MREMAP);
+	else if (new_size < old_size)
+		address_space_dropped((const char *)old_address + new_size, old_size - new_size, IOPTRACE_DROPPED_MREMAP);
+	if (ret != old_address && (flags & MREMAP_FIXED))
+		address_space_dropped(ret, new_size, IOPTRACE_DROPPED_FIXED);
 	return ret;
 }
 
@@ -437,6 +497,9 @@ int madvise(void *addr, size_t length, int advice)
 {
 	int ret = NEXT("madvise", madvise_fn)(addr, length, advice);
 	address_space_changed();
+	/* The pages are zapped: private memory reads zeroes (fresh pages) from now on; the server decides by VMA. */
+	if (ret == 0 && (advice == MADV_DONTNEED || advice == 24 /* MADV_DONTNEED_LOCKED */ || advice == MADV_REMOVE))
+		address_space_dropped(addr, length, IOPTRACE_DROPPED_DONTNEED);
 	return ret;
 }
 

@@ -45,6 +45,22 @@ enum ioptrace_kind {
 	 * written (ask again with a larger one). err IOPTRACE_NOT_OURS: not emulated, open the real file.
 	 */
 	IOPTRACE_REQ_PROC_FILE = 9,
+	/*
+	 * Run mode, on the control socket: the process's pages at [ino, ino + arg) are gone (aux: enum
+	 * ioptrace_dropped, why), told after the C library's call succeeded and before it returns. The reply
+	 * carries nothing.
+	 */
+	IOPTRACE_REQ_DROPPED = 10,
+};
+
+enum ioptrace_dropped {
+	IOPTRACE_DROPPED_MUNMAP = 0,
+	/* The old place of a mapping mremap moved, or the tail it cut off. */
+	IOPTRACE_DROPPED_MREMAP = 1,
+	/* MADV_DONTNEED (or _LOCKED, or MADV_REMOVE): private pages are zapped, shared ones stay in their object. */
+	IOPTRACE_DROPPED_DONTNEED = 2,
+	/* A MAP_FIXED mapping (mmap, or mremap to a fixed place) replaced what was there. */
+	IOPTRACE_DROPPED_FIXED = 3,
 };
 
 enum ioptrace_proc_file {

@@ -22,6 +22,13 @@ export const REQ_RECORD_DONE = 8;
  * The reply's ret is the text's length, above `request` when nothing was written for want of room.
  */
 export const REQ_PROC_FILE = 9;
+/** Run mode: the caller's pages at [ino, ino + arg) are gone; aux says why (the DROPPED_ values). */
+export const REQ_DROPPED = 10;
+export const DROPPED_MUNMAP = 0;
+export const DROPPED_MREMAP = 1;
+/** MADV_DONTNEED and kin: only private memory loses its pages (a shared object keeps them). */
+export const DROPPED_DONTNEED = 2;
+export const DROPPED_FIXED = 3;
 export const PROC_STATUS = 0;
 export const PROC_MEMINFO = 1;
 

@@ -16,6 +16,9 @@ import {
   REQ_IOCTL,
   REQ_OPEN,
   REQ_PROC_FILE,
+  REQ_DROPPED,
+  DROPPED_DONTNEED,
+  DROPPED_FIXED,
   PROC_MEMINFO,
   PROC_STATUS,
   encodeReply,
@@ -82,6 +85,15 @@ export class SessionServer extends LibrarySocketServer {
           return 0;
         });
         socket.write(encodeReply(rc < 0 ? -1 : rc, rc < 0 ? -rc : 0));
+      } else if (req.kind === REQ_DROPPED && req.aux <= DROPPED_FIXED) {
+        if (controlOf !== req.pid) {
+          controlOf = req.pid;
+          this.session.newProcessImage(req.pid);
+        }
+        this.guard(
+          () => (this.session.addressSpaceDropped(req.pid, req.ino, req.arg, req.aux === DROPPED_DONTNEED), 0),
+        );
+        socket.write(encodeReply(0, 0));
       } else if (req.kind === REQ_PROC_FILE && (req.aux === PROC_STATUS || req.aux === PROC_MEMINFO)) {
         if (controlOf !== req.pid) {
           // As for an ioctl: the first request of a new process image must not write through an old mem file.

@@ -221,6 +221,7 @@ const alignDown = (x: bigint, a: bigint): bigint => x - (x % a);
 const userSizeOf = (buf: Buffer): number => (buf as Buffer & { userSize?: number }).userSize ?? buf.length;
 const alignUp = (x: bigint, a: bigint): bigint => alignDown(x + a - 1n, a);
 const bigMin = (a: bigint, b: bigint): bigint => (a < b ? a : b);
+const bigMax = (a: bigint, b: bigint): bigint => (a > b ? a : b);
 
 export class Session {
   private readonly live: LiveReplay;
@@ -364,6 +365,51 @@ export class Session {
    */
   beginRequest(pid: number, mmGen: bigint): void {
     this.memory.beginRequest(pid, mmGen);
+  }
+
+  /**
+   * The process took [start, start + length) out of its address space (munmap, the old place of an mremap
+   * that moved or shrank, MADV_DONTNEED of private memory, a MAP_FIXED mapping laid over it), as the
+   * library reports after the C library's call succeeded. The model drops what it had declared there with
+   * `munmap` ops (pinned pages stay alive, as in the kernel), so that the next use of those addresses
+   * declares the memory found there then: new frames, not the old ones.
+   */
+  addressSpaceDropped(pid: number, start: bigint, length: bigint, privateOnly: boolean): void {
+    if (length <= 0n) return;
+    // A child forked since the last request is learnt first: it starts from its parent's declarations.
+    if (this.lifetime) this.syncDescriptors();
+    else this.reapExited(pid);
+    if (!this.declared.has(pid) || !this.modelAlive(pid)) return;
+    const end = start + length > U64_MAX ? U64_MAX : start + length;
+    if (!privateOnly) return this.dropDeclared(pid, start, end);
+    // MADV_DONTNEED of a shared mapping only unmaps: the object keeps the pages, the next fault finds them.
+    for (const vma of vmasIn(pid, start, end)) {
+      if (vma.shared === null) this.dropDeclared(pid, bigMax(start, vma.start), bigMin(end, vma.end));
+    }
+  }
+
+  /** `munmap` ops for what the model declared of `pid` in [start, end), which is then no longer declared. */
+  private dropDeclared(pid: number, start: bigint, end: bigint): void {
+    const declared = this.declared.get(pid) ?? [];
+    const kept: [bigint, bigint][] = [];
+    this.current = 'munmap';
+    try {
+      for (const [a, b] of declared) {
+        if (b <= start || a >= end) {
+          kept.push([a, b]);
+          continue;
+        }
+        const lo = bigMax(a, start);
+        const hi = bigMin(b, end);
+        this.step({ op: 'munmap', pid: String(pid), addr: lo, length: hi - lo });
+        if (a < lo) kept.push([a, lo]);
+        if (hi < b) kept.push([hi, b]);
+      }
+    } finally {
+      this.current = '';
+    }
+    this.declared.set(pid, kept);
+    this.sharedFrames.dropped(pid, start, end);
   }
 
   /** A process connected anew (after exec, or a fresh child): a mem file opened before belongs to its old mm. */
@@ -1407,7 +1453,7 @@ export class Session {
     if (text === null) return { ret: -1, err: NOT_OURS };
     const bytes = Buffer.from(text, 'latin1');
     if (bytes.length > size) return { ret: bytes.length, err: 0 };
-    this.memory.invalidate();
+    this.memory.beginRequest(pid, 0n);
     return this.memory.write(pid, addr, bytes) ? { ret: bytes.length, err: 0 } : { ret: -1, err: EFAULT };
   }
 

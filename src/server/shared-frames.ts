@@ -73,6 +73,25 @@ export class SharedFrames {
     }
   }
 
+  /**
+   * `pid` no longer maps [start, end): its declared ranges are cut there. The object's frames stay known
+   * (another process may map them, and `pieces` asks whether the model still has each one).
+   */
+  dropped(pid: number, start: bigint, end: bigint): void {
+    const list = this.declared.get(pid);
+    if (list === undefined) return;
+    const kept: Declared[] = [];
+    for (const d of list) {
+      if (d.end <= start || d.start >= end) {
+        kept.push(d);
+        continue;
+      }
+      if (d.start < start) kept.push({ ...d, end: start });
+      if (end < d.end) kept.push({ ...d, start: end, offset: d.offset + (end - d.start) });
+    }
+    this.declared.set(pid, kept);
+  }
+
   /** A fork: the child maps every shared range of the parent at the same addresses. */
   forked(parent: number, child: number): void {
     this.declared.set(

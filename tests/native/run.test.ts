@@ -462,6 +462,41 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     await expectReplaysTheSame(r.trace, r.report);
   });
 
+  it('follows munmap and MADV_DONTNEED: new memory at an address the program emptied holds no pin', async () => {
+    const r = await runClient('remap');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toEqual([
+      'ioas_alloc ok id=1',
+      'mock domain ok',
+      'map ok',
+      'refs 1 ok',
+      'refs after munmap EFAULT',
+      'remapped at the same address yes',
+      'refs 0 ok',
+      'map again ok',
+      'refs 1 ok',
+      'refs after MADV_DONTNEED ok',
+      'unmap all ok unmapped=16384',
+    ]);
+    expect(r.report.mismatches).toEqual([]);
+    expect(r.report.violations).toEqual([]);
+    // Each drop reached the model before the next call (a munmap op), and each later use declared the
+    // memory found there then (an mmap op: new frames).
+    const memoryOps = readFileSync(r.trace, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{"op":"mmap"') || l.startsWith('{"op":"munmap"'))
+      .map((l) => JSON.parse(l) as { op: string; addr: string; length: number });
+    const at = memoryOps[0]?.addr;
+    expect(memoryOps.map((o) => [o.op, o.addr, o.length])).toEqual([
+      ['mmap', at, 8192],
+      ['munmap', at, 8192],
+      ['mmap', at, 8192],
+      ['munmap', at, 8192],
+      ['mmap', at, 8192],
+    ]);
+    await expectReplaysTheSame(r.trace, r.report);
+  });
+
   it('sees every change of the address space between two calls, through the C library or behind it', async () => {
     const r = await runClient('mm_changes');
     expect(r.status).toBe(0);
