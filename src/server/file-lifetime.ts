@@ -39,6 +39,12 @@ export interface LifetimeHost {
   ensureProcess(pid: number): void;
   /** The model forked `child` from `parent`: the child's memory is the parent's (COW). */
   forked(parent: number, child: number): void;
+  /**
+   * Whether `child` still has the credentials the model gives `parent` (uid, CAP_IPC_LOCK). A child that
+   * changed them before the model met it cannot be written as a `fork` (the trace has no op that changes a
+   * process's credentials), so it is met as a process of its own.
+   */
+  inheritsCredentials(parent: number, child: number): boolean;
 }
 
 type FdTable = Map<number, string>;
@@ -174,7 +180,13 @@ export class FileLifetime {
           continue;
         }
         const parent = parentOf(child);
-        if (!this.bystanders.has(child) && parent !== null && known.has(parent) && this.isModelAlive(parent)) {
+        if (
+          !this.bystanders.has(child) &&
+          parent !== null &&
+          known.has(parent) &&
+          this.isModelAlive(parent) &&
+          this.host.inheritsCredentials(parent, child)
+        ) {
           this.host.step({ op: 'fork', pid: String(parent), child: String(child) });
           this.host.forked(parent, child);
         } else {

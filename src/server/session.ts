@@ -244,6 +244,8 @@ export class Session {
   private readonly declared = new Map<number, [bigint, bigint][]>();
   /** The model frames of shared objects, and who declared which part of them. */
   private readonly sharedFrames = new SharedFrames(PAGE_SIZE);
+  /** Ranges dropped by processes the model has not met yet, applied when their fork is learnt. */
+  private readonly pendingDrops = new Map<number, { start: bigint; end: bigint; privateOnly: boolean }[]>();
   private readonly memory: UserMemory;
   private readonly counts = { ioctls: new Map<string, number>(), unserved: new Map<string, number>() };
   private readonly accessFiles = new Map<bigint, AccessFile>();
@@ -376,11 +378,16 @@ export class Session {
    */
   addressSpaceDropped(pid: number, start: bigint, length: bigint, privateOnly: boolean): void {
     if (length <= 0n) return;
-    // A child forked since the last request is learnt first: it starts from its parent's declarations.
-    if (this.lifetime) this.syncDescriptors();
-    else this.reapExited(pid);
-    if (!this.declared.has(pid) || !this.modelAlive(pid)) return;
     const end = start + length > U64_MAX ? U64_MAX : start + length;
+    if (!this.processes.has(pid)) {
+      // A process the model has not met yet, a fork child most likely: it is learnt at its next call (with
+      // the credentials it has then), and what it dropped meanwhile is applied to what it inherits.
+      const pending = this.pendingDrops.get(pid) ?? [];
+      pending.push({ start, end, privateOnly });
+      this.pendingDrops.set(pid, pending);
+      return;
+    }
+    if (!this.declared.has(pid) || !this.modelAlive(pid)) return;
     if (!privateOnly) return this.dropDeclared(pid, start, end);
     // MADV_DONTNEED of a shared mapping only unmaps: the object keeps the pages, the next fault finds them.
     for (const vma of vmasIn(pid, start, end)) {
@@ -1190,6 +1197,11 @@ export class Session {
       },
       step: (op) => void this.step(op),
       ensureProcess: (pid) => this.ensureProcess(pid),
+      inheritsCredentials: (parent, child) => {
+        const model = this.live.current.processes[String(parent)];
+        const real = this.credentials(child);
+        return model !== undefined && model.uid === real.uid && model.capIpcLock === real.capIpcLock;
+      },
       forked: (parent, child) => {
         this.processes.add(child);
         this.sharedFrames.forked(parent, child);
@@ -1197,6 +1209,9 @@ export class Session {
           child,
           (this.declared.get(parent) ?? []).map(([a, b]) => [a, b]),
         );
+        const pending = this.pendingDrops.get(child) ?? [];
+        this.pendingDrops.delete(child);
+        for (const d of pending) this.addressSpaceDropped(child, d.start, d.end - d.start, d.privateOnly);
       },
     });
   }
@@ -1272,6 +1287,8 @@ export class Session {
 
   private ensureProcess(pid: number): void {
     if (this.processes.has(pid)) return;
+    // A process met fresh (not as a fork) inherits no declarations: nothing its drops could apply to.
+    this.pendingDrops.delete(pid);
     const cred = this.credentials(pid);
     this.step({
       op: 'process',
