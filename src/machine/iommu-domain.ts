@@ -200,6 +200,20 @@ export function iommuMap(
       return -EEXIST;
     }
   }
+  emitMapped(sim, domain, iova, paddr, size, prot, fn);
+  return 0;
+}
+
+/** One IOPTE extent written: the event both mock eras end a (partial) map with. */
+function emitMapped(
+  sim: Sim,
+  domain: string,
+  iova: bigint,
+  paddr: bigint,
+  size: bigint,
+  prot: { read: boolean; write: boolean },
+  fn: string,
+): void {
   sim.emit({
     type: 'IommuMapped',
     v: 1,
@@ -212,7 +226,6 @@ export function iommuMap(
     write: prot.write,
     fn,
   });
-  return 0;
 }
 
 /** Record the interior tables a map or unmap of an iommupt mock allocated and freed, if any. */
@@ -305,20 +318,7 @@ function ptMockMap(
     }
   }
   emitTables(sim, domain, allocated, freed, 'pt_iommu_amdv1_mock_map_pages');
-  if (mappedEnd > iova) {
-    sim.emit({
-      type: 'IommuMapped',
-      v: 1,
-      domain,
-      extent: sim.newId(),
-      iova,
-      paddr,
-      size: mappedEnd - iova,
-      read: prot.read,
-      write: prot.write,
-      fn,
-    });
-  }
+  if (mappedEnd > iova) emitMapped(sim, domain, iova, paddr, mappedEnd - iova, prot, fn);
   // __iommu_map undoes a partial map itself.
   if (rc !== 0 && mappedEnd > iova) iommuUnmap(sim, domain, iova, mappedEnd - iova, '__iommu_map');
   return rc;
