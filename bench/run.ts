@@ -336,7 +336,7 @@ export function assemble(plan: Plan, m: Measured): Results {
       loadAverage: m.seek.load,
     },
     limit: null,
-    goals: [{ figure: 'p99Ms', op: '<=', value: 50 }],
+    goals: [{ figure: 'p99Ms', op: '<=', value: 16 }],
     notes: [
       `wall-clock latency of each stateAt (nearest snapshot + the events after it); p99 of CPU time per seek ${fmtNumber(m.seek.p99CpuMs)} ms, load average ${fmtNumber(m.seek.load)}`,
     ],
