@@ -531,6 +531,31 @@ int shmdt(const void *addr)
 	return ret;
 }
 
+/*
+ * alarm() stretched by IOPTRACE_ALARM_SCALE (a whole factor, run mode only). `ioptrace kernel selftest`
+ * sets it for the model's column: the kselftest harness arms alarm(30) around each test as a hang guard
+ * sized for the kernel, and the model serves each ioctl tens of times slower than the kernel does, so a
+ * long test would be killed for the model's speed, not for its answers. The VM's column is not stretched.
+ */
+typedef unsigned int (*alarm_fn)(unsigned int);
+
+unsigned int alarm(unsigned int seconds)
+{
+	static unsigned long scale;
+	static alarm_fn next;
+
+	if (!next) {
+		const char *text = getenv("IOPTRACE_ALARM_SCALE");
+		unsigned long n = text && server_path() ? strtoul(text, NULL, 10) : 1;
+
+		scale = n >= 1 && n <= 1000 ? n : 1;
+		next = (alarm_fn)dlsym(RTLD_NEXT, "alarm");
+	}
+	if (seconds && scale > 1)
+		seconds = seconds > UINT32_MAX / scale ? UINT32_MAX : (unsigned int)(seconds * scale);
+	return next(seconds);
+}
+
 /* ---- record mode ---- */
 
 #define MAX_RECORD_FD 4096

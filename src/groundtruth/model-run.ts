@@ -68,6 +68,14 @@ export function failureReasons(output: string, tests: readonly string[]): Record
   return out;
 }
 
+/**
+ * How much longer the kselftest harness's per-test alarm (30 s, sized for the kernel) runs under the model
+ * (native/preload/preload.c, alarm): the model answers each ioctl tens of times slower than the kernel,
+ * and on a loaded machine the longest loops (mock_domain_limit's ioas_iova_alloc, fork_gone) would be
+ * killed for the model's speed rather than judged on its answers. A test that hangs still ends, later.
+ */
+export const HARNESS_TIMEOUT_SCALE = 10;
+
 /** Run `program` under `ioptrace run --variant V` and read its TAP output. */
 export function runUnderModel(program: string, variant: string, timeoutMs = 20 * 60_000): Promise<ModelRun> {
   const dir = mkdtempSync(join(tmpdir(), 'ioptrace-selftest-model-'));
@@ -97,7 +105,10 @@ export function runUnderModel(program: string, variant: string, timeoutMs = 20 *
     const outputFd = openSync(outputPath, 'w');
     let child: ReturnType<typeof spawn>;
     try {
-      child = spawn(process.execPath, args, { stdio: ['ignore', outputFd, outputFd] });
+      child = spawn(process.execPath, args, {
+        stdio: ['ignore', outputFd, outputFd],
+        env: { ...process.env, IOPTRACE_ALARM_SCALE: String(HARNESS_TIMEOUT_SCALE) },
+      });
     } finally {
       closeSync(outputFd);
     }

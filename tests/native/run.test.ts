@@ -12,10 +12,12 @@ import {
   expectReplaysTheSame as replaysTheSame,
   MAP_UNMAP_IOCTLS,
   MAP_UNMAP_STDOUT,
+  buildClient,
   haveCc,
   runClient as runIn,
 } from '../support/run-client.js';
 import type { Event } from '../../src/events/events.js';
+import { HARNESS_TIMEOUT_SCALE } from '../../src/groundtruth/model-run.js';
 import { resolveVariant } from '../../src/kernel/variants.js';
 import { parseTraceText } from '../../src/replay/parse.js';
 import { replay } from '../../src/replay/replayer.js';
@@ -462,6 +464,14 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
       [parent, true, null],
     ]);
     await expectReplaysTheSame(r.trace, r.report);
+  });
+
+  it('stretches alarm() by IOPTRACE_ALARM_SCALE, as kernel selftest asks for the harness under the model', async () => {
+    const program = buildClient(dir, 'alarm');
+    const run = (env: Record<string, string>) =>
+      cli(['run', '--db', join(dir, 'alarm.db'), '--', program], { env }).then((r) => [r.status, r.stdout.trim()]);
+    expect(await run({})).toEqual([0, 'left 3']);
+    expect(await run({ IOPTRACE_ALARM_SCALE: String(HARNESS_TIMEOUT_SCALE) })).toEqual([0, 'left 30']);
   });
 
   it('follows munmap and MADV_DONTNEED: new memory at an address the program emptied holds no pin', async () => {
