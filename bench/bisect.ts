@@ -3,7 +3,8 @@
  * B4 bisect: two stored runs of the same guest trace that diverge at one op chosen at random: run A on
  * upstream (already recorded by B5), run B on upstream without map-requires-prot, recorded here into the
  * same database. The trace carries one ioas_map without READ or WRITE at the chosen op (generate.ts: the
- * probe), which upstream refuses and run B maps, so every op before it agrees.
+ * probe), which upstream's core refuses and run B's mock domain answers (with the iommupt mock: a WARN and
+ * -EINVAL), so every op before it agrees.
  *
  * Timed: bisectRuns (src/bisect) from its call to its answer, which includes the structural diff of the two
  * states after the divergent op and the op's events side by side. The answer is checked: the divergence

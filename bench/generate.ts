@@ -15,9 +15,10 @@
  * contiguous chunks of that size (each 1 GiB aligned, with a gap between chunks), as a hugetlb pool
  * reserved at boot tends to be. Either way the process sees 2 MiB huge pages.
  *
- * The probe (B4): `probeAt` puts one ioas_map with neither READ nor WRITE at that op. Upstream refuses it
- * (-EINVAL, [up:map-requires-prot]); a variant without that flag maps it. So two runs of one trace on those
- * two variants agree on every op before the probe and differ from it on: a divergence at a chosen op.
+ * The probe (B4): `probeAt` puts one ioas_map with neither READ nor WRITE at that op. Upstream's core
+ * refuses it (-EINVAL, [up:map-requires-prot]); without that flag it reaches the mock domain, which maps it
+ * (the xarray mock) or refuses it with a WARN (the iommupt mock, upstream's). So two runs of one trace on
+ * those two variants agree on every op before the probe and differ from it on: a divergence at a chosen op.
  *
  * Vocabulary as the trace format: addresses and lengths in bytes, `index` in 4 KiB pages.
  */

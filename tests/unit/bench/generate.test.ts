@@ -170,10 +170,16 @@ describe('the generated guest on the model', () => {
     expect(events).toBe(r.events);
   });
 
-  it('maps the probe without map-requires-prot, and agrees with upstream on every op before it', () => {
+  it('diverges at the probe without map-requires-prot, and agrees with upstream on every op before it', () => {
     const up = replayOn('upstream', [], null).r;
     const without = replayOn('upstream', ['map-requires-prot'], null).r;
-    expect(without.ops[12]).toMatchObject({ op: 'ioas_map', errno: null });
+    // The core no longer refuses the probe; the iommupt mock does, with its WARN (the xarray mock mapped it).
+    expect(without.ops[12]).toMatchObject({ op: 'ioas_map', errno: 'EINVAL' });
+    expect(without.warns.map((w) => `${w.fn}: ${w.detail}`)).toEqual([
+      'pt_iommu_amdv1_mock_map_pages: !(prot & (IOMMU_READ | IOMMU_WRITE))',
+    ]);
+    const xarrayEra = replayOn('upstream', ['map-requires-prot', 'mock-iommupt'], null).r;
+    expect(xarrayEra.ops[12]).toMatchObject({ op: 'ioas_map', errno: null });
     expect(without.ops.slice(0, 12).map((o) => o.digest)).toEqual(up.ops.slice(0, 12).map((o) => o.digest));
     expect(without.ops[12]?.digest).not.toBe(up.ops[12]?.digest);
   });
