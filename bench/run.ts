@@ -34,6 +34,8 @@ import { measurePgAppend, recordIntoPostgres } from './postgres.js';
 import type { PgAppendMeasurement } from './postgres.js';
 import { measureRebuild } from './rebuild.js';
 import { measureRoundtrip } from './roundtrip.js';
+import { measureSelftestRuns } from './selftest-run.js';
+import type { SelftestRunMeasurement } from './selftest-run.js';
 import type { RoundtripMeasurement } from './roundtrip.js';
 import type { RebuildMeasurement } from './rebuild.js';
 import { maxOf, minOf } from '../src/lib/arrays.js';
@@ -107,6 +109,7 @@ const JOBS: Record<string, (p: Params) => unknown> = {
   rebuild: (p) => measureRebuild(p['db'] as string, p['run'] as number),
   seek: (p) => measureSeeks(p['db'] as string, p['run'] as number, p['count'] as number, p['seed'] as number),
   roundtrip: (p) => measureRoundtrip(p['calls'] as number),
+  selftests: () => measureSelftestRuns(),
   serve: (p) => measureServe(p['db'] as string, p['run'] as number, p['count'] as number, p['seed'] as number),
   bisect: (p) =>
     measureBisect(p['db'] as string, p['run'] as number, p['events'] as number, p['options'] as GuestOptions),
@@ -193,7 +196,7 @@ export function roundtripResult(mode: Mode, m: RoundtripMeasurement): BenchResul
     limit: null,
     goals: [{ figure: 'medianUs', op: '<=', value: 100 }],
     notes: [
-      `round trip of one ioctl as the program sees it (CLOCK_MONOTONIC around ioctl()): median ${fmtNumber(m.medianUs)} us, p99 ${fmtNumber(m.p99Us)} us, min ${fmtNumber(m.minUs)} us; load average ${fmtNumber(m.loadBefore)} before, ${fmtNumber(m.loadAfter)} after; the selftest's wall time under run is not measured here (npm run test:kernel)`,
+      `round trip of one ioctl as the program sees it (CLOCK_MONOTONIC around ioctl()): median ${fmtNumber(m.medianUs)} us, p99 ${fmtNumber(m.p99Us)} us, min ${fmtNumber(m.minUs)} us; load average ${fmtNumber(m.loadBefore)} before, ${fmtNumber(m.loadAfter)} after; the selftests' wall time under run comes with --kernel`,
     ],
   });
 }
@@ -455,6 +458,29 @@ export function assemble(plan: Plan, m: Measured): Results {
   return results;
 }
 
+/** B7 with the selftests' wall time under `ioptrace run` (--kernel) added to its figures and notes. */
+export function withSelftestRuns(b7: BenchResult, runs: readonly SelftestRunMeasurement[]): BenchResult {
+  const figures = { ...b7.figures };
+  for (const r of runs) {
+    figures[`${r.program}UnderRunSeconds`] = r.wallSeconds;
+    figures[`${r.program}UnderRunPass`] = r.pass;
+    figures[`${r.program}UnderRunFail`] = r.fail;
+  }
+  const said = runs
+    .map(
+      (r) => `${r.program} ${fmtNumber(r.wallSeconds)} s (pass ${r.pass}, fail ${r.fail}, load ${fmtNumber(r.load)})`,
+    )
+    .join(', ');
+  return {
+    ...b7,
+    figures,
+    notes: [
+      ...b7.notes.map((n) => n.replace(/; the selftests' wall time under run comes with --kernel$/, '')),
+      `the kernel's selftests under ioptrace run --variant v6.12.y (wall time, as npm run test:kernel runs them): ${said}`,
+    ],
+  };
+}
+
 /** B11's traces: 500 in a full run, 100 with --quick, of at most 40 ops (the fuzz default). */
 export const KERNEL_TRACES = { full: 500, quick: 100 } as const;
 export const KERNEL_TRACE_OPS = 40;
@@ -612,6 +638,8 @@ async function main(): Promise<number> {
       ops: KERNEL_TRACE_OPS,
     });
   };
+  const selftestStep = (): Promise<SelftestRunMeasurement[]> =>
+    step<SelftestRunMeasurement[]>('B7 the kernel selftests under ioptrace run', 'selftests', {});
   const finish = (results: Results): number => {
     writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
     const lines = [
@@ -653,6 +681,7 @@ async function main(): Promise<number> {
         results = {};
       }
       results.B11 = kernelResult(plan.mode, await kernelStep());
+      if (results.B7 !== undefined) results.B7 = withSelftestRuns(results.B7, await selftestStep());
       return finish(results);
     }
     if (values['save-trace'] !== undefined) writeFileSync(values['save-trace'], guestTrace(plan.guest).text);
@@ -736,7 +765,10 @@ async function main(): Promise<number> {
       roundtrip,
       ...(postgres === undefined ? {} : { postgres }),
     });
-    if (values.kernel) results.B11 = kernelResult(plan.mode, await kernelStep());
+    if (values.kernel) {
+      results.B11 = kernelResult(plan.mode, await kernelStep());
+      if (results.B7 !== undefined) results.B7 = withSelftestRuns(results.B7, await selftestStep());
+    }
     return finish(results);
   } finally {
     if (values.keep) log(`databases kept in ${dir}`);
