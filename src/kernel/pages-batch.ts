@@ -15,6 +15,7 @@ import { unpinUserPageRangeDirtyLock } from '../machine/gup.js';
 import type { Ptr } from '../machine/heap.js';
 import { kfree, samePtr, tempKmalloc } from '../machine/heap.js';
 import { domainPgsizeMin, iommuIovaToPhys, iommuMap, iommuUnmap, isXarrayMock } from '../machine/iommu-domain.js';
+import type { IommuProt } from '../machine/iommu-domain.js';
 import { readPhys, writePhys } from '../machine/memory.js';
 import type { Sim } from '../machine/sim.js';
 import type { Area } from '../state/state.js';
@@ -376,7 +377,7 @@ function batchIommuMapSmall(
   iova: bigint,
   paddr: bigint,
   size: bigint,
-  prot: { read: boolean; write: boolean },
+  prot: IommuProt,
 ): number {
   const page = BigInt(sim.pageSize);
   if (paddr % page !== 0n || iova % page !== 0n || size % page !== 0n) {

@@ -39,6 +39,12 @@ import type { Sim } from './sim.js';
 import { hex } from '../lib/format.js';
 import { pgsizeRuns } from '../state/reducers/domain.js';
 
+/** IOMMU_READ / IOMMU_WRITE of a map. */
+export interface IommuProt {
+  read: boolean;
+  write: boolean;
+}
+
 const U64_LIMIT = 1n << 64n;
 /** The mock domain's aperture: [2^24, 2^31 - 1]. */
 export const MOCK_APERTURE: readonly [bigint, bigint] = [1n << 24n, (1n << 31n) - 1n];
@@ -177,7 +183,7 @@ export function iommuMap(
   iova: bigint,
   paddr: bigint,
   size: bigint,
-  prot: { read: boolean; write: boolean },
+  prot: IommuProt,
   fn: string,
 ): number {
   const d = domainOf(sim.state, domain);
@@ -211,7 +217,7 @@ function emitMapped(
   iova: bigint,
   paddr: bigint,
   size: bigint,
-  prot: { read: boolean; write: boolean },
+  prot: IommuProt,
   fn: string,
 ): void {
   sim.emit({
@@ -266,7 +272,7 @@ function ptMockMap(
   iova: bigint,
   paddr: bigint,
   size: bigint,
-  prot: { read: boolean; write: boolean },
+  prot: IommuProt,
   fn: string,
 ): number {
   const domain = d.name;

@@ -46,6 +46,13 @@ export class SessionServer extends LibrarySocketServer {
     let context: bigint | null = null;
     let controlOf: number | null = null;
     let accessFile: bigint | null = null;
+    // A process opens its control connection anew after exec (it is close-on-exec) and after fork: its first
+    // request there must not read or write through a mem file of its old image.
+    const meetImage = (pid: number): void => {
+      if (controlOf === pid) return;
+      controlOf = pid;
+      this.session.newProcessImage(pid);
+    };
     readRequests(socket, (req) => {
       if (req.kind === REQ_OPEN && context === null && accessFile === null && req.aux === DEV_ACCESS) {
         accessFile = req.ino;
@@ -59,11 +66,7 @@ export class SessionServer extends LibrarySocketServer {
         }
         socket.write(encodeReply(err === 0 ? 0 : -1, err));
       } else if (req.kind === REQ_IOCTL) {
-        if (controlOf !== req.pid) {
-          // A process opens its control connection anew after exec (it is close-on-exec) and after fork.
-          controlOf = req.pid;
-          this.session.newProcessImage(req.pid);
-        }
+        meetImage(req.pid);
         let reply = { ret: -1, err: EIO };
         this.guard(() => {
           reply = this.session.ioctl(req);
@@ -86,20 +89,13 @@ export class SessionServer extends LibrarySocketServer {
         });
         socket.write(encodeReply(rc < 0 ? -1 : rc, rc < 0 ? -rc : 0));
       } else if (req.kind === REQ_DROPPED && req.aux <= DROPPED_FIXED) {
-        if (controlOf !== req.pid) {
-          controlOf = req.pid;
-          this.session.newProcessImage(req.pid);
-        }
+        meetImage(req.pid);
         this.guard(
           () => (this.session.addressSpaceDropped(req.pid, req.ino, req.arg, req.aux === DROPPED_DONTNEED), 0),
         );
         socket.write(encodeReply(0, 0));
       } else if (req.kind === REQ_PROC_FILE && (req.aux === PROC_STATUS || req.aux === PROC_MEMINFO)) {
-        if (controlOf !== req.pid) {
-          // As for an ioctl: the first request of a new process image must not write through an old mem file.
-          controlOf = req.pid;
-          this.session.newProcessImage(req.pid);
-        }
+        meetImage(req.pid);
         let reply = { ret: -1, err: EIO };
         this.guard(() => {
           const target = Number(req.ino & 0xffffffffn);
