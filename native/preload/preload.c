@@ -470,6 +470,7 @@ void *mremap(void *old_address, size_t old_size, size_t new_size, int flags, ...
 	if (ret == MAP_FAILED)
 		return ret;
 	/* Moved: the old place is empty (MREMAP_DONTUNMAP leaves it mapped, but with its pages gone). */
+	/* Reading chosen: the new place is declared afresh, though the kernel moved the same pages there. */
 	if (ret != old_address)
 		address_space_dropped(old_address, old_size, IOPTRACE_DROPPED_MREMAP);
 	else if (new_size < old_size)
