@@ -84,6 +84,11 @@ async function whyPfn(source: EventSource, pfn: number, first: number, last: num
       case 'FramesAllocated':
         if (covers(e.pfn, e.count, pfn)) add(seq, op, e, `allocated as part of ${pfnSpan(e.pfn, e.count)} (${e.huge})`);
         break;
+      case 'FrameRunsAllocated':
+        for (const [runPfn, count] of e.runs) {
+          if (covers(runPfn, count, pfn)) add(seq, op, e, `allocated as part of ${pfnSpan(runPfn, count)} (${e.huge})`);
+        }
+        break;
       case 'VmaMapped': {
         let vpn = e.vpn;
         for (const [runPfn, count] of e.runs) {
