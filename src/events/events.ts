@@ -105,7 +105,18 @@ export const EVENT_SCHEMAS = [
     shared: z.literal(true).optional(),
   }),
   ev('VmaUnmapped', { mm: id, vpn: count, npages: count }),
-  ev('CowBroken', { mm: id, vpn: count, oldPfn: count, newPfn: count, fn }),
+  /**
+   * `npages` (present only in version 4 traces, for a huge page: 2 or more): the pages from `vpn` moved
+   * from the run at `oldPfn` to the run at `newPfn`. Absent: one page.
+   */
+  ev('CowBroken', {
+    mm: id,
+    vpn: count,
+    oldPfn: count,
+    newPfn: count,
+    fn,
+    npages: z.number().int().min(2).optional(),
+  }),
   ev('MemoryWritten', { pfn: count, offset: count, data: z.string() }),
   ev('PagesPinned', { pfn: count, count, fn, mm: id.nullable() }),
   ev('PagesUnpinned', { pfn: count, count, dirty: z.boolean(), fn }),

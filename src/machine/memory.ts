@@ -328,7 +328,15 @@ export function breakCow(sim: Sim, mm: number, vpn: number, fn: string): number 
   const olds: number[] = [];
   for (let i = 0; i < block; i++) olds.push(xaLoad(m.pt, base + i) ?? 0);
   const fresh = allocFrames(sim, at.vma.huge);
-  olds.forEach((oldPfn, i) => sim.emit({ type: 'CowBroken', v: 1, mm, vpn: base + i, oldPfn, newPfn: fresh + i, fn }));
+  const first = olds[0] ?? 0;
+  if (sim.runsPerEvent !== null && block > 1 && olds.every((pfn, i) => pfn === first + i)) {
+    // Version 4: a huge page (one PFN run, as every huge page is) in one event.
+    sim.emit({ type: 'CowBroken', v: 1, mm, vpn: base, oldPfn: first, newPfn: fresh, fn, npages: block });
+  } else {
+    olds.forEach((oldPfn, i) =>
+      sim.emit({ type: 'CowBroken', v: 1, mm, vpn: base + i, oldPfn, newPfn: fresh + i, fn }),
+    );
+  }
   return fresh + (vpn - base);
 }
 

@@ -138,11 +138,15 @@ export function vmaUnmapped(s: State, e: EventOf<'VmaUnmapped'>): void {
 
 export function cowBroken(s: State, e: EventOf<'CowBroken'>): void {
   const mm = mustGet(s.mms, e.mm, 'mm');
-  recordStructure(s, 'mm', e.mm, mm, 'pt', (pt) => xaStore(pt, e.vpn, e.newPfn, 1));
-  const data = s.pageData[e.oldPfn];
-  updateFrames(s, e.newPfn, 1, (f) => (f ? { ...f, maps: f.maps + 1 } : f));
-  updateFrames(s, e.oldPfn, 1, (f) => (f ? frameOrFree({ ...f, maps: f.maps - 1 }) : f));
-  if (data !== undefined) entrySet(s, 'pageData', s.pageData, e.newPfn, data);
+  const n = e.npages ?? 1;
+  recordStructure(s, 'mm', e.mm, mm, 'pt', (pt) => xaStore(pt, e.vpn, e.newPfn, n));
+  const data: (string | undefined)[] = [];
+  for (let i = 0; i < n; i++) data.push(s.pageData[e.oldPfn + i]);
+  updateFrames(s, e.newPfn, n, (f) => (f ? { ...f, maps: f.maps + 1 } : f));
+  updateFrames(s, e.oldPfn, n, (f) => (f ? frameOrFree({ ...f, maps: f.maps - 1 }) : f));
+  data.forEach((hex, i) => {
+    if (hex !== undefined) entrySet(s, 'pageData', s.pageData, e.newPfn + i, hex);
+  });
 }
 
 export function memoryWritten(s: State, e: EventOf<'MemoryWritten'>): void {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { rangeGet, rangeSegments } from '../../../src/structures/range-map.js';
-import { mmap, vaToPfn } from '../../../src/machine/memory.js';
+import { cpuWrite, mmap, readPhys, vaToPfn, writePhys } from '../../../src/machine/memory.js';
 import { memfdCreate } from '../../../src/machine/memfd.js';
 import { createProcess } from '../../../src/machine/mm.js';
 import type { Event } from '../../../src/events/events.js';
@@ -140,5 +140,30 @@ describe('allocation in PFN runs (version 4)', () => {
     expect(rangeGet(h.sim.state.frames, 0x50010)?.maps).toBe(2);
     expect(vaToPfn(h.sim.state, 1, VPN + 16 + 5)).toBe(0x50010);
     expectRebuildEqual(h);
+  });
+
+  it('breaks copy-on-write of a huge page in one CowBroken of its run', () => {
+    const huge = { huge: '2M', writable: true } as const;
+    const worlds = [oneProcess(2), oneProcess(null)].map((h) => {
+      createProcess(h.sim, '2', { uid: 1000, memlock: 65536n, capIpcLock: false });
+      expect(mmap(h.sim, '1', VA, 1n << 21n, { ...huge, pfns: [[0x200, 512]] })).toBe(0);
+      expect(mmap(h.sim, '2', VA, 1n << 21n, { ...huge, pfns: [[0x200, 512]] })).toBe(0);
+      writePhys(h.sim, 0x203, 0, new Uint8Array([0xbb, 0xcc]));
+      expect(cpuWrite(h.sim, '1', VA + 0x4000n, new Uint8Array([0xaa]))).toBe(0);
+      return h;
+    });
+    const [runs, pages] = worlds as [World, World];
+    const fresh = vaToPfn(runs.sim.state, 1, VPN) ?? 0;
+    expect(eventsOf(runs, 'CowBroken')).toEqual([
+      { type: 'CowBroken', v: 1, mm: 1, vpn: VPN, oldPfn: 0x200, newPfn: fresh, fn: 'do_wp_page', npages: 512 },
+    ]);
+    expect(eventsOf(pages, 'CowBroken')).toHaveLength(512);
+    expect(runs.sim.state).toEqual(pages.sim.state);
+    expect(rangeGet(runs.sim.state.frames, 0x200)?.maps).toBe(1);
+    // The contents come along, page by page.
+    expect([...readPhys(runs.sim.state, fresh + 3, 0, 2)]).toEqual([0xbb, 0xcc]);
+    expect([...readPhys(runs.sim.state, fresh + 4, 0, 1)]).toEqual([0xaa]);
+    expect(vaToPfn(runs.sim.state, 2, VPN + 511)).toBe(0x200 + 511);
+    expectRebuildEqual(runs);
   });
 });
