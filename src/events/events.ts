@@ -47,6 +47,12 @@ export const TreeRef = z.discriminatedUnion('kind', [
 ]);
 export type TreeRef = z.infer<typeof TreeRef>;
 
+/**
+ * The most PFN runs one event carries in version 4 traces (FrameRunsAllocated, VmaMapped): a guest whose
+ * frames are all apart costs events in proportion to its runs, and no single event grows with the guest.
+ */
+export const MAX_EVENT_RUNS = 1024;
+
 const ev = <T extends string, S extends z.ZodRawShape>(type: T, shape: S) =>
   z.strictObject({ type: z.literal(type), v: z.literal(1), ...shape });
 
@@ -99,7 +105,18 @@ export const EVENT_SCHEMAS = [
     shared: z.literal(true).optional(),
   }),
   ev('VmaUnmapped', { mm: id, vpn: count, npages: count }),
-  ev('CowBroken', { mm: id, vpn: count, oldPfn: count, newPfn: count, fn }),
+  /**
+   * `npages` (present only in version 4 traces, for a huge page: 2 or more): the pages from `vpn` moved
+   * from the run at `oldPfn` to the run at `newPfn`. Absent: one page.
+   */
+  ev('CowBroken', {
+    mm: id,
+    vpn: count,
+    oldPfn: count,
+    newPfn: count,
+    fn,
+    npages: z.number().int().min(2).optional(),
+  }),
   ev('MemoryWritten', { pfn: count, offset: count, data: z.string() }),
   ev('PagesPinned', { pfn: count, count, fn, mm: id.nullable() }),
   ev('PagesUnpinned', { pfn: count, count, dirty: z.boolean(), fn }),
@@ -274,6 +291,14 @@ export const EVENT_SCHEMAS = [
   ev('HwQueueAllocated', { queue: name, ioas: name, baseAddr: u64, length: u64, basePa: u64 }),
   /** iommufd_hw_queue_destroy began: the queue is gone; its access is unpinned and destroyed next. */
   ev('HwQueueDestroyed', { queue: name }),
+
+  // ---- allocation in PFN runs (version 4 traces; appended) ----
+  /**
+   * Frames allocated as several blocks at once: each run is one block (or one hole of a given layout),
+   * never more than MAX_EVENT_RUNS runs per event (a longer list is split into several events). Version 4
+   * traces emit it where earlier versions emit one FramesAllocated per block.
+   */
+  ev('FrameRunsAllocated', { huge: z.enum(HUGE_SIZES), runs: z.array(z.tuple([count, count])).max(MAX_EVENT_RUNS) }),
 ] as const;
 
 export const Event = z.discriminatedUnion('type', EVENT_SCHEMAS);

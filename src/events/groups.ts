@@ -47,6 +47,7 @@ export const FINDING_EVENTS = ['Warned', 'ViolationDetected'] as const satisfies
 export const PFN_EVENTS = [
   'RunConfigured',
   'FramesAllocated',
+  'FrameRunsAllocated',
   'VmaMapped',
   'VmaUnmapped',
   'CowBroken',

@@ -25,7 +25,7 @@ import { InternalError } from '../lib/errors.js';
 import type { Process } from '../state/state.js';
 import { ESRCH } from './errno.js';
 import { dupFdTable } from './files.js';
-import { allocFrames, hugePfns } from './memory.js';
+import { allocBlocks, allocFrames, emitVmaMapped, hugePfns } from './memory.js';
 import type { Sim } from './sim.js';
 
 function processOf(sim: Sim, pid: string): Process {
@@ -78,6 +78,13 @@ function dupMmap(sim: Sim, from: number, to: number): void {
       else runs.push([pfn, count]);
     };
     const starts = [...copied].sort((x, y) => x - y);
+    // Version 4: the copies' frames are allocated up front, in bounded run lists; earlier versions
+    // allocate each copy where it is made.
+    const fresh = new Map<number, number>();
+    if (sim.runsPerEvent !== null) {
+      const blocks = allocBlocks(sim, vma.huge, starts.length);
+      starts.forEach((vpnStart, i) => fresh.set(vpnStart, blocks[i] ?? 0));
+    }
     for (const piece of pieces) {
       let at = piece.index;
       const end = piece.index + piece.count;
@@ -85,8 +92,9 @@ function dupMmap(sim: Sim, from: number, to: number): void {
         const blockStart = at - (at % block);
         if (copied.has(blockStart)) {
           const blockEnd = Math.min(blockStart + block, end);
-          const fresh = copyBlock(sim, vma.huge, piece.pfn + (blockStart - piece.index), block);
-          push(fresh + (at - blockStart), blockEnd - at);
+          const from = piece.pfn + (blockStart - piece.index);
+          const to = copyBlock(sim, vma.huge, from, block, fresh.get(blockStart));
+          push(to + (at - blockStart), blockEnd - at);
           at = blockEnd;
         } else {
           // Shared up to the next copied block: one run, however many pages.
@@ -96,17 +104,7 @@ function dupMmap(sim: Sim, from: number, to: number): void {
         }
       }
     }
-    sim.emit({
-      type: 'VmaMapped',
-      v: 1,
-      mm: to,
-      vpn,
-      npages,
-      writable: vma.writable,
-      huge: vma.huge,
-      runs,
-      ...(vma.shared === true ? { shared: true as const } : {}),
-    });
+    emitVmaMapped(sim, to, vpn, npages, vma, runs);
   }
 }
 
@@ -139,9 +137,18 @@ function pinnedBlocks(
   return out;
 }
 
-/** copy_present_page: a fresh block with the contents of the block at `pfn`; its first PFN. */
-function copyBlock(sim: Sim, huge: Parameters<typeof allocFrames>[1], pfn: number, count: number): number {
-  const fresh = allocFrames(sim, huge);
+/**
+ * copy_present_page: a fresh block with the contents of the block at `pfn`; its first PFN. `allocated` is
+ * the block already allocated for it (version 4), else one is allocated here.
+ */
+function copyBlock(
+  sim: Sim,
+  huge: Parameters<typeof allocFrames>[1],
+  pfn: number,
+  count: number,
+  allocated: number | undefined,
+): number {
+  const fresh = allocated ?? allocFrames(sim, huge);
   for (let i = 0; i < count; i++) {
     const data = sim.state.pageData[pfn + i];
     if (data !== undefined) sim.emit({ type: 'MemoryWritten', v: 1, pfn: fresh + i, offset: 0, data });

@@ -23,7 +23,7 @@ import type { MemFile } from '../state/state.js';
 import { xaLoad } from '../structures/xarray.js';
 import { EINVAL, ESRCH } from './errno.js';
 import { unpinUserPages } from './gup.js';
-import { allocFrames, frameAt, hugePfns } from './memory.js';
+import { allocBlocks, frameAt, hugePfns } from './memory.js';
 import type { Sim } from './sim.js';
 
 /** A pinned folio as the kernel's `struct folio *`: its PFN block and the PFN that holds its one pin. */
@@ -60,8 +60,7 @@ export function memfdCreate(sim: Sim, pid: string, file: string, length: bigint,
   const per = hugePfns(sim.pageSize, folio);
   const unit = BigInt(per * sim.pageSize);
   const npages = Number(((length + unit - 1n) / unit) * BigInt(per));
-  const runs: [number, number][] = [];
-  for (let done = 0; done < npages; done += per) runs.push([allocFrames(sim, folio), per]);
+  const runs = allocBlocks(sim, folio, npages / per).map((pfn): [number, number] => [pfn, per]);
   sim.emit({ type: 'MemfdCreated', v: 1, file, pid, npages, folio, runs });
   return 0;
 }

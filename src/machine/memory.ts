@@ -78,6 +78,82 @@ export function allocFrames(sim: Sim, huge: HugeSize): number {
   return start;
 }
 
+/**
+ * Allocate `nblocks` blocks of the default layout, as that many allocFrames calls would place them; their
+ * first PFNs in order. Version 4 traces say so in FrameRunsAllocated events of at most `sim.runsPerEvent`
+ * blocks each; earlier versions in one FramesAllocated per block.
+ */
+export function allocBlocks(sim: Sim, huge: HugeSize, nblocks: number): number[] {
+  const starts: number[] = [];
+  const perEvent = sim.runsPerEvent;
+  if (perEvent === null) {
+    for (let i = 0; i < nblocks; i++) starts.push(allocFrames(sim, huge));
+    return starts;
+  }
+  const count = hugePfns(sim.pageSize, huge);
+  let start = sim.state.nextPfn;
+  if (start > FIRST_PFN || rangeGet(sim.state.frames, start - 1) !== undefined) start += 1;
+  for (let i = 0; i < nblocks; i++) {
+    start = alignUp(start, count);
+    starts.push(start);
+    // The next block leaves one PFN of gap above this one, as allocFrames does above the highest PFN.
+    start += count + 1;
+  }
+  emitFrameRuns(
+    sim,
+    huge,
+    starts.map((pfn): [number, number] => [pfn, count]),
+  );
+  return starts;
+}
+
+/** FrameRunsAllocated events of at most `sim.runsPerEvent` runs each (version 4 traces only). */
+function emitFrameRuns(sim: Sim, huge: HugeSize, runs: readonly [number, number][]): void {
+  const perEvent = sim.runsPerEvent;
+  if (perEvent === null) throw new InternalError('FrameRunsAllocated outside a version 4 trace');
+  for (let at = 0; at < runs.length; at += perEvent) {
+    sim.emit({ type: 'FrameRunsAllocated', v: 1, huge, runs: runs.slice(at, at + perEvent) });
+  }
+}
+
+/**
+ * The VmaMapped of a mapping of `npages` at `vpn` whose page table is `runs` (in VA order, `npages` in all).
+ * Version 4 traces split it into consecutive mappings of at most `sim.runsPerEvent` runs each: the same VMA
+ * (equal neighbours coalesce) and page table as the one event that earlier versions emit.
+ */
+export function emitVmaMapped(
+  sim: Sim,
+  mm: number,
+  vpn: number,
+  npages: number,
+  vma: Vma,
+  runs: [number, number][],
+): void {
+  const shared = vma.shared === true ? { shared: true as const } : {};
+  const perEvent = sim.runsPerEvent;
+  if (perEvent === null || runs.length <= perEvent) {
+    sim.emit({ type: 'VmaMapped', v: 1, mm, vpn, npages, writable: vma.writable, huge: vma.huge, runs, ...shared });
+    return;
+  }
+  let at = vpn;
+  for (let i = 0; i < runs.length; i += perEvent) {
+    const part = runs.slice(i, i + perEvent);
+    const pages = part.reduce((n, [, c]) => n + c, 0);
+    sim.emit({
+      type: 'VmaMapped',
+      v: 1,
+      mm,
+      vpn: at,
+      npages: pages,
+      writable: vma.writable,
+      huge: vma.huge,
+      runs: part,
+      ...shared,
+    });
+    at += pages;
+  }
+}
+
 /** Merge PFN runs that continue each other; -EINVAL for an empty run or PFN 0. */
 function normaliseRuns(runs: readonly [number, number][]): [number, number][] | null {
   const out: [number, number][] = [];
@@ -154,36 +230,53 @@ export function mmap(
   const rc = unmapRange(sim, proc.mm, vpn, npages);
   if (rc) return rc;
 
-  const runs: [number, number][] = [];
+  let runs: [number, number][];
   if (given !== null) {
-    for (const [pfn, count] of given) {
-      // Only the holes are new frames; a live frame is shared. Each run re-reads the state, so a PFN that
-      // appears twice in one layout is allocated once.
-      let pos = pfn;
-      const holes: [number, number][] = [];
-      for (const seg of rangeSegments(sim.state.frames, pfn, count)) {
-        if (seg.start > pos) holes.push([pos, seg.start - pos]);
-        pos = seg.start + seg.count;
-      }
-      if (pos < pfn + count) holes.push([pos, pfn + count - pos]);
-      for (const [at, n] of holes) sim.emit({ type: 'FramesAllocated', v: 1, pfn: at, count: n, huge: opts.huge });
-      runs.push([pfn, count]);
-    }
+    allocHoles(sim, opts.huge, given);
+    runs = given;
   } else {
-    for (let done = 0; done < npages; done += blockPfns) runs.push([allocFrames(sim, opts.huge), blockPfns]);
+    runs = allocBlocks(sim, opts.huge, npages / blockPfns).map((pfn): [number, number] => [pfn, blockPfns]);
   }
-  sim.emit({
-    type: 'VmaMapped',
-    v: 1,
-    mm: proc.mm,
-    vpn,
-    npages,
-    writable: opts.writable,
-    huge: opts.huge,
-    runs,
-    ...(opts.shared === true ? { shared: true as const } : {}),
-  });
+  const vma: Vma = { writable: opts.writable, huge: opts.huge, ...(opts.shared === true ? { shared: true } : {}) };
+  emitVmaMapped(sim, proc.mm, vpn, npages, vma, runs);
   return 0;
+}
+
+/**
+ * Allocate the frames of a given layout that are not live yet (its holes); a live frame is shared. Versions
+ * 1 to 3 emit one FramesAllocated per hole, version 4 gathers the holes into FrameRunsAllocated events.
+ * A PFN that appears twice in one layout is allocated once: each run is compared with the state and with
+ * the holes not yet emitted (those are emitted first when the run overlaps their span).
+ */
+function allocHoles(sim: Sim, huge: HugeSize, given: readonly [number, number][]): void {
+  const pending: [number, number][] = [];
+  let low = Infinity;
+  let high = -Infinity;
+  const flush = (): void => {
+    if (pending.length > 0) emitFrameRuns(sim, huge, pending.splice(0));
+    low = Infinity;
+    high = -Infinity;
+  };
+  for (const [pfn, count] of given) {
+    if (pfn < high && pfn + count > low) flush();
+    let pos = pfn;
+    const holes: [number, number][] = [];
+    for (const seg of rangeSegments(sim.state.frames, pfn, count)) {
+      if (seg.start > pos) holes.push([pos, seg.start - pos]);
+      pos = seg.start + seg.count;
+    }
+    if (pos < pfn + count) holes.push([pos, pfn + count - pos]);
+    for (const [at, n] of holes) {
+      if (sim.runsPerEvent === null) {
+        sim.emit({ type: 'FramesAllocated', v: 1, pfn: at, count: n, huge });
+        continue;
+      }
+      pending.push([at, n]);
+      low = Math.min(low, at);
+      high = Math.max(high, at + n);
+    }
+  }
+  flush();
 }
 
 /**
@@ -235,7 +328,15 @@ export function breakCow(sim: Sim, mm: number, vpn: number, fn: string): number 
   const olds: number[] = [];
   for (let i = 0; i < block; i++) olds.push(xaLoad(m.pt, base + i) ?? 0);
   const fresh = allocFrames(sim, at.vma.huge);
-  olds.forEach((oldPfn, i) => sim.emit({ type: 'CowBroken', v: 1, mm, vpn: base + i, oldPfn, newPfn: fresh + i, fn }));
+  const first = olds[0] ?? 0;
+  if (sim.runsPerEvent !== null && block > 1 && olds.every((pfn, i) => pfn === first + i)) {
+    // Version 4: a huge page (one PFN run, as every huge page is) in one event.
+    sim.emit({ type: 'CowBroken', v: 1, mm, vpn: base, oldPfn: first, newPfn: fresh, fn, npages: block });
+  } else {
+    olds.forEach((oldPfn, i) =>
+      sim.emit({ type: 'CowBroken', v: 1, mm, vpn: base + i, oldPfn, newPfn: fresh + i, fn }),
+    );
+  }
   return fresh + (vpn - base);
 }
 

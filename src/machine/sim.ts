@@ -45,6 +45,12 @@ export class Sim {
    * PFNs their findings were stored with, so their digests and heads stay what they were. Set once.
    */
   findingsInHex = false;
+  /**
+   * Version 4 traces: the most PFN runs one allocation or mapping event carries (MAX_EVENT_RUNS; tests set
+   * less). null: one FramesAllocated per block and one VmaMapped per mapping, as versions 1 to 3 stored
+   * them. Set once.
+   */
+  runsPerEvent: number | null = null;
   /** Each mm's mmap lock (mmap-lock.ts); free between operations unless a task hung on it. */
   readonly mmapLocks = new Map<number, MmapLockState>();
   private idCursor = 0;

@@ -12,6 +12,7 @@
  * Deterministic: the same trace, variant and fault plan give the same events, byte for byte.
  */
 import type { Event } from '../events/events.js';
+import { MAX_EVENT_RUNS } from '../events/events.js';
 import type { Expectation, TraceHeader, TraceOp } from '../events/trace.js';
 import { lastTraceOpLine, traceOpCount } from './parse.js';
 import type { TraceInput } from './parse.js';
@@ -277,6 +278,7 @@ export class LiveReplay {
     this.sim.runFailNth = options.failNth ?? null;
     this.sim.fileLifetime = header.version >= 2;
     this.sim.findingsInHex = header.version >= 3;
+    this.sim.runsPerEvent = header.version >= 4 ? MAX_EVENT_RUNS : null;
     this.runOp(0, 0, 'setup', null, () => {
       this.sim.emit({
         type: 'RunConfigured',

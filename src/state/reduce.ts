@@ -43,6 +43,7 @@ export const REDUCERS: ReducerTable = {
   MmGrabbed: machine.mmGrabbed,
   MmDropped: machine.mmDropped,
   FramesAllocated: machine.framesAllocated,
+  FrameRunsAllocated: machine.frameRunsAllocated,
   VmaMapped: machine.vmaMapped,
   VmaUnmapped: machine.vmaUnmapped,
   CowBroken: machine.cowBroken,

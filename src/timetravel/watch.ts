@@ -386,7 +386,7 @@ const TYPES_OF: Record<Exclude<ValueNode['kind'], 'number' | 'pages'>, readonly 
   user: ['ProcessCreated', 'AccountingCharged', 'AccountingUncharged'],
   mm: ['ProcessCreated', 'AccountingCharged', 'AccountingUncharged', 'MmGot', 'MmPut', 'MmGrabbed', 'MmDropped'],
   findings: FINDING_EVENTS,
-  frame: ['FramesAllocated', 'VmaMapped', 'VmaUnmapped', 'CowBroken', ...PIN_EVENTS],
+  frame: ['FramesAllocated', 'FrameRunsAllocated', 'VmaMapped', 'VmaUnmapped', 'CowBroken', ...PIN_EVENTS],
   xa: ['PagesAllocated', 'PagesReleased', 'XaStored', 'XaErased'],
 };
 

@@ -84,6 +84,11 @@ async function whyPfn(source: EventSource, pfn: number, first: number, last: num
       case 'FramesAllocated':
         if (covers(e.pfn, e.count, pfn)) add(seq, op, e, `allocated as part of ${pfnSpan(e.pfn, e.count)} (${e.huge})`);
         break;
+      case 'FrameRunsAllocated':
+        for (const [runPfn, count] of e.runs) {
+          if (covers(runPfn, count, pfn)) add(seq, op, e, `allocated as part of ${pfnSpan(runPfn, count)} (${e.huge})`);
+        }
+        break;
       case 'VmaMapped': {
         let vpn = e.vpn;
         for (const [runPfn, count] of e.runs) {
@@ -105,20 +110,22 @@ async function whyPfn(source: EventSource, pfn: number, first: number, last: num
           }
         }
         break;
-      case 'CowBroken':
-        if (e.oldPfn === pfn) {
-          inPt.delete(`${e.mm}:${e.vpn}`);
-          add(
-            seq,
-            op,
-            e,
-            `copied on write away from vpn ${hex(e.vpn)} of mm ${e.mm} (now pfn ${hex(e.newPfn)}) in ${e.fn}`,
-          );
-        } else if (e.newPfn === pfn) {
-          inPt.add(`${e.mm}:${e.vpn}`);
-          add(seq, op, e, `copy on write of pfn ${hex(e.oldPfn)} at vpn ${hex(e.vpn)} of mm ${e.mm} in ${e.fn}`);
+      case 'CowBroken': {
+        // One page, or a huge page's run (npages, version 4): the page of `pfn` in it.
+        const n = e.npages ?? 1;
+        if (covers(e.oldPfn, n, pfn)) {
+          const vpn = e.vpn + (pfn - e.oldPfn);
+          inPt.delete(`${e.mm}:${vpn}`);
+          const now = e.newPfn + (pfn - e.oldPfn);
+          add(seq, op, e, `copied on write away from vpn ${hex(vpn)} of mm ${e.mm} (now pfn ${hex(now)}) in ${e.fn}`);
+        } else if (covers(e.newPfn, n, pfn)) {
+          const vpn = e.vpn + (pfn - e.newPfn);
+          const was = e.oldPfn + (pfn - e.newPfn);
+          inPt.add(`${e.mm}:${vpn}`);
+          add(seq, op, e, `copy on write of pfn ${hex(was)} at vpn ${hex(vpn)} of mm ${e.mm} in ${e.fn}`);
         }
         break;
+      }
       case 'MemoryWritten':
         if (e.pfn === pfn) add(seq, op, e, `written: ${e.data.length / 2} bytes at offset ${hex(e.offset)}`);
         break;

@@ -190,7 +190,7 @@ export class IncrementalChecker {
         pushWin(this.mmWins, e.mm, [e.vpn, e.vpn + e.npages - 1]);
         break;
       case 'CowBroken':
-        pushWin(this.mmWins, e.mm, [e.vpn, e.vpn]);
+        pushWin(this.mmWins, e.mm, [e.vpn, e.vpn + (e.npages ?? 1) - 1]);
         break;
       case 'PagesAllocated':
       case 'PagesReleased':

@@ -74,6 +74,39 @@ export function framesAllocated(s: State, e: EventOf<'FramesAllocated'>): void {
   s.nextPfn = Math.max(s.nextPfn, e.pfn + e.count);
 }
 
+/** Version 4: several blocks at once; the same state as one FramesAllocated per run, in run order. */
+export function frameRunsAllocated(s: State, e: EventOf<'FrameRunsAllocated'>): void {
+  dropPageDataOfRuns(s, e.runs);
+  const frame: Frame = { pins: 0, maps: 0, huge: e.huge, dirty: false };
+  let top = s.nextPfn;
+  recordStructure(s, 'state', 'memory', { frames: s.frames }, 'frames', (frames) => {
+    for (const [pfn, count] of e.runs) {
+      rangeSet(frames, pfn, count, frame, FRAME_SPEC);
+      top = Math.max(top, pfn + count);
+    }
+  });
+  s.nextPfn = top;
+}
+
+/** dropPageData of every run, in one pass over the page contents however many runs there are. */
+function dropPageDataOfRuns(s: State, runs: readonly [number, number][]): void {
+  const keys = Object.keys(s.pageData);
+  if (keys.length === 0) return;
+  const sorted = [...runs].sort((a, b) => a[0] - b[0]);
+  for (const key of keys) {
+    const p = Number(key);
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((sorted[mid]?.[0] ?? Infinity) <= p) lo = mid + 1;
+      else hi = mid;
+    }
+    const run = sorted[lo - 1];
+    if (run !== undefined && p < run[0] + run[1]) entrySet(s, 'pageData', s.pageData, p, undefined);
+  }
+}
+
 export function vmaMapped(s: State, e: EventOf<'VmaMapped'>): void {
   const mm = mustGet(s.mms, e.mm, 'mm');
   recordStructure(s, 'mm', e.mm, mm, 'vmas', (vmas) =>
@@ -105,11 +138,15 @@ export function vmaUnmapped(s: State, e: EventOf<'VmaUnmapped'>): void {
 
 export function cowBroken(s: State, e: EventOf<'CowBroken'>): void {
   const mm = mustGet(s.mms, e.mm, 'mm');
-  recordStructure(s, 'mm', e.mm, mm, 'pt', (pt) => xaStore(pt, e.vpn, e.newPfn, 1));
-  const data = s.pageData[e.oldPfn];
-  updateFrames(s, e.newPfn, 1, (f) => (f ? { ...f, maps: f.maps + 1 } : f));
-  updateFrames(s, e.oldPfn, 1, (f) => (f ? frameOrFree({ ...f, maps: f.maps - 1 }) : f));
-  if (data !== undefined) entrySet(s, 'pageData', s.pageData, e.newPfn, data);
+  const n = e.npages ?? 1;
+  recordStructure(s, 'mm', e.mm, mm, 'pt', (pt) => xaStore(pt, e.vpn, e.newPfn, n));
+  const data: (string | undefined)[] = [];
+  for (let i = 0; i < n; i++) data.push(s.pageData[e.oldPfn + i]);
+  updateFrames(s, e.newPfn, n, (f) => (f ? { ...f, maps: f.maps + 1 } : f));
+  updateFrames(s, e.oldPfn, n, (f) => (f ? frameOrFree({ ...f, maps: f.maps - 1 }) : f));
+  data.forEach((hex, i) => {
+    if (hex !== undefined) entrySet(s, 'pageData', s.pageData, e.newPfn + i, hex);
+  });
 }
 
 export function memoryWritten(s: State, e: EventOf<'MemoryWritten'>): void {
