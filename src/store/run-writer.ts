@@ -111,6 +111,11 @@ export interface Batch {
 export interface WriterDialect {
   /** Rows per multi-row INSERT statement (events and op rows), within the driver's limit of parameters. */
   chunkRows: number;
+  /**
+   * A chunk of fewer rows (the last of a run) is written as a multiple of tailRows rows and the rest, so a
+   * connection that caches its statements compiles few sizes (chunkRows: one statement, whatever its size).
+   */
+  tailRows: number;
   /** The statements in the dialect's spelling of bound parameters (writerSql). */
   sql: WriterSql;
   /** How a driver error reads inside a StoreError message. */
@@ -381,10 +386,7 @@ export abstract class BatchingRunWriter implements RunWriter {
    */
   protected *statements(batch: Batch, finish: FinishRow | null): Generator<BatchStatement, void, undefined> {
     const sql = this.#sql;
-    const eventWidth = EVENT_COLUMNS.length;
-    for (const params of batch.eventChunks) {
-      yield { step: 'events', sql: sql.insert('events', EVENT_COLUMNS, params.length / eventWidth), params };
-    }
+    for (const params of batch.eventChunks) yield* this.#inserts('events', EVENT_COLUMNS, params);
     if (batch.eventCount > 0) {
       const params = [this.run, batch.firstSeq, batch.lastSeq, JSON.stringify(batch.types)];
       yield { step: 'block', sql: sql.insertBlock, params };
@@ -394,11 +396,29 @@ export abstract class BatchingRunWriter implements RunWriter {
     const width = this.#dialect.chunkRows * opWidth;
     for (let at = 0; at < ops.length; at += width) {
       const params = ops.length - at > width ? ops.slice(at, at + width) : at === 0 ? ops : ops.slice(at);
-      yield { step: 'ops', sql: sql.insert('ops', OP_COLUMNS, params.length / opWidth), params };
+      yield* this.#inserts('ops', OP_COLUMNS, params);
     }
     for (const params of batch.snapshots) yield { step: 'snapshots', sql: sql.insertSnapshot, params };
     if (finish !== null)
       yield { step: 'finish', sql: sql.finishRun, params: [...finishParams(finish, batch), this.run] };
+  }
+
+  /** The INSERTs of one chunk of rows (`columns` values each) into `table`: see WriterDialect.tailRows. */
+  *#inserts(
+    table: 'events' | 'ops',
+    columns: readonly string[],
+    params: unknown[],
+  ): Generator<BatchStatement, void, undefined> {
+    const width = columns.length;
+    const rows = params.length / width;
+    const tailRows = this.#dialect.tailRows;
+    const whole = rows === this.#dialect.chunkRows ? rows : rows - (rows % tailRows);
+    if (whole === rows || whole === 0) {
+      yield { step: table, sql: this.#sql.insert(table, columns, rows), params };
+      return;
+    }
+    yield { step: table, sql: this.#sql.insert(table, columns, whole), params: params.slice(0, whole * width) };
+    yield { step: table, sql: this.#sql.insert(table, columns, rows - whole), params: params.slice(whole * width) };
   }
 
   /** `batch` is committed: the chains as it leaves them are the ones to go back to. */

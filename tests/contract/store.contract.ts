@@ -283,6 +283,24 @@ export function storeContract(backend: string, factory: StoreFactory): void {
       });
     });
 
+    it('writes every row of a run whose last chunk of rows is cut into several INSERTs', async () => {
+      // A full batch, then 304 events (on SQLite: a full chunk, and 48 rows cut as 32 and 16); 440 op rows.
+      const count = 4096 + 304;
+      const writer = await store.beginRun(runInfo());
+      appendOps(writer, count);
+      await writer.finish('complete', { finalDigest: DIGEST });
+      expect(writer.head).toBe(expectedHead(count));
+      const rows = (await collect(store.replayRows(writer.run, 1, count))).flat();
+      expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+      expect(rows[count - 1]?.payload).toBe(eventRow(count).payload);
+      const ops = await store.ops(writer.run);
+      expect(ops.map((o) => o.index)).toEqual(Array.from({ length: count / 10 }, (_, i) => i));
+      expect(ops[ops.length - 1]?.hash).toBe(expectedOpsHead(count / 10));
+      const report = await store.verify(writer.run);
+      expect(report.ok).toBe(true);
+      expect(report.runs[0]?.events).toBe(count);
+    });
+
     it('reads replay rows (seq, op, payload) in chunks of EVENT_CHUNK, equal to the events they stand for', async () => {
       const count = 2 * EVENT_CHUNK + 5;
       const writer = await store.beginRun(runInfo());

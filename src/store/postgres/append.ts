@@ -178,6 +178,7 @@ const INSERT_RUN = `INSERT INTO runs (trace_path, trace_sha256, trace_text, vari
   RETURNING id`;
 const DIALECT: WriterDialect = {
   chunkRows: INSERT_CHUNK,
+  tailRows: INSERT_CHUNK,
   // The shared per-table statements, kept for the interface; this writer sends BATCH instead.
   sql: writerSql((n) => `$${n}`),
   describeCause: describePgCause,
