@@ -74,7 +74,7 @@ export function recordStructure<R extends object, F extends keyof R & string>(
 
 /**
  * The JSON text of each entry of a nested table (an access's items), by identity. recordSetEntry never
- * changes an entry or a table in place (it writes a new table), so what is remembered of an object seen
+ * changes an entry in place (an entry written is a new object), so what is remembered of an object seen
  * once stays true; an object not seen (an immer draft) is encoded afresh.
  */
 const entryText = new WeakMap<object, string>();
@@ -88,15 +88,23 @@ function encodeEntry(entry: object): string {
   return text;
 }
 
-/** A nested table's text, whether its keys are all array indexes and the largest, and its field hash. */
+/**
+ * A nested table's text and its field hash. When every key is an array index, also the keys (ascending,
+ * as numbers) and each entry's `"key":text`, so that one entry written changes one element of each.
+ */
 interface TableSeen {
   text: string;
-  indexesOnly: boolean;
-  /** -1 for none. */
-  maxIndex: number;
+  /** Null when some key is not an array index (the text is then rebuilt from the table on a write). */
+  keys: number[] | null;
+  parts: string[] | null;
   path: string | null;
   hash: Digest | null;
 }
+/**
+ * What was seen of each table, by identity. recordSetEntry changes a table in place and replaces what is
+ * remembered of it in the same call, so the entry stays true; a table changed by anything else is not in
+ * here (it was never seen, or it is a new object).
+ */
 const tables = new WeakMap<object, TableSeen>();
 
 /** An array index: JSON.stringify writes these keys first, ascending, whatever the insertion order. */
@@ -113,14 +121,20 @@ function seeTable(table: Record<Key, object>): TableSeen {
   let seen = tables.get(table);
   if (seen !== undefined) return seen;
   const parts: string[] = [];
-  let maxIndex = -1;
+  const keys: number[] = [];
   let indexes = true;
   for (const k of Object.keys(table)) {
     parts.push(`${JSON.stringify(k)}:${encodeEntry(table[k] as object)}`);
-    if (indexes && isIndex(k)) maxIndex = Number(k);
+    if (indexes && isIndex(k)) keys.push(Number(k));
     else indexes = false;
   }
-  seen = { text: `{${parts.join(',')}}`, indexesOnly: indexes, maxIndex, path: null, hash: null };
+  seen = {
+    text: `{${parts.join(',')}}`,
+    keys: indexes ? keys : null,
+    parts: indexes ? parts : null,
+    path: null,
+    hash: null,
+  };
   tables.set(table, seen);
   return seen;
 }
@@ -135,12 +149,54 @@ function tableHash(table: string, key: Key, field: string, seen: TableSeen): Dig
   return seen.hash;
 }
 
+/** The first position in ascending `keys` whose key is >= k. */
+function lowerBound(keys: readonly number[], k: number): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((keys[mid] as number) < k) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * What is seen of an index-keyed table after entry `k` is set to `entry` (undefined deletes): one element
+ * of its keys and parts changed, the text joined again. Null when the table has other keys or `k` is not
+ * an index (then the text is rebuilt from the table itself).
+ */
+function seenWithEntry(seen: TableSeen, k: string, entry: object | undefined): TableSeen | null {
+  if (seen.keys === null || seen.parts === null || !isIndex(k)) return null;
+  const n = Number(k);
+  const keys = seen.keys.slice();
+  const parts = seen.parts.slice();
+  const at = lowerBound(keys, n);
+  const present = keys[at] === n;
+  if (entry === undefined) {
+    if (present) {
+      keys.splice(at, 1);
+      parts.splice(at, 1);
+    }
+  } else {
+    const part = `${JSON.stringify(k)}:${encodeEntry(entry)}`;
+    if (present) parts[at] = part;
+    else if (at === keys.length) {
+      keys.push(n);
+      parts.push(part);
+    } else {
+      keys.splice(at, 0, n);
+      parts.splice(at, 0, part);
+    }
+  }
+  return { text: `{${parts.join(',')}}`, keys, parts, path: null, hash: null };
+}
+
 /**
  * rec[field][entryKey] = entry (undefined deletes) for a field that is a table of object entries (an
- * access's items), keeping the digest. The table is replaced, never changed in place, and the digest of
- * the field is what fieldParts gives for it; but what is known of the old table is reused: its hash (so
- * taking it out costs nothing), the text of the entries that stay, and, when the new entry's key is an
- * index above every other (new items have fresh ids), the old text itself.
+ * access's items), keeping the digest: the digest of the field is what fieldParts gives for it. The table
+ * is changed in place (a copy of a table of sparse integer keys costs far more than the write), with what
+ * is known of it: its hash (so taking it out costs nothing) and the text of the entries that stay.
  */
 export function recordSetEntry<E extends object, R extends { [F in K]: Record<Key, E> }, K extends keyof R & string>(
   s: Digested,
@@ -151,24 +207,15 @@ export function recordSetEntry<E extends object, R extends { [F in K]: Record<Ke
   entryKey: Key,
   entry: E | undefined,
 ): void {
-  const before = rec[field];
-  const seenBefore = seeTable(before);
-  const after: Record<Key, E> = { ...before };
-  let seenAfter: TableSeen | undefined;
-  const k = String(entryKey);
-  if (entry === undefined) delete after[entryKey];
-  else {
-    after[entryKey] = entry;
-    if (seenBefore.indexesOnly && isIndex(k) && Number(k) > seenBefore.maxIndex) {
-      const item = `${JSON.stringify(k)}:${encodeEntry(entry)}`;
-      const text = seenBefore.text === '{}' ? `{${item}}` : `${seenBefore.text.slice(0, -1)},${item}}`;
-      seenAfter = { text, indexesOnly: true, maxIndex: Number(k), path: null, hash: null };
-      tables.set(after, seenAfter);
-    }
-  }
+  const items: Record<Key, E> = rec[field];
+  const seenBefore = seeTable(items);
   digestRemoveHash(s.digest, tableHash(table, key, field, seenBefore));
-  rec[field] = after as R[K];
-  digestAddHash(s.digest, tableHash(table, key, field, seenAfter ?? seeTable(after)));
+  const seenAfter = seenWithEntry(seenBefore, String(entryKey), entry);
+  if (entry === undefined) delete items[entryKey];
+  else items[entryKey] = entry;
+  tables.delete(items);
+  if (seenAfter !== null) tables.set(items, seenAfter);
+  digestAddHash(s.digest, tableHash(table, key, field, seenAfter ?? seeTable(items)));
 }
 
 /** table[key] = value for tables of plain values (undefined deletes), keeping the digest. */
