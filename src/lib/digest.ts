@@ -23,7 +23,13 @@ export function hashParts(parts: readonly HashPart[]): Digest {
   let h1 = 0xdeadbeef;
   let h2 = 0x41c6ce57;
   for (const part of parts) {
-    const text = part === null ? '\u0000' : typeof part === 'string' ? `s${part}` : String(part);
+    let text: string;
+    if (typeof part === 'string') {
+      // A string's text form is 's' + the string: the 's' is mixed in here rather than prepended (no copy).
+      h1 = Math.imul(h1 ^ 0x73, 2654435761);
+      h2 = Math.imul(h2 ^ 0x73, 1597334677);
+      text = part;
+    } else text = part === null ? '\u0000' : String(part);
     for (let i = 0; i < text.length; i++) {
       const ch = text.charCodeAt(i);
       h1 = Math.imul(h1 ^ ch, 2654435761);
