@@ -45,6 +45,56 @@ export function hashParts(parts: readonly HashPart[]): Digest {
   return { lo: h1 >>> 0, hi: h2 >>> 0 };
 }
 
+/**
+ * hashParts taken in pieces, for a long text part that changes a little at a time (records.ts: an access's
+ * items): the running lanes after some whole parts, more text of the next part mixed in, and the end.
+ * hashEnd(hashText(hashText(hashBegin(parts), 's'), text)) is hashParts([...parts, text]).
+ */
+export interface HashLanes {
+  h1: number;
+  h2: number;
+}
+
+/** The lanes after the whole `parts` (each closed by its separator). */
+export function hashBegin(parts: readonly HashPart[]): HashLanes {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (const part of parts) {
+    const text = part === null ? '\u0000' : typeof part === 'string' ? `s${part}` : String(part);
+    for (let i = 0; i < text.length; i++) {
+      const ch = text.charCodeAt(i);
+      h1 = Math.imul(h1 ^ ch, 2654435761);
+      h2 = Math.imul(h2 ^ ch, 1597334677);
+    }
+    h1 = Math.imul(h1 ^ 0x7c, 2654435761);
+    h2 = Math.imul(h2 ^ 0x7c, 1597334677);
+  }
+  return { h1, h2 };
+}
+
+/** The lanes after `text` more of the current part. */
+export function hashText(lanes: HashLanes, text: string): HashLanes {
+  let h1 = lanes.h1;
+  let h2 = lanes.h2;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  return { h1, h2 };
+}
+
+/** Close the current part and finish: the hash. */
+export function hashEnd(lanes: HashLanes): Digest {
+  let h1 = Math.imul(lanes.h1 ^ 0x7c, 2654435761);
+  let h2 = Math.imul(lanes.h2 ^ 0x7c, 1597334677);
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
+  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
+  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return { lo: h1 >>> 0, hi: h2 >>> 0 };
+}
+
 /** The hash of three parts last taken for an object, with the parts it was taken of. */
 interface HashedTriple {
   a: HashPart;

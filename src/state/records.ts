@@ -12,7 +12,17 @@
  * it is.
  */
 import type { Digest, HashPart } from '../lib/digest.js';
-import { digestAdd, digestAddHash, digestRemove, digestRemoveHash, hashParts } from '../lib/digest.js';
+import type { HashLanes } from '../lib/digest.js';
+import {
+  digestAdd,
+  digestAddHash,
+  digestRemove,
+  digestRemoveHash,
+  hashBegin,
+  hashEnd,
+  hashParts,
+  hashText,
+} from '../lib/digest.js';
 import { encodeJson } from '../lib/codec.js';
 
 type Key = string | number;
@@ -89,21 +99,26 @@ function encodeEntry(entry: object): string {
 }
 
 /**
- * A nested table's text and its field hash. When every key is an array index, also the keys (ascending,
- * as numbers) and each entry's `"key":text`, so that one entry written changes one element of each.
+ * A nested table's field hash and what it is made of. When every key is an array index: the keys
+ * (ascending, as numbers), each entry's `"key":text`, and the hash lanes after each prefix of the text
+ * (`lanes[i]`: after `{` and the first i parts with their commas, valid for i < `lanesValid`), so that
+ * one entry written changes one element of each and rehashes only the text after it. Otherwise the text.
  */
 interface TableSeen {
-  text: string;
-  /** Null when some key is not an array index (the text is then rebuilt from the table on a write). */
   keys: number[] | null;
   parts: string[] | null;
+  lanes: HashLanes[];
+  lanesValid: number;
+  /** Only for a table with a key that is not an array index. */
+  text: string | null;
+  /** The table, key and field the lanes and hash were taken for. */
   path: string | null;
   hash: Digest | null;
 }
 /**
- * What was seen of each table, by identity. recordSetEntry changes a table in place and replaces what is
- * remembered of it in the same call, so the entry stays true; a table changed by anything else is not in
- * here (it was never seen, or it is a new object).
+ * What was seen of each table, by identity. recordSetEntry changes a table in place and what is remembered
+ * of it in the same call, so the entry stays true; a table changed by anything else is not in here (it was
+ * never seen, or it is a new object).
  */
 const tables = new WeakMap<object, TableSeen>();
 
@@ -128,13 +143,9 @@ function seeTable(table: Record<Key, object>): TableSeen {
     if (indexes && isIndex(k)) keys.push(Number(k));
     else indexes = false;
   }
-  seen = {
-    text: `{${parts.join(',')}}`,
-    keys: indexes ? keys : null,
-    parts: indexes ? parts : null,
-    path: null,
-    hash: null,
-  };
+  seen = indexes
+    ? { keys, parts, lanes: [], lanesValid: 0, text: null, path: null, hash: null }
+    : { keys: null, parts: null, lanes: [], lanesValid: 0, text: `{${parts.join(',')}}`, path: null, hash: null };
   tables.set(table, seen);
   return seen;
 }
@@ -142,10 +153,27 @@ function seeTable(table: Record<Key, object>): TableSeen {
 /** hashParts(fieldParts(table, key, field, value)) for a nested table `value`, remembered with it. */
 function tableHash(table: string, key: Key, field: string, seen: TableSeen): Digest {
   const path = `${table}\u0000${key}\u0000${field}`;
-  if (seen.path !== path || seen.hash === null) {
-    seen.hash = hashParts([table, String(key), field, seen.text]);
-    seen.path = path;
+  if (seen.path === path && seen.hash !== null) return seen.hash;
+  if (seen.parts === null) {
+    seen.hash = hashParts([table, String(key), field, seen.text ?? '']);
+  } else {
+    // The text is `{` parts joined by `,` then `}`: hash it from the last prefix whose lanes are known.
+    if (seen.path !== path) seen.lanesValid = 0;
+    const lanes = seen.lanes;
+    if (seen.lanesValid === 0) {
+      lanes[0] = hashText(hashBegin([table, String(key), field]), 's{');
+      seen.lanesValid = 1;
+    }
+    const parts = seen.parts;
+    for (let i = seen.lanesValid; i <= parts.length; i++) {
+      const before = lanes[i - 1] as HashLanes;
+      lanes[i] = hashText(i === 1 ? before : hashText(before, ','), parts[i - 1] as string);
+    }
+    lanes.length = parts.length + 1;
+    seen.lanesValid = lanes.length;
+    seen.hash = hashEnd(hashText(lanes[parts.length] as HashLanes, '}'));
   }
+  seen.path = path;
   return seen.hash;
 }
 
@@ -162,22 +190,21 @@ function lowerBound(keys: readonly number[], k: number): number {
 }
 
 /**
- * What is seen of an index-keyed table after entry `k` is set to `entry` (undefined deletes): one element
- * of its keys and parts changed, the text joined again. Null when the table has other keys or `k` is not
- * an index (then the text is rebuilt from the table itself).
+ * Update what is seen of an index-keyed table for entry `k` set to `entry` (undefined deletes): one element
+ * of its keys and parts, and the lanes after it no longer known. False when the table has other keys or
+ * `k` is not an index (then the text is rebuilt from the table itself).
  */
-function seenWithEntry(seen: TableSeen, k: string, entry: object | undefined): TableSeen | null {
-  if (seen.keys === null || seen.parts === null || !isIndex(k)) return null;
+function seeEntry(seen: TableSeen, k: string, entry: object | undefined): boolean {
+  const keys = seen.keys;
+  const parts = seen.parts;
+  if (keys === null || parts === null || !isIndex(k)) return false;
   const n = Number(k);
-  const keys = seen.keys.slice();
-  const parts = seen.parts.slice();
   const at = lowerBound(keys, n);
   const present = keys[at] === n;
   if (entry === undefined) {
-    if (present) {
-      keys.splice(at, 1);
-      parts.splice(at, 1);
-    }
+    if (!present) return true;
+    keys.splice(at, 1);
+    parts.splice(at, 1);
   } else {
     const part = `${JSON.stringify(k)}:${encodeEntry(entry)}`;
     if (present) parts[at] = part;
@@ -189,7 +216,10 @@ function seenWithEntry(seen: TableSeen, k: string, entry: object | undefined): T
       parts.splice(at, 0, part);
     }
   }
-  return { text: `{${parts.join(',')}}`, keys, parts, path: null, hash: null };
+  // lanes[i] covers the first i parts: those up to the changed one stay.
+  seen.lanesValid = Math.min(seen.lanesValid, at + 1);
+  seen.hash = null;
+  return true;
 }
 
 /**
@@ -208,14 +238,13 @@ export function recordSetEntry<E extends object, R extends { [F in K]: Record<Ke
   entry: E | undefined,
 ): void {
   const items: Record<Key, E> = rec[field];
-  const seenBefore = seeTable(items);
-  digestRemoveHash(s.digest, tableHash(table, key, field, seenBefore));
-  const seenAfter = seenWithEntry(seenBefore, String(entryKey), entry);
+  const seen = seeTable(items);
+  digestRemoveHash(s.digest, tableHash(table, key, field, seen));
+  const kept = seeEntry(seen, String(entryKey), entry);
   if (entry === undefined) delete items[entryKey];
   else items[entryKey] = entry;
-  tables.delete(items);
-  if (seenAfter !== null) tables.set(items, seenAfter);
-  digestAddHash(s.digest, tableHash(table, key, field, seenAfter ?? seeTable(items)));
+  if (!kept) tables.delete(items);
+  digestAddHash(s.digest, tableHash(table, key, field, kept ? seen : seeTable(items)));
 }
 
 /** table[key] = value for tables of plain values (undefined deletes), keeping the digest. */
