@@ -12,7 +12,17 @@
  * it is.
  */
 import type { Digest, HashPart } from '../lib/digest.js';
-import { digestAdd, digestAddHash, digestRemove, digestRemoveHash, hashParts } from '../lib/digest.js';
+import type { HashLanes } from '../lib/digest.js';
+import {
+  digestAdd,
+  digestAddHash,
+  digestRemove,
+  digestRemoveHash,
+  hashBegin,
+  hashEnd,
+  hashParts,
+  hashText,
+} from '../lib/digest.js';
 import { encodeJson } from '../lib/codec.js';
 
 type Key = string | number;
@@ -74,7 +84,7 @@ export function recordStructure<R extends object, F extends keyof R & string>(
 
 /**
  * The JSON text of each entry of a nested table (an access's items), by identity. recordSetEntry never
- * changes an entry or a table in place (it writes a new table), so what is remembered of an object seen
+ * changes an entry in place (an entry written is a new object), so what is remembered of an object seen
  * once stays true; an object not seen (an immer draft) is encoded afresh.
  */
 const entryText = new WeakMap<object, string>();
@@ -88,15 +98,28 @@ function encodeEntry(entry: object): string {
   return text;
 }
 
-/** A nested table's text, whether its keys are all array indexes and the largest, and its field hash. */
+/**
+ * A nested table's field hash and what it is made of. When every key is an array index: the keys
+ * (ascending, as numbers), each entry's `"key":text`, and the hash lanes after each prefix of the text
+ * (`lanes[i]`: after `{` and the first i parts with their commas, valid for i < `lanesValid`), so that
+ * one entry written changes one element of each and rehashes only the text after it. Otherwise the text.
+ */
 interface TableSeen {
-  text: string;
-  indexesOnly: boolean;
-  /** -1 for none. */
-  maxIndex: number;
+  keys: number[] | null;
+  parts: string[] | null;
+  lanes: HashLanes[];
+  lanesValid: number;
+  /** Only for a table with a key that is not an array index. */
+  text: string | null;
+  /** The table, key and field the lanes and hash were taken for. */
   path: string | null;
   hash: Digest | null;
 }
+/**
+ * What was seen of each table, by identity. recordSetEntry changes a table in place and what is remembered
+ * of it in the same call, so the entry stays true; a table changed by anything else is not in here (it was
+ * never seen, or it is a new object).
+ */
 const tables = new WeakMap<object, TableSeen>();
 
 /** An array index: JSON.stringify writes these keys first, ascending, whatever the insertion order. */
@@ -113,14 +136,16 @@ function seeTable(table: Record<Key, object>): TableSeen {
   let seen = tables.get(table);
   if (seen !== undefined) return seen;
   const parts: string[] = [];
-  let maxIndex = -1;
+  const keys: number[] = [];
   let indexes = true;
   for (const k of Object.keys(table)) {
     parts.push(`${JSON.stringify(k)}:${encodeEntry(table[k] as object)}`);
-    if (indexes && isIndex(k)) maxIndex = Number(k);
+    if (indexes && isIndex(k)) keys.push(Number(k));
     else indexes = false;
   }
-  seen = { text: `{${parts.join(',')}}`, indexesOnly: indexes, maxIndex, path: null, hash: null };
+  seen = indexes
+    ? { keys, parts, lanes: [], lanesValid: 0, text: null, path: null, hash: null }
+    : { keys: null, parts: null, lanes: [], lanesValid: 0, text: `{${parts.join(',')}}`, path: null, hash: null };
   tables.set(table, seen);
   return seen;
 }
@@ -128,19 +153,80 @@ function seeTable(table: Record<Key, object>): TableSeen {
 /** hashParts(fieldParts(table, key, field, value)) for a nested table `value`, remembered with it. */
 function tableHash(table: string, key: Key, field: string, seen: TableSeen): Digest {
   const path = `${table}\u0000${key}\u0000${field}`;
-  if (seen.path !== path || seen.hash === null) {
-    seen.hash = hashParts([table, String(key), field, seen.text]);
-    seen.path = path;
+  if (seen.path === path && seen.hash !== null) return seen.hash;
+  if (seen.parts === null) {
+    seen.hash = hashParts([table, String(key), field, seen.text ?? '']);
+  } else {
+    // The text is `{` parts joined by `,` then `}`: hash it from the last prefix whose lanes are known.
+    if (seen.path !== path) seen.lanesValid = 0;
+    const lanes = seen.lanes;
+    if (seen.lanesValid === 0) {
+      lanes[0] = hashText(hashBegin([table, String(key), field]), 's{');
+      seen.lanesValid = 1;
+    }
+    const parts = seen.parts;
+    for (let i = seen.lanesValid; i <= parts.length; i++) {
+      const before = lanes[i - 1] as HashLanes;
+      lanes[i] = hashText(i === 1 ? before : hashText(before, ','), parts[i - 1] as string);
+    }
+    lanes.length = parts.length + 1;
+    seen.lanesValid = lanes.length;
+    seen.hash = hashEnd(hashText(lanes[parts.length] as HashLanes, '}'));
   }
+  seen.path = path;
   return seen.hash;
+}
+
+/** The first position in ascending `keys` whose key is >= k. */
+function lowerBound(keys: readonly number[], k: number): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((keys[mid] as number) < k) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Update what is seen of an index-keyed table for entry `k` set to `entry` (undefined deletes): one element
+ * of its keys and parts, and the lanes after it no longer known. False when the table has other keys or
+ * `k` is not an index (then the text is rebuilt from the table itself).
+ */
+function seeEntry(seen: TableSeen, k: string, entry: object | undefined): boolean {
+  const keys = seen.keys;
+  const parts = seen.parts;
+  if (keys === null || parts === null || !isIndex(k)) return false;
+  const n = Number(k);
+  const at = lowerBound(keys, n);
+  const present = keys[at] === n;
+  if (entry === undefined) {
+    if (!present) return true;
+    keys.splice(at, 1);
+    parts.splice(at, 1);
+  } else {
+    const part = `${JSON.stringify(k)}:${encodeEntry(entry)}`;
+    if (present) parts[at] = part;
+    else if (at === keys.length) {
+      keys.push(n);
+      parts.push(part);
+    } else {
+      keys.splice(at, 0, n);
+      parts.splice(at, 0, part);
+    }
+  }
+  // lanes[i] covers the first i parts: those up to the changed one stay.
+  seen.lanesValid = Math.min(seen.lanesValid, at + 1);
+  seen.hash = null;
+  return true;
 }
 
 /**
  * rec[field][entryKey] = entry (undefined deletes) for a field that is a table of object entries (an
- * access's items), keeping the digest. The table is replaced, never changed in place, and the digest of
- * the field is what fieldParts gives for it; but what is known of the old table is reused: its hash (so
- * taking it out costs nothing), the text of the entries that stay, and, when the new entry's key is an
- * index above every other (new items have fresh ids), the old text itself.
+ * access's items), keeping the digest: the digest of the field is what fieldParts gives for it. The table
+ * is changed in place (a copy of a table of sparse integer keys costs far more than the write), with what
+ * is known of it: its hash (so taking it out costs nothing) and the text of the entries that stay.
  */
 export function recordSetEntry<E extends object, R extends { [F in K]: Record<Key, E> }, K extends keyof R & string>(
   s: Digested,
@@ -151,24 +237,14 @@ export function recordSetEntry<E extends object, R extends { [F in K]: Record<Ke
   entryKey: Key,
   entry: E | undefined,
 ): void {
-  const before = rec[field];
-  const seenBefore = seeTable(before);
-  const after: Record<Key, E> = { ...before };
-  let seenAfter: TableSeen | undefined;
-  const k = String(entryKey);
-  if (entry === undefined) delete after[entryKey];
-  else {
-    after[entryKey] = entry;
-    if (seenBefore.indexesOnly && isIndex(k) && Number(k) > seenBefore.maxIndex) {
-      const item = `${JSON.stringify(k)}:${encodeEntry(entry)}`;
-      const text = seenBefore.text === '{}' ? `{${item}}` : `${seenBefore.text.slice(0, -1)},${item}}`;
-      seenAfter = { text, indexesOnly: true, maxIndex: Number(k), path: null, hash: null };
-      tables.set(after, seenAfter);
-    }
-  }
-  digestRemoveHash(s.digest, tableHash(table, key, field, seenBefore));
-  rec[field] = after as R[K];
-  digestAddHash(s.digest, tableHash(table, key, field, seenAfter ?? seeTable(after)));
+  const items: Record<Key, E> = rec[field];
+  const seen = seeTable(items);
+  digestRemoveHash(s.digest, tableHash(table, key, field, seen));
+  const kept = seeEntry(seen, String(entryKey), entry);
+  if (entry === undefined) delete items[entryKey];
+  else items[entryKey] = entry;
+  if (!kept) tables.delete(items);
+  digestAddHash(s.digest, tableHash(table, key, field, kept ? seen : seeTable(items)));
 }
 
 /** table[key] = value for tables of plain values (undefined deletes), keeping the digest. */
