@@ -47,6 +47,12 @@ export interface GuestOptions {
   chunkBytes: number | null;
   /** Trace op number (1-based, as the replayer counts) of the probe; null for none. */
   probeAt: number | null;
+  /**
+   * 4 KiB pages instead of 2 MiB ones, on the trace format's default layout (every frame apart: the most
+   * fragmented a guest can be), in a version 4 trace (allocations in bounded PFN run lists). Needs
+   * chunkBytes null.
+   */
+  smallPages?: boolean;
 }
 
 export const DEFAULT_GUEST: GuestOptions = {
@@ -126,10 +132,12 @@ export function guestTrace(options: GuestOptions): GuestTrace {
   if (!(Number.isSafeInteger(accessOps) && accessOps >= 0 && accessOps % 2 === 0))
     throw new RangeError('accessOps must be an even non-negative integer');
   if (!(maxPinPages >= 1 && window >= 1)) throw new RangeError('maxPinPages and window must be at least 1');
+  const smallPages = options.smallPages === true;
+  if (smallPages && chunkBytes !== null) throw new RangeError('smallPages takes the default layout: chunkBytes null');
   const npages = guestBytes / PAGE_SIZE;
   const len = BigInt(guestBytes);
   const rng = new Rng(seed);
-  const lines: string[] = ['{"format":"ioptrace-trace","version":1}'];
+  const lines: string[] = [`{"format":"ioptrace-trace","version":${smallPages ? 4 : 1}}`];
   let ops = 0;
   let probe: number | null = null;
   const push = (line: string): void => {
@@ -147,7 +155,9 @@ export function guestTrace(options: GuestOptions): GuestTrace {
 
   const layout = chunkBytes === null ? '' : `,"pfns":${JSON.stringify(chunkedLayout(guestBytes, chunkBytes))}`;
   push('{"op":"process","pid":1,"memlock":"unlimited"}');
-  push(`{"op":"mmap","pid":1,"addr":${hex(GUEST_UPTR)},"length":${guestBytes},"huge":"2M"${layout}}`);
+  push(
+    `{"op":"mmap","pid":1,"addr":${hex(GUEST_UPTR)},"length":${guestBytes},"huge":"${smallPages ? '4K' : '2M'}"${layout}}`,
+  );
   push('{"op":"open","ctx":"vmm","pid":1}');
   push('{"op":"ioas_alloc","ioas":"A"}');
   push(
@@ -157,7 +167,9 @@ export function guestTrace(options: GuestOptions): GuestTrace {
   push(
     `{"op":"ioas_map","ioas":"A","pid":1,"uptr":${hex(GUEST_UPTR)},"length":${guestBytes},"iova":${hex(GUEST_IOVA)}}`,
   );
-  push('{"op":"access_create","access":"mdev","ioas":"A"}');
+  // From version 2 an access is a file: its descriptor is closed rather than the access destroyed.
+  const accessFd = 10;
+  push(`{"op":"access_create","access":"mdev","ioas":"A"${smallPages ? `,"fd":${accessFd}` : ''}}`);
 
   const pins = accessOps / 2;
   const outstanding: { iova: bigint; length: number }[] = [];
@@ -186,7 +198,7 @@ export function guestTrace(options: GuestOptions): GuestTrace {
   }
   while (outstanding.length > 0) unpinOne();
 
-  push('{"op":"access_destroy","access":"mdev"}');
+  push(smallPages ? `{"op":"close","pid":1,"fd":${accessFd}}` : '{"op":"access_destroy","access":"mdev"}');
   push('{"op":"ioas_unmap","ioas":"A","all":true}');
   push('{"op":"domain_detach","domain":"mock"}');
   push('{"op":"domain_detach","domain":"generic"}');

@@ -18,6 +18,8 @@ import { cpuSeconds, peakRssMiB, seconds, stopwatch } from './timing.js';
 export interface ModelMeasurement {
   traceOps: number;
   events: number;
+  /** Events up to the end of the setup (the mmap and the map of the whole guest among them). */
+  setupEvents: number;
   parseSeconds: number;
   seconds: number;
   cpuSeconds: number;
@@ -40,6 +42,7 @@ export function measureModel(options: GuestOptions, check?: CheckMode): ModelMea
   const lastAccessOp = guest.ops - TEARDOWN_OPS;
   let setupEnd = 0n;
   let accessEnd = 0n;
+  let setupEvents = 0;
   const sink = new NullSink();
   const cpu0 = cpuSeconds();
   const t0 = stopwatch();
@@ -49,8 +52,10 @@ export function measureModel(options: GuestOptions, check?: CheckMode): ModelMea
     sink,
     ...(check !== undefined ? { check } : {}),
     onOp: (record) => {
-      if (record.index === SETUP_OPS) setupEnd = process.hrtime.bigint();
-      else if (record.index === lastAccessOp) accessEnd = process.hrtime.bigint();
+      if (record.index === SETUP_OPS) {
+        setupEnd = process.hrtime.bigint();
+        setupEvents = sink.count;
+      } else if (record.index === lastAccessOp) accessEnd = process.hrtime.bigint();
     },
   });
   const total = seconds(t0);
@@ -59,6 +64,7 @@ export function measureModel(options: GuestOptions, check?: CheckMode): ModelMea
   return {
     traceOps: guest.ops,
     events: sink.count,
+    setupEvents,
     parseSeconds,
     seconds: total,
     cpuSeconds: cpu,

@@ -21,7 +21,7 @@ import { appendFigures, measureAppend } from './append.js';
 import type { AppendMeasurement } from './append.js';
 import { measureBisect } from './bisect.js';
 import type { BisectMeasurement } from './bisect.js';
-import { DEFAULT_GUEST, GiB, Rng, SETUP_OPS, guestTrace } from './generate.js';
+import { DEFAULT_GUEST, GiB, PAGE_SIZE, Rng, SETUP_OPS, guestTrace } from './generate.js';
 import type { GuestOptions } from './generate.js';
 import { guestFigures, measureGuest } from './guest.js';
 import type { GuestMeasurement } from './guest.js';
@@ -61,6 +61,11 @@ export interface Plan {
    * of the model per op must not grow with the guest (B6).
    */
   scattered: GuestOptions[];
+  /**
+   * 4 KiB pages with every frame apart (trace version 4), model without a store, at small sizes: the layout
+   * whose state is still per page (a frame and a mapping entry for each frame), reported beside B5 and B6.
+   */
+  smallPages: GuestOptions[];
   seeks: number;
   /** B7: ioctls timed one by one through the preload library and `ioptrace run`. */
   roundtripCalls: number;
@@ -86,6 +91,14 @@ export function makePlan(mode: Mode, seed = 1): Plan {
       accessOps: mode === 'full' ? 4000 : 1000,
       seed,
       chunkBytes: null,
+    })),
+    smallPages: (mode === 'full' ? [0.25, 1] : [0.25]).map((gib) => ({
+      ...DEFAULT_GUEST,
+      guestBytes: gib * GiB,
+      accessOps: mode === 'full' ? 4000 : 1000,
+      seed,
+      chunkBytes: null,
+      smallPages: true,
     })),
     seeks: 1000,
     roundtripCalls: mode === 'full' ? 20_000 : 5_000,
@@ -161,6 +174,36 @@ function runJob<T>(name: string, params: Params, options: RunOptions): Promise<T
 
 // ---- assembling the results -------------------------------------------------------------------------------
 
+/** The 4 KiB every-frame-apart samples: access ops/s and setup events per page by guest size, peak RSS. */
+function smallPageFigures(
+  plan: Plan,
+  measured: readonly ModelMeasurement[],
+): { figures: Record<string, number>; b5Notes: string[]; b6Notes: string[] } {
+  const figures: Record<string, number> = {};
+  const texts: string[] = [];
+  measured.forEach((x, k) => {
+    const gib = (plan.smallPages[k]?.guestBytes ?? 0) / GiB;
+    const rate = x.accessPhaseOps / x.accessSeconds;
+    const setupEventsPerPage = x.setupEvents / ((gib * GiB) / PAGE_SIZE);
+    figures[`smallPageAccessOpsPerSec${gib}GiB`] = rate;
+    figures[`smallPageSetupEventsPerPage${gib}GiB`] = setupEventsPerPage;
+    figures[`smallPagePeakRssMiB${gib}GiB`] = x.peakRssMiB;
+    texts.push(
+      `${gib} GiB: ${fmtNumber(rate)} access ops/s, setup ${fmtNumber(x.setupSeconds)} s and ` +
+        `${fmtNumber(setupEventsPerPage)} events per page, peak RSS ${fmtNumber(x.peakRssMiB)} MiB`,
+    );
+  });
+  if (texts.length === 0) return { figures, b5Notes: [], b6Notes: [] };
+  return {
+    figures,
+    b5Notes: [
+      `4 KiB pages with every frame apart: the issue's 16 GiB guest is not run (its state holds a frame and a ` +
+        `mapping entry for each scattered frame: bench/README.md, "4 KiB pages with every frame apart"); B6 has smaller ones`,
+    ],
+    b6Notes: [`4 KiB pages with every frame apart (trace version 4), without a store: ${texts.join('; ')}`],
+  };
+}
+
 interface Measured {
   guest: GuestMeasurement;
   model: ModelMeasurement;
@@ -170,6 +213,8 @@ interface Measured {
   curve: { append: AppendMeasurement; seek: SeekMeasurement }[];
   /** One per plan.scattered guest, in the same order. */
   scattered: ModelMeasurement[];
+  /** One per plan.smallPages guest, in the same order; absent in results assembled without them. */
+  smallPages?: ModelMeasurement[];
   /** B10; absent in results assembled without it. */
   serve?: ServeMeasurement;
   /** B9; absent when no PostgreSQL server could be had. */
@@ -378,6 +423,7 @@ export function assemble(plan: Plan, m: Measured): Results {
   if (smallest !== undefined && largest !== undefined)
     scatteredFigures['scatteredFlatness'] = largest.rate / smallest.rate;
   const scatteredText = scattered.map((x) => `${fmtNumber(x.rate)}/s at ${x.gib} GiB`).join(', ');
+  const small = smallPageFigures(plan, m.smallPages ?? []);
   results.B5 = makeResult({
     id: 'B5',
     workload: `guest (${guestLabel}, mock + generic domain)`,
@@ -398,6 +444,7 @@ export function assemble(plan: Plan, m: Measured): Results {
         `access ops ${fmtNumber(b5['accessOpsPerSec']!)}/s`,
       `scattered layout (every 2 MiB page its own physical block, the trace format's default): see B6, which replays ` +
         `${m.scattered[0]?.accessPhaseOps ?? 0} access ops of it without a store at each guest size (${scatteredText})`,
+      ...small.b5Notes,
     ],
   });
   results.B6 = makeResult({
@@ -414,6 +461,7 @@ export function assemble(plan: Plan, m: Measured): Results {
       storeShareOfB5: 1 - m.model.seconds / g.record.seconds,
       cpuRatio: g.record.cpuSeconds / m.model.cpuSeconds,
       ...scatteredFigures,
+      ...small.figures,
     },
     limit: null,
     ratio: b6Ops / b5['opsPerSec']!,
@@ -427,6 +475,7 @@ export function assemble(plan: Plan, m: Measured): Results {
         `${fmtPct(1 - m.model.seconds / g.record.seconds)} of B5's time (${fmtPct(1 - m.model.cpuSeconds / g.record.cpuSeconds)} of its CPU time)`,
       `scattered layout, access ops/s without a store (incremental invariant checker): ${scatteredText}; ` +
         `largest over smallest ${fmtNumber(scatteredFigures['scatteredFlatness'] ?? NaN)} (flat in guest size: >= 0.8)`,
+      ...small.b6Notes,
     ],
   });
   if (m.serve !== undefined) {
@@ -752,6 +801,16 @@ async function main(): Promise<number> {
         ),
       );
     }
+    const smallPages: ModelMeasurement[] = [];
+    for (const options of plan.smallPages) {
+      smallPages.push(
+        await step<ModelMeasurement>(
+          `B6 4 KiB pages, every frame apart, ${options.guestBytes / GiB} GiB, ${options.accessOps} access ops without a store`,
+          'model',
+          { options },
+        ),
+      );
+    }
     const postgres = await measurePostgres(plan, step);
     const results = assemble(plan, {
       guest,
@@ -761,6 +820,7 @@ async function main(): Promise<number> {
       bisect,
       curve,
       scattered,
+      smallPages,
       serve,
       roundtrip,
       ...(postgres === undefined ? {} : { postgres }),

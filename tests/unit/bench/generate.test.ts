@@ -128,6 +128,7 @@ describe('guestTrace', () => {
     expect(() => guestTrace({ ...small, guestBytes: MiB })).toThrow(RangeError);
     expect(() => guestTrace({ ...small, accessOps: 3 })).toThrow(RangeError);
     expect(() => chunkedLayout(4 * GiB, 3 * MiB)).toThrow(RangeError);
+    expect(() => guestTrace({ ...small, chunkBytes: GiB, smallPages: true })).toThrow(RangeError);
   });
 });
 
@@ -182,6 +183,31 @@ describe('the generated guest on the model', () => {
     expect(xarrayEra.ops[12]).toMatchObject({ op: 'ioas_map', errno: null });
     expect(without.ops.slice(0, 12).map((o) => o.digest)).toEqual(up.ops.slice(0, 12).map((o) => o.digest));
     expect(without.ops[12]?.digest).not.toBe(up.ops[12]?.digest);
+  });
+
+  it('lays 4 KiB pages out with every frame apart, in bounded run lists of trace version 4', () => {
+    const g = guestTrace({ ...small, guestBytes: 8 * MiB, accessOps: 10, smallPages: true });
+    expect(g.text.split('\n')[0]).toBe('{"format":"ioptrace-trace","version":4}');
+    expect(opsOf(g.text)[1]).toMatchObject({ op: 'mmap', huge: '4K', length: 8 * MiB });
+    const spec = resolveVariant('upstream');
+    const types: string[] = [];
+    const runs: number[] = [];
+    const r = replay(parseTraceText(g.text, 'guest.jsonl'), {
+      variant: spec.variant,
+      fixes: spec.fixes,
+      sink: {
+        accept: (e) => {
+          types.push(e.type);
+          if (e.type === 'FrameRunsAllocated') runs.push(e.runs.length);
+        },
+      },
+    });
+    expect(r.violations).toEqual([]);
+    expect(r.warns).toEqual([]);
+    // 2048 frames, none adjacent: two lists of 1024 runs, and the mapping in two VmaMapped of 1024 runs.
+    expect(runs).toEqual([1024, 1024]);
+    expect(types.filter((t) => t === 'FramesAllocated')).toEqual([]);
+    expect(types.filter((t) => t === 'VmaMapped')).toHaveLength(2);
   });
 
   it('replays the chunked layout clean too', () => {

@@ -35,6 +35,10 @@ describe('makePlan', () => {
       [null, 4000],
       [null, 4000],
     ]);
+    expect(p.smallPages.map((x) => [x.guestBytes, x.chunkBytes, x.accessOps, x.smallPages])).toEqual([
+      [GiB / 4, null, 4000, true],
+      [GiB, null, 4000, true],
+    ]);
     expect(p.seeks).toBe(1000);
     expect(p.curveEvents).toEqual([100_000, 4_000_000]);
   });
@@ -48,6 +52,7 @@ describe('makePlan', () => {
       [GiB, null, 1000],
       [4 * GiB, null, 1000],
     ]);
+    expect(p.smallPages.map((x) => [x.guestBytes, x.accessOps])).toEqual([[GiB / 4, 1000]]);
     for (const plan of [p, makePlan('full'), makePlan('full', 9)]) {
       const at = plan.guest.probeAt ?? 0;
       expect(at).toBeGreaterThanOrEqual(SETUP_OPS + 2);
@@ -109,6 +114,7 @@ describe('assemble', () => {
   const model = (seconds: number): ModelMeasurement => ({
     traceOps: 100_014,
     events: 1_200_000,
+    setupEvents: 2_000,
     parseSeconds: 1,
     seconds,
     cpuSeconds: seconds / 2,
@@ -162,6 +168,10 @@ describe('assemble', () => {
       { ...model(30), accessPhaseOps: 4000, accessSeconds: 0.125 },
       { ...model(30), accessPhaseOps: 4000, accessSeconds: 0.16 },
     ],
+    smallPages: [
+      { ...model(30), accessPhaseOps: 4000, accessSeconds: 0.5, setupEvents: 131_072, setupSeconds: 2 },
+      { ...model(30), accessPhaseOps: 4000, accessSeconds: 0.8, setupEvents: 524_288, peakRssMiB: 480 },
+    ],
   });
 
   it('has every id, and the ratios of the issue', () => {
@@ -199,6 +209,22 @@ describe('assemble', () => {
     expect(
       results.B5?.notes.some((n) => n.includes('(40,000/s at 1 GiB, 32,000/s at 16 GiB, 25,000/s at 64 GiB)')),
     ).toBe(true);
+  });
+
+  it('reports 4 KiB pages with every frame apart by guest size in B6, not as a goal', () => {
+    const b6 = results.B6;
+    expect(b6?.figures['smallPageAccessOpsPerSec0.25GiB']).toBe(8000);
+    expect(b6?.figures['smallPageAccessOpsPerSec1GiB']).toBe(5000);
+    expect(b6?.figures['smallPageSetupEventsPerPage0.25GiB']).toBe(2);
+    expect(b6?.figures['smallPageSetupEventsPerPage1GiB']).toBe(2);
+    expect(b6?.figures['smallPagePeakRssMiB1GiB']).toBe(480);
+    expect(b6?.notes.filter((n) => n.startsWith('goal not met'))).toHaveLength(2);
+    expect(b6?.notes).toContain(
+      '4 KiB pages with every frame apart (trace version 4), without a store: 0.25 GiB: 8,000 access ops/s, setup 2 s and 2 events per page, peak RSS 200 MiB; 1 GiB: 5,000 access ops/s, setup 0.5 s and 2 events per page, peak RSS 480 MiB',
+    );
+    expect(results.B5?.notes.some((n) => n.startsWith("4 KiB pages with every frame apart: the issue's 16 GiB"))).toBe(
+      true,
+    );
   });
 
   it('measures B5 per guest page', () => {
