@@ -12,6 +12,7 @@
  * `ioptrace replay` does.
  */
 
+import { isAscii } from 'node:buffer';
 import { fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,7 +50,9 @@ export interface StepMeasurement {
 /** Replay the trace file into the database on one variant (a new run). */
 export async function replayStep(dbPath: string, tracePath: string, choice: VariantChoice): Promise<StepMeasurement> {
   const clock = stopwatch();
-  const text = readFileSync(tracePath, 'utf8');
+  // As `ioptrace replay` reads it (readTraceFile): ASCII as Latin-1, an external string off V8's heap.
+  const bytes = readFileSync(tracePath);
+  const text = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
   const trace = streamTraceText(text, tracePath);
   const spec = resolveVariant(choice.variant, [], choice.without);
   const store = await openStore(dbPath);
