@@ -12,6 +12,7 @@
  * `ioptrace replay` does.
  */
 
+import { isAscii } from 'node:buffer';
 import { fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,7 +50,9 @@ export interface StepMeasurement {
 /** Replay the trace file into the database on one variant (a new run). */
 export async function replayStep(dbPath: string, tracePath: string, choice: VariantChoice): Promise<StepMeasurement> {
   const clock = stopwatch();
-  const text = readFileSync(tracePath, 'utf8');
+  // As `ioptrace replay` reads it (readTraceFile): ASCII as Latin-1, an external string off V8's heap.
+  const bytes = readFileSync(tracePath);
+  const text = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
   const trace = streamTraceText(text, tracePath);
   const spec = resolveVariant(choice.variant, [], choice.without);
   const store = await openStore(dbPath);
@@ -175,7 +178,12 @@ export interface SizeMeasurement {
 }
 
 /** The five steps on a trace of about `targetEvents` events. */
-export async function measureSize(dir: string, targetEvents: number, seed = 1): Promise<SizeMeasurement> {
+export async function measureSize(
+  dir: string,
+  targetEvents: number,
+  seed = 1,
+  onStep: (m: StepMeasurement) => void = () => undefined,
+): Promise<SizeMeasurement> {
   const half = Math.max(1, Math.round(targetEvents / EVENTS_PER_ACCESS_OP / 2));
   const accessOps = 2 * half;
   const guest = guestTrace({ ...DEFAULT_GUEST, guestBytes: GiB, accessOps, seed, probeAt: 9 + Math.floor(half) });
@@ -184,14 +192,18 @@ export async function measureSize(dir: string, targetEvents: number, seed = 1): 
   writeFileSync(tracePath, guest.text);
   const db = join(dir, `long-${targetEvents}.db`);
   const steps: StepMeasurement[] = [];
-  const a = await runJob('replay', { db, trace: tracePath, choice: UPSTREAM });
-  steps.push(a);
+  const step = async (name: string, params: Params): Promise<StepMeasurement> => {
+    const m = await runJob(name, params);
+    steps.push(m);
+    onStep(m);
+    return m;
+  };
+  const a = await step('replay', { db, trace: tracePath, choice: UPSTREAM });
   const runA = a.detail['run'] as number;
-  const b = await runJob('replay', { db, trace: tracePath, choice: DIVERGENT });
-  steps.push(b);
-  steps.push(await runJob('rebuild', { db, run: runA }));
-  steps.push(await runJob('audit', { db, run: runA }));
-  steps.push(await runJob('bisect', { db, runA, runB: b.detail['run'], probeAt: guest.probeAt }));
+  const b = await step('replay', { db, trace: tracePath, choice: DIVERGENT });
+  await step('rebuild', { db, run: runA });
+  await step('audit', { db, run: runA });
+  await step('bisect', { db, runA, runB: b.detail['run'], probeAt: guest.probeAt });
   rmSync(tracePath, { force: true });
   return { targetEvents, events: a.detail['events'] as number, steps };
 }
@@ -240,13 +252,15 @@ async function main(): Promise<void> {
   const sizes: SizeMeasurement[] = [];
   try {
     for (const target of targets) {
-      const size = await measureSize(dir, target);
-      sizes.push(size);
-      process.stdout.write(`${size.events} events:\n`);
-      for (const s of size.steps)
+      // Each step is printed as it ends: a run of 10M events takes a while.
+      process.stdout.write(`about ${target} events:\n`);
+      const size = await measureSize(dir, target, 1, (s) =>
         process.stdout.write(
-          `  ${s.step.padEnd(36)} peak RSS ${s.peakRssMiB.toFixed(1).padStart(7)} MiB  ${s.seconds.toFixed(1).padStart(7)} s  ${JSON.stringify(s.detail)}\n`,
-        );
+          `  ${s.step.padEnd(36)} peak RSS ${s.peakRssMiB.toFixed(1).padStart(7)} MiB  ${s.seconds.toFixed(1).padStart(7)} s  live heap ${(s.liveHeapMiB ?? NaN).toFixed(1)} MiB  ${JSON.stringify(s.detail)}\n`,
+        ),
+      );
+      sizes.push(size);
+      process.stdout.write(`  (${size.events} events)\n`);
     }
     if (sizes.length > 1) {
       process.stdout.write('slope, MiB per million events:\n');

@@ -156,10 +156,15 @@ export async function runObjects(store: Store, run: number): Promise<RunObjects>
 /**
  * Ops in which what an iopt_pages holds (npinned, xarray, access_itree, domains_itree, its areas) may have
  * changed, with the pages ids. An area freed without its domains_itree node is caught in the op that gave
- * its pages new areas (a split) or touched its trees.
+ * its pages new areas (a split) or touched its trees. `seqs` narrows to the ops whose events lie in that range
+ * (a chunk of a long run's ops).
  */
-export async function holdingChanges(store: Store, run: number): Promise<Map<number, number[]>> {
-  const rows = await store.query(holdingChangesQuery(run));
+export async function holdingChanges(
+  store: Store,
+  run: number,
+  seqs: { fromSeq: number; toSeq: number } | null = null,
+): Promise<Map<number, number[]>> {
+  const rows = await store.query(holdingChangesQuery(run, seqs));
   const out = new Map<number, number[]>();
   for (const r of rows) {
     const list = out.get(r.op);

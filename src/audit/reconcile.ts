@@ -40,7 +40,7 @@ import { mustHoldPinned } from '../kernel/invariants/held.js';
 import { runsSize } from '../kernel/invariants/runs.js';
 import { rangeForEach } from '../structures/range-map.js';
 import { decodeJson } from '../lib/codec.js';
-import { opsInOrder } from '../store/index.js';
+import { OP_CHUNK } from '../store/index.js';
 import type { Store, StoredOp } from '../store/index.js';
 import { ForwardSeeker, stateAt } from '../timetravel/state-at.js';
 import { StoreSource } from '../timetravel/store-source.js';
@@ -310,14 +310,13 @@ async function evidenceFor(store: Store, run: number, b: Break): Promise<{ event
 }
 
 /**
- * What the forward pass reads besides the ops (which it streams from the store): ledger closings and the
- * run's objects. Exposed for the summary.
+ * What the forward pass reads besides the ops and their holding changes (which it streams from the store):
+ * ledger closings and the run's objects. Exposed for the summary.
  */
 export interface ReconcileInput {
   closings: Closing[];
   pagesClosings: PagesClosing[];
   objects: RunObjects;
-  holdings: Map<number, number[]>;
 }
 
 export async function reconcileInput(store: Store, run: number): Promise<ReconcileInput> {
@@ -325,8 +324,27 @@ export async function reconcileInput(store: Store, run: number): Promise<Reconci
     closings: await accountClosings(store, run),
     pagesClosings: await pagesClosings(store, run),
     objects: await runObjects(store, run),
-    holdings: await holdingChanges(store, run),
   };
+}
+
+/**
+ * The ops of a run in index order, each with the iopt_pages whose holdings it may have changed, read a chunk
+ * of ops (and the holding changes within their events' seqs) at a time: a long run's pass holds one chunk.
+ */
+async function* opsWithHoldings(
+  store: Store,
+  run: number,
+): AsyncGenerator<{ op: StoredOp; changed: number[] | undefined }, void, undefined> {
+  for (let at = 0; ;) {
+    const ops = await store.ops(run, at, at + OP_CHUNK - 1);
+    const first = ops[0];
+    const last = ops[ops.length - 1];
+    if (first === undefined || last === undefined) return;
+    const holdings = await holdingChanges(store, run, { fromSeq: first.firstSeq, toSeq: last.lastSeq });
+    for (const op of ops) yield { op, changed: holdings.get(op.index) };
+    if (ops.length < OP_CHUNK) return;
+    at = last.index + 1;
+  }
 }
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -337,7 +355,7 @@ const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' 
  * @example const r = await reconcile(store, 1); r.rules.filter((x) => !x.ok)
  */
 export async function reconcile(store: Store, run: number, input?: ReconcileInput): Promise<Reconciliation> {
-  const { closings, pagesClosings: pClosings, objects, holdings } = input ?? (await reconcileInput(store, run));
+  const { closings, pagesClosings: pClosings, objects } = input ?? (await reconcileInput(store, run));
   const source = await StoreSource.open(store, run);
   const seeker = new ForwardSeeker(source);
   const breaks = new Map<RuleName, Break>();
@@ -363,7 +381,7 @@ export async function reconcile(store: Store, run: number, input?: ReconcileInpu
   // The ops stream past in index order (one chunk held at a time); only the count and the last are kept.
   let opCount = 0;
   let lastOp: StoredOp | undefined;
-  for await (const op of opsInOrder(store, run)) {
+  for await (const { op, changed } of opsWithHoldings(store, run)) {
     opCount += 1;
     lastOp = op;
     const dirty = new Set<number>();
@@ -401,7 +419,6 @@ export async function reconcile(store: Store, run: number, input?: ReconcileInpu
     }
 
     // npinned-equals-pins, per pages: npinned against what the state says the pages holds.
-    const changed = holdings.get(op.index);
     if (changed !== undefined && !breaks.has('npinned-equals-pins')) {
       const state = await seeker.seek(op.lastSeq);
       const wrong: string[] = [];

@@ -8,9 +8,10 @@
  * Cost, for runs of millions of events: a join of the two runs' op rows inside the database (ops are far fewer
  * than events: every op has at least two), which returns one row per stretch of differing ops; the rows of
  * those stretches only (idx and digests), to tell a kernel-state difference from a neutralised one; the
- * events that set neutralised fields, through the store's type filter; then per side one snapshot
+ * events that set neutralised fields within those stretches (the rare alignment events from the start; the
+ * allocations from a state taken just before a stretch, see RunNeutralizer); then per side one snapshot
  * load plus at most the snapshot spacing of events (stateAt), and the divergent op's own events. No pass
- * over the events of either run.
+ * over the events of either run outside the stretches where they differ.
  *
  * Runs of different traces are refused unless aligned by prefix: then the traces are parsed from the store,
  * and setup plus the ops both traces share from their start are compared (the teardown only when the two
@@ -24,13 +25,13 @@ import { parseTraceText } from '../replay/parse.js';
 import type { ParsedTrace } from '../replay/parse.js';
 import { recordReplay } from '../replay/record.js';
 import { decodeEvent } from '../state/snapshot.js';
-import { differingStretchesQuery, opPairsQuery } from '../store/index.js';
-import type { OpRow, RunRow, Store, StoredEvent } from '../store/index.js';
+import { differingStretchesQuery, opPairsQuery, typedEventsQuery } from '../store/index.js';
+import type { OpRow, RunRow, Store, StoredEvent, TypedEventRow } from '../store/index.js';
 import { stateAt } from '../timetravel/state-at.js';
 import { StoreSource } from '../timetravel/store-source.js';
 import type { Divergence } from './divergence.js';
 import { describeDivergence } from './divergence.js';
-import { DigestNeutralizer, NEUTRAL_EVENT_TYPES, neutralOptions } from './neutral.js';
+import { DERIVED_EVENT_TYPES, DigestNeutralizer, PROVENANCE_EVENT_TYPES, neutralOptions } from './neutral.js';
 import type { OpPair, ScanResult } from './scan.js';
 import { opDifferences } from './scan.js';
 import type { NamedVariant } from '../kernel/variant-spec.js';
@@ -96,46 +97,122 @@ async function requireRun(store: Store, run: number): Promise<RunRow> {
   return row;
 }
 
+/** Neutralising events read per query while a stretch is followed. */
+const EVENT_CHUNK = 4096;
+
 /**
- * One run's neutraliser, moved forward op by op through the events that set neutralised fields. Those events
- * are read as the scan reaches their ops (the store reads them in keyset chunks), so a long run costs one
- * chunk of them at a time, not all of them.
+ * Ops between the last op followed and the start of the next stretch above which the allocations are taken
+ * from the state there (a snapshot plus at most its spacing of events) instead of read through the gap.
+ */
+const RESEED_GAP_OPS = 2048;
+
+/** One run's events of some types from a seq on, EVENT_CHUNK at a time, applied op by op. */
+class TypedEventCursor {
+  private rows: TypedEventRow[] = [];
+  private next = 0;
+  private done = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly run: number,
+    private readonly types: readonly string[],
+    private fromSeq: number,
+  ) {}
+
+  /** Hand every event of ops up to `op` not handed yet to `accept` (ascending calls only). */
+  async applyThrough(op: number, accept: (event: Event) => void): Promise<void> {
+    for (;;) {
+      if (this.next === this.rows.length) {
+        if (this.done) return;
+        this.rows = await this.store.query(
+          typedEventsQuery(this.run, this.fromSeq, Number.MAX_SAFE_INTEGER, this.types, EVENT_CHUNK),
+        );
+        this.next = 0;
+        const last = this.rows[this.rows.length - 1];
+        if (this.rows.length < EVENT_CHUNK || last === undefined) this.done = true;
+        else this.fromSeq = last.seq + 1;
+        continue;
+      }
+      const row = this.rows[this.next];
+      if (row === undefined || row.op > op) return;
+      accept(decodeEvent(row.payload));
+      this.next += 1;
+    }
+  }
+}
+
+/**
+ * One run's neutraliser, moved forward op by op through the events that set neutralised fields, read as the
+ * scan reaches their ops. The alignment events are rare and followed from the run's start (the correction
+ * keeps the last alignment of every IOAS the run allocated, so it depends on their whole history). The
+ * allocation events are in nearly every op; the correction they make is the live heap's provenance, a
+ * function of the state, so a stretch far from the last op followed starts from the state just before it
+ * (seedProvenance) and reads only its own ops' events: a bisect costs the differing stretches, not the run.
  */
 class RunNeutralizer {
   readonly neutralizer: DigestNeutralizer;
-  private readonly events: AsyncIterator<StoredEvent>;
-  /** The next event not applied yet: read, but of an op after the last one asked for. */
-  private waiting: { op: number; event: Event } | null = null;
-  private done = false;
+  private readonly alignments: AsyncIterator<StoredEvent> | null;
+  private waitingAlignment: { op: number; event: Event } | null = null;
+  private alignmentsDone = false;
+  private heap: TypedEventCursor | null = null;
+  /** The last op whose allocation events are applied (-1: none, the empty heap of a run's start). */
+  private heapOp = -1;
 
-  constructor(store: Store, run: number, strict: boolean) {
+  constructor(
+    private readonly store: Store,
+    private readonly run: number,
+    strict: boolean,
+  ) {
     this.neutralizer = new DigestNeutralizer(neutralOptions(strict));
-    this.events = store.events(run, { types: NEUTRAL_EVENT_TYPES })[Symbol.asyncIterator]();
+    this.alignments = this.neutralizer.followsDerived
+      ? store.events(run, { types: DERIVED_EVENT_TYPES })[Symbol.asyncIterator]()
+      : null;
+    if (this.neutralizer.followsProvenance) this.heap = new TypedEventCursor(store, run, PROVENANCE_EVENT_TYPES, 1);
+  }
+
+  /** Get ready for a stretch that starts at op `first` (ascending, after every op asked for so far). */
+  async startStretch(first: number): Promise<void> {
+    if (this.heap === null || first - 1 - this.heapOp <= RESEED_GAP_OPS) return;
+    const before = (await this.store.ops(this.run, first - 1, first - 1))[0];
+    if (before === undefined) throw new InternalError(`run ${this.run} has no op ${first - 1}`);
+    const state = await stateAt(await StoreSource.open(this.store, this.run), before.lastSeq);
+    this.neutralizer.seedProvenance(Object.values(state.heap));
+    this.heap = new TypedEventCursor(this.store, this.run, PROVENANCE_EVENT_TYPES, before.lastSeq + 1);
+    this.heapOp = first - 1;
   }
 
   /** Apply the events of ops up to `op` (ascending calls only); returns the neutraliser for the state after `op`. */
   async at(op: number): Promise<DigestNeutralizer> {
-    for (;;) {
-      if (this.waiting === null) {
-        if (this.done) break;
-        const next = await this.events.next();
-        if (next.done === true) {
-          this.done = true;
-          break;
-        }
-        this.waiting = { op: next.value.op, event: decodeEvent(next.value.payload) };
-      }
-      if (this.waiting.op > op) break;
-      this.neutralizer.accept(this.waiting.event);
-      this.waiting = null;
+    await this.alignmentsThrough(op);
+    if (this.heap !== null && op > this.heapOp) {
+      await this.heap.applyThrough(op, (e) => this.neutralizer.accept(e));
+      this.heapOp = op;
     }
     return this.neutralizer;
   }
 
+  private async alignmentsThrough(op: number): Promise<void> {
+    if (this.alignments === null) return;
+    for (;;) {
+      if (this.waitingAlignment === null) {
+        if (this.alignmentsDone) return;
+        const next = await this.alignments.next();
+        if (next.done === true) {
+          this.alignmentsDone = true;
+          return;
+        }
+        this.waitingAlignment = { op: next.value.op, event: decodeEvent(next.value.payload) };
+      }
+      if (this.waitingAlignment.op > op) return;
+      this.neutralizer.accept(this.waitingAlignment.event);
+      this.waitingAlignment = null;
+    }
+  }
+
   /** Stop reading (the scan ended before the run did). */
   async close(): Promise<void> {
-    if (!this.done) await this.events.return?.();
-    this.done = true;
+    if (this.alignments !== null && !this.alignmentsDone) await this.alignments.return?.();
+    this.alignmentsDone = true;
   }
 }
 
@@ -205,6 +282,8 @@ async function scanStored(
     const rb = new RunNeutralizer(store, runB, strict);
     try {
       for (const [from, last] of raw) {
+        await ra.startStretch(from);
+        await rb.startStretch(from);
         const found = await neutralStretches(store, runA, runB, from, last + 1, ra, rb, async (idx, na, nb) => {
           if (first !== null) return;
           const a = await storedKey(store, runA, idx, na);

@@ -33,6 +33,16 @@ import type { State } from '../state/state.js';
 /** The events that change a neutralised field. */
 export const NEUTRAL_EVENT_TYPES: readonly EventType[] = NEUTRAL_EVENTS;
 
+/** Of those, the ones that change the provenance of allocations (frequent: most ops allocate). */
+export const PROVENANCE_EVENT_TYPES: readonly EventType[] = NEUTRAL_EVENTS.filter(
+  (t) => t === 'HeapAllocated' || t === 'HeapFreed',
+);
+
+/** The others, which set an IOAS's derived alignment (rare). */
+export const DERIVED_EVENT_TYPES: readonly EventType[] = NEUTRAL_EVENTS.filter(
+  (t) => !PROVENANCE_EVENT_TYPES.includes(t),
+);
+
 /** The alignment a new IOAS starts with (reducers/iommufd.ts ioasAllocated). */
 const INITIAL_ALIGNMENT = 1n;
 
@@ -110,6 +120,32 @@ export class DigestNeutralizer implements EventSink {
       default:
         return;
     }
+  }
+
+  /**
+   * Start following allocations from a state instead of from the run's start: the tracked allocations
+   * become `live` (a state's heap), as if every HeapAllocated and HeapFreed up to that state had been
+   * accepted, since the live heap is exactly what those events leave behind.
+   */
+  seedProvenance(live: Iterable<{ id: number; fn: string; tag: string }>): void {
+    if (!this.provenance) return;
+    for (const [alloc, origin] of this.origins)
+      for (const parts of provenanceParts(alloc, origin)) digestRemove(this.correction, parts);
+    this.origins.clear();
+    for (const { id, fn, tag } of live) {
+      this.origins.set(id, { fn, tag });
+      for (const parts of provenanceParts(id, { fn, tag })) digestAdd(this.correction, parts);
+    }
+  }
+
+  /** Whether allocations are followed (false under --strict: their provenance counts). */
+  get followsProvenance(): boolean {
+    return this.provenance;
+  }
+
+  /** Whether IOVA alignments are followed (false under --strict: the alignment counts). */
+  get followsDerived(): boolean {
+    return this.derived;
   }
 
   /** The neutral digest (16 hex digits) of a state whose raw digest is `rawHex`, at this point of the run. */

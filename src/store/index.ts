@@ -47,6 +47,7 @@ export {
   type OpenClaim,
 } from './queries/failures.js';
 export { differingStretchesQuery, opPairsQuery, type OpPairRow } from './queries/op-compare.js';
+export { typedEventsQuery, type TypedEventRow } from './queries/typed-events.js';
 export {
   ACCOUNTING_COUNTERS,
   COUNTER_NAMES,

@@ -11,6 +11,7 @@ import { reduce } from '../state/reduce.js';
 import { deserializeState } from '../state/snapshot.js';
 import type { State } from '../state/state.js';
 import { initialState } from '../state/state.js';
+import { lastAtOrBefore } from './source.js';
 import type { EventSource, SnapshotBlob, SourcedEvent } from './source.js';
 
 /** Throws a BadRangeError unless 0 <= seq <= the run's last seq. */
@@ -72,8 +73,12 @@ export class ForwardSeeker {
     checkSeq(this.source, seq);
     if (this.current !== null && seq < this.at)
       throw new InternalError(`ForwardSeeker: seq ${seq} is behind ${this.at}`);
-    const blob = seq > 0 ? await this.source.snapshotAtOrBefore(seq) : undefined;
-    if (this.current === null || (blob !== undefined && blob.seq > this.at)) {
+    // The snapshot list decides whether to jump, so a seek that continues forward loads no snapshot blob: a
+    // scan seeking every op of a long run would otherwise read (and drop) one blob per seek.
+    const seqs = this.source.snapshotSeqs();
+    const snapshot = seq > 0 ? seqs[lastAtOrBefore(seqs, seq)] : undefined;
+    if (this.current === null || (snapshot !== undefined && snapshot > this.at)) {
+      const blob = snapshot === undefined ? undefined : await this.source.snapshotAtOrBefore(seq);
       this.current = blob === undefined ? initialState() : loadSnapshot(blob);
       this.at = blob?.seq ?? 0;
       await this.stream?.return?.();

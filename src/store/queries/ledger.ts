@@ -426,12 +426,15 @@ export function objectEventsQuery(run: number): StoreQuery<ObjectEventRow[]> {
  * (op, pages) pairs, distinct, by op then pages: the ops in which what an iopt_pages holds (npinned,
  * xarray, access_itree, domains_itree, its areas) may have changed.
  */
-export function holdingChangesQuery(run: number): StoreQuery<{ op: number; pages: number }[]> {
+export function holdingChangesQuery(
+  run: number,
+  seqs: { fromSeq: number; toSeq: number } | null = null,
+): StoreQuery<{ op: number; pages: number }[]> {
   return ({ db, dialect: d }) => {
     const pages = sql<number>`coalesce(${num(d, 'pages')}, ${num(d, 'tree', 'pages')})`;
-    return db
-      .selectFrom('events')
-      .where('run', '=', run)
+    let events = db.selectFrom('events').where('run', '=', run);
+    if (seqs !== null) events = events.where('seq', '>=', seqs.fromSeq).where('seq', '<=', seqs.toSeq);
+    return events
       .where('type', 'in', EVENTS_CHANGING_HELD_PINS)
       .where(sql<SqlBool>`${pages} is not null`)
       .select(['op', pages.as('pages')])

@@ -5,6 +5,8 @@ import { replay } from '../../../src/replay/replayer.js';
 import { digestHex } from '../../../src/lib/digest.js';
 import { recordSet } from '../../../src/state/records.js';
 import { deserializeState, serializeState } from '../../../src/state/snapshot.js';
+import type { Event } from '../../../src/events/events.js';
+import type { EventSink } from '../../../src/state/emit.js';
 import type { State } from '../../../src/state/state.js';
 import { ACCESS_DOMAIN_DESTORY, BAD_FREE, FIXTURES, trace, variant } from '../../support/bisect-traces.js';
 
@@ -35,6 +37,40 @@ describe('DigestNeutralizer', () => {
         });
       }
     }
+  }
+
+  for (const path of TRACES) {
+    it(`seeded with the live heap at any op of ${path}, follows the run as if from its start`, () => {
+      const states: State[] = [];
+      const events: { op: number; event: Event }[] = [];
+      let op = 0;
+      const sink: EventSink = { accept: (event) => void events.push({ op, event }) };
+      replay(trace(path), {
+        ...variant('upstream'),
+        sink,
+        onOp: (record, state) => {
+          states.push(deserializeState(serializeState(state)));
+          op = record.index + 1;
+        },
+      });
+      const full = new DigestNeutralizer();
+      const corrections: string[] = [];
+      let next = 0;
+      for (let k = 0; k < states.length; k++) {
+        for (; events[next] !== undefined && (events[next]?.op ?? 0) <= k; next++) full.accept(events[next]!.event);
+        corrections.push(full.correctionHex());
+      }
+      for (let seedAt = 0; seedAt < states.length; seedAt++) {
+        // The alignments followed from the start, the allocations from the state after op seedAt.
+        const seeded = new DigestNeutralizer();
+        for (const { op: at, event } of events)
+          if (at <= seedAt && event.type !== 'HeapAllocated' && event.type !== 'HeapFreed') seeded.accept(event);
+        seeded.seedProvenance(Object.values(states[seedAt]!.heap));
+        expect(seeded.correctionHex()).toBe(corrections[seedAt]);
+        for (const { op: at, event } of events) if (at > seedAt) seeded.accept(event);
+        expect(seeded.correctionHex()).toBe(corrections[corrections.length - 1]);
+      }
+    });
   }
 
   it('makes states that differ only in an IOAS alignment equal, and strict mode keeps them apart', () => {
