@@ -299,6 +299,24 @@ export const EVENT_SCHEMAS = [
    * traces emit it where earlier versions emit one FramesAllocated per block.
    */
   ev('FrameRunsAllocated', { huge: z.enum(HUGE_SIZES), runs: z.array(z.tuple([count, count])).max(MAX_EVENT_RUNS) }),
+  /**
+   * One pin call's PagesPinned runs (`[pfn, count]`, in order), at most MAX_EVENT_RUNS per event: version 4
+   * traces emit it where earlier versions emit one PagesPinned per run. `npages` is the sum of the runs'
+   * counts (the accounting ledger's pin delta, readable without walking the list).
+   */
+  ev('PagesPinnedRuns', {
+    runs: z.array(z.tuple([count, count])).max(MAX_EVENT_RUNS),
+    npages: count,
+    fn,
+    mm: id.nullable(),
+  }),
+  /** One unpin call's PagesUnpinned runs, in order (version 4), at most MAX_EVENT_RUNS per event. */
+  ev('PagesUnpinnedRuns', {
+    runs: z.array(z.tuple([count, count])).max(MAX_EVENT_RUNS),
+    npages: count,
+    dirty: z.boolean(),
+    fn,
+  }),
 ] as const;
 
 export const Event = z.discriminatedUnion('type', EVENT_SCHEMAS);

@@ -6,7 +6,12 @@
 import type { EventType } from './events.js';
 
 /** Physical pins taken and dropped (frames' pin counts, the ledger's `pins` account). */
-export const PIN_EVENTS = ['PagesPinned', 'PagesUnpinned'] as const satisfies readonly EventType[];
+export const PIN_EVENTS = [
+  'PagesPinned',
+  'PagesUnpinned',
+  'PagesPinnedRuns',
+  'PagesUnpinnedRuns',
+] as const satisfies readonly EventType[];
 
 /** Every change to a pin counter: the source rows of the accounting ledger. */
 export const LEDGER_EVENTS = [

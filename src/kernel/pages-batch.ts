@@ -11,7 +11,7 @@
 import type { ViolationKind } from '../events/events.js';
 import { EINVAL, ENOMEM } from '../machine/errno.js';
 import type { PageSlots } from '../machine/gup.js';
-import { unpinUserPageRangeDirtyLock } from '../machine/gup.js';
+import { UnpinRuns, unpinUserPageRangeDirtyLock } from '../machine/gup.js';
 import type { Ptr } from '../machine/heap.js';
 import { kfree, samePtr, tempKmalloc } from '../machine/heap.js';
 import { domainPgsizeMin, iommuIovaToPhys, iommuMap, iommuUnmap, isXarrayMock } from '../machine/iommu-domain.js';
@@ -34,7 +34,7 @@ import {
 import type { FolioHandle } from '../machine/memfd.js';
 import { folioAddPins } from '../machine/memfd.js';
 import { InternalError } from '../lib/errors.js';
-import { ioptPagesSubNpinned } from './pages-accounting.js';
+import { NpinnedSubs, ioptPagesSubNpinned } from './pages-accounting.js';
 import { mergedTest, pagesOf } from './pages-state.js';
 import { xaLoad, xaRuns } from '../structures/xarray.js';
 
@@ -462,10 +462,16 @@ export function batchUnpin(sim: Sim, batch: BatchBuf, pages: number, firstOff: n
     const more = stale.length > 1 ? ` (and ${stale.length - 1} more runs beyond end)` : '';
     sim.violation('stale_batch_entry', 'batch_unpin', `${stale[0] ?? ''}${more}`, { pages, runs: stale.length });
   }
+  // Version 4 reports the call's runs in PagesUnpinnedRuns and its npinned changes in one NpinnedChanged
+  // (the two touch different state); the calls, and their checks, stay one per run.
+  const unpins = UnpinRuns.forCall(sim, writable, 'batch_unpin');
+  const subs = NpinnedSubs.forCall(sim, pages, 'batch_unpin');
   for (const piece of pieces) {
-    unpinUserPageRangeDirtyLock(sim, piece.pfn, piece.count, writable, 'batch_unpin');
-    ioptPagesSubNpinned(sim, pages, piece.count, 'batch_unpin');
+    unpinUserPageRangeDirtyLock(sim, piece.pfn, piece.count, writable, 'batch_unpin', unpins);
+    ioptPagesSubNpinned(sim, pages, piece.count, 'batch_unpin', subs);
   }
+  unpins?.flush();
+  subs?.flush();
 }
 
 /** copy_data_page: copy `length` bytes at `offset` of a page to (write) or from (read) data[at..]. */

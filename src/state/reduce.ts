@@ -50,6 +50,8 @@ export const REDUCERS: ReducerTable = {
   MemoryWritten: machine.memoryWritten,
   PagesPinned: machine.pagesPinned,
   PagesUnpinned: machine.pagesUnpinned,
+  PagesPinnedRuns: machine.pagesPinnedRuns,
+  PagesUnpinnedRuns: machine.pagesUnpinnedRuns,
   HeapAllocated: machine.heapAllocated,
   HeapFreed: machine.heapFreed,
   AccountingCharged: iommufd.accountingCharged,

@@ -14,6 +14,7 @@
  */
 import type { Event, EventOf, EventType } from '../events/events.js';
 import { INDEX_EVENTS, PFN_EVENTS, PIN_EVENTS } from '../events/groups.js';
+import { pinEventsOf } from '../events/runs.js';
 import { BadInputError } from '../lib/errors.js';
 import { hex } from '../state/diff.js';
 import { DEFAULT_CONFIG, type Area } from '../state/state.js';
@@ -130,12 +131,16 @@ async function whyPfn(source: EventSource, pfn: number, first: number, last: num
         if (e.pfn === pfn) add(seq, op, e, `written: ${e.data.length / 2} bytes at offset ${hex(e.offset)}`);
         break;
       case 'PagesPinned':
-        if (covers(e.pfn, e.count, pfn))
-          add(seq, op, e, `pinned in ${pfnSpan(e.pfn, e.count)} by ${e.fn}${e.mm === null ? '' : ` (mm ${e.mm})`}`);
-        break;
+      case 'PagesPinnedRuns':
       case 'PagesUnpinned':
-        if (covers(e.pfn, e.count, pfn))
-          add(seq, op, e, `unpinned in ${pfnSpan(e.pfn, e.count)}${e.dirty ? ' dirty' : ''} by ${e.fn}`);
+      case 'PagesUnpinnedRuns':
+        for (const r of pinEventsOf(e)) {
+          if (!covers(r.pfn, r.count, pfn)) continue;
+          const span = pfnSpan(r.pfn, r.count);
+          if (r.type === 'PagesPinned')
+            add(seq, op, e, `pinned in ${span} by ${r.fn}${r.mm === null ? '' : ` (mm ${r.mm})`}`);
+          else add(seq, op, e, `unpinned in ${span}${r.dirty ? ' dirty' : ''} by ${r.fn}`);
+        }
         break;
       case 'XaStored': {
         const holder = (i: number): string => `${e.pages}:${i}`;
@@ -393,18 +398,17 @@ async function whyIndex(
   if (pfns.size === 0) return out;
   // Second pass: the pins of the pages the index held.
   for await (const { seq, op, event: e } of source.events(first, last, PIN_EVENTS)) {
-    if (e.type !== 'PagesPinned' && e.type !== 'PagesUnpinned') continue;
-    for (const pfn of pfns) {
-      if (!covers(e.pfn, e.count, pfn)) continue;
-      const verb = e.type === 'PagesPinned' ? 'pinned' : `unpinned${e.dirty ? ' dirty' : ''}`;
+    for (const r of pinEventsOf(e)) {
+      const pfn = [...pfns].find((p) => covers(r.pfn, r.count, p));
+      if (pfn === undefined) continue;
+      const verb = r.type === 'PagesPinned' ? 'pinned' : `unpinned${r.dirty ? ' dirty' : ''}`;
       out.push({
         seq,
         op,
         type: e.type,
-        text: `pfn ${hex(pfn)} ${verb} in ${pfnSpan(e.pfn, e.count)} by ${e.fn}`,
+        text: `pfn ${hex(pfn)} ${verb} in ${pfnSpan(r.pfn, r.count)} by ${r.fn}`,
         event: e,
       });
-      break;
     }
   }
   return out.sort((x, y) => x.seq - y.seq);

@@ -202,6 +202,10 @@ export class IncrementalChecker {
       case 'PagesUnpinned':
         this.pfnWins.push([e.pfn, e.pfn + e.count]);
         break;
+      case 'PagesPinnedRuns':
+      case 'PagesUnpinnedRuns':
+        for (const [pfn, count] of e.runs) this.pfnWins.push([pfn, pfn + count]);
+        break;
       default:
         break;
     }
