@@ -21,7 +21,7 @@
  * Each side is rendered in one canonical form, so "differ" means the rendered lists differ.
  */
 import type { Event } from '../events/events.js';
-import { pinEventsOf } from '../events/runs.js';
+import { mappedEventsOf, pinEventsOf } from '../events/runs.js';
 import type { Observation, ObservationKind } from '../events/trace.js';
 import { OBSERVATION_KINDS } from '../events/trace.js';
 import type { VariantSpec } from '../kernel/variants.js';
@@ -187,7 +187,7 @@ function sidesOf(
         ),
         model: mapLines(
           events.flatMap((e) =>
-            e.type === 'IommuMapped' ? [{ domain: e.domain, iova: e.iova, paddr: e.paddr, size: e.size }] : [],
+            mappedEventsOf(e).map((m) => ({ domain: m.domain, iova: m.iova, paddr: m.paddr, size: m.size })),
           ),
         ),
       };

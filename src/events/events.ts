@@ -310,6 +310,18 @@ export const EVENT_SCHEMAS = [
     fn,
     mm: id.nullable(),
   }),
+  /**
+   * One batch_to_domain call's IommuMapped extents (each as its own IommuMapped would carry it), in order,
+   * at most MAX_EVENT_RUNS per event: version 4 traces emit it where earlier versions emit one IommuMapped
+   * per PFN run.
+   */
+  ev('IommuMappedRuns', {
+    domain: name,
+    read: z.boolean(),
+    write: z.boolean(),
+    fn,
+    extents: z.array(z.strictObject({ extent: id, iova: u64, paddr: u64, size: u64 })).max(MAX_EVENT_RUNS),
+  }),
   /** One unpin call's PagesUnpinned runs, in order (version 4), at most MAX_EVENT_RUNS per event. */
   ev('PagesUnpinnedRuns', {
     runs: z.array(z.tuple([count, count])).max(MAX_EVENT_RUNS),

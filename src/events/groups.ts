@@ -62,6 +62,7 @@ export const PFN_EVENTS = [
   'XaErased',
   'PagesReleased',
   'IommuMapped',
+  'IommuMappedRuns',
   'IommuUnmapped',
   'DomainFreed',
   ...FINDING_EVENTS,
@@ -83,6 +84,7 @@ export const INDEX_EVENTS = [
   'AreaFreed',
   'IoasDomainsSet',
   'IommuMapped',
+  'IommuMappedRuns',
   'IommuUnmapped',
   ...FINDING_EVENTS,
 ] as const satisfies readonly EventType[];

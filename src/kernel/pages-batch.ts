@@ -14,7 +14,14 @@ import type { PageSlots } from '../machine/gup.js';
 import { UnpinRuns, unpinUserPageRangeDirtyLock } from '../machine/gup.js';
 import type { Ptr } from '../machine/heap.js';
 import { kfree, samePtr, tempKmalloc } from '../machine/heap.js';
-import { domainPgsizeMin, iommuIovaToPhys, iommuMap, iommuUnmap, isXarrayMock } from '../machine/iommu-domain.js';
+import {
+  MappedExtents,
+  domainPgsizeMin,
+  iommuIovaToPhys,
+  iommuMap,
+  iommuUnmap,
+  isXarrayMock,
+} from '../machine/iommu-domain.js';
 import type { IommuProt } from '../machine/iommu-domain.js';
 import { readPhys, writePhys } from '../machine/memory.js';
 import type { Sim } from '../machine/sim.js';
@@ -419,6 +426,8 @@ export function batchToDomain(sim: Sim, batch: BatchBuf, domain: string, area: A
   let iova = startIova;
   let nextIova = startIova;
   const endIova = u64(area.lastIova + 1n);
+  // Version 4 reports the call's extents in IommuMappedRuns lists; the iommu_map calls stay one per run.
+  const list = disableLargePages ? null : MappedExtents.forCall(sim, domain, prot, 'batch_to_domain');
   for (let cur = 0; cur < batch.b.end; cur++) {
     const want = u64(nextIova + BigInt(batch.b.npfns[cur] ?? 0) * page - BigInt(pageOffset));
     nextIova = endIova < want ? endIova : want;
@@ -426,14 +435,16 @@ export function batchToDomain(sim: Sim, batch: BatchBuf, domain: string, area: A
     const size = u64(nextIova - iova);
     const rc = disableLargePages
       ? batchIommuMapSmall(sim, domain, iova, paddr, size, prot)
-      : iommuMap(sim, domain, iova, paddr, size, prot, 'batch_to_domain');
+      : iommuMap(sim, domain, iova, paddr, size, prot, 'batch_to_domain', list);
     if (rc) {
+      list?.flush();
       if (startIova !== iova) iommuUnmapNofail(sim, domain, startIova, u64(iova - startIova), 'batch_to_domain');
       return rc;
     }
     iova = nextIova;
     pageOffset = 0;
   }
+  list?.flush();
   return 0;
 }
 

@@ -88,6 +88,7 @@ export const REDUCERS: ReducerTable = {
   DomainAllocated: domain.domainAllocated,
   DomainFreed: domain.domainFreed,
   IommuMapped: domain.iommuMapped,
+  IommuMappedRuns: domain.iommuMappedRuns,
   IommuUnmapped: domain.iommuUnmapped,
   IoPageTablesChanged: domain.ioPageTablesChanged,
   Warned: run.warned,

@@ -7,7 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Event } from '../../../src/events/events.js';
-import { pinEventsOf } from '../../../src/events/runs.js';
+import { mappedEventsOf, pinEventsOf } from '../../../src/events/runs.js';
+import { DEFAULT_GUEST, guestTrace } from '../../../bench/generate.js';
 import type { PinEvent } from '../../../src/events/runs.js';
 import { resolveVariant } from '../../../src/kernel/variants.js';
 import { parseTraceText } from '../../../src/replay/parse.js';
@@ -82,5 +83,60 @@ describe('trace version 4 pins', () => {
     const v3 = singles(run(3, TRACE).events);
     expect(v3).toHaveLength(4200);
     expect(singles(run(4, TRACE).events)).toEqual(v3);
+  });
+
+  it('maps the extents of one batch_to_domain in IommuMappedRuns lists, the same extents in the same order', () => {
+    const v3 = run(3, TRACE);
+    const v4 = run(4, TRACE);
+    const extents = (events: [number, Event][]) =>
+      events.flatMap(([op, e]) => mappedEventsOf(e).map((m): [number, Event] => [op, m]));
+    expect(extents(v3.events)).toHaveLength(2100);
+    expect(extents(v4.events)).toEqual(extents(v3.events));
+    expect(typesOf(v4.events, 6)['IommuMapped']).toBeUndefined();
+    expect(
+      v4.events.flatMap(([op, e]) => (e.type === 'IommuMappedRuns' ? [[op, e.domain, e.extents.length, e.fn]] : [])),
+    ).toEqual([
+      // One list per batch_to_domain call: the batch holds 256 runs.
+      ...Array.from({ length: 8 }, () => [6, 'd', 256, 'batch_to_domain']),
+      [6, 'd', 52, 'batch_to_domain'],
+    ]);
+  });
+
+  it('gives the digests of version 3 when an iommu_map of the batch fails and the call unmaps what it mapped', () => {
+    const failing = [...TRACE.slice(0, 5), '{"op":"fault","nth":5,"site":"iommu_pages"}', ...TRACE.slice(5)];
+    const v3 = run(3, failing);
+    const v4 = run(4, failing);
+    expect(v4.result.ops.map((o) => [o.op, o.digest, o.errno])).toEqual(
+      v3.result.ops.map((o) => [o.op, o.digest, o.errno]),
+    );
+    const seen = (events: [number, Event][]) =>
+      events.flatMap(([op, e]) => [...mappedEventsOf(e), ...pinEventsOf(e)].map((m): [number, Event] => [op, m]));
+    expect(seen(v4.events)).toEqual(seen(v3.events));
+    // The fifth IO page table allocation fails inside the map of the batch: ENOMEM, the mapped part undone.
+    expect(v4.result.ops[7]?.errno).toBe('ENOMEM');
+    expect(typesOf(v4.events, 7)).toMatchObject({ FaultInjected: 1, IommuMappedRuns: 3, IommuUnmapped: 1 });
+    expect(typesOf(v4.events, 7)['IommuMapped']).toBeUndefined();
+  });
+
+  it('replays the benchmark guest of scattered 4 KiB pages (an iommupt mock and a generic domain) as version 3', () => {
+    const guest = guestTrace({
+      ...DEFAULT_GUEST,
+      guestBytes: 8 * 1024 * 1024,
+      accessOps: 40,
+      chunkBytes: null,
+      smallPages: true,
+      seed: 1,
+    });
+    const lines = guest.text.trim().split('\n').slice(1);
+    const v3 = run(3, lines);
+    const v4 = run(4, lines);
+    expect(v4.result.mismatches).toEqual([]);
+    expect(v4.result.ops.map((o) => [o.op, o.digest])).toEqual(v3.result.ops.map((o) => [o.op, o.digest]));
+    const seen = (events: [number, Event][]) =>
+      events.flatMap(([op, e]) => [...mappedEventsOf(e), ...pinEventsOf(e)].map((m): [number, Event] => [op, m]));
+    expect(seen(v4.events)).toEqual(seen(v3.events));
+    expect([v3.events.length, v4.events.length]).toEqual([14003, 1733]);
+    // The map of the whole guest: one list per batch and domain, split where an IO page table is allocated.
+    expect(typesOf(v4.events, 7)).toMatchObject({ PagesPinnedRuns: 2, IoPageTablesChanged: 8, IommuMappedRuns: 10 });
   });
 });
