@@ -10,6 +10,7 @@
  */
 import type { Event } from '../events/events.js';
 import { describeEvent } from '../events/describe.js';
+import { pinEventsOf } from '../events/runs.js';
 import { encodeJson } from '../lib/codec.js';
 import type { Difference } from '../state/diff.js';
 import { differencePlace, hex } from '../state/diff.js';
@@ -186,8 +187,7 @@ export function namedObjects(differences: readonly Difference[], onlyEvents: rea
     if (typeof f['pages'] === 'number') pages.add(f['pages']);
     if (typeof f['area'] === 'number') areas.add(f['area']);
     if (typeof f['domain'] === 'string') domains.add(f['domain']);
-    if ((e.type === 'PagesPinned' || e.type === 'PagesUnpinned') && e.count > 0)
-      pfns.push([e.pfn, e.pfn + e.count - 1]);
+    for (const r of pinEventsOf(e)) if (r.count > 0) pfns.push([r.pfn, r.pfn + r.count - 1]);
     if (e.type === 'ViolationDetected' || e.type === 'Warned') {
       const o = e.objects;
       if (typeof o['alloc'] === 'number') allocations.add(o['alloc']);

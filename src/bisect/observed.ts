@@ -21,6 +21,7 @@
  * Each side is rendered in one canonical form, so "differ" means the rendered lists differ.
  */
 import type { Event } from '../events/events.js';
+import { mappedEventsOf, pinEventsOf } from '../events/runs.js';
 import type { Observation, ObservationKind } from '../events/trace.js';
 import { OBSERVATION_KINDS } from '../events/trace.js';
 import type { VariantSpec } from '../kernel/variants.js';
@@ -113,6 +114,11 @@ function unmapLines(calls: UnmapCall[]): string[] {
 }
 
 /** A multiset of PFNs given as runs, as maximal ranges of equal multiplicity: `pfn 0x40000..0x401ff x1`. */
+/** The [pfn, count] runs the model pinned or unpinned, whether one event per run or lists (version 4). */
+function pinRuns(events: readonly Event[], type: 'PagesPinned' | 'PagesUnpinned'): (readonly [number, number])[] {
+  return events.flatMap((e) => pinEventsOf(e).flatMap((r) => (r.type === type ? [[r.pfn, r.count] as const] : [])));
+}
+
 function pfnMultisetLines(runs: readonly (readonly [number, number])[]): string[] {
   const edges = new Map<number, number>();
   for (const [pfn, count] of runs) {
@@ -181,7 +187,7 @@ function sidesOf(
         ),
         model: mapLines(
           events.flatMap((e) =>
-            e.type === 'IommuMapped' ? [{ domain: e.domain, iova: e.iova, paddr: e.paddr, size: e.size }] : [],
+            mappedEventsOf(e).map((m) => ({ domain: m.domain, iova: m.iova, paddr: m.paddr, size: m.size })),
           ),
         ),
       };
@@ -203,14 +209,14 @@ function sidesOf(
     case 'pin':
       return {
         observed: pfnMultisetLines(observed.flatMap((o) => (o.observed === 'pin' ? [[o.pfn, o.count] as const] : []))),
-        model: pfnMultisetLines(events.flatMap((e) => (e.type === 'PagesPinned' ? [[e.pfn, e.count] as const] : []))),
+        model: pfnMultisetLines(pinRuns(events, 'PagesPinned')),
       };
     case 'unpin':
       return {
         observed: pfnMultisetLines(
           observed.flatMap((o) => (o.observed === 'unpin' ? [[o.pfn, o.count] as const] : [])),
         ),
-        model: pfnMultisetLines(events.flatMap((e) => (e.type === 'PagesUnpinned' ? [[e.pfn, e.count] as const] : []))),
+        model: pfnMultisetLines(pinRuns(events, 'PagesUnpinned')),
       };
     case 'warn':
       return {

@@ -299,6 +299,36 @@ export const EVENT_SCHEMAS = [
    * traces emit it where earlier versions emit one FramesAllocated per block.
    */
   ev('FrameRunsAllocated', { huge: z.enum(HUGE_SIZES), runs: z.array(z.tuple([count, count])).max(MAX_EVENT_RUNS) }),
+  /**
+   * One pin call's PagesPinned runs (`[pfn, count]`, in order), at most MAX_EVENT_RUNS per event: version 4
+   * traces emit it where earlier versions emit one PagesPinned per run. `npages` is the sum of the runs'
+   * counts (the accounting ledger's pin delta, readable without walking the list).
+   */
+  ev('PagesPinnedRuns', {
+    runs: z.array(z.tuple([count, count])).max(MAX_EVENT_RUNS),
+    npages: count,
+    fn,
+    mm: id.nullable(),
+  }),
+  /**
+   * One batch_to_domain call's IommuMapped extents (each as its own IommuMapped would carry it), in order,
+   * at most MAX_EVENT_RUNS per event: version 4 traces emit it where earlier versions emit one IommuMapped
+   * per PFN run.
+   */
+  ev('IommuMappedRuns', {
+    domain: name,
+    read: z.boolean(),
+    write: z.boolean(),
+    fn,
+    extents: z.array(z.strictObject({ extent: id, iova: u64, paddr: u64, size: u64 })).max(MAX_EVENT_RUNS),
+  }),
+  /** One unpin call's PagesUnpinned runs, in order (version 4), at most MAX_EVENT_RUNS per event. */
+  ev('PagesUnpinnedRuns', {
+    runs: z.array(z.tuple([count, count])).max(MAX_EVENT_RUNS),
+    npages: count,
+    dirty: z.boolean(),
+    fn,
+  }),
 ] as const;
 
 export const Event = z.discriminatedUnion('type', EVENT_SCHEMAS);

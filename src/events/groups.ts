@@ -6,7 +6,12 @@
 import type { EventType } from './events.js';
 
 /** Physical pins taken and dropped (frames' pin counts, the ledger's `pins` account). */
-export const PIN_EVENTS = ['PagesPinned', 'PagesUnpinned'] as const satisfies readonly EventType[];
+export const PIN_EVENTS = [
+  'PagesPinned',
+  'PagesUnpinned',
+  'PagesPinnedRuns',
+  'PagesUnpinnedRuns',
+] as const satisfies readonly EventType[];
 
 /** Every change to a pin counter: the source rows of the accounting ledger. */
 export const LEDGER_EVENTS = [
@@ -57,6 +62,7 @@ export const PFN_EVENTS = [
   'XaErased',
   'PagesReleased',
   'IommuMapped',
+  'IommuMappedRuns',
   'IommuUnmapped',
   'DomainFreed',
   ...FINDING_EVENTS,
@@ -78,6 +84,7 @@ export const INDEX_EVENTS = [
   'AreaFreed',
   'IoasDomainsSet',
   'IommuMapped',
+  'IommuMappedRuns',
   'IommuUnmapped',
   ...FINDING_EVENTS,
 ] as const satisfies readonly EventType[];

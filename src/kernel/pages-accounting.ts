@@ -36,13 +36,44 @@ export function ioptPagesAddNpinned(sim: Sim, pages: number, n: number, fn: stri
   }
 }
 
-/** iopt_pages_sub_npinned: npinned -= n; [test] WARN on underflow (size_t wrap) or npinned > npages. */
-export function ioptPagesSubNpinned(sim: Sim, pages: number, n: number, fn: string): void {
+/**
+ * Several iopt_pages_sub_npinned calls of one caller (batch_unpin's, one per PFN run) reported as one
+ * NpinnedChanged in version 4 traces. Each call still checks its own WARN on the running value; the delta
+ * gathered so far is reported before a WARN so that the finding follows the change it describes.
+ */
+export class NpinnedSubs {
+  pending = 0;
+  constructor(
+    private readonly sim: Sim,
+    readonly pages: number,
+    private readonly fn: string,
+  ) {}
+
+  /** One accumulator for a version 4 trace; null (one event per call) in earlier versions. */
+  static forCall(sim: Sim, pages: number, fn: string): NpinnedSubs | null {
+    return sim.runsPerEvent === null ? null : new NpinnedSubs(sim, pages, fn);
+  }
+
+  flush(): void {
+    if (this.pending === 0) return;
+    this.sim.emit({ type: 'NpinnedChanged', v: 1, pages: this.pages, delta: -this.pending, fn: this.fn });
+    this.pending = 0;
+  }
+}
+
+/**
+ * iopt_pages_sub_npinned: npinned -= n; [test] WARN on underflow (size_t wrap) or npinned > npages. With
+ * `subs` (version 4) the change joins the caller's NpinnedSubs instead of its own event.
+ */
+export function ioptPagesSubNpinned(sim: Sim, pages: number, n: number, fn: string, subs?: NpinnedSubs | null): void {
   if (n === 0) return;
   const p = pagesOf(sim, pages);
-  const after = p.npinned - n;
-  sim.emit({ type: 'NpinnedChanged', v: 1, pages, delta: -n, fn });
+  const acc = subs ?? null;
+  const after = p.npinned - (acc?.pending ?? 0) - n;
+  if (acc === null) sim.emit({ type: 'NpinnedChanged', v: 1, pages, delta: -n, fn });
+  else acc.pending += n;
   if (after < 0 || after > p.npages) {
+    acc?.flush();
     sim.testWarn('iopt_pages_sub_npinned', 'rc || pages->npinned > pages->npages', {
       pages,
       npinned: after,

@@ -11,10 +11,17 @@
 import type { ViolationKind } from '../events/events.js';
 import { EINVAL, ENOMEM } from '../machine/errno.js';
 import type { PageSlots } from '../machine/gup.js';
-import { unpinUserPageRangeDirtyLock } from '../machine/gup.js';
+import { UnpinRuns, unpinUserPageRangeDirtyLock } from '../machine/gup.js';
 import type { Ptr } from '../machine/heap.js';
 import { kfree, samePtr, tempKmalloc } from '../machine/heap.js';
-import { domainPgsizeMin, iommuIovaToPhys, iommuMap, iommuUnmap, isXarrayMock } from '../machine/iommu-domain.js';
+import {
+  MappedExtents,
+  domainPgsizeMin,
+  iommuIovaToPhys,
+  iommuMap,
+  iommuUnmap,
+  isXarrayMock,
+} from '../machine/iommu-domain.js';
 import type { IommuProt } from '../machine/iommu-domain.js';
 import { readPhys, writePhys } from '../machine/memory.js';
 import type { Sim } from '../machine/sim.js';
@@ -34,7 +41,7 @@ import {
 import type { FolioHandle } from '../machine/memfd.js';
 import { folioAddPins } from '../machine/memfd.js';
 import { InternalError } from '../lib/errors.js';
-import { ioptPagesSubNpinned } from './pages-accounting.js';
+import { NpinnedSubs, ioptPagesSubNpinned } from './pages-accounting.js';
 import { mergedTest, pagesOf } from './pages-state.js';
 import { xaLoad, xaRuns } from '../structures/xarray.js';
 
@@ -419,6 +426,8 @@ export function batchToDomain(sim: Sim, batch: BatchBuf, domain: string, area: A
   let iova = startIova;
   let nextIova = startIova;
   const endIova = u64(area.lastIova + 1n);
+  // Version 4 reports the call's extents in IommuMappedRuns lists; the iommu_map calls stay one per run.
+  const list = disableLargePages ? null : MappedExtents.forCall(sim, domain, prot, 'batch_to_domain');
   for (let cur = 0; cur < batch.b.end; cur++) {
     const want = u64(nextIova + BigInt(batch.b.npfns[cur] ?? 0) * page - BigInt(pageOffset));
     nextIova = endIova < want ? endIova : want;
@@ -426,14 +435,16 @@ export function batchToDomain(sim: Sim, batch: BatchBuf, domain: string, area: A
     const size = u64(nextIova - iova);
     const rc = disableLargePages
       ? batchIommuMapSmall(sim, domain, iova, paddr, size, prot)
-      : iommuMap(sim, domain, iova, paddr, size, prot, 'batch_to_domain');
+      : iommuMap(sim, domain, iova, paddr, size, prot, 'batch_to_domain', list);
     if (rc) {
+      list?.flush();
       if (startIova !== iova) iommuUnmapNofail(sim, domain, startIova, u64(iova - startIova), 'batch_to_domain');
       return rc;
     }
     iova = nextIova;
     pageOffset = 0;
   }
+  list?.flush();
   return 0;
 }
 
@@ -462,10 +473,16 @@ export function batchUnpin(sim: Sim, batch: BatchBuf, pages: number, firstOff: n
     const more = stale.length > 1 ? ` (and ${stale.length - 1} more runs beyond end)` : '';
     sim.violation('stale_batch_entry', 'batch_unpin', `${stale[0] ?? ''}${more}`, { pages, runs: stale.length });
   }
+  // Version 4 reports the call's runs in PagesUnpinnedRuns and its npinned changes in one NpinnedChanged
+  // (the two touch different state); the calls, and their checks, stay one per run.
+  const unpins = UnpinRuns.forCall(sim, writable, 'batch_unpin');
+  const subs = NpinnedSubs.forCall(sim, pages, 'batch_unpin');
   for (const piece of pieces) {
-    unpinUserPageRangeDirtyLock(sim, piece.pfn, piece.count, writable, 'batch_unpin');
-    ioptPagesSubNpinned(sim, pages, piece.count, 'batch_unpin');
+    unpinUserPageRangeDirtyLock(sim, piece.pfn, piece.count, writable, 'batch_unpin', unpins);
+    ioptPagesSubNpinned(sim, pages, piece.count, 'batch_unpin', subs);
   }
+  unpins?.flush();
+  subs?.flush();
 }
 
 /** copy_data_page: copy `length` bytes at `offset` of a page to (write) or from (read) data[at..]. */

@@ -17,7 +17,8 @@
  * they always did. Quirks: npages 0 pins nothing and returns 0; a range whose end
  * wraps 2^64 returns 0 before the 2023 mm fix (config gupZeroOnOverflow), -EOVERFLOW after it.
  *
- * Events: one PagesPinned / PagesUnpinned per contiguous PFN run. Unpinning a frame that holds no pin is a
+ * Events: one PagesPinned / PagesUnpinned per contiguous PFN run (version 4: one PagesPinnedRuns /
+ * PagesUnpinnedRuns per call, split at sim.runsPerEvent runs). Unpinning a frame that holds no pin is a
  * refcount underflow: a 'double_unpin' violation per contiguous run of such PFNs, and no unpin event for
  * them (the pin count stays at zero).
  *
@@ -100,11 +101,28 @@ function pinPages(
   if (start + BigInt(npages) * page >= 1n << 64n) return sim.state.config.gupZeroOnOverflow ? 0 : -EOVERFLOW;
 
   const first = Number(start / page);
-  // The run of PFNs pinned but not yet reported; flushed before anything else changes frames.
+  // The run of PFNs pinned but not yet reported; flushed before anything else changes frames. Version 4
+  // gathers the runs of the call into PagesPinnedRuns events: nothing in the walk reads a pin count, so
+  // holding them back until a COW (or the end) changes no decision.
   let runPfn = 0;
   let runCount = 0;
+  const perEvent = sim.runsPerEvent;
+  let pending: [number, number][] = [];
+  let pendingPages = 0;
+  const emitPending = (): void => {
+    if (pending.length > 0) sim.emit({ type: 'PagesPinnedRuns', v: 1, runs: pending, npages: pendingPages, fn, mm });
+    pending = [];
+    pendingPages = 0;
+  };
   const flush = (): void => {
-    if (runCount > 0) sim.emit({ type: 'PagesPinned', v: 1, pfn: runPfn, count: runCount, fn, mm });
+    if (runCount > 0) {
+      if (perEvent === null) sim.emit({ type: 'PagesPinned', v: 1, pfn: runPfn, count: runCount, fn, mm });
+      else {
+        pending.push([runPfn, runCount]);
+        pendingPages += runCount;
+        if (pending.length >= perEvent) emitPending();
+      }
+    }
     runCount = 0;
   };
   let pinned = 0;
@@ -118,6 +136,7 @@ function pinPages(
     const unshare = readPinsUnshare(sim) || (flags.longterm && sim.has('gup-unshare-flags'));
     if ((flags.write || unshare) && mustCopyOnWrite(sim.state, vma, pfn)) {
       flush();
+      emitPending();
       pfn = breakCow(sim, mm, vpn, fn);
     }
     if (runCount > 0 && runPfn + runCount === pfn) runCount++;
@@ -129,14 +148,56 @@ function pinPages(
     out.slots[at + pinned] = pfn;
   }
   flush();
+  emitPending();
   return pinned > 0 ? pinned : -EFAULT;
 }
 
 /**
- * Drop one pin from each PFN of [pfn, pfn + count), emitting the unpin for the pinned runs and a
- * 'double_unpin' violation for the runs that hold no pin.
+ * The runs one unpin call has dropped but not yet reported, for version 4's PagesUnpinnedRuns events. A run
+ * is reported before anything reads the pin counts it changes: before a violation, and before a later run
+ * of the same call that overlaps it is looked at.
  */
-function unpinRun(sim: Sim, pfn: number, count: number, dirty: boolean, fn: string): void {
+export class UnpinRuns {
+  private runs: [number, number][] = [];
+  private npages = 0;
+  constructor(
+    private readonly sim: Sim,
+    private readonly perEvent: number,
+    private readonly dirty: boolean,
+    private readonly fn: string,
+  ) {}
+
+  /** A list for one call of `fn` in a version 4 trace; null (one event per run) in earlier versions. */
+  static forCall(sim: Sim, dirty: boolean, fn: string): UnpinRuns | null {
+    return sim.runsPerEvent === null ? null : new UnpinRuns(sim, sim.runsPerEvent, dirty, fn);
+  }
+
+  add(pfn: number, count: number): void {
+    this.runs.push([pfn, count]);
+    this.npages += count;
+    if (this.runs.length >= this.perEvent) this.flush();
+  }
+
+  /** Report the pending runs first when [pfn, pfn + count) overlaps one of them. */
+  before(pfn: number, count: number): void {
+    if (this.runs.some(([p, n]) => p < pfn + count && pfn < p + n)) this.flush();
+  }
+
+  flush(): void {
+    if (this.runs.length === 0) return;
+    const { runs, npages, dirty, fn } = this;
+    this.sim.emit({ type: 'PagesUnpinnedRuns', v: 1, runs, npages, dirty, fn });
+    this.runs = [];
+    this.npages = 0;
+  }
+}
+
+/**
+ * Drop one pin from each PFN of [pfn, pfn + count), emitting the unpin for the pinned runs (or adding them
+ * to `list`) and a 'double_unpin' violation for the runs that hold no pin.
+ */
+function unpinRun(sim: Sim, pfn: number, count: number, dirty: boolean, fn: string, list: UnpinRuns | null): void {
+  list?.before(pfn, count);
   const pieces: { pfn: number; count: number; pinned: boolean }[] = [];
   const push = (at: number, n: number, pinned: boolean): void => {
     const last = pieces[pieces.length - 1];
@@ -152,8 +213,10 @@ function unpinRun(sim: Sim, pfn: number, count: number, dirty: boolean, fn: stri
   if (pos < pfn + count) push(pos, pfn + count - pos, false);
   for (const p of pieces) {
     if (p.pinned) {
-      sim.emit({ type: 'PagesUnpinned', v: 1, pfn: p.pfn, count: p.count, dirty, fn });
+      if (list === null) sim.emit({ type: 'PagesUnpinned', v: 1, pfn: p.pfn, count: p.count, dirty, fn });
+      else list.add(p.pfn, p.count);
     } else {
+      list?.flush();
       sim.violation('double_unpin', fn, `unpin of ${p.count} page(s) at pfn ${sim.pfnText(p.pfn)} that hold no pin`, {
         pfn: p.pfn,
         count: p.count,
@@ -164,18 +227,30 @@ function unpinRun(sim: Sim, pfn: number, count: number, dirty: boolean, fn: stri
 
 /** unpin_user_pages: one pin dropped per entry, in order (an entry may repeat: each drops one pin). */
 export function unpinUserPages(sim: Sim, pfns: readonly number[], fn: string): void {
+  const list = UnpinRuns.forCall(sim, false, fn);
   let i = 0;
   while (i < pfns.length) {
     const first = pfns[i] as number;
     let n = 1;
     while (i + n < pfns.length && pfns[i + n] === first + n) n++;
-    unpinRun(sim, first, n, false, fn);
+    unpinRun(sim, first, n, false, fn, list);
     i += n;
   }
+  list?.flush();
 }
 
-/** unpin_user_page_range_dirty_lock: drop one pin from each of `count` PFNs from `pfn`, marking them dirty. */
-export function unpinUserPageRangeDirtyLock(sim: Sim, pfn: number, count: number, dirty: boolean, fn: string): void {
+/**
+ * unpin_user_page_range_dirty_lock: drop one pin from each of `count` PFNs from `pfn`, marking them dirty.
+ * A caller that unpins several ranges in a row passes one `list` (UnpinRuns.forCall) and flushes it.
+ */
+export function unpinUserPageRangeDirtyLock(
+  sim: Sim,
+  pfn: number,
+  count: number,
+  dirty: boolean,
+  fn: string,
+  list: UnpinRuns | null = null,
+): void {
   if (count <= 0) return;
-  unpinRun(sim, pfn, count, dirty, fn);
+  unpinRun(sim, pfn, count, dirty, fn, list);
 }

@@ -185,7 +185,9 @@ export function iommuMap(
   size: bigint,
   prot: IommuProt,
   fn: string,
+  list: MappedExtents | null = null,
 ): number {
+  settleOver(sim, domain, iova, iova + size);
   const d = domainOf(sim.state, domain);
   if (size === 0n) return 0;
   const min = domainPgsizeMin(sim.state, domain);
@@ -193,7 +195,7 @@ export function iommuMap(
   const end = iova + size;
   if (end > U64_LIMIT) return -EINVAL;
   if (sim.has('map-requires-prot') && !prot.read && !prot.write) return -EINVAL;
-  if (isIommuptMock(d)) return ptMockMap(sim, d, iova, paddr, size, prot, fn);
+  if (isIommuptMock(d)) return ptMockMap(sim, d, iova, paddr, size, prot, fn, list);
   if (d.kind === 'mock') {
     if (sim.merged && sim.testBuild && sim.faultPoint('iommu_map', fn)) return -ENOENT;
     for (const [at, n] of presentIn(d, iova, end)) {
@@ -206,8 +208,62 @@ export function iommuMap(
       return -EEXIST;
     }
   }
-  emitMapped(sim, domain, iova, paddr, size, prot, fn);
+  emitMapped(sim, domain, iova, paddr, size, prot, fn, list);
   return 0;
+}
+
+/**
+ * The extents one batch_to_domain call has mapped but not yet reported, for version 4's IommuMappedRuns
+ * events (at most sim.runsPerEvent extents each). It waits in sim.pendingList, so any other event reports
+ * it first, and iommu_map reports it before reading mappings it overlaps: the log and every read see the
+ * order of one IommuMapped per extent.
+ */
+export class MappedExtents {
+  private extents: { extent: number; iova: bigint; paddr: bigint; size: bigint }[] = [];
+  private lo = 0n;
+  private hi = 0n;
+  constructor(
+    private readonly sim: Sim,
+    readonly domain: string,
+    private readonly prot: IommuProt,
+    private readonly fn: string,
+    private readonly perEvent: number,
+  ) {}
+
+  /** A list for one call of `fn` in a version 4 trace; null (one IommuMapped per extent) in earlier versions. */
+  static forCall(sim: Sim, domain: string, prot: IommuProt, fn: string): MappedExtents | null {
+    return sim.runsPerEvent === null ? null : new MappedExtents(sim, domain, prot, fn, sim.runsPerEvent);
+  }
+
+  add(iova: bigint, paddr: bigint, size: bigint): void {
+    if (this.extents.length === 0) this.lo = iova;
+    else if (iova < this.lo) this.lo = iova;
+    if (this.extents.length === 0 || iova + size > this.hi) this.hi = iova + size;
+    // The id is taken now, as the single event would take it.
+    this.extents.push({ extent: this.sim.newId(), iova, paddr, size });
+    if (this.extents.length >= this.perEvent) this.flush();
+    else this.sim.pendingList = this;
+  }
+
+  /** Whether an unreported extent of `domain` overlaps [start, end). */
+  overlaps(domain: string, start: bigint, end: bigint): boolean {
+    return domain === this.domain && this.extents.length > 0 && this.lo < end && start < this.hi;
+  }
+
+  flush(): void {
+    if (this.sim.pendingList === this) this.sim.pendingList = null;
+    if (this.extents.length === 0) return;
+    const extents = this.extents;
+    this.extents = [];
+    const { domain, prot, fn } = this;
+    this.sim.emit({ type: 'IommuMappedRuns', v: 1, domain, read: prot.read, write: prot.write, fn, extents });
+  }
+}
+
+/** Report the unreported extents before a read of [start, end) of `domain`'s mappings that they overlap. */
+function settleOver(sim: Sim, domain: string, start: bigint, end: bigint): void {
+  const p = sim.pendingList;
+  if (p !== null && (!(p instanceof MappedExtents) || p.overlaps(domain, start, end))) sim.flushPending();
 }
 
 /** One IOPTE extent written: the event both mock eras end a (partial) map with. */
@@ -219,7 +275,12 @@ function emitMapped(
   size: bigint,
   prot: IommuProt,
   fn: string,
+  list: MappedExtents | null = null,
 ): void {
+  if (list !== null) {
+    list.add(iova, paddr, size);
+    return;
+  }
   sim.emit({
     type: 'IommuMapped',
     v: 1,
@@ -274,6 +335,7 @@ function ptMockMap(
   size: bigint,
   prot: IommuProt,
   fn: string,
+  list: MappedExtents | null,
 ): number {
   const domain = d.name;
   if (!prot.read && !prot.write) {
@@ -294,7 +356,9 @@ function ptMockMap(
         const base = cursor - (cursor % span);
         if (tables.has(ioPageTableKey(l, base))) continue;
         // No table yet: the entry above is empty, or a leaf of a larger IO page that covers the span.
-        if (presentIn(d, base, base + span).length > 0) {
+        // Above the call's IOVA: extents of this batch not yet reported may lie there.
+        settleOver(sim, domain, base, base + span);
+        if (presentIn(domainOf(sim.state, domain), base, base + span).length > 0) {
           rc = -EADDRINUSE;
           break walk;
         }
@@ -309,7 +373,7 @@ function ptMockMap(
       const tableSpan = PT_TABLE_SPAN[level];
       const next = tableSpan === undefined ? runEnd : cursor - (cursor % tableSpan) + tableSpan;
       const segEnd = next < runEnd ? next : runEnd;
-      const present = presentIn(d, cursor, segEnd)[0];
+      const present = presentIn(domainOf(sim.state, domain), cursor, segEnd)[0];
       const stop = present === undefined ? segEnd : cursor + ((present[0] - cursor) / run.pgsize) * run.pgsize;
       for (const t of tablesWithin(tables, level, cursor, stop)) {
         tables.delete(ioPageTableKey(t[0], t[1]));
@@ -324,7 +388,7 @@ function ptMockMap(
     }
   }
   emitTables(sim, domain, allocated, freed, 'pt_iommu_amdv1_mock_map_pages');
-  if (mappedEnd > iova) emitMapped(sim, domain, iova, paddr, mappedEnd - iova, prot, fn);
+  if (mappedEnd > iova) emitMapped(sim, domain, iova, paddr, mappedEnd - iova, prot, fn, list);
   // __iommu_map undoes a partial map itself.
   if (rc !== 0 && mappedEnd > iova) iommuUnmap(sim, domain, iova, mappedEnd - iova, '__iommu_map');
   return rc;
@@ -423,6 +487,7 @@ function mockUnmapChecks(sim: Sim, d: Domain, iova: bigint, end: bigint): void {
  * emptied are freed (pt_iommu_amdv1_mock_unmap_pages).
  */
 export function iommuUnmap(sim: Sim, domain: string, iova: bigint, size: bigint, fn: string): bigint {
+  sim.flushPending();
   const d = domainOf(sim.state, domain);
   if (size === 0n) return 0n;
   const min = domainPgsizeMin(sim.state, domain);

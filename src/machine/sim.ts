@@ -79,8 +79,23 @@ export class Sim {
     return this.fixes.has(flag);
   }
 
+  /**
+   * A list event being gathered (version 4's IommuMappedRuns): reported before any other event, so that
+   * the log keeps the order the single events would have had.
+   */
+  pendingList: { flush(): void } | null = null;
+
   emit(event: Event): void {
+    this.flushPending();
     this.emitter.emit(event);
+  }
+
+  /** Report the list event being gathered, if any (before anything reads the state it will change). */
+  flushPending(): void {
+    const pending = this.pendingList;
+    if (pending === null) return;
+    this.pendingList = null;
+    pending.flush();
   }
 
   /** A fresh object id. Ids are unique within a run and deterministic. */

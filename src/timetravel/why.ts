@@ -14,6 +14,7 @@
  */
 import type { Event, EventOf, EventType } from '../events/events.js';
 import { INDEX_EVENTS, PFN_EVENTS, PIN_EVENTS } from '../events/groups.js';
+import { mappedEventsOf, pinEventsOf } from '../events/runs.js';
 import { BadInputError } from '../lib/errors.js';
 import { hex } from '../state/diff.js';
 import { DEFAULT_CONFIG, type Area } from '../state/state.js';
@@ -130,12 +131,16 @@ async function whyPfn(source: EventSource, pfn: number, first: number, last: num
         if (e.pfn === pfn) add(seq, op, e, `written: ${e.data.length / 2} bytes at offset ${hex(e.offset)}`);
         break;
       case 'PagesPinned':
-        if (covers(e.pfn, e.count, pfn))
-          add(seq, op, e, `pinned in ${pfnSpan(e.pfn, e.count)} by ${e.fn}${e.mm === null ? '' : ` (mm ${e.mm})`}`);
-        break;
+      case 'PagesPinnedRuns':
       case 'PagesUnpinned':
-        if (covers(e.pfn, e.count, pfn))
-          add(seq, op, e, `unpinned in ${pfnSpan(e.pfn, e.count)}${e.dirty ? ' dirty' : ''} by ${e.fn}`);
+      case 'PagesUnpinnedRuns':
+        for (const r of pinEventsOf(e)) {
+          if (!covers(r.pfn, r.count, pfn)) continue;
+          const span = pfnSpan(r.pfn, r.count);
+          if (r.type === 'PagesPinned')
+            add(seq, op, e, `pinned in ${span} by ${r.fn}${r.mm === null ? '' : ` (mm ${r.mm})`}`);
+          else add(seq, op, e, `unpinned in ${span}${r.dirty ? ' dirty' : ''} by ${r.fn}`);
+        }
         break;
       case 'XaStored': {
         const holder = (i: number): string => `${e.pages}:${i}`;
@@ -176,18 +181,20 @@ async function whyPfn(source: EventSource, pfn: number, first: number, last: num
       case 'PagesReleased':
         for (const h of [...inXa]) if (h.startsWith(`${e.pages}:`)) inXa.delete(h);
         break;
-      case 'IommuMapped': {
+      case 'IommuMapped':
+      case 'IommuMappedRuns': {
         const pageStart = BigInt(pfn) * pageSize;
-        const start = e.paddr > pageStart ? e.paddr : pageStart;
-        const end = e.paddr + e.size < pageStart + pageSize ? e.paddr + e.size : pageStart + pageSize;
-        if (start < end) {
-          const iova = e.iova + (start - e.paddr);
-          inDomains.add(e.domain, iova, iova + (end - start));
+        for (const m of mappedEventsOf(e)) {
+          const start = m.paddr > pageStart ? m.paddr : pageStart;
+          const end = m.paddr + m.size < pageStart + pageSize ? m.paddr + m.size : pageStart + pageSize;
+          if (start >= end) continue;
+          const iova = m.iova + (start - m.paddr);
+          inDomains.add(m.domain, iova, iova + (end - start));
           add(
             seq,
             op,
             e,
-            `mapped in domain ${e.domain} at iova ${hex(iova)} (iova ${hex(e.iova)} + ${hex(e.size)} -> paddr ${hex(e.paddr)}) by ${e.fn}`,
+            `mapped in domain ${m.domain} at iova ${hex(iova)} (iova ${hex(m.iova)} + ${hex(m.size)} -> paddr ${hex(m.paddr)}) by ${m.fn}`,
           );
         }
         break;
@@ -354,18 +361,21 @@ async function whyIndex(
         ioasDomains.set(e.ioas, [...e.domains]);
         break;
       case 'IommuMapped':
-        for (const [id, a] of holding) {
-          if (!domainServes(e.domain, a)) continue;
-          const [start, end] = iovaOf(a);
-          if (e.iova + e.size <= start || e.iova >= end) continue;
-          const pfn = Number((e.paddr + (start - e.iova)) / pageSize);
-          pfns.add(pfn);
-          add(
-            seq,
-            op,
-            e,
-            `mapped in domain ${e.domain} through area ${id}: iova ${hex(start)} -> pfn ${hex(pfn)} by ${e.fn}`,
-          );
+      case 'IommuMappedRuns':
+        for (const m of mappedEventsOf(e)) {
+          for (const [id, a] of holding) {
+            if (!domainServes(m.domain, a)) continue;
+            const [start, end] = iovaOf(a);
+            if (m.iova + m.size <= start || m.iova >= end) continue;
+            const pfn = Number((m.paddr + (start - m.iova)) / pageSize);
+            pfns.add(pfn);
+            add(
+              seq,
+              op,
+              e,
+              `mapped in domain ${m.domain} through area ${id}: iova ${hex(start)} -> pfn ${hex(pfn)} by ${m.fn}`,
+            );
+          }
         }
         break;
       case 'IommuUnmapped':
@@ -393,18 +403,17 @@ async function whyIndex(
   if (pfns.size === 0) return out;
   // Second pass: the pins of the pages the index held.
   for await (const { seq, op, event: e } of source.events(first, last, PIN_EVENTS)) {
-    if (e.type !== 'PagesPinned' && e.type !== 'PagesUnpinned') continue;
-    for (const pfn of pfns) {
-      if (!covers(e.pfn, e.count, pfn)) continue;
-      const verb = e.type === 'PagesPinned' ? 'pinned' : `unpinned${e.dirty ? ' dirty' : ''}`;
+    for (const r of pinEventsOf(e)) {
+      const pfn = [...pfns].find((p) => covers(r.pfn, r.count, p));
+      if (pfn === undefined) continue;
+      const verb = r.type === 'PagesPinned' ? 'pinned' : `unpinned${r.dirty ? ' dirty' : ''}`;
       out.push({
         seq,
         op,
         type: e.type,
-        text: `pfn ${hex(pfn)} ${verb} in ${pfnSpan(e.pfn, e.count)} by ${e.fn}`,
+        text: `pfn ${hex(pfn)} ${verb} in ${pfnSpan(r.pfn, r.count)} by ${r.fn}`,
         event: e,
       });
-      break;
     }
   }
   return out.sort((x, y) => x.seq - y.seq);

@@ -174,6 +174,9 @@ export class IncrementalChecker {
       case 'IommuMapped':
         pushWin(this.domainWins, e.domain, [e.iova, e.iova + e.size]);
         break;
+      case 'IommuMappedRuns':
+        for (const x of e.extents) pushWin(this.domainWins, e.domain, [x.iova, x.iova + x.size]);
+        break;
       case 'IommuUnmapped':
         for (const [iova, size] of e.removed) pushWin(this.domainWins, e.domain, [iova, iova + size]);
         break;
@@ -201,6 +204,10 @@ export class IncrementalChecker {
       case 'PagesPinned':
       case 'PagesUnpinned':
         this.pfnWins.push([e.pfn, e.pfn + e.count]);
+        break;
+      case 'PagesPinnedRuns':
+      case 'PagesUnpinnedRuns':
+        for (const [pfn, count] of e.runs) this.pfnWins.push([pfn, pfn + count]);
         break;
       default:
         break;

@@ -147,6 +147,12 @@ export function iommuMapped(s: State, e: EventOf<'IommuMapped'>): void {
   s.nextId = Math.max(s.nextId, e.extent + 1);
 }
 
+/** A list of IommuMapped extents (version 4): each in order, as its own event would. */
+export function iommuMappedRuns(s: State, e: EventOf<'IommuMappedRuns'>): void {
+  const { domain, read, write, fn } = e;
+  for (const x of e.extents) iommuMapped(s, { type: 'IommuMapped', v: 1, domain, read, write, fn, ...x });
+}
+
 export function iommuUnmapped(s: State, e: EventOf<'IommuUnmapped'>): void {
   const d = mustGet(s.domains, e.domain, 'domain');
   let removed = 0n;

@@ -168,6 +168,20 @@ export function pagesUnpinned(s: State, e: EventOf<'PagesUnpinned'>): void {
   );
 }
 
+/** A list of PagesPinned runs (version 4): each run in order, as its own event would. */
+export function pagesPinnedRuns(s: State, e: EventOf<'PagesPinnedRuns'>): void {
+  for (const [pfn, count] of e.runs) updateFrames(s, pfn, count, (f) => (f ? { ...f, pins: f.pins + 1 } : f));
+}
+
+/** A list of PagesUnpinned runs (version 4): each run in order, as its own event would. */
+export function pagesUnpinnedRuns(s: State, e: EventOf<'PagesUnpinnedRuns'>): void {
+  for (const [pfn, count] of e.runs) {
+    updateFrames(s, pfn, count, (f) =>
+      f ? frameOrFree({ ...f, pins: Math.max(0, f.pins - 1), dirty: f.dirty || e.dirty }) : f,
+    );
+  }
+}
+
 export function heapAllocated(s: State, e: EventOf<'HeapAllocated'>): void {
   const alloc = { id: e.alloc, size: e.size, owner: e.owner, tag: e.tag, fn: e.fn };
   s.heap[e.alloc] = alloc;

@@ -125,12 +125,16 @@ function accountingEvents(db: QueryCreator<Database>, d: SqlDialect, run: number
         when 'LastNpinnedSet' then 'last_npinned'
         when 'PagesPinned' then 'pins'
         when 'PagesUnpinned' then 'pins'
+        when 'PagesPinnedRuns' then 'pins'
+        when 'PagesUnpinnedRuns' then 'pins'
         else ${d.jsonText('payload', ['counter'])} end`.as('counter'),
       sql<number | null>`case
         when type in ('NpinnedChanged', 'LastNpinnedSet') then ${num(d, 'pages')}
-        when type in ('PagesPinned', 'PagesUnpinned') then null
+        when type in ('PagesPinned', 'PagesUnpinned', 'PagesPinnedRuns', 'PagesUnpinnedRuns') then null
         else ${num(d, 'owner')} end`.as('owner'),
-      sql<number | null>`case when type in ('PagesPinned', 'PagesUnpinned') then null else ${num(d, 'pages')} end`.as(
+      sql<
+        number | null
+      >`case when type in ('PagesPinned', 'PagesUnpinned', 'PagesPinnedRuns', 'PagesUnpinnedRuns') then null else ${num(d, 'pages')} end`.as(
         'pages',
       ),
       sql<number | null>`case type
@@ -139,6 +143,8 @@ function accountingEvents(db: QueryCreator<Database>, d: SqlDialect, run: number
         when 'NpinnedChanged' then ${num(d, 'delta')}
         when 'PagesPinned' then ${num(d, 'count')}
         when 'PagesUnpinned' then -${num(d, 'count')}
+        when 'PagesPinnedRuns' then ${num(d, 'npages')}
+        when 'PagesUnpinnedRuns' then -${num(d, 'npages')}
         else null end`.as('raw'),
       num(d, 'value').as('setValue'),
       sql<string>`${d.jsonText('payload', ['fn'])}`.as('fn'),
