@@ -6,25 +6,11 @@
  * same (the same digests).
  */
 import { describe, expect, it } from 'vitest';
+import { eventTypesOf as typesOf, replayAsVersion as run } from '../../support/versioned-replay.js';
 import type { Event } from '../../../src/events/events.js';
 import { mappedEventsOf, pinEventsOf } from '../../../src/events/runs.js';
 import { DEFAULT_GUEST, guestTrace } from '../../../bench/generate.js';
 import type { PinEvent } from '../../../src/events/runs.js';
-import { resolveVariant } from '../../../src/kernel/variants.js';
-import { parseTraceText } from '../../../src/replay/parse.js';
-import { replay } from '../../../src/replay/replayer.js';
-import type { ReplayResult } from '../../../src/replay/replayer.js';
-
-function run(version: number, lines: readonly string[]): { result: ReplayResult; events: [number, Event][] } {
-  const events: [number, Event][] = [];
-  const text = [`{"format":"ioptrace-trace","version":${version}}`, ...lines].join('\n');
-  const result = replay(parseTraceText(`${text}\n`), {
-    variant: 'upstream',
-    fixes: resolveVariant('upstream').fixes,
-    sink: { accept: (event, _seq, op) => events.push([op, event]) },
-  });
-  return { result, events };
-}
 
 // 2100 scattered pages mapped whole into an IOAS with a domain (pinned through the domain), then read
 // through an access (pinned and unpinned one page), then unmapped.
@@ -39,12 +25,6 @@ const TRACE = [
   '{"op":"access_rw","access":"a","iova":"0x1001000","length":2}',
   '{"op":"ioas_unmap","ioas":"A","all":true}',
 ];
-
-const typesOf = (events: [number, Event][], op: number): Record<string, number> => {
-  const out: Record<string, number> = {};
-  for (const [at, e] of events) if (at === op) out[e.type] = (out[e.type] ?? 0) + 1;
-  return out;
-};
 
 describe('trace version 4 pins', () => {
   it('replays to the digests of version 3 after every op, with lists of pinned runs', () => {

@@ -5,23 +5,8 @@
  * that say how the frames came differ: FrameRunsAllocated where version 3 has one FramesAllocated per block.
  */
 import { describe, expect, it } from 'vitest';
-import type { Event } from '../../../src/events/events.js';
+import { eventTypesOf as typesOf, replayAsVersion as run } from '../../support/versioned-replay.js';
 import { MAX_EVENT_RUNS } from '../../../src/events/events.js';
-import { resolveVariant } from '../../../src/kernel/variants.js';
-import { parseTraceText } from '../../../src/replay/parse.js';
-import { replay } from '../../../src/replay/replayer.js';
-import type { ReplayResult } from '../../../src/replay/replayer.js';
-
-function run(version: number, lines: readonly string[]): { result: ReplayResult; events: [number, Event][] } {
-  const events: [number, Event][] = [];
-  const text = [`{"format":"ioptrace-trace","version":${version}}`, ...lines].join('\n');
-  const result = replay(parseTraceText(`${text}\n`), {
-    variant: 'upstream',
-    fixes: resolveVariant('upstream').fixes,
-    sink: { accept: (event, _seq, op) => events.push([op, event]) },
-  });
-  return { result, events };
-}
 
 // 2100 scattered pages: more runs than one event carries. Two of them pinned through a domain, so the fork
 // copies them; a memfd of scattered pages mapped into the IOAS.
@@ -39,12 +24,6 @@ const TRACE = [
   '{"op":"write","pid":"q","addr":"0x100002000","data":"cc"}',
   '{"op":"read","pid":"q","addr":"0x100001000","length":2,"expect":{"data":"aabb"}}',
 ];
-
-const typesOf = (events: [number, Event][], op: number): Record<string, number> => {
-  const out: Record<string, number> = {};
-  for (const [at, e] of events) if (at === op) out[e.type] = (out[e.type] ?? 0) + 1;
-  return out;
-};
 
 describe('trace version 4', () => {
   it('replays to the digests of version 3 after every op, with runs of frames instead of blocks', () => {
