@@ -39,6 +39,12 @@ describe('makePlan', () => {
       [GiB / 4, null, 4000, true],
       [GiB, null, 4000, true],
     ]);
+    expect(p.scatteredGuest).toMatchObject({
+      guestBytes: 16 * GiB,
+      accessOps: 100_000,
+      chunkBytes: null,
+      probeAt: null,
+    });
     expect(p.seeks).toBe(1000);
     expect(p.curveEvents).toEqual([100_000, 4_000_000]);
   });
@@ -172,6 +178,15 @@ describe('assemble', () => {
       { ...model(30), accessPhaseOps: 4000, accessSeconds: 0.5, setupEvents: 131_072, setupSeconds: 2 },
       { ...model(30), accessPhaseOps: 4000, accessSeconds: 0.8, setupEvents: 524_288, peakRssMiB: 480 },
     ],
+    scatteredGuest: {
+      append: {
+        ...append(1_300_000, 9, 60, 200_000),
+        record: { ...append(1_300_000, 9, 60, 200_000).record, accessSeconds: 8, mapEvents: 16_384 },
+        peakRssMiB: 330,
+      },
+      snapshots: { snapshots: 600, snapshotBytes: 2e6, maxCompressedBytes: 8192, maxStateBytes: 2_097_152 },
+      guestPages: 4_194_304,
+    },
   });
 
   it('has every id, and the ratios of the issue', () => {
@@ -232,7 +247,30 @@ describe('assemble', () => {
     expect(b5?.figures['maxStateBytesPerPage']).toBe(40_000 / 4_194_304);
     expect(b5?.figures['mapEventsPerPage']).toBe(200 / 4_194_304);
     expect(b5?.figures['peakRssMiB']).toBe(300);
-    expect(b5?.met).toBe(true);
+  });
+
+  it("holds B5 to the issue's access rate with the store on each layout, the 4 KiB guest unmeasured", () => {
+    const b5 = results.B5;
+    expect(b5?.figures['accessOpsPerSec']).toBe(2_500);
+    expect(b5?.figures['scatteredStoreAccessOpsPerSec']).toBe(12_500);
+    expect(b5?.figures['scatteredStorePeakRssMiB']).toBe(330);
+    expect(b5?.figures['scatteredStoreEvents']).toBe(1_300_000);
+    expect(b5?.figures['scatteredStoreMaxStateBytesPerPage']).toBe(0.5);
+    expect(b5?.figures['scatteredStoreMapEvents']).toBe(16_384);
+    expect(b5?.goal).toBe(
+      'peakRssMiB <= 512 and maxStateBytesPerPage <= 1 and mapEventsPerPage <= 0.01 and accessOpsPerSec >= 10000 and ' +
+        'scatteredStoreAccessOpsPerSec >= 10000 and scatteredStorePeakRssMiB <= 512 and smallPageStoreAccessOpsPerSec16GiB >= 10000',
+    );
+    expect(b5?.notes.filter((n) => n.startsWith('goal not met'))).toEqual([
+      'goal not met: accessOpsPerSec 2,500, needs >= 10000: 75% short',
+      'goal not met: smallPageStoreAccessOpsPerSec16GiB was not measured',
+    ]);
+    expect(b5?.met).toBe(false);
+    expect(b5?.notes).toContain(
+      'scattered layout with the store (16 GiB, every 2 MiB page its own physical block, 100,000 access ops): ' +
+        '12,500 access ops/s, peak RSS 330 MiB, 1,300,000 events, largest stored state 0.5 bytes per guest page, ' +
+        'map of the whole guest 16,400 events',
+    );
   });
 
   it('orders the cost curve by log size, the B5 run among the points', () => {
