@@ -33,6 +33,11 @@ export interface LifetimeHost {
   state(): Readonly<State>;
   /** The model's file key (`ctx:NAME`, `access:NAME`) of the socket with this inode, if it has one. */
   fileOfInode(ino: bigint): string | null;
+  /**
+   * Whether the machine still holds the model's file `file` anywhere: a descriptor of any process, or an
+   * SCM_RIGHTS message in flight that carries it.
+   */
+  fileStillHeld(file: string): boolean;
   /** Run one op on the model and write it to the trace. */
   step(op: TraceOp): void;
   /** A process the model does not know, created with `process` (credentials from /proc). */
@@ -222,12 +227,19 @@ export class FileLifetime {
       }
     }
 
-    // 3. Descriptors closed by processes that live on.
+    // 3. Descriptors closed by processes that live on. A file that no followed process holds but the
+    // machine still does keeps its descriptors in the model: it was passed and the message is still in
+    // flight (the kernel's in-flight reference keeps the file), or a process the model does not follow
+    // holds it. Once its receiver is seen, step 2 sends it from such a descriptor, and the close follows.
+    const heldByProcesses = new Set<string>();
+    for (const table of real.values()) for (const file of table?.values() ?? []) heldByProcesses.add(file);
     for (const pid of order) {
       const table = real.get(pid);
       if (!table) continue;
       for (const [fd, file] of [...this.modelTable(pid)].sort((a, b) => a[0] - b[0])) {
-        if (table.get(fd) !== file) this.host.step({ op: 'close', pid: String(pid), fd });
+        if (table.get(fd) === file) continue;
+        if (!heldByProcesses.has(file) && this.host.fileStillHeld(file)) continue;
+        this.host.step({ op: 'close', pid: String(pid), fd });
       }
     }
 

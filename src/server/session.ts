@@ -149,7 +149,7 @@ export interface SessionOptions {
   /** A finding as it happens, one line in the style of a kernel log. */
   onFinding?: (line: string) => void;
   /**
-   * The trace version to write (default 3): version 2 and later follow the program's descriptors (fork,
+   * The trace version to write (default 4): version 2 and later follow the program's descriptors (fork,
    * dup, close, fd passing, exit) with the ops of file lifetime (file-lifetime.ts); version 1 translates each
    * release into the ops that stand for it and keeps every context until the end.
    */
@@ -271,7 +271,7 @@ export class Session {
   static readonly PREAMBLE = ['# written by ioptrace run: the ops a live program issued, with what it saw'];
 
   constructor(private readonly options: SessionOptions) {
-    const versionDefaults = defaultTraceHeader(options.traceVersion ?? 3);
+    const versionDefaults = defaultTraceHeader(options.traceVersion ?? 4);
     this.header = {
       ...versionDefaults,
       gup_unshare_read_pins: options.gupUnshareReadPins ?? versionDefaults.gup_unshare_read_pins,
@@ -1194,6 +1194,12 @@ export class Session {
         if (ctx) return `ctx:${ctx.name}`;
         const access = this.accessFiles.get(ino)?.access;
         return access ? `access:${access}` : null;
+      },
+      fileStillHeld: (file) => {
+        for (const [ino, ctx] of this.contexts) if (`ctx:${ctx.name}` === file) return socketHeldAnywhere(ino);
+        for (const [ino, f] of this.accessFiles)
+          if (f.access !== null && `access:${f.access}` === file) return socketHeldAnywhere(ino);
+        return false;
       },
       step: (op) => void this.step(op),
       ensureProcess: (pid) => this.ensureProcess(pid),

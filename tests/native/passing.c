@@ -45,19 +45,23 @@ static int ranges_of(int fd, uint32_t ioas)
 
 int main(void)
 {
-	int sp[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp))
+	int sp[2], go[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) || pipe(go))
 		return 2;
 	fflush(stdout);
 	pid_t b = fork();
 	if (b == 0) {
 		/* Forked before the open: the context reaches this process only through the socket. */
 		close(sp[0]);
-		int fd = recv_fd(sp[1]);
-		char go;
-		/* Wait until the sender has closed its own descriptor: this one is then the last. */
-		if (read(sp[1], &go, 1) != 1)
+		close(go[1]);
+		char byte;
+		/*
+		 * Receive only once the sender has closed its own descriptor: until then the descriptor is in
+		 * flight, held by no process, and the one received is then the last.
+		 */
+		if (read(go[0], &byte, 1) != 1)
 			_exit(2);
+		int fd = recv_fd(sp[1]);
 		uint32_t ioas = 1;
 		printf("B received a descriptor, iova_ranges %s\n", errname(ranges_of(fd, ioas)));
 		char *mine = pages(8192);
@@ -70,6 +74,7 @@ int main(void)
 		_exit(3);
 	}
 	close(sp[1]);
+	close(go[0]);
 
 	int fd = open("/dev/iommu", O_RDWR);
 	uint32_t ioas = ioas_alloc(fd);
@@ -101,7 +106,7 @@ int main(void)
 	printf("send %s\n", errname(send_fd(sp[0], copy)));
 	close(copy);
 	fflush(stdout);
-	if (write(sp[0], "g", 1) != 1)
+	if (write(go[1], "g", 1) != 1)
 		return 2;
 	waitpid(b, &status, 0);
 	printf("B exit %d\n", WEXITSTATUS(status));

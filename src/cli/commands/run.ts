@@ -58,7 +58,7 @@ export const runCommand = defineCommand({
   help: [
     'The program runs with libioptrace-preload.so preloaded: its opens of /dev/iommu become contexts of the',
     'model and its iommufd ioctls are served by it. The exit status is the program`s; findings go to stderr.',
-    '--trace-out writes the trace the program produced (version 1), which `ioptrace replay` reproduces.',
+    '--trace-out writes the trace the program produced (version 4), which `ioptrace replay` reproduces.',
     `--grant-cap CAP (${GRANTABLE_CAPS.join(' or ')}): the model takes every process to have CAP besides the`,
     'capabilities /proc/PID/status shows (to compare with a kernel that ran the program with more of them).',
   ],
