@@ -26,11 +26,11 @@
  * except by COW); every page is present (mmap populates), so a fault never allocates; no mmap lock and no
  * `locked` out-parameter (the caller models those).
  */
-import { rangeGet, rangeSegments } from '../structures/range-map.js';
-import { xaLoad } from '../structures/xarray.js';
+import { btreeFloorValue } from '../structures/btree.js';
+import { rangeSegments } from '../structures/range-map.js';
 import { InternalError } from '../lib/errors.js';
 import { EFAULT, EOVERFLOW } from './errno.js';
-import { breakCow, mustCopyOnWrite } from './memory.js';
+import { breakCow } from './memory.js';
 import { RunList } from './sim.js';
 import type { Sim } from './sim.js';
 import { hex } from '../lib/format.js';
@@ -105,21 +105,36 @@ function pinPages(
   // Version 4 gathers the runs of the call into PagesPinnedRuns events: nothing in the walk reads a pin
   // count, so holding them back until a COW (or the end) changes no decision.
   const runs = pinnedRuns(sim, fn, mm);
+  const unshare = readPinsUnshare(sim) || (flags.longterm && sim.has('gup-unshare-flags'));
+  const mayCow = flags.write || unshare;
+  // The walk goes a piece at a time: pages of one VMA, one page-table run and one frame record (the same
+  // `maps` for all) take the same decisions page by page, so they are pinned as one run.
   let pinned = 0;
-  for (; pinned < npages; pinned++) {
+  while (pinned < npages) {
     const vpn = first + pinned;
-    const vma = rangeGet(m.vmas, vpn);
-    if (vma === undefined) break;
+    const vmaSeg = btreeFloorValue(m.vmas.tree, vpn);
+    if (vmaSeg === undefined || vpn >= vmaSeg.start + vmaSeg.count) break;
+    const vma = vmaSeg.value;
     if (flags.write && !vma.writable && !flags.force) break;
-    let pfn = xaLoad(m.pt, vpn);
-    if (pfn === undefined) throw new InternalError(`${fn}: mm ${mm} VMA page ${hex(vpn)} has no PFN`);
-    const unshare = readPinsUnshare(sim) || (flags.longterm && sim.has('gup-unshare-flags'));
-    if ((flags.write || unshare) && mustCopyOnWrite(sim.state, vma, pfn)) {
-      runs.flush();
-      pfn = breakCow(sim, mm, vpn, fn);
+    const ptRun = btreeFloorValue(m.pt.runs, vpn);
+    if (ptRun === undefined || vpn >= ptRun.index + ptRun.count) {
+      throw new InternalError(`${fn}: mm ${mm} VMA page ${hex(vpn)} has no PFN`);
     }
-    runs.add([pfn, 1]);
-    out.slots[at + pinned] = pfn;
+    let pfn = ptRun.pfn + (vpn - ptRun.index);
+    let n = Math.min(npages - pinned, vmaSeg.start + vmaSeg.count - vpn, ptRun.index + ptRun.count - vpn);
+    if (mayCow && vma.shared !== true) {
+      const frame = btreeFloorValue(sim.state.frames.tree, pfn);
+      if (frame === undefined || pfn >= frame.start + frame.count) n = 1;
+      else if (frame.value.maps > 1) {
+        runs.flush();
+        pfn = breakCow(sim, mm, vpn, fn);
+        n = 1;
+      } else n = Math.min(n, frame.start + frame.count - pfn);
+    }
+    runs.add([pfn, n]);
+    const slots = out.slots;
+    for (let i = 0, slot = at + pinned; i < n; i++) slots[slot + i] = pfn + i;
+    pinned += n;
   }
   runs.flush();
   return pinned > 0 ? pinned : -EFAULT;
