@@ -41,7 +41,8 @@ import {
   pfnReaderUserInit,
   pfnReaderUserPin,
 } from './pfn-reader.js';
-import { xaLoad, xaPresent } from '../structures/xarray.js';
+import { btreeFloorValue } from '../structures/btree.js';
+import { xaForEachRun, xaPresent } from '../structures/xarray.js';
 
 /** sizeof(struct iopt_pages_access): an interval_tree_node and the users counter. */
 const PAGES_ACCESS_BYTES = 56;
@@ -56,13 +57,19 @@ export function ioptPagesFillFromXarray(
   at: number,
 ): void {
   const fn = 'iopt_pages_fill_from_xarray';
-  for (let index = start; index <= last; index++) {
-    const pfn = xaLoad(pagesOf(sim, pages).xa, index);
-    if (pfn === undefined) {
-      sim.warn(fn, '!xa_is_value(entry)', { pages, index });
-      sim.violation('xarray_missing_entry', fn, `no PFN stored at index ${index}: hands out PFN 0`, { pages, index });
+  // Entry by entry as the kernel reads them, a stored run at a time.
+  let index = start;
+  while (index <= last) {
+    const run = btreeFloorValue(pagesOf(sim, pages).xa.runs, index);
+    if (run !== undefined && index < run.index + run.count) {
+      const end = Math.min(run.index + run.count - 1, last);
+      for (let pfn = run.pfn + (index - run.index); index <= end; index++, pfn++) out.slots[at + index - start] = pfn;
+      continue;
     }
-    out.slots[at + index - start] = pfn ?? 0;
+    sim.warn(fn, '!xa_is_value(entry)', { pages, index });
+    sim.violation('xarray_missing_entry', fn, `no PFN stored at index ${index}: hands out PFN 0`, { pages, index });
+    out.slots[at + index - start] = 0;
+    index++;
   }
 }
 
@@ -104,11 +111,11 @@ function pagesToXarray(sim: Sim, pages: number, start: number, last: number, lis
       const pfn = list.slots[at + i] ?? 0;
       let len = 1;
       while (i + len < to && (list.slots[at + i + len] ?? 0) === pfn + len) len++;
-      const xa = pagesOf(sim, pages).xa;
-      for (let k = 0; k < len; k++) {
-        if (xaLoad(xa, start + i + k) !== undefined)
-          sim.warn('pages_to_xarray', 'old', { pages, index: start + i + k });
-      }
+      const old: number[] = [];
+      xaForEachRun(pagesOf(sim, pages).xa, start + i, start + i + len - 1, (index, _pfn, count) => {
+        for (let k = 0; k < count; k++) old.push(index + k);
+      });
+      for (const index of old) sim.warn('pages_to_xarray', 'old', { pages, index });
       sim.emit({ type: 'XaStored', v: 1, pages, index: start + i, pfn, count: len });
       i += len;
     }

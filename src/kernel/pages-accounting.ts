@@ -14,6 +14,7 @@ import { unpinUserPages } from '../machine/gup.js';
 import { ENOMEM, EINVAL } from '../machine/errno.js';
 import { mmgetNotZero, mmput, rlimitMemlockPages } from '../machine/mm.js';
 import { mmapReadUnlock, mmapWriteLock, mmapWriteUnlock } from '../machine/mmap-lock.js';
+import { RunList } from '../machine/sim.js';
 import type { Sim } from '../machine/sim.js';
 import { isRemote, mergedTest, pagesOf } from './pages-state.js';
 import type { PfnReaderUser } from './pages-state.js';
@@ -41,24 +42,27 @@ export function ioptPagesAddNpinned(sim: Sim, pages: number, n: number, fn: stri
  * NpinnedChanged in version 4 traces. Each call still checks its own WARN on the running value; the delta
  * gathered so far is reported before a WARN so that the finding follows the change it describes.
  */
-export class NpinnedSubs {
-  pending = 0;
-  constructor(
-    private readonly sim: Sim,
-    readonly pages: number,
-    private readonly fn: string,
-  ) {}
-
+export class NpinnedSubs extends RunList<{ count: number }> {
   /** One accumulator for a version 4 trace; null (one event per call) in earlier versions. */
   static forCall(sim: Sim, pages: number, fn: string): NpinnedSubs | null {
-    return sim.runsPerEvent === null ? null : new NpinnedSubs(sim, pages, fn);
+    if (sim.runsPerEvent === null) return null;
+    // Every change joins the one before: the call reports one change, however many runs it unpins.
+    const report = (subs: { count: number }[]): void => {
+      const total = subs[0]?.count ?? 0;
+      if (total !== 0) sim.emit({ type: 'NpinnedChanged', v: 1, pages, delta: -total, fn });
+    };
+    return new NpinnedSubs(sim, sim.runsPerEvent, report, { join: joinSubs });
   }
 
-  flush(): void {
-    if (this.pending === 0) return;
-    this.sim.emit({ type: 'NpinnedChanged', v: 1, pages: this.pages, delta: -this.pending, fn: this.fn });
-    this.pending = 0;
+  /** The pages taken off npinned and not yet reported. */
+  get total(): number {
+    return this.pending[0]?.count ?? 0;
   }
+}
+
+function joinSubs(last: { count: number }, next: { count: number }): boolean {
+  last.count += next.count;
+  return true;
 }
 
 /**
@@ -69,9 +73,9 @@ export function ioptPagesSubNpinned(sim: Sim, pages: number, n: number, fn: stri
   if (n === 0) return;
   const p = pagesOf(sim, pages);
   const acc = subs ?? null;
-  const after = p.npinned - (acc?.pending ?? 0) - n;
+  const after = p.npinned - (acc?.total ?? 0) - n;
   if (acc === null) sim.emit({ type: 'NpinnedChanged', v: 1, pages, delta: -n, fn });
-  else acc.pending += n;
+  else acc.add({ count: n });
   if (after < 0 || after > p.npages) {
     acc?.flush();
     sim.testWarn('iopt_pages_sub_npinned', 'rc || pages->npinned > pages->npages', {

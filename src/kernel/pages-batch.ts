@@ -43,7 +43,8 @@ import { folioAddPins } from '../machine/memfd.js';
 import { InternalError } from '../lib/errors.js';
 import { NpinnedSubs, ioptPagesSubNpinned } from './pages-accounting.js';
 import { mergedTest, pagesOf } from './pages-state.js';
-import { xaLoad, xaRuns } from '../structures/xarray.js';
+import { xaForEachRun, xaLoad } from '../structures/xarray.js';
+import type { Xarray, XaRun } from '../structures/xarray.js';
 
 /** BATCH_BACKUP_SIZE is 32 u64 on the stack; TEMP_MEMORY_LIMIT is State.config.tempMemoryLimit. */
 export const BATCH_BACKUP_BYTES = 32 * 8;
@@ -193,6 +194,15 @@ export function batchFromFolios(
   return { rc: 0, next, offset };
 }
 
+/** The present runs of [first, last], clipped: a snapshot taken before the caller emits events. */
+function runsOf(xa: Xarray, first: number, last: number): XaRun[] {
+  const runs: XaRun[] = [];
+  xaForEachRun(xa, first, last, (index, pfn, count) => {
+    runs.push({ index, pfn, count });
+  });
+  return runs;
+}
+
 /** One missing xarray entry where the code expects a value: WARN, then PFN 0 (xa_to_value(NULL)). */
 function xarrayMissing(sim: Sim, fn: string, pages: number, index: number): void {
   sim.warn(fn, '!xa_is_value(entry)', { pages, index });
@@ -212,7 +222,7 @@ function xarrayIntoBatch(
   fn: string,
 ): { consumed: number; full: boolean } {
   const runMax = batchBehaviour(sim).runMax;
-  const runs = [...xaRuns(pagesOf(sim, pages).xa, start, last)];
+  const runs = runsOf(pagesOf(sim, pages).xa, start, last);
   let index = start;
   const addOne = (pfn: number, count: number): boolean => {
     const added = batchAddPfns(batch.b, pfn, count, runMax);
@@ -241,7 +251,7 @@ export function batchFromXarray(sim: Sim, batch: BatchBuf, pages: number, start:
 /** Erase the present entries of [first, last] (clear_xarray), one XaErased per present run. */
 export function clearXarray(sim: Sim, pages: number, first: number, last: number): void {
   if (last < first) return;
-  const runs = [...xaRuns(pagesOf(sim, pages).xa, first, last)];
+  const runs = runsOf(pagesOf(sim, pages).xa, first, last);
   for (const run of runs) sim.emit({ type: 'XaErased', v: 1, pages, index: run.index, count: run.count });
 }
 

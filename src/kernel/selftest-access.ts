@@ -179,7 +179,11 @@ export function accessPin(
 
 /** IOMMU_TEST_OP_DESTROY_ACCESS_PAGES for the oldest item of exactly [iova, iova + length); -ENOENT if none. */
 export function accessUnpin(sim: Sim, access: string, iova: bigint, length: bigint): number {
-  const item = itemsOf(accessOf(sim, access)).find((it) => it.iova === iova && it.length === length);
+  // The oldest match is the lowest id: a scan, not a sort of every item per call.
+  let item: AccessItem | undefined;
+  for (const it of Object.values(accessOf(sim, access).items)) {
+    if (it.iova === iova && it.length === length && (item === undefined || it.id < item.id)) item = it;
+  }
   if (item === undefined) return -ENOENT;
   itemDestroy(sim, access, item, 'iommufd_test_access_item_destroy');
   return 0;

@@ -26,11 +26,12 @@
  * except by COW); every page is present (mmap populates), so a fault never allocates; no mmap lock and no
  * `locked` out-parameter (the caller models those).
  */
-import { rangeGet, rangeSegments } from '../structures/range-map.js';
-import { xaLoad } from '../structures/xarray.js';
+import { btreeFloorValue } from '../structures/btree.js';
+import { rangeSegments } from '../structures/range-map.js';
 import { InternalError } from '../lib/errors.js';
 import { EFAULT, EOVERFLOW } from './errno.js';
-import { breakCow, mustCopyOnWrite } from './memory.js';
+import { breakCow } from './memory.js';
+import { RunList } from './sim.js';
 import type { Sim } from './sim.js';
 import { hex } from '../lib/format.js';
 
@@ -101,55 +102,68 @@ function pinPages(
   if (start + BigInt(npages) * page >= 1n << 64n) return sim.state.config.gupZeroOnOverflow ? 0 : -EOVERFLOW;
 
   const first = Number(start / page);
-  // The run of PFNs pinned but not yet reported; flushed before anything else changes frames. Version 4
-  // gathers the runs of the call into PagesPinnedRuns events: nothing in the walk reads a pin count, so
-  // holding them back until a COW (or the end) changes no decision.
-  let runPfn = 0;
-  let runCount = 0;
-  const perEvent = sim.runsPerEvent;
-  let pending: [number, number][] = [];
-  let pendingPages = 0;
-  const emitPending = (): void => {
-    if (pending.length > 0) sim.emit({ type: 'PagesPinnedRuns', v: 1, runs: pending, npages: pendingPages, fn, mm });
-    pending = [];
-    pendingPages = 0;
-  };
-  const flush = (): void => {
-    if (runCount > 0) {
-      if (perEvent === null) sim.emit({ type: 'PagesPinned', v: 1, pfn: runPfn, count: runCount, fn, mm });
-      else {
-        pending.push([runPfn, runCount]);
-        pendingPages += runCount;
-        if (pending.length >= perEvent) emitPending();
-      }
-    }
-    runCount = 0;
-  };
+  // Version 4 gathers the runs of the call into PagesPinnedRuns events: nothing in the walk reads a pin
+  // count, so holding them back until a COW (or the end) changes no decision.
+  const runs = pinnedRuns(sim, fn, mm);
+  const unshare = readPinsUnshare(sim) || (flags.longterm && sim.has('gup-unshare-flags'));
+  const mayCow = flags.write || unshare;
+  // The walk goes a piece at a time: pages of one VMA, one page-table run and one frame record (the same
+  // `maps` for all) take the same decisions page by page, so they are pinned as one run.
   let pinned = 0;
-  for (; pinned < npages; pinned++) {
+  while (pinned < npages) {
     const vpn = first + pinned;
-    const vma = rangeGet(m.vmas, vpn);
-    if (vma === undefined) break;
+    const vmaSeg = btreeFloorValue(m.vmas.tree, vpn);
+    if (vmaSeg === undefined || vpn >= vmaSeg.start + vmaSeg.count) break;
+    const vma = vmaSeg.value;
     if (flags.write && !vma.writable && !flags.force) break;
-    let pfn = xaLoad(m.pt, vpn);
-    if (pfn === undefined) throw new InternalError(`${fn}: mm ${mm} VMA page ${hex(vpn)} has no PFN`);
-    const unshare = readPinsUnshare(sim) || (flags.longterm && sim.has('gup-unshare-flags'));
-    if ((flags.write || unshare) && mustCopyOnWrite(sim.state, vma, pfn)) {
-      flush();
-      emitPending();
-      pfn = breakCow(sim, mm, vpn, fn);
+    const ptRun = btreeFloorValue(m.pt.runs, vpn);
+    if (ptRun === undefined || vpn >= ptRun.index + ptRun.count) {
+      throw new InternalError(`${fn}: mm ${mm} VMA page ${hex(vpn)} has no PFN`);
     }
-    if (runCount > 0 && runPfn + runCount === pfn) runCount++;
-    else {
-      flush();
-      runPfn = pfn;
-      runCount = 1;
+    let pfn = ptRun.pfn + (vpn - ptRun.index);
+    let n = Math.min(npages - pinned, vmaSeg.start + vmaSeg.count - vpn, ptRun.index + ptRun.count - vpn);
+    if (mayCow && vma.shared !== true) {
+      const frame = btreeFloorValue(sim.state.frames.tree, pfn);
+      if (frame === undefined || pfn >= frame.start + frame.count) n = 1;
+      else if (frame.value.maps > 1) {
+        runs.flush();
+        pfn = breakCow(sim, mm, vpn, fn);
+        n = 1;
+      } else n = Math.min(n, frame.start + frame.count - pfn);
     }
-    out.slots[at + pinned] = pfn;
+    runs.add([pfn, n]);
+    const slots = out.slots;
+    for (let i = 0, slot = at + pinned; i < n; i++) slots[slot + i] = pfn + i;
+    pinned += n;
   }
-  flush();
-  emitPending();
+  runs.flush();
   return pinned > 0 ? pinned : -EFAULT;
+}
+
+/** A [pfn, count] run grows by the next when their PFNs are contiguous. */
+function joinPfnRuns(last: [number, number], next: [number, number]): boolean {
+  if (last[0] + last[1] !== next[0]) return false;
+  last[1] += next[1];
+  return true;
+}
+
+function pageCount(runs: readonly [number, number][]): number {
+  let n = 0;
+  for (const run of runs) n += run[1];
+  return n;
+}
+
+/** The runs one pin call pinned: PagesPinnedRuns lists (version 4) or one PagesPinned per run. */
+function pinnedRuns(sim: Sim, fn: string, mm: number): RunList<[number, number]> {
+  const perEvent = sim.runsPerEvent;
+  const report =
+    perEvent === null
+      ? (runs: [number, number][]) => {
+          for (const [pfn, count] of runs) sim.emit({ type: 'PagesPinned', v: 1, pfn, count, fn, mm });
+        }
+      : (runs: [number, number][]) =>
+          sim.emit({ type: 'PagesPinnedRuns', v: 1, runs, npages: pageCount(runs), fn, mm });
+  return new RunList(sim, perEvent ?? 1, report, { join: joinPfnRuns });
 }
 
 /**
@@ -157,38 +171,18 @@ function pinPages(
  * is reported before anything reads the pin counts it changes: before a violation, and before a later run
  * of the same call that overlaps it is looked at.
  */
-export class UnpinRuns {
-  private runs: [number, number][] = [];
-  private npages = 0;
-  constructor(
-    private readonly sim: Sim,
-    private readonly perEvent: number,
-    private readonly dirty: boolean,
-    private readonly fn: string,
-  ) {}
-
+export class UnpinRuns extends RunList<[number, number]> {
   /** A list for one call of `fn` in a version 4 trace; null (one event per run) in earlier versions. */
   static forCall(sim: Sim, dirty: boolean, fn: string): UnpinRuns | null {
-    return sim.runsPerEvent === null ? null : new UnpinRuns(sim, sim.runsPerEvent, dirty, fn);
-  }
-
-  add(pfn: number, count: number): void {
-    this.runs.push([pfn, count]);
-    this.npages += count;
-    if (this.runs.length >= this.perEvent) this.flush();
+    if (sim.runsPerEvent === null) return null;
+    return new UnpinRuns(sim, sim.runsPerEvent, (runs) =>
+      sim.emit({ type: 'PagesUnpinnedRuns', v: 1, runs, npages: pageCount(runs), dirty, fn }),
+    );
   }
 
   /** Report the pending runs first when [pfn, pfn + count) overlaps one of them. */
   before(pfn: number, count: number): void {
-    if (this.runs.some(([p, n]) => p < pfn + count && pfn < p + n)) this.flush();
-  }
-
-  flush(): void {
-    if (this.runs.length === 0) return;
-    const { runs, npages, dirty, fn } = this;
-    this.sim.emit({ type: 'PagesUnpinnedRuns', v: 1, runs, npages, dirty, fn });
-    this.runs = [];
-    this.npages = 0;
+    if (this.pending.some(([p, n]) => p < pfn + count && pfn < p + n)) this.flush();
   }
 }
 
@@ -214,7 +208,7 @@ function unpinRun(sim: Sim, pfn: number, count: number, dirty: boolean, fn: stri
   for (const p of pieces) {
     if (p.pinned) {
       if (list === null) sim.emit({ type: 'PagesUnpinned', v: 1, pfn: p.pfn, count: p.count, dirty, fn });
-      else list.add(p.pfn, p.count);
+      else list.add([p.pfn, p.count]);
     } else {
       list?.flush();
       sim.violation('double_unpin', fn, `unpin of ${p.count} page(s) at pfn ${sim.pfnText(p.pfn)} that hold no pin`, {

@@ -35,6 +35,7 @@ import { InternalError } from '../lib/errors.js';
 import { ioPageTableKey } from '../state/state.js';
 import type { Domain, Mapping, State } from '../state/state.js';
 import { EADDRINUSE, EEXIST, EINVAL, ENOENT, ENOMEM } from './errno.js';
+import { RunList } from './sim.js';
 import type { Sim } from './sim.js';
 import { hex } from '../lib/format.js';
 import { pgsizeRuns } from '../state/reducers/domain.js';
@@ -212,58 +213,57 @@ export function iommuMap(
   return 0;
 }
 
+/** One extent of an IommuMappedRuns event. */
+interface MappedExtent {
+  extent: number;
+  iova: bigint;
+  paddr: bigint;
+  size: bigint;
+}
+
 /**
  * The extents one batch_to_domain call has mapped but not yet reported, for version 4's IommuMappedRuns
  * events (at most sim.runsPerEvent extents each). It waits in sim.pendingList, so any other event reports
  * it first, and iommu_map reports it before reading mappings it overlaps: the log and every read see the
  * order of one IommuMapped per extent.
  */
-export class MappedExtents {
-  private extents: { extent: number; iova: bigint; paddr: bigint; size: bigint }[] = [];
-  private lo = 0n;
-  private hi = 0n;
+export class MappedExtents extends RunList<MappedExtent, bigint> {
   constructor(
-    private readonly sim: Sim,
+    private readonly owner: Sim,
     readonly domain: string,
-    private readonly prot: IommuProt,
-    private readonly fn: string,
-    private readonly perEvent: number,
-  ) {}
+    prot: IommuProt,
+    fn: string,
+    perEvent: number,
+  ) {
+    super(
+      owner,
+      perEvent,
+      (extents) =>
+        owner.emit({ type: 'IommuMappedRuns', v: 1, domain, read: prot.read, write: prot.write, fn, extents }),
+      { span: { start: (e) => e.iova, end: (e) => e.iova + e.size }, waits: true },
+    );
+  }
 
   /** A list for one call of `fn` in a version 4 trace; null (one IommuMapped per extent) in earlier versions. */
   static forCall(sim: Sim, domain: string, prot: IommuProt, fn: string): MappedExtents | null {
     return sim.runsPerEvent === null ? null : new MappedExtents(sim, domain, prot, fn, sim.runsPerEvent);
   }
 
-  add(iova: bigint, paddr: bigint, size: bigint): void {
-    if (this.extents.length === 0) this.lo = iova;
-    else if (iova < this.lo) this.lo = iova;
-    if (this.extents.length === 0 || iova + size > this.hi) this.hi = iova + size;
+  addExtent(iova: bigint, paddr: bigint, size: bigint): void {
     // The id is taken now, as the single event would take it.
-    this.extents.push({ extent: this.sim.newId(), iova, paddr, size });
-    if (this.extents.length >= this.perEvent) this.flush();
-    else this.sim.pendingList = this;
+    this.add({ extent: this.owner.newId(), iova, paddr, size });
   }
 
-  /** Whether an unreported extent of `domain` overlaps [start, end). */
-  overlaps(domain: string, start: bigint, end: bigint): boolean {
-    return domain === this.domain && this.extents.length > 0 && this.lo < end && start < this.hi;
-  }
-
-  flush(): void {
-    if (this.sim.pendingList === this) this.sim.pendingList = null;
-    if (this.extents.length === 0) return;
-    const extents = this.extents;
-    this.extents = [];
-    const { domain, prot, fn } = this;
-    this.sim.emit({ type: 'IommuMappedRuns', v: 1, domain, read: prot.read, write: prot.write, fn, extents });
+  /** Whether an unreported extent of `domain` may overlap [start, end). */
+  overlapsIn(domain: string, start: bigint, end: bigint): boolean {
+    return domain === this.domain && this.overlaps(start, end);
   }
 }
 
 /** Report the unreported extents before a read of [start, end) of `domain`'s mappings that they overlap. */
 function settleOver(sim: Sim, domain: string, start: bigint, end: bigint): void {
   const p = sim.pendingList;
-  if (p !== null && (!(p instanceof MappedExtents) || p.overlaps(domain, start, end))) sim.flushPending();
+  if (p !== null && (!(p instanceof MappedExtents) || p.overlapsIn(domain, start, end))) sim.flushPending();
 }
 
 /** One IOPTE extent written: the event both mock eras end a (partial) map with. */
@@ -278,7 +278,7 @@ function emitMapped(
   list: MappedExtents | null = null,
 ): void {
   if (list !== null) {
-    list.add(iova, paddr, size);
+    list.addExtent(iova, paddr, size);
     return;
   }
   sim.emit({

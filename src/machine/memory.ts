@@ -34,6 +34,7 @@ import { InternalError } from '../lib/errors.js';
 import { FIRST_PFN } from '../state/state.js';
 import type { Frame, Mm, Process, State, Vma } from '../state/state.js';
 import { EFAULT, EINVAL, ENOMEM, ESRCH } from './errno.js';
+import { RunList } from './sim.js';
 import type { Sim } from './sim.js';
 import { hex } from '../lib/format.js';
 
@@ -249,34 +250,29 @@ export function mmap(
  * the holes not yet emitted (those are emitted first when the run overlaps their span).
  */
 function allocHoles(sim: Sim, huge: HugeSize, given: readonly [number, number][]): void {
-  const pending: [number, number][] = [];
-  let low = Infinity;
-  let high = -Infinity;
-  const flush = (): void => {
-    if (pending.length > 0) emitFrameRuns(sim, huge, pending.splice(0));
-    low = Infinity;
-    high = -Infinity;
-  };
+  const perEvent = sim.runsPerEvent;
+  const holes = new RunList<[number, number]>(
+    sim,
+    perEvent ?? 1,
+    perEvent === null
+      ? (runs) => {
+          for (const [pfn, count] of runs) sim.emit({ type: 'FramesAllocated', v: 1, pfn, count, huge });
+        }
+      : (runs) => sim.emit({ type: 'FrameRunsAllocated', v: 1, huge, runs }),
+    { span: { start: ([pfn]) => pfn, end: ([pfn, count]) => pfn + count } },
+  );
   for (const [pfn, count] of given) {
-    if (pfn < high && pfn + count > low) flush();
+    if (holes.overlaps(pfn, pfn + count)) holes.flush();
     let pos = pfn;
-    const holes: [number, number][] = [];
+    const found: [number, number][] = [];
     for (const seg of rangeSegments(sim.state.frames, pfn, count)) {
-      if (seg.start > pos) holes.push([pos, seg.start - pos]);
+      if (seg.start > pos) found.push([pos, seg.start - pos]);
       pos = seg.start + seg.count;
     }
-    if (pos < pfn + count) holes.push([pos, pfn + count - pos]);
-    for (const [at, n] of holes) {
-      if (sim.runsPerEvent === null) {
-        sim.emit({ type: 'FramesAllocated', v: 1, pfn: at, count: n, huge });
-        continue;
-      }
-      pending.push([at, n]);
-      low = Math.min(low, at);
-      high = Math.max(high, at + n);
-    }
+    if (pos < pfn + count) found.push([pos, pfn + count - pos]);
+    for (const hole of found) holes.add(hole);
   }
-  flush();
+  holes.flush();
 }
 
 /**

@@ -80,8 +80,8 @@ export class Sim {
   }
 
   /**
-   * A list event being gathered (version 4's IommuMappedRuns): reported before any other event, so that
-   * the log keeps the order the single events would have had.
+   * A list event being gathered that waits here (a RunList made with `waits`: version 4's IommuMappedRuns):
+   * reported before any other event, so that the log keeps the order the single events would have had.
    */
   pendingList: { flush(): void } | null = null;
 
@@ -152,5 +152,81 @@ export class Sim {
   processOfMm(mm: number): State['processes'][string] | null {
     const m = this.state.mms[mm];
     return m ? (this.state.processes[m.pid] ?? null) : null;
+  }
+}
+
+/** How a RunList joins its runs, measures them, and waits for other events. */
+export interface RunListOptions<R, K extends number | bigint> {
+  /**
+   * Grow `last` by `next` when they join (adjacent PFNs); returns whether it did. Without it every run
+   * stays its own entry, and a full list is reported as soon as it fills.
+   */
+  join?: (last: R, next: R) => boolean;
+  /** The span [start, end) a run covers, for overlaps(). */
+  span?: { start(run: R): K; end(run: R): K };
+  /** Wait in sim.pendingList while not empty: any other event reports the list first. */
+  waits?: boolean;
+}
+
+/**
+ * The runs one call has done but not yet reported, gathered into list events of at most `perEvent` runs
+ * (version 4's PagesPinnedRuns, PagesUnpinnedRuns, FrameRunsAllocated, IommuMappedRuns and batch_unpin's
+ * NpinnedChanged). A full list is reported once its last run can no longer grow: at once without `join`,
+ * else when a run that does not join it comes. Versions 1 to 3 use a list of one run whose `report` emits
+ * the single event, so both eras share one walk. The caller reports the rest with flush().
+ */
+export class RunList<R, K extends number | bigint = number> {
+  private runs: R[] = [];
+  private lo: K | null = null;
+  private hi: K | null = null;
+
+  constructor(
+    private readonly sim: Sim,
+    private readonly perEvent: number,
+    private readonly report: (runs: R[]) => void,
+    private readonly options: RunListOptions<R, K> = {},
+  ) {}
+
+  /** The runs gathered and not yet reported, oldest first. */
+  get pending(): readonly R[] {
+    return this.runs;
+  }
+
+  add(run: R): void {
+    const options = this.options;
+    const last = this.runs[this.runs.length - 1];
+    if (last !== undefined && options.join !== undefined && options.join(last, run)) {
+      this.widen(last);
+      return;
+    }
+    if (this.runs.length >= this.perEvent) this.flush();
+    this.runs.push(run);
+    this.widen(run);
+    if (options.join === undefined && this.runs.length >= this.perEvent) this.flush();
+    else if (options.waits === true) this.sim.pendingList = this;
+  }
+
+  /** Whether the span of the unreported runs (an over-approximation: their hull) meets [start, end). */
+  overlaps(start: K, end: K): boolean {
+    return this.lo !== null && this.hi !== null && this.lo < end && start < this.hi;
+  }
+
+  flush(): void {
+    if (this.sim.pendingList === this) this.sim.pendingList = null;
+    const runs = this.runs;
+    if (runs.length === 0) return;
+    this.runs = [];
+    this.lo = null;
+    this.hi = null;
+    this.report(runs);
+  }
+
+  private widen(run: R): void {
+    const span = this.options.span;
+    if (span === undefined) return;
+    const start = span.start(run);
+    const end = span.end(run);
+    if (this.lo === null || start < this.lo) this.lo = start;
+    if (this.hi === null || end > this.hi) this.hi = end;
   }
 }
