@@ -74,10 +74,11 @@ export class AccessCountsKept {
   private layout = false;
   private readonly accessesTouched = new Set<string>();
   private readonly itemsTouched: [string, number][] = [];
-  private readonly areasTouched = new Set<number>();
-  private readonly recordsTouched = new Set<number>();
-  /** Nodes and records each pages must look at again. */
-  private readonly pagesNodes = new Map<number, Set<number>>();
+  // Lists, not sets (an id may repeat: handling one twice gives the same), emptied without allocating.
+  private readonly areasTouched: number[] = [];
+  private readonly recordsTouched: number[] = [];
+  /** Nodes and records a pages must look at again: pages, id. */
+  private readonly pagesNodes: [number, number][] = [];
   private readonly pagesWhole = new Set<number>();
 
   observe(e: Event): void {
@@ -101,11 +102,11 @@ export class AccessCountsKept {
       case 'AreaFreed':
       case 'AreaPagesSet':
         this.layout = true;
-        this.areasTouched.add(e.area);
+        this.areasTouched.push(e.area);
         break;
       case 'AreaAccessesChanged':
       case 'AreaLocksChanged':
-        this.areasTouched.add(e.area);
+        this.areasTouched.push(e.area);
         break;
       case 'IoasAllocated':
         this.layout = true;
@@ -126,7 +127,7 @@ export class AccessCountsKept {
       case 'PagesAccessAllocated':
       case 'PagesAccessUsersChanged':
       case 'PagesAccessFreed':
-        this.recordsTouched.add(e.node);
+        this.recordsTouched.push(e.node);
         break;
       case 'PagesAllocated':
       case 'PagesReleased':
@@ -140,7 +141,8 @@ export class AccessCountsKept {
 
   /** The findings of checkAccessCounts(state, pages), appended to `out`. */
   check(state: State, pages: readonly Pages[], out: InvariantFinding[]): void {
-    const dirtyAreas = new Set<number>(this.areasTouched);
+    const dirtyAreas = new Set<number>();
+    for (const id of this.areasTouched) dirtyAreas.add(id);
     if (this.fresh) this.rebuild(state, dirtyAreas);
     else this.update(state, dirtyAreas);
 
@@ -190,18 +192,15 @@ export class AccessCountsKept {
   }
 
   private touchNode(pages: number, node: number): void {
-    let nodes = this.pagesNodes.get(pages);
-    if (nodes === undefined) this.pagesNodes.set(pages, (nodes = new Set<number>()));
-    nodes.add(node);
+    this.pagesNodes.push([pages, node]);
   }
 
   /** A pages sound after the last op: still sound when the nodes and records the op named are, and its sums agree. */
   private soundNow(state: State, p: Pages, u: number, c: number, flagged: boolean): boolean {
     if (u !== c && !flagged) return false;
-    const touched = this.pagesNodes.get(p.id);
-    if (touched === undefined) return true;
     const tree = this.treeNodes.get(p.id);
-    for (const id of touched) {
+    for (const [pages, id] of this.pagesNodes) {
+      if (pages !== p.id) continue;
       const node = tree?.get(id);
       if (node !== undefined && treeNodeProblem(state, p, id, node[0], node[1]) !== null) return false;
       if (state.pagesAccesses[id]?.pages === p.id && recordProblem(state, p, id) !== null) return false;
@@ -336,9 +335,9 @@ export class AccessCountsKept {
     this.layout = false;
     if (this.accessesTouched.size > 0) this.accessesTouched.clear();
     this.itemsTouched.length = 0;
-    if (this.areasTouched.size > 0) this.areasTouched.clear();
-    if (this.recordsTouched.size > 0) this.recordsTouched.clear();
-    if (this.pagesNodes.size > 0) this.pagesNodes.clear();
+    this.areasTouched.length = 0;
+    this.recordsTouched.length = 0;
+    this.pagesNodes.length = 0;
     if (this.pagesWhole.size > 0) this.pagesWhole.clear();
   }
 }

@@ -40,6 +40,8 @@ import type { CheckShortcuts } from './index.js';
 import type { LayoutMemo, PagesMemo } from './memo.js';
 import { invariantFindings } from './index.js';
 import { AccessCountsKept } from './access-counts-kept.js';
+import type { HeldKept } from './held-kept.js';
+import { updateHeld } from './held-kept.js';
 import type { Want } from './domains.js';
 import { expectedOfArea } from './domains.js';
 import type { Run, Step } from './runs.js';
@@ -143,6 +145,8 @@ export class IncrementalChecker {
   // What the current op touched.
   /** Pages whose trees, xarray or npinned an event changed, with the parts it changed (their memo drops them). */
   private readonly pagesTouched = new Map<number, number>();
+  /** The coverage each touched pages had after the last op (its memo dropped it), to be updated. */
+  private readonly heldBefore = new Map<number, HeldKept>();
   /** An event touched an IOAS's trees, or allocated or freed an area. */
   private layoutTouched = false;
   private readonly pagesWins = new Map<number, Run[]>();
@@ -297,6 +301,7 @@ export class IncrementalChecker {
     for (const m of [this.ioasWins, this.ioasWhole, this.domainWins, this.domainWhole, this.mmWins] as const)
       if (m.size > 0) m.clear();
     if (this.pfnWins.length > 0) this.pfnWins = [];
+    if (this.heldBefore.size > 0) this.heldBefore.clear();
     this.layoutTouched = false;
   }
 
@@ -412,12 +417,29 @@ export class IncrementalChecker {
       this.reused.pages += 1;
       return memo;
     }
-    // The coverage reads every part; each self-check reads its own structure only.
+    // The coverage reads every part (it is updated over the op's windows); each self-check reads its own
+    // structure only.
+    if (memo.held !== undefined && !this.pagesWhole.has(p.id)) this.heldBefore.set(p.id, memo.held);
     delete memo.held;
     if ((parts & ACCESS_TREE) !== 0) delete memo.accessTree;
     if ((parts & DOMAINS_TREE) !== 0) delete memo.domainsTree;
     if ((parts & XARRAY) !== 0) delete memo.xa;
     return memo;
+  }
+
+  /** The coverage of a touched pages, updated over the op's index windows (held-kept.ts). */
+  private heldCover(p: Pages, memo: PagesMemo): HeldKept | undefined {
+    const before = this.heldBefore.get(p.id);
+    const parts = this.pagesTouched.get(p.id);
+    // A corrupt tree may hide nodes from a window's walk: the full walk then.
+    if (before === undefined || parts === undefined || memo.accessTree?.length !== 0) return undefined;
+    if (memo.domainsTree?.length !== 0) return undefined;
+    const wins = mergeWindows(this.pagesWins.get(p.id) ?? [], true);
+    return updateHeld(p, before, wins, {
+      access: (parts & ACCESS_TREE) !== 0,
+      domains: (parts & DOMAINS_TREE) !== 0,
+      xa: (parts & XARRAY) !== 0,
+    });
   }
 
   private layout(): LayoutMemo {
@@ -430,6 +452,7 @@ export class IncrementalChecker {
     return {
       pagesMemo: (p) => this.pagesMemo(p),
       layoutMemo: () => this.layout(),
+      heldCover: (p, memo) => this.heldCover(p, memo),
       accessCounts: (pages, found) => this.counts.check(state, pages, found),
       pfnsOf: (p, cover) => this.pfnsOf(state, p, cover),
       pinsKnownClean: () => {

@@ -71,6 +71,11 @@ export interface CheckShortcuts {
   mappingsKnownClean: MappingsKnownClean;
   /** The memo of `p`: what was found of it last time, less what an event touched since. */
   pagesMemo?(p: Pages): PagesMemo;
+  /**
+   * The coverage of `p` (heldCover's, with its findings) from what was kept, once `memo`'s self-checks are
+   * filled in; undefined when it must be computed from scratch.
+   */
+  heldCover?(p: Pages, memo: PagesMemo): NonNullable<PagesMemo['held']> | undefined;
   /** The memo of the IOAS-level self-checks: what was found last time, if nothing touched it since. */
   layoutMemo?(): LayoutMemo;
   /** Invariant 5, answered from what the checker kept (access-counts.ts gives the same findings). */
@@ -93,11 +98,12 @@ export function invariantFindings(state: State, shortcuts?: CheckShortcuts): Inv
   for (const [k, p] of pages.entries()) {
     const memo = memos?.[k];
     let kept = memo?.held;
+    if (kept === undefined && memo !== undefined) kept = shortcuts?.heldCover?.(p, memo);
     if (kept === undefined) {
       const findings: InvariantFinding[] = [];
       kept = { ...heldCover(state, p, findings), findings };
-      if (memo !== undefined) memo.held = kept;
     }
+    if (memo !== undefined) memo.held = kept;
     for (const f of kept.findings) out.push(f);
     const { access, domains, cover } = kept;
     let pfns: PfnSeg[];

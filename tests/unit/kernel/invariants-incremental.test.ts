@@ -279,6 +279,39 @@ describe('IncrementalChecker, invariant 5 and the IOAS-level self-checks from wh
     expect(step(w)).toEqual([]);
   });
 
+  it("updates a pages' coverage over the touched windows, while npinned and pinned_pfns are off and once they mend", () => {
+    const w = world();
+    const p = pagesId(w);
+    const a = areaOf(w);
+    const domains = { kind: 'domains' as const, pages: p };
+    // The area's node leaves domains_itree: the coverage is the access's alone, and follows its pins.
+    w.sim.emit({ type: 'ItreeRemoved', v: 1, tree: domains, node: a.id, start: a.firstIndex, last: a.lastIndex });
+    expect(step(w)).toContain(`npinned:${p}`);
+    expect(accessPin(w.sim, 'x', IOVA + 8n * PAGE, 2n * PAGE, true).rc).toBe(0);
+    expect(step(w)).toContain(`npinned:${p}`);
+    expect(accessPin(w.sim, 'x', IOVA + 4n * PAGE, 4n * PAGE, true).rc).toBe(0);
+    expect(step(w)).toContain(`npinned:${p}`);
+    w.sim.emit({ type: 'NpinnedChanged', v: 1, pages: p, delta: -1, fn: 'test' });
+    expect(step(w)).toContain(`npinned:${p}`);
+    w.sim.emit({ type: 'XaErased', v: 1, pages: p, index: 5, count: 1 });
+    expect(step(w)).toContain(`xarray:${p}`);
+    w.sim.emit({ type: 'XaStored', v: 1, pages: p, index: 5, pfn: pfnOf(w, 5), count: 1 });
+    w.sim.emit({ type: 'NpinnedChanged', v: 1, pages: p, delta: 1, fn: 'test' });
+    w.sim.emit({
+      type: 'ItreeInserted',
+      v: 1,
+      tree: domains,
+      node: a.id,
+      start: a.firstIndex,
+      last: a.lastIndex,
+      owner: null,
+    });
+    // The pins taken meanwhile moved npinned as the model does: whatever is left, the oracle's findings.
+    expect(step(w)).not.toContain(`xarray:${p}`);
+    expect(accessUnpin(w.sim, 'x', IOVA + 4n * PAGE, 4n * PAGE)).toBe(0);
+    step(w);
+  });
+
   it('keeps the IOAS-level self-checks while no event touches an area_itree, and redoes them once one does', () => {
     const w = world();
     const a = areaOf(w);
