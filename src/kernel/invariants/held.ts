@@ -187,6 +187,17 @@ export function fromDomains(state: State, p: Pages, first: number, last: number,
   if (next <= last) fromSourceMm(state, p, next, last, out);
 }
 
+/** Invariant 1 within a pages: npinned against the `size` indexes of its coverage `cover`. */
+export function npinnedFinding(p: Pages, cover: readonly Run[], size: number): InvariantFinding | null {
+  if (p.npinned === size) return null;
+  return {
+    key: `npinned:${p.id}`,
+    kind: 'invariant',
+    detail: `iopt_pages ${p.id}: npinned is ${p.npinned} but access_itree and domains_itree cover ${size} indexes (${listRuns(cover) || 'none'})`,
+    objects: { pages: p.id, npinned: p.npinned, covered: size },
+  };
+}
+
 /** Coverage of one pages, with invariants 1 (npinned) and 2 (xarray keys); no PFNs (see pfnsOver). */
 export function heldCover(
   state: State,
@@ -196,15 +207,8 @@ export function heldCover(
   const access = coverageOf(p.accessTree);
   const domains = coverageOf(p.domainsTree);
   const cover = unionRuns(access, domains);
-  const size = runsSize(cover);
-  if (p.npinned !== size) {
-    out.push({
-      key: `npinned:${p.id}`,
-      kind: 'invariant',
-      detail: `iopt_pages ${p.id}: npinned is ${p.npinned} but access_itree and domains_itree cover ${size} indexes (${listRuns(cover) || 'none'})`,
-      objects: { pages: p.id, npinned: p.npinned, covered: size },
-    });
-  }
+  const npinned = npinnedFinding(p, cover, runsSize(cover));
+  if (npinned !== null) out.push(npinned);
 
   const xaCover: Run[] = [];
   xaForEachRun(p.xa, 0, Number.MAX_SAFE_INTEGER, (index, _pfn, count) => {

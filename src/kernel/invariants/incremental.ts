@@ -37,8 +37,11 @@ import type { InvariantFinding } from './finding.js';
 import type { PfnSeg } from './held.js';
 import { areaStartByte, indexToIova, indexToIovaLast, pfnsOver, pushSeg } from './held.js';
 import type { CheckShortcuts } from './index.js';
-import type { PagesMemo } from './memo.js';
+import type { LayoutMemo, PagesMemo } from './memo.js';
 import { invariantFindings } from './index.js';
+import { AccessCountsKept } from './access-counts-kept.js';
+import type { HeldKept } from './held-kept.js';
+import { updateHeld } from './held-kept.js';
 import type { Want } from './domains.js';
 import { expectedOfArea } from './domains.js';
 import type { Run, Step } from './runs.js';
@@ -55,6 +58,13 @@ interface AreaSeen {
   lastIndex: number;
   storageDomain: string | null;
 }
+
+/** The parts of an iopt_pages an event touched, as bits: each drops what the memo kept of that part. */
+const ACCESS_TREE = 1;
+const DOMAINS_TREE = 2;
+const XARRAY = 4;
+const NPINNED = 8;
+const WHOLE_PAGES = ACCESS_TREE | DOMAINS_TREE | XARRAY | NPINNED;
 
 /** Expected pins per PFN: the number of covered indexes whose PFN it is. */
 const COUNT_SPEC: RangeSpec<number> = { keyOf: (n) => `${n}` };
@@ -111,8 +121,11 @@ export class IncrementalChecker {
    * mappings against its IOAS): tests read it to see that a sound op was checked by its ranges only.
    */
   readonly walks = { pagesPfns: 0, pins: 0, mappings: 0 };
-  /** How often a pages' own checks were taken from its memo (no event touched it since the last check). */
-  readonly reused = { pages: 0 };
+  /**
+   * How often a pages' own checks were taken from its memo (no event touched it since the last check), and
+   * the IOAS-level self-checks from theirs (no event touched an IOAS's trees or allocated or freed an area).
+   */
+  readonly reused = { pages: 0, layout: 0 };
   /** The PFNs each live pages holds, as of the last check. */
   private readonly pfns = new Map<number, PfnSeg[]>();
   private expectedPins: RangeMap<number> = rangeMapCreate<number>();
@@ -122,12 +135,20 @@ export class IncrementalChecker {
   /** Nothing kept yet, or the run was reconfigured: the next check is done from scratch. */
   private everything = true;
 
-  /** What the per-pages checks found, kept for pages no event touched since (index.ts, PagesMemo). */
+  /** What the per-pages checks found, kept for the parts of pages no event touched since (index.ts, PagesMemo). */
   private readonly pagesMemos = new Map<number, PagesMemo>();
+  /** What the IOAS-level self-checks found, kept while no event touched the IOASes' trees or areas. */
+  private layoutMemo: LayoutMemo = {};
+  /** Invariant 5 from what the op's events named (access-counts-kept.ts). */
+  private readonly counts = new AccessCountsKept();
 
   // What the current op touched.
-  /** Pages whose trees, xarray or npinned an event changed (their memo is dropped). */
-  private readonly pagesTouched = new Set<number>();
+  /** Pages whose trees, xarray or npinned an event changed, with the parts it changed (their memo drops them). */
+  private readonly pagesTouched = new Map<number, number>();
+  /** The coverage each touched pages had after the last op (its memo dropped it), to be updated. */
+  private readonly heldBefore = new Map<number, HeldKept>();
+  /** An event touched an IOAS's trees, or allocated or freed an area. */
+  private layoutTouched = false;
   private readonly pagesWins = new Map<number, Run[]>();
   private readonly pagesWhole = new Set<number>();
   private readonly touchedAreas = new Set<number>();
@@ -140,6 +161,7 @@ export class IncrementalChecker {
 
   /** Note what an event touches (call it for every event of the op, after its reducer ran). */
   observe(e: Event): void {
+    this.counts.observe(e);
     switch (e.type) {
       case 'RunConfigured':
         this.everything = true;
@@ -147,28 +169,34 @@ export class IncrementalChecker {
       case 'XaStored':
       case 'XaErased':
         pushWin(this.pagesWins, e.pages, [e.index, e.index + e.count - 1]);
-        this.pagesTouched.add(e.pages);
+        this.touchPages(e.pages, XARRAY);
         break;
       case 'NpinnedChanged':
-        this.pagesTouched.add(e.pages);
+        this.touchPages(e.pages, NPINNED);
         break;
       case 'ItreeInserted':
       case 'ItreeRemoved': {
         const t = e.tree;
         if (t.kind === 'access' || t.kind === 'domains') {
           pushWin(this.pagesWins, t.pages, [Number(e.start), Number(e.last)]);
-          this.pagesTouched.add(t.pages);
+          this.touchPages(t.pages, t.kind === 'access' ? ACCESS_TREE : DOMAINS_TREE);
           if (t.kind === 'domains') this.touchedAreas.add(e.node);
-        } else if (t.kind === 'area') {
-          pushWin(this.ioasWins, t.ioas, [BigInt(e.start), BigInt(e.last) + 1n]);
-          this.touchedAreas.add(e.node);
+        } else {
+          this.layoutTouched = true;
+          if (t.kind === 'area') {
+            pushWin(this.ioasWins, t.ioas, [BigInt(e.start), BigInt(e.last) + 1n]);
+            this.touchedAreas.add(e.node);
+          }
         }
         break;
       }
       case 'AreaAllocated':
+      case 'AreaFreed':
+        this.layoutTouched = true;
+        this.touchedAreas.add(e.area);
+        break;
       case 'AreaPagesSet':
       case 'AreaStorageDomainSet':
-      case 'AreaFreed':
         this.touchedAreas.add(e.area);
         break;
       case 'IommuMapped':
@@ -185,6 +213,9 @@ export class IncrementalChecker {
         this.domainWhole.add(e.domain);
         break;
       case 'IoasAllocated':
+        this.layoutTouched = true;
+        this.ioasWhole.add(e.ioas);
+        break;
       case 'IoasDomainsSet':
         this.ioasWhole.add(e.ioas);
         break;
@@ -199,7 +230,7 @@ export class IncrementalChecker {
       case 'PagesReleased':
       case 'PagesSourceChanged':
         this.pagesWhole.add(e.pages);
-        this.pagesTouched.add(e.pages);
+        this.touchPages(e.pages, WHOLE_PAGES);
         break;
       case 'PagesPinned':
       case 'PagesUnpinned':
@@ -214,11 +245,16 @@ export class IncrementalChecker {
     }
   }
 
+  private touchPages(pages: number, parts: number): void {
+    this.pagesTouched.set(pages, (this.pagesTouched.get(pages) ?? 0) | parts);
+  }
+
   /** The findings after the op whose events were observed: exactly what invariantFindings(state) gives. */
   findings(state: State): InvariantFinding[] {
     let out: InvariantFinding[];
     if (this.everything) {
       this.pagesMemos.clear();
+      this.layoutMemo = {};
       this.pfns.clear();
       this.expectedPins = rangeMapCreate<number>();
       this.areas.clear();
@@ -233,6 +269,7 @@ export class IncrementalChecker {
           this.walks.mappings += 1;
           return false;
         },
+        accessCounts: (pages, found) => this.counts.check(state, pages, found),
       });
       this.everything = false;
     } else {
@@ -258,16 +295,14 @@ export class IncrementalChecker {
   }
 
   private clearTouched(): void {
-    this.pagesTouched.clear();
-    this.pagesWins.clear();
-    this.pagesWhole.clear();
-    this.touchedAreas.clear();
-    this.ioasWins.clear();
-    this.ioasWhole.clear();
-    this.domainWins.clear();
-    this.domainWhole.clear();
-    this.mmWins.clear();
-    this.pfnWins = [];
+    // Map.clear allocates a new table even when the map is empty: clear only what the op filled.
+    for (const m of [this.pagesTouched, this.pagesWins, this.pagesWhole, this.touchedAreas] as const)
+      if (m.size > 0) m.clear();
+    for (const m of [this.ioasWins, this.ioasWhole, this.domainWins, this.domainWhole, this.mmWins] as const)
+      if (m.size > 0) m.clear();
+    if (this.pfnWins.length > 0) this.pfnWins = [];
+    if (this.heldBefore.size > 0) this.heldBefore.clear();
+    this.layoutTouched = false;
   }
 
   /** An area's whole range, before and after the op, in its pages and in its IOAS. */
@@ -371,19 +406,54 @@ export class IncrementalChecker {
   }
 
   private pagesMemo(p: Pages): PagesMemo {
-    let memo = this.pagesMemos.get(p.id);
-    if (memo === undefined || this.pagesTouched.has(p.id)) {
-      memo = {};
-      this.pagesMemos.set(p.id, memo);
-    } else {
-      this.reused.pages += 1;
+    const memo = this.pagesMemos.get(p.id);
+    if (memo === undefined) {
+      const fresh: PagesMemo = {};
+      this.pagesMemos.set(p.id, fresh);
+      return fresh;
     }
+    const parts = this.pagesTouched.get(p.id);
+    if (parts === undefined) {
+      this.reused.pages += 1;
+      return memo;
+    }
+    // The coverage reads every part (it is updated over the op's windows); each self-check reads its own
+    // structure only.
+    if (memo.held !== undefined && !this.pagesWhole.has(p.id)) this.heldBefore.set(p.id, memo.held);
+    delete memo.held;
+    if ((parts & ACCESS_TREE) !== 0) delete memo.accessTree;
+    if ((parts & DOMAINS_TREE) !== 0) delete memo.domainsTree;
+    if ((parts & XARRAY) !== 0) delete memo.xa;
     return memo;
+  }
+
+  /** The coverage of a touched pages, updated over the op's index windows (held-kept.ts). */
+  private heldCover(p: Pages, memo: PagesMemo): HeldKept | undefined {
+    const before = this.heldBefore.get(p.id);
+    const parts = this.pagesTouched.get(p.id);
+    // A corrupt tree may hide nodes from a window's walk: the full walk then.
+    if (before === undefined || parts === undefined || memo.accessTree?.length !== 0) return undefined;
+    if (memo.domainsTree?.length !== 0) return undefined;
+    const wins = mergeWindows(this.pagesWins.get(p.id) ?? [], true);
+    return updateHeld(p, before, wins, {
+      access: (parts & ACCESS_TREE) !== 0,
+      domains: (parts & DOMAINS_TREE) !== 0,
+      xa: (parts & XARRAY) !== 0,
+    });
+  }
+
+  private layout(): LayoutMemo {
+    if (this.layoutTouched) this.layoutMemo = {};
+    else if (this.layoutMemo.structures !== undefined) this.reused.layout += 1;
+    return this.layoutMemo;
   }
 
   private shortcuts(state: State): CheckShortcuts {
     return {
       pagesMemo: (p) => this.pagesMemo(p),
+      layoutMemo: () => this.layout(),
+      heldCover: (p, memo) => this.heldCover(p, memo),
+      accessCounts: (pages, found) => this.counts.check(state, pages, found),
       pfnsOf: (p, cover) => this.pfnsOf(state, p, cover),
       pinsKnownClean: () => {
         const clean = this.pinsKnownClean(state);

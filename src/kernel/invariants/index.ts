@@ -50,13 +50,13 @@ import { checkPins } from './pins.js';
 import { checkAccounting } from './accounting.js';
 import { checkAreasAndDomains } from './domains.js';
 import { checkAccessCounts } from './access-counts.js';
-import type { PagesMemo } from './memo.js';
+import type { LayoutMemo, PagesMemo } from './memo.js';
 import { checkStructures } from './structures.js';
 
 export type { InvariantFinding } from './finding.js';
 export { checkTeardown } from './teardown.js';
 
-export type { PagesMemo } from './memo.js';
+export type { LayoutMemo, PagesMemo } from './memo.js';
 
 /**
  * What lets a checker skip the run-length walks (incremental.ts): the PFNs each pages holds, kept from op to
@@ -69,8 +69,17 @@ export interface CheckShortcuts {
   /** True when every frame's pin count is known to equal what the covered indexes expect. */
   pinsKnownClean(): boolean;
   mappingsKnownClean: MappingsKnownClean;
-  /** The memo of `p`: what was found of it last time if nothing touched it since, else an empty one. */
+  /** The memo of `p`: what was found of it last time, less what an event touched since. */
   pagesMemo?(p: Pages): PagesMemo;
+  /**
+   * The coverage of `p` (heldCover's, with its findings) from what was kept, once `memo`'s self-checks are
+   * filled in; undefined when it must be computed from scratch.
+   */
+  heldCover?(p: Pages, memo: PagesMemo): NonNullable<PagesMemo['held']> | undefined;
+  /** The memo of the IOAS-level self-checks: what was found last time, if nothing touched it since. */
+  layoutMemo?(): LayoutMemo;
+  /** Invariant 5, answered from what the checker kept (access-counts.ts gives the same findings). */
+  accessCounts?(pages: readonly Pages[], out: InvariantFinding[]): void;
 }
 
 /**
@@ -84,16 +93,17 @@ export function invariantFindings(state: State, shortcuts?: CheckShortcuts): Inv
     .sort((a, b) => a - b)
     .map((id) => state.pages[id] as Pages);
   const memos = shortcuts?.pagesMemo === undefined ? undefined : pages.map((p) => shortcuts.pagesMemo?.(p) ?? {});
-  checkStructures(state, pages, out, memos);
+  checkStructures(state, pages, out, memos, shortcuts?.layoutMemo?.());
   const held = new Map<number, Held>();
   for (const [k, p] of pages.entries()) {
     const memo = memos?.[k];
     let kept = memo?.held;
+    if (kept === undefined && memo !== undefined) kept = shortcuts?.heldCover?.(p, memo);
     if (kept === undefined) {
       const findings: InvariantFinding[] = [];
       kept = { ...heldCover(state, p, findings), findings };
-      if (memo !== undefined) memo.held = kept;
     }
+    if (memo !== undefined) memo.held = kept;
     for (const f of kept.findings) out.push(f);
     const { access, domains, cover } = kept;
     let pfns: PfnSeg[];
@@ -108,7 +118,8 @@ export function invariantFindings(state: State, shortcuts?: CheckShortcuts): Inv
   if (shortcuts?.pinsKnownClean() !== true) checkPins(state, [...held.values()], out);
   checkAccounting(state, pages, out);
   checkAreasAndDomains(state, held, out, shortcuts?.mappingsKnownClean);
-  checkAccessCounts(state, pages, out);
+  if (shortcuts?.accessCounts !== undefined) shortcuts.accessCounts(pages, out);
+  else checkAccessCounts(state, pages, out);
   return out;
 }
 

@@ -3,11 +3,22 @@ import type { InvariantFinding } from './finding.js';
 import type { Run } from './runs.js';
 
 /**
- * What the per-pages checks found of one iopt_pages (its trees' and xarray's self-checks, its coverage with
- * invariants 1 and 2), kept by a checker that knows no event touched the pages since: these read nothing
- * but the pages' own trees, xarray and npinned. Empty fields are computed and filled in.
+ * What the per-pages checks found of one iopt_pages, kept by a checker that knows which of the pages'
+ * parts no event touched since: each self-check reads one structure only (its access_itree, its
+ * domains_itree, its xarray), the coverage reads those three and npinned. A checker drops the fields whose
+ * structure an event touched; empty fields are computed and filled in.
  */
 export interface PagesMemo {
-  structures?: InvariantFinding[];
+  accessTree?: InvariantFinding[];
+  domainsTree?: InvariantFinding[];
+  xa?: InvariantFinding[];
   held?: { access: Run[]; domains: Run[]; cover: Run[]; findings: InvariantFinding[] };
+}
+
+/**
+ * What the IOAS-level self-checks found (the IOASes' trees, their areas, allocated areas in no tree), kept
+ * while no event touched an IOAS's trees or allocated or freed an area: these read nothing else.
+ */
+export interface LayoutMemo {
+  structures?: InvariantFinding[];
 }

@@ -8,16 +8,50 @@ import type { Pages, State } from '../../state/state.js';
 import { itreeCheck, itreeEntries, itreeFind } from '../../structures/interval-tree.js';
 import { xaCheck } from '../../structures/xarray.js';
 import type { InvariantFinding } from './finding.js';
-import type { PagesMemo } from './memo.js';
+import type { LayoutMemo, PagesMemo } from './memo.js';
 import { LIST_MAX, hex } from './finding.js';
 
-/** `memos[k]`, when given, keeps what the self-checks of `pages[k]` found (index.ts, PagesMemo). */
+/**
+ * `memos[k]`, when given, keeps what the self-checks of `pages[k]` found, and `layout` what the IOAS-level
+ * ones found (index.ts, PagesMemo, LayoutMemo).
+ */
 export function checkStructures(
   state: State,
   pages: readonly Pages[],
   out: InvariantFinding[],
   memos?: readonly PagesMemo[],
+  layout?: LayoutMemo,
 ): void {
+  let found = layout?.structures;
+  if (found === undefined) {
+    found = [];
+    checkLayout(state, found);
+    if (layout !== undefined) layout.structures = found;
+  }
+  for (const f of found) out.push(f);
+  for (const [k, p] of pages.entries()) {
+    const memo = memos?.[k] ?? {};
+    const own = (key: string, what: string, check: () => string | null): InvariantFinding[] => {
+      const problem = check();
+      return problem === null
+        ? []
+        : [{ key, kind: 'itree_corruption', detail: `${what}: ${problem}`, objects: { pages: p.id } }];
+    };
+    memo.accessTree ??= own(`itree:${p.id}:access`, `access_itree of iopt_pages ${p.id}`, () =>
+      itreeCheck(p.accessTree),
+    );
+    memo.domainsTree ??= own(`itree:${p.id}:domains`, `domains_itree of iopt_pages ${p.id}`, () =>
+      itreeCheck(p.domainsTree),
+    );
+    memo.xa ??= own(`xarray:${p.id}:self`, `pinned_pfns of iopt_pages ${p.id}`, () => xaCheck(p.xa));
+    for (const f of memo.accessTree) out.push(f);
+    for (const f of memo.domainsTree) out.push(f);
+    for (const f of memo.xa) out.push(f);
+  }
+}
+
+/** The IOASes' trees and their areas, and allocated areas in no IOAS's area_itree. */
+function checkLayout(state: State, out: InvariantFinding[]): void {
   const tree = (key: string, what: string, problem: string | null, objects: FindingObjects): void => {
     if (problem !== null) out.push({ key, kind: 'itree_corruption', detail: `${what}: ${problem}`, objects });
   };
@@ -57,21 +91,5 @@ export function checkStructures(
       detail: `area ${a.id} [${hex(a.iova)}, ${hex(a.lastIova)}] is allocated but not in the area_itree of IOAS ${a.ioas}`,
       objects: { area: a.id, ioas: a.ioas },
     });
-  }
-  for (const [k, p] of pages.entries()) {
-    const memo = memos?.[k];
-    let found = memo?.structures;
-    if (found === undefined) {
-      found = [];
-      const put = (key: string, what: string, problem: string | null): void => {
-        if (problem !== null)
-          found?.push({ key, kind: 'itree_corruption', detail: `${what}: ${problem}`, objects: { pages: p.id } });
-      };
-      put(`itree:${p.id}:access`, `access_itree of iopt_pages ${p.id}`, itreeCheck(p.accessTree));
-      put(`itree:${p.id}:domains`, `domains_itree of iopt_pages ${p.id}`, itreeCheck(p.domainsTree));
-      put(`xarray:${p.id}:self`, `pinned_pfns of iopt_pages ${p.id}`, xaCheck(p.xa));
-      if (memo !== undefined) memo.structures = found;
-    }
-    for (const f of found) out.push(f);
   }
 }
