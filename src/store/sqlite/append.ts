@@ -114,7 +114,11 @@ class SqliteRunWriter extends BatchingRunWriter {
     this.onWriteStep('begin', number);
     for (const statement of this.statements(batch, finish)) {
       this.onWriteStep(statement.step, number);
-      const changed = this.#conn.prepare(statement.sql).run(statement.params).changes;
+      // Parameters as arguments, not one array: better-sqlite3 reads an array's elements one by one through
+      // the V8 API, which made binding a 256-row INSERT about a quarter slower. A statement has at most
+      // INSERT_CHUNK rows of 10 columns (2,560 arguments), far below the engine's limit.
+      // eslint-disable-next-line no-restricted-syntax -- bounded by INSERT_CHUNK rows, see above
+      const changed = this.#conn.prepare(statement.sql).run(...statement.params).changes;
       if (statement.step === 'finish') checkRunFinished(this.run, changed);
     }
   }
