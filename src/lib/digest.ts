@@ -74,28 +74,186 @@ export function hashBegin(parts: readonly HashPart[]): HashLanes {
   return l;
 }
 
-/**
- * 64-bit hash of a tuple of parts, as two 32-bit lanes (cyrb53-style mixing over the text form): hashBegin
- * and finish, in local variables (the hot path: a lanes object here costs a tenth more).
+/*
+ * The hash in progress, for the allocation-free path: one tuple is hashed at a time (its parts are
+ * primitives, so nothing can start another hash halfway), and a tuple's hash is left in `outLo`/`outHi`
+ * rather than in a new object. The text of a number part is mixed digit by digit: building String(n) for
+ * every index, PFN and count of every event was most of what the digests allocated.
  */
-export function hashParts(parts: readonly HashPart[]): Digest {
-  let h1 = 0xdeadbeef;
-  let h2 = 0x41c6ce57;
-  for (const part of parts) {
-    let text: string;
-    if (typeof part === 'string') {
-      h1 = Math.imul(h1 ^ STRING_TAG, 2654435761);
-      h2 = Math.imul(h2 ^ STRING_TAG, 1597334677);
-      text = part;
-    } else text = part === null ? '\u0000' : String(part);
-    for (let i = 0; i < text.length; i++) {
-      h1 = Math.imul(h1 ^ text.charCodeAt(i), 2654435761);
-      h2 = Math.imul(h2 ^ text.charCodeAt(i), 1597334677);
-    }
-    h1 = Math.imul(h1 ^ SEPARATOR, 2654435761);
-    h2 = Math.imul(h2 ^ SEPARATOR, 1597334677);
+let lane1 = 0;
+let lane2 = 0;
+let outLo = 0;
+let outHi = 0;
+/** The decimal digits of the number being mixed, least significant first. */
+const digits = new Uint8Array(24);
+
+function tupleBegin(): void {
+  lane1 = 0xdeadbeef;
+  lane2 = 0x41c6ce57;
+}
+
+function tupleCode(ch: number): void {
+  lane1 = Math.imul(lane1 ^ ch, 2654435761);
+  lane2 = Math.imul(lane2 ^ ch, 1597334677);
+}
+
+function tupleChars(text: string): void {
+  let h1 = lane1;
+  let h2 = lane2;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
   }
-  return finish({ h1, h2 });
+  lane1 = h1;
+  lane2 = h2;
+}
+
+/** String(n)'s characters for a safe integer n >= 0 (including -0, which String writes as 0). */
+function tupleDecimal(n: number): void {
+  let len = 0;
+  if (n <= 0x7fffffff) {
+    // Integer division by a constant: a multiply, where the general case below divides doubles.
+    let x = n | 0;
+    do {
+      const q = (x / 10) | 0;
+      digits[len++] = x - q * 10;
+      x = q;
+    } while (x !== 0);
+  } else {
+    do {
+      const r = n % 10;
+      digits[len++] = r;
+      n = (n - r) / 10;
+    } while (n > 0);
+  }
+  let h1 = lane1;
+  let h2 = lane2;
+  while (len > 0) {
+    const ch = 48 + (digits[--len] as number);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  lane1 = h1;
+  lane2 = h2;
+}
+
+/** String(n)'s characters: safe integers (every number a state holds) without building the text. */
+function tupleNumberChars(n: number): void {
+  if (Number.isSafeInteger(n)) {
+    if (n < 0) {
+      tupleCode(0x2d);
+      tupleDecimal(-n);
+    } else tupleDecimal(n);
+  } else tupleChars(String(n));
+}
+
+/** One part of a tuple: exactly what hashParts mixes for it (its text form, then the separator). */
+export function tuplePart(part: HashPart): void {
+  if (typeof part === 'string') {
+    tupleCode(STRING_TAG);
+    tupleChars(part);
+  } else if (typeof part === 'number') tupleNumberChars(part);
+  else if (typeof part === 'bigint') {
+    // Number() of a bigint past the safe range is never a safe integer (it rounds to 2^53 or beyond).
+    const n = Number(part);
+    if (Number.isSafeInteger(n)) tupleNumberChars(n);
+    else tupleChars(part.toString());
+  } else tupleChars(part === null ? '\u0000' : String(part));
+  tupleCode(SEPARATOR);
+}
+
+/** A string part (what tuplePart does for one, without the type test). */
+export function tupleString(part: string): void {
+  tupleCode(STRING_TAG);
+  tupleChars(part);
+  tupleCode(SEPARATOR);
+}
+
+/** A string part that is String(key) of a record key, without building the text of a numeric key. */
+export function tupleKey(key: string | number): void {
+  tupleCode(STRING_TAG);
+  if (typeof key === 'number') tupleNumberChars(key);
+  else tupleChars(key);
+  tupleCode(SEPARATOR);
+}
+
+/** Start a tuple's hash: then tuplePart/tupleString/tupleKey each part, then tupleAddTo or tupleRemoveFrom. */
+export function tupleStart(): void {
+  tupleBegin();
+}
+
+/** The first lane of the tuple in progress: with tupleLane2, what tupleResume takes to go on from here. */
+export function tupleLane1(): number {
+  return lane1;
+}
+
+export function tupleLane2(): number {
+  return lane2;
+}
+
+/**
+ * Go on with a tuple from lanes taken earlier (tupleLane1/tupleLane2): two tuples with the same first parts
+ * (a field's old and new value) mix those parts once.
+ */
+export function tupleResume(l1: number, l2: number): void {
+  lane1 = l1;
+  lane2 = l2;
+}
+
+function tupleFinish(): void {
+  const l1 = lane1;
+  const l2 = lane2;
+  let h1 = Math.imul(l1 ^ (l1 >>> 16), 2246822507);
+  h1 ^= Math.imul(l2 ^ (l2 >>> 13), 3266489909);
+  let h2 = Math.imul(l2 ^ (l2 >>> 16), 2246822507);
+  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  outLo = h1 >>> 0;
+  outHi = h2 >>> 0;
+}
+
+/** target += the hash of the tuple just mixed. */
+export function tupleAddTo(target: Digest): void {
+  tupleFinish();
+  target.lo = (target.lo + outLo) >>> 0;
+  target.hi = (target.hi + outHi) >>> 0;
+}
+
+/** target -= the hash of the tuple just mixed. */
+export function tupleRemoveFrom(target: Digest): void {
+  tupleFinish();
+  target.lo = (target.lo - outLo) >>> 0;
+  target.hi = (target.hi - outHi) >>> 0;
+}
+
+function mixTuple(parts: readonly HashPart[]): void {
+  tupleBegin();
+  for (let i = 0; i < parts.length; i++) tuplePart(parts[i] as HashPart);
+}
+
+/** 64-bit hash of a tuple of parts, as two 32-bit lanes (cyrb53-style mixing over the parts' text forms). */
+export function hashParts(parts: readonly HashPart[]): Digest {
+  mixTuple(parts);
+  tupleFinish();
+  return { lo: outLo, hi: outHi };
+}
+
+/** target += hash([a, b, c]), without the array (a structure's record: a run, a segment, a node). */
+export function digestAdd3(target: Digest, a: HashPart, b: HashPart, c: HashPart): void {
+  tupleBegin();
+  tuplePart(a);
+  tuplePart(b);
+  tuplePart(c);
+  tupleAddTo(target);
+}
+
+/** target -= hash([a, b, c]), without the array. */
+export function digestRemove3(target: Digest, a: HashPart, b: HashPart, c: HashPart): void {
+  tupleBegin();
+  tuplePart(a);
+  tuplePart(b);
+  tuplePart(c);
+  tupleRemoveFrom(target);
 }
 
 /** The lanes after `text` more of the current part. */
@@ -148,16 +306,14 @@ export function digestRemoveHash(target: Digest, h: Digest): void {
 
 /** target += hash(parts) */
 export function digestAdd(target: Digest, parts: readonly HashPart[]): void {
-  const h = hashParts(parts);
-  target.lo = (target.lo + h.lo) >>> 0;
-  target.hi = (target.hi + h.hi) >>> 0;
+  mixTuple(parts);
+  tupleAddTo(target);
 }
 
 /** target -= hash(parts) */
 export function digestRemove(target: Digest, parts: readonly HashPart[]): void {
-  const h = hashParts(parts);
-  target.lo = (target.lo - h.lo) >>> 0;
-  target.hi = (target.hi - h.hi) >>> 0;
+  mixTuple(parts);
+  tupleRemoveFrom(target);
 }
 
 /**

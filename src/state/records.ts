@@ -14,14 +14,21 @@
 import type { Digest, HashPart } from '../lib/digest.js';
 import type { HashLanes } from '../lib/digest.js';
 import {
-  digestAdd,
+  tupleLane1,
+  tupleLane2,
+  tupleResume,
   digestAddHash,
-  digestRemove,
   digestRemoveHash,
   hashBegin,
   hashEnd,
   hashParts,
   hashText,
+  tupleAddTo,
+  tupleKey,
+  tuplePart,
+  tupleRemoveFrom,
+  tupleStart,
+  tupleString,
 } from '../lib/digest.js';
 import { encodeJson } from '../lib/codec.js';
 
@@ -46,15 +53,56 @@ export function fieldParts(table: string, key: Key, field: string, value: unknow
   return [table, k, field, encodeJson(value)];
 }
 
+/** What a field's value hashes as when it is neither a primitive nor a structure: its JSON text. */
+function jsonOf(value: unknown): string | null {
+  return value !== null && typeof value === 'object' && !isStructure(value) ? encodeJson(value) : null;
+}
+
+/** Start the hash of a field: the parts fieldParts puts before the value. */
+function fieldStart(table: string, key: Key, field: string): void {
+  tupleStart();
+  tupleString(table);
+  tupleKey(key);
+  tupleString(field);
+}
+
+/** The value part of fieldParts (`json`: jsonOf(value), taken before the hash started). */
+function fieldValue(value: unknown, json: string | null): void {
+  if (json !== null) tupleString(json);
+  else if (value === null || typeof value !== 'object') tuplePart(value as HashPart);
+  else {
+    const d = (value as { digest: Digest }).digest;
+    tupleString('#');
+    tuplePart(d.lo);
+    tuplePart(d.hi);
+  }
+}
+
+/**
+ * target +/-= hashParts(fieldParts(table, key, field, value)), mixed part by part: no parts array, no text
+ * of a numeric key or value, no hash object (this runs for every field of every event's record).
+ */
+function fieldHash(target: Digest, add: boolean, table: string, key: Key, field: string, value: unknown): void {
+  // Encoded before the hash starts: the hasher holds one tuple at a time.
+  const json = jsonOf(value);
+  fieldStart(table, key, field);
+  fieldValue(value, json);
+  if (add) tupleAddTo(target);
+  else tupleRemoveFrom(target);
+}
+
 export function recordAdd<R extends object>(s: Digested, table: string, key: Key, rec: R): void {
-  for (const [field, value] of Object.entries(rec)) digestAdd(s.digest, fieldParts(table, key, field, value));
+  for (const field of Object.keys(rec)) fieldHash(s.digest, true, table, key, field, rec[field as keyof R]);
 }
 
 export function recordRemove<R extends object>(s: Digested, table: string, key: Key, rec: R): void {
-  for (const [field, value] of Object.entries(rec)) digestRemove(s.digest, fieldParts(table, key, field, value));
+  for (const field of Object.keys(rec)) fieldHash(s.digest, false, table, key, field, rec[field as keyof R]);
 }
 
-/** rec[field] = value, keeping the digest. */
+/**
+ * rec[field] = value, keeping the digest. The old and the new value's hashes share their first parts, which
+ * are mixed once.
+ */
 export function recordSet<R extends object, F extends keyof R & string>(
   s: Digested,
   table: string,
@@ -63,12 +111,23 @@ export function recordSet<R extends object, F extends keyof R & string>(
   field: F,
   value: R[F],
 ): void {
-  digestRemove(s.digest, fieldParts(table, key, field, rec[field]));
+  const oldJson = jsonOf(rec[field]);
+  const newJson = jsonOf(value);
+  fieldStart(table, key, field);
+  const l1 = tupleLane1();
+  const l2 = tupleLane2();
+  fieldValue(rec[field], oldJson);
+  tupleRemoveFrom(s.digest);
   rec[field] = value;
-  digestAdd(s.digest, fieldParts(table, key, field, value));
+  tupleResume(l1, l2);
+  fieldValue(value, newJson);
+  tupleAddTo(s.digest);
 }
 
-/** Mutate a nested structure (which keeps its own digest) and fold its new digest into the state's. */
+/**
+ * Mutate a nested structure (which keeps its own digest) and fold its new digest into the state's. The
+ * structure's hashing in between starts tuples of its own: the field's first parts are resumed after it.
+ */
 export function recordStructure<R extends object, F extends keyof R & string>(
   s: Digested,
   table: string,
@@ -77,9 +136,17 @@ export function recordStructure<R extends object, F extends keyof R & string>(
   field: F,
   mutate: (structure: R[F]) => void,
 ): void {
-  digestRemove(s.digest, fieldParts(table, key, field, rec[field]));
+  const before = jsonOf(rec[field]);
+  fieldStart(table, key, field);
+  const l1 = tupleLane1();
+  const l2 = tupleLane2();
+  fieldValue(rec[field], before);
+  tupleRemoveFrom(s.digest);
   mutate(rec[field]);
-  digestAdd(s.digest, fieldParts(table, key, field, rec[field]));
+  const after = jsonOf(rec[field]);
+  tupleResume(l1, l2);
+  fieldValue(rec[field], after);
+  tupleAddTo(s.digest);
 }
 
 /**
@@ -256,10 +323,20 @@ export function entrySet<V extends HashPart>(
   value: V | undefined,
 ): void {
   const old = map[key];
-  if (old !== undefined) digestRemove(s.digest, [table, String(key), old]);
+  if (old !== undefined) {
+    tupleStart();
+    tupleString(table);
+    tupleKey(key);
+    tuplePart(old);
+    tupleRemoveFrom(s.digest);
+  }
   if (value === undefined) delete map[key];
   else {
     map[key] = value;
-    digestAdd(s.digest, [table, String(key), value]);
+    tupleStart();
+    tupleString(table);
+    tupleKey(key);
+    tuplePart(value);
+    tupleAddTo(s.digest);
   }
 }

@@ -23,7 +23,7 @@
  * corrupting the tree; the caller records the violation.
  */
 
-import { type Digest, digestAdd, digestAddHash, digestRemove, hashTripleOf, zeroDigest } from '../lib/digest.js';
+import { type Digest, digestAdd3, digestAddHash, digestRemove3, hashTripleOf, zeroDigest } from '../lib/digest.js';
 
 /** Indexes are numbers, IOVAs are bigints; one tree never mixes the two. */
 export type Key = number | bigint;
@@ -247,7 +247,7 @@ export function itreeInsert<K extends Key>(tree: IntervalTree<K>, id: number, st
   tree.byId = avlInsert(tree.byId, idNode, (a, b) => a.id < b.id, fixIdNode);
   tree.nextSeq = seq + 1;
   tree.count += 1;
-  digestAdd(tree.digest, [start, last, id]);
+  digestAdd3(tree.digest, start, last, id);
   return true;
 }
 
@@ -266,7 +266,7 @@ export function itreeRemove<K extends Key>(tree: IntervalTree<K>, id: number, st
   );
   tree.byId = avlRemove(tree.byId, (n) => (id < n.id ? -1 : id > n.id ? 1 : 0), fixIdNode);
   tree.count -= 1;
-  digestRemove(tree.digest, [start, last, id]);
+  digestRemove3(tree.digest, start, last, id);
   return true;
 }
 
@@ -356,7 +356,7 @@ export function itreeEntries<K extends Key>(tree: IntervalTree<K>): ItreeEntry<K
 /** Digest of a tree's nodes computed from scratch (what `tree.digest` must equal). */
 export function itreeDigestOf<K extends Key>(tree: IntervalTree<K>): Digest {
   const d = zeroDigest();
-  for (const e of itreeEntries(tree)) digestAdd(d, [e.start, e.last, e.id]);
+  for (const e of itreeEntries(tree)) digestAdd3(d, e.start, e.last, e.id);
   return d;
 }
 

@@ -22,7 +22,7 @@
 import { btreeCreate, btreeDelete, btreeEntriesFrom, btreeFloorValue, btreeForEachFrom, btreeSet } from './btree.js';
 import type { BTree } from './btree.js';
 import { applyWindow } from './sorted-window.js';
-import { digestAdd, digestRemove, zeroDigest } from '../lib/digest.js';
+import { digestAdd3, digestRemove3, zeroDigest } from '../lib/digest.js';
 import type { Digest } from '../lib/digest.js';
 
 export interface Segment<V> {
@@ -148,8 +148,8 @@ function replaceWindow<V>(m: RangeMap<V>, olds: Segment<V>[], news: Piece<V>[]):
   applyWindow<Segment<V>, Piece<V>>(olds, news, (entry) => entry.start, {
     differs: (o, n) => o.count !== n.count || o.key !== n.key,
     update: (o, n) => {
-      digestRemove(digest, [o.start, o.count, o.key]);
-      digestAdd(digest, [n.start, n.count, n.key]);
+      digestRemove3(digest, o.start, o.count, o.key);
+      digestAdd3(digest, n.start, n.count, n.key);
       m.count += n.count - o.count;
       o.count = n.count;
       if (o.key !== n.key) {
@@ -158,12 +158,12 @@ function replaceWindow<V>(m: RangeMap<V>, olds: Segment<V>[], news: Piece<V>[]):
       }
     },
     remove: (o) => {
-      digestRemove(digest, [o.start, o.count, o.key]);
+      digestRemove3(digest, o.start, o.count, o.key);
       m.count -= o.count;
       btreeDelete(tree, o.start);
     },
     add: (n) => {
-      digestAdd(digest, [n.start, n.count, n.key]);
+      digestAdd3(digest, n.start, n.count, n.key);
       m.count += n.count;
       btreeSet(tree, n.start, { start: n.start, count: n.count, value: n.value, key: n.key });
     },
@@ -252,7 +252,7 @@ export function rangeUpdate<V>(
 export function rangeMapDigest<V>(m: RangeMap<V>, spec?: RangeSpec<V>): Digest {
   const d = zeroDigest();
   btreeForEachFrom(m.tree, undefined, (start, seg) => {
-    digestAdd(d, [start, seg.count, spec === undefined ? seg.key : spec.keyOf(seg.value)]);
+    digestAdd3(d, start, seg.count, spec === undefined ? seg.key : spec.keyOf(seg.value));
   });
   return d;
 }

@@ -23,7 +23,7 @@
 import { btreeCreate, btreeDelete, btreeEntriesFrom, btreeFloorValue, btreeForEachFrom, btreeSet } from './btree.js';
 import type { BTree } from './btree.js';
 import { applyWindow } from './sorted-window.js';
-import { digestAdd, digestAddHash, digestRemove, hashTripleOf, zeroDigest } from '../lib/digest.js';
+import { digestAdd3, digestAddHash, digestRemove3, hashTripleOf, zeroDigest } from '../lib/digest.js';
 import type { Digest } from '../lib/digest.js';
 
 export interface XaRun {
@@ -135,19 +135,19 @@ function applyRuns(xa: Xarray, olds: XaRun[], news: XaRun[]): void {
   applyWindow<XaRun, XaRun>(olds, news, (run) => run.index, {
     differs: (o, n) => o.pfn !== n.pfn || o.count !== n.count,
     update: (o, n) => {
-      digestRemove(digest, [o.index, o.pfn, o.count]);
-      digestAdd(digest, [n.index, n.pfn, n.count]);
+      digestRemove3(digest, o.index, o.pfn, o.count);
+      digestAdd3(digest, n.index, n.pfn, n.count);
       xa.count += n.count - o.count;
       o.pfn = n.pfn;
       o.count = n.count;
     },
     remove: (o) => {
-      digestRemove(digest, [o.index, o.pfn, o.count]);
+      digestRemove3(digest, o.index, o.pfn, o.count);
       xa.count -= o.count;
       btreeDelete(xa.runs, o.index);
     },
     add: (n) => {
-      digestAdd(digest, [n.index, n.pfn, n.count]);
+      digestAdd3(digest, n.index, n.pfn, n.count);
       xa.count += n.count;
       btreeSet(xa.runs, n.index, n);
     },

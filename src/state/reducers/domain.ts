@@ -7,8 +7,8 @@
  */
 import type { EventOf } from '../../events/events.js';
 import { btreeCreate, btreeDelete, btreeEntriesFrom, btreeFloorValue, btreeSet } from '../../structures/btree.js';
-import { digestAdd, digestRemove, zeroDigest } from '../../lib/digest.js';
-import type { HashPart } from '../../lib/digest.js';
+import type { Digest } from '../../lib/digest.js';
+import { tupleAddTo, tuplePart, tupleRemoveFrom, tupleStart, zeroDigest } from '../../lib/digest.js';
 import { recordAdd, recordRemove, recordSet, recordStructure } from '../records.js';
 import { ioPageTableKey } from '../state.js';
 import type { Domain, Mapping, MappingTable, State } from '../state.js';
@@ -43,17 +43,21 @@ export function mappingTableCreate(): MappingTable {
   return { tree: btreeCreate<bigint, Mapping>(), digest: zeroDigest() };
 }
 
-const mappingParts = (m: Mapping): HashPart[] => [
-  m.iova,
-  m.size,
-  m.paddr,
-  m.pgsize,
-  m.read,
-  m.write,
-  m.extent,
-  m.headFlag,
-  m.tailFlag,
-];
+/** digest +/-= hashParts of the mapping's fields in this order, mixed without building the parts. */
+function mappingHash(digest: Digest, add: boolean, m: Mapping): void {
+  tupleStart();
+  tuplePart(m.iova);
+  tuplePart(m.size);
+  tuplePart(m.paddr);
+  tuplePart(m.pgsize);
+  tuplePart(m.read);
+  tuplePart(m.write);
+  tuplePart(m.extent);
+  tuplePart(m.headFlag);
+  tuplePart(m.tailFlag);
+  if (add) tupleAddTo(digest);
+  else tupleRemoveFrom(digest);
+}
 
 // One object shape for every mapping (a literal, not a spread): reads of the table stay monomorphic.
 function putMapping(t: MappingTable, from: Mapping): void {
@@ -69,12 +73,12 @@ function putMapping(t: MappingTable, from: Mapping): void {
     tailFlag: from.tailFlag,
   };
   btreeSet(t.tree, m.iova, m);
-  digestAdd(t.digest, mappingParts(m));
+  mappingHash(t.digest, true, m);
 }
 
 function dropMapping(t: MappingTable, m: Mapping): void {
   btreeDelete(t.tree, m.iova);
-  digestRemove(t.digest, mappingParts(m));
+  mappingHash(t.digest, false, m);
 }
 
 /** Remove [start, end) from the table, cutting the mappings it overlaps. Returns the bytes removed. */
@@ -120,37 +124,63 @@ export function domainFreed(s: State, e: EventOf<'DomainFreed'>): void {
   delete s.domains[e.domain];
 }
 
+/** What one iommu_map call writes: `size` bytes from `iova` map `paddr`. */
+interface MapCall {
+  extent: number;
+  iova: bigint;
+  paddr: bigint;
+  size: bigint;
+}
+
+/** Write one map call's mappings into the domain's table; returns the bytes of older mappings it replaced. */
+function mapInto(t: MappingTable, d: Domain, x: MapCall, read: boolean, write: boolean): bigint {
+  // The model has already WARNed about an overlap; like the mock, the new entries replace the old ones.
+  const overwritten = removeRange(t, x.iova, x.iova + x.size);
+  const base = { read, write, extent: x.extent };
+  if (d.kind === 'mock' && d.ioPageTables === undefined) {
+    putMapping(t, {
+      ...base,
+      iova: x.iova,
+      size: x.size,
+      paddr: x.paddr,
+      pgsize: d.pgsizes[0] ?? x.size,
+      headFlag: true,
+      tailFlag: true,
+    });
+  } else {
+    for (const run of pgsizeRuns(x.iova, x.paddr, x.size, d.pgsizes)) {
+      putMapping(t, { ...base, ...run, headFlag: false, tailFlag: false });
+    }
+  }
+  return overwritten;
+}
+
 export function iommuMapped(s: State, e: EventOf<'IommuMapped'>): void {
   const d = mustGet(s.domains, e.domain, 'domain');
   let overwritten = 0n;
   recordStructure(s, 'domain', e.domain, d, 'mappings', (t) => {
-    // The model has already WARNed about an overlap; like the mock, the new entries replace the old ones.
-    overwritten = removeRange(t, e.iova, e.iova + e.size);
-    const base = { read: e.read, write: e.write, extent: e.extent };
-    if (d.kind === 'mock' && d.ioPageTables === undefined) {
-      putMapping(t, {
-        ...base,
-        iova: e.iova,
-        size: e.size,
-        paddr: e.paddr,
-        pgsize: d.pgsizes[0] ?? e.size,
-        headFlag: true,
-        tailFlag: true,
-      });
-      return;
-    }
-    for (const run of pgsizeRuns(e.iova, e.paddr, e.size, d.pgsizes)) {
-      putMapping(t, { ...base, ...run, headFlag: false, tailFlag: false });
-    }
+    overwritten = mapInto(t, d, e, e.read, e.write);
   });
   recordSet(s, 'domain', e.domain, d, 'mappedBytes', d.mappedBytes - overwritten + e.size);
   s.nextId = Math.max(s.nextId, e.extent + 1);
 }
 
-/** A list of IommuMapped extents (version 4): each in order, as its own event would. */
+/**
+ * A list of IommuMapped extents (version 4): each in order, as its own event would, with the domain's
+ * record taken out of the digest and put back once for the whole list (the same digest as once per extent).
+ */
 export function iommuMappedRuns(s: State, e: EventOf<'IommuMappedRuns'>): void {
-  const { domain, read, write, fn } = e;
-  for (const x of e.extents) iommuMapped(s, { type: 'IommuMapped', v: 1, domain, read, write, fn, ...x });
+  const d = mustGet(s.domains, e.domain, 'domain');
+  let bytes = d.mappedBytes;
+  let nextId = s.nextId;
+  recordStructure(s, 'domain', e.domain, d, 'mappings', (t) => {
+    for (const x of e.extents) {
+      bytes = bytes - mapInto(t, d, x, e.read, e.write) + x.size;
+      nextId = Math.max(nextId, x.extent + 1);
+    }
+  });
+  recordSet(s, 'domain', e.domain, d, 'mappedBytes', bytes);
+  s.nextId = nextId;
 }
 
 export function iommuUnmapped(s: State, e: EventOf<'IommuUnmapped'>): void {

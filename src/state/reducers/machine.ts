@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /** Reducers for the simulated machine: processes, mm lifetime, physical frames, page tables, pins, heap. */
 import type { EventOf } from '../../events/events.js';
+import type { RangeMap } from '../../structures/range-map.js';
 import { rangeSet, rangeUpdate } from '../../structures/range-map.js';
 import { xaErase, xaRuns, xaStore } from '../../structures/xarray.js';
 import { rangeMapCreate } from '../../structures/range-map.js';
@@ -10,11 +11,29 @@ import type { Frame, MemFile, Mm, State } from '../state.js';
 import { FRAME_SPEC, VMA_SPEC, frameOrFree } from '../frames.js';
 import { mustGet } from './lookup.js';
 
-function updateFrames(s: State, pfn: number, count: number, fn: (f: Frame | undefined) => Frame | undefined): void {
-  recordStructure(s, 'state', 'memory', { frames: s.frames }, 'frames', (frames) =>
-    rangeUpdate(frames, pfn, count, fn, FRAME_SPEC),
-  );
+type FrameUpdate = (f: Frame | undefined) => Frame | undefined;
+
+/**
+ * Write the frame table, keeping the digest. A reducer that writes many runs writes them all in one call:
+ * the state's digest holds the table's digest once, so taking it out and putting it back once per event
+ * gives the same digest as once per run.
+ */
+function withFrames(s: State, write: (frames: RangeMap<Frame>) => void): void {
+  recordStructure(s, 'state', 'memory', { frames: s.frames }, 'frames', write);
 }
+
+function updateFrames(s: State, pfn: number, count: number, fn: FrameUpdate): void {
+  withFrames(s, (frames) => rangeUpdate(frames, pfn, count, fn, FRAME_SPEC));
+}
+
+const mapFrame: FrameUpdate = (f) => (f ? { ...f, maps: f.maps + 1 } : f);
+const unmapFrame: FrameUpdate = (f) => (f ? frameOrFree({ ...f, maps: f.maps - 1 }) : f);
+const pinFrame: FrameUpdate = (f) => (f ? { ...f, pins: f.pins + 1 } : f);
+const unpinFrame =
+  (dirty: boolean): FrameUpdate =>
+  // A pin underflow is reported by the model before this event; the count stays at zero here.
+  (f) =>
+    f ? frameOrFree({ ...f, pins: Math.max(0, f.pins - 1), dirty: f.dirty || dirty }) : f;
 
 function dropPageData(s: State, pfn: number, count: number): void {
   for (const key of Object.keys(s.pageData)) {
@@ -68,9 +87,7 @@ export const mmDropped = (s: State, e: EventOf<'MmDropped'>): void => mmCounter(
 export function framesAllocated(s: State, e: EventOf<'FramesAllocated'>): void {
   dropPageData(s, e.pfn, e.count);
   const frame: Frame = { pins: 0, maps: 0, huge: e.huge, dirty: false };
-  recordStructure(s, 'state', 'memory', { frames: s.frames }, 'frames', (frames) =>
-    rangeSet(frames, e.pfn, e.count, frame, FRAME_SPEC),
-  );
+  withFrames(s, (frames) => rangeSet(frames, e.pfn, e.count, frame, FRAME_SPEC));
   s.nextPfn = Math.max(s.nextPfn, e.pfn + e.count);
 }
 
@@ -79,7 +96,7 @@ export function frameRunsAllocated(s: State, e: EventOf<'FrameRunsAllocated'>): 
   dropPageDataOfRuns(s, e.runs);
   const frame: Frame = { pins: 0, maps: 0, huge: e.huge, dirty: false };
   let top = s.nextPfn;
-  recordStructure(s, 'state', 'memory', { frames: s.frames }, 'frames', (frames) => {
+  withFrames(s, (frames) => {
     for (const [pfn, count] of e.runs) {
       rangeSet(frames, pfn, count, frame, FRAME_SPEC);
       top = Math.max(top, pfn + count);
@@ -118,20 +135,25 @@ export function vmaMapped(s: State, e: EventOf<'VmaMapped'>): void {
       VMA_SPEC,
     ),
   );
-  let vpn = e.vpn;
-  for (const [pfn, count] of e.runs) {
-    recordStructure(s, 'mm', e.mm, mm, 'pt', (pt) => xaStore(pt, vpn, pfn, count));
-    updateFrames(s, pfn, count, (f) => (f ? { ...f, maps: f.maps + 1 } : f));
-    vpn += count;
-  }
+  // The page table and the frames are apart: all the runs' page table writes, then all their frame writes.
+  recordStructure(s, 'mm', e.mm, mm, 'pt', (pt) => {
+    let vpn = e.vpn;
+    for (const [pfn, count] of e.runs) {
+      xaStore(pt, vpn, pfn, count);
+      vpn += count;
+    }
+  });
+  withFrames(s, (frames) => {
+    for (const [pfn, count] of e.runs) rangeUpdate(frames, pfn, count, mapFrame, FRAME_SPEC);
+  });
 }
 
 export function vmaUnmapped(s: State, e: EventOf<'VmaUnmapped'>): void {
   const mm = mustGet(s.mms, e.mm, 'mm');
   const runs = [...xaRuns(mm.pt, e.vpn, e.vpn + e.npages - 1)];
-  for (const run of runs) {
-    updateFrames(s, run.pfn, run.count, (f) => (f ? frameOrFree({ ...f, maps: f.maps - 1 }) : f));
-  }
+  withFrames(s, (frames) => {
+    for (const run of runs) rangeUpdate(frames, run.pfn, run.count, unmapFrame, FRAME_SPEC);
+  });
   recordStructure(s, 'mm', e.mm, mm, 'pt', (pt) => void xaErase(pt, e.vpn, e.npages));
   recordStructure(s, 'mm', e.mm, mm, 'vmas', (vmas) => rangeSet(vmas, e.vpn, e.npages, undefined, VMA_SPEC));
 }
@@ -142,8 +164,8 @@ export function cowBroken(s: State, e: EventOf<'CowBroken'>): void {
   recordStructure(s, 'mm', e.mm, mm, 'pt', (pt) => xaStore(pt, e.vpn, e.newPfn, n));
   const data: (string | undefined)[] = [];
   for (let i = 0; i < n; i++) data.push(s.pageData[e.oldPfn + i]);
-  updateFrames(s, e.newPfn, n, (f) => (f ? { ...f, maps: f.maps + 1 } : f));
-  updateFrames(s, e.oldPfn, n, (f) => (f ? frameOrFree({ ...f, maps: f.maps - 1 }) : f));
+  updateFrames(s, e.newPfn, n, mapFrame);
+  updateFrames(s, e.oldPfn, n, unmapFrame);
   data.forEach((hex, i) => {
     if (hex !== undefined) entrySet(s, 'pageData', s.pageData, e.newPfn + i, hex);
   });
@@ -158,28 +180,26 @@ export function memoryWritten(s: State, e: EventOf<'MemoryWritten'>): void {
 }
 
 export function pagesPinned(s: State, e: EventOf<'PagesPinned'>): void {
-  updateFrames(s, e.pfn, e.count, (f) => (f ? { ...f, pins: f.pins + 1 } : f));
+  updateFrames(s, e.pfn, e.count, pinFrame);
 }
 
 export function pagesUnpinned(s: State, e: EventOf<'PagesUnpinned'>): void {
-  // A pin underflow is reported by the model before this event; the count stays at zero here.
-  updateFrames(s, e.pfn, e.count, (f) =>
-    f ? frameOrFree({ ...f, pins: Math.max(0, f.pins - 1), dirty: f.dirty || e.dirty }) : f,
-  );
+  updateFrames(s, e.pfn, e.count, unpinFrame(e.dirty));
 }
 
 /** A list of PagesPinned runs (version 4): each run in order, as its own event would. */
 export function pagesPinnedRuns(s: State, e: EventOf<'PagesPinnedRuns'>): void {
-  for (const [pfn, count] of e.runs) updateFrames(s, pfn, count, (f) => (f ? { ...f, pins: f.pins + 1 } : f));
+  withFrames(s, (frames) => {
+    for (const [pfn, count] of e.runs) rangeUpdate(frames, pfn, count, pinFrame, FRAME_SPEC);
+  });
 }
 
 /** A list of PagesUnpinned runs (version 4): each run in order, as its own event would. */
 export function pagesUnpinnedRuns(s: State, e: EventOf<'PagesUnpinnedRuns'>): void {
-  for (const [pfn, count] of e.runs) {
-    updateFrames(s, pfn, count, (f) =>
-      f ? frameOrFree({ ...f, pins: Math.max(0, f.pins - 1), dirty: f.dirty || e.dirty }) : f,
-    );
-  }
+  const unpin = unpinFrame(e.dirty);
+  withFrames(s, (frames) => {
+    for (const [pfn, count] of e.runs) rangeUpdate(frames, pfn, count, unpin, FRAME_SPEC);
+  });
 }
 
 export function heapAllocated(s: State, e: EventOf<'HeapAllocated'>): void {
@@ -200,10 +220,12 @@ export function memfdCreated(s: State, e: EventOf<'MemfdCreated'>): void {
   let index = 0;
   for (const [pfn, count] of e.runs) {
     xaStore(file.pt, index, pfn, count);
-    // The page cache holds each folio as one more user of its frames.
-    updateFrames(s, pfn, count, (f) => (f ? { ...f, maps: f.maps + 1 } : f));
     index += count;
   }
+  // The page cache holds each folio as one more user of its frames.
+  withFrames(s, (frames) => {
+    for (const [pfn, count] of e.runs) rangeUpdate(frames, pfn, count, mapFrame, FRAME_SPEC);
+  });
   s.files[e.file] = file;
   recordAdd(s, 'file', e.file, file);
 }
@@ -215,9 +237,10 @@ export function fileRefChanged(s: State, e: EventOf<'FileRefChanged'>): void {
 
 export function fileReleased(s: State, e: EventOf<'FileReleased'>): void {
   const file = mustGet(s.files, e.file, 'file');
-  for (const run of [...xaRuns(file.pt, 0, Math.max(0, file.npages - 1))]) {
-    updateFrames(s, run.pfn, run.count, (f) => (f ? frameOrFree({ ...f, maps: f.maps - 1 }) : f));
-  }
+  const runs = [...xaRuns(file.pt, 0, Math.max(0, file.npages - 1))];
+  withFrames(s, (frames) => {
+    for (const run of runs) rangeUpdate(frames, run.pfn, run.count, unmapFrame, FRAME_SPEC);
+  });
   recordRemove(s, 'file', e.file, file);
   delete s.files[e.file];
 }

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import { describe, expect, it } from 'vitest';
+import type { Digest, HashPart } from '../../../src/lib/digest.js';
+import {
+  digestAdd,
+  digestAdd3,
+  digestRemove3,
+  hashParts,
+  tupleAddTo,
+  tupleKey,
+  tupleLane1,
+  tupleLane2,
+  tuplePart,
+  tupleResume,
+  tupleStart,
+  zeroDigest,
+} from '../../../src/lib/digest.js';
+
+/** The hash as first defined: every part's text form (String, with an `s` tag for strings) mixed char by char. */
+function referenceHash(parts: readonly HashPart[]): Digest {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (const part of parts) {
+    const text = typeof part === 'string' ? `s${part}` : part === null ? '\u0000' : String(part);
+    for (const ch of `${text}|`) {
+      h1 = Math.imul(h1 ^ ch.charCodeAt(0), 2654435761);
+      h2 = Math.imul(h2 ^ ch.charCodeAt(0), 1597334677);
+    }
+  }
+  let f1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
+  f1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  let f2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
+  f2 ^= Math.imul(f1 ^ (f1 >>> 13), 3266489909);
+  return { lo: f1 >>> 0, hi: f2 >>> 0 };
+}
+
+const PARTS: HashPart[] = [
+  0,
+  -0,
+  7,
+  -7,
+  9,
+  10,
+  2 ** 31 - 1,
+  2 ** 31,
+  -(2 ** 31),
+  2 ** 32 + 5,
+  Number.MAX_SAFE_INTEGER,
+  -Number.MAX_SAFE_INTEGER,
+  2 ** 53,
+  1e21,
+  1.5,
+  -0.25,
+  Number.NaN,
+  Infinity,
+  0n,
+  -3n,
+  2n ** 53n - 1n,
+  2n ** 53n,
+  2n ** 64n - 1n,
+  -(2n ** 63n),
+  true,
+  false,
+  null,
+  '',
+  'pages',
+  '#',
+  '{"1":{"id":1}}',
+];
+
+describe('digest', () => {
+  it('hashes every kind of part as its text form, numbers without building the text', () => {
+    for (const a of PARTS) {
+      expect(hashParts([a])).toEqual(referenceHash([a]));
+      expect(hashParts(['t', a, 'f'])).toEqual(referenceHash(['t', a, 'f']));
+    }
+  });
+
+  it('adds and removes three parts without an array as with one', () => {
+    const d = zeroDigest();
+    const e = zeroDigest();
+    for (const a of PARTS) {
+      digestAdd3(d, a, 5, 'x');
+      digestAdd(e, [a, 5, 'x']);
+    }
+    expect(d).toEqual(e);
+    for (const a of PARTS) digestRemove3(d, a, 5, 'x');
+    expect(d).toEqual(zeroDigest());
+  });
+
+  it('hashes a numeric record key as its text and resumes a tuple from its lanes', () => {
+    for (const key of [0, 42, 1000, 2 ** 40, 'ctx:a']) {
+      tupleStart();
+      tuplePart('area');
+      tupleKey(key);
+      const l1 = tupleLane1();
+      const l2 = tupleLane2();
+      tupleStart();
+      tuplePart('something else');
+      tupleResume(l1, l2);
+      tuplePart(3n);
+      const d = zeroDigest();
+      tupleAddTo(d);
+      expect(d).toEqual(referenceHash(['area', String(key), 3n]));
+    }
+  });
+});
