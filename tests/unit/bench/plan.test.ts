@@ -31,9 +31,9 @@ describe('makePlan', () => {
     expect(p.guest.chunkBytes).toBe(GiB);
     expect(p.scattered.map((x) => x.guestBytes)).toEqual([GiB, 16 * GiB, 64 * GiB]);
     expect(p.scattered.map((x) => [x.chunkBytes, x.accessOps])).toEqual([
-      [null, 4000],
-      [null, 4000],
-      [null, 4000],
+      [null, 100_000],
+      [null, 100_000],
+      [null, 100_000],
     ]);
     expect(p.smallPages.map((x) => [x.guestBytes, x.chunkBytes, x.accessOps, x.smallPages])).toEqual([
       [GiB / 4, null, 4000, true],
@@ -55,8 +55,8 @@ describe('makePlan', () => {
     expect(p.guest.accessOps).toBe(10_000);
     expect(p.curveEvents).toEqual([]);
     expect(p.scattered.map((x) => [x.guestBytes, x.chunkBytes, x.accessOps])).toEqual([
-      [GiB, null, 1000],
-      [4 * GiB, null, 1000],
+      [GiB, null, 5000],
+      [4 * GiB, null, 5000],
     ]);
     expect(p.smallPages.map((x) => [x.guestBytes, x.accessOps])).toEqual([[GiB / 4, 1000]]);
     for (const plan of [p, makePlan('full'), makePlan('full', 9)]) {
