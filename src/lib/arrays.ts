@@ -24,3 +24,18 @@ export function pushAll<T>(target: T[], items: Iterable<T>): T[] {
   for (const item of items) target.push(item);
   return target;
 }
+
+/**
+ * `items` with [from, to) replaced by `replacement`: `items` itself, changed in place, when the length stays
+ * (no allocation on the common path of a splice that rewrites runs one for one), else a new array.
+ */
+export function replaceSlice<T>(items: T[], from: number, to: number, replacement: readonly T[]): T[] {
+  if (replacement.length === to - from) {
+    for (let k = 0; k < replacement.length; k++) items[from + k] = replacement[k] as T;
+    return items;
+  }
+  const out = items.slice(0, from);
+  for (const r of replacement) out.push(r);
+  for (let k = to; k < items.length; k++) out.push(items[k] as T);
+  return out;
+}

@@ -9,6 +9,7 @@
  * last op: it still holds if the xarray and the access coverage agree inside every touched window.
  * Otherwise the caller runs heldCover, so every finding's text is the full checker's.
  */
+import { replaceSlice } from '../../lib/arrays.js';
 import type { Pages } from '../../state/state.js';
 import type { IntervalTree } from '../../structures/interval-tree.js';
 import { itreeIterFirst, itreeIterNext } from '../../structures/interval-tree.js';
@@ -82,14 +83,7 @@ export function spliceRuns(runs: Run[], a: number, b: number, fresh: readonly Ru
   for (const [s, l] of fresh) pushRun(rebuilt, s, l);
   const right = runs[hi - 1];
   if (right !== undefined && lo < hi && right[1] > b) pushRun(rebuilt, b + 1, right[1]);
-  if (rebuilt.length === hi - lo) {
-    for (let k = 0; k < rebuilt.length; k++) runs[lo + k] = rebuilt[k] as Run;
-    return runs;
-  }
-  const out = runs.slice(0, lo);
-  for (const r of rebuilt) out.push(r);
-  for (let k = hi; k < runs.length; k++) out.push(runs[k] as Run);
-  return out;
+  return replaceSlice(runs, lo, hi, rebuilt);
 }
 
 /** The indexes the xarray holds inside [a, b], as runs (adjacent entries are one run, whatever their PFNs). */

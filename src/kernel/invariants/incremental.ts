@@ -28,6 +28,7 @@
  *
  * The differential mode (checker.ts) runs both checkers and throws at the first op they disagree on.
  */
+import { replaceSlice } from '../../lib/arrays.js';
 import type { Event } from '../../events/events.js';
 import type { Area, Pages, State } from '../../state/state.js';
 import { btreeFloorValue, btreeForEachFrom } from '../../structures/btree.js';
@@ -528,14 +529,7 @@ export class IncrementalChecker {
       }
     }
     for (let k = hi; k < to; k++) pushSeg(rebuilt, { ...(segs[k] as PfnSeg) });
-    if (rebuilt.length === to - from) {
-      for (let k = 0; k < rebuilt.length; k++) segs[from + k] = rebuilt[k] as PfnSeg;
-      return segs;
-    }
-    const out = segs.slice(0, from);
-    for (const s of rebuilt) out.push(s);
-    for (let k = to; k < segs.length; k++) out.push(segs[k] as PfnSeg);
-    return out;
+    return replaceSlice(segs, from, to, rebuilt);
   }
 
   /** The pins were right after the last op, and the frames agree with the expected pins where either moved. */
