@@ -46,6 +46,16 @@ export function encodeJson(value: unknown): string {
   return JSON.stringify(value, replacer);
 }
 
+/**
+ * encodeJson's text of a value the caller knows holds no bigint, without a replacer call per value: the
+ * plain text is kept unless a string in it would have been escaped (its text then shows one of the marks
+ * NEEDS_WALK finds; a false alarm only costs the slow path). A bigint in the value throws TypeError.
+ */
+export function encodeJsonWithoutBigints(value: unknown): string {
+  const text = JSON.stringify(value);
+  return NEEDS_WALK.test(text) ? JSON.stringify(value, replacer) : text;
+}
+
 /** Decode text written by encodeJson, restoring bigints. */
 export function decodeJson(text: string): unknown {
   const value: unknown = JSON.parse(text);

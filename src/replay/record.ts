@@ -11,7 +11,7 @@
  * run stays 'running', which readers show as incomplete.
  */
 import type { Event } from '../events/events.js';
-import { encodeJson } from '../lib/codec.js';
+import { encodeEvent } from '../events/encode.js';
 import type { EventSink } from '../state/emit.js';
 import type { State } from '../state/state.js';
 import { digestHex } from '../lib/digest.js';
@@ -48,7 +48,7 @@ class StoreSink implements EventSink {
   ) {}
 
   accept(event: Event, seq: number, op: number): void {
-    this.writer.append({ seq, op, type: event.type, v: event.v, payload: encodeJson(event) });
+    this.writer.append({ seq, op, type: event.type, v: event.v, payload: encodeEvent(event) });
     if (this.state !== null && this.spacing.due(seq)) {
       const blob = serializeState(this.state);
       this.writer.putSnapshot(seq, op, digestHex(this.state.digest), blob, SNAPSHOT_FORMAT);
