@@ -72,7 +72,15 @@ const COUNT_SPEC: RangeSpec<number> = { keyOf: (n) => `${n}` };
 
 /** Inclusive index windows, or [start, end) IOVA / PFN windows, merged when they overlap or touch. */
 function mergeWindows<K extends number | bigint>(wins: [K, K][], inclusive: boolean): [K, K][] {
-  wins.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  // An access op names a few windows: an insertion sort (stable, as sort is) allocates nothing.
+  if (wins.length > 16) wins.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  else
+    for (let i = 1; i < wins.length; i++) {
+      const w = wins[i] as [K, K];
+      let j = i - 1;
+      for (; j >= 0 && (wins[j] as [K, K])[0] > w[0]; j--) wins[j + 1] = wins[j] as [K, K];
+      wins[j + 1] = w;
+    }
   const out: [K, K][] = [];
   for (const [s, e] of wins) {
     const prev = out[out.length - 1];
@@ -131,6 +139,8 @@ export class IncrementalChecker {
   private readonly pfns = new Map<number, PfnSeg[]>();
   private expectedPins: RangeMap<number> = rangeMapCreate<number>();
   private readonly areas = new Map<number, AreaSeen>();
+  /** The shortcuts handed to invariantFindings, made once per state (they close over it). */
+  private kept: { state: State; shortcuts: CheckShortcuts } | null = null;
   /** Keys of the findings of the last check. */
   private lastKeys = new Set<string>();
   /** Nothing kept yet, or the run was reconfigured: the next check is done from scratch. */
@@ -275,9 +285,11 @@ export class IncrementalChecker {
       this.everything = false;
     } else {
       this.resolveTouched(state);
-      out = invariantFindings(state, this.shortcuts(state));
+      if (this.kept?.state !== state) this.kept = { state, shortcuts: this.shortcuts(state) };
+      out = invariantFindings(state, this.kept.shortcuts);
     }
-    this.lastKeys = new Set(out.map((f) => f.key));
+    // A sound op after a sound op (every access op of a clean run) keeps the empty set it had.
+    if (out.length > 0 || this.lastKeys.size > 0) this.lastKeys = new Set(out.map((f) => f.key));
     this.clearTouched();
     return out;
   }
@@ -296,11 +308,17 @@ export class IncrementalChecker {
   }
 
   private clearTouched(): void {
-    // Map.clear allocates a new table even when the map is empty: clear only what the op filled.
-    for (const m of [this.pagesTouched, this.pagesWins, this.pagesWhole, this.touchedAreas] as const)
-      if (m.size > 0) m.clear();
-    for (const m of [this.ioasWins, this.ioasWhole, this.domainWins, this.domainWhole, this.mmWins] as const)
-      if (m.size > 0) m.clear();
+    // Map.clear allocates a new table even when the map is empty: clear only what the op filled. One call
+    // each, not a loop over a list of them: a call site that sees both Maps and Sets is megamorphic.
+    if (this.pagesTouched.size > 0) this.pagesTouched.clear();
+    if (this.pagesWins.size > 0) this.pagesWins.clear();
+    if (this.pagesWhole.size > 0) this.pagesWhole.clear();
+    if (this.touchedAreas.size > 0) this.touchedAreas.clear();
+    if (this.ioasWins.size > 0) this.ioasWins.clear();
+    if (this.ioasWhole.size > 0) this.ioasWhole.clear();
+    if (this.domainWins.size > 0) this.domainWins.clear();
+    if (this.domainWhole.size > 0) this.domainWhole.clear();
+    if (this.mmWins.size > 0) this.mmWins.clear();
     if (this.pfnWins.length > 0) this.pfnWins = [];
     if (this.heldBefore.size > 0) this.heldBefore.clear();
     this.layoutTouched = false;
