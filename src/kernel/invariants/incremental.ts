@@ -98,13 +98,26 @@ function pushWin<K, W>(m: Map<K, W[]>, key: K, win: W): void {
   else list.push(win);
 }
 
-/** The first position in `segs` whose segment satisfies `after` (segments ascending). */
-function firstWhere(segs: readonly PfnSeg[], after: (s: PfnSeg) => boolean): number {
+/** The first position in `segs` (ascending) of a segment that ends at or after index `a`. */
+function firstEndingFrom(segs: readonly PfnSeg[], a: number): number {
   let lo = 0;
   let hi = segs.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (after(segs[mid] as PfnSeg)) hi = mid;
+    const s = segs[mid] as PfnSeg;
+    if (s.index + s.count - 1 >= a) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/** The first position in `segs` (ascending) of a segment that starts after index `b`. */
+function firstStartingAfter(segs: readonly PfnSeg[], b: number): number {
+  let lo = 0;
+  let hi = segs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((segs[mid] as PfnSeg).index > b) hi = mid;
     else lo = mid + 1;
   }
   return lo;
@@ -117,12 +130,19 @@ function clip(s: PfnSeg, a: number, b: number): PfnSeg {
   return { index: from, count: to - from + 1, pfn: s.pfn === null ? null : s.pfn + (from - s.index), known: s.known };
 }
 
-const sameSegs = (x: readonly PfnSeg[], y: readonly PfnSeg[]): boolean =>
-  x.length === y.length &&
-  x.every((s, k) => {
-    const t = y[k] as PfnSeg;
-    return s.index === t.index && s.count === t.count && s.pfn === t.pfn && s.known === t.known;
-  });
+/** Are `segs[lo..hi)`, each clipped to [a, b], the segments `fresh`? (What clip gives, without the copies.) */
+function sameClipped(segs: readonly PfnSeg[], lo: number, hi: number, a: number, b: number, fresh: readonly PfnSeg[]) {
+  if (hi - lo !== fresh.length) return false;
+  for (let k = lo; k < hi; k++) {
+    const s = segs[k] as PfnSeg;
+    const t = fresh[k - lo] as PfnSeg;
+    const from = Math.max(s.index, a);
+    const count = Math.min(s.index + s.count - 1, b) - from + 1;
+    const pfn = s.pfn === null ? null : s.pfn + (from - s.index);
+    if (t.index !== from || t.count !== count || t.pfn !== pfn || t.known !== s.known) return false;
+  }
+  return true;
+}
 
 export class IncrementalChecker {
   /**
@@ -522,11 +542,11 @@ export class IncrementalChecker {
    * pushSeg would. Null when nothing changed; otherwise the new list (maybe `segs` itself, changed in place).
    */
   private splice(segs: PfnSeg[], a: number, b: number, fresh: readonly PfnSeg[]): PfnSeg[] | null {
-    const lo = firstWhere(segs, (s) => s.index + s.count - 1 >= a);
-    const hi = firstWhere(segs, (s) => s.index > b);
+    const lo = firstEndingFrom(segs, a);
+    const hi = firstStartingAfter(segs, b);
+    if (sameClipped(segs, lo, hi, a, b, fresh)) return null;
     const removed: PfnSeg[] = [];
     for (let k = lo; k < hi; k++) removed.push(clip(segs[k] as PfnSeg, a, b));
-    if (sameSegs(removed, fresh)) return null;
     this.movePins(removed, -1);
     this.movePins(fresh, 1);
     const from = Math.max(lo - 1, 0);
@@ -595,8 +615,8 @@ export class IncrementalChecker {
         const iLo = this.indexOf(state, a, lo);
         const iHi = this.indexOf(state, a, hi);
         const segs = this.pfns.get(a.pages as number) ?? [];
-        const s0 = firstWhere(segs, (s) => s.index + s.count - 1 >= iLo);
-        const s1 = firstWhere(segs, (s) => s.index > iHi);
+        const s0 = firstEndingFrom(segs, iLo);
+        const s1 = firstStartingAfter(segs, iHi);
         const pieces: Step<bigint, Want>[] = [];
         expectedOfArea(state, a, { pfns: segs.slice(s0, s1) }, pieces);
         for (const piece of pieces) {
