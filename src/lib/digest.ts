@@ -263,6 +263,17 @@ export function hashText(lanes: HashLanes, text: string): HashLanes {
   return l;
 }
 
+/**
+ * `into` = the lanes after `before`, then `sep` when it is not 0, then `text` (hashText without the new
+ * objects, for lanes kept and redone in place; `into` may be `before`).
+ */
+export function hashTextInto(into: HashLanes, before: HashLanes, sep: number, text: string): void {
+  into.h1 = before.h1;
+  into.h2 = before.h2;
+  if (sep !== 0) mixChar(into, sep);
+  mixText(into, text);
+}
+
 /** Close the current part and finish: the hash. */
 export function hashEnd(lanes: HashLanes): Digest {
   const l = { h1: lanes.h1, h2: lanes.h2 };

@@ -23,6 +23,7 @@ import {
   hashEnd,
   hashParts,
   hashText,
+  hashTextInto,
   tupleAddTo,
   tupleKey,
   tuplePart,
@@ -33,6 +34,9 @@ import {
 import { encodeJson } from '../lib/codec.js';
 
 type Key = string | number;
+
+/** The separator of a JSON object's members. */
+const COMMA = 0x2c;
 
 /** What the writers touch of a State: only its digest (so this file needs nothing of state.ts). */
 export interface Digested {
@@ -233,8 +237,11 @@ function tableHash(table: string, key: Key, field: string, seen: TableSeen): Dig
     }
     const parts = seen.parts;
     for (let i = seen.lanesValid; i <= parts.length; i++) {
+      // Lanes past the valid ones are stale, not shared: they are redone in place.
       const before = lanes[i - 1] as HashLanes;
-      lanes[i] = hashText(i === 1 ? before : hashText(before, ','), parts[i - 1] as string);
+      const at = lanes[i] ?? { h1: 0, h2: 0 };
+      hashTextInto(at, before, i === 1 ? 0 : COMMA, parts[i - 1] as string);
+      lanes[i] = at;
     }
     lanes.length = parts.length + 1;
     seen.lanesValid = lanes.length;

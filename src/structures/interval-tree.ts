@@ -362,6 +362,92 @@ export function itreeDigestOf<K extends Key>(tree: IntervalTree<K>): Digest {
 
 /** Structural self-check: null when every invariant of the header comment holds, else what is wrong. */
 export function itreeCheck<K extends Key>(tree: IntervalTree<K>): string | null {
+  return itreeSound(tree) ? null : itreeProblems(tree);
+}
+
+// ---- the self-check's fast path ---------------------------------------------------------------------------
+
+/** What itreeSound's walks carry from node to node (module state: the walks allocate nothing). */
+const sound = {
+  kind: '' as string,
+  nextSeq: 0,
+  nodes: 0,
+  prevStart: null as Key | null,
+  prevSeq: 0,
+  prevId: 0,
+  ids: 0,
+  digest: zeroDigest(),
+  seqs: new Float64Array(64),
+};
+
+/**
+ * True only when itreeProblems finds nothing: the same invariants, asked of each node against its
+ * children's stored height and maxLast (which the children's own checks vouch for), without the entries,
+ * copies and sorts the problems' text needs. When it says false, itreeProblems names what is wrong.
+ */
+function itreeSound<K extends Key>(tree: IntervalTree<K>): boolean {
+  sound.kind = tree.root === null ? '' : typeof tree.root.start;
+  sound.nextSeq = tree.nextSeq;
+  sound.nodes = 0;
+  sound.prevStart = null;
+  sound.ids = 0;
+  sound.digest.lo = 0;
+  sound.digest.hi = 0;
+  if (!soundNodes(tree, tree.root) || !soundIds(tree.byId)) return false;
+  if (sound.nodes !== tree.count || sound.ids !== sound.nodes) return false;
+  if (sound.digest.lo !== tree.digest.lo || sound.digest.hi !== tree.digest.hi) return false;
+  // The id index and the tree agree node for node (soundNodes found each node's id entry): with distinct
+  // seqs, itreeProblems' lists sorted by seq are then equal pair by pair.
+  const seqs = sound.seqs.subarray(0, sound.nodes).sort();
+  for (let i = 1; i < seqs.length; i++) if (!((seqs[i - 1] as number) < (seqs[i] as number))) return false;
+  return true;
+}
+
+function soundNodes<K extends Key>(tree: IntervalTree<K>, n: ItreeNode<K> | null): boolean {
+  if (n === null) return true;
+  if (!soundNodes(tree, n.left)) return false;
+  const { start, last, seq } = n;
+  if (typeof start !== sound.kind || typeof last !== sound.kind || start > last || typeof seq !== 'number')
+    return false;
+  if (seq < 0 || seq >= sound.nextSeq) return false;
+  const prev = sound.prevStart as K | null;
+  if (prev !== null && !keyBefore(prev, sound.prevSeq, start, seq)) return false;
+  sound.prevStart = start;
+  sound.prevSeq = seq;
+  const lh = heightOf(n.left);
+  const rh = heightOf(n.right);
+  if (Math.abs(lh - rh) > 1 || n.height !== Math.max(lh, rh) + 1) return false;
+  let maxLast = last;
+  if (n.left !== null) maxLast = keyMax(maxLast, n.left.maxLast);
+  if (n.right !== null) maxLast = keyMax(maxLast, n.right.maxLast);
+  if (n.maxLast !== maxLast) return false;
+  const entry = findById(tree, n.id);
+  if (entry === null || entry.seq !== seq || entry.start !== start || entry.last !== last) return false;
+  if (sound.nodes === sound.seqs.length) {
+    const more = new Float64Array(sound.seqs.length * 2);
+    more.set(sound.seqs);
+    sound.seqs = more;
+  }
+  sound.seqs[sound.nodes] = seq;
+  sound.nodes += 1;
+  digestAddHash(sound.digest, hashTripleOf(n, start, last, n.id));
+  return soundNodes(tree, n.right);
+}
+
+function soundIds<K extends Key>(n: ItreeIdNode<K> | null): boolean {
+  if (n === null) return true;
+  if (!soundIds(n.left)) return false;
+  if (sound.ids > 0 && !(sound.prevId < n.id)) return false;
+  sound.prevId = n.id;
+  sound.ids += 1;
+  const lh = heightOf(n.left);
+  const rh = heightOf(n.right);
+  if (Math.abs(lh - rh) > 1 || n.height !== Math.max(lh, rh) + 1) return false;
+  return soundIds(n.right);
+}
+
+/** Every problem of a tree, named (the self-check's slow path; exported so tests hold the two together). */
+export function itreeProblems<K extends Key>(tree: IntervalTree<K>): string | null {
   const problems: string[] = [];
   const entries: ItreeEntry<K>[] = [];
   let kind: string | null = null;

@@ -72,7 +72,15 @@ const COUNT_SPEC: RangeSpec<number> = { keyOf: (n) => `${n}` };
 
 /** Inclusive index windows, or [start, end) IOVA / PFN windows, merged when they overlap or touch. */
 function mergeWindows<K extends number | bigint>(wins: [K, K][], inclusive: boolean): [K, K][] {
-  wins.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  // An access op names a few windows: an insertion sort (stable, as sort is) allocates nothing.
+  if (wins.length > 16) wins.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  else
+    for (let i = 1; i < wins.length; i++) {
+      const w = wins[i] as [K, K];
+      let j = i - 1;
+      for (; j >= 0 && (wins[j] as [K, K])[0] > w[0]; j--) wins[j + 1] = wins[j] as [K, K];
+      wins[j + 1] = w;
+    }
   const out: [K, K][] = [];
   for (const [s, e] of wins) {
     const prev = out[out.length - 1];
@@ -90,13 +98,26 @@ function pushWin<K, W>(m: Map<K, W[]>, key: K, win: W): void {
   else list.push(win);
 }
 
-/** The first position in `segs` whose segment satisfies `after` (segments ascending). */
-function firstWhere(segs: readonly PfnSeg[], after: (s: PfnSeg) => boolean): number {
+/** The first position in `segs` (ascending) of a segment that ends at or after index `a`. */
+function firstEndingFrom(segs: readonly PfnSeg[], a: number): number {
   let lo = 0;
   let hi = segs.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (after(segs[mid] as PfnSeg)) hi = mid;
+    const s = segs[mid] as PfnSeg;
+    if (s.index + s.count - 1 >= a) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/** The first position in `segs` (ascending) of a segment that starts after index `b`. */
+function firstStartingAfter(segs: readonly PfnSeg[], b: number): number {
+  let lo = 0;
+  let hi = segs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((segs[mid] as PfnSeg).index > b) hi = mid;
     else lo = mid + 1;
   }
   return lo;
@@ -109,12 +130,19 @@ function clip(s: PfnSeg, a: number, b: number): PfnSeg {
   return { index: from, count: to - from + 1, pfn: s.pfn === null ? null : s.pfn + (from - s.index), known: s.known };
 }
 
-const sameSegs = (x: readonly PfnSeg[], y: readonly PfnSeg[]): boolean =>
-  x.length === y.length &&
-  x.every((s, k) => {
-    const t = y[k] as PfnSeg;
-    return s.index === t.index && s.count === t.count && s.pfn === t.pfn && s.known === t.known;
-  });
+/** Are `segs[lo..hi)`, each clipped to [a, b], the segments `fresh`? (What clip gives, without the copies.) */
+function sameClipped(segs: readonly PfnSeg[], lo: number, hi: number, a: number, b: number, fresh: readonly PfnSeg[]) {
+  if (hi - lo !== fresh.length) return false;
+  for (let k = lo; k < hi; k++) {
+    const s = segs[k] as PfnSeg;
+    const t = fresh[k - lo] as PfnSeg;
+    const from = Math.max(s.index, a);
+    const count = Math.min(s.index + s.count - 1, b) - from + 1;
+    const pfn = s.pfn === null ? null : s.pfn + (from - s.index);
+    if (t.index !== from || t.count !== count || t.pfn !== pfn || t.known !== s.known) return false;
+  }
+  return true;
+}
 
 export class IncrementalChecker {
   /**
@@ -131,6 +159,8 @@ export class IncrementalChecker {
   private readonly pfns = new Map<number, PfnSeg[]>();
   private expectedPins: RangeMap<number> = rangeMapCreate<number>();
   private readonly areas = new Map<number, AreaSeen>();
+  /** The shortcuts handed to invariantFindings, made once per state (they close over it). */
+  private kept: { state: State; shortcuts: CheckShortcuts } | null = null;
   /** Keys of the findings of the last check. */
   private lastKeys = new Set<string>();
   /** Nothing kept yet, or the run was reconfigured: the next check is done from scratch. */
@@ -275,9 +305,11 @@ export class IncrementalChecker {
       this.everything = false;
     } else {
       this.resolveTouched(state);
-      out = invariantFindings(state, this.shortcuts(state));
+      if (this.kept?.state !== state) this.kept = { state, shortcuts: this.shortcuts(state) };
+      out = invariantFindings(state, this.kept.shortcuts);
     }
-    this.lastKeys = new Set(out.map((f) => f.key));
+    // A sound op after a sound op (every access op of a clean run) keeps the empty set it had.
+    if (out.length > 0 || this.lastKeys.size > 0) this.lastKeys = new Set(out.map((f) => f.key));
     this.clearTouched();
     return out;
   }
@@ -296,11 +328,17 @@ export class IncrementalChecker {
   }
 
   private clearTouched(): void {
-    // Map.clear allocates a new table even when the map is empty: clear only what the op filled.
-    for (const m of [this.pagesTouched, this.pagesWins, this.pagesWhole, this.touchedAreas] as const)
-      if (m.size > 0) m.clear();
-    for (const m of [this.ioasWins, this.ioasWhole, this.domainWins, this.domainWhole, this.mmWins] as const)
-      if (m.size > 0) m.clear();
+    // Map.clear allocates a new table even when the map is empty: clear only what the op filled. One call
+    // each, not a loop over a list of them: a call site that sees both Maps and Sets is megamorphic.
+    if (this.pagesTouched.size > 0) this.pagesTouched.clear();
+    if (this.pagesWins.size > 0) this.pagesWins.clear();
+    if (this.pagesWhole.size > 0) this.pagesWhole.clear();
+    if (this.touchedAreas.size > 0) this.touchedAreas.clear();
+    if (this.ioasWins.size > 0) this.ioasWins.clear();
+    if (this.ioasWhole.size > 0) this.ioasWhole.clear();
+    if (this.domainWins.size > 0) this.domainWins.clear();
+    if (this.domainWhole.size > 0) this.domainWhole.clear();
+    if (this.mmWins.size > 0) this.mmWins.clear();
     if (this.pfnWins.length > 0) this.pfnWins = [];
     if (this.heldBefore.size > 0) this.heldBefore.clear();
     this.layoutTouched = false;
@@ -504,11 +542,11 @@ export class IncrementalChecker {
    * pushSeg would. Null when nothing changed; otherwise the new list (maybe `segs` itself, changed in place).
    */
   private splice(segs: PfnSeg[], a: number, b: number, fresh: readonly PfnSeg[]): PfnSeg[] | null {
-    const lo = firstWhere(segs, (s) => s.index + s.count - 1 >= a);
-    const hi = firstWhere(segs, (s) => s.index > b);
+    const lo = firstEndingFrom(segs, a);
+    const hi = firstStartingAfter(segs, b);
+    if (sameClipped(segs, lo, hi, a, b, fresh)) return null;
     const removed: PfnSeg[] = [];
     for (let k = lo; k < hi; k++) removed.push(clip(segs[k] as PfnSeg, a, b));
-    if (sameSegs(removed, fresh)) return null;
     this.movePins(removed, -1);
     this.movePins(fresh, 1);
     const from = Math.max(lo - 1, 0);
@@ -577,8 +615,8 @@ export class IncrementalChecker {
         const iLo = this.indexOf(state, a, lo);
         const iHi = this.indexOf(state, a, hi);
         const segs = this.pfns.get(a.pages as number) ?? [];
-        const s0 = firstWhere(segs, (s) => s.index + s.count - 1 >= iLo);
-        const s1 = firstWhere(segs, (s) => s.index > iHi);
+        const s0 = firstEndingFrom(segs, iLo);
+        const s1 = firstStartingAfter(segs, iHi);
         const pieces: Step<bigint, Want>[] = [];
         expectedOfArea(state, a, { pfns: segs.slice(s0, s1) }, pieces);
         for (const piece of pieces) {

@@ -5,7 +5,11 @@ import {
   digestAdd,
   digestAdd3,
   digestRemove3,
+  hashBegin,
+  hashEnd,
   hashParts,
+  hashText,
+  hashTextInto,
   tupleAddTo,
   tupleKey,
   tupleLane1,
@@ -103,5 +107,21 @@ describe('digest', () => {
       tupleAddTo(d);
       expect(d).toEqual(referenceHash(['area', String(key), 3n]));
     }
+  });
+
+  it('hashes a text kept as lanes redone in place as the whole text at once', () => {
+    const members = ['"1":{"id":1}', '"7":{"id":7}', '"12":{"id":12}'];
+    const lanes = [hashText(hashBegin(['access', 'mdev', 'items']), 's{')];
+    for (const [i, m] of members.entries()) {
+      const at = { h1: 0, h2: 0 };
+      hashTextInto(at, lanes[i]!, i === 0 ? 0 : 0x2c, m);
+      lanes.push(at);
+    }
+    const whole = `{${members.join(',')}}`;
+    expect(hashEnd(hashText(lanes[3]!, '}'))).toEqual(referenceHash(['access', 'mdev', 'items', whole]));
+    // Into the lanes it starts from: the same as into fresh ones.
+    const again = { ...lanes[1]! };
+    hashTextInto(again, again, 0x2c, members[1]!);
+    expect(again).toEqual(lanes[2]);
   });
 });
