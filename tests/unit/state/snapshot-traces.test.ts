@@ -28,7 +28,7 @@ class CheckingSink implements EventSink {
   state: State | null = null;
   // Every structure a part, however small: the shipped traces' structures are all small.
   readonly encoder = new SnapshotEncoder(0);
-  private readonly spacing = new SnapshotSpacing({ minEvents: 3, maxEvents: 24, bytesPerEvent: 64 });
+  private readonly spacing = new SnapshotSpacing({ minEvents: 6, maxEvents: 48, bytesPerEvent: 64 });
   readonly problems: string[] = [];
   snapshots = 0;
 
