@@ -21,9 +21,9 @@
  * misses the cache. The cache is keyed by the structures (a WeakMap), so it keeps no state alive; one
  * encoder belongs to one recorder.
  *
- * v8.serialize keeps objects shared within one value shared; across parts they would come back as copies.
- * No structure of the State shares an object with another one or with a record (a reducer builds every
- * stored value afresh), so the decoded state is the same.
+ * v8.serialize keeps the objects shared within one value shared; between parts they would come back as
+ * copies. No reducer stores one object in two structures, or in a structure and a record, and stored values
+ * are never changed in place, so nothing could tell.
  */
 import { deserialize, serialize } from 'node:v8';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
