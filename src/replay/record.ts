@@ -15,7 +15,7 @@ import { encodeEvent } from '../events/encode.js';
 import type { EventSink } from '../state/emit.js';
 import type { State } from '../state/state.js';
 import { digestHex } from '../lib/digest.js';
-import { SNAPSHOT_FORMAT, serializeState } from '../state/snapshot.js';
+import { SNAPSHOT_FORMAT, SnapshotEncoder } from '../state/snapshot.js';
 import { StoreError } from '../store/index.js';
 import type { RunWriter, Store } from '../store/index.js';
 import { SnapshotSpacing } from '../state/snapshot-spacing.js';
@@ -42,6 +42,8 @@ export interface RecordedRun {
 
 class StoreSink implements EventSink {
   state: State | null = null;
+  // The run's snapshots are of one live state: what did not change since the last is not encoded again.
+  private readonly encoder = new SnapshotEncoder();
   constructor(
     private readonly writer: RunWriter,
     private readonly spacing: SnapshotSpacing,
@@ -50,7 +52,7 @@ class StoreSink implements EventSink {
   accept(event: Event, seq: number, op: number): void {
     this.writer.append({ seq, op, type: event.type, v: event.v, payload: encodeEvent(event) });
     if (this.state !== null && this.spacing.due(seq)) {
-      const blob = serializeState(this.state);
+      const blob = this.encoder.encode(this.state);
       this.writer.putSnapshot(seq, op, digestHex(this.state.digest), blob, SNAPSHOT_FORMAT);
       this.spacing.taken(seq, blob.byteLength);
     }

@@ -16,8 +16,11 @@
  * calls (under immer they are proxies), and values are stored as given, never cloned.
  *
  * Keys are all numbers or all bigints within one tree (compared with `<` and `===`). The functions are not
- * re-entrant over one tree: do not mutate a tree while one of its iterators is live.
+ * re-entrant over one tree: do not mutate a tree while one of its iterators is live. btreeSet and btreeDelete
+ * mark the tree written (write-marks.ts): nothing else changes its nodes.
  */
+
+import { markWritten } from './write-marks.js';
 
 export type Key = number | bigint;
 
@@ -241,6 +244,7 @@ function insertInto<K extends Key, V>(node: BTreeNode<K, V>, key: K, value: V, m
 
 /** Insert or replace. */
 export function btreeSet<K extends Key, V>(t: BTree<K, V>, key: K, value: V): void {
+  markWritten(t);
   const root = t.root;
   if (!insertInto(root, key, value, t.max)) return;
   t.size++;
@@ -322,6 +326,7 @@ function deleteFrom<K extends Key, V>(node: BTreeNode<K, V>, key: K, max: number
 
 /** Remove `key`; true if it was present. */
 export function btreeDelete<K extends Key, V>(t: BTree<K, V>, key: K): boolean {
+  markWritten(t);
   if (!deleteFrom(t.root, key, t.max)) return false;
   t.size--;
   const root = t.root;

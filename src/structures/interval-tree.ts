@@ -20,10 +20,12 @@
  * Deviations: the kernel's rbtree is replaced by AVL (same order, same results, different shape), and
  * "next" searches from the root by `(start, seq)` instead of walking parent pointers, so it also works when
  * `prev` has since been removed. Removing a node that is not in the tree returns false instead of
- * corrupting the tree; the caller records the violation.
+ * corrupting the tree; the caller records the violation. An insert or remove that changes the tree marks it
+ * written (write-marks.ts).
  */
 
 import { type Digest, digestAdd3, digestAddHash, digestRemove3, hashTripleOf, zeroDigest } from '../lib/digest.js';
+import { markWritten } from './write-marks.js';
 
 /** Indexes are numbers, IOVAs are bigints; one tree never mixes the two. */
 export type Key = number | bigint;
@@ -240,6 +242,7 @@ function checkKeyType<K extends Key>(tree: IntervalTree<K>, start: K, last: K): 
 export function itreeInsert<K extends Key>(tree: IntervalTree<K>, id: number, start: K, last: K): boolean {
   checkKeyType(tree, start, last);
   if (start > last || findById(tree, id) !== null) return false;
+  markWritten(tree);
   const seq = tree.nextSeq;
   const node: ItreeNode<K> = { id, seq, start, last, maxLast: last, height: 1, left: null, right: null };
   tree.root = avlInsert(tree.root, node, (a, b) => keyBefore(a.start, a.seq, b.start, b.seq), fixNode);
@@ -258,6 +261,7 @@ export function itreeInsert<K extends Key>(tree: IntervalTree<K>, id: number, st
 export function itreeRemove<K extends Key>(tree: IntervalTree<K>, id: number, start: K, last: K): boolean {
   const found = findById(tree, id);
   if (found === null || found.start !== start || found.last !== last) return false;
+  markWritten(tree);
   const seq = found.seq;
   tree.root = avlRemove(
     tree.root,

@@ -16,12 +16,14 @@
  * Deviations: each segment also stores `key`, the keyOf of its value, so that removing a segment from the
  * digest and comparing neighbours never calls keyOf again. Values must therefore be treated as immutable:
  * change them through rangeSet / rangeUpdate, never in place. Writes touch only the segments whose extent
- * or value actually changes, so immer patches show the real difference.
+ * or value actually changes, so immer patches show the real difference. rangeSet and rangeUpdate mark the map
+ * written (write-marks.ts), the map itself and not only its tree: a segment may change in place.
  */
 
 import { btreeCreate, btreeDelete, btreeEntriesFrom, btreeFloorValue, btreeForEachFrom, btreeSet } from './btree.js';
 import type { BTree } from './btree.js';
 import { applyWindow } from './sorted-window.js';
+import { markWritten } from './write-marks.js';
 import { digestAdd3, digestRemove3, zeroDigest } from '../lib/digest.js';
 import type { Digest } from '../lib/digest.js';
 
@@ -209,6 +211,7 @@ export function rangeSet<V>(
   spec: RangeSpec<V>,
 ): void {
   if (count <= 0) return;
+  markWritten(m);
   const end = first + count;
   rewrite(m, first, end, (_olds, _from, _to, news) => {
     if (value !== undefined) pushPiece(news, first, count, value, spec.keyOf(value));
@@ -228,6 +231,7 @@ export function rangeUpdate<V>(
   spec: RangeSpec<V>,
 ): void {
   if (count <= 0) return;
+  markWritten(m);
   const end = first + count;
   rewrite(m, first, end, (olds, from, to, news) => {
     let pos = first;

@@ -17,12 +17,14 @@
  *
  * Deviations from the kernel's xarray: no node memory and so no -ENOMEM here (the caller's fault plan models
  * a failing store); a store returns how many entries it overwrote, where xa_store returns the old entry.
- * Writes touch only the runs that change, so immer patches show the real difference.
+ * Writes touch only the runs that change, so immer patches show the real difference. xaStore and xaErase mark
+ * the xarray written (write-marks.ts), the xarray itself and not only its tree: a run may change in place.
  */
 
 import { btreeCreate, btreeDelete, btreeEntriesFrom, btreeFloorValue, btreeForEachFrom, btreeSet } from './btree.js';
 import type { BTree } from './btree.js';
 import { applyWindow } from './sorted-window.js';
+import { markWritten } from './write-marks.js';
 import { digestAdd3, digestAddHash, digestRemove3, hashTripleOf, zeroDigest } from '../lib/digest.js';
 import type { Digest } from '../lib/digest.js';
 
@@ -206,12 +208,14 @@ function rewrite(xa: Xarray, index: number, end: number, touching: boolean, inne
  */
 export function xaStore(xa: Xarray, index: number, pfn: number, count = 1): number {
   if (count <= 0) return 0;
+  markWritten(xa);
   return rewrite(xa, index, index + count, true, (news) => pushRun(news, index, pfn, count));
 }
 
 /** Erase the entries index..index+count-1; returns how many of them were present. */
 export function xaErase(xa: Xarray, index: number, count = 1): number {
   if (count <= 0) return 0;
+  markWritten(xa);
   return rewrite(xa, index, index + count, false, () => {});
 }
 

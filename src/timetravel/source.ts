@@ -14,7 +14,7 @@ import type { State } from '../state/state.js';
 import { reduce } from '../state/reduce.js';
 import { initialState } from '../state/state.js';
 import { digestHex } from '../lib/digest.js';
-import { SNAPSHOT_FORMAT, serializeState } from '../state/snapshot.js';
+import { SNAPSHOT_FORMAT, SnapshotEncoder } from '../state/snapshot.js';
 import type { SnapshotSpacing } from '../state/snapshot-spacing.js';
 
 /** One event of the run with its position. */
@@ -189,6 +189,7 @@ export class MemoryRecorder implements EventSink {
   /** digests[seq]: the state digest after event seq; digests[0] is the initial state's. */
   readonly digests: string[];
   private readonly spans: OpSpan[] = [];
+  private readonly encoder = new SnapshotEncoder();
 
   constructor(
     readonly state: State,
@@ -221,7 +222,7 @@ export class MemoryRecorder implements EventSink {
         ? snapshotEvery > 0 && seq % snapshotEvery === 0
         : spacing !== undefined && spacing.due(seq);
     if (due) {
-      const state = serializeState(this.state);
+      const state = this.encoder.encode(this.state);
       this.snapshots.push({ seq, op, digest, format: SNAPSHOT_FORMAT, state });
       spacing?.taken(seq, state.length);
     }

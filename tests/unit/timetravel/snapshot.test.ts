@@ -1,3 +1,5 @@
+import { serialize } from 'node:v8';
+import { deflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { encodeJson } from '../../../src/lib/codec.js';
 import { InternalError } from '../../../src/lib/errors.js';
@@ -29,6 +31,15 @@ describe('serializeState / deserializeState', () => {
     expect(serializeState(last).length).toBeLessThan(4096);
   });
 
+  it('reads format 1 (v8.serialize of the whole state, raw DEFLATE level 1), which older runs stored', () => {
+    expect(SNAPSHOT_FORMAT).toBe(2);
+    for (const state of run.live) {
+      const back = deserializeState(deflateRawSync(serialize(state), { level: 1 }), 1);
+      expect(back).toEqual(state);
+      expect(back).toEqual(deserializeState(serializeState(state), 2));
+    }
+  });
+
   it('gives a private copy: mutating it leaves the original alone', () => {
     const last = run.live[run.live.length - 1] as State;
     const copy = deserializeState(serializeState(last));
@@ -39,7 +50,7 @@ describe('serializeState / deserializeState', () => {
   it('refuses an unknown format and bytes that are not a snapshot', () => {
     const blob = serializeState(run.live[0] as State);
     expect(() => deserializeState(blob, SNAPSHOT_FORMAT + 1)).toThrow(
-      new InternalError('snapshot format 2 is unknown to this version of ioptrace'),
+      new InternalError('snapshot format 3 is unknown to this version of ioptrace'),
     );
     expect(() => deserializeState(new Uint8Array([1, 2, 3]))).toThrow(InternalError);
   });
