@@ -231,6 +231,11 @@ const pageSize = count(4096, 2 ** 30, '2^30 (1 GiB)').refine(isPowerOfTwo, { mes
 
 /** A name chosen by the trace; integers are normalised so that 1 and "1" name the same object. */
 const name = z.unknown().transform((value, ctx): string => {
+  // The model's tables are plain objects keyed by name: a name that is also a property every object has
+  // ("constructor", "__proto__", ...) would find that property instead of the trace's object.
+  if (typeof value === 'string' && value in Object.prototype) {
+    return fail(ctx, `"${value}" cannot name an object: it is a built-in property name of the model's tables`);
+  }
   if (typeof value === 'string' && value.length > 0) return value;
   if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
   return fail(

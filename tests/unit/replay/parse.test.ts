@@ -450,6 +450,33 @@ describe('parseTraceText errors', () => {
     ]);
   });
 
+  it('refuses a name that every JavaScript object already has, instead of replaying it wrong', () => {
+    expect(
+      issuesOf(
+        '{"op":"process","pid":"constructor"}',
+        '{"op":"open","ctx":"__proto__","pid":1}',
+        '{"op":"ioas_alloc","ioas":"toString"}',
+        '{"op":"ioas_alloc","ioas":"constructors"}',
+      ),
+    ).toEqual([
+      {
+        line: 1,
+        field: 'pid',
+        message: '"constructor" cannot name an object: it is a built-in property name of the model\'s tables',
+      },
+      {
+        line: 2,
+        field: 'ctx',
+        message: '"__proto__" cannot name an object: it is a built-in property name of the model\'s tables',
+      },
+      {
+        line: 3,
+        field: 'ioas',
+        message: '"toString" cannot name an object: it is a built-in property name of the model\'s tables',
+      },
+    ]);
+  });
+
   it('names each unknown field, listing the fields of the op', () => {
     expect(issuesOf('{"op":"process","pid":1,"mem_lock":0,"gid":5}')).toEqual([
       { line: 1, field: 'mem_lock', message: 'unknown field (process takes: pid, uid, memlock, cap_ipc_lock, expect)' },
