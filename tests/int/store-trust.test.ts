@@ -261,12 +261,12 @@ describe('verify reads one snapshot', () => {
     const writerStore = await openTracked();
     const writer = await writerStore.beginRun(runInfo(), { batchSize: 100 });
     appendOps(writer, 300);
+    await writer.settle();
     const reader = await openTracked({ readonly: true });
     let more = 0;
-    verifyTestHooks.afterBlocks = () => {
-      // The blocks are read; commit two more batches before the events are.
-      // SQLite commits inside flush before its promise settles: the batches are in when this returns.
-      if (more++ === 0) void appendOpsFrom(writer, 301, 500);
+    verifyTestHooks.afterBlocks = async () => {
+      // The blocks are read; commit two more batches before the events are (flush returns once they are in).
+      if (more++ === 0) await appendOpsFrom(writer, 301, 500);
     };
     const report = await reader.verify();
     expect(report).toEqual({

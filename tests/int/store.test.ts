@@ -341,11 +341,19 @@ describe('failed batches', () => {
     saboteur.exec(`CREATE TRIGGER sabotage BEFORE INSERT ON events WHEN NEW.seq = 2500
       BEGIN SELECT RAISE(ABORT, 'disk on fire'); END`);
     saboteur.close();
-    const failure = thrown(() => appendOps(writer, 3000));
-    expect((failure as StoreError).code).toBe('write-failed');
-    expect((failure as StoreError).message).toBe(
-      `run ${writer.run}: batch of events 2001..3000 not written: disk on fire (SQLITE_CONSTRAINT_TRIGGER)`,
+    // The writer thread commits batches while appends go on: the failure shows at the append that waits for
+    // room, or at settle; either way it names the batch and the op (and trace line) where it was cut.
+    const failure = await rejection(
+      (async () => {
+        appendOps(writer, 3000);
+        await writer.settle();
+      })(),
     );
+    expect(failure).toMatchObject({
+      code: 'write-failed',
+      message: `run ${writer.run}: batch of events 2001..3000 not written: disk on fire (SQLITE_CONSTRAINT_TRIGGER)`,
+      details: { firstSeq: 2001, lastSeq: 3000, op: 299, line: opRow(299).line },
+    });
     expect(await store.eventCount(writer.run)).toBe(2000);
     expect((await store.run(writer.run))?.status).toBe('running');
     expect((thrown(() => writer.append(eventRow(2001))) as StoreError).code).toBe('writer-broken');
