@@ -97,7 +97,7 @@ export interface FinishSummary {
  * buffered), so a run has the same event blocks wherever it is written. SQLite on a file hands a cut batch
  * to a writer thread with a connection of its own, which commits it while the appends go on (in memory,
  * and for the rows of a run that never filled a batch, it commits on the caller's thread); append waits
- * there only when two batches are already in flight. A server backend queues the cut batch (`unsettled`
+ * there only when two batches are already in flight, and only until the older is done. A server backend queues the cut batch (`unsettled`
  * turns true) until the caller awaits settle(). A caller appends synchronously and awaits settle() when
  * `unsettled` says so (the replayer: after each op).
  */
@@ -116,7 +116,7 @@ export interface RunWriter {
   putSnapshot(seq: number, op: number, digest: string, state: Uint8Array, format: number): void;
   /**
    * True when the caller should await settle() before it goes on: batches were cut and wait to be committed
-   * (a server store), or SQLite's writer thread holds as many batches as it may, or one of them failed.
+   * (a server store), or SQLite's writer thread failed one (its append waits for room by itself).
    */
   readonly unsettled: boolean;
   /**

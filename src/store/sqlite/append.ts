@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * Appending a run to SQLite: the SQL and the transaction of the writer of ../run-writer.ts, which holds
- * the checks, the hash chains and the batches. beginRun inserts the run row; a batch commits inside the
- * append (or endOp) that cuts it, in one IMMEDIATE transaction, so `unsettled` is always false.
+ * Appending a run to SQLite: the SQL and the transactions of the writer of ../run-writer.ts, which holds
+ * the checks, the hash chains and the batches. beginRun inserts the run row. The first batch a run cuts
+ * starts its writer thread (writer-thread.ts), which commits every batch of the run, each in one
+ * IMMEDIATE transaction, while the caller goes on appending; the append that cuts a batch waits while the
+ * thread holds MAX_IN_FLIGHT batches, and `unsettled` turns true when one of them failed. A run that never cuts a batch, and a store in memory (no
+ * other connection reaches it), commit on the caller's thread.
  *
- * Failure contract: a batch is committed whole or not at all. After a failed commit the writer's chain
- * state goes back to the last committed batch and it refuses further rows; the run stays 'running' unless
- * the caller records finish('failed'). A process that dies leaves the run 'running' with whole batches.
+ * Failure contract: a batch is committed whole or not at all, and nothing after a failed batch is. After a
+ * failed commit the writer's chain state goes back to the last committed batch and it refuses further
+ * rows; the error names the op where the failed batch was cut; the run stays 'running' unless the caller
+ * records finish('failed'). A process that dies leaves the run 'running' with whole batches.
  *
  * Speed (the goal is 0.7 of a plain batched single-row INSERT loop): events are bound INSERT_CHUNK rows per
- * statement, which makes the inserts themselves faster than that loop and buys back most of the sha256 per
- * event (about a third of our cost); each batch writes one event_blocks row (the types it holds) instead
- * of a type index updated row by row.
+ * statement, which makes the inserts themselves faster than that loop; each batch writes one event_blocks
+ * row (the types it holds) instead of a type index updated row by row; and the inserts run beside the model.
  */
 
 import {
@@ -91,10 +94,14 @@ class SqliteRunWriter extends BatchingRunWriter {
     return this.#threadNs / 1e9;
   }
 
-  /** True when the thread holds as many batches as it may, or failed one: await settle() before going on. */
+  /**
+   * True when the thread failed a batch: settle() then throws its error. Room for the next batch is waited
+   * for inside append (batchFilled), and only until the oldest batch is done, so the thread never idles
+   * while the caller waits for a whole queue.
+   */
   get unsettled(): boolean {
     const thread = this.#thread;
-    return thread !== null && (thread.inFlight >= MAX_IN_FLIGHT || thread.failures > this.#failures);
+    return thread !== null && thread.failures > this.#failures;
   }
 
   async settle(): Promise<void> {
