@@ -88,8 +88,8 @@ export interface ThreadError {
 
 export type Reply =
   | { t: 'step'; step: string; batch: number }
-  /** `ns`: how long the thread spent on the batch (unpacking, statements, commit). */
-  | { t: 'done'; batch: number; ns: number }
+  /** `ns`: how long the thread spent on the batch (unpacking, statements, commit); `text`: the job's, back. */
+  | { t: 'done'; batch: number; ns: number; text: Uint8Array }
   | { t: 'dropped'; batch: number }
   /** `finishChanged`: the finish UPDATE changed that many rows (not 1: the run was no longer 'running'). */
   | { t: 'failed'; batch: number; ns: number; error: ThreadError | null; hook: boolean; finishChanged: number | null };
@@ -109,9 +109,11 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
     Atomics.add(shared, SLOT.signal, 1);
     Atomics.notify(shared, SLOT.signal);
   };
-  const answered = (message: Reply): void => {
+  const answered = (message: Reply, transfer: ArrayBuffer[] = []): void => {
     Atomics.add(shared, SLOT.answered, 1);
-    reply(message);
+    replies.postMessage(message, transfer);
+    Atomics.add(shared, SLOT.signal, 1);
+    Atomics.notify(shared, SLOT.signal);
   };
   class HookFailed extends Error {}
   class NotFinished extends Error {
@@ -212,6 +214,7 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
     } catch {
       // The batch is in the database whatever the hook says.
     }
-    answered({ t: 'done', batch: job.batch, ns: ns() });
+    // The text buffer goes back to be filled again: a batch's worth of bytes is not allocated per batch.
+    answered({ t: 'done', batch: job.batch, ns: ns(), text: job.text }, [job.text.buffer as ArrayBuffer]);
   });
 }

@@ -32,6 +32,8 @@ import {
   writerThreadBody,
 } from './thread-body.js';
 
+/** Text buffers kept for reuse: one per batch that can be in flight, and the one being filled. */
+const SPARE_BUFFERS = 3;
 const DRIVER = createRequire(import.meta.url).resolve('better-sqlite3');
 const SOURCE = `(${writerThreadBody.toString()})(require, require('node:worker_threads').workerData)`;
 
@@ -82,6 +84,8 @@ export class WriterThread {
   #handled = 0;
   #waiters: (() => void)[] = [];
   #closing: Promise<void> | null = null;
+  /** Text buffers the thread sent back (see post). */
+  #spare: Buffer[] = [];
 
   /** `onReply` gets every reply, in order, on this thread. */
   constructor(home: WriterHome, steps: boolean, onReply: (reply: Reply) => void) {
@@ -151,9 +155,8 @@ export class WriterThread {
       if (s.step !== 'events') continue;
       for (const value of s.params) if (typeof value === 'string') capacity += value.length;
     }
-    // A UTF-16 code unit takes at most 3 bytes of UTF-8.
-    const text = Buffer.allocUnsafeSlow(capacity * 3);
-    const transfer: ArrayBuffer[] = [text.buffer];
+    const text = this.#textBuffer(capacity);
+    const transfer: ArrayBuffer[] = [text.buffer as ArrayBuffer];
     let at = 0;
     const texts: [number, string][] = [];
     const jobs: StatementJob[] = [];
@@ -174,6 +177,13 @@ export class WriterThread {
     const job: Job = { t: 'batch', batch, epoch, texts, statements: jobs, text: text.subarray(0, at) };
     if (this.#posted++ === this.#handled) this.#worker.ref();
     this.#worker.postMessage(job, transfer);
+  }
+
+  /** A buffer for the UTF-8 of `units` UTF-16 code units (3 bytes each at most): a returned one if it fits. */
+  #textBuffer(units: number): Buffer {
+    const spare = this.#spare.pop();
+    if (spare !== undefined && spare.byteLength >= units * 3) return spare;
+    return Buffer.allocUnsafeSlow(units * 3);
   }
 
   /** The answer to a write step the thread waits on: go on, or roll the batch back. */
@@ -210,6 +220,9 @@ export class WriterThread {
   }
 
   #handle(reply: Reply): void {
+    if (reply.t === 'done') {
+      if (this.#spare.length < SPARE_BUFFERS) this.#spare.push(Buffer.from(reply.text.buffer));
+    }
     if (reply.t !== 'step' && ++this.#handled === this.#posted && this.#closing === null) this.#worker.unref();
     this.#onReply(reply);
     if (this.#handled === this.#posted && this.#waiters.length > 0) {
