@@ -4,10 +4,12 @@
  * store's file, to which append.ts hands each cut batch as one message, so the model runs while SQLite
  * inserts and commits.
  *
- * A batch goes over as the statements the batch's transaction runs (run-writer.ts), each with its bound
- * parameters as one flat array of numbers, strings and blobs: structured cloning copies that in C++,
- * about 1.8 ms per 4,096 events, where packing the same rows into one string and typed arrays in
- * JavaScript cost 6.6 ms (bench/README.md, B1). Statement texts cross once per thread, then by id.
+ * A batch goes over as the statements the batch's transaction runs (run-writer.ts). The events' INSERTs,
+ * nearly all of a batch, have their parameters packed (packRows): numbers into typed arrays, strings as
+ * UTF-8 into one buffer, all transferred, not copied. Structured cloning the same flat arrays value by
+ * value cost about 15 ms per batch of 4,096 events on the replay's thread in B5 (bench/README.md, B1);
+ * packed, packing and posting cost about a third of that. Statement texts cross once per thread, then by
+ * id; the thread sends each text buffer back with its reply, to be filled again.
  *
  * Replies come back on a port of their own, read either by its listener (while the main thread awaits)
  * or synchronously (receiveMessageOnPort, woken by Atomics.wait on a shared counter) when append must
