@@ -81,6 +81,7 @@ class SqliteRunWriter extends BatchingRunWriter {
   #failure: StoreError | null = null;
   /** What the onWriteStep hook threw at the step the thread waits on. */
   #hookError: unknown = null;
+  /** The thread's time on this writer's batches (threadSeconds). */
   #threadNs = 0;
 
   constructor(conn: Connection, run: number, start: NewRun) {
@@ -128,7 +129,7 @@ class SqliteRunWriter extends BatchingRunWriter {
     }
     this.#thread ??= this.#startThread(home as WriterHome);
     const thread = this.#thread;
-    // Bounded memory: wait here for room when the caller did not settle (or one op filled several batches).
+    // Bounded memory: with MAX_IN_FLIGHT batches on the thread, wait here until the older one is done.
     if (this.#inFlight.length >= MAX_IN_FLIGHT) thread.waitSync(() => this.#inFlight.length < MAX_IN_FLIGHT);
     this.#throwFailure();
     this.checkOpen();
