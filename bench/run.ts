@@ -381,7 +381,8 @@ export function assemble(plan: Plan, m: Measured): Results {
     goals: [{ figure: 'ratio', op: '>=', value: 0.7 }],
     ...(m.curve.length > 0 ? { curve: b1Curve } : {}),
     notes: [
-      `storedEventsPerSec = events / time inside the store's RunWriter (hash chains, buffering, batched INSERTs, commits); ` +
+      `storedEventsPerSec = events / the slower of the store's two stages: time inside its RunWriter on the replay's thread (hash chains, buffering, hand-over, waits) ` +
+        `${fmtNumber(g.record.writerSeconds)} s, its writer thread (batched INSERTs, commits) ${fmtNumber(g.record.threadSeconds)} s; ` +
         `end to end (model, invariant checks, encoding, snapshots, store) the replay stored ${fmtNumber(b1['endToEndEventsPerSec']!)} events/s` +
         (b1['storePathEventsPerSec'] === undefined
           ? ''

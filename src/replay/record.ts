@@ -16,7 +16,7 @@ import type { EventSink } from '../state/emit.js';
 import type { State } from '../state/state.js';
 import { digestHex } from '../lib/digest.js';
 import { SNAPSHOT_FORMAT, SnapshotEncoder } from '../state/snapshot.js';
-import { StoreError } from '../store/index.js';
+import { StoreError, failedBatchAt } from '../store/index.js';
 import type { RunWriter, Store } from '../store/index.js';
 import { SnapshotSpacing } from '../state/snapshot-spacing.js';
 import type { SpacingOptions } from '../state/snapshot-spacing.js';
@@ -139,8 +139,11 @@ export async function recordReplay(store: Store, trace: TraceInput, options: Rec
     );
     await writer.finish('complete', { finalDigest: result.digest });
   } catch (err) {
-    // opIndex past the teardown: every op ran, and committing the last batch failed.
-    const failure = await failRun(writer, traced, opIndex > traced.input.opCount + 1 ? null : opIndex, err);
+    // A batch that failed to commit names the op where it was cut, however many ops later that was noticed
+    // (a writer thread commits while the next ops run); an op past the teardown: the last commit failed.
+    const cut = failedBatchAt(err);
+    const op = cut?.op ?? opIndex;
+    const failure = await failRun(writer, traced, op > traced.input.opCount + 1 ? null : op, cut?.line ?? null, err);
     // A trace too big for its event budget is the user's to fix (exit 2); the run is marked failed all the same.
     throw err instanceof EventBudgetError ? err : failure;
   }
@@ -158,9 +161,10 @@ async function failRun(
   writer: RunWriter,
   traced: TracedLines,
   opIndex: number | null,
+  knownLine: number | null,
   err: unknown,
 ): Promise<StoreError> {
-  const line = opIndex === null ? null : traced.lineOf(opIndex);
+  const line = opIndex === null ? null : (knownLine ?? traced.lineOf(opIndex));
   // The writer's own errors already start with the run; say it once.
   const reason = causeText(err).replace(`run ${writer.run}: `, '');
   const where = `run ${writer.run} failed ${opIndex === null ? 'at its last commit' : `at op ${opIndex} (trace line ${line})`}`;

@@ -12,7 +12,7 @@ import { openStore as openSqliteStore, type OpenStoreOptions } from './sqlite/op
 import type { Store } from './types.js';
 
 export type { OpenStoreOptions } from './sqlite/open.js';
-export { DEFAULT_BATCH_SIZE } from './run-writer.js';
+export { DEFAULT_BATCH_SIZE, failedBatchAt } from './run-writer.js';
 export { isPostgresUrl } from './postgres/pool.js';
 
 /**

@@ -36,6 +36,8 @@ export interface NewRun {
   params: readonly [string, string, string, string, string, string, string];
   genesis: string;
   onWriteStep: (step: WriteStep, batch: number) => void;
+  /** The caller gave an onWriteStep hook. */
+  hooked: boolean;
 }
 
 const NO_HOOK = (): void => undefined;
@@ -59,6 +61,7 @@ export function newRun(info: RunInfo, options: BeginRunOptions): NewRun {
     params: [info.tracePath, info.traceSha256, info.traceText, info.variant, flags, faultPlan, header],
     genesis: genesisHash(info.traceSha256, info.variant, flags, faultPlan),
     onWriteStep: options.onWriteStep ?? NO_HOOK,
+    hooked: options.onWriteStep !== undefined,
   };
 }
 
@@ -105,6 +108,23 @@ export interface Batch {
   /** One row of snapshots (run, seq, op, digest, format, state) each. */
   snapshots: unknown[][];
   after: ChainState;
+  /**
+   * Where it was cut: the op being replayed (the open one, or the one whose end filled it) and that op's
+   * trace line once the writer has seen it (endOp). A failure of the batch names this op, however much
+   * later it is noticed.
+   */
+  op: number;
+  line: number | null;
+}
+
+/** The op (and its trace line when known) where the failed batch behind `error` (or its cause) was cut. */
+export function failedBatchAt(error: unknown): { op: number; line: number | null } | undefined {
+  for (let e: unknown = error; e instanceof StoreError; e = e.cause) {
+    const { op, line } = e.details;
+    if (e.code === 'write-failed' && typeof op === 'number')
+      return { op, line: typeof line === 'number' ? line : null };
+  }
+  return undefined;
 }
 
 /** What a dialect's writer differs in, besides its transactions. */
@@ -208,6 +228,10 @@ export abstract class BatchingRunWriter implements RunWriter {
   #failure: StoreError | undefined;
   /** Batch transactions begun so far (for onWriteStep). */
   #batches = 0;
+  /** Set while endOp cuts a batch: the op that filled it. */
+  #cutByOp: { op: number; line: number } | null = null;
+  /** Cut batches whose op had not ended when they were cut: endOp gives them its line. */
+  #awaitingLine: Batch[] = [];
 
   protected constructor(run: number, start: NewRun, dialect: WriterDialect) {
     this.run = run;
@@ -284,8 +308,21 @@ export abstract class BatchingRunWriter implements RunWriter {
     live.opsHead = hash;
     live.opsEnded++;
     live.lastOpLastSeq = row.lastSeq;
+    if (this.#awaitingLine.length > 0) this.#lineOfOp(row);
     // Op rows ride with their events; only a long run of ops without events fills a batch by itself.
-    if (++this.#opCount >= this.batchSize) this.batchFilled();
+    if (++this.#opCount >= this.batchSize) {
+      this.#cutByOp = { op: row.index, line: row.line };
+      try {
+        this.batchFilled();
+      } finally {
+        this.#cutByOp = null;
+      }
+    }
+  }
+
+  #lineOfOp(row: OpRow): void {
+    for (const batch of this.#awaitingLine) if (batch.op === row.index) batch.line = row.line;
+    this.#awaitingLine = this.#awaitingLine.filter((batch) => batch.line === null);
   }
 
   putSnapshot(seq: number, op: number, digest: string, state: Uint8Array, format: number): void {
@@ -330,7 +367,10 @@ export abstract class BatchingRunWriter implements RunWriter {
       ops: this.#ops,
       snapshots: this.#snapshots,
       after: { ...this.#live },
+      op: this.#cutByOp?.op ?? this.#live.opsEnded,
+      line: this.#cutByOp?.line ?? null,
     };
+    if (batch.line === null) this.#awaitingLine.push(batch);
     this.#clearBuffers();
     return batch;
   }
@@ -421,10 +461,14 @@ export abstract class BatchingRunWriter implements RunWriter {
     yield { step: table, sql: this.#sql.insert(table, columns, rows - whole), params: params.slice(whole * width) };
   }
 
-  /** `batch` is committed: the chains as it leaves them are the ones to go back to. */
-  protected committed(batch: Batch): void {
+  /**
+   * `batch` is committed: the chains as it leaves them are the ones to go back to. `commitStep`: report the
+   * write step `commit` of the last batch begun (a writer thread reports its own).
+   */
+  protected committed(batch: Batch, commitStep = true): void {
     this.#committed = { ...batch.after };
-    this.onWriteStep('commit', this.#batches);
+    this.#awaitingLine = this.#awaitingLine.filter((b) => b !== batch);
+    if (commitStep) this.onWriteStep('commit', this.#batches);
   }
 
   /**
@@ -438,11 +482,12 @@ export abstract class BatchingRunWriter implements RunWriter {
         : new StoreError(
             'write-failed',
             `run ${this.run}: batch of events ${batch.firstSeq}..${batch.lastSeq} not written: ${this.#dialect.describeCause(error)}`,
-            { run: this.run, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq },
+            { run: this.run, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, op: batch.op, line: batch.line },
             { cause: error },
           );
     this.#live = { ...this.#committed };
     this.#clearBuffers();
+    this.#awaitingLine = [];
     this.#state = 'broken';
     this.#failure = failure;
     return failure;

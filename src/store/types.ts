@@ -94,10 +94,12 @@ export interface FinishSummary {
  * whole or not at all. If the process dies, the run stays 'running' (incomplete) with its committed batches.
  *
  * Batches are cut at the same rows on every backend (when batchSize events, or batchSize ops, are
- * buffered), so a run has the same event blocks wherever it is written. SQLite commits a batch the moment it
- * is cut, inside append or endOp; a server backend cannot block there, so it queues the cut batch
- * (`unsettled` turns true) until the caller awaits settle(). A caller appends synchronously and awaits
- * settle() at its own boundaries (the replayer: after each op), which costs SQLite nothing.
+ * buffered), so a run has the same event blocks wherever it is written. SQLite on a file hands a cut batch
+ * to a writer thread with a connection of its own, which commits it while the appends go on (in memory,
+ * and for the rows of a run that never filled a batch, it commits on the caller's thread); append waits
+ * there only when two batches are already in flight, and only until the older is done. A server backend queues the cut batch (`unsettled`
+ * turns true) until the caller awaits settle(). A caller appends synchronously and awaits settle() when
+ * `unsettled` says so (the replayer: after each op).
  */
 export interface RunWriter {
   readonly run: number;
@@ -112,13 +114,21 @@ export interface RunWriter {
   endOp(row: OpRow): void;
   /** Stores the state after event `seq`; the writer keeps a reference to `state` until the batch commits. */
   putSnapshot(seq: number, op: number, digest: string, state: Uint8Array, format: number): void;
-  /** True when batches were cut and wait to be committed: the caller should await settle() soon. */
+  /**
+   * True when the caller should await settle() before it goes on: batches were cut and wait to be committed
+   * (a server store), or SQLite's writer thread failed one (its append waits for room by itself).
+   */
   readonly unsettled: boolean;
   /**
-   * Commits the batches already cut (not the partial one being filled), in order. On failure nothing of
-   * the failing batch is written and the writer refuses further rows (see flush).
+   * Commits the batches already cut (not the partial one being filled), in order; resolves once they are
+   * in. On failure nothing of the failing batch or of any batch after it is written, the writer refuses
+   * further rows (see flush) and the error (StoreError 'write-failed') names, in `details.op` and
+   * `details.line`, the op being replayed when the batch was cut and its trace line (null when that op
+   * had not ended), however many ops later the failure shows.
    */
   settle(): Promise<void>;
+  /** Seconds a writer thread spent on this writer's batches so far (SQLite on a file; else undefined). */
+  readonly threadSeconds?: number;
   /** Commits what is buffered. On failure nothing of the batch is written and the writer refuses further rows. */
   flush(): Promise<void>;
   /**

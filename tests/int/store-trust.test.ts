@@ -180,11 +180,11 @@ const TRACE = [
 ].join('\n');
 
 describe('a replay that fails part way', () => {
-  async function record(store: Store, onOp?: (index: number) => void) {
-    const trace = parseTraceText(TRACE, 'grow.jsonl');
+  async function record(store: Store, onOp?: (index: number) => void, text = TRACE) {
+    const trace = parseTraceText(text, 'grow.jsonl');
     return await recordReplay(store, trace, {
       tracePath: 'grow.jsonl',
-      traceText: TRACE,
+      traceText: text,
       variant: 'upstream',
       fixes: [],
       failNth: null,
@@ -254,6 +254,39 @@ describe('a replay that fails part way', () => {
     expect(run?.eventCount).toBe((await store.ops(1, 2, 2))[0]?.lastSeq);
     expect((await store.verify()).ok).toBe(true);
   });
+
+  it('on a batch that fails on the writer thread: the run is failed at the op that cut the batch, not where the failure was noticed', async () => {
+    // Two mmaps of 16 MiB of 4 KiB pages, each about 4,096 events: batch 1 is cut in op 4, batch 2 in op 5.
+    const text = [
+      '{"op":"process","pid":1,"memlock":"unlimited"}',
+      '{"op":"open","ctx":1,"pid":1}',
+      '{"op":"ioas_alloc","ioas":1}',
+      '{"op":"mmap","pid":1,"addr":"0x10000000","length":"0x1000000"}',
+      '{"op":"mmap","pid":1,"addr":"0x20000000","length":"0x1000000"}',
+      '{"op":"domain_attach","domain":1,"ioas":1}',
+      '{"op":"ioas_map","ioas":1,"pid":1,"uptr":"0x10000000","length":"0x1000000","iova":"0x100000000"}',
+      '',
+    ].join('\n');
+    const store = await openTracked();
+    // On the store's file, so on every connection: the writer thread's too.
+    const raw = new Database(path);
+    raw.exec(
+      `CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.seq = 6000 BEGIN SELECT RAISE(ABORT, 'refused'); END`,
+    );
+    raw.close();
+    const error = await record(store, undefined, text).then(
+      () => new Error('expected a throw'),
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({
+      code: 'run-failed',
+      message:
+        'run 1 failed at op 5 (trace line 5): batch of events 4097..8192 not written: refused (SQLITE_CONSTRAINT_TRIGGER); the run is marked failed with the events committed before',
+      details: { run: 1, op: 5, line: 5, marked: true },
+    });
+    expect(await store.run(1)).toMatchObject({ status: 'failed', errorOp: 5, errorLine: 5, eventCount: 4096 });
+    expect((await store.verify()).ok).toBe(true);
+  });
 });
 
 describe('verify reads one snapshot', () => {
@@ -261,12 +294,12 @@ describe('verify reads one snapshot', () => {
     const writerStore = await openTracked();
     const writer = await writerStore.beginRun(runInfo(), { batchSize: 100 });
     appendOps(writer, 300);
+    await writer.settle();
     const reader = await openTracked({ readonly: true });
     let more = 0;
-    verifyTestHooks.afterBlocks = () => {
-      // The blocks are read; commit two more batches before the events are.
-      // SQLite commits inside flush before its promise settles: the batches are in when this returns.
-      if (more++ === 0) void appendOpsFrom(writer, 301, 500);
+    verifyTestHooks.afterBlocks = async () => {
+      // The blocks are read; commit two more batches before the events are (flush returns once they are in).
+      if (more++ === 0) await appendOpsFrom(writer, 301, 500);
     };
     const report = await reader.verify();
     expect(report).toEqual({

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { eventHash, genesisHash } from '../../src/store/chain.js';
 import {
@@ -12,6 +14,7 @@ import {
   type Store,
   type StoredEvent,
 } from '../../src/store/index.js';
+import { childLines } from '../support/child-lines.js';
 import { appendOps, collect, eventRow, opRow, runInfo, tempDir } from '../support/store-rows.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -74,6 +77,15 @@ afterEach(async () => {
   await closeAll();
   tmp.remove();
 });
+
+/** A trigger on the store's file (so on every connection, the writer thread's too) refusing event `seq`. */
+function refuseSeq(seq: number): void {
+  const raw = new Database(path);
+  raw.exec(
+    `CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.seq = ${seq} BEGIN SELECT RAISE(ABORT, 'refused'); END`,
+  );
+  raw.close();
+}
 
 describe('RunWriter and reads', () => {
   it('appends 10,000 events in three batches and reads every row back exactly', async () => {
@@ -341,11 +353,19 @@ describe('failed batches', () => {
     saboteur.exec(`CREATE TRIGGER sabotage BEFORE INSERT ON events WHEN NEW.seq = 2500
       BEGIN SELECT RAISE(ABORT, 'disk on fire'); END`);
     saboteur.close();
-    const failure = thrown(() => appendOps(writer, 3000));
-    expect((failure as StoreError).code).toBe('write-failed');
-    expect((failure as StoreError).message).toBe(
-      `run ${writer.run}: batch of events 2001..3000 not written: disk on fire (SQLITE_CONSTRAINT_TRIGGER)`,
+    // The writer thread commits batches while appends go on: the failure shows at the append that waits for
+    // room, or at settle; either way it names the batch and the op (and trace line) where it was cut.
+    const failure = await rejection(
+      (async () => {
+        appendOps(writer, 3000);
+        await writer.settle();
+      })(),
     );
+    expect(failure).toMatchObject({
+      code: 'write-failed',
+      message: `run ${writer.run}: batch of events 2001..3000 not written: disk on fire (SQLITE_CONSTRAINT_TRIGGER)`,
+      details: { firstSeq: 2001, lastSeq: 3000, op: 299, line: opRow(299).line },
+    });
     expect(await store.eventCount(writer.run)).toBe(2000);
     expect((await store.run(writer.run))?.status).toBe('running');
     expect((thrown(() => writer.append(eventRow(2001))) as StoreError).code).toBe('writer-broken');
@@ -415,5 +435,84 @@ describe('openStore', () => {
     expect(refused).toBeInstanceOf(NotAStoreError);
     expect(refused).toMatchObject({ code: 'no-store', message: `no ioptrace store at ${missing}` });
     expect(existsSync(missing)).toBe(false);
+  });
+});
+
+describe("SQLite's writer thread: a failed batch", () => {
+  it('while later ops are appended: the error names the op where it was cut; the run keeps what committed before', async () => {
+    const store = await openTracked();
+    const writer = await store.beginRun(runInfo(), { batchSize: 1000 });
+    refuseSeq(1500);
+    // Batch 2 (events 1001..2000) is cut by the last event of op 199; ops 200..249 are appended after it,
+    // and no append waits (two batches in flight at most), so the failure shows at settle().
+    appendOps(writer, 2500);
+    const failure = await rejection(writer.settle());
+    expect(failure).toMatchObject({
+      code: 'write-failed',
+      message: `run ${writer.run}: batch of events 1001..2000 not written: refused (SQLITE_CONSTRAINT_TRIGGER)`,
+      details: { run: writer.run, firstSeq: 1001, lastSeq: 2000, op: 199, line: opRow(199).line },
+    });
+    // The chains went back to the last committed batch.
+    expect(writer.seq).toBe(1000);
+    await expect(writer.settle()).rejects.toMatchObject({ code: 'writer-broken' });
+    await writer.finish('failed', { error: 'refused', errorOp: 199, errorLine: opRow(199).line });
+    expect(await store.run(writer.run)).toMatchObject({
+      status: 'failed',
+      error: 'refused',
+      errorOp: 199,
+      errorLine: opRow(199).line,
+      eventCount: 1000,
+      // Op 99 ended after the event that cut batch 1: its row went with batch 2.
+      opCount: 99,
+    });
+    expect(await store.verify()).toMatchObject({ ok: true, runs: [{ events: 1000, ops: 99, batches: 1, ok: true }] });
+  });
+});
+
+describe("SQLite's writer thread: readers during a run", () => {
+  it('see the committed batches only', async () => {
+    const store = await openTracked();
+    const writer = await store.beginRun(runInfo(), { batchSize: 100 });
+    appendOps(writer, 250);
+    await writer.settle();
+    const reader = await openTracked({ readonly: true });
+    expect(await reader.eventCount(writer.run)).toBe(200);
+    expect(await reader.run(writer.run)).toMatchObject({ status: 'running', eventCount: 200, opCount: 19 });
+    await writer.flush();
+    expect(await reader.eventCount(writer.run)).toBe(250);
+    expect((await reader.verify()).runs[0]).toMatchObject({ ok: true, events: 250, batches: 3, ops: 25 });
+  });
+});
+
+describe("SQLite's writer thread: closing the store", () => {
+  it('with batches in flight: commits what was handed over, ends the thread, leaves the run running', async () => {
+    const store = await openStore(path);
+    const writer = await store.beginRun(runInfo(), { batchSize: 100 });
+    appendOps(writer, 250);
+    // No settle: two batches are on their way to the thread, 50 events are still buffered.
+    await store.close();
+    const reader = await openTracked({ readonly: true });
+    expect(await reader.run(writer.run)).toMatchObject({ status: 'running', incomplete: true, eventCount: 200 });
+    expect((await reader.verify()).runs[0]).toMatchObject({ ok: true, incomplete: true, events: 200, batches: 2 });
+  });
+
+  it('is not needed for the process to end once the run is finished', async () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [
+        join(root, 'node_modules/vite-node/vite-node.mjs'),
+        join(root, 'tests/support/children/store-writer.ts'),
+        'finish',
+        path,
+      ],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    expect(await childLines(child, (lines) => lines.includes('finished'))).toEqual(['finished']);
+    // The child leaves its store open: a writer thread still holding it would keep it alive (a hung test).
+    expect(await exited).toBe(0);
+    const reader = await openTracked({ readonly: true });
+    expect((await reader.verify()).runs[0]).toMatchObject({ ok: true, status: 'complete', events: 250, batches: 3 });
   });
 });

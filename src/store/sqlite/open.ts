@@ -20,6 +20,10 @@ import type { Database as Schema } from '../schema.js';
 import type { Store } from '../types.js';
 import { sqliteStore } from './store.js';
 
+// In WAL mode NORMAL loses at most the last commits on power loss, never consistency.
+const SYNCHRONOUS = 'synchronous = NORMAL';
+const FOREIGN_KEYS = 'foreign_keys = ON';
+
 export interface OpenStoreOptions {
   /** Open without writing anything; the schema must already be current. */
   readonly?: boolean;
@@ -74,10 +78,9 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
       // splits and fewer WAL frames per appended batch: about a third faster appends than 4 KiB.
       raw.pragma('page_size = 16384');
       raw.pragma('journal_mode = WAL');
-      // In WAL mode NORMAL loses at most the last commits on power loss, never consistency.
-      raw.pragma('synchronous = NORMAL');
+      raw.pragma(SYNCHRONOUS);
     }
-    raw.pragma('foreign_keys = ON');
+    raw.pragma(FOREIGN_KEYS);
     executed = await migrate(db, path, readonly);
   } catch (error) {
     await db.destroy();
@@ -85,5 +88,7 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
     if (error instanceof StoreError) throw error;
     throw new StoreError('open-failed', `cannot open ${path}: ${describeCause(error)}`, { path }, { cause: error });
   }
-  return sqliteStore(path, readonly, new Connection(raw, new Set(executed)), db);
+  // A run's batches are committed by a writer thread with a connection of its own (writer-thread.ts).
+  const home = readonly || raw.memory ? null : { path, timeout, pragmas: [SYNCHRONOUS, FOREIGN_KEYS] };
+  return sqliteStore(path, readonly, new Connection(raw, new Set(executed), home), db);
 }

@@ -38,6 +38,8 @@ const connections = new WeakMap<Store, Connection>();
 
 export function sqliteStore(path: string, readonly: boolean, conn: Connection, db: Kysely<Schema>): Store {
   const close = async (): Promise<void> => {
+    // A writer thread first commits the batches it was handed: a run left unfinished keeps them.
+    await Promise.all([...conn.threads].map((thread) => thread.close()));
     await db.destroy();
     if (conn.raw.open) conn.raw.close();
   };

@@ -14,6 +14,8 @@ export { verifyTestHooks } from '../verify.js';
 export function sqlitePragma(store: Store, pragma: string): unknown {
   const conn = sqliteConnectionOf(store);
   if (conn === undefined) throw new InternalError('sqlitePragma needs a SQLite store');
-  // Some pragmas (max_page_count) hold per connection: this store's own, not a new one.
+  // Some pragmas (max_page_count) hold per connection: this store's own, not a new one, and those of the
+  // writer threads its runs start from now on.
+  if (pragma.includes('=')) conn.home?.pragmas.push(pragma);
   return conn.raw.pragma(pragma);
 }

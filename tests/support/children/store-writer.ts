@@ -10,6 +10,8 @@
  *                                          writing "committed <seq>" to fd 1 after each batch commits
  *   store-writer.ts slow DB BATCH    the same, resting 2 ms after each commit (a replay that keeps
  *                                          writing for a while without the run growing past what a test reads)
+ *   store-writer.ts finish DB        write the run of PAUSE_RUN below, finish it, write "finished" to
+ *                                          fd 1 and leave the store open: the process must end by itself
  *   store-writer.ts pause DB B N     write the run of PAUSE_RUN below, and stop for good at the Nth
  *                                          step (onWriteStep) of batch B, writing "paused <step>" to fd 1;
  *                                          "done" if batch B has fewer steps
@@ -20,7 +22,7 @@
 
 import { writeSync } from 'node:fs';
 import { openStore, type WriteStep } from '../../../src/store/index.js';
-import { EVENTS_PER_OP, eventRow, opRow, runInfo } from '../store-rows.js';
+import { EVENTS_PER_OP, appendOps, eventRow, opRow, runInfo } from '../store-rows.js';
 
 /**
  * The run the pause mode writes: 250 events in batches of 100, a snapshot every 50 events, then finish
@@ -29,14 +31,19 @@ import { EVENTS_PER_OP, eventRow, opRow, runInfo } from '../store-rows.js';
 const PAUSE_RUN = { events: 250, batchSize: 100, snapshotEvery: 50 } as const;
 
 const [mode, path, ...rest] = process.argv.slice(2);
-if (path === undefined || !['open', 'write', 'slow', 'pause'].includes(mode ?? ''))
-  throw new Error('usage: store-writer.ts open|write|slow|pause DB [BATCH | B N]');
+if (path === undefined || !['open', 'write', 'slow', 'pause', 'finish'].includes(mode ?? ''))
+  throw new Error('usage: store-writer.ts open|write|slow|pause|finish DB [BATCH | B N]');
 const store = await openStore(path);
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 if (mode === 'open') {
   writeSync(1, 'opened\n');
   await store.close();
+} else if (mode === 'finish') {
+  const writer = await store.beginRun(runInfo(), { batchSize: PAUSE_RUN.batchSize });
+  appendOps(writer, PAUSE_RUN.events);
+  await writer.finish('complete', { finalDigest: '00000000000000ff' });
+  writeSync(1, 'finished\n');
 } else if (mode === 'pause') {
   const [batchText, stepText] = rest;
   const pauseBatch = Number(batchText);
@@ -74,9 +81,10 @@ if (mode === 'open') {
   for (let seq = 1; Date.now() < deadline; seq++) {
     writer.append(eventRow(seq));
     if (seq % EVENTS_PER_OP === 0) writer.endOp(opRow(seq / EVENTS_PER_OP - 1));
-    // The append that completes a batch cuts it: SQLite commits it there, a server store at settle().
+    // The append that completes a batch cuts it; it is committed once settle() returns (SQLite's writer
+    // thread and a server store commit while the appends go on).
     if (seq % batchSize === 0) {
-      if (writer.unsettled) await writer.settle();
+      await writer.settle();
       writeSync(1, `committed ${seq}\n`);
       if (mode === 'slow') Atomics.wait(sleeper, 0, 0, 2);
     }

@@ -61,6 +61,8 @@ describe('the store boundary, by the imports of src/', () => {
       'src/store/sqlite/connection.ts',
       'src/store/sqlite/file.ts',
       'src/store/sqlite/open.ts',
+      'src/store/sqlite/thread-body.ts',
+      'src/store/sqlite/writer-thread.ts',
     ]);
   });
 
