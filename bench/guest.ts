@@ -6,12 +6,13 @@
  *
  * "No per-page storage" is measured, not assumed: a 16 GiB guest is 4,194,304 pages of 4 KiB, so anything
  * kept per page would cost at least a byte per page. The figures are the largest state the run stored
- * (its largest snapshot, decompressed: the v8 serialisation of the whole State), the events of the op that
+ * (its largest snapshot, decoded: the v8 serialisation of the whole State), the events of the op that
  * maps the whole guest, and the database bytes, each per guest page.
  */
 
 import Database from 'better-sqlite3';
-import { inflateRawSync } from 'node:zlib';
+import { serialize } from 'node:v8';
+import { deserializeState } from '../src/state/snapshot.js';
 import { measureAppend } from './append.js';
 import type { AppendMeasurement } from './append.js';
 import type { GuestOptions } from './generate.js';
@@ -20,7 +21,10 @@ import { PAGE_SIZE, SETUP_OPS, TEARDOWN_OPS } from './generate.js';
 export interface SnapshotStats {
   snapshots: number;
   snapshotBytes: number;
-  /** The largest snapshot, compressed and as the v8 serialisation of the State. */
+  /**
+   * The largest snapshot as stored (compressed, in its format), and its State as one v8 serialisation (what
+   * a format-1 snapshot held before compression; format 2 stores the same State in parts).
+   */
   maxCompressedBytes: number;
   maxStateBytes: number;
 }
@@ -34,15 +38,15 @@ export function snapshotStats(dbPath: string, run: number): SnapshotStats {
       )
       .get(run);
     const largest = db
-      .prepare<[number], { state: Buffer }>(
-        'SELECT state FROM snapshots WHERE run = ? ORDER BY length(state) DESC LIMIT 1',
+      .prepare<[number], { state: Buffer; format: number }>(
+        'SELECT state, format FROM snapshots WHERE run = ? ORDER BY length(state) DESC LIMIT 1',
       )
       .get(run);
     return {
       snapshots: total?.n ?? 0,
       snapshotBytes: total?.bytes ?? 0,
       maxCompressedBytes: largest?.state.byteLength ?? 0,
-      maxStateBytes: largest === undefined ? 0 : inflateRawSync(largest.state).byteLength,
+      maxStateBytes: largest === undefined ? 0 : serialize(deserializeState(largest.state, largest.format)).byteLength,
     };
   } finally {
     db.close();
