@@ -19,7 +19,7 @@ export interface SpacingOptions {
   bytesPerEvent: number;
 }
 
-export const DEFAULT_SPACING: SpacingOptions = { minEvents: 256, maxEvents: 4096, bytesPerEvent: 32 };
+export const DEFAULT_SPACING: SpacingOptions = { minEvents: 1024, maxEvents: 4096, bytesPerEvent: 32 };
 
 export class SnapshotSpacing {
   private last = 0;

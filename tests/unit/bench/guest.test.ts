@@ -29,8 +29,8 @@ describe('snapshotStats', () => {
     });
     const recorded = await recordGuest(db, guest);
     const stats = snapshotStats(db, recorded.run);
-    // 400 access ops of about 11.5 events, a snapshot every 256 events of a small state.
-    expect([recorded.events, stats.snapshots]).toEqual([4733, 18]);
+    // 400 access ops of about 11.5 events, a snapshot every 1,024 events of a small state.
+    expect([recorded.events, stats.snapshots]).toEqual([4733, 4]);
     expect(stats.maxCompressedBytes).toBeGreaterThan(0);
     expect(stats.maxStateBytes).toBeGreaterThan(stats.maxCompressedBytes);
   });

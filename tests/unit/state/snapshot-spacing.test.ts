@@ -19,8 +19,8 @@ describe('SnapshotSpacing', () => {
     expect(s.due(1700)).toBe(true);
   });
 
-  it('defaults to 256..4096 events and 32 snapshot bytes per event', () => {
-    expect(DEFAULT_SPACING).toEqual({ minEvents: 256, maxEvents: 4096, bytesPerEvent: 32 });
+  it('defaults to 1024..4096 events and 32 snapshot bytes per event', () => {
+    expect(DEFAULT_SPACING).toEqual({ minEvents: 1024, maxEvents: 4096, bytesPerEvent: 32 });
   });
 
   it('refuses bounds that cannot be met', () => {
