@@ -53,7 +53,8 @@ export interface StatementJob {
 /**
  * Parameters of numbers and strings only (the events' INSERTs), packed so that crossing threads costs a
  * transfer, not one structured clone per value: `layout` says per column whether its value is the next of
- * `numbers` ('n') or the next string of the batch's `text` ('s', UTF-8, ending at the next of `ends`).
+ * `numbers` ('n') or the next string of the batch's `text` ('s', ending at the next of `ends`, in UTF-16
+ * code units).
  */
 export interface PackedParams {
   rows: number;
@@ -73,8 +74,8 @@ export interface BatchJob {
   /** Statement texts this thread has not been sent yet, by id. */
   texts: [number, string][];
   statements: StatementJob[];
-  /** The UTF-8 bytes of the packed parameters' strings. */
-  text: Uint8Array;
+  /** The packed parameters' strings, joined. */
+  text: string;
 }
 
 export type Job = BatchJob | { t: 'close' };
@@ -88,8 +89,8 @@ export interface ThreadError {
 
 export type Reply =
   | { t: 'step'; step: string; batch: number }
-  /** `ns`: how long the thread spent on the batch (unpacking, statements, commit); `text`: the job's, back. */
-  | { t: 'done'; batch: number; ns: number; text: Uint8Array }
+  /** `ns`: how long the thread spent on the batch (unpacking, statements, commit). */
+  | { t: 'done'; batch: number; ns: number }
   | { t: 'dropped'; batch: number }
   /** `finishChanged`: the finish UPDATE changed that many rows (not 1: the run was no longer 'running'). */
   | { t: 'failed'; batch: number; ns: number; error: ThreadError | null; hook: boolean; finishChanged: number | null };
@@ -109,9 +110,9 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
     Atomics.add(shared, SLOT.signal, 1);
     Atomics.notify(shared, SLOT.signal);
   };
-  const answered = (message: Reply, transfer: ArrayBuffer[] = []): void => {
+  const answered = (message: Reply): void => {
     Atomics.add(shared, SLOT.answered, 1);
-    replies.postMessage(message, transfer);
+    replies.postMessage(message);
     Atomics.add(shared, SLOT.signal, 1);
     Atomics.notify(shared, SLOT.signal);
   };
@@ -128,11 +129,9 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
     Atomics.wait(shared, SLOT.ack, 0);
     if (Atomics.load(shared, SLOT.ack) === 2) throw new HookFailed();
   };
-  let text: { bytes: Uint8Array; buffer: Buffer } | null = null;
-  const unpack = (packed: PackedParams, bytes: Uint8Array): unknown[] => {
-    if (text?.bytes !== bytes) text = { bytes, buffer: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+  // A slice of the batch's text shares its characters (V8 copies only slices shorter than 13 units).
+  const unpack = (packed: PackedParams, text: string): unknown[] => {
     const { layout, numbers, ends } = packed;
-    const buffer = text.buffer;
     const params: unknown[] = [];
     let n = 0;
     let e = 0;
@@ -142,7 +141,7 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
         if (layout.charCodeAt(c) === 110) params.push(numbers[n++]);
         else {
           const end = ends[e++] as number;
-          params.push(buffer.toString('utf8', at, end));
+          params.push(text.slice(at, end));
           at = end;
         }
       }
@@ -214,7 +213,6 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
     } catch {
       // The batch is in the database whatever the hook says.
     }
-    // The text buffer goes back to be filled again: a batch's worth of bytes is not allocated per batch.
-    answered({ t: 'done', batch: job.batch, ns: ns(), text: job.text }, [job.text.buffer as ArrayBuffer]);
+    answered({ t: 'done', batch: job.batch, ns: ns() });
   });
 }
