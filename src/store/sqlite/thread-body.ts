@@ -74,8 +74,10 @@ export interface BatchJob {
   /** Statement texts this thread has not been sent yet, by id. */
   texts: [number, string][];
   statements: StatementJob[];
-  /** The packed parameters' strings, joined. */
-  text: string;
+  /** The packed parameters' strings, joined, as UTF-8. */
+  text: Uint8Array;
+  /** `text` is all ASCII. */
+  ascii: boolean;
 }
 
 export type Job = BatchJob | { t: 'close' };
@@ -89,8 +91,8 @@ export interface ThreadError {
 
 export type Reply =
   | { t: 'step'; step: string; batch: number }
-  /** `ns`: how long the thread spent on the batch (unpacking, statements, commit). */
-  | { t: 'done'; batch: number; ns: number }
+  /** `ns`: how long the thread spent on the batch (unpacking, statements, commit); `text`: the job's, back. */
+  | { t: 'done'; batch: number; ns: number; text: Uint8Array }
   | { t: 'dropped'; batch: number }
   /** `finishChanged`: the finish UPDATE changed that many rows (not 1: the run was no longer 'running'). */
   | { t: 'failed'; batch: number; ns: number; error: ThreadError | null; hook: boolean; finishChanged: number | null };
@@ -110,9 +112,9 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
     Atomics.add(shared, SLOT.signal, 1);
     Atomics.notify(shared, SLOT.signal);
   };
-  const answered = (message: Reply): void => {
+  const answered = (message: Reply, transfer: ArrayBuffer[] = []): void => {
     Atomics.add(shared, SLOT.answered, 1);
-    replies.postMessage(message);
+    replies.postMessage(message, transfer);
     Atomics.add(shared, SLOT.signal, 1);
     Atomics.notify(shared, SLOT.signal);
   };
@@ -129,8 +131,16 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
     Atomics.wait(shared, SLOT.ack, 0);
     if (Atomics.load(shared, SLOT.ack) === 2) throw new HookFailed();
   };
-  // A slice of the batch's text shares its characters (V8 copies only slices shorter than 13 units).
-  const unpack = (packed: PackedParams, text: string): unknown[] => {
+  // The job whose text was decoded last, and that text: decoded once per batch, then sliced. A slice shares
+  // the text's characters (V8 copies only slices shorter than 13 units).
+  let decoded: { job: BatchJob; text: string } | null = null;
+  const unpack = (packed: PackedParams, job: BatchJob): unknown[] => {
+    if (decoded?.job !== job) {
+      const bytes = job.text;
+      const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      decoded = { job, text: buffer.toString(job.ascii ? 'latin1' : 'utf8') };
+    }
+    const text = decoded.text;
     const { layout, numbers, ends } = packed;
     const params: unknown[] = [];
     let n = 0;
@@ -157,7 +167,7 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
         statement = conn.prepare(texts.get(s.sql) ?? '');
         statements.set(s.sql, statement);
       }
-      const params = s.params ?? unpack(s.packed as PackedParams, job.text);
+      const params = s.params ?? unpack(s.packed as PackedParams, job);
       // eslint-disable-next-line no-restricted-syntax -- bounded by the main thread's rows per statement
       const changed = statement.run(...params).changes;
       if (s.step === 'finish' && changed !== 1) throw new NotFinished(changed);
@@ -213,6 +223,8 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
     } catch {
       // The batch is in the database whatever the hook says.
     }
-    answered({ t: 'done', batch: job.batch, ns: ns() });
+    decoded = null;
+    // The text buffer goes back to be filled again: a batch's worth of bytes is not allocated per batch.
+    answered({ t: 'done', batch: job.batch, ns: ns(), text: job.text }, [job.text.buffer as ArrayBuffer]);
   });
 }

@@ -5,13 +5,14 @@
  * inserts and commits.
  *
  * A batch goes over as the statements the batch's transaction runs (run-writer.ts). The events' INSERTs,
- * nearly all of a batch, have their parameters packed (packRows): numbers into typed arrays (transferred,
- * not copied), and strings joined into one string with their end offsets, which crosses as one flat copy.
- * Structured cloning the same flat arrays value by value cost about 15 ms per batch of 4,096 events on the
- * replay's thread in B5 (bench/README.md, B1). Writing each string as UTF-8 into a transferred buffer cost
- * a call per string here and a decode per string on the thread (about 0.35 us and 0.3 us per event in B1);
- * joined, the thread takes each string as a slice of the batch's text, and the driver encodes it to UTF-8
- * once, as it does any string. Statement texts cross once per thread, then by id.
+ * nearly all of a batch, have their parameters packed (packRows): numbers into typed arrays, strings
+ * joined and written once as UTF-8 into one buffer, all transferred, not copied. Structured cloning the
+ * same flat arrays value by value cost about 15 ms per batch of 4,096 events on the replay's thread in B5
+ * (bench/README.md, B1). Writing each string into the buffer on its own cost a call per string here and a
+ * decode per string on the thread (0.4 s and 0.38 s of a 1.15M-event B1); posting the joined string
+ * itself cost more in postMessage than the writes it saved. Joined, the buffer is one write here and one
+ * decode there, and the thread takes each string as a slice of the batch's text. Statement texts cross
+ * once per thread, then by id; the thread sends each text buffer back with its reply, to be filled again.
  *
  * Replies come back on a port of their own, read either by its listener (while the main thread awaits)
  * or synchronously (receiveMessageOnPort, woken by Atomics.wait on a shared counter) when append must
@@ -41,6 +42,8 @@ import {
  * default (tens of MiB) showed in the peak RSS of a 10M-event replay (bench B8, goal <= 512 MiB).
  */
 const THREAD_YOUNG_GENERATION_MB = 4;
+/** Text buffers kept for reuse: one per batch that can be in flight, and the one being filled. */
+const SPARE_BUFFERS = 3;
 const DRIVER = createRequire(import.meta.url).resolve('better-sqlite3');
 const SOURCE = `(${writerThreadBody.toString()})(require, require('node:worker_threads').workerData)`;
 
@@ -100,6 +103,8 @@ export class WriterThread {
   #handled = 0;
   #waiters: (() => void)[] = [];
   #closing: Promise<void> | null = null;
+  /** Text buffers the thread sent back (see post). */
+  #spare: Buffer[] = [];
 
   /** `onReply` gets every reply, in order, on this thread. */
   constructor(home: WriterHome, steps: boolean, onReply: (reply: Reply) => void) {
@@ -187,9 +192,22 @@ export class WriterThread {
       }
       jobs.push({ step: s.step, sql: id, params: packed === null ? s.params : null, packed });
     }
-    const job: Job = { t: 'batch', batch, epoch, texts, statements: jobs, text: parts.join('') };
+    const joined = parts.join('');
+    const text = this.#textBuffer(joined.length);
+    const bytes = text.write(joined, 0);
+    transfer.push(text.buffer as ArrayBuffer);
+    // As many bytes as code units: all ASCII, which the thread decodes as latin1 (a plain copy).
+    const ascii = bytes === joined.length;
+    const job: Job = { t: 'batch', batch, epoch, texts, statements: jobs, text: text.subarray(0, bytes), ascii };
     if (this.#posted++ === this.#handled) this.#worker.ref();
     this.#worker.postMessage(job, transfer);
+  }
+
+  /** A buffer for the UTF-8 of `units` UTF-16 code units (3 bytes each at most): a returned one if it fits. */
+  #textBuffer(units: number): Buffer {
+    const spare = this.#spare.pop();
+    if (spare !== undefined && spare.byteLength >= units * 3) return spare;
+    return Buffer.allocUnsafeSlow(Math.max(units * 3, 1));
   }
 
   /** The answer to a write step the thread waits on: go on, or roll the batch back. */
@@ -226,6 +244,9 @@ export class WriterThread {
   }
 
   #handle(reply: Reply): void {
+    if (reply.t === 'done') {
+      if (this.#spare.length < SPARE_BUFFERS) this.#spare.push(Buffer.from(reply.text.buffer));
+    }
     if (reply.t !== 'step' && ++this.#handled === this.#posted && this.#closing === null) this.#worker.unref();
     this.#onReply(reply);
     if (this.#handled === this.#posted && this.#waiters.length > 0) {
