@@ -91,14 +91,36 @@ export interface ThreadError {
 
 export type Reply =
   | { t: 'step'; step: string; batch: number }
-  /** `ns`: how long the thread spent on the batch (unpacking, statements, commit); `text`: the job's, back. */
-  | { t: 'done'; batch: number; ns: number; text: Uint8Array }
+  /**
+   * `ns`: how long the thread spent on the batch (unpacking, statements, commit); `sched`: of that time, on
+   * a CPU and waiting for one (null where the kernel does not say); `text`: the job's, back.
+   */
+  | { t: 'done'; batch: number; ns: number; sched: ThreadSched | null; text: Uint8Array }
   | { t: 'dropped'; batch: number }
   /** `finishChanged`: the finish UPDATE changed that many rows (not 1: the run was no longer 'running'). */
-  | { t: 'failed'; batch: number; ns: number; error: ThreadError | null; hook: boolean; finishChanged: number | null };
+  | {
+      t: 'failed';
+      batch: number;
+      ns: number;
+      sched: ThreadSched | null;
+      error: ThreadError | null;
+      hook: boolean;
+      finishChanged: number | null;
+    };
+
+/**
+ * Where a batch's time went, from Linux's /proc/thread-self/schedstat: nanoseconds on a CPU and waiting in
+ * the run queue for one; the rest of `ns` the thread slept (fsync at checkpoints, mostly). B1 reports them
+ * to tell the store's own cost from a shared machine's (bench/README.md).
+ */
+export interface ThreadSched {
+  cpuNs: number;
+  waitNs: number;
+}
 
 export function writerThreadBody(load: (id: string) => unknown, data: ThreadData): void {
   const threads = load('node:worker_threads') as typeof import('node:worker_threads');
+  const fs = load('node:fs') as typeof import('node:fs');
   const Database = load(data.driver) as typeof BetterSqlite3;
   const shared = new Int32Array(data.shared);
   const { replies, slots: SLOT } = data;
@@ -117,6 +139,22 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
     replies.postMessage(message, transfer);
     Atomics.add(shared, SLOT.signal, 1);
     Atomics.notify(shared, SLOT.signal);
+  };
+  // The thread's schedstat so far (on CPU, waiting), or null once it could not be read (not Linux).
+  let schedReadable = true;
+  const sched = (): ThreadSched | null => {
+    if (!schedReadable) return null;
+    try {
+      const fields = fs.readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ');
+      return { cpuNs: Number(fields[0]), waitNs: Number(fields[1]) };
+    } catch {
+      schedReadable = false;
+      return null;
+    }
+  };
+  const since = (start: ThreadSched | null): ThreadSched | null => {
+    const end = start === null ? null : sched();
+    return start === null || end === null ? null : { cpuNs: end.cpuNs - start.cpuNs, waitNs: end.waitNs - start.waitNs };
   };
   class HookFailed extends Error {}
   class NotFinished extends Error {
@@ -193,6 +231,7 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
       return;
     }
     const begun = process.hrtime.bigint();
+    const sched0 = sched();
     const ns = (): number => Number(process.hrtime.bigint() - begun);
     try {
       db ??= open();
@@ -205,6 +244,7 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
         t: 'failed',
         batch: job.batch,
         ns: ns(),
+        sched: since(sched0),
         error:
           error instanceof HookFailed || error instanceof NotFinished
             ? null
@@ -225,6 +265,8 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
     }
     decoded = null;
     // The text buffer goes back to be filled again: a batch's worth of bytes is not allocated per batch.
-    answered({ t: 'done', batch: job.batch, ns: ns(), text: job.text }, [job.text.buffer as ArrayBuffer]);
+    answered({ t: 'done', batch: job.batch, ns: ns(), sched: since(sched0), text: job.text }, [
+      job.text.buffer as ArrayBuffer,
+    ]);
   });
 }

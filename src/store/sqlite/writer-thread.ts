@@ -151,7 +151,9 @@ export class WriterThread {
     };
     for (let first = true; this.#handled < this.#posted; first = false) {
       this.#handle(
-        first ? { t: 'failed', batch: 0, ns: 0, error, hook: false, finishChanged: null } : { t: 'dropped', batch: 0 },
+        first
+          ? { t: 'failed', batch: 0, ns: 0, sched: null, error, hook: false, finishChanged: null }
+          : { t: 'dropped', batch: 0 },
       );
     }
   }
