@@ -55,6 +55,12 @@ class TimedWriter implements RunWriter {
   get threadSeconds(): number {
     return this.inner.threadSeconds ?? 0;
   }
+  get threadCpuSeconds(): number | undefined {
+    return this.inner.threadCpuSeconds;
+  }
+  get threadWaitSeconds(): number | undefined {
+    return this.inner.threadWaitSeconds;
+  }
   private timed<T>(call: () => T): T {
     const t0 = process.hrtime.bigint();
     try {
@@ -148,6 +154,9 @@ export interface RecordFigures {
   writerSeconds: number;
   /** On the store's writer thread (0 when it had none). */
   threadSeconds: number;
+  /** Of threadSeconds, on a CPU and waiting in the run queue for one (null: not known, not Linux). */
+  threadCpuSeconds: number | null;
+  threadWaitSeconds: number | null;
   /** Trace ops before the first access op (process, mmap, domains, the guest map). */
   setupSeconds: number;
   /** From the end of the setup to the end of the last access op. */
@@ -173,6 +182,16 @@ function fileBytes(path: string): number {
     }
   }
   return n;
+}
+
+/** The sum of the figures, or null when one is not known. */
+function sumKnown(values: (number | undefined)[]): number | null {
+  let sum = 0;
+  for (const value of values) {
+    if (value === undefined) return null;
+    sum += value;
+  }
+  return sum;
 }
 
 /** Replay the guest trace into a new (or existing, for a second run) database file, timed. */
@@ -232,6 +251,8 @@ export async function recordGuest(
     cpuSeconds: cpu,
     writerSeconds: Number(clock.ns) / 1e9,
     threadSeconds: clock.writers.reduce((sum, writer) => sum + (writer.threadSeconds ?? 0), 0),
+    threadCpuSeconds: sumKnown(clock.writers.map((writer) => writer.threadCpuSeconds)),
+    threadWaitSeconds: sumKnown(clock.writers.map((writer) => writer.threadWaitSeconds)),
     setupSeconds: Number(setupEnd - t0) / 1e9,
     accessSeconds: Number(accessEnd - setupEnd) / 1e9,
     fixedEvents,
@@ -284,6 +305,10 @@ export function appendFigures(m: AppendMeasurement): Record<string, number> {
     endToEndEventsPerSec: r.events / r.seconds,
     writerSeconds: r.writerSeconds,
     writerThreadSeconds: r.threadSeconds,
+    // Diagnostics, not the figure: what the writer thread's time was made of, and the raw insert's CPU.
+    ...(r.threadCpuSeconds === null ? {} : { writerThreadCpuSeconds: r.threadCpuSeconds }),
+    ...(r.threadWaitSeconds === null ? {} : { writerThreadRunQueueSeconds: r.threadWaitSeconds }),
+    rawInsertCpuSeconds: m.limit.cpuSeconds,
     recordSeconds: r.seconds,
     meanPayloadBytes: m.meanPayloadBytes,
     dbBytesPerEvent: r.dbBytes / r.events,

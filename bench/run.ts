@@ -398,6 +398,13 @@ export function assemble(plan: Plan, m: Measured): Results {
         (b1['storePathCpuRatio'] === undefined ? '' : ` (${fmtNumber(b1['storePathCpuRatio'])} in CPU time)`),
       `${fmtNumber(g.record.events)} events of ${fmtNumber(g.meanPayloadBytes)} payload bytes on average; database ${mib(g.record.dbBytes)}; ` +
         `load average ${fmtNumber(g.load)} on ${availableParallelism()} CPUs`,
+      ...(g.record.threadCpuSeconds === null || g.record.threadWaitSeconds === null
+        ? []
+        : [
+            `the writer thread's ${fmtNumber(g.record.threadSeconds)} s: ${fmtNumber(g.record.threadCpuSeconds)} s on a CPU, ` +
+              `${fmtNumber(g.record.threadWaitSeconds)} s waiting for one, the rest asleep (fsync at checkpoints); ` +
+              `the raw insert: ${fmtNumber(g.limit.seconds)} s, ${fmtNumber(g.limit.cpuSeconds)} s of CPU`,
+          ]),
     ],
   });
   results.B2 = makeResult({

@@ -129,6 +129,12 @@ export interface RunWriter {
   settle(): Promise<void>;
   /** Seconds a writer thread spent on this writer's batches so far (SQLite on a file; else undefined). */
   readonly threadSeconds?: number;
+  /**
+   * Of threadSeconds, the thread's time on a CPU and waiting in the run queue for one (Linux; else
+   * undefined): what the store costs, told from what a shared machine adds (bench B1).
+   */
+  readonly threadCpuSeconds?: number | undefined;
+  readonly threadWaitSeconds?: number | undefined;
   /** Commits what is buffered. On failure nothing of the batch is written and the writer refuses further rows. */
   flush(): Promise<void>;
   /**

@@ -83,6 +83,8 @@ class SqliteRunWriter extends BatchingRunWriter {
   #hookError: unknown = null;
   /** The thread's time on this writer's batches (threadSeconds). */
   #threadNs = 0;
+  /** Of that time, on a CPU and waiting for one (threadCpuSeconds, threadWaitSeconds); null: not known. */
+  #threadSched: { cpuNs: number; waitNs: number } | null = { cpuNs: 0, waitNs: 0 };
 
   constructor(conn: Connection, run: number, start: NewRun) {
     super(run, start, DIALECT);
@@ -93,6 +95,14 @@ class SqliteRunWriter extends BatchingRunWriter {
 
   get threadSeconds(): number {
     return this.#threadNs / 1e9;
+  }
+
+  get threadCpuSeconds(): number | undefined {
+    return this.#threadSched === null ? undefined : this.#threadSched.cpuNs / 1e9;
+  }
+
+  get threadWaitSeconds(): number | undefined {
+    return this.#threadSched === null ? undefined : this.#threadSched.waitNs / 1e9;
   }
 
   /**
@@ -183,7 +193,14 @@ class SqliteRunWriter extends BatchingRunWriter {
       return;
     }
     const batch = this.#inFlight.shift() as Batch;
-    if (reply.t !== 'dropped') this.#threadNs += reply.ns;
+    if (reply.t !== 'dropped') {
+      this.#threadNs += reply.ns;
+      const sched = this.#threadSched;
+      if (sched !== null && reply.sched !== null) {
+        sched.cpuNs += reply.sched.cpuNs;
+        sched.waitNs += reply.sched.waitNs;
+      } else this.#threadSched = null;
+    }
     if (reply.t === 'done') this.committed(batch, false);
     else if (reply.t === 'failed') {
       this.#failures += 1;

@@ -53,7 +53,8 @@ export interface StatementJob {
 /**
  * Parameters of numbers and strings only (the events' INSERTs), packed so that crossing threads costs a
  * transfer, not one structured clone per value: `layout` says per column whether its value is the next of
- * `numbers` ('n') or the next string of the batch's `text` ('s', UTF-8, ending at the next of `ends`).
+ * `numbers` ('n') or the next string of the batch's `text` ('s', ending at the next of `ends`, in UTF-16
+ * code units).
  */
 export interface PackedParams {
   rows: number;
@@ -73,8 +74,10 @@ export interface BatchJob {
   /** Statement texts this thread has not been sent yet, by id. */
   texts: [number, string][];
   statements: StatementJob[];
-  /** The UTF-8 bytes of the packed parameters' strings. */
+  /** The packed parameters' strings, joined, as UTF-8. */
   text: Uint8Array;
+  /** `text` is all ASCII. */
+  ascii: boolean;
 }
 
 export type Job = BatchJob | { t: 'close' };
@@ -88,14 +91,36 @@ export interface ThreadError {
 
 export type Reply =
   | { t: 'step'; step: string; batch: number }
-  /** `ns`: how long the thread spent on the batch (unpacking, statements, commit); `text`: the job's, back. */
-  | { t: 'done'; batch: number; ns: number; text: Uint8Array }
+  /**
+   * `ns`: how long the thread spent on the batch (unpacking, statements, commit); `sched`: of that time, on
+   * a CPU and waiting for one (null where the kernel does not say); `text`: the job's, back.
+   */
+  | { t: 'done'; batch: number; ns: number; sched: ThreadSched | null; text: Uint8Array }
   | { t: 'dropped'; batch: number }
   /** `finishChanged`: the finish UPDATE changed that many rows (not 1: the run was no longer 'running'). */
-  | { t: 'failed'; batch: number; ns: number; error: ThreadError | null; hook: boolean; finishChanged: number | null };
+  | {
+      t: 'failed';
+      batch: number;
+      ns: number;
+      sched: ThreadSched | null;
+      error: ThreadError | null;
+      hook: boolean;
+      finishChanged: number | null;
+    };
+
+/**
+ * Where a batch's time went, from Linux's /proc/thread-self/schedstat: nanoseconds on a CPU and waiting in
+ * the run queue for one; the rest of `ns` the thread slept (fsync at checkpoints, mostly). B1 reports them
+ * to tell the store's own cost from a shared machine's (bench/README.md).
+ */
+export interface ThreadSched {
+  cpuNs: number;
+  waitNs: number;
+}
 
 export function writerThreadBody(load: (id: string) => unknown, data: ThreadData): void {
   const threads = load('node:worker_threads') as typeof import('node:worker_threads');
+  const fs = load('node:fs') as typeof import('node:fs');
   const Database = load(data.driver) as typeof BetterSqlite3;
   const shared = new Int32Array(data.shared);
   const { replies, slots: SLOT } = data;
@@ -115,6 +140,22 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
     Atomics.add(shared, SLOT.signal, 1);
     Atomics.notify(shared, SLOT.signal);
   };
+  // The thread's schedstat so far (on CPU, waiting), or null once it could not be read (not Linux).
+  let schedReadable = true;
+  const sched = (): ThreadSched | null => {
+    if (!schedReadable) return null;
+    try {
+      const fields = fs.readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ');
+      return { cpuNs: Number(fields[0]), waitNs: Number(fields[1]) };
+    } catch {
+      schedReadable = false;
+      return null;
+    }
+  };
+  const since = (start: ThreadSched | null): ThreadSched | null => {
+    const end = start === null ? null : sched();
+    return start === null || end === null ? null : { cpuNs: end.cpuNs - start.cpuNs, waitNs: end.waitNs - start.waitNs };
+  };
   class HookFailed extends Error {}
   class NotFinished extends Error {
     constructor(readonly changed: number) {
@@ -128,11 +169,17 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
     Atomics.wait(shared, SLOT.ack, 0);
     if (Atomics.load(shared, SLOT.ack) === 2) throw new HookFailed();
   };
-  let text: { bytes: Uint8Array; buffer: Buffer } | null = null;
-  const unpack = (packed: PackedParams, bytes: Uint8Array): unknown[] => {
-    if (text?.bytes !== bytes) text = { bytes, buffer: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+  // The job whose text was decoded last, and that text: decoded once per batch, then sliced. A slice shares
+  // the text's characters (V8 copies only slices shorter than 13 units).
+  let decoded: { job: BatchJob; text: string } | null = null;
+  const unpack = (packed: PackedParams, job: BatchJob): unknown[] => {
+    if (decoded?.job !== job) {
+      const bytes = job.text;
+      const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      decoded = { job, text: buffer.toString(job.ascii ? 'latin1' : 'utf8') };
+    }
+    const text = decoded.text;
     const { layout, numbers, ends } = packed;
-    const buffer = text.buffer;
     const params: unknown[] = [];
     let n = 0;
     let e = 0;
@@ -142,7 +189,7 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
         if (layout.charCodeAt(c) === 110) params.push(numbers[n++]);
         else {
           const end = ends[e++] as number;
-          params.push(buffer.toString('utf8', at, end));
+          params.push(text.slice(at, end));
           at = end;
         }
       }
@@ -158,7 +205,7 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
         statement = conn.prepare(texts.get(s.sql) ?? '');
         statements.set(s.sql, statement);
       }
-      const params = s.params ?? unpack(s.packed as PackedParams, job.text);
+      const params = s.params ?? unpack(s.packed as PackedParams, job);
       // eslint-disable-next-line no-restricted-syntax -- bounded by the main thread's rows per statement
       const changed = statement.run(...params).changes;
       if (s.step === 'finish' && changed !== 1) throw new NotFinished(changed);
@@ -184,6 +231,7 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
       return;
     }
     const begun = process.hrtime.bigint();
+    const sched0 = sched();
     const ns = (): number => Number(process.hrtime.bigint() - begun);
     try {
       db ??= open();
@@ -196,6 +244,7 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
         t: 'failed',
         batch: job.batch,
         ns: ns(),
+        sched: since(sched0),
         error:
           error instanceof HookFailed || error instanceof NotFinished
             ? null
@@ -214,7 +263,10 @@ export function writerThreadBody(load: (id: string) => unknown, data: ThreadData
     } catch {
       // The batch is in the database whatever the hook says.
     }
+    decoded = null;
     // The text buffer goes back to be filled again: a batch's worth of bytes is not allocated per batch.
-    answered({ t: 'done', batch: job.batch, ns: ns(), text: job.text }, [job.text.buffer as ArrayBuffer]);
+    answered({ t: 'done', batch: job.batch, ns: ns(), sched: since(sched0), text: job.text }, [
+      job.text.buffer as ArrayBuffer,
+    ]);
   });
 }

@@ -5,11 +5,14 @@
  * inserts and commits.
  *
  * A batch goes over as the statements the batch's transaction runs (run-writer.ts). The events' INSERTs,
- * nearly all of a batch, have their parameters packed (packRows): numbers into typed arrays, strings as
- * UTF-8 into one buffer, all transferred, not copied. Structured cloning the same flat arrays value by
- * value cost about 15 ms per batch of 4,096 events on the replay's thread in B5 (bench/README.md, B1);
- * packed, packing and posting cost about a third of that. Statement texts cross once per thread, then by
- * id; the thread sends each text buffer back with its reply, to be filled again.
+ * nearly all of a batch, have their parameters packed (packRows): numbers into typed arrays, strings
+ * joined and written once as UTF-8 into one buffer, all transferred, not copied. Structured cloning the
+ * same flat arrays value by value cost about 15 ms per batch of 4,096 events on the replay's thread in B5
+ * (bench/README.md, B1). Writing each string into the buffer on its own cost a call per string here and a
+ * decode per string on the thread (0.4 s and 0.38 s of a 1.15M-event B1); posting the joined string
+ * itself cost more in postMessage than the writes it saved. Joined, the buffer is one write here and one
+ * decode there, and the thread takes each string as a slice of the batch's text. Statement texts cross
+ * once per thread, then by id; the thread sends each text buffer back with its reply, to be filled again.
  *
  * Replies come back on a port of their own, read either by its listener (while the main thread awaits)
  * or synchronously (receiveMessageOnPort, woken by Atomics.wait on a shared counter) when append must
@@ -34,13 +37,13 @@ import {
   writerThreadBody,
 } from './thread-body.js';
 
-/** Text buffers kept for reuse: one per batch that can be in flight, and the one being filled. */
-const SPARE_BUFFERS = 3;
 /**
  * The thread's young generation, in MiB: it holds one or two batches' unpacked rows at a time, and V8's
  * default (tens of MiB) showed in the peak RSS of a 10M-event replay (bench B8, goal <= 512 MiB).
  */
 const THREAD_YOUNG_GENERATION_MB = 4;
+/** Text buffers kept for reuse: one per batch that can be in flight, and the one being filled. */
+const SPARE_BUFFERS = 3;
 const DRIVER = createRequire(import.meta.url).resolve('better-sqlite3');
 const SOURCE = `(${writerThreadBody.toString()})(require, require('node:worker_threads').workerData)`;
 
@@ -53,27 +56,36 @@ export function threadError(error: ThreadError): Error {
 }
 
 /**
- * Rows of `width` numbers and strings as PackedParams, their strings written to `text` from `start`; null
- * when a value is neither (the statement's parameters then cross as they are).
+ * Rows of `width` numbers and strings as PackedParams, their strings pushed onto `parts` (the batch's text
+ * once joined), which holds `at` UTF-16 code units so far; null when a value is neither (the statement's
+ * parameters then cross as they are, and nothing is pushed).
  */
-function packRows(params: unknown[], width: number, text: Buffer, start: number): PackedParams | null {
+function packRows(params: unknown[], width: number, parts: string[], at: number): PackedParams | null {
   let layout = '';
   for (let c = 0; c < width; c++) layout += typeof params[c] === 'number' ? 'n' : 's';
   const rows = params.length / width;
   const numeric = layout.split('n').length - 1;
   const numbers = new Float64Array(rows * numeric);
   const ends = new Uint32Array(rows * (width - numeric));
+  const pushed = parts.length;
   let n = 0;
   let e = 0;
-  let at = start;
+  const start = at;
   for (let i = 0; i < params.length; i++) {
     const value = params[i];
     if (layout.charCodeAt(i % width) === 110) {
-      if (typeof value !== 'number') return null;
+      if (typeof value !== 'number') {
+        parts.length = pushed;
+        return null;
+      }
       numbers[n++] = value;
     } else {
-      if (typeof value !== 'string') return null;
-      at += text.write(value, at);
+      if (typeof value !== 'string') {
+        parts.length = pushed;
+        return null;
+      }
+      parts.push(value);
+      at += value.length;
       ends[e++] = at;
     }
   }
@@ -139,7 +151,9 @@ export class WriterThread {
     };
     for (let first = true; this.#handled < this.#posted; first = false) {
       this.#handle(
-        first ? { t: 'failed', batch: 0, ns: 0, error, hook: false, finishChanged: null } : { t: 'dropped', batch: 0 },
+        first
+          ? { t: 'failed', batch: 0, ns: 0, sched: null, error, hook: false, finishChanged: null }
+          : { t: 'dropped', batch: 0 },
       );
     }
   }
@@ -161,32 +175,32 @@ export class WriterThread {
 
   /** Hands a batch's statements to the thread: one message, the events' rows packed (see packRows). */
   post(batch: number, epoch: number, statements: Iterable<BatchStatement>): void {
-    const list = [...statements];
-    let capacity = 0;
-    for (const s of list) {
-      if (s.step !== 'events') continue;
-      for (const value of s.params) if (typeof value === 'string') capacity += value.length;
-    }
-    const text = this.#textBuffer(capacity);
-    const transfer: ArrayBuffer[] = [text.buffer as ArrayBuffer];
+    const parts: string[] = [];
     let at = 0;
+    const transfer: ArrayBuffer[] = [];
     const texts: [number, string][] = [];
     const jobs: StatementJob[] = [];
-    for (const s of list) {
+    for (const s of statements) {
       let id = this.#texts.get(s.sql);
       if (id === undefined) {
         id = this.#texts.size;
         this.#texts.set(s.sql, id);
         texts.push([id, s.sql]);
       }
-      const packed = s.step === 'events' ? packRows(s.params, EVENT_COLUMNS.length, text, at) : null;
+      const packed = s.step === 'events' ? packRows(s.params, EVENT_COLUMNS.length, parts, at) : null;
       if (packed !== null) {
         at = packed.ends[packed.ends.length - 1] ?? at;
         transfer.push(packed.numbers.buffer as ArrayBuffer, packed.ends.buffer as ArrayBuffer);
       }
       jobs.push({ step: s.step, sql: id, params: packed === null ? s.params : null, packed });
     }
-    const job: Job = { t: 'batch', batch, epoch, texts, statements: jobs, text: text.subarray(0, at) };
+    const joined = parts.join('');
+    const text = this.#textBuffer(joined.length);
+    const bytes = text.write(joined, 0);
+    transfer.push(text.buffer as ArrayBuffer);
+    // As many bytes as code units: all ASCII, which the thread decodes as latin1 (a plain copy).
+    const ascii = bytes === joined.length;
+    const job: Job = { t: 'batch', batch, epoch, texts, statements: jobs, text: text.subarray(0, bytes), ascii };
     if (this.#posted++ === this.#handled) this.#worker.ref();
     this.#worker.postMessage(job, transfer);
   }
@@ -195,7 +209,7 @@ export class WriterThread {
   #textBuffer(units: number): Buffer {
     const spare = this.#spare.pop();
     if (spare !== undefined && spare.byteLength >= units * 3) return spare;
-    return Buffer.allocUnsafeSlow(units * 3);
+    return Buffer.allocUnsafeSlow(Math.max(units * 3, 1));
   }
 
   /** The answer to a write step the thread waits on: go on, or roll the batch back. */

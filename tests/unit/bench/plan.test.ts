@@ -98,6 +98,8 @@ describe('assemble', () => {
       cpuSeconds: recordSeconds / 2,
       writerSeconds,
       threadSeconds,
+      threadCpuSeconds: null,
+      threadWaitSeconds: null,
       setupSeconds: 0.5,
       accessSeconds: 40,
       fixedEvents: 1_000,
