@@ -10,6 +10,7 @@ import { withoutStateDigest } from '../state/records.js';
 import { recomputeDigest } from '../state/state.js';
 import type { State } from '../state/state.js';
 import { initialState } from '../state/state.js';
+import { replayChunksOf } from './source.js';
 import type { EventSource, OpSpan } from './source.js';
 
 export interface RebuildMismatch {
@@ -46,10 +47,10 @@ export async function rebuildFinal(source: EventSource): Promise<State> {
   const state = initialState();
   const count = source.eventCount();
   if (count > 0) {
-    for await (const chunk of source.eventChunks(1, count)) {
+    for await (const chunk of replayChunksOf(source, 1, count)) {
       // Off only while this chunk is reduced: nothing else runs in between (synchronous).
       withoutStateDigest(() => {
-        for (const { event } of chunk) reduce(state, event);
+        for (const event of chunk) reduce(state, event);
       });
     }
   }
