@@ -39,10 +39,14 @@ export function checkPayloads(run: number, from: number, payloads: readonly unkn
  */
 export function checkShortChunk(run: number, from: number, got: number, maxSeq: number | null): void {
   if (got === 0 ? maxSeq === null : maxSeq === from + got - 1) return;
-  throw new StoreError('seq-gap', `run ${run}: events from seq ${from} are not contiguous (${got} rows up to seq ${String(maxSeq)})`, {
-    run,
-    seq: from,
-  });
+  throw new StoreError(
+    'seq-gap',
+    `run ${run}: events from seq ${from} are not contiguous (${got} rows up to seq ${String(maxSeq)})`,
+    {
+      run,
+      seq: from,
+    },
+  );
 }
 
 /** [first, last] inclusive. */

@@ -88,7 +88,11 @@ export function lastAtOrBefore(sorted: readonly number[], x: number): number {
  * Events first..last of a source as arrays without positions: its replayChunks, or else its eventChunks
  * with the events taken out.
  */
-export async function* replayChunksOf(source: EventSource, first: number, last: number): AsyncGenerator<readonly Event[]> {
+export async function* replayChunksOf(
+  source: EventSource,
+  first: number,
+  last: number,
+): AsyncGenerator<readonly Event[]> {
   if (source.replayChunks !== undefined) {
     yield* source.replayChunks(first, last);
     return;
