@@ -26,9 +26,8 @@ import { InternalError } from '../src/lib/errors.js';
 import { digestHex } from '../src/lib/digest.js';
 import { streamTraceText } from '../src/replay/parse.js';
 import { recordReplay } from '../src/replay/record.js';
-import { initialState } from '../src/state/state.js';
 import { openStore } from '../src/store/index.js';
-import { StoreSource, replayInto } from '../src/timetravel/index.js';
+import { StoreSource, rebuildFinal } from '../src/timetravel/index.js';
 import { UPSTREAM } from './append.js';
 import type { VariantChoice } from './append.js';
 import { DIVERGENT } from './bisect.js';
@@ -82,8 +81,7 @@ export async function rebuildStep(dbPath: string, run: number): Promise<StepMeas
   try {
     const source = await StoreSource.open(store, run);
     const events = source.eventCount();
-    const state = initialState();
-    await replayInto(state, source, 1, events);
+    const state = await rebuildFinal(source);
     const recorded = (await store.run(run))?.finalDigest ?? null;
     const rebuilt = digestHex(state.digest);
     if (recorded !== rebuilt)

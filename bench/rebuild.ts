@@ -8,9 +8,8 @@
 
 import { InternalError } from '../src/lib/errors.js';
 import { digestHex } from '../src/lib/digest.js';
-import { initialState } from '../src/state/state.js';
 import { openStore } from '../src/store/index.js';
-import { StoreSource, replayInto } from '../src/timetravel/index.js';
+import { StoreSource, rebuildFinal } from '../src/timetravel/index.js';
 import { rawScan } from './limits.js';
 import type { RawScanResult } from './limits.js';
 import { cpuSeconds, seconds, stopwatch } from './timing.js';
@@ -31,8 +30,7 @@ export async function measureRebuild(dbPath: string, run: number): Promise<Rebui
     const events = source.eventCount();
     const cpu0 = cpuSeconds();
     const clock = stopwatch();
-    const state = initialState();
-    await replayInto(state, source, 1, events);
+    const state = await rebuildFinal(source);
     const s = seconds(clock);
     const cpu = cpuSeconds() - cpu0;
     const recorded = (await store.run(run))?.finalDigest ?? null;

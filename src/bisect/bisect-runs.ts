@@ -119,6 +119,24 @@ class TypedEventCursor {
     private fromSeq: number,
   ) {}
 
+  /**
+   * What applyThrough does with the rows already read: true when that was all of it (the next row is of a
+   * later op, or the run has no more), false when more rows must be read first. Most ops of a stretch are
+   * done here, without a promise per op.
+   */
+  applyBuffered(op: number, accept: (event: Event) => void): boolean {
+    const rows = this.rows;
+    let next = this.next;
+    while (next < rows.length) {
+      const row = rows[next] as TypedEventRow;
+      if (row.op > op) break;
+      accept(decodeEvent(row.payload));
+      next += 1;
+    }
+    this.next = next;
+    return next < rows.length || this.done;
+  }
+
   /** Hand every event of ops up to `op` not handed yet to `accept` (ascending calls only). */
   async applyThrough(op: number, accept: (event: Event) => void): Promise<void> {
     for (;;) {
@@ -181,6 +199,22 @@ class RunNeutralizer {
     this.heapOp = first - 1;
   }
 
+  /**
+   * at(op) when it needs no read: the neutraliser for the state after `op`, or null when events must be read
+   * first (then call at). The scan asks for every op of a stretch; a promise per op cost more than the ops.
+   */
+  atBuffered(op: number): DigestNeutralizer | null {
+    if (this.alignments !== null && !this.alignmentsDone) {
+      // Only an alignment already read and of a later op shows that none is due up to `op`.
+      if (this.waitingAlignment === null || this.waitingAlignment.op <= op) return null;
+    }
+    if (this.heap !== null && op > this.heapOp) {
+      if (!this.heap.applyBuffered(op, (e) => this.neutralizer.accept(e))) return null;
+      this.heapOp = op;
+    }
+    return this.neutralizer;
+  }
+
   /** Apply the events of ops up to `op` (ascending calls only); returns the neutraliser for the state after `op`. */
   async at(op: number): Promise<DigestNeutralizer> {
     await this.alignmentsThrough(op);
@@ -235,10 +269,10 @@ async function neutralStretches(
   for (let at = from; at < to;) {
     const rows = await store.query(opPairsQuery(runA, runB, at, to, ROW_CHUNK));
     for (const r of rows) {
-      const na = (await ra.at(r.idx)).neutral(r.digestA);
-      const nb = (await rb.at(r.idx)).neutral(r.digestB);
-      if (!r.otherDiffers && na === nb) continue;
-      if (out.length === 0) await onFirst(r.idx, na, nb);
+      const ka = ra.atBuffered(r.idx) ?? (await ra.at(r.idx));
+      const kb = rb.atBuffered(r.idx) ?? (await rb.at(r.idx));
+      if (!r.otherDiffers && ka.sameNeutral(r.digestA, kb, r.digestB)) continue;
+      if (out.length === 0) await onFirst(r.idx, ka.neutral(r.digestA), kb.neutral(r.digestB));
       const last = out[out.length - 1];
       if (last !== undefined && last[1] === r.idx - 1) last[1] = r.idx;
       else out.push([r.idx, r.idx]);

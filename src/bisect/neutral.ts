@@ -25,7 +25,17 @@
 import type { Event, EventType } from '../events/events.js';
 import { NEUTRAL_EVENTS } from '../events/groups.js';
 import type { Digest, HashPart } from '../lib/digest.js';
-import { digestAdd, digestHex, digestRemove, zeroDigest } from '../lib/digest.js';
+import {
+  digestAdd,
+  digestHex,
+  digestRemove,
+  tupleAddTo,
+  tupleKey,
+  tupleRemoveFrom,
+  tupleStart,
+  tupleString,
+  zeroDigest,
+} from '../lib/digest.js';
 import type { EventSink } from '../state/emit.js';
 import { fieldParts } from '../state/records.js';
 import type { State } from '../state/state.js';
@@ -68,6 +78,29 @@ function provenanceParts(alloc: number, origin: { fn: string; tag: string }): Ha
   return PROVENANCE_FIELDS.map((field) => fieldParts('heap', alloc, field, origin[field]));
 }
 
+/**
+ * target +/-= the hashes of provenanceParts(alloc, origin), mixed part by part: the parts of a text field
+ * are the table, String(alloc), the field and the text, which tupleString / tupleKey mix exactly as
+ * hashParts does, without the arrays (a bisect follows every allocation of the stretches it reads).
+ */
+function provenanceHash(target: Digest, add: boolean, alloc: number, origin: { fn: string; tag: string }): void {
+  for (const field of PROVENANCE_FIELDS) {
+    const value: unknown = origin[field];
+    if (typeof value !== 'string') {
+      if (add) digestAdd(target, fieldParts('heap', alloc, field, value));
+      else digestRemove(target, fieldParts('heap', alloc, field, value));
+      continue;
+    }
+    tupleStart();
+    tupleString('heap');
+    tupleKey(alloc);
+    tupleString(field);
+    tupleString(value);
+    if (add) tupleAddTo(target);
+    else tupleRemoveFrom(target);
+  }
+}
+
 /** A 16-hex-digit digest (hi lane first, as digestHex writes it) back to its lanes. */
 export function parseDigestHex(hex: string): Digest {
   if (!/^[0-9a-f]{16}$/.test(hex)) throw new RangeError(`not a state digest: "${hex}"`);
@@ -108,12 +141,12 @@ export class DigestNeutralizer implements EventSink {
       case 'HeapAllocated':
         if (!this.provenance) return;
         this.origins.set(event.alloc, { fn: event.fn, tag: event.tag });
-        for (const parts of provenanceParts(event.alloc, event)) digestAdd(this.correction, parts);
+        provenanceHash(this.correction, true, event.alloc, event);
         return;
       case 'HeapFreed': {
         const origin = this.origins.get(event.alloc);
         if (origin === undefined) return;
-        for (const parts of provenanceParts(event.alloc, origin)) digestRemove(this.correction, parts);
+        provenanceHash(this.correction, false, event.alloc, origin);
         this.origins.delete(event.alloc);
         return;
       }
@@ -151,6 +184,19 @@ export class DigestNeutralizer implements EventSink {
   /** The neutral digest (16 hex digits) of a state whose raw digest is `rawHex`, at this point of the run. */
   neutral(rawHex: string): string {
     return digestHex(minus(parseDigestHex(rawHex), this.correction));
+  }
+
+  /**
+   * Whether neutral(rawHex) here equals other.neutral(otherRawHex) there, compared as lanes: a scan compares
+   * every op of a stretch and needs the text only of the first that differs.
+   */
+  sameNeutral(rawHex: string, other: DigestNeutralizer, otherRawHex: string): boolean {
+    const a = parseDigestHex(rawHex);
+    const b = parseDigestHex(otherRawHex);
+    return (
+      (a.lo - this.correction.lo) >>> 0 === (b.lo - other.correction.lo) >>> 0 &&
+      (a.hi - this.correction.hi) >>> 0 === (b.hi - other.correction.hi) >>> 0
+    );
   }
 
   /** What is subtracted at this point (two runs with equal corrections compare alike raw and neutral). */

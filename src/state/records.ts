@@ -43,6 +43,33 @@ export interface Digested {
   digest: Digest;
 }
 
+/*
+ * Whether the writers below keep the state's digest. A rebuild that wants only the final state (B2:
+ * bench/rebuild.ts, timetravel's rebuildFinal) turns it off for the synchronous stretch of reducer calls
+ * and recomputes the digest from scratch once at the end (state.ts recomputeDigest: the same sum of the
+ * same field hashes). Off, a writer only writes: the record hashing is most of what a reducer costs.
+ * Nested structures keep their own digests either way (the recomputed digest folds them in).
+ */
+let keeping = true;
+
+/**
+ * Run `f` (synchronous reducer calls) with the state digest not kept: the digests of the states it writes
+ * are stale afterwards and must be recomputed (recomputeDigest) before use. Synchronous, so no other
+ * code runs while it is off.
+ */
+export function withoutStateDigest(f: () => void): void {
+  if (!keeping) {
+    f();
+    return;
+  }
+  keeping = false;
+  try {
+    f();
+  } finally {
+    keeping = true;
+  }
+}
+
 function isStructure(value: object): value is { digest: Digest } {
   const d = (value as { digest?: unknown }).digest;
   return typeof d === 'object' && d !== null && typeof (d as Digest).lo === 'number';
@@ -96,10 +123,12 @@ function fieldHash(target: Digest, add: boolean, table: string, key: Key, field:
 }
 
 export function recordAdd<R extends object>(s: Digested, table: string, key: Key, rec: R): void {
+  if (!keeping) return;
   for (const field of Object.keys(rec)) fieldHash(s.digest, true, table, key, field, rec[field as keyof R]);
 }
 
 export function recordRemove<R extends object>(s: Digested, table: string, key: Key, rec: R): void {
+  if (!keeping) return;
   for (const field of Object.keys(rec)) fieldHash(s.digest, false, table, key, field, rec[field as keyof R]);
 }
 
@@ -115,6 +144,10 @@ export function recordSet<R extends object, F extends keyof R & string>(
   field: F,
   value: R[F],
 ): void {
+  if (!keeping) {
+    rec[field] = value;
+    return;
+  }
   const oldJson = jsonOf(rec[field]);
   const newJson = jsonOf(value);
   fieldStart(table, key, field);
@@ -140,6 +173,10 @@ export function recordStructure<R extends object, F extends keyof R & string>(
   field: F,
   mutate: (structure: R[F]) => void,
 ): void {
+  if (!keeping) {
+    mutate(rec[field]);
+    return;
+  }
   const before = jsonOf(rec[field]);
   fieldStart(table, key, field);
   const l1 = tupleLane1();
@@ -312,6 +349,13 @@ export function recordSetEntry<E extends object, R extends { [F in K]: Record<Ke
   entry: E | undefined,
 ): void {
   const items: Record<Key, E> = rec[field];
+  if (!keeping) {
+    // What is remembered of the table would go stale: forgotten, so a later kept write reads it afresh.
+    tables.delete(items);
+    if (entry === undefined) delete items[entryKey];
+    else items[entryKey] = entry;
+    return;
+  }
   const seen = seeTable(items);
   digestRemoveHash(s.digest, tableHash(table, key, field, seen));
   const kept = seeEntry(seen, String(entryKey), entry);
@@ -329,6 +373,11 @@ export function entrySet<V extends HashPart>(
   key: Key,
   value: V | undefined,
 ): void {
+  if (!keeping) {
+    if (value === undefined) delete map[key];
+    else map[key] = value;
+    return;
+  }
   const old = map[key];
   if (old !== undefined) {
     tupleStart();

@@ -13,6 +13,41 @@ import type { EventFilter, ReplayRow } from './types.js';
 /** Events per keyset chunk (seq > last seen); no cursor is held between chunks. */
 export const EVENT_CHUNK = 1024;
 export const NO_LIMIT = Number.MAX_SAFE_INTEGER;
+/**
+ * Seqs per chunk of Store.replayPayloads: a chunk is a seq range, not a LIMIT (seqs are contiguous), and
+ * its rows are bare payloads, so a larger chunk costs no more per row and saves statements.
+ */
+export const REPLAY_CHUNK = 4096;
+
+/** Throws StoreError 'bad-row' unless every payload of a replay chunk is text. */
+export function checkPayloads(run: number, from: number, payloads: readonly unknown[]): asserts payloads is string[] {
+  for (let i = 0; i < payloads.length; i++) {
+    if (typeof payloads[i] !== 'string') {
+      throw new StoreError('bad-row', `run ${run}: event row of seq ${from + i}: column payload has the wrong type`, {
+        run,
+        seq: from + i,
+        field: 'payload',
+      });
+    }
+  }
+}
+
+/**
+ * A replay chunk of seqs from..end came back with `got` rows: fewer than the range holds is the end of the
+ * run, unless a later seq exists (`maxSeq`: the highest seq from `from` on, up to the read's last), which
+ * means a seq is missing and the payloads cannot be placed: StoreError 'seq-gap'.
+ */
+export function checkShortChunk(run: number, from: number, got: number, maxSeq: number | null): void {
+  if (got === 0 ? maxSeq === null : maxSeq === from + got - 1) return;
+  throw new StoreError(
+    'seq-gap',
+    `run ${run}: events from seq ${from} are not contiguous (${got} rows up to seq ${String(maxSeq)})`,
+    {
+      run,
+      seq: from,
+    },
+  );
+}
 
 /** [first, last] inclusive. */
 export type SeqRange = readonly [number, number];

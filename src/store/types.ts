@@ -285,6 +285,13 @@ export interface Store {
    * per row. Keyset chunks, no statement open between them, as events().
    */
   replayRows(run: number, fromSeq: number, toSeq: number): AsyncIterable<readonly ReplayRow[]>;
+  /**
+   * The payloads alone of events fromSeq..toSeq (fromSeq clipped to 1), in seq order, in arrays of at most
+   * REPLAY_CHUNK: the read of a replay that needs neither seq nor op (a rebuild, a seek's tail). Seqs are
+   * contiguous, so the i-th payload overall is seq max(1, fromSeq) + i; the rows end with the run (or
+   * toSeq), and a missing seq in between is StoreError 'seq-gap'. Chunks by seq range, none open between.
+   */
+  replayPayloads(run: number, fromSeq: number, toSeq: number): AsyncIterable<readonly string[]>;
   /** Highest committed seq of the run (seqs are contiguous from 1). */
   eventCount(run: number): Promise<number>;
   snapshotAtOrBefore(run: number, seq: number): Promise<Snapshot | undefined>;

@@ -12,7 +12,7 @@ export { why } from './why.js';
 export type { WhyTarget, WhyEntry, WhyOptions } from './why.js';
 export { watch, compileWatch, ExpressionError } from './watch.js';
 export type { Predicate, WatchHit, WatchOptions } from './watch.js';
-export { verifyRebuild } from './rebuild.js';
+export { verifyRebuild, rebuildFinal } from './rebuild.js';
 export type { RebuildReport, RebuildMismatch } from './rebuild.js';
 export { renderState } from './render.js';
 export type { RenderOptions } from './render.js';

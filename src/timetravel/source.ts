@@ -58,6 +58,11 @@ export interface EventSource {
    * one await per chunk instead of one per event.
    */
   eventChunks(first: number, last: number): AsyncIterable<readonly SourcedEvent[]>;
+  /**
+   * Events first..last in seq order as arrays, without their seq and op: what a replay that only applies
+   * them reads (replayInto, rebuildFinal). Optional: a source without it is read through eventChunks.
+   */
+  replayChunks?(first: number, last: number): AsyncIterable<readonly Event[]>;
   /** The latest snapshot at or before `seq`. */
   snapshotAtOrBefore(seq: number): Promise<SnapshotBlob | undefined>;
   /** The seqs of the snapshots, ascending (one per snapshot spacing: few, so known when the source is made). */
@@ -77,6 +82,22 @@ export function lastAtOrBefore(sorted: readonly number[], x: number): number {
     else hi = mid;
   }
   return lo - 1;
+}
+
+/**
+ * Events first..last of a source as arrays without positions: its replayChunks, or else its eventChunks
+ * with the events taken out.
+ */
+export async function* replayChunksOf(
+  source: EventSource,
+  first: number,
+  last: number,
+): AsyncGenerator<readonly Event[]> {
+  if (source.replayChunks !== undefined) {
+    yield* source.replayChunks(first, last);
+    return;
+  }
+  for await (const chunk of source.eventChunks(first, last)) yield chunk.map((e) => e.event);
 }
 
 /** Events per chunk of MemorySource.eventChunks. */
@@ -138,6 +159,13 @@ export class MemorySource implements EventSource {
         chunk.push({ seq, op: this.opOfEvent[seq - 1] as number, event: this.eventList[seq - 1] as Event });
       yield chunk;
     }
+  }
+
+  // eslint-disable-next-line @typescript-eslint/require-await -- as events
+  async *replayChunks(first: number, last: number): AsyncGenerator<readonly Event[]> {
+    const end = Math.min(last, this.eventList.length);
+    for (let from = Math.max(1, first); from <= end; from += MEMORY_CHUNK)
+      yield this.eventList.slice(from - 1, Math.min(end, from + MEMORY_CHUNK - 1));
   }
 
   snapshotAtOrBefore(seq: number): Promise<SnapshotBlob | undefined> {

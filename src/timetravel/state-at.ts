@@ -11,7 +11,7 @@ import { reduce } from '../state/reduce.js';
 import { deserializeState } from '../state/snapshot.js';
 import type { State } from '../state/state.js';
 import { initialState } from '../state/state.js';
-import { lastAtOrBefore } from './source.js';
+import { lastAtOrBefore, replayChunksOf } from './source.js';
 import type { EventSource, SnapshotBlob, SourcedEvent } from './source.js';
 
 /** Throws a BadRangeError unless 0 <= seq <= the run's last seq. */
@@ -35,7 +35,7 @@ export function loadSnapshot(blob: SnapshotBlob): State {
 /** Apply events first..last of the source to `state` in place, with the plain reducers. */
 export async function replayInto(state: State, source: EventSource, first: number, last: number): Promise<void> {
   if (first > last) return;
-  for await (const chunk of source.eventChunks(first, last)) for (const { event } of chunk) reduce(state, event);
+  for await (const chunk of replayChunksOf(source, first, last)) for (const event of chunk) reduce(state, event);
 }
 
 /**

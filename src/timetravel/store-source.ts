@@ -3,8 +3,8 @@
  * A run of the store as an EventSource. Counts and the snapshot list are read once, when the source is
  * opened (StoreSource.open): a run that is still being written is seen as it was then.
  */
-import type { EventType } from '../events/events.js';
-import { NotFoundError } from '../lib/errors.js';
+import type { Event, EventType } from '../events/events.js';
+import { InternalError, NotFoundError } from '../lib/errors.js';
 import { decodeEvent } from '../state/snapshot.js';
 import type { Store } from '../store/index.js';
 import type { EventSource, OpSpan, SnapshotBlob, SourcedEvent } from './source.js';
@@ -47,6 +47,22 @@ export class StoreSource implements EventSource {
     for await (const rows of this.store.replayRows(this.run, first, Math.min(last, this.count))) {
       yield rows.map((row) => ({ seq: row.seq, op: row.op, event: decodeEvent(row.payload) }));
     }
+  }
+
+  /** The events alone, from the store's bare payloads (no seq, op or row object per event). */
+  async *replayChunks(first: number, last: number): AsyncGenerator<readonly Event[]> {
+    const from = Math.max(1, first);
+    const to = Math.min(last, this.count);
+    if (from > to) return;
+    let next = from;
+    for await (const payloads of this.store.replayPayloads(this.run, from, to)) {
+      const events = new Array<Event>(payloads.length);
+      for (let i = 0; i < payloads.length; i++) events[i] = decodeEvent(payloads[i] as string);
+      next += payloads.length;
+      yield events;
+    }
+    // The count was read when the source was opened: every seq up to it is committed.
+    if (next !== to + 1) throw new InternalError(`run ${this.run}: events ${from}..${to} read back as ${next - from}`);
   }
 
   snapshotAtOrBefore(seq: number): Promise<SnapshotBlob | undefined> {

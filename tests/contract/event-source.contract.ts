@@ -13,6 +13,7 @@ import { replay } from '../../src/replay/replayer.js';
 import { MemorySink } from '../../src/state/emit.js';
 import { digestHex } from '../../src/lib/digest.js';
 import type { EventSource, OpSpan, SourcedEvent } from '../../src/timetravel/source.js';
+import { replayChunksOf } from '../../src/timetravel/source.js';
 import { stateAt } from '../../src/timetravel/state-at.js';
 
 export const TRACE = 'replays/bad-free.jsonl';
@@ -74,6 +75,20 @@ export function eventSourceContract(kind: string, factory: SourceFactory): void 
         expect(chunks.flat().map((e) => e.seq)).toEqual(Array.from({ length: 56 }, (_, i) => i + 5));
         const none: unknown[] = [];
         for await (const chunk of source.eventChunks(30, 29)) none.push(chunk);
+        expect(none).toEqual([]);
+      } finally {
+        await dispose();
+      }
+    });
+
+    it('gives the events alone for a replay (replayChunks), the same as in chunks, clipped to the run', async () => {
+      const { source, dispose } = await factory();
+      try {
+        const replay: Event[] = [];
+        for await (const chunk of replayChunksOf(source, 5, 100)) replay.push(...chunk);
+        expect(replay).toEqual(run.sink.events.slice(4));
+        const none: unknown[] = [];
+        for await (const chunk of replayChunksOf(source, 30, 29)) none.push(chunk);
         expect(none).toEqual([]);
       } finally {
         await dispose();

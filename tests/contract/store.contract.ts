@@ -21,7 +21,7 @@ import {
   type OpRow,
   type Store,
 } from '../../src/store/index.js';
-import { EVENT_CHUNK } from '../../src/store/reads.js';
+import { EVENT_CHUNK, REPLAY_CHUNK } from '../../src/store/reads.js';
 import { appendOps, collect, eventRow, opRow, runInfo } from '../support/store-rows.js';
 
 /** Makes an empty store and says how to dispose of it. */
@@ -319,6 +319,25 @@ export function storeContract(backend: string, factory: StoreFactory): void {
       expect(await collect(store.replayRows(writer.run, 7, 6))).toEqual([]);
       expect((await collect(store.replayRows(writer.run, 0, 2))).flat().map((r) => r.seq)).toEqual([1, 2]);
       expect(await collect(store.replayRows(writer.run + 1, 1, 10))).toEqual([]);
+    });
+
+    it('reads bare payloads by seq range, REPLAY_CHUNK seqs at a time, clipped to the run', async () => {
+      const count = REPLAY_CHUNK + 5;
+      const writer = await store.beginRun(runInfo());
+      appendOps(writer, count);
+      await writer.finish('complete', { finalDigest: DIGEST });
+      const chunks = await collect(store.replayPayloads(writer.run, 3, count + 10));
+      expect(chunks.map((c) => c.length)).toEqual([REPLAY_CHUNK, 3]);
+      expect(chunks.flat()).toEqual(Array.from({ length: count - 2 }, (_, i) => eventRow(i + 3).payload));
+      const exact = await collect(store.replayPayloads(writer.run, 1, REPLAY_CHUNK));
+      expect(exact.map((c) => c.length)).toEqual([REPLAY_CHUNK]);
+      expect(await collect(store.replayPayloads(writer.run, 7, 6))).toEqual([]);
+      expect((await collect(store.replayPayloads(writer.run, 0, 2))).flat()).toEqual([
+        eventRow(1).payload,
+        eventRow(2).payload,
+      ]);
+      expect(await collect(store.replayPayloads(writer.run, count + 1, count + 5))).toEqual([]);
+      expect(await collect(store.replayPayloads(writer.run + 1, 1, 10))).toEqual([]);
     });
 
     it('streams events: a reader may stop early, and the writer goes on', async () => {

@@ -316,6 +316,16 @@ describe('verify', () => {
     });
   });
 
+  it('refuses to hand out the payloads of a run with a missing seq, which could not be placed', async () => {
+    const { run } = await storeWithRun(1000);
+    await tamper((raw) => raw.prepare('DELETE FROM events WHERE run = ? AND seq = 300').run(run));
+    const store = await openTracked();
+    const read = collect(store.replayPayloads(run, 1, 1000));
+    await expect(read).rejects.toMatchObject({ code: 'seq-gap', details: { run, seq: 1 } });
+    // Up to the gap, the payloads are there.
+    expect((await collect(store.replayPayloads(run, 1, 299))).flat()).toHaveLength(299);
+  });
+
   it('reports a truncated complete run by its stored count and head hash', async () => {
     const { store, run } = await storeWithRun(1000);
     const head = (await store.run(run))?.headHash;

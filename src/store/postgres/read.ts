@@ -12,6 +12,9 @@ import {
   ALL_SEQS,
   EVENT_CHUNK,
   NO_LIMIT,
+  REPLAY_CHUNK,
+  checkPayloads,
+  checkShortChunk,
   type SeqRange,
   checkEventRow,
   openOpRange,
@@ -188,5 +191,32 @@ export async function* readReplayRows(
     const last = chunk[chunk.length - 1];
     if (chunk.length < EVENT_CHUNK || last === undefined) return;
     next = last.seq + 1;
+  }
+}
+
+/** Payloads of events from..to, a seq range of REPLAY_CHUNK at a time (see Store.replayPayloads). */
+export async function* readReplayPayloads(
+  pool: pg.Pool,
+  run: number,
+  from: number,
+  to: number,
+): AsyncGenerator<string[], void, undefined> {
+  const text = 'SELECT payload FROM events WHERE run = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq';
+  for (let next = Math.max(1, from); next <= to;) {
+    const end = Math.min(to, next + REPLAY_CHUNK - 1);
+    const payloads = (await rows(pool, text, [run, next, end])).map((row) => row['payload']);
+    checkPayloads(run, next, payloads);
+    if (payloads.length > 0) yield payloads;
+    if (payloads.length < end - next + 1) {
+      const [max] = await rows(pool, 'SELECT max(seq) AS m FROM events WHERE run = $1 AND seq >= $2 AND seq <= $3', [
+        run,
+        next,
+        to,
+      ]);
+      const m = max?.['m'];
+      checkShortChunk(run, next, payloads.length, m === null || m === undefined ? null : Number(m));
+      return;
+    }
+    next = end + 1;
   }
 }

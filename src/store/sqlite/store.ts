@@ -20,6 +20,7 @@ import {
   readOpAt,
   readOps,
   readReplayRows,
+  readReplayPayloads,
   readRun,
   readRuns,
   readSnapshotAtOrBefore,
@@ -59,6 +60,10 @@ export function sqliteStore(path: string, readonly: boolean, conn: Connection, d
       // eslint-disable-next-line @typescript-eslint/require-await -- as events: synchronous chunks
       replayRows: async function* (run, fromSeq, toSeq) {
         yield* readReplayRows(conn, run, fromSeq, toSeq);
+      },
+      // eslint-disable-next-line @typescript-eslint/require-await -- as events: synchronous chunks
+      replayPayloads: async function* (run, fromSeq, toSeq) {
+        yield* readReplayPayloads(conn, run, fromSeq, toSeq);
       },
       eventCount: (run) => settle(() => readEventCount(conn, run)),
       snapshotAtOrBefore: (run, seq) => settle(() => readSnapshotAtOrBefore(conn, run, seq)),

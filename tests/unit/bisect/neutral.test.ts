@@ -114,6 +114,40 @@ describe('DigestNeutralizer', () => {
   });
 });
 
+describe('DigestNeutralizer.sameNeutral', () => {
+  it('says whether two neutral digests are equal, as comparing their text does', () => {
+    const a = new DigestNeutralizer();
+    const b = new DigestNeutralizer();
+    a.accept({
+      type: 'HeapAllocated',
+      v: 1,
+      alloc: 7,
+      size: 64,
+      fn: 'iopt_pages_add_access',
+      tag: 'x',
+      owner: null,
+    } as unknown as Event);
+    b.accept({
+      type: 'HeapAllocated',
+      v: 1,
+      alloc: 7,
+      size: 64,
+      fn: 'iopt_area_add_access',
+      tag: 'x',
+      owner: null,
+    } as unknown as Event);
+    const raws = ['0000000000000000', 'ffffffff00000001', '0123456789abcdef', a.correctionHex(), b.correctionHex()];
+    for (const ra of raws) {
+      for (const rb of raws) {
+        expect(a.sameNeutral(ra, b, rb), `${ra} ${rb}`).toBe(a.neutral(ra) === b.neutral(rb));
+        expect(a.sameNeutral(ra, a, rb)).toBe(ra === rb);
+      }
+    }
+    // The raw digests of two states that differ only in the provenance: their difference is the corrections'.
+    expect(a.sameNeutral(a.correctionHex(), b, b.correctionHex())).toBe(true);
+  });
+});
+
 describe('parseDigestHex', () => {
   it('reads the hi lane first, as digestHex writes it', () => {
     expect(parseDigestHex('0000000100000002')).toEqual({ hi: 1, lo: 2 });

@@ -7,7 +7,10 @@ import { MemorySink } from '../../../src/state/emit.js';
 import { MemorySource } from '../../../src/timetravel/source.js';
 import type { OpSpan, SnapshotBlob } from '../../../src/timetravel/source.js';
 import { SnapshotSpacing } from '../../../src/state/snapshot-spacing.js';
-import { verifyRebuild } from '../../../src/timetravel/rebuild.js';
+import { rebuildFinal, verifyRebuild } from '../../../src/timetravel/rebuild.js';
+import { withoutStateDigest } from '../../../src/state/records.js';
+import { reduce } from '../../../src/state/reduce.js';
+import { initialState, recomputeDigest } from '../../../src/state/state.js';
 import { stateAt } from '../../../src/timetravel/state-at.js';
 import { Cursor } from '../../../src/timetravel/cursor.js';
 import { digestHex } from '../../../src/lib/digest.js';
@@ -63,6 +66,22 @@ describe('time travel over the shipped traces', () => {
       expect(report.mismatch).toBeNull();
       expect(report.ops).toBe(live.ops.length);
       expect(report.state).toEqual(live.state);
+      await yieldToEventLoop();
+
+      // The final state without a digest kept on the way: the same state, the digest recomputed at the end.
+      expect(await rebuildFinal(source)).toEqual(live.state);
+      await yieldToEventLoop();
+      // Half of the run without the digest, then on with it kept: whatever the writers remember of a table
+      // (records.ts) must not outlive the writes made while it was off.
+      const events = source.eventList;
+      const half = Math.floor(events.length / 2);
+      const state = initialState();
+      withoutStateDigest(() => {
+        for (const event of events.slice(0, half)) reduce(state, event);
+      });
+      state.digest = recomputeDigest(state);
+      for (const event of events.slice(half)) reduce(state, event);
+      expect(state).toEqual(live.state);
       await yieldToEventLoop();
 
       for (const op of sample(live.ops, 40)) {
