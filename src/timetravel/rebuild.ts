@@ -6,11 +6,10 @@
  */
 import { digestHex } from '../lib/digest.js';
 import { reduce } from '../state/reduce.js';
-import { withoutStateDigest } from '../state/records.js';
 import { recomputeDigest } from '../state/state.js';
 import type { State } from '../state/state.js';
 import { initialState } from '../state/state.js';
-import { replayChunksOf } from './source.js';
+import { replayInto } from './state-at.js';
 import type { EventSource, OpSpan } from './source.js';
 
 export interface RebuildMismatch {
@@ -38,23 +37,13 @@ const OP_CHUNK = 4096;
 
 /**
  * The state after the last event of the source, rebuilt from the initial state by the plain reducers over
- * every event, for a caller that needs only the final state (bench B2, B8). No digest is kept on the way:
- * the reducers write the records without hashing them (records.ts withoutStateDigest, most of a reducer's
- * cost), and the digest is recomputed from scratch once at the end (O(state)), so the state returned is
- * the one replayInto gives, digest included. verifyRebuild is the one that checks the digest after each op.
+ * every event, for a caller that needs only the final state (bench B2, B8): replayInto from the initial
+ * state, so the digest is recomputed once at the end rather than kept per write. verifyRebuild is the one
+ * that checks the digest after each op.
  */
 export async function rebuildFinal(source: EventSource): Promise<State> {
   const state = initialState();
-  const count = source.eventCount();
-  if (count > 0) {
-    for await (const chunk of replayChunksOf(source, 1, count)) {
-      // Off only while this chunk is reduced: nothing else runs in between (synchronous).
-      withoutStateDigest(() => {
-        for (const event of chunk) reduce(state, event);
-      });
-    }
-  }
-  state.digest = recomputeDigest(state);
+  await replayInto(state, source, 1, source.eventCount());
   return state;
 }
 
