@@ -341,7 +341,36 @@ export function digestEquals(a: Digest, b: Digest): boolean {
   return a.lo === b.lo && a.hi === b.hi;
 }
 
-/** 16 hex digits, hi lane first. */
+/** The character codes of the hex digits 0-9a-f. */
+const HEX_CODES = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+
+const hexDigit = (n: number, shift: number): number => HEX_CODES[(n >>> shift) & 15] as number;
+
+/**
+ * 16 hex digits, hi lane first (each lane's toString(16), zero-padded to 8). Written digit by digit into
+ * one string: the replayer takes one per op, and toString(16) with padStart cost a microsecond.
+ */
 export function digestHex(d: Digest): string {
-  return d.hi.toString(16).padStart(8, '0') + d.lo.toString(16).padStart(8, '0');
+  const h = d.hi;
+  const l = d.lo;
+  // Lanes are u32 wherever a digest is kept; anything else is written as it always was.
+  if (h >>> 0 !== h || l >>> 0 !== l) return d.hi.toString(16).padStart(8, '0') + d.lo.toString(16).padStart(8, '0');
+  return String.fromCharCode(
+    hexDigit(h, 28),
+    hexDigit(h, 24),
+    hexDigit(h, 20),
+    hexDigit(h, 16),
+    hexDigit(h, 12),
+    hexDigit(h, 8),
+    hexDigit(h, 4),
+    hexDigit(h, 0),
+    hexDigit(l, 28),
+    hexDigit(l, 24),
+    hexDigit(l, 20),
+    hexDigit(l, 16),
+    hexDigit(l, 12),
+    hexDigit(l, 8),
+    hexDigit(l, 4),
+    hexDigit(l, 0),
+  );
 }

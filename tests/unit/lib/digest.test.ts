@@ -4,6 +4,7 @@ import type { Digest, HashPart } from '../../../src/lib/digest.js';
 import {
   digestAdd,
   digestAdd3,
+  digestHex,
   digestRemove3,
   hashBegin,
   hashEnd,
@@ -123,5 +124,15 @@ describe('digest', () => {
     const again = { ...lanes[1]! };
     hashTextInto(again, again, 0x2c, members[1]!);
     expect(again).toEqual(lanes[2]);
+  });
+
+  it('writes a digest as 16 hex digits, hi lane first, each lane zero-padded', () => {
+    const lanes = [0, 1, 0xf, 0x10, 0xabc, 0x7fffffff, 0x80000000, 0xdeadbeef, 0xffffffff];
+    for (const hi of lanes) {
+      for (const lo of lanes) {
+        expect(digestHex({ hi, lo })).toBe(hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0'));
+      }
+    }
+    expect(digestHex({ hi: 0x12, lo: 0xabcdef01 })).toBe('00000012abcdef01');
   });
 });
