@@ -160,10 +160,33 @@ export function recordStructure<R extends object, F extends keyof R & string>(
  */
 const entryText = new WeakMap<object, string>();
 
+/**
+ * encodeJson's text of an object whose members are all integers, bigints, booleans or null (an access
+ * item), written member by member: the replacer costs a call into JS per member. Null for anything else.
+ * Members in Object.keys order, as JSON.stringify writes them; a bigint as its digits and `n` in a string.
+ */
+function encodeFlat(entry: object): string | null {
+  const rec = entry as Record<string, unknown>;
+  let text = '{';
+  const keys = Object.keys(rec);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    const v = rec[k];
+    let member: string;
+    if (typeof v === 'bigint') member = `"${v.toString()}n"`;
+    else if (typeof v === 'number' && Number.isSafeInteger(v)) member = `${v}`;
+    else if (typeof v === 'boolean') member = v ? 'true' : 'false';
+    else if (v === null) member = 'null';
+    else return null;
+    text += `${i === 0 ? '' : ','}${JSON.stringify(k)}:${member}`;
+  }
+  return `${text}}`;
+}
+
 function encodeEntry(entry: object): string {
   let text = entryText.get(entry);
   if (text === undefined) {
-    text = encodeJson(entry);
+    text = encodeFlat(entry) ?? encodeJson(entry);
     entryText.set(entry, text);
   }
   return text;
@@ -294,6 +317,16 @@ function seeEntry(seen: TableSeen, k: string, entry: object | undefined): boolea
   seen.lanesValid = Math.min(seen.lanesValid, at + 1);
   seen.hash = null;
   return true;
+}
+
+/**
+ * The keys of a nested table written by recordSetEntry (an access's items), ascending, as numbers: null
+ * when the table was never seen or has a key that is not an array index. Read only; it is what the table
+ * holds for as long as only recordSetEntry writes it (see `tables`), and lets a reader skip Object.values,
+ * which sorts a sparse table's keys on every call.
+ */
+export function tableKeys(table: object): readonly number[] | null {
+  return tables.get(table)?.keys ?? null;
 }
 
 /**

@@ -126,7 +126,11 @@ function mergeWindows<K extends number | bigint>(wins: [K, K][], inclusive: bool
       wins[j + 1] = w;
     }
   const out: [K, K][] = [];
-  for (const [s, e] of wins) {
+  // Indexed, not destructured: the iterator of `[s, e]` was most of what this function allocated.
+  for (let i = 0; i < wins.length; i++) {
+    const w = wins[i] as [K, K];
+    const s = w[0];
+    const e = w[1];
     const prev = out[out.length - 1];
     const touches = prev !== undefined && (inclusive ? (s as number) <= (prev[1] as number) + 1 : s <= prev[1]);
     if (prev !== undefined && touches) {
