@@ -205,8 +205,10 @@ interface TableSeen {
   lanesValid: number;
   /** Only for a table with a key that is not an array index. */
   text: string | null;
-  /** The table, key and field the lanes and hash were taken for. */
-  path: string | null;
+  /** The table, key and field the lanes and hash were taken for (compared apart: no path text per write). */
+  pathTable: string | null;
+  pathKey: Key | null;
+  pathField: string | null;
   hash: Digest | null;
 }
 /**
@@ -238,21 +240,32 @@ function seeTable(table: Record<Key, object>): TableSeen {
     else indexes = false;
   }
   seen = indexes
-    ? { keys, parts, lanes: [], lanesValid: 0, text: null, path: null, hash: null }
-    : { keys: null, parts: null, lanes: [], lanesValid: 0, text: `{${parts.join(',')}}`, path: null, hash: null };
+    ? { keys, parts, lanes: [], lanesValid: 0, text: null, pathTable: null, pathKey: null, pathField: null, hash: null }
+    : {
+        keys: null,
+        parts: null,
+        lanes: [],
+        lanesValid: 0,
+        text: `{${parts.join(',')}}`,
+        pathTable: null,
+        pathKey: null,
+        pathField: null,
+        hash: null,
+      };
   tables.set(table, seen);
   return seen;
 }
 
 /** hashParts(fieldParts(table, key, field, value)) for a nested table `value`, remembered with it. */
 function tableHash(table: string, key: Key, field: string, seen: TableSeen): Digest {
-  const path = `${table}\u0000${key}\u0000${field}`;
-  if (seen.path === path && seen.hash !== null) return seen.hash;
+  // A key given once as a number and once as text only misses: the hash is redone, the same.
+  const samePath = seen.pathTable === table && seen.pathKey === key && seen.pathField === field;
+  if (samePath && seen.hash !== null) return seen.hash;
   if (seen.parts === null) {
     seen.hash = hashParts([table, String(key), field, seen.text ?? '']);
   } else {
     // The text is `{` parts joined by `,` then `}`: hash it from the last prefix whose lanes are known.
-    if (seen.path !== path) seen.lanesValid = 0;
+    if (!samePath) seen.lanesValid = 0;
     const lanes = seen.lanes;
     if (seen.lanesValid === 0) {
       lanes[0] = hashText(hashBegin([table, String(key), field]), 's{');
@@ -270,7 +283,9 @@ function tableHash(table: string, key: Key, field: string, seen: TableSeen): Dig
     seen.lanesValid = lanes.length;
     seen.hash = hashEnd(hashText(lanes[parts.length] as HashLanes, '}'));
   }
-  seen.path = path;
+  seen.pathTable = table;
+  seen.pathKey = key;
+  seen.pathField = field;
   return seen.hash;
 }
 

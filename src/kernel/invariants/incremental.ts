@@ -619,7 +619,10 @@ export class IncrementalChecker {
    */
   private splice(segs: PfnSeg[], a: number, b: number, fresh: readonly PfnSeg[]): PfnSeg[] | null {
     const lo = firstEndingFrom(segs, a);
-    const hi = firstStartingAfter(segs, b);
+    // The segments from `lo` on start after `a` at most one by one: a window holds a few, so this scan
+    // is firstStartingAfter(segs, b) without a second search through a guest's worth of segments.
+    let hi = lo;
+    while (hi < segs.length && (segs[hi] as PfnSeg).index <= b) hi++;
     if (sameClipped(segs, lo, hi, a, b, fresh)) return null;
     const removed: PfnSeg[] = [];
     for (let k = lo; k < hi; k++) removed.push(clip(segs[k] as PfnSeg, a, b));
