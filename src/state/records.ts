@@ -95,12 +95,59 @@ function fieldHash(target: Digest, add: boolean, table: string, key: Key, field:
   else tupleRemoveFrom(target);
 }
 
+/**
+ * What a record of primitive fields added to the digest, by identity: its fields and their values then,
+ * and the sum of their hashes. Removing the record while every field still holds that value (compared,
+ * not assumed: a record may have been written in place since) subtracts the sum instead of hashing each
+ * field again. Heap allocations and pages_access records come and go on every access op.
+ */
+interface RecordSeen {
+  table: string;
+  key: Key;
+  fields: string[];
+  values: unknown[];
+  lo: number;
+  hi: number;
+}
+const recordsSeen = new WeakMap<object, RecordSeen>();
+
 export function recordAdd<R extends object>(s: Digested, table: string, key: Key, rec: R): void {
-  for (const field of Object.keys(rec)) fieldHash(s.digest, true, table, key, field, rec[field as keyof R]);
+  const fields = Object.keys(rec);
+  // The fields' hashes summed apart, then added: the same digest (the lanes add mod 2^32, in any order).
+  const sum: Digest = { lo: 0, hi: 0 };
+  let primitive = true;
+  const values: unknown[] = [];
+  for (let i = 0; i < fields.length; i++) {
+    const value = rec[fields[i] as keyof R];
+    if (value !== null && typeof value === 'object') primitive = false;
+    values.push(value);
+    fieldHash(sum, true, table, key, fields[i] as string, value);
+  }
+  digestAddHash(s.digest, sum);
+  if (primitive) recordsSeen.set(rec, { table, key, fields, values, lo: sum.lo, hi: sum.hi });
 }
 
 export function recordRemove<R extends object>(s: Digested, table: string, key: Key, rec: R): void {
-  for (const field of Object.keys(rec)) fieldHash(s.digest, false, table, key, field, rec[field as keyof R]);
+  const fields = Object.keys(rec);
+  const seen = recordsSeen.get(rec);
+  if (seen !== undefined) {
+    recordsSeen.delete(rec);
+    if (seen.table === table && seen.key === key && unchanged(seen, rec, fields)) {
+      digestRemoveHash(s.digest, seen);
+      return;
+    }
+  }
+  for (const field of fields) fieldHash(s.digest, false, table, key, field, rec[field as keyof R]);
+}
+
+/** Does `rec` have exactly the fields, in the order, and the values `seen` has? */
+function unchanged(seen: RecordSeen, rec: object, fields: readonly string[]): boolean {
+  if (fields.length !== seen.fields.length) return false;
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i] as string;
+    if (field !== seen.fields[i] || (rec as Record<string, unknown>)[field] !== seen.values[i]) return false;
+  }
+  return true;
 }
 
 /**
