@@ -303,6 +303,52 @@ export function hashTripleOf(owner: object, a: HashPart, b: HashPart, c: HashPar
   return hash;
 }
 
+/*
+ * The hashes of number triples last taken, in a direct-mapped table indexed by a mix of the three: the
+ * self-checks hash every node and run of the structures they walk after every op, nearly all of which
+ * did not change, and a look-up here costs a few multiplies where the WeakMap of hashTripleOf costs a
+ * hash-table probe by identity. A slot holds the triple it was taken for, compared before use (a collision
+ * only costs a hash), and nothing of the owner: a triple's hash is a function of its three numbers.
+ */
+const TRIPLE_SLOTS = 8192;
+const tripleA = new Float64Array(TRIPLE_SLOTS);
+const tripleB = new Float64Array(TRIPLE_SLOTS);
+const tripleC = new Float64Array(TRIPLE_SLOTS);
+const tripleLo = new Uint32Array(TRIPLE_SLOTS);
+const tripleHi = new Uint32Array(TRIPLE_SLOTS);
+const tripleSet = new Uint8Array(TRIPLE_SLOTS);
+
+/**
+ * target += hashParts([a, b, c]) for the record `owner` (a tree node, a run): what
+ * digestAddHash(target, hashTripleOf(owner, a, b, c)) does, with numbers taken from the table above.
+ */
+export function digestAddTriple(target: Digest, owner: object, a: HashPart, b: HashPart, c: HashPart): void {
+  if (typeof a !== 'number' || typeof b !== 'number' || typeof c !== 'number') {
+    digestAddHash(target, hashTripleOf(owner, a, b, c));
+    return;
+  }
+  let h = Math.imul((a | 0) ^ 0x27d4eb2d, 0x9e3779b1);
+  h = Math.imul(h ^ (b | 0), 0x85ebca6b);
+  h = Math.imul(h ^ (c | 0), 0xc2b2ae35);
+  const slot = (h ^ (h >>> 15)) & (TRIPLE_SLOTS - 1);
+  // A NaN never equals what a slot holds: it is hashed every time, as it should be (its text is "NaN").
+  if (tripleSet[slot] !== 1 || tripleA[slot] !== a || tripleB[slot] !== b || tripleC[slot] !== c) {
+    tupleBegin();
+    tuplePart(a);
+    tuplePart(b);
+    tuplePart(c);
+    tupleFinish();
+    tripleA[slot] = a;
+    tripleB[slot] = b;
+    tripleC[slot] = c;
+    tripleLo[slot] = outLo;
+    tripleHi[slot] = outHi;
+    tripleSet[slot] = 1;
+  }
+  target.lo = (target.lo + (tripleLo[slot] as number)) >>> 0;
+  target.hi = (target.hi + (tripleHi[slot] as number)) >>> 0;
+}
+
 /** target += h (a hash taken before). */
 export function digestAddHash(target: Digest, h: Digest): void {
   target.lo = (target.lo + h.lo) >>> 0;
