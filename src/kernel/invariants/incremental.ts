@@ -200,9 +200,10 @@ export class IncrementalChecker {
   readonly walks = { pagesPfns: 0, pins: 0, mappings: 0 };
   /**
    * How often a pages' own checks were taken from its memo (no event touched it since the last check), and
-   * the IOAS-level self-checks from theirs (no event touched an IOAS's trees or allocated or freed an area).
+   * the IOAS-level self-checks from theirs (no event touched an IOAS's trees or allocated or freed an area),
+   * and the accounting and areas-and-domains checks both from theirs (no event touched their inputs).
    */
-  readonly reused = { pages: 0, layout: 0 };
+  readonly reused = { pages: 0, layout: 0, objects: 0 };
   /** The PFNs each live pages holds, as of the last check. */
   private readonly pfns = new Map<number, PfnSeg[]>();
   private expectedPins: RangeMap<number> = rangeMapCreate<number>();
@@ -554,7 +555,10 @@ export class IncrementalChecker {
       this.domainWhole.size === 0
         ? memo.areasAndDomains
         : undefined;
-    if (accounting === memo.accounting && areasAndDomains === memo.areasAndDomains) return memo;
+    if (accounting === memo.accounting && areasAndDomains === memo.areasAndDomains) {
+      if (accounting !== undefined && areasAndDomains !== undefined) this.reused.objects += 1;
+      return memo;
+    }
     const next: ObjectsMemo = {};
     if (accounting !== undefined) next.accounting = accounting;
     if (areasAndDomains !== undefined) next.areasAndDomains = areasAndDomains;
