@@ -28,6 +28,7 @@ import type { Ptr } from '../machine/heap.js';
 import { kfree, kmalloc } from '../machine/heap.js';
 import type { Sim } from '../machine/sim.js';
 import { InternalError } from '../lib/errors.js';
+import { tableKeys } from '../state/records.js';
 import type { Access, AccessItem } from '../state/state.js';
 import type { AccessOps } from './access-ops.js';
 import { U64_MASK } from './area-geometry.js';
@@ -179,10 +180,21 @@ export function accessPin(
 
 /** IOMMU_TEST_OP_DESTROY_ACCESS_PAGES for the oldest item of exactly [iova, iova + length); -ENOENT if none. */
 export function accessUnpin(sim: Sim, access: string, iova: bigint, length: bigint): number {
-  // The oldest match is the lowest id: a scan, not a sort of every item per call.
+  // The oldest match is the lowest id: a scan, not a sort of every item per call. The digest keeper's list
+  // of the table's keys saves Object.values (which collects and sorts the sparse keys each time).
+  const items = accessOf(sim, access).items;
+  const keys = tableKeys(items);
   let item: AccessItem | undefined;
-  for (const it of Object.values(accessOf(sim, access).items)) {
-    if (it.iova === iova && it.length === length && (item === undefined || it.id < item.id)) item = it;
+  if (keys !== null) {
+    for (let k = 0; k < keys.length; k++) {
+      const it = items[keys[k] as number];
+      if (it === undefined) continue;
+      if (it.iova === iova && it.length === length && (item === undefined || it.id < item.id)) item = it;
+    }
+  } else {
+    for (const it of Object.values(items)) {
+      if (it.iova === iova && it.length === length && (item === undefined || it.id < item.id)) item = it;
+    }
   }
   if (item === undefined) return -ENOENT;
   itemDestroy(sim, access, item, 'iommufd_test_access_item_destroy');

@@ -303,6 +303,52 @@ export function hashTripleOf(owner: object, a: HashPart, b: HashPart, c: HashPar
   return hash;
 }
 
+/*
+ * The hashes of number triples last taken, in a direct-mapped table indexed by a mix of the three: the
+ * self-checks hash every node and run of the structures they walk after every op, nearly all of which
+ * did not change, and a look-up here costs a few multiplies where the WeakMap of hashTripleOf costs a
+ * hash-table probe by identity. A slot holds the triple it was taken for, compared before use (a collision
+ * only costs a hash), and nothing of the owner: a triple's hash is a function of its three numbers.
+ */
+const TRIPLE_SLOTS = 8192;
+const tripleA = new Float64Array(TRIPLE_SLOTS);
+const tripleB = new Float64Array(TRIPLE_SLOTS);
+const tripleC = new Float64Array(TRIPLE_SLOTS);
+const tripleLo = new Uint32Array(TRIPLE_SLOTS);
+const tripleHi = new Uint32Array(TRIPLE_SLOTS);
+const tripleSet = new Uint8Array(TRIPLE_SLOTS);
+
+/**
+ * target += hashParts([a, b, c]) for the record `owner` (a tree node, a run): what
+ * digestAddHash(target, hashTripleOf(owner, a, b, c)) does, with numbers taken from the table above.
+ */
+export function digestAddTriple(target: Digest, owner: object, a: HashPart, b: HashPart, c: HashPart): void {
+  if (typeof a !== 'number' || typeof b !== 'number' || typeof c !== 'number') {
+    digestAddHash(target, hashTripleOf(owner, a, b, c));
+    return;
+  }
+  let h = Math.imul((a | 0) ^ 0x27d4eb2d, 0x9e3779b1);
+  h = Math.imul(h ^ (b | 0), 0x85ebca6b);
+  h = Math.imul(h ^ (c | 0), 0xc2b2ae35);
+  const slot = (h ^ (h >>> 15)) & (TRIPLE_SLOTS - 1);
+  // A NaN never equals what a slot holds: it is hashed every time, as it should be (its text is "NaN").
+  if (tripleSet[slot] !== 1 || tripleA[slot] !== a || tripleB[slot] !== b || tripleC[slot] !== c) {
+    tupleBegin();
+    tuplePart(a);
+    tuplePart(b);
+    tuplePart(c);
+    tupleFinish();
+    tripleA[slot] = a;
+    tripleB[slot] = b;
+    tripleC[slot] = c;
+    tripleLo[slot] = outLo;
+    tripleHi[slot] = outHi;
+    tripleSet[slot] = 1;
+  }
+  target.lo = (target.lo + (tripleLo[slot] as number)) >>> 0;
+  target.hi = (target.hi + (tripleHi[slot] as number)) >>> 0;
+}
+
 /** target += h (a hash taken before). */
 export function digestAddHash(target: Digest, h: Digest): void {
   target.lo = (target.lo + h.lo) >>> 0;
@@ -341,7 +387,36 @@ export function digestEquals(a: Digest, b: Digest): boolean {
   return a.lo === b.lo && a.hi === b.hi;
 }
 
-/** 16 hex digits, hi lane first. */
+/** The character codes of the hex digits 0-9a-f. */
+const HEX_CODES = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+
+const hexDigit = (n: number, shift: number): number => HEX_CODES[(n >>> shift) & 15] as number;
+
+/**
+ * 16 hex digits, hi lane first (each lane's toString(16), zero-padded to 8). Written digit by digit into
+ * one string: the replayer takes one per op, and toString(16) with padStart cost a microsecond.
+ */
 export function digestHex(d: Digest): string {
-  return d.hi.toString(16).padStart(8, '0') + d.lo.toString(16).padStart(8, '0');
+  const h = d.hi;
+  const l = d.lo;
+  // Lanes are u32 wherever a digest is kept; anything else is written as it always was.
+  if (h >>> 0 !== h || l >>> 0 !== l) return d.hi.toString(16).padStart(8, '0') + d.lo.toString(16).padStart(8, '0');
+  return String.fromCharCode(
+    hexDigit(h, 28),
+    hexDigit(h, 24),
+    hexDigit(h, 20),
+    hexDigit(h, 16),
+    hexDigit(h, 12),
+    hexDigit(h, 8),
+    hexDigit(h, 4),
+    hexDigit(h, 0),
+    hexDigit(l, 28),
+    hexDigit(l, 24),
+    hexDigit(l, 20),
+    hexDigit(l, 16),
+    hexDigit(l, 12),
+    hexDigit(l, 8),
+    hexDigit(l, 4),
+    hexDigit(l, 0),
+  );
 }

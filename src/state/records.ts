@@ -122,14 +122,61 @@ function fieldHash(target: Digest, add: boolean, table: string, key: Key, field:
   else tupleRemoveFrom(target);
 }
 
+/**
+ * What a record of primitive fields added to the digest, by identity: its fields and their values then,
+ * and the sum of their hashes. Removing the record while every field still holds that value (compared,
+ * not assumed: a record may have been written in place since) subtracts the sum instead of hashing each
+ * field again. Heap allocations and pages_access records come and go on every access op.
+ */
+interface RecordSeen {
+  table: string;
+  key: Key;
+  fields: string[];
+  values: unknown[];
+  lo: number;
+  hi: number;
+}
+const recordsSeen = new WeakMap<object, RecordSeen>();
+
 export function recordAdd<R extends object>(s: Digested, table: string, key: Key, rec: R): void {
   if (!keeping) return;
-  for (const field of Object.keys(rec)) fieldHash(s.digest, true, table, key, field, rec[field as keyof R]);
+  const fields = Object.keys(rec);
+  // The fields' hashes summed apart, then added: the same digest (the lanes add mod 2^32, in any order).
+  const sum: Digest = { lo: 0, hi: 0 };
+  let primitive = true;
+  const values: unknown[] = [];
+  for (let i = 0; i < fields.length; i++) {
+    const value = rec[fields[i] as keyof R];
+    if (value !== null && typeof value === 'object') primitive = false;
+    values.push(value);
+    fieldHash(sum, true, table, key, fields[i] as string, value);
+  }
+  digestAddHash(s.digest, sum);
+  if (primitive) recordsSeen.set(rec, { table, key, fields, values, lo: sum.lo, hi: sum.hi });
 }
 
 export function recordRemove<R extends object>(s: Digested, table: string, key: Key, rec: R): void {
   if (!keeping) return;
-  for (const field of Object.keys(rec)) fieldHash(s.digest, false, table, key, field, rec[field as keyof R]);
+  const fields = Object.keys(rec);
+  const seen = recordsSeen.get(rec);
+  if (seen !== undefined) {
+    recordsSeen.delete(rec);
+    if (seen.table === table && seen.key === key && unchanged(seen, rec, fields)) {
+      digestRemoveHash(s.digest, seen);
+      return;
+    }
+  }
+  for (const field of fields) fieldHash(s.digest, false, table, key, field, rec[field as keyof R]);
+}
+
+/** Does `rec` have exactly the fields, in the order, and the values `seen` has? */
+function unchanged(seen: RecordSeen, rec: object, fields: readonly string[]): boolean {
+  if (fields.length !== seen.fields.length) return false;
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i] as string;
+    if (field !== seen.fields[i] || (rec as Record<string, unknown>)[field] !== seen.values[i]) return false;
+  }
+  return true;
 }
 
 /**
@@ -197,10 +244,33 @@ export function recordStructure<R extends object, F extends keyof R & string>(
  */
 const entryText = new WeakMap<object, string>();
 
+/**
+ * encodeJson's text of an object whose members are all integers, bigints, booleans or null (an access
+ * item), written member by member: the replacer costs a call into JS per member. Null for anything else.
+ * Members in Object.keys order, as JSON.stringify writes them; a bigint as its digits and `n` in a string.
+ */
+function encodeFlat(entry: object): string | null {
+  const rec = entry as Record<string, unknown>;
+  let text = '{';
+  const keys = Object.keys(rec);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    const v = rec[k];
+    let member: string;
+    if (typeof v === 'bigint') member = `"${v.toString()}n"`;
+    else if (typeof v === 'number' && Number.isSafeInteger(v)) member = `${v}`;
+    else if (typeof v === 'boolean') member = v ? 'true' : 'false';
+    else if (v === null) member = 'null';
+    else return null;
+    text += `${i === 0 ? '' : ','}${JSON.stringify(k)}:${member}`;
+  }
+  return `${text}}`;
+}
+
 function encodeEntry(entry: object): string {
   let text = entryText.get(entry);
   if (text === undefined) {
-    text = encodeJson(entry);
+    text = encodeFlat(entry) ?? encodeJson(entry);
     entryText.set(entry, text);
   }
   return text;
@@ -219,8 +289,10 @@ interface TableSeen {
   lanesValid: number;
   /** Only for a table with a key that is not an array index. */
   text: string | null;
-  /** The table, key and field the lanes and hash were taken for. */
-  path: string | null;
+  /** The table, key and field the lanes and hash were taken for (compared apart: no path text per write). */
+  pathTable: string | null;
+  pathKey: Key | null;
+  pathField: string | null;
   hash: Digest | null;
 }
 /**
@@ -252,21 +324,32 @@ function seeTable(table: Record<Key, object>): TableSeen {
     else indexes = false;
   }
   seen = indexes
-    ? { keys, parts, lanes: [], lanesValid: 0, text: null, path: null, hash: null }
-    : { keys: null, parts: null, lanes: [], lanesValid: 0, text: `{${parts.join(',')}}`, path: null, hash: null };
+    ? { keys, parts, lanes: [], lanesValid: 0, text: null, pathTable: null, pathKey: null, pathField: null, hash: null }
+    : {
+        keys: null,
+        parts: null,
+        lanes: [],
+        lanesValid: 0,
+        text: `{${parts.join(',')}}`,
+        pathTable: null,
+        pathKey: null,
+        pathField: null,
+        hash: null,
+      };
   tables.set(table, seen);
   return seen;
 }
 
 /** hashParts(fieldParts(table, key, field, value)) for a nested table `value`, remembered with it. */
 function tableHash(table: string, key: Key, field: string, seen: TableSeen): Digest {
-  const path = `${table}\u0000${key}\u0000${field}`;
-  if (seen.path === path && seen.hash !== null) return seen.hash;
+  // A key given once as a number and once as text only misses: the hash is redone, the same.
+  const samePath = seen.pathTable === table && seen.pathKey === key && seen.pathField === field;
+  if (samePath && seen.hash !== null) return seen.hash;
   if (seen.parts === null) {
     seen.hash = hashParts([table, String(key), field, seen.text ?? '']);
   } else {
     // The text is `{` parts joined by `,` then `}`: hash it from the last prefix whose lanes are known.
-    if (seen.path !== path) seen.lanesValid = 0;
+    if (!samePath) seen.lanesValid = 0;
     const lanes = seen.lanes;
     if (seen.lanesValid === 0) {
       lanes[0] = hashText(hashBegin([table, String(key), field]), 's{');
@@ -284,7 +367,9 @@ function tableHash(table: string, key: Key, field: string, seen: TableSeen): Dig
     seen.lanesValid = lanes.length;
     seen.hash = hashEnd(hashText(lanes[parts.length] as HashLanes, '}'));
   }
-  seen.path = path;
+  seen.pathTable = table;
+  seen.pathKey = key;
+  seen.pathField = field;
   return seen.hash;
 }
 
@@ -331,6 +416,16 @@ function seeEntry(seen: TableSeen, k: string, entry: object | undefined): boolea
   seen.lanesValid = Math.min(seen.lanesValid, at + 1);
   seen.hash = null;
   return true;
+}
+
+/**
+ * The keys of a nested table written by recordSetEntry (an access's items), ascending, as numbers: null
+ * when the table was never seen or has a key that is not an array index. Read only; it is what the table
+ * holds for as long as only recordSetEntry writes it (see `tables`), and lets a reader skip Object.values,
+ * which sorts a sparse table's keys on every call.
+ */
+export function tableKeys(table: object): readonly number[] | null {
+  return tables.get(table)?.keys ?? null;
 }
 
 /**

@@ -24,7 +24,7 @@
  * written (write-marks.ts).
  */
 
-import { type Digest, digestAdd3, digestAddHash, digestRemove3, hashTripleOf, zeroDigest } from '../lib/digest.js';
+import { type Digest, digestAdd3, digestAddTriple, digestRemove3, zeroDigest } from '../lib/digest.js';
 import { markWritten } from './write-marks.js';
 
 /** Indexes are numbers, IOVAs are bigints; one tree never mixes the two. */
@@ -434,7 +434,7 @@ function soundNodes<K extends Key>(tree: IntervalTree<K>, n: ItreeNode<K> | null
   }
   sound.seqs[sound.nodes] = seq;
   sound.nodes += 1;
-  digestAddHash(sound.digest, hashTripleOf(n, start, last, n.id));
+  digestAddTriple(sound.digest, n, start, last, n.id);
   return soundNodes(tree, n.right);
 }
 
@@ -462,7 +462,7 @@ export function itreeProblems<K extends Key>(tree: IntervalTree<K>): string | nu
     if (n === null) return { height: 0, maxLast: null };
     const l = walk(n.left);
     entries.push(toEntry(n));
-    digestAddHash(digest, hashTripleOf(n, n.start, n.last, n.id));
+    digestAddTriple(digest, n, n.start, n.last, n.id);
     const r = walk(n.right);
     // Named only when something is wrong: building the text for every sound node costs more than the check.
     const where = (): string => `node ${n.id} [${n.start}, ${n.last}]`;

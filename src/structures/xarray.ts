@@ -25,7 +25,7 @@ import { btreeCreate, btreeDelete, btreeEntriesFrom, btreeFloorValue, btreeForEa
 import type { BTree } from './btree.js';
 import { applyWindow } from './sorted-window.js';
 import { markWritten } from './write-marks.js';
-import { digestAdd3, digestAddHash, digestRemove3, hashTripleOf, zeroDigest } from '../lib/digest.js';
+import { digestAdd3, digestAddTriple, digestRemove3, zeroDigest } from '../lib/digest.js';
 import type { Digest } from '../lib/digest.js';
 
 export interface XaRun {
@@ -224,7 +224,7 @@ export function xaDigest(xa: Xarray): Digest {
   const d = zeroDigest();
   btreeForEachFrom(xa.runs, undefined, (index, run) => {
     // Remembered per run while it stays the same: a self-check after every op hashes only the changed runs.
-    digestAddHash(d, hashTripleOf(run, index, run.pfn, run.count));
+    digestAddTriple(d, run, index, run.pfn, run.count);
   });
   return d;
 }

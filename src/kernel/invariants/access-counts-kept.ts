@@ -69,6 +69,10 @@ export class AccessCountsKept {
   private readonly areaSeen = new Map<number, { pages: number | null; numAccesses: number }>();
   /** Pages with an access finding after the last check. */
   private reported = new Set<number>();
+  /** The sets a check fills, kept from check to check and emptied (a Set per op each was most of its garbage). */
+  private reportedNext = new Set<number>();
+  private readonly dirtyAreas = new Set<number>();
+  private readonly flaggedPages = new Set<number>();
 
   // What the current op touched.
   private layout = false;
@@ -141,7 +145,8 @@ export class AccessCountsKept {
 
   /** The findings of checkAccessCounts(state, pages), appended to `out`. */
   check(state: State, pages: readonly Pages[], out: InvariantFinding[]): void {
-    const dirtyAreas = new Set<number>();
+    const dirtyAreas = this.dirtyAreas;
+    if (dirtyAreas.size > 0) dirtyAreas.clear();
     for (const id of this.areasTouched) dirtyAreas.add(id);
     if (this.fresh) this.rebuild(state, dirtyAreas);
     else this.update(state, dirtyAreas);
@@ -163,7 +168,8 @@ export class AccessCountsKept {
       if (found.length === 0 || a === undefined) this.areaFound.delete(id);
       else this.areaFound.set(id, { findings: found, flags: flagged ? a.pages : null });
     }
-    const flaggedPages = new Set<number>();
+    const flaggedPages = this.flaggedPages;
+    if (flaggedPages.size > 0) flaggedPages.clear();
     if (this.areaFound.size > 0) {
       for (const id of [...this.areaFound.keys()].sort((x, y) => x - y)) {
         const f = this.areaFound.get(id) as { findings: InvariantFinding[]; flags: number | null };
@@ -172,7 +178,8 @@ export class AccessCountsKept {
       }
     }
 
-    const reported = new Set<number>();
+    const reported = this.reportedNext;
+    if (reported.size > 0) reported.clear();
     for (const p of pages) {
       const u = this.users.get(p.id) ?? 0;
       const c = this.counted.get(p.id) ?? 0;
@@ -186,6 +193,7 @@ export class AccessCountsKept {
         if (checkPagesAccesses(state, p, this.recordsOf(p.id), u, c, flagged, out)) reported.add(p.id);
       }
     }
+    this.reportedNext = this.reported;
     this.reported = reported;
     this.fresh = false;
     this.clearTouched();

@@ -62,7 +62,9 @@ function firstEndingFrom(runs: readonly Run[], a: number): number {
 export function clipRuns(runs: readonly Run[], a: number, b: number): Run[] {
   const out: Run[] = [];
   for (let k = firstEndingFrom(runs, a); k < runs.length; k++) {
-    const [s, l] = runs[k] as Run;
+    const r = runs[k] as Run;
+    const s = r[0];
+    const l = r[1];
     if (s > b) break;
     out.push([Math.max(s, a), Math.min(l, b)]);
   }
@@ -80,7 +82,7 @@ export function spliceRuns(runs: Run[], a: number, b: number, fresh: readonly Ru
   const rebuilt: Run[] = [];
   const left = runs[lo];
   if (left !== undefined && lo < hi && left[0] < a) pushRun(rebuilt, left[0], a - 1);
-  for (const [s, l] of fresh) pushRun(rebuilt, s, l);
+  for (let k = 0; k < fresh.length; k++) pushRun(rebuilt, (fresh[k] as Run)[0], (fresh[k] as Run)[1]);
   const right = runs[hi - 1];
   if (right !== undefined && lo < hi && right[1] > b) pushRun(rebuilt, b + 1, right[1]);
   return replaceSlice(runs, lo, hi, rebuilt);
@@ -102,12 +104,15 @@ const sameRuns = (x: readonly Run[], y: readonly Run[]): boolean =>
  * must run (invariant 2 was broken, or is broken inside a window).
  */
 export function updateHeld(p: Pages, before: HeldKept, wins: readonly Run[], change: HeldChange): HeldKept | undefined {
-  const xaKey = `xarray:${p.id}`;
-  const xaFinding = before.findings.find((f) => f.key === xaKey);
+  // A sound pages has no findings: its key is built only when there is one to look for.
+  const xaKey = before.findings.length > 0 ? `xarray:${p.id}` : null;
+  const xaFinding = xaKey === null ? undefined : before.findings.find((f) => f.key === xaKey);
   const accessOrXa = change.access || change.xa;
   if (xaFinding !== undefined && accessOrXa) return undefined;
   let { access, domains, cover } = before;
-  for (const [a, b] of wins) {
+  for (let w = 0; w < wins.length; w++) {
+    const a = (wins[w] as Run)[0];
+    const b = (wins[w] as Run)[1];
     if (change.access) access = spliceRuns(access, a, b, coverageWithin(p.accessTree, a, b));
     if (change.domains) domains = spliceRuns(domains, a, b, coverageWithin(p.domainsTree, a, b));
     const accessHere = clipRuns(access, a, b);

@@ -38,7 +38,7 @@ import type { InvariantFinding } from './finding.js';
 import type { PfnSeg } from './held.js';
 import { areaStartByte, indexToIova, indexToIovaLast, pfnsOver, pushSeg } from './held.js';
 import type { CheckShortcuts } from './index.js';
-import type { LayoutMemo, PagesMemo } from './memo.js';
+import type { LayoutMemo, ObjectsMemo, PagesMemo } from './memo.js';
 import { invariantFindings } from './index.js';
 import { AccessCountsKept } from './access-counts-kept.js';
 import type { HeldKept } from './held-kept.js';
@@ -67,6 +67,50 @@ const XARRAY = 4;
 const NPINNED = 8;
 const WHOLE_PAGES = ACCESS_TREE | DOMAINS_TREE | XARRAY | NPINNED;
 
+/** The inputs of the object-level checks an event may change (ObjectsMemo): the accounting's, the areas and domains'. */
+const ACCOUNTING_INPUTS = 1;
+const AREAS_DOMAINS_INPUTS = 2;
+
+/**
+ * Which object-level checks an event may change the inputs of. Only the kinds an access op emits are
+ * known inert (a pin or unpin through an access moves pages_access records, the access tree, the xarray,
+ * frames and heap allocations); every other kind drops both memos. The PFNs an xarray write gives reach the
+ * domains' check through the IOVA windows pfnsOf notes, which drop its memo too.
+ */
+function objectInputs(e: Event): number {
+  switch (e.type) {
+    case 'OpStarted':
+    case 'OpFinished':
+    case 'HeapAllocated':
+    case 'HeapFreed':
+    case 'XaStored':
+    case 'XaErased':
+    case 'PagesAccessAllocated':
+    case 'PagesAccessUsersChanged':
+    case 'PagesAccessFreed':
+    case 'AreaAccessesChanged':
+    case 'AccessItemAdded':
+    case 'AccessItemRemoved':
+    case 'PagesPinned':
+    case 'PagesUnpinned':
+    case 'PagesPinnedRuns':
+    case 'PagesUnpinnedRuns':
+    case 'Warned':
+    case 'ViolationDetected':
+      return 0;
+    case 'NpinnedChanged':
+    case 'LastNpinnedSet':
+    case 'AccountingCharged':
+    case 'AccountingUncharged':
+      return ACCOUNTING_INPUTS;
+    case 'ItreeInserted':
+    case 'ItreeRemoved':
+      return e.tree.kind === 'access' ? 0 : AREAS_DOMAINS_INPUTS;
+    default:
+      return ACCOUNTING_INPUTS | AREAS_DOMAINS_INPUTS;
+  }
+}
+
 /** Expected pins per PFN: the number of covered indexes whose PFN it is. */
 const COUNT_SPEC: RangeSpec<number> = { keyOf: (n) => `${n}` };
 
@@ -82,7 +126,11 @@ function mergeWindows<K extends number | bigint>(wins: [K, K][], inclusive: bool
       wins[j + 1] = w;
     }
   const out: [K, K][] = [];
-  for (const [s, e] of wins) {
+  // Indexed, not destructured: the iterator of `[s, e]` was most of what this function allocated.
+  for (let i = 0; i < wins.length; i++) {
+    const w = wins[i] as [K, K];
+    const s = w[0];
+    const e = w[1];
     const prev = out[out.length - 1];
     const touches = prev !== undefined && (inclusive ? (s as number) <= (prev[1] as number) + 1 : s <= prev[1]);
     if (prev !== undefined && touches) {
@@ -152,9 +200,10 @@ export class IncrementalChecker {
   readonly walks = { pagesPfns: 0, pins: 0, mappings: 0 };
   /**
    * How often a pages' own checks were taken from its memo (no event touched it since the last check), and
-   * the IOAS-level self-checks from theirs (no event touched an IOAS's trees or allocated or freed an area).
+   * the IOAS-level self-checks from theirs (no event touched an IOAS's trees or allocated or freed an area),
+   * and the accounting and areas-and-domains checks both from theirs (no event touched their inputs).
    */
-  readonly reused = { pages: 0, layout: 0 };
+  readonly reused = { pages: 0, layout: 0, objects: 0 };
   /** The PFNs each live pages holds, as of the last check. */
   private readonly pfns = new Map<number, PfnSeg[]>();
   private expectedPins: RangeMap<number> = rangeMapCreate<number>();
@@ -170,6 +219,8 @@ export class IncrementalChecker {
   private readonly pagesMemos = new Map<number, PagesMemo>();
   /** What the IOAS-level self-checks found, kept while no event touched the IOASes' trees or areas. */
   private layoutMemo: LayoutMemo = {};
+  /** What the accounting and the areas-and-domains checks found, kept while no event touched their inputs. */
+  private objectsMemo: ObjectsMemo = {};
   /** Invariant 5 from what the op's events named (access-counts-kept.ts). */
   private readonly counts = new AccessCountsKept();
 
@@ -180,6 +231,8 @@ export class IncrementalChecker {
   private readonly heldBefore = new Map<number, HeldKept>();
   /** An event touched an IOAS's trees, or allocated or freed an area. */
   private layoutTouched = false;
+  /** The object-level checks whose inputs an event of the op may have changed (objectInputs' bits). */
+  private objectsTouched = 0;
   private readonly pagesWins = new Map<number, Run[]>();
   private readonly pagesWhole = new Set<number>();
   private readonly touchedAreas = new Set<number>();
@@ -193,6 +246,7 @@ export class IncrementalChecker {
   /** Note what an event touches (call it for every event of the op, after its reducer ran). */
   observe(e: Event): void {
     this.counts.observe(e);
+    this.objectsTouched |= objectInputs(e);
     switch (e.type) {
       case 'RunConfigured':
         this.everything = true;
@@ -286,6 +340,7 @@ export class IncrementalChecker {
     if (this.everything) {
       this.pagesMemos.clear();
       this.layoutMemo = {};
+      this.objectsMemo = {};
       this.pfns.clear();
       this.expectedPins = rangeMapCreate<number>();
       this.areas.clear();
@@ -342,6 +397,7 @@ export class IncrementalChecker {
     if (this.pfnWins.length > 0) this.pfnWins = [];
     if (this.heldBefore.size > 0) this.heldBefore.clear();
     this.layoutTouched = false;
+    this.objectsTouched = 0;
   }
 
   /** An area's whole range, before and after the op, in its pages and in its IOAS. */
@@ -487,10 +543,34 @@ export class IncrementalChecker {
     return this.layoutMemo;
   }
 
+  /** Asked after every pages' PFNs were brought up to date: the IOVA windows they changed are noted by then. */
+  private objects(): ObjectsMemo {
+    const memo = this.objectsMemo;
+    const accounting = (this.objectsTouched & ACCOUNTING_INPUTS) === 0 ? memo.accounting : undefined;
+    const areasAndDomains =
+      (this.objectsTouched & AREAS_DOMAINS_INPUTS) === 0 &&
+      this.ioasWins.size === 0 &&
+      this.ioasWhole.size === 0 &&
+      this.domainWins.size === 0 &&
+      this.domainWhole.size === 0
+        ? memo.areasAndDomains
+        : undefined;
+    if (accounting === memo.accounting && areasAndDomains === memo.areasAndDomains) {
+      if (accounting !== undefined && areasAndDomains !== undefined) this.reused.objects += 1;
+      return memo;
+    }
+    const next: ObjectsMemo = {};
+    if (accounting !== undefined) next.accounting = accounting;
+    if (areasAndDomains !== undefined) next.areasAndDomains = areasAndDomains;
+    this.objectsMemo = next;
+    return next;
+  }
+
   private shortcuts(state: State): CheckShortcuts {
     return {
       pagesMemo: (p) => this.pagesMemo(p),
       layoutMemo: () => this.layout(),
+      objectsMemo: () => this.objects(),
       heldCover: (p, memo) => this.heldCover(p, memo),
       accessCounts: (pages, found) => this.counts.check(state, pages, found),
       pfnsOf: (p, cover) => this.pfnsOf(state, p, cover),
@@ -543,7 +623,10 @@ export class IncrementalChecker {
    */
   private splice(segs: PfnSeg[], a: number, b: number, fresh: readonly PfnSeg[]): PfnSeg[] | null {
     const lo = firstEndingFrom(segs, a);
-    const hi = firstStartingAfter(segs, b);
+    // The segments from `lo` on start after `a` at most one by one: a window holds a few, so this scan
+    // is firstStartingAfter(segs, b) without a second search through a guest's worth of segments.
+    let hi = lo;
+    while (hi < segs.length && (segs[hi] as PfnSeg).index <= b) hi++;
     if (sameClipped(segs, lo, hi, a, b, fresh)) return null;
     const removed: PfnSeg[] = [];
     for (let k = lo; k < hi; k++) removed.push(clip(segs[k] as PfnSeg, a, b));
@@ -597,14 +680,21 @@ export class IncrementalChecker {
    */
   private mappingsKnownClean(state: State, ioas: string, domain: string, filled: readonly Area[]): boolean {
     if (this.ioasWhole.has(ioas) || this.domainWhole.has(domain)) return false;
-    if (this.lastKeys.has(`mappings:${ioas}:${domain}`) || this.lastKeys.has(`domain-missing:${ioas}:${domain}`))
+    // The keys are built only when the last check found something (a sound run finds nothing op after op).
+    if (
+      this.lastKeys.size > 0 &&
+      (this.lastKeys.has(`mappings:${ioas}:${domain}`) || this.lastKeys.has(`domain-missing:${ioas}:${domain}`))
+    )
       return false;
     const d = state.domains[domain];
     if (d === undefined) return false;
     // Overlapping areas (a corrupt area_itree) make the expected layout ambiguous: leave them to the full walk.
     for (let k = 1; k < filled.length; k++)
       if ((filled[k] as Area).iova <= (filled[k - 1] as Area).lastIova) return false;
-    const wins = [...(this.ioasWins.get(ioas) ?? []), ...(this.domainWins.get(domain) ?? [])];
+    const ioasWins = this.ioasWins.get(ioas);
+    const domainWins = this.domainWins.get(domain);
+    if (ioasWins === undefined && domainWins === undefined) return true;
+    const wins = [...(ioasWins ?? []), ...(domainWins ?? [])];
     if (wins.length === 0) return true;
     for (const [w0, w1] of mergeWindows(wins, false)) {
       const expected: Step<bigint, Want>[] = [];

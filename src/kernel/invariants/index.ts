@@ -50,13 +50,13 @@ import { checkPins } from './pins.js';
 import { checkAccounting } from './accounting.js';
 import { checkAreasAndDomains } from './domains.js';
 import { checkAccessCounts } from './access-counts.js';
-import type { LayoutMemo, PagesMemo } from './memo.js';
+import type { LayoutMemo, ObjectsMemo, PagesMemo } from './memo.js';
 import { checkStructures } from './structures.js';
 
 export type { InvariantFinding } from './finding.js';
 export { checkTeardown } from './teardown.js';
 
-export type { LayoutMemo, PagesMemo } from './memo.js';
+export type { LayoutMemo, ObjectsMemo, PagesMemo } from './memo.js';
 
 /**
  * What lets a checker skip the run-length walks (incremental.ts): the PFNs each pages holds, kept from op to
@@ -78,6 +78,11 @@ export interface CheckShortcuts {
   heldCover?(p: Pages, memo: PagesMemo): NonNullable<PagesMemo['held']> | undefined;
   /** The memo of the IOAS-level self-checks: what was found last time, if nothing touched it since. */
   layoutMemo?(): LayoutMemo;
+  /**
+   * The memo of the object-level checks (accounting, areas and domains): what was found last time, less
+   * what the op's events (or the PFNs the pages hold, for the domains) may have changed. Asked after pfnsOf.
+   */
+  objectsMemo?(): ObjectsMemo;
   /** Invariant 5, answered from what the checker kept (access-counts.ts gives the same findings). */
   accessCounts?(pages: readonly Pages[], out: InvariantFinding[]): void;
 }
@@ -116,8 +121,17 @@ export function invariantFindings(state: State, shortcuts?: CheckShortcuts): Inv
     held.set(p.id, { pages: p, access, domains, cover, pfns });
   }
   if (shortcuts?.pinsKnownClean() !== true) checkPins(state, [...held.values()], out);
-  checkAccounting(state, pages, out);
-  checkAreasAndDomains(state, held, out, shortcuts?.mappingsKnownClean);
+  const objects = shortcuts?.objectsMemo?.();
+  if (objects === undefined) {
+    checkAccounting(state, pages, out);
+    checkAreasAndDomains(state, held, out, shortcuts?.mappingsKnownClean);
+  } else {
+    if (objects.accounting === undefined) checkAccounting(state, pages, (objects.accounting = []));
+    for (const f of objects.accounting) out.push(f);
+    if (objects.areasAndDomains === undefined)
+      checkAreasAndDomains(state, held, (objects.areasAndDomains = []), shortcuts?.mappingsKnownClean);
+    for (const f of objects.areasAndDomains) out.push(f);
+  }
   if (shortcuts?.accessCounts !== undefined) shortcuts.accessCounts(pages, out);
   else checkAccessCounts(state, pages, out);
   return out;

@@ -22,3 +22,13 @@ export interface PagesMemo {
 export interface LayoutMemo {
   structures?: InvariantFinding[];
 }
+
+/**
+ * What the object-level checks found (invariant 3, the accounting; invariant 4, the areas against their
+ * domains and the domains' mappings), kept while the ops' events touched nothing either reads: a checker
+ * drops a field when an event of a kind it does not know to be inert for that check arrives.
+ */
+export interface ObjectsMemo {
+  accounting?: InvariantFinding[];
+  areasAndDomains?: InvariantFinding[];
+}

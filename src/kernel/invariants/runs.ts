@@ -23,7 +23,42 @@ export function coverageOf(tree: IntervalTree<number>): Run[] {
   return out;
 }
 
+/** Do the runs' starts never descend? */
+function ascending(runs: readonly Run[]): boolean {
+  for (let k = 1; k < runs.length; k++) if ((runs[k] as Run)[0] < (runs[k - 1] as Run)[0]) return false;
+  return true;
+}
+
 export function unionRuns(a: readonly Run[], b: readonly Run[]): Run[] {
+  if (!ascending(a) || !ascending(b)) return unionUnsorted(a, b);
+  // Both lists ascend by start: merged in one pass, with no copy to sort. Each step takes the lowest start
+  // left, as the sorted concatenation would (equal starts may come in another order, which the merging
+  // below does not see: the run that follows extends the same `prev` either way).
+  const out: Run[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const x = a[i];
+    const y = b[j];
+    let r: Run;
+    if (y === undefined || (x !== undefined && x[0] <= y[0])) {
+      r = x as Run;
+      i++;
+    } else {
+      r = y;
+      j++;
+    }
+    const s = r[0];
+    const l = r[1];
+    const prev = out[out.length - 1];
+    if (prev !== undefined && s <= prev[1] + 1) prev[1] = Math.max(prev[1], l);
+    else out.push([s, l]);
+  }
+  return out;
+}
+
+/** The union of lists in any order (a corrupt tree's coverage may not ascend): sorted first. */
+function unionUnsorted(a: readonly Run[], b: readonly Run[]): Run[] {
   const all = [...a, ...b].sort((x, y) => x[0] - y[0]);
   const out: Run[] = [];
   for (const [s, l] of all) {

@@ -29,25 +29,27 @@ export function checkStructures(
     if (layout !== undefined) layout.structures = found;
   }
   for (const f of found) out.push(f);
-  for (const [k, p] of pages.entries()) {
+  for (let k = 0; k < pages.length; k++) {
+    const p = pages[k] as Pages;
     const memo = memos?.[k] ?? {};
-    const own = (key: string, what: string, check: () => string | null): InvariantFinding[] => {
-      const problem = check();
-      return problem === null
-        ? []
-        : [{ key, kind: 'itree_corruption', detail: `${what}: ${problem}`, objects: { pages: p.id } }];
-    };
-    memo.accessTree ??= own(`itree:${p.id}:access`, `access_itree of iopt_pages ${p.id}`, () =>
-      itreeCheck(p.accessTree),
-    );
-    memo.domainsTree ??= own(`itree:${p.id}:domains`, `domains_itree of iopt_pages ${p.id}`, () =>
-      itreeCheck(p.domainsTree),
-    );
-    memo.xa ??= own(`xarray:${p.id}:self`, `pinned_pfns of iopt_pages ${p.id}`, () => xaCheck(p.xa));
+    // The keys and texts are built only for a problem found (a sound pages has none, op after op).
+    memo.accessTree ??= own(p, 'access', itreeCheck(p.accessTree));
+    memo.domainsTree ??= own(p, 'domains', itreeCheck(p.domainsTree));
+    memo.xa ??= own(p, 'xa', xaCheck(p.xa));
     for (const f of memo.accessTree) out.push(f);
     for (const f of memo.domainsTree) out.push(f);
     for (const f of memo.xa) out.push(f);
   }
+}
+
+/** A pages' own structure's self-check result as findings: none, or its one problem. */
+function own(p: Pages, which: 'access' | 'domains' | 'xa', problem: string | null): InvariantFinding[] {
+  if (problem === null) return [];
+  const [key, what] =
+    which === 'xa'
+      ? [`xarray:${p.id}:self`, `pinned_pfns of iopt_pages ${p.id}`]
+      : [`itree:${p.id}:${which}`, `${which}_itree of iopt_pages ${p.id}`];
+  return [{ key, kind: 'itree_corruption', detail: `${what}: ${problem}`, objects: { pages: p.id } }];
 }
 
 /** The IOASes' trees and their areas, and allocated areas in no IOAS's area_itree. */

@@ -209,6 +209,55 @@ describe('IncrementalChecker', () => {
     expect(step(w)).toEqual([]);
   });
 
+  it('keeps the accounting and mapping findings over access ops, and redoes them once a PFN or a counter moves', () => {
+    const w = world();
+    const iova = IOVA + 14n * PAGE;
+    // d2 alone loses a page (a mappings finding) and the user counter is overcharged (an accounting one).
+    w.sim.emit({
+      type: 'IommuUnmapped',
+      v: 1,
+      domain: 'd2',
+      iova,
+      size: PAGE,
+      unmapped: PAGE,
+      removed: [[iova, PAGE]],
+      fn: 'test',
+    });
+    w.sim.emit({
+      type: 'AccountingCharged',
+      v: 1,
+      counter: 'user.locked_vm',
+      owner: 1000,
+      pages: null,
+      delta: 1,
+      fn: 'test',
+    });
+    const broken = step(w);
+    expect(broken).toEqual(['user.locked_vm:1000', 'mappings:A:d2']);
+    // Access ops touch neither check's inputs: both findings come from what was kept, as the oracle gives them.
+    const reused = w.inc.reused.objects;
+    expect(accessPin(w.sim, 'x', IOVA + 8n * PAGE, 4n * PAGE, true).rc).toBe(0);
+    expect(step(w)).toEqual(broken);
+    expect(accessUnpin(w.sim, 'x', IOVA + 8n * PAGE, 4n * PAGE)).toBe(0);
+    expect(step(w)).toEqual(broken);
+    expect(w.inc.reused.objects).toBe(reused + 2);
+    // A stale xarray entry changes the PFN the pages hold at index 5: the domains are compared again there.
+    w.sim.emit({ type: 'XaStored', v: 1, pages: pagesId(w), index: 5, pfn: pfnOf(w, 9), count: 1 });
+    expect(step(w)).toContain('mappings:A:d1');
+    expect(w.inc.reused.objects).toBe(reused + 2);
+    w.sim.emit({ type: 'XaErased', v: 1, pages: pagesId(w), index: 5, count: 1 });
+    w.sim.emit({
+      type: 'AccountingUncharged',
+      v: 1,
+      counter: 'user.locked_vm',
+      owner: 1000,
+      pages: null,
+      delta: 1,
+      fn: 'test',
+    });
+    expect(step(w)).toEqual(['mappings:A:d2']);
+  });
+
   it('follows an unmap of the whole IOAS and a second map', () => {
     const w = world();
     expect(accessUnpin(w.sim, 'x', IOVA + PAGE, 3n * PAGE)).toBe(0);

@@ -4,6 +4,8 @@ import type { Digest, HashPart } from '../../../src/lib/digest.js';
 import {
   digestAdd,
   digestAdd3,
+  digestAddTriple,
+  digestHex,
   digestRemove3,
   hashBegin,
   hashEnd,
@@ -123,5 +125,38 @@ describe('digest', () => {
     const again = { ...lanes[1]! };
     hashTextInto(again, again, 0x2c, members[1]!);
     expect(again).toEqual(lanes[2]);
+  });
+
+  it('writes a digest as 16 hex digits, hi lane first, each lane zero-padded', () => {
+    const lanes = [0, 1, 0xf, 0x10, 0xabc, 0x7fffffff, 0x80000000, 0xdeadbeef, 0xffffffff];
+    for (const hi of lanes) {
+      for (const lo of lanes) {
+        expect(digestHex({ hi, lo })).toBe(hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0'));
+      }
+    }
+    expect(digestHex({ hi: 0x12, lo: 0xabcdef01 })).toBe('00000012abcdef01');
+  });
+
+  it('adds a triple from its table of hashes as hashParts would, for numbers, bigints and collisions alike', () => {
+    const triples: [HashPart, HashPart, HashPart][] = [
+      [0, 0, 0],
+      [-0, 0, 1],
+      [1, 2, 3],
+      [4096, 1 << 30, 2 ** 40],
+      [1.5, -7, 2 ** 53 + 2],
+      [5n, 6n, 7],
+      [Number.NaN, 1, 2],
+    ];
+    // Many triples through the same table: slots are reused and overwritten, and a second pass hits them.
+    for (let i = 0; i < 20000; i++) triples.push([i * 512, i * 512 + 511, (i * 7919) % 10007]);
+    for (let pass = 0; pass < 2; pass++) {
+      for (const [a, b, c] of triples) {
+        const d = { lo: 5, hi: 7 };
+        digestAddTriple(d, {}, a, b, c);
+        const want = { lo: 5, hi: 7 };
+        digestAdd(want, [a, b, c]);
+        expect(d).toEqual(want);
+      }
+    }
   });
 });
