@@ -44,11 +44,12 @@ export interface Digested {
 }
 
 /*
- * Whether the writers below keep the state's digest. A rebuild that wants only the final state (B2:
- * bench/rebuild.ts, timetravel's rebuildFinal) turns it off for the synchronous stretch of reducer calls
- * and recomputes the digest from scratch once at the end (state.ts recomputeDigest: the same sum of the
- * same field hashes). Off, a writer only writes: the record hashing is most of what a reducer costs.
- * Nested structures keep their own digests either way (the recomputed digest folds them in).
+ * Whether the writers below keep the state's digest. A replay of the log that needs only the state at its
+ * end (timetravel/state-at.ts replayInto: a rebuild from the initial state, B2, or a seek's long tail)
+ * turns it off for each synchronous stretch of reducer calls and recomputes the digest from scratch once at
+ * the end (state.ts recomputeDigest: the same sum of the same field hashes). Off, a writer only writes: the
+ * record hashing is most of what a reducer costs. Nested structures keep their own digests either way (the
+ * recomputed digest folds them in).
  */
 let keeping = true;
 
