@@ -50,6 +50,8 @@ export function measureModel(options: GuestOptions, check?: CheckMode): ModelMea
     variant: spec.variant,
     fixes: spec.fixes,
     sink,
+    // As B5 replays it (bench/append.ts): the op records stream to onOp and are not kept.
+    keepOps: false,
     ...(check !== undefined ? { check } : {}),
     onOp: (record) => {
       if (record.index === SETUP_OPS) {
