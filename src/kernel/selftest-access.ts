@@ -183,18 +183,12 @@ export function accessUnpin(sim: Sim, access: string, iova: bigint, length: bigi
   // The oldest match is the lowest id: a scan, not a sort of every item per call. The digest keeper's list
   // of the table's keys saves Object.values (which collects and sorts the sparse keys each time).
   const items = accessOf(sim, access).items;
-  const keys = tableKeys(items);
+  const keys = tableKeys(items) ?? Object.keys(items).map(Number);
   let item: AccessItem | undefined;
-  if (keys !== null) {
-    for (let k = 0; k < keys.length; k++) {
-      const it = items[keys[k] as number];
-      if (it === undefined) continue;
-      if (it.iova === iova && it.length === length && (item === undefined || it.id < item.id)) item = it;
-    }
-  } else {
-    for (const it of Object.values(items)) {
-      if (it.iova === iova && it.length === length && (item === undefined || it.id < item.id)) item = it;
-    }
+  for (let k = 0; k < keys.length; k++) {
+    const it = items[keys[k] as number];
+    if (it === undefined) continue;
+    if (it.iova === iova && it.length === length && (item === undefined || it.id < item.id)) item = it;
   }
   if (item === undefined) return -ENOENT;
   itemDestroy(sim, access, item, 'iommufd_test_access_item_destroy');

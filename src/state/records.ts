@@ -324,19 +324,17 @@ function seeTable(table: Record<Key, object>): TableSeen {
     if (indexes && isIndex(k)) keys.push(Number(k));
     else indexes = false;
   }
-  seen = indexes
-    ? { keys, parts, lanes: [], lanesValid: 0, text: null, pathTable: null, pathKey: null, pathField: null, hash: null }
-    : {
-        keys: null,
-        parts: null,
-        lanes: [],
-        lanesValid: 0,
-        text: `{${parts.join(',')}}`,
-        pathTable: null,
-        pathKey: null,
-        pathField: null,
-        hash: null,
-      };
+  seen = {
+    keys: indexes ? keys : null,
+    parts: indexes ? parts : null,
+    lanes: [],
+    lanesValid: 0,
+    text: indexes ? null : `{${parts.join(',')}}`,
+    pathTable: null,
+    pathKey: null,
+    pathField: null,
+    hash: null,
+  };
   tables.set(table, seen);
   return seen;
 }

@@ -60,9 +60,9 @@ export interface EventSource {
   eventChunks(first: number, last: number): AsyncIterable<readonly SourcedEvent[]>;
   /**
    * Events first..last in seq order as arrays, without their seq and op: what a replay that only applies
-   * them reads (replayInto, rebuildFinal). Optional: a source without it is read through eventChunks.
+   * them reads (replayInto, rebuildFinal).
    */
-  replayChunks?(first: number, last: number): AsyncIterable<readonly Event[]>;
+  replayChunks(first: number, last: number): AsyncIterable<readonly Event[]>;
   /** The latest snapshot at or before `seq`. */
   snapshotAtOrBefore(seq: number): Promise<SnapshotBlob | undefined>;
   /** The seqs of the snapshots, ascending (one per snapshot spacing: few, so known when the source is made). */
@@ -82,22 +82,6 @@ export function lastAtOrBefore(sorted: readonly number[], x: number): number {
     else hi = mid;
   }
   return lo - 1;
-}
-
-/**
- * Events first..last of a source as arrays without positions: its replayChunks, or else its eventChunks
- * with the events taken out.
- */
-export async function* replayChunksOf(
-  source: EventSource,
-  first: number,
-  last: number,
-): AsyncGenerator<readonly Event[]> {
-  if (source.replayChunks !== undefined) {
-    yield* source.replayChunks(first, last);
-    return;
-  }
-  for await (const chunk of source.eventChunks(first, last)) yield chunk.map((e) => e.event);
 }
 
 /** Events per chunk of MemorySource.eventChunks. */

@@ -13,7 +13,7 @@ import type { Event } from '../events/events.js';
 import { withoutStateDigest } from '../state/records.js';
 import type { State } from '../state/state.js';
 import { digestedTables, initialState, recomputeDigest } from '../state/state.js';
-import { lastAtOrBefore, replayChunksOf } from './source.js';
+import { lastAtOrBefore } from './source.js';
 import type { EventSource, SnapshotBlob, SourcedEvent } from './source.js';
 
 /** Throws a BadRangeError unless 0 <= seq <= the run's last seq. */
@@ -56,7 +56,7 @@ function recordCount(state: State): number {
 export async function replayInto(state: State, source: EventSource, first: number, last: number): Promise<void> {
   if (first > last) return;
   const recompute = last - first + 1 >= RECOMPUTE_EVENTS_PER_RECORD * recordCount(state);
-  for await (const chunk of replayChunksOf(source, first, last)) {
+  for await (const chunk of source.replayChunks(first, last)) {
     // Off only while this chunk is reduced: nothing else runs in between (synchronous).
     if (recompute) withoutStateDigest(() => reduceAll(state, chunk));
     else reduceAll(state, chunk);

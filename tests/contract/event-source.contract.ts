@@ -13,7 +13,6 @@ import { replay } from '../../src/replay/replayer.js';
 import { MemorySink } from '../../src/state/emit.js';
 import { digestHex } from '../../src/lib/digest.js';
 import type { EventSource, OpSpan, SourcedEvent } from '../../src/timetravel/source.js';
-import { replayChunksOf } from '../../src/timetravel/source.js';
 import { stateAt } from '../../src/timetravel/state-at.js';
 
 export const TRACE = 'replays/bad-free.jsonl';
@@ -85,10 +84,10 @@ export function eventSourceContract(kind: string, factory: SourceFactory): void 
       const { source, dispose } = await factory();
       try {
         const replay: Event[] = [];
-        for await (const chunk of replayChunksOf(source, 5, 100)) replay.push(...chunk);
+        for await (const chunk of source.replayChunks(5, 100)) replay.push(...chunk);
         expect(replay).toEqual(run.sink.events.slice(4));
         const none: unknown[] = [];
-        for await (const chunk of replayChunksOf(source, 30, 29)) none.push(chunk);
+        for await (const chunk of source.replayChunks(30, 29)) none.push(chunk);
         expect(none).toEqual([]);
       } finally {
         await dispose();

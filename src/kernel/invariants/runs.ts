@@ -30,10 +30,21 @@ function ascending(runs: readonly Run[]): boolean {
 }
 
 export function unionRuns(a: readonly Run[], b: readonly Run[]): Run[] {
-  if (!ascending(a) || !ascending(b)) return unionUnsorted(a, b);
-  // Both lists ascend by start: merged in one pass, with no copy to sort. Each step takes the lowest start
-  // left, as the sorted concatenation would (equal starts may come in another order, which the merging
-  // below does not see: the run that follows extends the same `prev` either way).
+  // A corrupt tree's coverage may not ascend: such lists are sorted first (the merge needs ascending starts).
+  if (!ascending(a) || !ascending(b))
+    return mergeAscending(
+      [...a, ...b].sort((x, y) => x[0] - y[0]),
+      [],
+    );
+  return mergeAscending(a, b);
+}
+
+/**
+ * The union of two lists that each ascend by start, merged in one pass with no copy to sort. Each step takes
+ * the lowest start left, as the sorted concatenation would (equal starts may come in another order, which
+ * the merging does not see: the run that follows extends the same `prev` either way).
+ */
+function mergeAscending(a: readonly Run[], b: readonly Run[]): Run[] {
   const out: Run[] = [];
   let i = 0;
   let j = 0;
@@ -50,18 +61,6 @@ export function unionRuns(a: readonly Run[], b: readonly Run[]): Run[] {
     }
     const s = r[0];
     const l = r[1];
-    const prev = out[out.length - 1];
-    if (prev !== undefined && s <= prev[1] + 1) prev[1] = Math.max(prev[1], l);
-    else out.push([s, l]);
-  }
-  return out;
-}
-
-/** The union of lists in any order (a corrupt tree's coverage may not ascend): sorted first. */
-function unionUnsorted(a: readonly Run[], b: readonly Run[]): Run[] {
-  const all = [...a, ...b].sort((x, y) => x[0] - y[0]);
-  const out: Run[] = [];
-  for (const [s, l] of all) {
     const prev = out[out.length - 1];
     if (prev !== undefined && s <= prev[1] + 1) prev[1] = Math.max(prev[1], l);
     else out.push([s, l]);

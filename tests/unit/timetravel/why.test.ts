@@ -71,6 +71,7 @@ describe('why --pfn', () => {
       opCount: () => run.source.opCount(),
       ops: (a, b) => run.source.ops(a, b),
       eventChunks: (first, last) => run.source.eventChunks(first, last),
+      replayChunks: (first, last) => run.source.replayChunks(first, last),
       events: (first, last, types) => {
         asked.push(types);
         return run.source.events(first, last, types);
