@@ -49,8 +49,8 @@ export interface GuestOptions {
   probeAt: number | null;
   /**
    * 4 KiB pages instead of 2 MiB ones, on the trace format's default layout (every frame apart: the most
-   * fragmented a guest can be), in a version 4 trace (allocations in bounded PFN run lists). Needs
-   * chunkBytes null.
+   * fragmented a guest can be), in a version 5 trace (allocations, pins, maps and xarray writes in bounded
+   * PFN run lists). Needs chunkBytes null.
    */
   smallPages?: boolean;
 }
@@ -137,7 +137,7 @@ export function guestTrace(options: GuestOptions): GuestTrace {
   const npages = guestBytes / PAGE_SIZE;
   const len = BigInt(guestBytes);
   const rng = new Rng(seed);
-  const lines: string[] = [`{"format":"ioptrace-trace","version":${smallPages ? 4 : 1}}`];
+  const lines: string[] = [`{"format":"ioptrace-trace","version":${smallPages ? 5 : 1}}`];
   let ops = 0;
   let probe: number | null = null;
   const push = (line: string): void => {

@@ -62,7 +62,7 @@ export interface Plan {
    */
   scattered: GuestOptions[];
   /**
-   * 4 KiB pages with every frame apart (trace version 4), model without a store, at small sizes: the layout
+   * 4 KiB pages with every frame apart (trace version 5), model without a store, at small sizes: the layout
    * whose state is still per page (a frame and a mapping entry for each frame), reported beside B5 and B6.
    */
   smallPages: GuestOptions[];
@@ -72,7 +72,7 @@ export interface Plan {
    */
   scatteredGuest: GuestOptions;
   /**
-   * The issue's other B5 guest: 4 KiB pages with every frame apart (trace version 4), B5's size and access
+   * The issue's other B5 guest: 4 KiB pages with every frame apart (trace version 5), B5's size and access
    * ops, replayed into a database.
    */
   smallPageGuest: GuestOptions;
@@ -210,7 +210,7 @@ function smallPageFigures(
   if (texts.length === 0) return { figures, b6Notes: [] };
   return {
     figures,
-    b6Notes: [`4 KiB pages with every frame apart (trace version 4), without a store: ${texts.join('; ')}`],
+    b6Notes: [`4 KiB pages with every frame apart (trace version 5), without a store: ${texts.join('; ')}`],
   };
 }
 

@@ -258,6 +258,14 @@ function holdingText(type: string, e: Record<string, unknown>): string {
       return `xarray of iopt_pages ${String(e['pages'])}: stored ${String(e['count'])} at index ${String(e['index'])}`;
     case 'XaErased':
       return `xarray of iopt_pages ${String(e['pages'])}: erased ${String(e['count'])} at index ${String(e['index'])}`;
+    case 'XaStoredRuns':
+    case 'XaErasedRuns': {
+      // [index, pfn, count] or [index, count]: the count is last either way.
+      const runs = e['runs'] as number[][];
+      const pages = runs.reduce((n, r) => n + (r[r.length - 1] ?? 0), 0);
+      const verb = type === 'XaStoredRuns' ? 'stored' : 'erased';
+      return `xarray of iopt_pages ${String(e['pages'])}: ${verb} ${pages} in ${runs.length} runs from index ${String(runs[0]?.[0])}`;
+    }
     case 'ItreeInserted':
     case 'ItreeRemoved':
       return `${tree?.kind ?? ''}_itree: ${type === 'ItreeInserted' ? 'inserted' : 'removed'} [${String(e['start'])}, ${String(e['last'])}]`;

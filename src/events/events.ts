@@ -189,6 +189,11 @@ export const EVENT_SCHEMAS = [
      * table levels are tracked (IoPageTablesChanged), its pieces are whole IOPTEs like a generic domain's.
      */
     pageTable: z.literal('iommupt').optional(),
+    /**
+     * Version 5 traces, with `pageTable`: the domain keeps its tables as a digested set
+     * (Domain.ioPageTableSet) instead of one record field. Appended.
+     */
+    tableSet: z.literal(true).optional(),
   }),
   ev('DomainFreed', { domain: name }),
   /**
@@ -329,6 +334,18 @@ export const EVENT_SCHEMAS = [
     dirty: z.boolean(),
     fn,
   }),
+
+  // ---- xarray writes in runs (version 5 traces; appended) ----
+  /**
+   * One pages_to_xarray call's XaStored runs (`[index, pfn, count]`, in order), at most MAX_EVENT_RUNS per
+   * event: version 5 traces emit it where earlier versions emit one XaStored per PFN-contiguous run.
+   */
+  ev('XaStoredRuns', { pages: id, runs: z.array(z.tuple([count, count, count])).max(MAX_EVENT_RUNS) }),
+  /**
+   * One clear_xarray call's XaErased runs (`[index, count]`, in order), at most MAX_EVENT_RUNS per event:
+   * version 5 traces emit it where earlier versions emit one XaErased per present run.
+   */
+  ev('XaErasedRuns', { pages: id, runs: z.array(z.tuple([count, count])).max(MAX_EVENT_RUNS) }),
 ] as const;
 
 export const Event = z.discriminatedUnion('type', EVENT_SCHEMAS);

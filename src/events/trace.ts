@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /**
- * Trace lines, versions 1 to 4: the zod schemas of the public contract in docs/trace-format.md (header, every
+ * Trace lines, versions 1 to 5: the zod schemas of the public contract in docs/trace-format.md (header, every
  * op, `expect`, `observed` lines) and the types inferred from them. Version 2 adds file lifetime (the ops of
  * V2_OPS and the `fd` fields); which op a version allows is checked by src/replay/parse.ts.
  *
@@ -132,7 +132,7 @@ export const TRACE_OPS = [
 export type TraceOpName = (typeof TRACE_OPS)[number];
 
 /** The trace versions this ioptrace reads. */
-export const TRACE_VERSIONS = [1, 2, 3, 4] as const;
+export const TRACE_VERSIONS = [1, 2, 3, 4, 5] as const;
 export type TraceVersion = (typeof TRACE_VERSIONS)[number];
 
 /** Ops that exist only in version 2: they act on descriptors and file lifetime. */
@@ -349,7 +349,8 @@ const traceHeaderShape = {
   // all of version 2 and changes two things a replay shows: finding texts give PFNs in hex, and
   // gup_unshare_read_pins defaults to true (the GUP of every kernel since 5.19). Version 4 keeps all of
   // version 3 and changes the events of a replay only: allocations and mappings come in bounded PFN run lists.
-  version: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)], {
+  // Version 5 keeps all of version 4 and changes the events only: xarray stores and erases come in run lists.
+  version: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4), z.literal(5)], {
     error: (iss) =>
       iss.input === undefined
         ? MISSING_FIELD

@@ -18,6 +18,7 @@ import { EINVAL, ENOMEM, EPERM } from '../machine/errno.js';
 import type { PageSlots } from '../machine/gup.js';
 import type { Ptr } from '../machine/heap.js';
 import { kfree, kmalloc, ptrAdd } from '../machine/heap.js';
+import { RunList } from '../machine/sim.js';
 import type { Sim } from '../machine/sim.js';
 import type { PagesAccess } from '../state/state.js';
 import { itreeIterFirst, itreeIterNext } from '../structures/interval-tree.js';
@@ -105,6 +106,17 @@ function ioptPagesFillFromDomain(
 function pagesToXarray(sim: Sim, pages: number, start: number, last: number, list: PageSlots, at: number): number {
   const n = last - start + 1;
   const half = Math.floor(n / 2);
+  // Version 5 gathers a call's runs into XaStoredRuns lists; a WARN reports the runs before it first.
+  const perEvent = sim.runsPerEvent;
+  const lists =
+    sim.xaRunLists && perEvent !== null
+      ? new RunList<[number, number, number]>(
+          sim,
+          perEvent,
+          (runs) => sim.emit({ type: 'XaStoredRuns', v: 1, pages, runs }),
+          { waits: true },
+        )
+      : null;
   const store = (from: number, to: number): void => {
     let i = from;
     while (i < to) {
@@ -116,9 +128,11 @@ function pagesToXarray(sim: Sim, pages: number, start: number, last: number, lis
         for (let k = 0; k < count; k++) old.push(index + k);
       });
       for (const index of old) sim.warn('pages_to_xarray', 'old', { pages, index });
-      sim.emit({ type: 'XaStored', v: 1, pages, index: start + i, pfn, count: len });
+      if (lists === null) sim.emit({ type: 'XaStored', v: 1, pages, index: start + i, pfn, count: len });
+      else lists.add([start + i, pfn, len]);
       i += len;
     }
+    lists?.flush();
   };
   if (!mergedTest(sim)) {
     store(0, n);

@@ -248,11 +248,23 @@ export function batchFromXarray(sim: Sim, batch: BatchBuf, pages: number, start:
   xarrayIntoBatch(sim, batch, pages, start, last, 'batch_from_xarray');
 }
 
-/** Erase the present entries of [first, last] (clear_xarray), one XaErased per present run. */
+/**
+ * Erase the present entries of [first, last] (clear_xarray): one XaErased per present run, or (version 5)
+ * XaErasedRuns lists of them.
+ */
 export function clearXarray(sim: Sim, pages: number, first: number, last: number): void {
   if (last < first) return;
   const runs = runsOf(pagesOf(sim, pages).xa, first, last);
-  for (const run of runs) sim.emit({ type: 'XaErased', v: 1, pages, index: run.index, count: run.count });
+  const perEvent = sim.runsPerEvent;
+  if (!sim.xaRunLists || perEvent === null) {
+    for (const run of runs) sim.emit({ type: 'XaErased', v: 1, pages, index: run.index, count: run.count });
+    return;
+  }
+  for (let at = 0; at < runs.length; at += perEvent) {
+    const list: [number, number][] = [];
+    for (const run of runs.slice(at, at + perEvent)) list.push([run.index, run.count]);
+    sim.emit({ type: 'XaErasedRuns', v: 1, pages, runs: list });
+  }
 }
 
 /**

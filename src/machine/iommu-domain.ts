@@ -65,9 +65,10 @@ const PT_TABLE_SPAN: readonly bigint[] = [1n << 20n, 1n << 29n];
 const ptLeafLevel = (pgsize: bigint): number => (pgsize < PT_TABLE_SPAN[0]! ? 0 : pgsize < PT_TABLE_SPAN[1]! ? 1 : 2);
 
 /** A mock domain built on an iommupt page table rather than the xarray of earlier kernels. */
-export const isIommuptMock = (d: Domain): boolean => d.kind === 'mock' && d.ioPageTables !== undefined;
+export const isIommuptMock = (d: Domain): boolean =>
+  d.kind === 'mock' && (d.ioPageTables !== undefined || d.ioPageTableSet !== undefined);
 /** The xarray mock of [v3 .. v6.18], with its START/LAST bits and per-page WARNs. */
-export const isXarrayMock = (d: Domain): boolean => d.kind === 'mock' && d.ioPageTables === undefined;
+export const isXarrayMock = (d: Domain): boolean => d.kind === 'mock' && !isIommuptMock(d);
 
 function domainOf(state: State, name: string): Domain {
   const d = state.domains[name];
@@ -115,6 +116,7 @@ export function domainAlloc(
     pgsizes,
     aperture,
     ...(iommupt ? { pageTable: 'iommupt' as const } : {}),
+    ...(iommupt && sim.ioPageTableSets ? { tableSet: true as const } : {}),
   });
 }
 
@@ -301,14 +303,37 @@ function emitTables(sim: Sim, domain: string, allocated: [number, bigint][], fre
   sim.emit({ type: 'IoPageTablesChanged', v: 1, domain, allocated, freed, fn });
 }
 
+/** A domain's interior tables as a walk sees them: membership, and all of them when a range is large. */
+interface TableSet {
+  has(key: string): boolean;
+  keys(): Iterable<string>;
+}
+
+/** The tables of a domain's record. */
+function storedTables(d: Domain): TableSet {
+  const stored = d.ioPageTableSet?.keys ?? d.ioPageTables ?? {};
+  return { has: (key) => stored[key] === true, keys: () => Object.keys(stored) };
+}
+
+/** Fewest candidate tables of a range for which walking the whole set is cheaper than probing each. */
+const PROBE_LIMIT = 64n;
+
 /** The interior tables of `tables` below level `below` whose whole span lies in [start, end). */
-function tablesWithin(tables: ReadonlySet<string>, below: number, start: bigint, end: bigint): [number, bigint][] {
+function tablesWithin(tables: TableSet, below: number, start: bigint, end: bigint): [number, bigint][] {
   const out: [number, bigint][] = [];
   for (let level = 0; level < below && level < PT_TABLE_SPAN.length; level++) {
     const span = PT_TABLE_SPAN[level]!;
     const first = start % span === 0n ? start : start - (start % span) + span;
-    // Walk the set, not the range: a range can span millions of tables, the set holds a few.
-    for (const key of tables) {
+    if (first + span > end) continue;
+    if ((end - first) / span <= PROBE_LIMIT) {
+      // A small range: probe each table it could hold.
+      for (let base = first; base + span <= end; base += span) {
+        if (tables.has(ioPageTableKey(level, base))) out.push([level, base]);
+      }
+      continue;
+    }
+    // A large range can span millions of tables where the set holds a few: walk the set.
+    for (const key of tables.keys()) {
       const at = key.indexOf('@');
       if (Number(key.slice(0, at)) !== level) continue;
       const base = BigInt(key.slice(at + 1));
@@ -342,7 +367,12 @@ function ptMockMap(
     sim.warn('pt_iommu_amdv1_mock_map_pages', '!(prot & (IOMMU_READ | IOMMU_WRITE))', { domain, iova });
     return -EINVAL;
   }
-  const tables = new Set(Object.keys(d.ioPageTables ?? {}));
+  // The domain's tables as this call changes them, without copying them: a guest of 4 KiB pages has a
+  // level-0 table per MiB of IOVA and one map call per page.
+  const stored = d.ioPageTableSet?.keys ?? d.ioPageTables ?? {};
+  const added = new Set<string>();
+  const dropped = new Set<string>();
+  const hasTable = (key: string): boolean => !dropped.has(key) && (added.has(key) || stored[key] === true);
   const allocated: [number, bigint][] = [];
   const freed: [number, bigint][] = [];
   let mappedEnd = iova;
@@ -354,7 +384,7 @@ function ptMockMap(
       for (let l = PT_TABLE_SPAN.length - 1; l >= level; l--) {
         const span = PT_TABLE_SPAN[l]!;
         const base = cursor - (cursor % span);
-        if (tables.has(ioPageTableKey(l, base))) continue;
+        if (hasTable(ioPageTableKey(l, base))) continue;
         // No table yet: the entry above is empty, or a leaf of a larger IO page that covers the span.
         // Above the call's IOVA: extents of this batch not yet reported may lie there.
         settleOver(sim, domain, base, base + span);
@@ -366,7 +396,9 @@ function ptMockMap(
           rc = -ENOMEM;
           break walk;
         }
-        tables.add(ioPageTableKey(l, base));
+        const key = ioPageTableKey(l, base);
+        dropped.delete(key);
+        added.add(key);
         allocated.push([l, base]);
       }
       // The leaves up to the end of the run or of the table they go into.
@@ -375,9 +407,18 @@ function ptMockMap(
       const segEnd = next < runEnd ? next : runEnd;
       const present = presentIn(domainOf(sim.state, domain), cursor, segEnd)[0];
       const stop = present === undefined ? segEnd : cursor + ((present[0] - cursor) / run.pgsize) * run.pgsize;
-      for (const t of tablesWithin(tables, level, cursor, stop)) {
-        tables.delete(ioPageTableKey(t[0], t[1]));
-        freed.push(t);
+      // Only a leaf above level 0 can cover whole tables (clear_contig).
+      if (level > 0) {
+        const tables: TableSet = {
+          has: hasTable,
+          keys: () => [...Object.keys(stored).filter((k) => !dropped.has(k)), ...added],
+        };
+        for (const t of tablesWithin(tables, level, cursor, stop)) {
+          const key = ioPageTableKey(t[0], t[1]);
+          added.delete(key);
+          dropped.add(key);
+          freed.push(t);
+        }
       }
       mappedEnd = stop;
       if (present !== undefined) {
@@ -500,7 +541,7 @@ export function iommuUnmap(sim: Sim, domain: string, iova: bigint, size: bigint,
   if (isIommuptMock(d)) {
     [removed, unmapped] = wholeIoptesFrom(d, iova, size, true);
     const done = iova + unmapped < end ? iova + unmapped : end;
-    const freed = tablesWithin(new Set(Object.keys(d.ioPageTables ?? {})), PT_TABLE_SPAN.length, iova, done);
+    const freed = tablesWithin(storedTables(d), PT_TABLE_SPAN.length, iova, done);
     sim.emit({ type: 'IommuUnmapped', v: 1, domain, iova, size, unmapped, removed, fn });
     emitTables(sim, domain, [], freed, 'pt_iommu_amdv1_mock_unmap_pages');
     return unmapped;

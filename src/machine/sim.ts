@@ -51,6 +51,13 @@ export class Sim {
    * them. Set once.
    */
   runsPerEvent: number | null = null;
+  /**
+   * Version 5 traces: one pages_to_xarray or clear_xarray call reports its runs in XaStoredRuns /
+   * XaErasedRuns lists (of at most runsPerEvent runs) instead of one XaStored / XaErased per run. Set once.
+   */
+  xaRunLists = false;
+  /** Version 5 traces: an iommupt mock domain keeps its interior tables as a digested set. Set once. */
+  ioPageTableSets = false;
   /** Each mm's mmap lock (mmap-lock.ts); free between operations unless a task hung on it. */
   readonly mmapLocks = new Map<number, MmapLockState>();
   private idCursor = 0;
@@ -171,7 +178,7 @@ export interface RunListOptions<R, K extends number | bigint> {
 /**
  * The runs one call has done but not yet reported, gathered into list events of at most `perEvent` runs
  * (version 4's PagesPinnedRuns, PagesUnpinnedRuns, FrameRunsAllocated, IommuMappedRuns and batch_unpin's
- * NpinnedChanged). A full list is reported once its last run can no longer grow: at once without `join`,
+ * NpinnedChanged; version 5's XaStoredRuns and XaErasedRuns). A full list is reported once its last run can no longer grow: at once without `join`,
  * else when a run that does not join it comes. Versions 1 to 3 use a list of one run whose `report` emits
  * the single event, so both eras share one walk. The caller reports the rest with flush().
  */

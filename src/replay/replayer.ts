@@ -279,6 +279,8 @@ export class LiveReplay {
     this.sim.fileLifetime = header.version >= 2;
     this.sim.findingsInHex = header.version >= 3;
     this.sim.runsPerEvent = header.version >= 4 ? MAX_EVENT_RUNS : null;
+    this.sim.xaRunLists = header.version >= 5;
+    this.sim.ioPageTableSets = header.version >= 5;
     this.runOp(0, 0, 'setup', null, () => {
       this.sim.emit({
         type: 'RunConfigured',

@@ -149,7 +149,7 @@ export interface SessionOptions {
   /** A finding as it happens, one line in the style of a kernel log. */
   onFinding?: (line: string) => void;
   /**
-   * The trace version to write (default 4): version 2 and later follow the program's descriptors (fork,
+   * The trace version to write (default 5): version 2 and later follow the program's descriptors (fork,
    * dup, close, fd passing, exit) with the ops of file lifetime (file-lifetime.ts); version 1 translates each
    * release into the ops that stand for it and keeps every context until the end.
    */
@@ -271,7 +271,7 @@ export class Session {
   static readonly PREAMBLE = ['# written by ioptrace run: the ops a live program issued, with what it saw'];
 
   constructor(private readonly options: SessionOptions) {
-    const versionDefaults = defaultTraceHeader(options.traceVersion ?? 4);
+    const versionDefaults = defaultTraceHeader(options.traceVersion ?? 5);
     this.header = {
       ...versionDefaults,
       gup_unshare_read_pins: options.gupUnshareReadPins ?? versionDefaults.gup_unshare_read_pins,

@@ -77,6 +77,8 @@ export const REDUCERS: ReducerTable = {
   ItreeRemoved: iommufd.itreeRemoved,
   XaStored: iommufd.xaStored,
   XaErased: iommufd.xaErased,
+  XaStoredRuns: iommufd.xaStoredRuns,
+  XaErasedRuns: iommufd.xaErasedRuns,
   PagesAccessAllocated: iommufd.pagesAccessAllocated,
   PagesAccessUsersChanged: iommufd.pagesAccessUsersChanged,
   PagesAccessFreed: iommufd.pagesAccessFreed,

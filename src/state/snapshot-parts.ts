@@ -6,9 +6,10 @@
  *
  * A part is one large structure of the State: the frame table, each mm's page table and VMAs, each memfd's
  * page table, each pages' xarray and interval trees, each IOAS's interval trees, each domain's mapping
- * tree. "The rest" is the State with those fields set to null. Each is v8.serialize'd and raw-DEFLATEd
- * (level 1) on its own. A structure with fewer than `partMinEntries` entries stays in the rest: each part
- * costs a deflate stream of its own (tens of us), more than re-encoding a small structure.
+ * tree and (version 5) set of IO page tables. "The rest" is the State with those fields set to null. Each
+ * is v8.serialize'd and raw-DEFLATEd (level 1) on its own. A structure with fewer than `partMinEntries`
+ * entries stays in the rest: each part costs a deflate stream of its own (tens of us), more than
+ * re-encoding a small structure.
  *
  * The blob: a u32 (little-endian) byte length of the header, the header (UTF-8 JSON:
  * `{"rest": bytes, "parts": [[path, bytes], ...]}`, a path being the keys from the State down to the
@@ -75,6 +76,11 @@ function structuresOf(state: State): Part[] {
   for (const [name, domain] of Object.entries(state.domains)) {
     const tree = domain.mappings.tree;
     parts.push({ path: ['domains', name, 'mappings', 'tree'], value: tree, containers: [tree], entries: tree.size });
+  }
+  for (const [name, domain] of Object.entries(state.domains)) {
+    const set = domain.ioPageTableSet;
+    if (set !== undefined)
+      parts.push({ path: ['domains', name, 'ioPageTableSet'], value: set, containers: [set], entries: set.count });
   }
   return parts;
 }

@@ -270,6 +270,19 @@ export interface Domain {
    * ioPageTableKey(level, iova of the table's span). The top level always exists and is not listed.
    */
   ioPageTables?: Record<string, true>;
+  /**
+   * The same tables in a version 5 trace, kept as a digested set: each change costs what it changes, where
+   * the record above is hashed whole (a 16 GiB guest of 4 KiB pages has 16,384 level-0 tables, and each map
+   * of a page that opens one would rehash them all). A domain has one of the two, never both.
+   */
+  ioPageTableSet?: IoPageTableSet;
+}
+
+/** Interior page tables of an iommupt mock domain (version 5): keys as in ioPageTables, digest the sum of their hashes. */
+export interface IoPageTableSet {
+  keys: Record<string, true>;
+  count: number;
+  digest: Digest;
 }
 
 /** The key of an interior page table in Domain.ioPageTables: its level and the IOVA its span starts at. */

@@ -387,7 +387,7 @@ const TYPES_OF: Record<Exclude<ValueNode['kind'], 'number' | 'pages'>, readonly 
   mm: ['ProcessCreated', 'AccountingCharged', 'AccountingUncharged', 'MmGot', 'MmPut', 'MmGrabbed', 'MmDropped'],
   findings: FINDING_EVENTS,
   frame: ['FramesAllocated', 'FrameRunsAllocated', 'VmaMapped', 'VmaUnmapped', 'CowBroken', ...PIN_EVENTS],
-  xa: ['PagesAllocated', 'PagesReleased', 'XaStored', 'XaErased'],
+  xa: ['PagesAllocated', 'PagesReleased', 'XaStored', 'XaErased', 'XaStoredRuns', 'XaErasedRuns'],
 };
 
 function valuesOf(n: CondNode, out: ValueNode[] = []): ValueNode[] {

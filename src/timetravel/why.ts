@@ -14,7 +14,7 @@
  */
 import type { Event, EventOf, EventType } from '../events/events.js';
 import { INDEX_EVENTS, PFN_EVENTS, PIN_EVENTS } from '../events/groups.js';
-import { mappedEventsOf, pinEventsOf } from '../events/runs.js';
+import { mappedEventsOf, pinEventsOf, xaEventsOf } from '../events/runs.js';
 import { BadInputError } from '../lib/errors.js';
 import { hex } from '../state/diff.js';
 import { DEFAULT_CONFIG, type Area } from '../state/state.js';
@@ -142,39 +142,31 @@ async function whyPfn(source: EventSource, pfn: number, first: number, last: num
           else add(seq, op, e, `unpinned in ${span}${r.dirty ? ' dirty' : ''} by ${r.fn}`);
         }
         break;
-      case 'XaStored': {
-        const holder = (i: number): string => `${e.pages}:${i}`;
-        if (covers(e.pfn, e.count, pfn)) {
-          const at = e.index + (pfn - e.pfn);
-          inXa.add(holder(at));
-          add(
-            seq,
-            op,
-            e,
-            `stored at index ${at} of pages ${e.pages} (${indexSpan(e.index, e.count)} <- ${pfnSpan(e.pfn, e.count)})`,
-          );
-        } else {
+      case 'XaStored':
+      case 'XaStoredRuns':
+      case 'XaErased':
+      case 'XaErasedRuns':
+        for (const x of xaEventsOf(e)) {
+          if (x.type === 'XaStored' && covers(x.pfn, x.count, pfn)) {
+            const at = x.index + (pfn - x.pfn);
+            inXa.add(`${x.pages}:${at}`);
+            add(
+              seq,
+              op,
+              e,
+              `stored at index ${at} of pages ${x.pages} (${indexSpan(x.index, x.count)} <- ${pfnSpan(x.pfn, x.count)})`,
+            );
+            continue;
+          }
           for (const h of [...inXa]) {
             const [pages, index] = h.split(':').map(Number) as [number, number];
-            if (pages === e.pages && covers(e.index, e.count, index)) {
-              inXa.delete(h);
-              add(
-                seq,
-                op,
-                e,
-                `overwritten at index ${index} of pages ${pages} by ${pfnSpan(e.pfn + (index - e.index), 1)}`,
-              );
-            }
-          }
-        }
-        break;
-      }
-      case 'XaErased':
-        for (const h of [...inXa]) {
-          const [pages, index] = h.split(':').map(Number) as [number, number];
-          if (pages === e.pages && covers(e.index, e.count, index)) {
+            if (pages !== x.pages || !covers(x.index, x.count, index)) continue;
             inXa.delete(h);
-            add(seq, op, e, `erased from index ${index} of pages ${pages} (${indexSpan(e.index, e.count)})`);
+            const what =
+              x.type === 'XaStored'
+                ? `overwritten at index ${index} of pages ${pages} by ${pfnSpan(x.pfn + (index - x.index), 1)}`
+                : `erased from index ${index} of pages ${pages} (${indexSpan(x.index, x.count)})`;
+            add(seq, op, e, what);
           }
         }
         break;
@@ -279,15 +271,19 @@ async function whyIndex(
         if (e.pages === pagesId) add(seq, op, e, `pages ${pagesId} released by ${e.fn}`);
         break;
       case 'XaStored':
-        if (e.pages === pagesId && covers(e.index, e.count, index)) {
-          const pfn = e.pfn + (index - e.index);
-          pfns.add(pfn);
-          add(seq, op, e, `xa stored pfn ${hex(pfn)} (${indexSpan(e.index, e.count)} <- ${pfnSpan(e.pfn, e.count)})`);
-        }
-        break;
+      case 'XaStoredRuns':
       case 'XaErased':
-        if (e.pages === pagesId && covers(e.index, e.count, index))
-          add(seq, op, e, `xa erased (${indexSpan(e.index, e.count)})`);
+      case 'XaErasedRuns':
+        for (const x of xaEventsOf(e)) {
+          if (x.pages !== pagesId || !covers(x.index, x.count, index)) continue;
+          if (x.type === 'XaErased') {
+            add(seq, op, e, `xa erased (${indexSpan(x.index, x.count)})`);
+            continue;
+          }
+          const pfn = x.pfn + (index - x.index);
+          pfns.add(pfn);
+          add(seq, op, e, `xa stored pfn ${hex(pfn)} (${indexSpan(x.index, x.count)} <- ${pfnSpan(x.pfn, x.count)})`);
+        }
         break;
       case 'ItreeInserted':
       case 'ItreeRemoved': {

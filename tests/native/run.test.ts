@@ -149,7 +149,7 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
       'last copy ok',
     ]);
     const text = readFileSync(r.trace, 'utf8');
-    expect(text.split('\n')[1]).toBe('{"format":"ioptrace-trace","version":4}');
+    expect(text.split('\n')[1]).toBe('{"format":"ioptrace-trace","version":5}');
     // Two processes issued ops: the parent, created, and the child, its fork (sharing the descriptors).
     expect(text.match(/"op":"process"/g)).toHaveLength(1);
     expect(text.match(/"op":"fork"/g)).toHaveLength(1);
@@ -545,7 +545,7 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
     expect(bad.stderr).toContain('--grant-cap CAP_SYS_ADMIN: one of CAP_IPC_LOCK, CAP_SYS_RESOURCE');
   });
 
-  it('writes version 4 with the file-lifetime ops of version 2 for fork, dup, close and fd passing: the last holder exits, mm before files', async () => {
+  it('writes version 5 with the file-lifetime ops of version 2 for fork, dup, close and fd passing: the last holder exits, mm before files', async () => {
     const r = await runClient('passing');
     expect(r.status).toBe(0);
     expect(r.stdout).toEqual([
@@ -569,7 +569,7 @@ describe.skipIf(!haveCc)('ioptrace run', () => {
       ['check_refs pfn 0x40002', '1 pins', '0 pins'],
     ]);
     const text = readFileSync(r.trace, 'utf8');
-    expect(text.split('\n')[1]).toBe('{"format":"ioptrace-trace","version":4}');
+    expect(text.split('\n')[1]).toBe('{"format":"ioptrace-trace","version":5}');
     // B was forked before the open: it joins as a process that is sent the descriptor, not as a fork. The
     // parent closes its copy while the descriptor is in flight (B receives only afterwards): that close
     // (where the first child's exit is seen) leaves the file open, and the send, then the close, are

@@ -85,6 +85,8 @@ function objectInputs(e: Event): number {
     case 'HeapFreed':
     case 'XaStored':
     case 'XaErased':
+    case 'XaStoredRuns':
+    case 'XaErasedRuns':
     case 'PagesAccessAllocated':
     case 'PagesAccessUsersChanged':
     case 'PagesAccessFreed':
@@ -254,6 +256,14 @@ export class IncrementalChecker {
       case 'XaStored':
       case 'XaErased':
         pushWin(this.pagesWins, e.pages, [e.index, e.index + e.count - 1]);
+        this.touchPages(e.pages, XARRAY);
+        break;
+      case 'XaStoredRuns':
+        for (const [index, , count] of e.runs) pushWin(this.pagesWins, e.pages, [index, index + count - 1]);
+        this.touchPages(e.pages, XARRAY);
+        break;
+      case 'XaErasedRuns':
+        for (const [index, count] of e.runs) pushWin(this.pagesWins, e.pages, [index, index + count - 1]);
         this.touchPages(e.pages, XARRAY);
         break;
       case 'NpinnedChanged':

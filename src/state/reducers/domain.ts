@@ -10,8 +10,9 @@ import { btreeCreate, btreeDelete, btreeEntriesFrom, btreeFloorValue, btreeSet }
 import type { Digest } from '../../lib/digest.js';
 import { tupleAddTo, tuplePart, tupleRemoveFrom, tupleStart, zeroDigest } from '../../lib/digest.js';
 import { recordAdd, recordRemove, recordSet, recordStructure } from '../records.js';
+import { markWritten } from '../../structures/write-marks.js';
 import { ioPageTableKey } from '../state.js';
-import type { Domain, Mapping, MappingTable, State } from '../state.js';
+import type { Domain, IoPageTableSet, Mapping, MappingTable, State } from '../state.js';
 import { mustGet } from './lookup.js';
 
 export interface PgsizeRun {
@@ -105,6 +106,18 @@ function removeRange(t: MappingTable, start: bigint, end: bigint): bigint {
   return removed;
 }
 
+/** Add (`present`) or remove one table of a digested set; a key already so is left alone. */
+function tableSetPut(set: IoPageTableSet, key: string, present: boolean): void {
+  if ((set.keys[key] === true) === present) return;
+  if (present) set.keys[key] = true;
+  else delete set.keys[key];
+  set.count += present ? 1 : -1;
+  tupleStart();
+  tuplePart(key);
+  if (present) tupleAddTo(set.digest);
+  else tupleRemoveFrom(set.digest);
+}
+
 export function domainAllocated(s: State, e: EventOf<'DomainAllocated'>): void {
   const domain: Domain = {
     name: e.domain,
@@ -113,7 +126,11 @@ export function domainAllocated(s: State, e: EventOf<'DomainAllocated'>): void {
     aperture: [e.aperture[0], e.aperture[1]],
     mappings: mappingTableCreate(),
     mappedBytes: 0n,
-    ...(e.pageTable === 'iommupt' ? { ioPageTables: {} } : {}),
+    ...(e.pageTable !== 'iommupt'
+      ? {}
+      : e.tableSet === true
+        ? { ioPageTableSet: { keys: {}, count: 0, digest: zeroDigest() } }
+        : { ioPageTables: {} }),
   };
   s.domains[e.domain] = domain;
   recordAdd(s, 'domain', e.domain, domain);
@@ -137,7 +154,7 @@ function mapInto(t: MappingTable, d: Domain, x: MapCall, read: boolean, write: b
   // The model has already WARNed about an overlap; like the mock, the new entries replace the old ones.
   const overwritten = removeRange(t, x.iova, x.iova + x.size);
   const base = { read, write, extent: x.extent };
-  if (d.kind === 'mock' && d.ioPageTables === undefined) {
+  if (d.kind === 'mock' && d.ioPageTables === undefined && d.ioPageTableSet === undefined) {
     putMapping(t, {
       ...base,
       iova: x.iova,
@@ -194,6 +211,15 @@ export function iommuUnmapped(s: State, e: EventOf<'IommuUnmapped'>): void {
 
 export function ioPageTablesChanged(s: State, e: EventOf<'IoPageTablesChanged'>): void {
   const d = mustGet(s.domains, e.domain, 'domain');
+  if (d.ioPageTableSet !== undefined) {
+    recordStructure(s, 'domain', e.domain, d, 'ioPageTableSet', (set) => {
+      if (set === undefined) return;
+      markWritten(set);
+      for (const [level, iova] of e.freed) tableSetPut(set, ioPageTableKey(level, iova), false);
+      for (const [level, iova] of e.allocated) tableSetPut(set, ioPageTableKey(level, iova), true);
+    });
+    return;
+  }
   const keys = new Set(Object.keys(d.ioPageTables ?? {}));
   for (const [level, iova] of e.freed) keys.delete(ioPageTableKey(level, iova));
   for (const [level, iova] of e.allocated) keys.add(ioPageTableKey(level, iova));

@@ -201,6 +201,32 @@ export function xaErased(s: State, e: EventOf<'XaErased'>): void {
   recordStructure(s, 'pages', e.pages, pagesOf(s, e.pages), 'xa', (xa) => void xaErase(xa, e.index, e.count));
 }
 
+/** A list of XaStored runs (version 5), in order, with the pages' record out of the digest once for all. */
+export function xaStoredRuns(s: State, e: EventOf<'XaStoredRuns'>): void {
+  recordStructure(s, 'pages', e.pages, pagesOf(s, e.pages), 'xa', (xa) => {
+    for (const [index, pfn, count] of e.runs) xaStore(xa, index, pfn, count);
+  });
+}
+
+/**
+ * A list of XaErased runs (version 5), in order. Index-adjacent runs (the pages of scattered frames) are
+ * erased as one range: the same entries go.
+ */
+export function xaErasedRuns(s: State, e: EventOf<'XaErasedRuns'>): void {
+  recordStructure(s, 'pages', e.pages, pagesOf(s, e.pages), 'xa', (xa) => {
+    let from = 0;
+    let end = 0;
+    for (const [index, count] of e.runs) {
+      if (index !== end) {
+        xaErase(xa, from, end - from);
+        from = index;
+      }
+      end = index + count;
+    }
+    xaErase(xa, from, end - from);
+  });
+}
+
 export function pagesAccessAllocated(s: State, e: EventOf<'PagesAccessAllocated'>): void {
   const node: PagesAccess = { id: e.node, pages: e.pages, index: e.index, last: e.last, users: 0 };
   s.pagesAccesses[e.node] = node;

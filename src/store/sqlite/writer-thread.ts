@@ -144,6 +144,10 @@ export class WriterThread {
 
   /** The thread ended with batches unanswered (it crashed): the first failed, the rest never ran. */
   #orphaned(crash: unknown): void {
+    // The exit can be seen before the replies the thread sent last are delivered: take those first, or
+    // their batches would be answered twice (once here as lost, once by the late reply).
+    for (let m = receiveMessageOnPort(this.#replies); m !== undefined; m = receiveMessageOnPort(this.#replies))
+      this.#handle(m.message as Reply);
     const error: ThreadError = {
       name: 'Error',
       message: `the writer thread ended: ${crash instanceof Error ? crash.message : 'it exited'}`,

@@ -185,9 +185,9 @@ describe('the generated guest on the model', () => {
     expect(without.ops[12]?.digest).not.toBe(up.ops[12]?.digest);
   });
 
-  it('lays 4 KiB pages out with every frame apart, in bounded run lists of trace version 4', () => {
+  it('lays 4 KiB pages out with every frame apart, in bounded run lists of trace version 5', () => {
     const g = guestTrace({ ...small, guestBytes: 8 * MiB, accessOps: 10, smallPages: true });
-    expect(g.text.split('\n')[0]).toBe('{"format":"ioptrace-trace","version":4}');
+    expect(g.text.split('\n')[0]).toBe('{"format":"ioptrace-trace","version":5}');
     expect(opsOf(g.text)[1]).toMatchObject({ op: 'mmap', huge: '4K', length: 8 * MiB });
     const spec = resolveVariant('upstream');
     const types: string[] = [];

@@ -261,7 +261,7 @@ describe('assemble', () => {
     expect(b6?.figures['smallPagePeakRssMiB1GiB']).toBe(480);
     expect(b6?.notes.filter((n) => n.startsWith('goal not met'))).toHaveLength(2);
     expect(b6?.notes).toContain(
-      '4 KiB pages with every frame apart (trace version 4), without a store: 0.25 GiB: 8,000 access ops/s, setup 2 s and 2 events per page, peak RSS 200 MiB; 1 GiB: 5,000 access ops/s, setup 0.5 s and 2 events per page, peak RSS 480 MiB',
+      '4 KiB pages with every frame apart (trace version 5), without a store: 0.25 GiB: 8,000 access ops/s, setup 2 s and 2 events per page, peak RSS 200 MiB; 1 GiB: 5,000 access ops/s, setup 0.5 s and 2 events per page, peak RSS 480 MiB',
     );
   });
 

@@ -740,11 +740,11 @@ describe('parseTraceText errors', () => {
   it('refuses a header after the first non-comment line, a wrong version and a bad page size', () => {
     expect(
       issuesOf(
-        '{"format":"ioptrace-trace","version":5,"page_size":6000,"gup":true}',
+        '{"format":"ioptrace-trace","version":6,"page_size":6000,"gup":true}',
         '{"format":"ioptrace-trace","version":1}',
       ),
     ).toEqual([
-      { line: 1, field: 'version', message: 'unsupported version 5: this ioptrace reads versions 1, 2, 3, 4' },
+      { line: 1, field: 'version', message: 'unsupported version 6: this ioptrace reads versions 1, 2, 3, 4, 5' },
       { line: 1, field: 'page_size', message: 'expected a power of two' },
       {
         line: 1,
