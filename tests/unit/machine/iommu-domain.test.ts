@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { btreeEntries } from '../../../src/structures/btree.js';
+import { mappingsPieces } from '../../../src/structures/mapping-table.js';
 import { EEXIST, EINVAL, ENOENT } from '../../../src/machine/errno.js';
 import {
   domainAlloc,
@@ -32,7 +32,7 @@ function generic() {
 }
 
 const pieces = (h: World, d: string): Mapping[] =>
-  [...btreeEntries(h.sim.state.domains[d]!.mappings.tree)].map(([, m]) => m);
+  mappingsPieces(h.sim.state.domains[d]!.mappings);
 
 const warns = (h: World) => eventsOf(h.sink, 'Warned').map((w) => [w.fn, w.condition, w.objects['iova']]);
 
