@@ -29,8 +29,7 @@ function mock(era: 'xarray' | 'iommupt', pageSize = 4096) {
   return h;
 }
 
-const pieces = (h: World) =>
-  mappingsPieces(h.sim.state.domains['D']!.mappings).map((m) => [m.iova, m.size, m.pgsize]);
+const pieces = (h: World) => mappingsPieces(h.sim.state.domains['D']!.mappings).map((m) => [m.iova, m.size, m.pgsize]);
 const warns = (h: World) => eventsOf(h.sink, 'Warned').map((w) => [w.fn, w.condition, w.objects['iova']]);
 const tables = (h: World) => Object.keys(h.sim.state.domains['D']!.ioPageTables ?? {});
 const tableEvents = (h: World) => eventsOf(h.sink, 'IoPageTablesChanged').map((e) => [e.allocated, e.freed, e.fn]);

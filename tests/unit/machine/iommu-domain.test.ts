@@ -31,8 +31,7 @@ function generic() {
   return h;
 }
 
-const pieces = (h: World, d: string): Mapping[] =>
-  mappingsPieces(h.sim.state.domains[d]!.mappings);
+const pieces = (h: World, d: string): Mapping[] => mappingsPieces(h.sim.state.domains[d]!.mappings);
 
 const warns = (h: World) => eventsOf(h.sink, 'Warned').map((w) => [w.fn, w.condition, w.objects['iova']]);
 
