@@ -325,7 +325,7 @@ export function mappingsEmpty(t: MappingTable): boolean {
  */
 export function mappingsReplace(t: MappingTable, lo: bigint, hi: bigint, added: readonly Mapping[]): bigint {
   const tree = t.tree;
-  // The stored atoms with a piece at or above lo and an element below hi, or straddling the window.
+  // The stored atoms with a piece in [lo, hi), or with pieces on both sides of it (the window splits them).
   const window: MappingAtom[] = [];
   let headKeep = 0;
   let before: MappingAtom | undefined;
