@@ -27,7 +27,7 @@ import { readPhys, writePhys } from '../machine/memory.js';
 import type { Sim } from '../machine/sim.js';
 import type { Area } from '../state/state.js';
 import { ioptAreaIndexToIova, ioptAreaIndexToIovaLast, u64 } from './area-geometry.js';
-import { btreeFloorValue } from '../structures/btree.js';
+import { mappingAt } from '../structures/mapping-table.js';
 import type { BatchBehaviour, BatchDiag, PfnBatch } from './pfn-batch.js';
 import {
   U16_MAX,
@@ -311,7 +311,7 @@ function pagesAfterInPiece(sim: Sim, domain: string, iova: bigint, max: number):
   const d = sim.state.domains[domain];
   if (d === undefined || max <= 0) return 0;
   if (isXarrayMock(d) && iova % domainPgsizeMin(sim.state, domain) !== 0n) return 0;
-  const m = btreeFloorValue(d.mappings.tree, iova);
+  const m = mappingAt(d.mappings, iova);
   if (m === undefined) return 0;
   const page = BigInt(sim.pageSize);
   const end = m.iova + m.size;

@@ -30,7 +30,7 @@
  * rejected (map: -EINVAL) or clipped at 2^64 (unmap). Without [up:map-requires-prot] a map with neither
  * READ nor WRITE is stored like any other.
  */
-import { btreeEntriesFrom, btreeFloorValue, btreeGet } from '../structures/btree.js';
+import { mappingAt, mappingsEmpty, mappingsForEachFrom } from '../structures/mapping-table.js';
 import { InternalError } from '../lib/errors.js';
 import { ioPageTableKey } from '../state/state.js';
 import type { Domain, Mapping, State } from '../state/state.js';
@@ -124,7 +124,7 @@ export function domainAlloc(
 export function domainFree(sim: Sim, name: string): void {
   const d = domainOf(sim.state, name);
   // pt_iommu_deinit frees the table levels whatever they still map: the iommupt mock has no such check.
-  if (d.mappings.tree.size > 0 && !isIommuptMock(d)) {
+  if (!mappingsEmpty(d.mappings) && !isIommuptMock(d)) {
     sim.warn(d.kind === 'mock' ? 'mock_domain_free' : 'iommu_domain_free', 'freeing with mappings', {
       domain: name,
       mappedBytes: d.mappedBytes,
@@ -135,8 +135,7 @@ export function domainFree(sim: Sim, name: string): void {
 
 /** The piece that maps the byte at `iova`. */
 function pieceAt(d: Domain, iova: bigint): Mapping | undefined {
-  const m = btreeFloorValue(d.mappings.tree, iova);
-  return m !== undefined && iova < m.iova + m.size ? m : undefined;
+  return mappingAt(d.mappings, iova);
 }
 
 /** The present parts of [start, end), clipped, ascending, merged where they touch: [iova, size][]. */
@@ -149,10 +148,11 @@ function presentIn(d: Domain, start: bigint, end: bigint): [bigint, bigint][] {
   };
   const head = pieceAt(d, start);
   if (head !== undefined && head.iova < start) add(start, head.iova + head.size < end ? head.iova + head.size : end);
-  for (const [iova, m] of btreeEntriesFrom(d.mappings.tree, start)) {
-    if (iova >= end) break;
-    add(iova, m.iova + m.size < end ? m.iova + m.size : end);
-  }
+  mappingsForEachFrom(d.mappings, start, (m) => {
+    if (m.iova >= end) return false;
+    add(m.iova, m.iova + m.size < end ? m.iova + m.size : end);
+    return true;
+  });
   return out;
 }
 
@@ -160,14 +160,14 @@ function presentIn(d: Domain, start: bigint, end: bigint): [bigint, bigint][] {
 function extentSpan(d: Domain, m: Mapping): [bigint, bigint] {
   let start = m.iova;
   for (;;) {
-    const prev = btreeFloorValue(d.mappings.tree, start - 1n);
+    const prev = mappingAt(d.mappings, start - 1n);
     if (prev === undefined || prev.extent !== m.extent || prev.iova + prev.size !== start) break;
     start = prev.iova;
   }
   let end = m.iova + m.size;
   for (;;) {
-    const next = btreeGet(d.mappings.tree, end);
-    if (next === undefined || next.extent !== m.extent) break;
+    const next = mappingAt(d.mappings, end);
+    if (next === undefined || next.iova !== end || next.extent !== m.extent) break;
     end = next.iova + next.size;
   }
   return [start, end];

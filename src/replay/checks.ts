@@ -4,7 +4,7 @@
  * from the state (they are observations, so they emit nothing and never WARN). A failed check is a
  * mismatch of the replay, not an error.
  */
-import { btreeFloorValue } from '../structures/btree.js';
+import { mappingAt } from '../structures/mapping-table.js';
 import { rangeGet } from '../structures/range-map.js';
 import { xaLoad } from '../structures/xarray.js';
 import type { State } from '../state/state.js';
@@ -14,8 +14,8 @@ import { hex } from '../lib/format.js';
 export function domainLookup(state: State, domain: string, iova: bigint): bigint | null {
   const d = state.domains[domain];
   if (!d) return null;
-  const m = btreeFloorValue(d.mappings.tree, iova);
-  if (!m || iova >= m.iova + m.size) return null;
+  const m = mappingAt(d.mappings, iova);
+  if (!m) return null;
   return m.paddr + (iova - m.iova);
 }
 

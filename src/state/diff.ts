@@ -23,6 +23,7 @@ import type { Digest } from '../lib/digest.js';
 import { digestEquals, digestHex } from '../lib/digest.js';
 import { encodeJson } from '../lib/codec.js';
 import { btreeForEachFrom } from '../structures/btree.js';
+import { mappingsForEachFrom } from '../structures/mapping-table.js';
 import type { IntervalTree } from '../structures/interval-tree.js';
 import { itreeEntries } from '../structures/interval-tree.js';
 import type { ItreeEntry, Key as TreeKey } from '../structures/interval-tree.js';
@@ -320,7 +321,7 @@ function diffItree<K extends TreeKey>(
 
 function mappingsOf(t: MappingTable | undefined): Mapping[] {
   const out: Mapping[] = [];
-  if (t !== undefined) btreeForEachFrom(t.tree, undefined, (_iova, m) => void out.push(m));
+  if (t !== undefined) mappingsForEachFrom(t, undefined, (m) => void out.push(m));
   return out;
 }
 

@@ -20,7 +20,7 @@ import type { AccountMode, FaultSite, HeapOwner, HugeSize } from '../events/even
 import type { IntervalTree } from '../structures/interval-tree.js';
 import type { Xarray } from '../structures/xarray.js';
 import type { RangeMap } from '../structures/range-map.js';
-import type { BTree } from '../structures/btree.js';
+import type { MappingTable } from '../structures/mapping-table.js';
 import { rangeMapCreate } from '../structures/range-map.js';
 import type { HashPart } from '../lib/digest.js';
 import { digestAdd } from '../lib/digest.js';
@@ -238,25 +238,8 @@ export interface HwQueue {
   length: bigint;
 }
 
-/** A piece of IO page table: `size` bytes from `iova` map `paddr`, as IOPTEs of `pgsize` bytes. */
-export interface Mapping {
-  iova: bigint;
-  size: bigint;
-  paddr: bigint;
-  pgsize: bigint;
-  read: boolean;
-  write: boolean;
-  /** Which iommu_map call made it (pairing checks). */
-  extent: number;
-  /** Mock domain: the START/LAST flag bit is set on the first / last mock page of this piece. */
-  headFlag: boolean;
-  tailFlag: boolean;
-}
-
-export interface MappingTable {
-  tree: BTree<bigint, Mapping>;
-  digest: Digest;
-}
+// A domain's IO page table: its pieces are stored as progressions (structures/mapping-table.ts).
+export type { Mapping, MappingAtom, MappingTable } from '../structures/mapping-table.js';
 
 export interface Domain {
   name: string;

@@ -8,6 +8,7 @@
  * position. `maxItems` caps every list (runs, nodes, mappings, records) and says how many were left out.
  */
 import { btreeForEachFrom } from '../structures/btree.js';
+import { mappingsCount, mappingsForEachFrom } from '../structures/mapping-table.js';
 import { itreeEntries } from '../structures/interval-tree.js';
 import type { IntervalTree, Key as TreeKey } from '../structures/interval-tree.js';
 import type { RangeMap } from '../structures/range-map.js';
@@ -286,10 +287,11 @@ export function renderState(state: State, options: RenderOptions = {}): string[]
     if (d === undefined) continue;
     out.line(
       `  ${name}: ${d.kind}, pgsizes ${formatValue(d.pgsizes)}, aperture ${bigSpan(d.aperture[0], d.aperture[1])}, ` +
-        `mapped ${hex(d.mappedBytes)} bytes in ${d.mappings.tree.size} pieces`,
+        `mapped ${hex(d.mappedBytes)} bytes in ${mappingsCount(d.mappings)} pieces`,
     );
     out.list('    ', (emit) =>
-      btreeForEachFrom(d.mappings.tree, undefined, (iova, m) => {
+      mappingsForEachFrom(d.mappings, undefined, (m) => {
+        const iova = m.iova;
         const flags = `${m.headFlag ? ' head' : ''}${m.tailFlag ? ' tail' : ''}`;
         emit(
           `iova ${bigSpan(iova, iova + m.size - 1n)} -> paddr ${hex(m.paddr)}, pgsize ${hex(m.pgsize)}, ` +

@@ -6,6 +6,7 @@
  * rows. Every list is capped at `max` items, with the number left out.
  */
 import { btreeForEachFrom } from '../structures/btree.js';
+import { mappingsForEachFrom } from '../structures/mapping-table.js';
 import { itreeEntries } from '../structures/interval-tree.js';
 import { digestHex } from '../lib/digest.js';
 import { hex } from '../lib/format.js';
@@ -141,10 +142,10 @@ export function stateView(state: State, max = DEFAULT_VIEW_MAX): StateView {
     pages,
     domains: byKey(state.domains).map(([name, d]) => {
       const extents = new Cap<StateView['domains'][number]['extents']['items'][number]>(max);
-      btreeForEachFrom(d.mappings.tree, undefined, (iova, m) => {
+      mappingsForEachFrom(d.mappings, undefined, (m) => {
         extents.push({
-          iova: hex(iova),
-          last: hex(iova + m.size - 1n),
+          iova: hex(m.iova),
+          last: hex(m.iova + m.size - 1n),
           paddr: hex(m.paddr),
           pgsize: hex(m.pgsize),
           prot: `${m.read ? 'r' : '-'}${m.write ? 'w' : '-'}`,

@@ -23,6 +23,7 @@ import { reduce } from '../../src/state/reduce.js';
 import type { RunConfig, State } from '../../src/state/state.js';
 import { DEFAULT_CONFIG, initialState, recomputeDigest } from '../../src/state/state.js';
 import { btreeEntries } from '../../src/structures/btree.js';
+import { mappingsPieces } from '../../src/structures/mapping-table.js';
 import { itreeEntries } from '../../src/structures/interval-tree.js';
 import { rangeGet } from '../../src/structures/range-map.js';
 import { xaRuns } from '../../src/structures/xarray.js';
@@ -309,7 +310,7 @@ export function mappedRanges(state: State, domain: string): [bigint, bigint][] {
   const d = state.domains[domain];
   if (d === undefined) return [];
   const out: [bigint, bigint][] = [];
-  for (const [, m] of btreeEntries(d.mappings.tree)) {
+  for (const m of mappingsPieces(d.mappings)) {
     const prev = out[out.length - 1];
     if (prev !== undefined && prev[0] + prev[1] === m.iova) prev[1] += m.size;
     else out.push([m.iova, m.size]);

@@ -4,7 +4,7 @@
  * domain of the IOAS maps each such area's IOVA range to its pages' PFNs and nothing else.
  */
 import type { Area, State } from '../../state/state.js';
-import { btreeForEachFrom } from '../../structures/btree.js';
+import { mappingsForEachFrom } from '../../structures/mapping-table.js';
 import { itreeEntries, itreeFind } from '../../structures/interval-tree.js';
 import type { InvariantFinding } from './finding.js';
 import { LIST_MAX, SMALL, U64_MASK, hex } from './finding.js';
@@ -63,12 +63,12 @@ export function smallSteps(expected: readonly Step<bigint, Want>[]): Step<number
 
 /** True when the domain maps exactly the expected layout, compared as numbers; null when they are too big. */
 export function mappingsMatchSmall(
-  tree: State['domains'][string]['mappings']['tree'],
+  table: State['domains'][string]['mappings'],
   expected: readonly Step<number, number | null>[],
 ): boolean | null {
   const actual: Step<number, number>[] = [];
   let fits = true;
-  btreeForEachFrom(tree, undefined, (_iova, m) => {
+  mappingsForEachFrom(table, undefined, (m) => {
     if (m.iova >= SMALL || m.size >= SMALL || m.paddr >= SMALL) {
       fits = false;
       return false;
@@ -104,9 +104,9 @@ export function checkDomainMappings(
     return;
   }
   // The fast comparison; the exact one below also finds what to report.
-  if (expectedSmall !== null && mappingsMatchSmall(d.mappings.tree, expectedSmall) === true) return;
+  if (expectedSmall !== null && mappingsMatchSmall(d.mappings, expectedSmall) === true) return;
   const actual: Step<bigint, bigint>[] = [];
-  btreeForEachFrom(d.mappings.tree, undefined, (_iova, m) => {
+  mappingsForEachFrom(d.mappings, undefined, (m) => {
     actual.push({ start: m.iova, end: m.iova + m.size, value: m.paddr - m.iova });
   });
   const diffs = new Map<string, MapDiff>();
@@ -219,8 +219,8 @@ export function checkAreasAndDomains(
     const d = state.domains[name];
     if (d === undefined || attached.has(name)) continue;
     let first: bigint | null = null;
-    btreeForEachFrom(d.mappings.tree, undefined, (iova) => {
-      first = iova;
+    mappingsForEachFrom(d.mappings, undefined, (m) => {
+      first = m.iova;
       return false;
     });
     if (first === null) continue;

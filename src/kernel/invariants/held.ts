@@ -6,7 +6,7 @@
  * raises no WARN: the checker only reads.
  */
 import type { Area, Pages, State } from '../../state/state.js';
-import { btreeFloorValue, btreeForEachFrom } from '../../structures/btree.js';
+import { mappingAt, mappingsForEachFrom } from '../../structures/mapping-table.js';
 import { itreeEntries } from '../../structures/interval-tree.js';
 import { xaForEachRun } from '../../structures/xarray.js';
 import type { InvariantFinding } from './finding.js';
@@ -133,10 +133,10 @@ export function fromDomain(
     const shift = delta >= 0n ? delta / page : -((-delta + page - 1n) / page);
     emit(Number(b0), Number(byteOf(x1)), Number(shift));
   };
-  const head = btreeFloorValue(d.mappings.tree, lo);
+  const head = mappingAt(d.mappings, lo);
   if (head !== undefined && head.iova < lo) take(head.iova, head.size, head.paddr);
-  btreeForEachFrom(d.mappings.tree, lo, (iova, m) => {
-    if (iova > hi) return false;
+  mappingsForEachFrom(d.mappings, lo, (m) => {
+    if (m.iova > hi) return false;
     take(m.iova, m.size, m.paddr);
     return true;
   });

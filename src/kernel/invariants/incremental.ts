@@ -31,7 +31,7 @@
 import { replaceSlice } from '../../lib/arrays.js';
 import type { Event } from '../../events/events.js';
 import type { Area, Pages, State } from '../../state/state.js';
-import { btreeFloorValue, btreeForEachFrom } from '../../structures/btree.js';
+import { mappingAt, mappingsForEachFrom } from '../../structures/mapping-table.js';
 import type { RangeMap, RangeSpec } from '../../structures/range-map.js';
 import { rangeForEach, rangeMapCreate, rangeUpdate } from '../../structures/range-map.js';
 import type { InvariantFinding } from './finding.js';
@@ -731,10 +731,10 @@ export class IncrementalChecker {
         const e = iova + size < w1 ? iova + size : w1;
         if (s < e) actual.push({ start: s, end: e, value: paddr - iova });
       };
-      const head = btreeFloorValue(d.mappings.tree, w0);
+      const head = mappingAt(d.mappings, w0);
       if (head !== undefined && head.iova < w0) take(head.iova, head.size, head.paddr);
-      btreeForEachFrom(d.mappings.tree, w0, (iova, m) => {
-        if (iova >= w1) return false;
+      mappingsForEachFrom(d.mappings, w0, (m) => {
+        if (m.iova >= w1) return false;
         take(m.iova, m.size, m.paddr);
         return true;
       });

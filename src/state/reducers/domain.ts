@@ -6,9 +6,8 @@
  * page. An unmap removes exactly the byte ranges its event lists (the model decided what the driver removes).
  */
 import type { EventOf } from '../../events/events.js';
-import { btreeCreate, btreeDelete, btreeEntriesFrom, btreeFloorValue, btreeSet } from '../../structures/btree.js';
-import type { Digest } from '../../lib/digest.js';
 import { tupleAddTo, tuplePart, tupleRemoveFrom, tupleStart, zeroDigest } from '../../lib/digest.js';
+import { mappingAt, mappingsCreate, mappingsReplace } from '../../structures/mapping-table.js';
 import { recordAdd, recordRemove, recordSet, recordStructure } from '../records.js';
 import { markWritten } from '../../structures/write-marks.js';
 import { ioPageTableKey } from '../state.js';
@@ -40,70 +39,28 @@ export function pgsizeRuns(iova: bigint, paddr: bigint, size: bigint, pgsizes: r
   return runs;
 }
 
-export function mappingTableCreate(): MappingTable {
-  return { tree: btreeCreate<bigint, Mapping>(), digest: zeroDigest() };
-}
-
-/** digest +/-= hashParts of the mapping's fields in this order, mixed without building the parts. */
-function mappingHash(digest: Digest, add: boolean, m: Mapping): void {
-  tupleStart();
-  tuplePart(m.iova);
-  tuplePart(m.size);
-  tuplePart(m.paddr);
-  tuplePart(m.pgsize);
-  tuplePart(m.read);
-  tuplePart(m.write);
-  tuplePart(m.extent);
-  tuplePart(m.headFlag);
-  tuplePart(m.tailFlag);
-  if (add) tupleAddTo(digest);
-  else tupleRemoveFrom(digest);
-}
-
-// One object shape for every mapping (a literal, not a spread): reads of the table stay monomorphic.
-function putMapping(t: MappingTable, from: Mapping): void {
-  const m: Mapping = {
-    iova: from.iova,
-    size: from.size,
-    paddr: from.paddr,
-    pgsize: from.pgsize,
-    read: from.read,
-    write: from.write,
-    extent: from.extent,
-    headFlag: from.headFlag,
-    tailFlag: from.tailFlag,
-  };
-  btreeSet(t.tree, m.iova, m);
-  mappingHash(t.digest, true, m);
-}
-
-function dropMapping(t: MappingTable, m: Mapping): void {
-  btreeDelete(t.tree, m.iova);
-  mappingHash(t.digest, false, m);
-}
-
-/** Remove [start, end) from the table, cutting the mappings it overlaps. Returns the bytes removed. */
-function removeRange(t: MappingTable, start: bigint, end: bigint): bigint {
-  let removed = 0n;
-  const hit: Mapping[] = [];
-  const head = btreeFloorValue(t.tree, start);
-  if (head && head.iova < start && head.iova + head.size > start) hit.push(head);
-  for (const [iova, m] of btreeEntriesFrom(t.tree, start)) {
-    if (iova >= end) break;
-    hit.push(m);
+/**
+ * Remove [start, end) from the table, cutting the pieces it overlaps, and write `pieces` (ascending, within
+ * [start, end)) in its place: one write of the table. Returns the bytes of older pieces removed.
+ */
+function writeRange(t: MappingTable, start: bigint, end: bigint, pieces: readonly Mapping[]): bigint {
+  const head = mappingAt(t, start);
+  const tail = mappingAt(t, end - 1n);
+  const written: Mapping[] = [];
+  let kept = 0n;
+  // What is left of a piece cut by the range keeps the flag bit on its far side only.
+  if (head !== undefined && head.iova < start) {
+    written.push({ ...head, size: start - head.iova, tailFlag: false });
+    kept += start - head.iova;
   }
-  for (const m of hit) {
-    const mEnd = m.iova + m.size;
-    const cutStart = m.iova > start ? m.iova : start;
-    const cutEnd = mEnd < end ? mEnd : end;
-    dropMapping(t, m);
-    removed += cutEnd - cutStart;
-    if (m.iova < cutStart) putMapping(t, { ...m, size: cutStart - m.iova, tailFlag: false });
-    if (cutEnd < mEnd) {
-      putMapping(t, { ...m, iova: cutEnd, paddr: m.paddr + (cutEnd - m.iova), size: mEnd - cutEnd, headFlag: false });
-    }
+  for (const m of pieces) written.push(m);
+  if (tail !== undefined && tail.iova + tail.size > end) {
+    const size = tail.iova + tail.size - end;
+    written.push({ ...tail, iova: end, paddr: tail.paddr + (end - tail.iova), size, headFlag: false });
+    kept += size;
   }
-  return removed;
+  const lo = head !== undefined && head.iova < start ? head.iova : start;
+  return mappingsReplace(t, lo, end, written) - kept;
 }
 
 /** Add (`present`) or remove one table of a digested set; a key already so is left alone. */
@@ -124,7 +81,7 @@ export function domainAllocated(s: State, e: EventOf<'DomainAllocated'>): void {
     kind: e.kind,
     pgsizes: [...e.pgsizes],
     aperture: [e.aperture[0], e.aperture[1]],
-    mappings: mappingTableCreate(),
+    mappings: mappingsCreate(),
     mappedBytes: 0n,
     ...(e.pageTable !== 'iommupt'
       ? {}
@@ -152,24 +109,26 @@ interface MapCall {
 /** Write one map call's mappings into the domain's table; returns the bytes of older mappings it replaced. */
 function mapInto(t: MappingTable, d: Domain, x: MapCall, read: boolean, write: boolean): bigint {
   // The model has already WARNed about an overlap; like the mock, the new entries replace the old ones.
-  const overwritten = removeRange(t, x.iova, x.iova + x.size);
-  const base = { read, write, extent: x.extent };
+  const pieces: Mapping[] = [];
   if (d.kind === 'mock' && d.ioPageTables === undefined && d.ioPageTableSet === undefined) {
-    putMapping(t, {
-      ...base,
+    pieces.push({
       iova: x.iova,
       size: x.size,
       paddr: x.paddr,
       pgsize: d.pgsizes[0] ?? x.size,
+      read,
+      write,
+      extent: x.extent,
       headFlag: true,
       tailFlag: true,
     });
   } else {
     for (const run of pgsizeRuns(x.iova, x.paddr, x.size, d.pgsizes)) {
-      putMapping(t, { ...base, ...run, headFlag: false, tailFlag: false });
+      const { iova, size, paddr, pgsize } = run;
+      pieces.push({ iova, size, paddr, pgsize, read, write, extent: x.extent, headFlag: false, tailFlag: false });
     }
   }
-  return overwritten;
+  return writeRange(t, x.iova, x.iova + x.size, pieces);
 }
 
 export function iommuMapped(s: State, e: EventOf<'IommuMapped'>): void {
@@ -204,7 +163,7 @@ export function iommuUnmapped(s: State, e: EventOf<'IommuUnmapped'>): void {
   const d = mustGet(s.domains, e.domain, 'domain');
   let removed = 0n;
   recordStructure(s, 'domain', e.domain, d, 'mappings', (t) => {
-    for (const [iova, size] of e.removed) removed += removeRange(t, iova, iova + size);
+    for (const [iova, size] of e.removed) removed += writeRange(t, iova, iova + size, []);
   });
   recordSet(s, 'domain', e.domain, d, 'mappedBytes', d.mappedBytes - removed);
 }

@@ -8,7 +8,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { btreeFloorValue } from '../../../src/structures/btree.js';
+import { mappingAt } from '../../../src/structures/mapping-table.js';
 import { itreeEntries } from '../../../src/structures/interval-tree.js';
 import {
   ioptAllocPages,
@@ -108,7 +108,7 @@ const LAYOUT: [number, number][] = [
 function physAt(s: State, domain: string, iova: bigint): bigint {
   const d = s.domains[domain];
   if (d === undefined) return 0n;
-  const m = btreeFloorValue(d.mappings.tree, iova);
+  const m = mappingAt(d.mappings, iova);
   return m !== undefined && iova < m.iova + m.size ? m.paddr + (iova - m.iova) : 0n;
 }
 

@@ -2,7 +2,7 @@
 // table of [up:mock-iommupt] (e93d5945ed5b, v6.19). Each test gives the exact return values, events and
 // WARNs of both for one behaviour that differs.
 import { describe, expect, it } from 'vitest';
-import { btreeEntries } from '../../../src/structures/btree.js';
+import { mappingsPieces } from '../../../src/structures/mapping-table.js';
 import { EADDRINUSE, ENOENT, ENOMEM } from '../../../src/machine/errno.js';
 import {
   MOCK_PT_PGSIZES,
@@ -29,8 +29,7 @@ function mock(era: 'xarray' | 'iommupt', pageSize = 4096) {
   return h;
 }
 
-const pieces = (h: World) =>
-  [...btreeEntries(h.sim.state.domains['D']!.mappings.tree)].map(([, m]) => [m.iova, m.size, m.pgsize]);
+const pieces = (h: World) => mappingsPieces(h.sim.state.domains['D']!.mappings).map((m) => [m.iova, m.size, m.pgsize]);
 const warns = (h: World) => eventsOf(h.sink, 'Warned').map((w) => [w.fn, w.condition, w.objects['iova']]);
 const tables = (h: World) => Object.keys(h.sim.state.domains['D']!.ioPageTables ?? {});
 const tableEvents = (h: World) => eventsOf(h.sink, 'IoPageTablesChanged').map((e) => [e.allocated, e.freed, e.fn]);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { btreeEntries } from '../../../src/structures/btree.js';
+import { mappingsPieces } from '../../../src/structures/mapping-table.js';
 import { EEXIST, EINVAL, ENOENT } from '../../../src/machine/errno.js';
 import {
   domainAlloc,
@@ -31,8 +31,7 @@ function generic() {
   return h;
 }
 
-const pieces = (h: World, d: string): Mapping[] =>
-  [...btreeEntries(h.sim.state.domains[d]!.mappings.tree)].map(([, m]) => m);
+const pieces = (h: World, d: string): Mapping[] => mappingsPieces(h.sim.state.domains[d]!.mappings);
 
 const warns = (h: World) => eventsOf(h.sink, 'Warned').map((w) => [w.fn, w.condition, w.objects['iova']]);
 
