@@ -27,14 +27,16 @@ import { decodeJson } from '../lib/codec.js';
 import { InternalError } from '../lib/errors.js';
 import type { State } from './state.js';
 import { SnapshotEncoder, decodeParts } from './snapshot-parts.js';
+import { mappingsRegroupAll } from '../structures/mapping-table.js';
 
 export { SnapshotEncoder } from './snapshot-parts.js';
 
 /**
  * 1: v8.serialize of the whole state, then raw DEFLATE level 1 (still read). 2: the same per part, behind a
- * header (snapshot-parts.ts).
+ * header (snapshot-parts.ts). 3: format 2 with the structures stored as progressions
+ * (structures/progression.ts); formats 1 and 2 hold one object per entry and are regrouped as they are read.
  */
-export const SNAPSHOT_FORMAT = 2;
+export const SNAPSHOT_FORMAT = 3;
 
 /**
  * Encode one state for the snapshots table, with nothing reused: a recorder that snapshots one state over
@@ -46,7 +48,7 @@ export function serializeState(state: State): Uint8Array {
 
 /** Decode a snapshot into a fresh, mutable state that shares nothing with any other. */
 export function deserializeState(bytes: Uint8Array, format: number = SNAPSHOT_FORMAT): State {
-  if (format !== 1 && format !== 2)
+  if (format !== 1 && format !== 2 && format !== 3)
     throw new InternalError(`snapshot format ${format} is unknown to this version of ioptrace`);
   let value: unknown;
   try {
@@ -61,7 +63,13 @@ export function deserializeState(bytes: Uint8Array, format: number = SNAPSHOT_FO
   // Snapshots stored before version 2 traces existed have no file tables: they were empty then.
   s.openFiles ??= {};
   s.fds ??= {};
+  if (format < 3) regroupStructures(value as State);
   return value as State;
+}
+
+/** Put the structures of a state decoded from format 1 or 2 (one object per entry) into progressions. */
+function regroupStructures(state: State): void {
+  for (const domain of Object.values(state.domains)) mappingsRegroupAll(domain.mappings);
 }
 
 const CURRENT_VERSION: ReadonlyMap<string, number> = new Map(
