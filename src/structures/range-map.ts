@@ -27,14 +27,7 @@
  * in place.
  */
 
-import {
-  btreeCeilingValue,
-  btreeCreate,
-  btreeDelete,
-  btreeFloorValue,
-  btreeForEachFrom,
-  btreeSet,
-} from './btree.js';
+import { btreeCeilingValue, btreeCreate, btreeDelete, btreeFloorValue, btreeForEachFrom, btreeSet } from './btree.js';
 import type { BTree } from './btree.js';
 import { canonicalBreak, regroup } from './progression.js';
 import type { ProgressionOps } from './progression.js';
@@ -335,9 +328,14 @@ function rewrite<V>(
   // The stored atoms holding window segments or spanning the window.
   const win: Segment<V>[] = [];
   const head = btreeFloorValue(tree, first - 1);
-  if (head !== undefined && hullEnd(head) >= first) win.push(head);
-  for (let a = btreeCeilingValue(tree, first); a !== undefined && a.start <= end; a = btreeCeilingValue(tree, a.start + 1))
-    win.push(a);
+  // One walk from the head (or from the range) collects the window and the first stored atom after it.
+  walkEnd = end;
+  walkInto = win;
+  walkNext = undefined;
+  btreeForEachFrom(tree, head !== undefined && hullEnd(head) >= first ? head.start : first, collectWindow);
+  const next = walkNext as Segment<V> | undefined;
+  walkInto = undefined;
+  walkNext = undefined;
 
   const olds: Piece<V>[] = [];
   let prefix = 0;
@@ -353,7 +351,8 @@ function rewrite<V>(
     const hi = w === last ? indexAtOrBefore(a, end) : a.n - 1;
     if (w === 0) prefix = lo;
     if (w === last && hi + 1 < a.n) suffix = RANGE_OPS.drop(a, hi + 1) as Segment<V>;
-    for (let i = lo; i <= hi; i++) olds.push({ start: a.start + i * a.startStep, count: a.count, value: a.value, key: a.key });
+    for (let i = lo; i <= hi; i++)
+      olds.push({ start: a.start + i * a.startStep, count: a.count, value: a.value, key: a.key });
   }
 
   const news: Segment<V>[] = [];
@@ -362,7 +361,13 @@ function rewrite<V>(
   // Only the first segment can start before the range and only the last can reach past it.
   const headSeg = olds[0];
   if (headSeg !== undefined && headSeg.start < first) {
-    pushPiece(news, headSeg.start, Math.min(headSeg.start + headSeg.count, first) - headSeg.start, headSeg.value, headSeg.key);
+    pushPiece(
+      news,
+      headSeg.start,
+      Math.min(headSeg.start + headSeg.count, first) - headSeg.start,
+      headSeg.value,
+      headSeg.key,
+    );
     if (headSeg.start + headSeg.count === first) from = 1;
   }
   const tailSeg = olds[to - 1];
@@ -380,7 +385,9 @@ function rewrite<V>(
   const replaced: Segment<V>[] = [];
   const atoms: Segment<V>[] = [];
   if (firstWin !== undefined && prefix > 0) {
-    atoms.push(atom(firstWin.start, firstWin.count, firstWin.value, firstWin.key, prefix, prefix >= 2 ? firstWin.startStep : 0));
+    atoms.push(
+      atom(firstWin.start, firstWin.count, firstWin.value, firstWin.key, prefix, prefix >= 2 ? firstWin.startStep : 0),
+    );
   } else {
     const before = firstWin === undefined || firstWin !== head ? head : btreeFloorValue(tree, firstWin.start - 1);
     if (before !== undefined) {
@@ -391,19 +398,49 @@ function rewrite<V>(
   for (const w of win) replaced.push(w);
   for (const s of news) atoms.push(s);
   if (suffix !== undefined) atoms.push(suffix);
-  let cursor = last >= 0 ? (win[last] as Segment<V>).start + 1 : first;
-  const later: Segment<V>[] = [];
-  const { groups, replaced: taken } = regroup(opsFor<V>(), atoms, (i) => {
-    while (later.length <= i) {
-      const a = btreeCeilingValue(tree, cursor);
-      if (a === undefined) return undefined;
-      later.push(a);
-      cursor = a.start + 1;
-    }
-    return later[i];
-  });
+  laterTree = tree;
+  later.length = 0;
+  if (next !== undefined) later.push(next);
+  const { groups, replaced: taken } = regroup(opsFor<V>(), atoms, storedAfter as (i: number) => Segment<V> | undefined);
   for (let i = 0; i < taken; i++) replaced.push(later[i] as Segment<V>);
+  later.length = 0;
+  laterTree = undefined;
   replaceAtoms(m, replaced, groups);
+}
+
+/*
+ * What collectWindow fills: the window's atoms (start <= walkEnd) and the first atom after them. Module
+ * state rather than a closure per write: the walk calls no code of the caller's.
+ */
+let walkEnd = 0;
+let walkInto: Segment<unknown>[] | undefined;
+let walkNext: Segment<unknown> | undefined;
+
+function collectWindow(start: number, a: Segment<unknown>): boolean {
+  if (start > walkEnd) {
+    walkNext = a;
+    return false;
+  }
+  walkInto?.push(a);
+  return true;
+}
+
+/*
+ * The stored atoms after a write's window, fetched as regroup asks for them: module state rather than a
+ * closure per write (regroup calls no code of the caller's, so no other write can run meanwhile).
+ */
+let laterTree: BTree<number, Segment<unknown>> | undefined;
+const later: Segment<unknown>[] = [];
+
+function storedAfter(i: number): Segment<unknown> | undefined {
+  while (later.length <= i) {
+    const prev = later[later.length - 1];
+    if (prev === undefined || laterTree === undefined) return undefined;
+    const a = btreeCeilingValue(laterTree, prev.start + 1);
+    if (a === undefined) return undefined;
+    later.push(a);
+  }
+  return later[i];
 }
 
 /** Assign `value` to every unit of [first, first + count); undefined erases. */
