@@ -399,11 +399,10 @@ function rewrite<V>(
   for (const s of news) atoms.push(s);
   if (suffix !== undefined) atoms.push(suffix);
   laterTree = tree;
-  later.length = 0;
-  if (next !== undefined) later.push(next);
+  laterCount = 0;
+  if (next !== undefined) later[laterCount++] = next;
   const { groups, replaced: taken } = regroup(opsFor<V>(), atoms, storedAfter as (i: number) => Segment<V> | undefined);
   for (let i = 0; i < taken; i++) replaced.push(later[i] as Segment<V>);
-  later.length = 0;
   laterTree = undefined;
   replaceAtoms(m, replaced, groups);
 }
@@ -430,15 +429,16 @@ function collectWindow(start: number, a: Segment<unknown>): boolean {
  * closure per write (regroup calls no code of the caller's, so no other write can run meanwhile).
  */
 let laterTree: BTree<number, Segment<unknown>> | undefined;
+/** later[0 .. laterCount): the atoms fetched so far (a count, not the length: setting that is a call). */
 const later: Segment<unknown>[] = [];
+let laterCount = 0;
 
 function storedAfter(i: number): Segment<unknown> | undefined {
-  while (later.length <= i) {
-    const prev = later[later.length - 1];
-    if (prev === undefined || laterTree === undefined) return undefined;
-    const a = btreeCeilingValue(laterTree, prev.start + 1);
+  while (laterCount <= i) {
+    if (laterCount === 0 || laterTree === undefined) return undefined;
+    const a = btreeCeilingValue(laterTree, (later[laterCount - 1] as Segment<unknown>).start + 1);
     if (a === undefined) return undefined;
-    later.push(a);
+    later[laterCount++] = a;
   }
   return later[i];
 }
