@@ -18,11 +18,11 @@
  * is taken as set: a frame pinned through another address space is copied too. A copied huge page is
  * copied whole, as hugetlb does.
  */
-import { btreeEntries } from '../structures/btree.js';
-import { rangeSegments } from '../structures/range-map.js';
+import { rangeForEachAll, rangeSegments } from '../structures/range-map.js';
 import { xaRuns } from '../structures/xarray.js';
+import type { XaRun } from '../structures/xarray.js';
 import { InternalError } from '../lib/errors.js';
-import type { Process } from '../state/state.js';
+import type { Process, Vma } from '../state/state.js';
 import { ESRCH } from './errno.js';
 import { dupFdTable } from './files.js';
 import { allocBlocks, allocFrames, emitVmaMapped, hugePfns } from './memory.js';
@@ -62,12 +62,10 @@ function dupMmap(sim: Sim, from: number, to: number): void {
   const src = sim.state.mms[from];
   if (src === undefined) throw new InternalError(`no mm ${from}`);
   // Read the whole layout first: the copies below allocate frames and change the state being read.
-  const vmas = [...btreeEntries(src.vmas.tree)].map(([, seg]) => ({
-    vpn: seg.start,
-    npages: seg.count,
-    vma: seg.value,
-    pieces: [...xaRuns(src.pt, seg.start, seg.start + seg.count - 1)],
-  }));
+  const vmas: { vpn: number; npages: number; vma: Vma; pieces: XaRun[] }[] = [];
+  rangeForEachAll(src.vmas, (vpn, npages, vma) => {
+    vmas.push({ vpn, npages, vma, pieces: [...xaRuns(src.pt, vpn, vpn + npages - 1)] });
+  });
   for (const { vpn, npages, vma, pieces } of vmas) {
     const block = hugePfns(sim.pageSize, vma.huge);
     const copied = vma.shared === true ? new Set<number>() : pinnedBlocks(sim, pieces, block);

@@ -27,7 +27,7 @@
  * `locked` out-parameter (the caller models those).
  */
 import { btreeFloorValue } from '../structures/btree.js';
-import { rangeSegments } from '../structures/range-map.js';
+import { rangeElementAt, rangeSegments } from '../structures/range-map.js';
 import { InternalError } from '../lib/errors.js';
 import { EFAULT, EOVERFLOW } from './errno.js';
 import { breakCow } from './memory.js';
@@ -112,7 +112,7 @@ function pinPages(
   let pinned = 0;
   while (pinned < npages) {
     const vpn = first + pinned;
-    const vmaSeg = btreeFloorValue(m.vmas.tree, vpn);
+    const vmaSeg = rangeElementAt(m.vmas, vpn);
     if (vmaSeg === undefined || vpn >= vmaSeg.start + vmaSeg.count) break;
     const vma = vmaSeg.value;
     if (flags.write && !vma.writable && !flags.force) break;
@@ -123,7 +123,7 @@ function pinPages(
     let pfn = ptRun.pfn + (vpn - ptRun.index);
     let n = Math.min(npages - pinned, vmaSeg.start + vmaSeg.count - vpn, ptRun.index + ptRun.count - vpn);
     if (mayCow && vma.shared !== true) {
-      const frame = btreeFloorValue(sim.state.frames.tree, pfn);
+      const frame = rangeElementAt(sim.state.frames, pfn);
       if (frame === undefined || pfn >= frame.start + frame.count) n = 1;
       else if (frame.value.maps > 1) {
         runs.flush();

@@ -19,7 +19,7 @@
  * process's RLIMIT_MEMLOCK and CAP_IPC_LOCK live on its Process record and survive its exit, as the kernel's
  * task_struct does while iommufd holds a reference to it.
  */
-import { btreeEntries } from '../structures/btree.js';
+import { rangeForEachAll } from '../structures/range-map.js';
 import { InternalError } from '../lib/errors.js';
 import type { Mm, Process } from '../state/state.js';
 import { closeProcessFiles } from './memfd.js';
@@ -120,11 +120,11 @@ export function mmput(sim: Sim, mm: number, fn: string): void {
 function exitMmap(sim: Sim, mm: number): void {
   // Collect first: each VmaUnmapped rewrites the tree being walked.
   const spans: [number, number][] = [];
-  for (const [, seg] of btreeEntries(mmOf(sim, mm).vmas.tree)) {
+  rangeForEachAll(mmOf(sim, mm).vmas, (start, count) => {
     const last = spans[spans.length - 1];
-    if (last !== undefined && last[0] + last[1] === seg.start) last[1] += seg.count;
-    else spans.push([seg.start, seg.count]);
-  }
+    if (last !== undefined && last[0] + last[1] === start) last[1] += count;
+    else spans.push([start, count]);
+  });
   for (const [vpn, npages] of spans) sim.emit({ type: 'VmaUnmapped', v: 1, mm, vpn, npages });
 }
 

@@ -28,6 +28,7 @@ import type { IntervalTree } from '../structures/interval-tree.js';
 import { itreeEntries } from '../structures/interval-tree.js';
 import type { ItreeEntry, Key as TreeKey } from '../structures/interval-tree.js';
 import type { RangeMap } from '../structures/range-map.js';
+import { rangeForEachAll } from '../structures/range-map.js';
 import type { Xarray } from '../structures/xarray.js';
 import { STATE_TABLES, type Frame, type Mapping, type MappingTable, type State, type Vma } from './state.js';
 
@@ -223,7 +224,7 @@ function sweep<T>(
 function segmentsOf<V>(m: RangeMap<V> | undefined): Piece<{ value: V; key: string }>[] {
   const out: Piece<{ value: V; key: string }>[] = [];
   if (m !== undefined)
-    btreeForEachFrom(m.tree, undefined, (start, seg) => void out.push({ start, count: seg.count, value: seg }));
+    rangeForEachAll(m, (start, count, value, key) => void out.push({ start, count, value: { value, key } }));
   return out;
 }
 

@@ -31,6 +31,7 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { writeClock, writtenSince } from '../structures/write-marks.js';
 import type { IntervalTree } from '../structures/interval-tree.js';
 import type { RangeMap } from '../structures/range-map.js';
+import { rangeAtomCount } from '../structures/range-map.js';
 import type { Xarray } from '../structures/xarray.js';
 import { InternalError } from '../lib/errors.js';
 import type { State } from './state.js';
@@ -51,7 +52,7 @@ interface Part {
 function structuresOf(state: State): Part[] {
   const parts: Part[] = [];
   const rangeMap = (path: string[], m: RangeMap<unknown>): void => {
-    parts.push({ path, value: m, containers: [m, m.tree], entries: m.tree.size });
+    parts.push({ path, value: m, containers: [m, m.tree], entries: rangeAtomCount(m) });
   };
   const xarray = (path: string[], xa: Xarray): void => {
     parts.push({ path, value: xa, containers: [xa, xa.runs], entries: xa.runs.size });

@@ -28,6 +28,7 @@ import { InternalError } from '../lib/errors.js';
 import type { State } from './state.js';
 import { SnapshotEncoder, decodeParts } from './snapshot-parts.js';
 import { mappingsRegroupAll } from '../structures/mapping-table.js';
+import { rangeRegroupAll } from '../structures/range-map.js';
 
 export { SnapshotEncoder } from './snapshot-parts.js';
 
@@ -69,6 +70,8 @@ export function deserializeState(bytes: Uint8Array, format: number = SNAPSHOT_FO
 
 /** Put the structures of a state decoded from format 1 or 2 (one object per entry) into progressions. */
 function regroupStructures(state: State): void {
+  rangeRegroupAll(state.frames);
+  for (const mm of Object.values(state.mms)) rangeRegroupAll(mm.vmas);
   for (const domain of Object.values(state.domains)) mappingsRegroupAll(domain.mappings);
 }
 

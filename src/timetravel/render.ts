@@ -12,6 +12,7 @@ import { mappingsCount, mappingsForEachFrom } from '../structures/mapping-table.
 import { itreeEntries } from '../structures/interval-tree.js';
 import type { IntervalTree, Key as TreeKey } from '../structures/interval-tree.js';
 import type { RangeMap } from '../structures/range-map.js';
+import { rangeElementCount, rangeForEachAll } from '../structures/range-map.js';
 import type { Xarray } from '../structures/xarray.js';
 import { digestHex } from '../lib/digest.js';
 import { formatValue, hex } from '../state/diff.js';
@@ -79,9 +80,9 @@ function xaLines(
 
 function vmaLines(out: Lines, indent: string, vmas: RangeMap<Vma>): void {
   out.list(indent, (emit) =>
-    btreeForEachFrom(vmas.tree, undefined, (start, seg) => {
-      const shared = seg.value.shared ? ' shared' : '';
-      emit(`vma vpn ${span(start, seg.count)} ${seg.value.writable ? 'rw' : 'ro'} ${seg.value.huge}${shared}`);
+    rangeForEachAll(vmas, (start, count, vma) => {
+      const shared = vma.shared ? ' shared' : '';
+      emit(`vma vpn ${span(start, count)} ${vma.writable ? 'rw' : 'ro'} ${vma.huge}${shared}`);
     }),
   );
 }
@@ -166,10 +167,10 @@ export function renderState(state: State, options: RenderOptions = {}): string[]
     for (const uid of users) emit(`uid ${uid}: locked_vm ${state.users[Number(uid)]?.lockedVm ?? 0}`);
   });
 
-  out.line(`frames (${state.frames.tree.size} runs, ${state.frames.count} pages)`);
+  out.line(`frames (${rangeElementCount(state.frames)} runs, ${state.frames.count} pages)`);
   out.list('  ', (emit) =>
-    btreeForEachFrom(state.frames.tree, undefined, (start, seg) => {
-      emit(`pfn ${span(start, seg.count)}: ${frameText(seg.value)}`);
+    rangeForEachAll(state.frames, (start, count, frame) => {
+      emit(`pfn ${span(start, count)}: ${frameText(frame)}`);
     }),
   );
 

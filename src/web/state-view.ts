@@ -7,6 +7,7 @@
  */
 import { btreeForEachFrom } from '../structures/btree.js';
 import { mappingsForEachFrom } from '../structures/mapping-table.js';
+import { rangeForEachAll } from '../structures/range-map.js';
 import { itreeEntries } from '../structures/interval-tree.js';
 import { digestHex } from '../lib/digest.js';
 import { hex } from '../lib/format.js';
@@ -86,8 +87,8 @@ export function stateView(state: State, max = DEFAULT_VIEW_MAX): StateView {
   for (const [id, h] of byKey(state.heap))
     heap.push({ id: h.id, size: h.size, owner: h.owner, tag: h.tag, fn: h.fn, path: `heap.${id}` });
   const frames = new Cap<StateView['frames']['items'][number]>(max);
-  btreeForEachFrom(state.frames.tree, undefined, (start, seg) => {
-    frames.push({ pfn: hex(start), count: seg.count, pins: seg.value.pins, maps: seg.value.maps, path: 'frames' });
+  rangeForEachAll(state.frames, (start, count, frame) => {
+    frames.push({ pfn: hex(start), count, pins: frame.pins, maps: frame.maps, path: 'frames' });
   });
   const pages: PagesView[] = byKey(state.pages).map(([id, p]) => {
     const pinned = new Cap<PagesView['pinnedPfns']['items'][number]>(max);

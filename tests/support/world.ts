@@ -25,7 +25,7 @@ import { DEFAULT_CONFIG, initialState, recomputeDigest } from '../../src/state/s
 import { btreeEntries } from '../../src/structures/btree.js';
 import { mappingsPieces } from '../../src/structures/mapping-table.js';
 import { itreeEntries } from '../../src/structures/interval-tree.js';
-import { rangeGet } from '../../src/structures/range-map.js';
+import { rangeForEachAll, rangeGet } from '../../src/structures/range-map.js';
 import { xaRuns } from '../../src/structures/xarray.js';
 
 export const PAGE = 4096;
@@ -287,7 +287,9 @@ export function pinRuns(state: State, pfn: number, count: number): [number, numb
 /** Pins held on all frames (each page of a segment counts). */
 export function totalPins(state: State): number {
   let total = 0;
-  for (const [, seg] of btreeEntries(state.frames.tree)) total += seg.value.pins * seg.count;
+  rangeForEachAll(state.frames, (_start, count, frame) => {
+    total += frame.pins * count;
+  });
   return total;
 }
 

@@ -4,7 +4,7 @@
  * A pin nobody covers is a 'pin_leak'; a missing one names who expects it.
  */
 import type { State } from '../../state/state.js';
-import { btreeForEachFrom } from '../../structures/btree.js';
+import { rangeForEachAll } from '../../structures/range-map.js';
 import { xaForEachRun } from '../../structures/xarray.js';
 import type { InvariantFinding } from './finding.js';
 import { LIST_MAX, hex } from './finding.js';
@@ -104,8 +104,8 @@ export function checkPins(state: State, held: readonly Held[], out: InvariantFin
   }
 
   const actual: Step<number, number>[] = [];
-  btreeForEachFrom(state.frames.tree, undefined, (start, seg) => {
-    if (seg.value.pins > 0) actual.push({ start, end: start + seg.count, value: seg.value.pins });
+  rangeForEachAll(state.frames, (start, count, frame) => {
+    if (frame.pins > 0) actual.push({ start, end: start + count, value: frame.pins });
   });
 
   const surplus: Step<number, number>[] = [];

@@ -4,7 +4,7 @@
  */
 import type { Sim } from '../../machine/sim.js';
 import type { Pages } from '../../state/state.js';
-import { btreeForEachFrom } from '../../structures/btree.js';
+import { rangeForEachAll } from '../../structures/range-map.js';
 import { TEARDOWN_MAX, hex } from './finding.js';
 import { mmGone } from './accounting.js';
 
@@ -59,14 +59,14 @@ export function checkTeardown(sim: Sim): void {
   }
 
   const pinned: { pfn: number; count: number; pins: number }[] = [];
-  btreeForEachFrom(state.frames.tree, undefined, (start, seg) => {
-    if (seg.value.pins <= 0) return;
+  rangeForEachAll(state.frames, (start, count, frame) => {
+    if (frame.pins <= 0) return;
     const prev = pinned[pinned.length - 1];
     if (prev !== undefined && prev.pfn + prev.count === start) {
-      prev.count += seg.count;
-      prev.pins += seg.value.pins * seg.count;
+      prev.count += count;
+      prev.pins += frame.pins * count;
     } else {
-      pinned.push({ pfn: start, count: seg.count, pins: seg.value.pins * seg.count });
+      pinned.push({ pfn: start, count, pins: frame.pins * count });
     }
   });
   pinned.slice(0, TEARDOWN_MAX).forEach((r) => {

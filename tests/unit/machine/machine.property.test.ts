@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { btreeEntries } from '../../../src/structures/btree.js';
-import { rangeGet } from '../../../src/structures/range-map.js';
+import { rangeForEachAll, rangeGet } from '../../../src/structures/range-map.js';
 import { pinUserPagesRemote, unpinUserPages } from '../../../src/machine/gup.js';
 import { cpuWrite, mmap, munmap } from '../../../src/machine/memory.js';
 import { createProcess, exitProcess } from '../../../src/machine/mm.js';
@@ -70,14 +70,14 @@ function checkFrames(s: State, held: number[]): void {
   }
   const pinsOf = new Map<number, number>();
   for (const pfn of held) pinsOf.set(pfn, (pinsOf.get(pfn) ?? 0) + 1);
-  for (const [, seg] of btreeEntries(s.frames.tree)) {
-    for (let i = 0; i < seg.count; i++) {
-      const pfn = seg.start + i;
-      expect(seg.value.pins > 0 || seg.value.maps > 0).toBe(true);
-      expect([pfn, seg.value.maps]).toEqual([pfn, mapsOf.get(pfn) ?? 0]);
-      expect([pfn, seg.value.pins]).toEqual([pfn, pinsOf.get(pfn) ?? 0]);
+  rangeForEachAll(s.frames, (start, count, frame) => {
+    for (let i = 0; i < count; i++) {
+      const pfn = start + i;
+      expect(frame.pins > 0 || frame.maps > 0).toBe(true);
+      expect([pfn, frame.maps]).toEqual([pfn, mapsOf.get(pfn) ?? 0]);
+      expect([pfn, frame.pins]).toEqual([pfn, pinsOf.get(pfn) ?? 0]);
     }
-  }
+  });
   for (const pfn of [...mapsOf.keys(), ...pinsOf.keys()]) expect(rangeGet(s.frames, pfn)).toBeDefined();
 }
 

@@ -85,7 +85,8 @@ describe('write marks', () => {
       rangeForEach(m, 0, 100, () => true);
     };
     expect(marks([m], read, () => rangeSet(m, 0, 10, 1, spec))).toEqual([true]);
-    expect(marks([m], read, () => rangeSet(m, 20, 10, 1, spec))).toEqual([true]);
+    // Another value: two equal segments of one length would be stored as one atom, which the update splits.
+    expect(marks([m], read, () => rangeSet(m, 20, 10, 3, spec))).toEqual([true]);
     // Same start, new value: the segment is rewritten in place and its tree is not written at all, which is
     // why a part covers the map itself and not only its tree.
     expect(marks([m, m.tree], read, () => rangeUpdate(m, 0, 10, (v) => (v ?? 0) + 1, spec))).toEqual([true, false]);
