@@ -27,6 +27,7 @@ import type { IntervalTree } from '../structures/interval-tree.js';
 import { itreeEntries } from '../structures/interval-tree.js';
 import type { ItreeEntry, Key as TreeKey } from '../structures/interval-tree.js';
 import type { RangeMap } from '../structures/range-map.js';
+import { xaForEachRun } from '../structures/xarray.js';
 import type { Xarray } from '../structures/xarray.js';
 import { STATE_TABLES, type Frame, type Mapping, type MappingTable, type State, type Vma } from './state.js';
 
@@ -264,10 +265,11 @@ function diffRangeMap<V extends object>(
 function xaRunsOf(xa: Xarray | undefined): Piece<number>[] {
   const out: Piece<number>[] = [];
   if (xa !== undefined)
-    btreeForEachFrom(
-      xa.runs,
-      undefined,
-      (index, run) => void out.push({ start: index, count: run.count, value: run.pfn }),
+    xaForEachRun(
+      xa,
+      0,
+      Number.MAX_SAFE_INTEGER,
+      (index, pfn, count) => void out.push({ start: index, count, value: pfn }),
     );
   return out;
 }

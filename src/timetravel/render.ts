@@ -11,6 +11,7 @@ import { btreeForEachFrom } from '../structures/btree.js';
 import { itreeEntries } from '../structures/interval-tree.js';
 import type { IntervalTree, Key as TreeKey } from '../structures/interval-tree.js';
 import type { RangeMap } from '../structures/range-map.js';
+import { xaForEachRun } from '../structures/xarray.js';
 import type { Xarray } from '../structures/xarray.js';
 import { digestHex } from '../lib/digest.js';
 import { formatValue, hex } from '../state/diff.js';
@@ -70,8 +71,8 @@ function xaLines(
 ): void {
   if (xa.count === 0) return;
   out.list(indent, (emit) =>
-    btreeForEachFrom(xa.runs, undefined, (index, run) => {
-      emit(`${label} ${unit} ${span(index, run.count, showIndex)} -> pfn ${span(run.pfn, run.count)}`);
+    xaForEachRun(xa, 0, Number.MAX_SAFE_INTEGER, (index, pfn, count) => {
+      emit(`${label} ${unit} ${span(index, count, showIndex)} -> pfn ${span(pfn, count)}`);
     }),
   );
 }
