@@ -62,9 +62,71 @@ function atomOf(index: number, pfn: number, count: number, n: number, indexStep:
   return { index, pfn, count, n, indexStep, pfnStep };
 }
 
+/** An atom's digest (the sum over its runs) as last taken, with the fields it was taken of. */
+interface AtomSum {
+  index: number;
+  pfn: number;
+  count: number;
+  n: number;
+  indexStep: number;
+  pfnStep: number;
+  lo: number;
+  hi: number;
+}
+const atomSums = new WeakMap<object, AtomSum>();
+
+/** The remembered digest of `a` (of two runs or more) when it was taken of `a` as it is now. */
+function sumOf(a: XaAtom): AtomSum | undefined {
+  const m = atomSums.get(a);
+  return m !== undefined &&
+    m.n === a.n &&
+    m.index === a.index &&
+    m.pfn === a.pfn &&
+    m.count === a.count &&
+    m.indexStep === a.indexStep &&
+    m.pfnStep === a.pfnStep
+    ? m
+    : undefined;
+}
+
+function remember(a: XaAtom, lo: number, hi: number): void {
+  atomSums.set(a, {
+    index: a.index,
+    pfn: a.pfn,
+    count: a.count,
+    n: a.n,
+    indexStep: a.indexStep,
+    pfnStep: a.pfnStep,
+    lo,
+    hi,
+  });
+}
+
+/** The digest of runs from..to-1 of `a` (scratch: one result at a time). */
+const partSum: Digest = zeroDigest();
+function sumRuns(a: XaAtom, from: number, to: number): Digest {
+  partSum.lo = 0;
+  partSum.hi = 0;
+  for (let i = from; i < to; i++) digestAdd3(partSum, a.index + i * a.indexStep, a.pfn + i * a.pfnStep, a.count);
+  return partSum;
+}
+
+/*
+ * A new atom cut from or joined of remembered ones inherits their digest, at the cost of the runs that differ
+ * at most (never more than hashing the new atom would): a self-check after a pin in a long atom, or after the
+ * unpin that joins it again, then hashes a few runs, not the atom. Nothing is hashed when nothing is remembered.
+ */
+
 /** The first n runs of `a`. */
 function prefixOf(a: XaAtom, n: number): XaAtom {
-  return n >= 2 ? atomOf(a.index, a.pfn, a.count, n, a.indexStep, a.pfnStep) : atomOf(a.index, a.pfn, a.count, 1, 0, 0);
+  if (n < 2) return atomOf(a.index, a.pfn, a.count, 1, 0, 0);
+  const r = atomOf(a.index, a.pfn, a.count, n, a.indexStep, a.pfnStep);
+  const m = a.n - n <= n ? sumOf(a) : undefined;
+  if (m !== undefined) {
+    const rest = sumRuns(a, n, a.n);
+    remember(r, (m.lo - rest.lo) >>> 0, (m.hi - rest.hi) >>> 0);
+  }
+  return r;
 }
 
 /** `a` without its first k runs (0 < k < a.n). */
@@ -72,7 +134,40 @@ function suffixOf(a: XaAtom, k: number): XaAtom {
   const n = a.n - k;
   const index = a.index + k * a.indexStep;
   const pfn = a.pfn + k * a.pfnStep;
-  return n >= 2 ? atomOf(index, pfn, a.count, n, a.indexStep, a.pfnStep) : atomOf(index, pfn, a.count, 1, 0, 0);
+  if (n < 2) return atomOf(index, pfn, a.count, 1, 0, 0);
+  const r = atomOf(index, pfn, a.count, n, a.indexStep, a.pfnStep);
+  const m = k <= n ? sumOf(a) : undefined;
+  if (m !== undefined) {
+    const head = sumRuns(a, 0, k);
+    remember(r, (m.lo - head.lo) >>> 0, (m.hi - head.hi) >>> 0);
+  }
+  return r;
+}
+
+/** `a` followed by the first k runs of `b`. */
+function concatOf(a: XaAtom, b: XaAtom, k: number): XaAtom {
+  const r =
+    a.n >= 2
+      ? atomOf(a.index, a.pfn, a.count, a.n + k, a.indexStep, a.pfnStep)
+      : atomOf(a.index, a.pfn, a.count, 1 + k, b.index - a.index, b.pfn - a.pfn);
+  const ma = a.n >= 2 ? sumOf(a) : undefined;
+  const mb = k >= 2 && k === b.n ? sumOf(b) : undefined;
+  // Worth it only when a long side is remembered; a side of one run is one hash.
+  if ((ma !== undefined || mb !== undefined) && (ma !== undefined || a.n === 1) && (mb !== undefined || k === 1)) {
+    let lo = 0;
+    let hi = 0;
+    if (ma !== undefined) {
+      lo = ma.lo;
+      hi = ma.hi;
+    } else {
+      const one = sumRuns(a, 0, 1);
+      lo = one.lo;
+      hi = one.hi;
+    }
+    const other = mb ?? sumRuns(b, 0, 1);
+    remember(r, (lo + other.lo) >>> 0, (hi + other.hi) >>> 0);
+  }
+  return r;
 }
 
 /** Position of the last run of `a` that starts at or before `at` (a.index <= at). */
@@ -97,10 +192,7 @@ export const xaProgressionOps: ProgressionOps<XaAtom> = {
     if (a.n >= 2 && (di !== a.indexStep || dp !== a.pfnStep)) return 0;
     return b.n >= 2 && b.indexStep === di && b.pfnStep === dp ? b.n : 1;
   },
-  concat(a, b, k) {
-    if (a.n >= 2) return atomOf(a.index, a.pfn, a.count, a.n + k, a.indexStep, a.pfnStep);
-    return atomOf(a.index, a.pfn, a.count, 1 + k, b.index - a.index, b.pfn - a.pfn);
-  },
+  concat: concatOf,
   drop: suffixOf,
 };
 
@@ -325,6 +417,8 @@ function updateAtom(o: XaAtom, g: XaAtom): void {
   if (o.n !== g.n) o.n = g.n;
   if (o.indexStep !== g.indexStep) o.indexStep = g.indexStep;
   if (o.pfnStep !== g.pfnStep) o.pfnStep = g.pfnStep;
+  const m = o.n >= 2 ? sumOf(g) : undefined;
+  if (m !== undefined) atomSums.set(o, m);
 }
 
 /** Replace the stored atoms `olds` by `groups` (both ascending): same key in place, then removes and adds. */
@@ -523,19 +617,6 @@ export function xaErase(xa: Xarray, index: number, count = 1): number {
   markWritten(xa);
   return rewrite(xa, index, index + count, false, 0);
 }
-
-/** An atom's digest (the sum over its runs) as last taken, with the fields it was taken of. */
-interface AtomSum {
-  index: number;
-  pfn: number;
-  count: number;
-  n: number;
-  indexStep: number;
-  pfnStep: number;
-  lo: number;
-  hi: number;
-}
-const atomSums = new WeakMap<object, AtomSum>();
 
 /**
  * d += the digest of the atom `a`'s runs, remembered per atom: a self-check after every op hashes only the
