@@ -42,8 +42,7 @@ import {
   pfnReaderUserInit,
   pfnReaderUserPin,
 } from './pfn-reader.js';
-import { btreeFloorValue } from '../structures/btree.js';
-import { xaForEachRun, xaPresent } from '../structures/xarray.js';
+import { xaForEachRun, xaPresent, xaRunAt } from '../structures/xarray.js';
 
 /** sizeof(struct iopt_pages_access): an interval_tree_node and the users counter. */
 const PAGES_ACCESS_BYTES = 56;
@@ -61,8 +60,8 @@ export function ioptPagesFillFromXarray(
   // Entry by entry as the kernel reads them, a stored run at a time.
   let index = start;
   while (index <= last) {
-    const run = btreeFloorValue(pagesOf(sim, pages).xa.runs, index);
-    if (run !== undefined && index < run.index + run.count) {
+    const run = xaRunAt(pagesOf(sim, pages).xa, index);
+    if (run !== undefined) {
       const end = Math.min(run.index + run.count - 1, last);
       for (let pfn = run.pfn + (index - run.index); index <= end; index++, pfn++) out.slots[at + index - start] = pfn;
       continue;

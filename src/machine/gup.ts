@@ -26,7 +26,7 @@
  * except by COW); every page is present (mmap populates), so a fault never allocates; no mmap lock and no
  * `locked` out-parameter (the caller models those).
  */
-import { btreeFloorValue } from '../structures/btree.js';
+import { xaRunAt } from '../structures/xarray.js';
 import { rangeElementAt, rangeSegments } from '../structures/range-map.js';
 import { InternalError } from '../lib/errors.js';
 import { EFAULT, EOVERFLOW } from './errno.js';
@@ -116,8 +116,8 @@ function pinPages(
     if (vmaSeg === undefined || vpn >= vmaSeg.start + vmaSeg.count) break;
     const vma = vmaSeg.value;
     if (flags.write && !vma.writable && !flags.force) break;
-    const ptRun = btreeFloorValue(m.pt.runs, vpn);
-    if (ptRun === undefined || vpn >= ptRun.index + ptRun.count) {
+    const ptRun = xaRunAt(m.pt, vpn);
+    if (ptRun === undefined) {
       throw new InternalError(`${fn}: mm ${mm} VMA page ${hex(vpn)} has no PFN`);
     }
     let pfn = ptRun.pfn + (vpn - ptRun.index);

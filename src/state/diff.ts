@@ -22,13 +22,13 @@ import { kernelField, kernelPlace } from './kernel-names.js';
 import type { Digest } from '../lib/digest.js';
 import { digestEquals, digestHex } from '../lib/digest.js';
 import { encodeJson } from '../lib/codec.js';
-import { btreeForEachFrom } from '../structures/btree.js';
 import { mappingsForEachFrom } from '../structures/mapping-table.js';
 import type { IntervalTree } from '../structures/interval-tree.js';
 import { itreeEntries } from '../structures/interval-tree.js';
 import type { ItreeEntry, Key as TreeKey } from '../structures/interval-tree.js';
 import type { RangeMap } from '../structures/range-map.js';
 import { rangeForEachAll } from '../structures/range-map.js';
+import { xaForEachRun } from '../structures/xarray.js';
 import type { Xarray } from '../structures/xarray.js';
 import { STATE_TABLES, type Frame, type Mapping, type MappingTable, type State, type Vma } from './state.js';
 
@@ -266,10 +266,11 @@ function diffRangeMap<V extends object>(
 function xaRunsOf(xa: Xarray | undefined): Piece<number>[] {
   const out: Piece<number>[] = [];
   if (xa !== undefined)
-    btreeForEachFrom(
-      xa.runs,
-      undefined,
-      (index, run) => void out.push({ start: index, count: run.count, value: run.pfn }),
+    xaForEachRun(
+      xa,
+      0,
+      Number.MAX_SAFE_INTEGER,
+      (index, pfn, count) => void out.push({ start: index, count, value: pfn }),
     );
   return out;
 }

@@ -29,6 +29,7 @@ import type { State } from './state.js';
 import { SnapshotEncoder, decodeParts } from './snapshot-parts.js';
 import { mappingsRegroupAll } from '../structures/mapping-table.js';
 import { rangeRegroupAll } from '../structures/range-map.js';
+import { xaRegroupAll } from '../structures/xarray.js';
 
 export { SnapshotEncoder } from './snapshot-parts.js';
 
@@ -71,7 +72,12 @@ export function deserializeState(bytes: Uint8Array, format: number = SNAPSHOT_FO
 /** Put the structures of a state decoded from format 1 or 2 (one object per entry) into progressions. */
 function regroupStructures(state: State): void {
   rangeRegroupAll(state.frames);
-  for (const mm of Object.values(state.mms)) rangeRegroupAll(mm.vmas);
+  for (const mm of Object.values(state.mms)) {
+    xaRegroupAll(mm.pt);
+    rangeRegroupAll(mm.vmas);
+  }
+  for (const file of Object.values(state.files)) xaRegroupAll(file.pt);
+  for (const pages of Object.values(state.pages)) xaRegroupAll(pages.xa);
   for (const domain of Object.values(state.domains)) mappingsRegroupAll(domain.mappings);
 }
 

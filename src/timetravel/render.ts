@@ -7,12 +7,12 @@
  * Output is deterministic: tables are listed by key (numbers numerically, names by code point), runs by
  * position. `maxItems` caps every list (runs, nodes, mappings, records) and says how many were left out.
  */
-import { btreeForEachFrom } from '../structures/btree.js';
 import { mappingsCount, mappingsForEachFrom } from '../structures/mapping-table.js';
 import { itreeEntries } from '../structures/interval-tree.js';
 import type { IntervalTree, Key as TreeKey } from '../structures/interval-tree.js';
 import type { RangeMap } from '../structures/range-map.js';
 import { rangeElementCount, rangeForEachAll } from '../structures/range-map.js';
+import { xaForEachRun } from '../structures/xarray.js';
 import type { Xarray } from '../structures/xarray.js';
 import { digestHex } from '../lib/digest.js';
 import { formatValue, hex } from '../state/diff.js';
@@ -72,8 +72,8 @@ function xaLines(
 ): void {
   if (xa.count === 0) return;
   out.list(indent, (emit) =>
-    btreeForEachFrom(xa.runs, undefined, (index, run) => {
-      emit(`${label} ${unit} ${span(index, run.count, showIndex)} -> pfn ${span(run.pfn, run.count)}`);
+    xaForEachRun(xa, 0, Number.MAX_SAFE_INTEGER, (index, pfn, count) => {
+      emit(`${label} ${unit} ${span(index, count, showIndex)} -> pfn ${span(pfn, count)}`);
     }),
   );
 }

@@ -5,9 +5,9 @@
  * xarrays, page tables and IO page tables are runs and extents, never pages: a 16 GiB guest is a handful of
  * rows. Every list is capped at `max` items, with the number left out.
  */
-import { btreeForEachFrom } from '../structures/btree.js';
 import { mappingsForEachFrom } from '../structures/mapping-table.js';
 import { rangeForEachAll } from '../structures/range-map.js';
+import { xaForEachRun } from '../structures/xarray.js';
 import { itreeEntries } from '../structures/interval-tree.js';
 import { digestHex } from '../lib/digest.js';
 import { hex } from '../lib/format.js';
@@ -92,8 +92,8 @@ export function stateView(state: State, max = DEFAULT_VIEW_MAX): StateView {
   });
   const pages: PagesView[] = byKey(state.pages).map(([id, p]) => {
     const pinned = new Cap<PagesView['pinnedPfns']['items'][number]>(max);
-    btreeForEachFrom(p.xa.runs, undefined, (index, run) => {
-      pinned.push({ index, count: run.count, pfn: hex(run.pfn) });
+    xaForEachRun(p.xa, 0, Number.MAX_SAFE_INTEGER, (index, pfn, count) => {
+      pinned.push({ index, count, pfn: hex(pfn) });
     });
     const access = new Cap<PagesView['accessItree']['items'][number]>(max);
     for (const e of itreeEntries(p.accessTree))

@@ -114,11 +114,11 @@ describe('ioptrace step on bad-free replayed on v3', () => {
       const r = await cli(['step', '1', '--from', '1', '--to', '2', '--max', '3', '--db', db]);
       expect(r.status).toBe(0);
       expect(lines(r.stdout).slice(1)).toEqual([
-        'op 2  line 15  mmap  ok  (events 7..11, 26 patches)',
+        'op 2  line 15  mmap  ok  (events 7..11, 24 patches)',
         '  add mms.1.pt.runs.root.keys.0 0x7f0000000',
-        '  add mms.1.pt.runs.root.keys.1 0x7f0000001',
-        '  add mms.1.pt.runs.root.vals.0 {index 0x7f0000000, pfn 0x40000, count 1}',
-        '  and 23 more',
+        '  add mms.1.pt.runs.root.vals.0 {index 0x7f0000000, pfn 0x40000, count 1, n 2, indexStep 1, pfnStep 2}',
+        '  replace mms.1.pt.runs.size 0 -> 1',
+        '  and 21 more',
         `  digest ${recorded[2]} = recorded after op 2`,
       ]);
     },

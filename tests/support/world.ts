@@ -22,7 +22,6 @@ import { Emitter, MemorySink } from '../../src/state/emit.js';
 import { reduce } from '../../src/state/reduce.js';
 import type { RunConfig, State } from '../../src/state/state.js';
 import { DEFAULT_CONFIG, initialState, recomputeDigest } from '../../src/state/state.js';
-import { btreeEntries } from '../../src/structures/btree.js';
 import { mappingsPieces } from '../../src/structures/mapping-table.js';
 import { itreeEntries } from '../../src/structures/interval-tree.js';
 import { rangeForEachAll, rangeGet } from '../../src/structures/range-map.js';

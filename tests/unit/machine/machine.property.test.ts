@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { btreeEntries } from '../../../src/structures/btree.js';
 import { rangeForEachAll, rangeGet } from '../../../src/structures/range-map.js';
+import { xaForEachRun } from '../../../src/structures/xarray.js';
 import { pinUserPagesRemote, unpinUserPages } from '../../../src/machine/gup.js';
 import { cpuWrite, mmap, munmap } from '../../../src/machine/memory.js';
 import { createProcess, exitProcess } from '../../../src/machine/mm.js';
@@ -64,9 +64,9 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 function checkFrames(s: State, held: number[]): void {
   const mapsOf = new Map<number, number>();
   for (const mm of Object.values(s.mms)) {
-    for (const [, run] of btreeEntries(mm.pt.runs)) {
-      for (let i = 0; i < run.count; i++) mapsOf.set(run.pfn + i, (mapsOf.get(run.pfn + i) ?? 0) + 1);
-    }
+    xaForEachRun(mm.pt, 0, Number.MAX_SAFE_INTEGER, (_index, pfn, count) => {
+      for (let i = 0; i < count; i++) mapsOf.set(pfn + i, (mapsOf.get(pfn + i) ?? 0) + 1);
+    });
   }
   const pinsOf = new Map<number, number>();
   for (const pfn of held) pinsOf.set(pfn, (pinsOf.get(pfn) ?? 0) + 1);

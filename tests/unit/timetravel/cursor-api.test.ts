@@ -80,10 +80,10 @@ describe('Cursor from the public API', () => {
     const texts = renderPatches(before, step?.patches ?? [], 5).map((p) => p.text);
     expect(texts).toEqual([
       'replace processes.1.exited no -> yes',
-      'remove mms.1.pt.runs.root.keys.1 (was 0x7f0000001)',
       'remove mms.1.pt.runs.root.keys.0 (was 0x7f0000000)',
-      'remove mms.1.pt.runs.root.vals.1 (was {index 0x7f0000001, pfn 0x40002, count 1})',
-      'remove mms.1.pt.runs.root.vals.0 (was {index 0x7f0000000, pfn 0x40000, count 1})',
+      'remove mms.1.pt.runs.root.vals.0 (was {index 0x7f0000000, pfn 0x40000, count 1, n 2, indexStep 1, pfnStep 2})',
+      'replace mms.1.pt.runs.size 1 -> 0',
+      'replace mms.1.pt.digest.lo 0xb38bbd6a -> 0x0',
     ]);
   });
 
