@@ -32,11 +32,11 @@ describe('serializeState / deserializeState', () => {
   });
 
   it('reads format 1 (v8.serialize of the whole state, raw DEFLATE level 1), which older runs stored', () => {
-    expect(SNAPSHOT_FORMAT).toBe(2);
+    expect(SNAPSHOT_FORMAT).toBe(3);
     for (const state of run.live) {
       const back = deserializeState(deflateRawSync(serialize(state), { level: 1 }), 1);
       expect(back).toEqual(state);
-      expect(back).toEqual(deserializeState(serializeState(state), 2));
+      expect(back).toEqual(deserializeState(serializeState(state), 3));
     }
   });
 
@@ -50,7 +50,7 @@ describe('serializeState / deserializeState', () => {
   it('refuses an unknown format and bytes that are not a snapshot', () => {
     const blob = serializeState(run.live[0] as State);
     expect(() => deserializeState(blob, SNAPSHOT_FORMAT + 1)).toThrow(
-      new InternalError('snapshot format 3 is unknown to this version of ioptrace'),
+      new InternalError('snapshot format 4 is unknown to this version of ioptrace'),
     );
     expect(() => deserializeState(new Uint8Array([1, 2, 3]))).toThrow(InternalError);
   });
