@@ -42,7 +42,7 @@ import {
   pfnReaderUserInit,
   pfnReaderUserPin,
 } from './pfn-reader.js';
-import { xaForEachRun, xaPresent, xaRunAt } from '../structures/xarray.js';
+import { xaFirstPresent, xaForEachRun, xaPresent, xaRunAt } from '../structures/xarray.js';
 
 /** sizeof(struct iopt_pages_access): an interval_tree_node and the users counter. */
 const PAGES_ACCESS_BYTES = 56;
@@ -118,15 +118,20 @@ function pagesToXarray(sim: Sim, pages: number, start: number, last: number, lis
       : null;
   const store = (from: number, to: number): void => {
     let i = from;
+    // The next index of the range that already holds an entry: the runs before it need no look.
+    let nextOld = xaFirstPresent(pagesOf(sim, pages).xa, start + from, start + to - 1);
     while (i < to) {
       const pfn = list.slots[at + i] ?? 0;
       let len = 1;
       while (i + len < to && (list.slots[at + i + len] ?? 0) === pfn + len) len++;
-      const old: number[] = [];
-      xaForEachRun(pagesOf(sim, pages).xa, start + i, start + i + len - 1, (index, _pfn, count) => {
-        for (let k = 0; k < count; k++) old.push(index + k);
-      });
-      for (const index of old) sim.warn('pages_to_xarray', 'old', { pages, index });
+      if (nextOld !== undefined && nextOld <= start + i + len - 1) {
+        const old: number[] = [];
+        xaForEachRun(pagesOf(sim, pages).xa, start + i, start + i + len - 1, (index, _pfn, count) => {
+          for (let k = 0; k < count; k++) old.push(index + k);
+        });
+        for (const index of old) sim.warn('pages_to_xarray', 'old', { pages, index });
+        nextOld = xaFirstPresent(pagesOf(sim, pages).xa, start + i + len, start + to - 1);
+      }
       if (lists === null) sim.emit({ type: 'XaStored', v: 1, pages, index: start + i, pfn, count: len });
       else lists.add([start + i, pfn, len]);
       i += len;

@@ -372,19 +372,28 @@ function pushNew(index: number, pfn: number, count: number): void {
   newLen++;
 }
 
+/** How far dropOld has looked in the new runs: the old runs come in ascending order, as the new ones. */
+let dropAt = 0;
+
 /** The old run (index, pfn, count) leaves the window: kept when a new run equals it, else unhashed and uncounted. */
 function dropOld(xa: Xarray, index: number, pfn: number, count: number): void {
-  for (let k = 0; k < newLen; k++) {
-    if (newIndex[k] === index) {
-      if (newPfn[k] === pfn && newCount[k] === count && !newKept[k]) {
-        newKept[k] = true;
-        return;
-      }
-      break;
-    }
+  while (dropAt < newLen && (newIndex[dropAt] as number) < index) dropAt++;
+  const k = dropAt;
+  if (k < newLen && newIndex[k] === index && newPfn[k] === pfn && newCount[k] === count && !newKept[k]) {
+    newKept[k] = true;
+    return;
   }
   digestRemove3(xa.digest, index, pfn, count);
   xa.count -= count;
+}
+
+/** A write's new runs given as a list ([index, pfn, count], contiguous), or null for the one run of xaStore. */
+let storeList: readonly (readonly [number, number, number])[] | null = null;
+
+/** The new runs of a store over [index, end): the list's, or the one run pfn.. at index. */
+function pushStored(index: number, pfn: number, end: number): void {
+  if (storeList === null) pushNew(index, pfn, end - index);
+  else for (const run of storeList) pushNew(run[0], run[1], run[2]);
 }
 
 /** Whether new run k is the run at position i of `a`. */
@@ -516,17 +525,18 @@ function rewrite(xa: Xarray, index: number, end: number, store: boolean, pfn: nu
     const t = tAtom as XaAtom;
     const fPfn = f.pfn + fPos * f.pfnStep;
     if (fIndex < index) pushNew(fIndex, fPfn, Math.min(fIndex + f.count, index) - fIndex);
-    if (store) pushNew(index, pfn, end - index);
+    if (store) pushStored(index, pfn, end);
     const tIndex = t.index + tPos * t.indexStep;
     const tEnd = tIndex + t.count;
     if (tEnd > end) {
       const s = Math.max(tIndex, end);
       pushNew(s, t.pfn + tPos * t.pfnStep + (s - tIndex), tEnd - s);
     }
-  } else if (store) pushNew(index, pfn, end - index);
+  } else if (store) pushStored(index, pfn, end);
 
   // Unhash the window's runs (keeping those a new run repeats), counting the entries of the range.
   let present = 0;
+  dropAt = 0;
   if (window) {
     let a = fAtom as XaAtom;
     let i = fPos;
@@ -609,6 +619,33 @@ export function xaStore(xa: Xarray, index: number, pfn: number, count = 1): numb
   if (count <= 0) return 0;
   markWritten(xa);
   return rewrite(xa, index, index + count, true, pfn);
+}
+
+/**
+ * Store the runs `[index, pfn, count]` (ascending, each starting where the one before ends, as one call of
+ * pages_to_xarray stores them) as one write: the entries and digest of storing each in turn, with one
+ * regroup. Returns how many entries of their range were present before.
+ */
+export function xaStoreRuns(xa: Xarray, runs: readonly (readonly [number, number, number])[]): number {
+  const first = runs[0];
+  if (first === undefined) return 0;
+  let end = first[0];
+  for (const run of runs) {
+    if (run[0] !== end || run[2] <= 0) {
+      // Not one contiguous range: store them one by one.
+      let present = 0;
+      for (const r of runs) present += xaStore(xa, r[0], r[1], r[2]);
+      return present;
+    }
+    end += run[2];
+  }
+  markWritten(xa);
+  storeList = runs;
+  try {
+    return rewrite(xa, first[0], end, true, 0);
+  } finally {
+    storeList = null;
+  }
 }
 
 /** Erase the entries index..index+count-1; returns how many of them were present. */

@@ -3,7 +3,7 @@
 import type { EventOf, TreeRef } from '../../events/events.js';
 import type { IntervalTree } from '../../structures/interval-tree.js';
 import { itreeCreate, itreeInsert, itreeRemove } from '../../structures/interval-tree.js';
-import { xaCreate, xaErase, xaStore } from '../../structures/xarray.js';
+import { xaCreate, xaErase, xaStore, xaStoreRuns } from '../../structures/xarray.js';
 import { InternalError } from '../../lib/errors.js';
 import { recordAdd, recordRemove, recordSet, recordSetEntry, recordStructure } from '../records.js';
 import type { Access, Area, FdEntry, Ioas, OpenFile, Pages, PagesAccess, State } from '../state.js';
@@ -203,9 +203,7 @@ export function xaErased(s: State, e: EventOf<'XaErased'>): void {
 
 /** A list of XaStored runs (version 5), in order, with the pages' record out of the digest once for all. */
 export function xaStoredRuns(s: State, e: EventOf<'XaStoredRuns'>): void {
-  recordStructure(s, 'pages', e.pages, pagesOf(s, e.pages), 'xa', (xa) => {
-    for (const [index, pfn, count] of e.runs) xaStore(xa, index, pfn, count);
-  });
+  recordStructure(s, 'pages', e.pages, pagesOf(s, e.pages), 'xa', (xa) => void xaStoreRuns(xa, e.runs));
 }
 
 /**

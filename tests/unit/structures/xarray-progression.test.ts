@@ -21,6 +21,7 @@ import {
   xaRunCount,
   xaRuns,
   xaStore,
+  xaStoreRuns,
 } from '../../../src/structures/xarray.js';
 import type { XaAtom, XaRun, Xarray } from '../../../src/structures/xarray.js';
 import { digestAdd, zeroDigest } from '../../../src/lib/digest.js';
@@ -206,6 +207,44 @@ describe('xarray progressions', () => {
           const diff = differs(xa, model, probe.first, probe.last);
           if (diff !== null) expect.fail(`after ${JSON.stringify(w)}: ${diff}`);
         }
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('store a contiguous list of runs in one write as storing each in turn would, present count included', () => {
+    const listArb = fc.record({
+      index: fc.integer({ min: 0, max: INDEXES - 1 }),
+      runs: fc.array(fc.record({ count: fc.constantFrom(1, 1, 2), pfn: fc.integer({ min: 400, max: 700 }) }), {
+        minLength: 1,
+        maxLength: 40,
+      }),
+      strided: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(writesArb, listArb, (writes, list) => {
+        const one = xaCreate();
+        const each = xaCreate();
+        for (const w of writes) {
+          apply(one, w);
+          apply(each, w);
+        }
+        const runs: [number, number, number][] = [];
+        let at = list.index;
+        list.runs.forEach((r, k) => {
+          // Strided: the PFNs of a scattered guest, frame after frame apart; else any PFNs.
+          runs.push([at, list.strided ? 900 + 2 * k : r.pfn, r.count]);
+          at += r.count;
+        });
+        const got = xaStoreRuns(one, runs);
+        let want = 0;
+        for (const [index, pfn, count] of runs) want += xaStore(each, index, pfn, count);
+        expect(got).toBe(want);
+        expect([...xaRuns(one, 0, WIDTH)]).toEqual([...xaRuns(each, 0, WIDTH)]);
+        expect(one.count).toBe(each.count);
+        expect(one.digest).toEqual(each.digest);
+        expect(xaCheck(one)).toBeNull();
+        expect([...btreeEntries(one.runs)]).toEqual([...btreeEntries(each.runs)]);
       }),
       { numRuns: 400 },
     );
