@@ -11,7 +11,7 @@ import { LIST_MAX, SMALL, U64_MASK, hex } from './finding.js';
 import type { Step } from './runs.js';
 import { zipSteps } from './runs.js';
 import type { Held } from './held.js';
-import { areaStartByte } from './held.js';
+import { areaStartByte, forEachContiguous } from './held.js';
 
 /** What a domain must map: phys - iova over a range, or null for "mapped, PFN unknown". */
 export type Want = bigint | null;
@@ -32,16 +32,17 @@ export function expectedOfArea(
     out.push({ start, end, value });
     cursor = end;
   };
-  for (const seg of h?.pfns ?? []) {
-    if (seg.index + seg.count <= area.firstIndex || seg.index > area.lastIndex) continue;
-    const b0 = BigInt(seg.index) * page > aStart ? BigInt(seg.index) * page : aStart;
-    const b1 = BigInt(seg.index + seg.count) * page < aEnd ? BigInt(seg.index + seg.count) * page : aEnd;
-    if (b0 >= b1) continue;
+  // One piece per contiguous run (a stepped row of pages is no linear IOVA -> paddr piece), cut as the
+  // segments were before they had a step: the text of a finding names the first piece that differs.
+  forEachContiguous(h?.pfns ?? [], (index, count, pfn, known) => {
+    if (index + count <= area.firstIndex || index > area.lastIndex) return;
+    const b0 = BigInt(index) * page > aStart ? BigInt(index) * page : aStart;
+    const b1 = BigInt(index + count) * page < aEnd ? BigInt(index + count) * page : aEnd;
+    if (b0 >= b1) return;
     const iova = area.iova + (b0 - aStart);
-    const value =
-      seg.known && seg.pfn !== null ? BigInt(seg.pfn) * page - BigInt(seg.index) * page - area.iova + aStart : null;
+    const value = known && pfn !== null ? BigInt(pfn) * page - BigInt(index) * page - area.iova + aStart : null;
     push(iova, iova + (b1 - b0), value);
-  }
+  });
   if (cursor <= area.lastIova) out.push({ start: cursor, end: area.lastIova + 1n, value: null });
 }
 

@@ -28,12 +28,28 @@ export function indexToIovaLast(area: Area, index: number, page: bigint): bigint
 export const areaStartByte = (area: Area, page: bigint): bigint =>
   BigInt(area.firstIndex) * page + BigInt(area.pageOffset);
 
-/** PFNs of a run of indexes: from the xarray or a storage domain (known), the source mm (hint), or none. */
+/**
+ * PFNs of a run of indexes: from the xarray or a storage domain (known), the source mm (hint), or none.
+ * Index `index + i` holds `pfn + i * step`: step 1 is a physically contiguous run; another step is a row
+ * of single pages whose frames are never adjacent but advance evenly (a guest of 4 KiB pages laid out
+ * every other frame is one segment, not one per page). A segment of one page, or without PFN, has step 1.
+ */
 export interface PfnSeg {
   index: number;
   count: number;
   pfn: number | null;
+  step: number;
   known: boolean;
+}
+
+/** The PFN of index `index` of `s` (null when the segment has none). */
+export const pfnAt = (s: PfnSeg, index: number): number | null =>
+  s.pfn === null ? null : s.pfn + (index - s.index) * s.step;
+
+/** The indexes [from, to] of `s`, as a new segment. */
+export function subSeg(s: PfnSeg, from: number, to: number): PfnSeg {
+  const count = to - from + 1;
+  return { index: from, count, pfn: pfnAt(s, from), step: count === 1 ? 1 : s.step, known: s.known };
 }
 
 export interface Held {
@@ -45,18 +61,94 @@ export interface Held {
   pfns: PfnSeg[];
 }
 
+/**
+ * Append `seg` (taken over: it may be changed or kept) to the ascending `out`, growing the last segment
+ * when `seg` continues it. Runs of step 1 are exactly the maximal physically contiguous runs (what this
+ * gave before segments had a step): a page whose PFN is one past the last one's always joins it, taken
+ * off the end of a stepped segment if need be. Only single pages that no contiguous run takes are grouped
+ * in stepped segments, greedily: a lone page takes the next page's difference as its step, and a stepped
+ * segment takes what continues its step with that same step.
+ */
 export function pushSeg(out: PfnSeg[], seg: PfnSeg): void {
-  const prev = out[out.length - 1];
+  if (seg.count === 1) seg.step = 1;
+  let prev = out[out.length - 1];
   if (
-    prev !== undefined &&
-    prev.known === seg.known &&
-    prev.index + prev.count === seg.index &&
-    (prev.pfn === null ? seg.pfn === null : seg.pfn === prev.pfn + prev.count)
+    prev === undefined ||
+    prev.known !== seg.known ||
+    prev.index + prev.count !== seg.index ||
+    (prev.pfn === null) !== (seg.pfn === null)
   ) {
-    prev.count += seg.count;
-  } else {
     out.push(seg);
+    return;
   }
+  if (prev.pfn === null) {
+    prev.count += seg.count;
+    return;
+  }
+  const first = seg.pfn as number;
+  const last = prev.pfn + (prev.count - 1) * prev.step;
+  if (first === last + 1) {
+    if (prev.step !== 1 && prev.count > 1) {
+      // The stepped segment's last page belongs to the contiguous run that starts here.
+      prev.count -= 1;
+      if (prev.count === 1) prev.step = 1;
+      prev = { index: seg.index - 1, count: 1, pfn: last, step: 1, known: seg.known };
+      out.push(prev);
+    }
+    if (seg.step === 1) {
+      prev.count += seg.count;
+    } else {
+      // Only the first page of a stepped `seg` is contiguous with `prev`: the rest stays a stepped row.
+      prev.count += 1;
+      out.push(subSeg(seg, seg.index + 1, seg.index + seg.count - 1));
+    }
+    return;
+  }
+  if (prev.count === 1) {
+    if (seg.count === 1 || (seg.step !== 1 && first - last === seg.step)) {
+      prev.step = first - last;
+      prev.count += seg.count;
+      return;
+    }
+  } else if (prev.step !== 1 && first === last + prev.step && (seg.count === 1 || seg.step === prev.step)) {
+    prev.count += seg.count;
+    return;
+  }
+  out.push(seg);
+}
+
+/**
+ * The maximal physically contiguous runs of `segs[lo..hi)` (each as pushSeg gave segments before they
+ * had a step): what the findings' texts are cut by, so that they do not depend on how pages are grouped.
+ */
+export function forEachContiguous(
+  segs: readonly PfnSeg[],
+  fn: (index: number, count: number, pfn: number | null, known: boolean) => void,
+  lo = 0,
+  hi = segs.length,
+): void {
+  let index = 0;
+  let count = 0;
+  let pfn: number | null = null;
+  let known = false;
+  const take = (i: number, n: number, p: number | null, k: boolean): void => {
+    if (count > 0 && known === k && index + count === i && (pfn === null ? p === null : p === pfn + count)) {
+      count += n;
+      return;
+    }
+    if (count > 0) fn(index, count, pfn, known);
+    index = i;
+    count = n;
+    pfn = p;
+    known = k;
+  };
+  for (let k = lo; k < hi; k++) {
+    const s = segs[k] as PfnSeg;
+    if (s.count <= 0) continue;
+    if (s.step === 1 || s.pfn === null) take(s.index, s.count, s.pfn, s.known);
+    else for (let i = 0; i < s.count; i++) take(s.index + i, 1, s.pfn + i * s.step, s.known);
+  }
+  if (count > 0) fn(index, count, pfn, known);
 }
 
 /** PFNs of [first, last] from the source mm's page table (a hint), the rest unknown. */
@@ -67,12 +159,12 @@ export function fromSourceMm(state: State, p: Pages, first: number, last: number
   if (mm !== undefined) {
     xaForEachRun(mm.pt, base + first, base + last, (vpn, pfn, count) => {
       const index = vpn - base;
-      if (index > next) pushSeg(out, { index: next, count: index - next, pfn: null, known: false });
-      pushSeg(out, { index, count, pfn, known: false });
+      if (index > next) pushSeg(out, { index: next, count: index - next, pfn: null, step: 1, known: false });
+      pushSeg(out, { index, count, pfn, step: 1, known: false });
       next = index + count;
     });
   }
-  if (next <= last) pushSeg(out, { index: next, count: last - next + 1, pfn: null, known: false });
+  if (next <= last) pushSeg(out, { index: next, count: last - next + 1, pfn: null, step: 1, known: false });
 }
 
 /**
@@ -105,7 +197,7 @@ export function fromDomain(
     const i1 = Math.floor(b1 / pageSize);
     if (i1 < i0) return;
     if (i0 > next) fromSourceMm(state, p, next, i0 - 1, out);
-    pushSeg(out, { index: i0, count: i1 - i0 + 1, pfn: i0 + shift, known: true });
+    pushSeg(out, { index: i0, count: i1 - i0 + 1, pfn: i0 + shift, step: 1, known: true });
     next = i1 + 1;
   };
   // Small addresses are walked as numbers (exact below 2^52; bigint arithmetic is slow).
@@ -259,7 +351,7 @@ export function pfnsOver(
     let next = s;
     xaForEachRun(p.xa, s, l, (index, pfn, count) => {
       if (index > next) fromDomains(state, p, next, index - 1, pfns);
-      pushSeg(pfns, { index, count, pfn, known: true });
+      pushSeg(pfns, { index, count, pfn, step: 1, known: true });
       next = index + count;
     });
     if (next <= l) fromDomains(state, p, next, l, pfns);

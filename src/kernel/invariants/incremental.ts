@@ -10,8 +10,9 @@
  * done on those ranges only:
  *
  * - the PFN of every covered index (held.ts): kept per iopt_pages, recomputed over the touched index ranges
- *   and spliced in (the PFN of an index does not depend on the range it is asked in, and the segments are
- *   canonical, so the splice is what a from-scratch walk gives);
+ *   and spliced in (the PFN of an index does not depend on the range it is asked in, and the contiguous
+ *   runs are canonical, so the splice holds the PFNs a from-scratch walk gives, cut in the same contiguous
+ *   runs; single pages grouped in stepped rows may be grouped otherwise, which no check reads);
  * - invariant 1 across pages (pins.ts): the expected pin count per PFN is kept as a run-length map, moved
  *   by the segments that changed; where the pins were right after the last op, comparing it with the frame
  *   table over the touched PFN ranges says whether they are still right;
@@ -36,7 +37,7 @@ import type { RangeMap, RangeSpec } from '../../structures/range-map.js';
 import { rangeForEach, rangeMapCreate, rangeUpdate } from '../../structures/range-map.js';
 import type { InvariantFinding } from './finding.js';
 import type { PfnSeg } from './held.js';
-import { areaStartByte, indexToIova, indexToIovaLast, pfnsOver, pushSeg } from './held.js';
+import { areaStartByte, indexToIova, indexToIovaLast, pfnAt, pfnsOver, pushSeg, subSeg } from './held.js';
 import type { CheckShortcuts } from './index.js';
 import type { LayoutMemo, ObjectsMemo, PagesMemo } from './memo.js';
 import { invariantFindings } from './index.js';
@@ -142,10 +143,36 @@ function mergeWindows<K extends number | bigint>(wins: [K, K][], inclusive: bool
   return out;
 }
 
-function pushWin<K, W>(m: Map<K, W[]>, key: K, win: W): void {
+/**
+ * Note the inclusive index window [s, l] under `key`. A window that overlaps or touches the last one noted
+ * for the key extends it (their union is one window, exactly): an op that names every page of a guest one
+ * run at a time keeps one window, not one small array per run until the op ends.
+ */
+function pushWin<K>(m: Map<K, Run[]>, key: K, s: number, l: number): void {
   const list = m.get(key);
-  if (list === undefined) m.set(key, [win]);
-  else list.push(win);
+  if (list === undefined) {
+    m.set(key, [[s, l]]);
+    return;
+  }
+  const last = list[list.length - 1];
+  if (last !== undefined && s <= last[1] + 1 && l >= last[0] - 1) {
+    if (s < last[0]) last[0] = s;
+    if (l > last[1]) last[1] = l;
+  } else list.push([s, l]);
+}
+
+/** Note the IOVA window [s, e) under `key`, extending the last one noted when they overlap or touch (exact). */
+function pushIovaWin<K>(m: Map<K, [bigint, bigint][]>, key: K, s: bigint, e: bigint): void {
+  const list = m.get(key);
+  if (list === undefined) {
+    m.set(key, [[s, e]]);
+    return;
+  }
+  const last = list[list.length - 1];
+  if (last !== undefined && s <= last[1] && e >= last[0]) {
+    if (s < last[0]) last[0] = s;
+    if (e > last[1]) last[1] = e;
+  } else list.push([s, e]);
 }
 
 /** The first position in `segs` (ascending) of a segment that ends at or after index `a`. */
@@ -175,9 +202,7 @@ function firstStartingAfter(segs: readonly PfnSeg[], b: number): number {
 
 /** `s` clipped to the indexes [a, b]. */
 function clip(s: PfnSeg, a: number, b: number): PfnSeg {
-  const from = Math.max(s.index, a);
-  const to = Math.min(s.index + s.count - 1, b);
-  return { index: from, count: to - from + 1, pfn: s.pfn === null ? null : s.pfn + (from - s.index), known: s.known };
+  return subSeg(s, Math.max(s.index, a), Math.min(s.index + s.count - 1, b));
 }
 
 /** Are `segs[lo..hi)`, each clipped to [a, b], the segments `fresh`? (What clip gives, without the copies.) */
@@ -188,8 +213,9 @@ function sameClipped(segs: readonly PfnSeg[], lo: number, hi: number, a: number,
     const t = fresh[k - lo] as PfnSeg;
     const from = Math.max(s.index, a);
     const count = Math.min(s.index + s.count - 1, b) - from + 1;
-    const pfn = s.pfn === null ? null : s.pfn + (from - s.index);
-    if (t.index !== from || t.count !== count || t.pfn !== pfn || t.known !== s.known) return false;
+    if (t.index !== from || t.count !== count || t.pfn !== pfnAt(s, from) || t.known !== s.known) return false;
+    // The step of a single page means nothing (clip gives it 1).
+    if (count > 1 && t.step !== s.step) return false;
   }
   return true;
 }
@@ -208,6 +234,13 @@ export class IncrementalChecker {
   readonly reused = { pages: 0, layout: 0, objects: 0 };
   /** The PFNs each live pages holds, as of the last check. */
   private readonly pfns = new Map<number, PfnSeg[]>();
+
+  /** How many PFN segments the checker keeps for all pages (tests read it to see a stepped layout stay small). */
+  pfnSegments(): number {
+    let n = 0;
+    for (const segs of this.pfns.values()) n += segs.length;
+    return n;
+  }
   private expectedPins: RangeMap<number> = rangeMapCreate<number>();
   private readonly areas = new Map<number, AreaSeen>();
   /** The shortcuts handed to invariantFindings, made once per state (they close over it). */
@@ -255,15 +288,15 @@ export class IncrementalChecker {
         break;
       case 'XaStored':
       case 'XaErased':
-        pushWin(this.pagesWins, e.pages, [e.index, e.index + e.count - 1]);
+        pushWin(this.pagesWins, e.pages, e.index, e.index + e.count - 1);
         this.touchPages(e.pages, XARRAY);
         break;
       case 'XaStoredRuns':
-        for (const [index, , count] of e.runs) pushWin(this.pagesWins, e.pages, [index, index + count - 1]);
+        for (const [index, , count] of e.runs) pushWin(this.pagesWins, e.pages, index, index + count - 1);
         this.touchPages(e.pages, XARRAY);
         break;
       case 'XaErasedRuns':
-        for (const [index, count] of e.runs) pushWin(this.pagesWins, e.pages, [index, index + count - 1]);
+        for (const [index, count] of e.runs) pushWin(this.pagesWins, e.pages, index, index + count - 1);
         this.touchPages(e.pages, XARRAY);
         break;
       case 'NpinnedChanged':
@@ -273,13 +306,13 @@ export class IncrementalChecker {
       case 'ItreeRemoved': {
         const t = e.tree;
         if (t.kind === 'access' || t.kind === 'domains') {
-          pushWin(this.pagesWins, t.pages, [Number(e.start), Number(e.last)]);
+          pushWin(this.pagesWins, t.pages, Number(e.start), Number(e.last));
           this.touchPages(t.pages, t.kind === 'access' ? ACCESS_TREE : DOMAINS_TREE);
           if (t.kind === 'domains') this.touchedAreas.add(e.node);
         } else {
           this.layoutTouched = true;
           if (t.kind === 'area') {
-            pushWin(this.ioasWins, t.ioas, [BigInt(e.start), BigInt(e.last) + 1n]);
+            pushIovaWin(this.ioasWins, t.ioas, BigInt(e.start), BigInt(e.last) + 1n);
             this.touchedAreas.add(e.node);
           }
         }
@@ -295,13 +328,13 @@ export class IncrementalChecker {
         this.touchedAreas.add(e.area);
         break;
       case 'IommuMapped':
-        pushWin(this.domainWins, e.domain, [e.iova, e.iova + e.size]);
+        pushIovaWin(this.domainWins, e.domain, e.iova, e.iova + e.size);
         break;
       case 'IommuMappedRuns':
-        for (const x of e.extents) pushWin(this.domainWins, e.domain, [x.iova, x.iova + x.size]);
+        for (const x of e.extents) pushIovaWin(this.domainWins, e.domain, x.iova, x.iova + x.size);
         break;
       case 'IommuUnmapped':
-        for (const [iova, size] of e.removed) pushWin(this.domainWins, e.domain, [iova, iova + size]);
+        for (const [iova, size] of e.removed) pushIovaWin(this.domainWins, e.domain, iova, iova + size);
         break;
       case 'DomainAllocated':
       case 'DomainFreed':
@@ -316,10 +349,10 @@ export class IncrementalChecker {
         break;
       case 'VmaMapped':
       case 'VmaUnmapped':
-        pushWin(this.mmWins, e.mm, [e.vpn, e.vpn + e.npages - 1]);
+        pushWin(this.mmWins, e.mm, e.vpn, e.vpn + e.npages - 1);
         break;
       case 'CowBroken':
-        pushWin(this.mmWins, e.mm, [e.vpn, e.vpn + (e.npages ?? 1) - 1]);
+        pushWin(this.mmWins, e.mm, e.vpn, e.vpn + (e.npages ?? 1) - 1);
         break;
       case 'PagesAllocated':
       case 'PagesReleased':
@@ -329,11 +362,11 @@ export class IncrementalChecker {
         break;
       case 'PagesPinned':
       case 'PagesUnpinned':
-        this.pfnWins.push([e.pfn, e.pfn + e.count]);
+        this.pushPfnWin(e.pfn, e.pfn + e.count);
         break;
       case 'PagesPinnedRuns':
       case 'PagesUnpinnedRuns':
-        for (const [pfn, count] of e.runs) this.pfnWins.push([pfn, pfn + count]);
+        for (const [pfn, count] of e.runs) this.pushPfnWin(pfn, pfn + count);
         break;
       default:
         break;
@@ -412,8 +445,8 @@ export class IncrementalChecker {
 
   /** An area's whole range, before and after the op, in its pages and in its IOAS. */
   private touchArea(a: AreaSeen): void {
-    if (a.pages !== null) pushWin(this.pagesWins, a.pages, [a.firstIndex, a.lastIndex]);
-    pushWin(this.ioasWins, a.ioas, [a.iova, a.lastIova + 1n]);
+    if (a.pages !== null) pushWin(this.pagesWins, a.pages, a.firstIndex, a.lastIndex);
+    pushIovaWin(this.ioasWins, a.ioas, a.iova, a.lastIova + 1n);
   }
 
   /** Turn what the events named into index ranges of pages and IOVA ranges of IOASes. */
@@ -443,7 +476,7 @@ export class IncrementalChecker {
           const lo = s > a.iova ? s : a.iova;
           const hi = e - 1n < a.lastIova ? e - 1n : a.lastIova;
           if (lo > hi || area === undefined) continue;
-          pushWin(this.pagesWins, a.pages, [this.indexOf(state, area, lo), this.indexOf(state, area, hi)]);
+          pushWin(this.pagesWins, a.pages, this.indexOf(state, area, lo), this.indexOf(state, area, hi));
         }
       }
     }
@@ -454,7 +487,7 @@ export class IncrementalChecker {
         const wins = this.mmWins.get(p.sourceMm);
         if (wins === undefined) continue;
         const base = Number(p.uptr / page);
-        for (const [s, l] of wins) pushWin(this.pagesWins, p.id, [s - base, l - base]);
+        for (const [s, l] of wins) pushWin(this.pagesWins, p.id, s - base, l - base);
       }
     }
     for (const id of this.pagesWhole) {
@@ -484,20 +517,45 @@ export class IncrementalChecker {
 
   /** Add (`sign` 1) or remove (-1) the pins a list of segments expects, noting the PFN ranges. */
   private movePins(segs: readonly PfnSeg[], sign: 1 | -1): void {
+    const move = (old: number | undefined): number | undefined => {
+      const n = (old ?? 0) + sign;
+      return n === 0 ? undefined : n;
+    };
     for (const s of segs) {
       if (s.pfn === null || s.count <= 0) continue;
-      this.pfnWins.push([s.pfn, s.pfn + s.count]);
-      rangeUpdate(
-        this.expectedPins,
-        s.pfn,
-        s.count,
-        (old) => {
-          const n = (old ?? 0) + sign;
-          return n === 0 ? undefined : n;
-        },
-        COUNT_SPEC,
-      );
+      if (s.step === 1) {
+        this.pushPfnWin(s.pfn, s.pfn + s.count);
+        rangeUpdate(this.expectedPins, s.pfn, s.count, move, COUNT_SPEC);
+        continue;
+      }
+      // A stepped row: its frames are apart, one range per page (the cost is the pages that moved).
+      for (let i = 0; i < s.count; i++) {
+        const pfn = s.pfn + i * s.step;
+        this.pushPfnWin(pfn, pfn + 1);
+        rangeUpdate(this.expectedPins, pfn, 1, move, COUNT_SPEC);
+      }
     }
+  }
+
+  /**
+   * Note the PFN window [s, e) whose pins moved. It extends the last one noted when they overlap or touch,
+   * and also across a gap no longer than itself: then the window is the hull, which covers a few frames no
+   * pin moved on. That is sound: the pins comparison over a window is a pure function of the state there,
+   * so comparing more frames finds what comparing fewer finds (and nothing else where all is right). Each
+   * gap bridged is at most the window added, so the hull is at most twice the frames that moved, and a row
+   * of frames every other PFN is one window instead of one per page.
+   */
+  private pushPfnWin(s: number, e: number): void {
+    const last = this.pfnWins[this.pfnWins.length - 1];
+    if (last !== undefined) {
+      const len = e - s;
+      if (s <= last[1] + len && e >= last[0] - len) {
+        if (s < last[0]) last[0] = s;
+        if (e > last[1]) last[1] = e;
+        return;
+      }
+    }
+    this.pfnWins.push([s, e]);
   }
 
   /** The PFNs of a pages from scratch, kept, and their pins expected. */
@@ -620,7 +678,7 @@ export class IncrementalChecker {
         const live = state.areas[area.id];
         if (live === undefined) continue;
         const page = BigInt(state.config.pageSize);
-        pushWin(this.ioasWins, area.ioas, [indexToIova(live, from, page), indexToIovaLast(live, to, page) + 1n]);
+        pushIovaWin(this.ioasWins, area.ioas, indexToIova(live, from, page), indexToIovaLast(live, to, page) + 1n);
       }
     }
     this.pfns.set(p.id, segs);
@@ -630,6 +688,8 @@ export class IncrementalChecker {
   /**
    * Replace the indexes [a, b] of `segs` by `fresh` (the PFNs of those indexes now), merging at the edges as
    * pushSeg would. Null when nothing changed; otherwise the new list (maybe `segs` itself, changed in place).
+   * The segment before the window is pushed again too: a page of it may join a contiguous run the window
+   * now starts, and the last page of a stepped row may leave it for one.
    */
   private splice(segs: PfnSeg[], a: number, b: number, fresh: readonly PfnSeg[]): PfnSeg[] | null {
     const lo = firstEndingFrom(segs, a);
@@ -648,16 +708,13 @@ export class IncrementalChecker {
     for (let k = from; k < lo; k++) pushSeg(rebuilt, { ...(segs[k] as PfnSeg) });
     if (lo < hi) {
       const left = segs[lo] as PfnSeg;
-      if (left.index < a) pushSeg(rebuilt, { ...left, count: a - left.index });
+      if (left.index < a) pushSeg(rebuilt, subSeg(left, left.index, a - 1));
     }
     for (const f of fresh) pushSeg(rebuilt, { ...f });
     if (lo < hi) {
       const right = segs[hi - 1] as PfnSeg;
       const end = right.index + right.count;
-      if (end - 1 > b) {
-        const pfn = right.pfn === null ? null : right.pfn + (b + 1 - right.index);
-        pushSeg(rebuilt, { index: b + 1, count: end - (b + 1), pfn, known: right.known });
-      }
+      if (end - 1 > b) pushSeg(rebuilt, subSeg(right, b + 1, end - 1));
     }
     for (let k = hi; k < to; k++) pushSeg(rebuilt, { ...(segs[k] as PfnSeg) });
     return replaceSlice(segs, from, to, rebuilt);

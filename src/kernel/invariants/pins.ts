@@ -11,6 +11,7 @@ import { LIST_MAX, hex } from './finding.js';
 import type { Step } from './runs.js';
 import { subtractRuns, zipSteps } from './runs.js';
 import type { Held } from './held.js';
+import { forEachContiguous } from './held.js';
 
 export interface Expected {
   pfn: number;
@@ -69,8 +70,11 @@ export function attributeSurplus(
 export function checkPins(state: State, held: readonly Held[], out: InvariantFinding[]): void {
   const exp: Expected[] = [];
   for (const h of held) {
-    for (const seg of h.pfns)
-      if (seg.pfn !== null) exp.push({ pfn: seg.pfn, count: seg.count, pages: h.pages.id, index: seg.index });
+    // Per contiguous run, as the segments were cut before they had a step: who holds a PFN (the text's
+    // "first held by") depends on the cut when two indexes hold one frame.
+    forEachContiguous(h.pfns, (index, count, pfn) => {
+      if (pfn !== null) exp.push({ pfn, count, pages: h.pages.id, index });
+    });
   }
   let sorted = true;
   for (let k = 1; k < exp.length && sorted; k++) sorted = (exp[k - 1] as Expected).pfn <= (exp[k] as Expected).pfn;
