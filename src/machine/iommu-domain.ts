@@ -370,9 +370,11 @@ function ptMockMap(
   // The domain's tables as this call changes them, without copying them: a guest of 4 KiB pages has a
   // level-0 table per MiB of IOVA and one map call per page.
   const stored = d.ioPageTableSet?.keys ?? d.ioPageTables ?? {};
-  const added = new Set<string>();
-  const dropped = new Set<string>();
-  const hasTable = (key: string): boolean => !dropped.has(key) && (added.has(key) || stored[key] === true);
+  // Made when the call first adds or frees a table: most maps of a page find their tables there.
+  let added: Set<string> | null = null;
+  let dropped: Set<string> | null = null;
+  const hasTable = (key: string): boolean =>
+    dropped?.has(key) !== true && (added?.has(key) === true || stored[key] === true);
   const allocated: [number, bigint][] = [];
   const freed: [number, bigint][] = [];
   let mappedEnd = iova;
@@ -397,8 +399,8 @@ function ptMockMap(
           break walk;
         }
         const key = ioPageTableKey(l, base);
-        dropped.delete(key);
-        added.add(key);
+        dropped?.delete(key);
+        (added ??= new Set()).add(key);
         allocated.push([l, base]);
       }
       // The leaves up to the end of the run or of the table they go into.
@@ -411,12 +413,12 @@ function ptMockMap(
       if (level > 0) {
         const tables: TableSet = {
           has: hasTable,
-          keys: () => [...Object.keys(stored).filter((k) => !dropped.has(k)), ...added],
+          keys: () => [...Object.keys(stored).filter((k) => dropped?.has(k) !== true), ...(added ?? [])],
         };
         for (const t of tablesWithin(tables, level, cursor, stop)) {
           const key = ioPageTableKey(t[0], t[1]);
-          added.delete(key);
-          dropped.add(key);
+          added?.delete(key);
+          (dropped ??= new Set()).add(key);
           freed.push(t);
         }
       }

@@ -14,6 +14,12 @@ import type { BeginRunOptions, EventRow, FinishSummary, OpRow, RunInfo, RunWrite
 import { type ChainState, checkEventRow, checkOpRow, checkSnapshotSeq, genesisChainState } from './writer-checks.js';
 
 export const DEFAULT_BATCH_SIZE = 4096;
+/**
+ * The payload text (UTF-16 code units) a batch takes before it is cut whatever its event count: a batch of
+ * the list events that map a guest of scattered 4 KiB pages (tens of KB each) would otherwise hold
+ * hundreds of MB, twice over with a batch in flight.
+ */
+export const BATCH_PAYLOAD_UNITS = 4 * 1024 * 1024;
 
 export const EVENT_COLUMNS = ['run', 'seq', 'op', 'type', 'v', 'payload', 'hash'] as const;
 export const OP_COLUMNS = [
@@ -218,6 +224,8 @@ export abstract class BatchingRunWriter implements RunWriter {
   #chunk: unknown[];
   #chunkAt = 0;
   #eventCount = 0;
+  /** Payload text of the buffered events, in UTF-16 code units. */
+  #payloadUnits = 0;
   /** The seq of the first buffered event: one after the last event of the last cut batch. */
   #firstSeq = 1;
   #types = new Set<string>();
@@ -259,7 +267,7 @@ export abstract class BatchingRunWriter implements RunWriter {
   abstract flush(): Promise<void>;
   abstract finish(status: 'complete' | 'failed', summary: FinishSummary): Promise<void>;
 
-  /** A batch is full (batchSize events, or op rows): commit it now or queue it. */
+  /** A batch is full (batchSize events or BATCH_PAYLOAD_UNITS of payload, or op rows): commit it now or queue it. */
   protected abstract batchFilled(): void;
 
   append(row: EventRow): void {
@@ -285,7 +293,8 @@ export abstract class BatchingRunWriter implements RunWriter {
     this.#types.add(row.type);
     live.seq = row.seq;
     live.head = hash;
-    if (++this.#eventCount >= this.batchSize) this.batchFilled();
+    this.#payloadUnits += row.payload.length;
+    if (++this.#eventCount >= this.batchSize || this.#payloadUnits >= BATCH_PAYLOAD_UNITS) this.batchFilled();
   }
 
   endOp(row: OpRow): void {
@@ -379,6 +388,7 @@ export abstract class BatchingRunWriter implements RunWriter {
     this.#chunks = [];
     this.#chunkAt = 0;
     this.#eventCount = 0;
+    this.#payloadUnits = 0;
     this.#firstSeq = this.#live.seq + 1;
     this.#types = new Set();
     this.#ops = [];

@@ -479,6 +479,22 @@ describe("SQLite's writer thread: a failed batch", () => {
   });
 });
 
+describe('batches of large events', () => {
+  it('are cut at 4 Mi units of payload whatever their event count', async () => {
+    const store = await openTracked();
+    const writer = await store.beginRun(runInfo(), {});
+    // Ten events of 1.1 Mi units each (a list event of a scattered guest is tens of KB; these are larger, so
+    // that a few of them cross the limit): cut after the 4th and the 8th.
+    for (let seq = 1; seq <= 10; seq++) {
+      const row = eventRow(seq);
+      writer.append({ ...row, op: 0, payload: row.payload.replace('"note":"', `"note":"${'y'.repeat(1_100_000)}`) });
+    }
+    writer.endOp({ ...opRow(0), firstSeq: 1, lastSeq: 10 });
+    await writer.finish('complete', { finalDigest: '0000000000000001' });
+    expect((await store.verify()).runs[0]).toMatchObject({ ok: true, events: 10, batches: 3, ops: 1 });
+  });
+});
+
 describe("SQLite's writer thread: readers during a run", () => {
   it('see the committed batches only', async () => {
     const store = await openTracked();

@@ -21,16 +21,35 @@ export interface PgsizeRun {
   pgsize: bigint;
 }
 
+/** A domain's page sizes, largest first, sorted once per list (a map of 4 KiB pages calls this per page). */
+const descendingSizes = new WeakMap<readonly bigint[], readonly bigint[]>();
+
+function descending(pgsizes: readonly bigint[]): readonly bigint[] {
+  let sizes = descendingSizes.get(pgsizes);
+  if (sizes === undefined) {
+    sizes = [...pgsizes].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+    descendingSizes.set(pgsizes, sizes);
+  }
+  return sizes;
+}
+
 /** Split a map call into runs of one IOPTE size each, choosing per step the largest size that fits. */
 export function pgsizeRuns(iova: bigint, paddr: bigint, size: bigint, pgsizes: readonly bigint[]): PgsizeRun[] {
-  const sizes = [...pgsizes].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+  const sizes = descending(pgsizes);
   const runs: PgsizeRun[] = [];
   let off = 0n;
   while (off < size) {
     const at = iova + off;
     const pa = paddr + off;
-    const pg =
-      sizes.find((p) => at % p === 0n && pa % p === 0n && size - off >= p) ?? sizes[sizes.length - 1] ?? size - off;
+    const left = size - off;
+    let pg: bigint | undefined;
+    for (const p of sizes) {
+      if (left >= p && at % p === 0n && pa % p === 0n) {
+        pg = p;
+        break;
+      }
+    }
+    pg ??= sizes[sizes.length - 1] ?? left;
     const last = runs[runs.length - 1];
     if (last && last.pgsize === pg && last.iova + last.size === at) last.size += pg;
     else runs.push({ iova: at, paddr: pa, size: pg, pgsize: pg });
