@@ -148,6 +148,29 @@ function mergeWindows<K extends number | bigint>(wins: [K, K][], inclusive: bool
  * for the key extends it (their union is one window, exactly): an op that names every page of a guest one
  * run at a time keeps one window, not one small array per run until the op ends.
  */
+/**
+ * The pins and mappings compared over a window are built as lists of steps, one per page on a guest of
+ * scattered 4 KiB pages: a window is compared in slices of this many PFNs (bytes of IOVA), so that the map
+ * of a whole guest builds a few MB of them at a time, not a list per page of the guest. A slice compares
+ * the same positions as the whole window would.
+ */
+const PFN_SLICE = 1 << 16;
+const IOVA_SLICE = 1n << 28n;
+
+/** [start, end) windows cut into pieces of at most `slice` (`plus` adds two of their numbers). */
+function* sliced<K extends number | bigint>(
+  wins: readonly [K, K][],
+  slice: K,
+  plus: (a: K, b: K) => K,
+): Generator<[K, K]> {
+  for (const [start, end] of wins) {
+    for (let s = start; s < end; s = plus(s, slice)) {
+      const e = plus(s, slice);
+      yield [s, e < end ? e : end];
+    }
+  }
+}
+
 function pushWin<K>(m: Map<K, Run[]>, key: K, s: number, l: number): void {
   const list = m.get(key);
   if (list === undefined) {
@@ -723,7 +746,7 @@ export class IncrementalChecker {
   /** The pins were right after the last op, and the frames agree with the expected pins where either moved. */
   private pinsKnownClean(state: State): boolean {
     if (this.lastKeys.has('pins:surplus') || this.lastKeys.has('pins:deficit')) return false;
-    for (const [start, end] of mergeWindows(this.pfnWins, false)) {
+    for (const [start, end] of sliced(mergeWindows(this.pfnWins, false), PFN_SLICE, (a, b) => a + b)) {
       const want: Step<number, number>[] = [];
       rangeForEach(this.expectedPins, start, end - start, (s, n, v) => {
         want.push({ start: s, end: s + n, value: v });
@@ -763,7 +786,7 @@ export class IncrementalChecker {
     if (ioasWins === undefined && domainWins === undefined) return true;
     const wins = [...(ioasWins ?? []), ...(domainWins ?? [])];
     if (wins.length === 0) return true;
-    for (const [w0, w1] of mergeWindows(wins, false)) {
+    for (const [w0, w1] of sliced(mergeWindows(wins, false), IOVA_SLICE, (a, b) => a + b)) {
       const expected: Step<bigint, Want>[] = [];
       for (const a of filled) {
         if (a.lastIova < w0 || a.iova >= w1) continue;

@@ -19,7 +19,7 @@ import type { EventSink } from '../../../src/state/emit.js';
 import { Emitter } from '../../../src/state/emit.js';
 import type { State } from '../../../src/state/state.js';
 import { initialState } from '../../../src/state/state.js';
-import { btreeFloorValue } from '../../../src/structures/btree.js';
+import { mappingAt } from '../../../src/structures/mapping-table.js';
 
 /** One page: its index, its PFN (null: none known) and whether the PFN is authoritative. */
 type Page = [number, number | null, boolean];
@@ -250,7 +250,7 @@ function remap(mirror: Emitter, domain: string, iova: bigint, paddr: bigint, ext
 }
 
 const paddrAt = (state: State, domain: string, iova: bigint): bigint => {
-  const m = btreeFloorValue(state.domains[domain]?.mappings.tree ?? (undefined as never), iova);
+  const m = mappingAt(state.domains[domain]?.mappings ?? (undefined as never), iova);
   if (m === undefined || m.iova + m.size <= iova) throw new Error(`no mapping at ${iova}`);
   return m.paddr + (iova - m.iova);
 };
