@@ -798,7 +798,13 @@ export class IncrementalChecker {
         const s0 = firstEndingFrom(segs, iLo);
         const s1 = firstStartingAfter(segs, iHi);
         const pieces: Step<bigint, Want>[] = [];
-        expectedOfArea(state, a, { pfns: segs.slice(s0, s1) }, pieces);
+        // Cut to the window: a stepped segment may hold a whole guest, and a window is a slice of it.
+        const inWindow = segs.slice(s0, s1).map((g) => {
+          const from = Math.max(g.index, iLo);
+          const to = Math.min(g.index + g.count - 1, iHi);
+          return from === g.index && to === g.index + g.count - 1 ? g : subSeg(g, from, to);
+        });
+        expectedOfArea(state, a, { pfns: inWindow }, pieces);
         for (const piece of pieces) {
           const s = piece.start > w0 ? piece.start : w0;
           const e = piece.end < w1 ? piece.end : w1;
