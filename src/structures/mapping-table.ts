@@ -77,25 +77,29 @@ function atomOf(
 const singleOf = (m: Mapping): MappingAtom =>
   atomOf(m.iova, m.size, m.paddr, m.pgsize, m.read, m.write, m.extent, m.headFlag, m.tailFlag, 1, 0n, 0n, 0);
 
-/** Piece i of `a` as an atom of its own (`a` itself when it is its only piece). */
-function pieceOf(a: MappingAtom, i: number): MappingAtom {
-  if (a.n === 1) return a;
-  const bi = BigInt(i);
+/** The `n` pieces of `a` from its piece `k` on, as an atom of their own. */
+function piecesOf(a: MappingAtom, k: number, n: number): MappingAtom {
+  const bk = BigInt(k);
   return atomOf(
-    a.iova + bi * a.iovaStep,
+    a.iova + bk * a.iovaStep,
     a.size,
-    a.paddr + bi * a.paddrStep,
+    a.paddr + bk * a.paddrStep,
     a.pgsize,
     a.read,
     a.write,
-    a.extent + i * a.extentStep,
+    a.extent + k * a.extentStep,
     a.headFlag,
     a.tailFlag,
-    1,
-    0n,
-    0n,
-    0,
+    n,
+    n >= 2 ? a.iovaStep : 0n,
+    n >= 2 ? a.paddrStep : 0n,
+    n >= 2 ? a.extentStep : 0,
   );
+}
+
+/** Piece i of `a` as an atom of its own (`a` itself when it is its only piece). */
+function pieceOf(a: MappingAtom, i: number): MappingAtom {
+  return a.n === 1 ? a : piecesOf(a, i, 1);
 }
 
 /** How many pieces of `a` start below `x`. */
@@ -198,25 +202,7 @@ export const mappingOps: ProgressionOps<MappingAtom> = {
       grown ? a.extentStep : b.extent - a.extent,
     );
   },
-  drop(b, k) {
-    const n = b.n - k;
-    const bk = BigInt(k);
-    return atomOf(
-      b.iova + bk * b.iovaStep,
-      b.size,
-      b.paddr + bk * b.paddrStep,
-      b.pgsize,
-      b.read,
-      b.write,
-      b.extent + k * b.extentStep,
-      b.headFlag,
-      b.tailFlag,
-      n,
-      n >= 2 ? b.iovaStep : 0n,
-      n >= 2 ? b.paddrStep : 0n,
-      n >= 2 ? b.extentStep : 0,
-    );
-  },
+  drop: (b, k) => piecesOf(b, k, b.n - k),
 };
 
 /** The first `k` pieces of `a` (0 < k < a.n): the same key. */
