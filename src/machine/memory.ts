@@ -100,21 +100,12 @@ export function allocBlocks(sim: Sim, huge: HugeSize, nblocks: number): number[]
     // The next block leaves one PFN of gap above this one, as allocFrames does above the highest PFN.
     start += count + 1;
   }
-  emitFrameRuns(
-    sim,
-    huge,
-    starts.map((pfn): [number, number] => [pfn, count]),
-  );
-  return starts;
-}
-
-/** FrameRunsAllocated events of at most `sim.runsPerEvent` runs each (version 4 traces only). */
-function emitFrameRuns(sim: Sim, huge: HugeSize, runs: readonly [number, number][]): void {
-  const perEvent = sim.runsPerEvent;
-  if (perEvent === null) throw new InternalError('FrameRunsAllocated outside a version 4 trace');
-  for (let at = 0; at < runs.length; at += perEvent) {
-    sim.emit({ type: 'FrameRunsAllocated', v: 1, huge, runs: runs.slice(at, at + perEvent) });
+  // The runs of one event at a time: a guest of 4 KiB pages has a block per page.
+  for (let at = 0; at < starts.length; at += perEvent) {
+    const runs = starts.slice(at, at + perEvent).map((pfn): [number, number] => [pfn, count]);
+    sim.emit({ type: 'FrameRunsAllocated', v: 1, huge, runs });
   }
+  return starts;
 }
 
 /**
@@ -130,15 +121,32 @@ export function emitVmaMapped(
   vma: Vma,
   runs: [number, number][],
 ): void {
+  emitVmaMappedOf(sim, mm, vpn, npages, vma, runs.length, (from, to) => runs.slice(from, to));
+}
+
+/**
+ * emitVmaMapped of `nruns` runs that `runsOf(from, to)` makes as they are needed: a mapping of scattered
+ * 4 KiB pages has a run per page, and only one event's worth of them is built at a time.
+ */
+function emitVmaMappedOf(
+  sim: Sim,
+  mm: number,
+  vpn: number,
+  npages: number,
+  vma: Vma,
+  nruns: number,
+  runsOf: (from: number, to: number) => [number, number][],
+): void {
   const shared = vma.shared === true ? { shared: true as const } : {};
   const perEvent = sim.runsPerEvent;
-  if (perEvent === null || runs.length <= perEvent) {
+  if (perEvent === null || nruns <= perEvent) {
+    const runs = runsOf(0, nruns);
     sim.emit({ type: 'VmaMapped', v: 1, mm, vpn, npages, writable: vma.writable, huge: vma.huge, runs, ...shared });
     return;
   }
   let at = vpn;
-  for (let i = 0; i < runs.length; i += perEvent) {
-    const part = runs.slice(i, i + perEvent);
+  for (let i = 0; i < nruns; i += perEvent) {
+    const part = runsOf(i, Math.min(i + perEvent, nruns));
     const pages = part.reduce((n, [, c]) => n + c, 0);
     sim.emit({
       type: 'VmaMapped',
@@ -231,15 +239,16 @@ export function mmap(
   const rc = unmapRange(sim, proc.mm, vpn, npages);
   if (rc) return rc;
 
-  let runs: [number, number][];
+  const vma: Vma = { writable: opts.writable, huge: opts.huge, ...(opts.shared === true ? { shared: true } : {}) };
   if (given !== null) {
     allocHoles(sim, opts.huge, given);
-    runs = given;
+    emitVmaMapped(sim, proc.mm, vpn, npages, vma, given);
   } else {
-    runs = allocBlocks(sim, opts.huge, npages / blockPfns).map((pfn): [number, number] => [pfn, blockPfns]);
+    const starts = allocBlocks(sim, opts.huge, npages / blockPfns);
+    emitVmaMappedOf(sim, proc.mm, vpn, npages, vma, starts.length, (from, to) =>
+      starts.slice(from, to).map((pfn): [number, number] => [pfn, blockPfns]),
+    );
   }
-  const vma: Vma = { writable: opts.writable, huge: opts.huge, ...(opts.shared === true ? { shared: true } : {}) };
-  emitVmaMapped(sim, proc.mm, vpn, npages, vma, runs);
   return 0;
 }
 

@@ -3,7 +3,7 @@
 import type { EventOf } from '../../events/events.js';
 import type { RangeMap } from '../../structures/range-map.js';
 import { rangeSet, rangeUpdate } from '../../structures/range-map.js';
-import { xaErase, xaRuns, xaStore } from '../../structures/xarray.js';
+import { xaErase, xaForEachRun, xaRuns, xaStore } from '../../structures/xarray.js';
 import { rangeMapCreate } from '../../structures/range-map.js';
 import { xaCreate } from '../../structures/xarray.js';
 import { entrySet, recordAdd, recordRemove, recordSet, recordStructure } from '../records.js';
@@ -150,9 +150,11 @@ export function vmaMapped(s: State, e: EventOf<'VmaMapped'>): void {
 
 export function vmaUnmapped(s: State, e: EventOf<'VmaUnmapped'>): void {
   const mm = mustGet(s.mms, e.mm, 'mm');
-  const runs = [...xaRuns(mm.pt, e.vpn, e.vpn + e.npages - 1)];
+  // Walked, not listed: an unmap of scattered 4 KiB pages has a run per page.
   withFrames(s, (frames) => {
-    for (const run of runs) rangeUpdate(frames, run.pfn, run.count, unmapFrame, FRAME_SPEC);
+    xaForEachRun(mm.pt, e.vpn, e.vpn + e.npages - 1, (_vpn, pfn, count) => {
+      rangeUpdate(frames, pfn, count, unmapFrame, FRAME_SPEC);
+    });
   });
   recordStructure(s, 'mm', e.mm, mm, 'pt', (pt) => void xaErase(pt, e.vpn, e.npages));
   recordStructure(s, 'mm', e.mm, mm, 'vmas', (vmas) => rangeSet(vmas, e.vpn, e.npages, undefined, VMA_SPEC));
