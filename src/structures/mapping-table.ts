@@ -207,21 +207,7 @@ export const mappingOps: ProgressionOps<MappingAtom> = {
 
 /** The first `k` pieces of `a` (0 < k < a.n): the same key. */
 function prefixOf(a: MappingAtom, k: number): MappingAtom {
-  return atomOf(
-    a.iova,
-    a.size,
-    a.paddr,
-    a.pgsize,
-    a.read,
-    a.write,
-    a.extent,
-    a.headFlag,
-    a.tailFlag,
-    k,
-    k >= 2 ? a.iovaStep : 0n,
-    k >= 2 ? a.paddrStep : 0n,
-    k >= 2 ? a.extentStep : 0,
-  );
+  return piecesOf(a, 0, k);
 }
 
 /** The piece that maps the byte at `iova`. */
